@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench [--only PREFIX]`` (``make bench``) writes bench/results.json."""

@@ -1,0 +1,1 @@
+"""Ring 1: pure value types, geometry and errors shared by every other package."""

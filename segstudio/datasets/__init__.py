@@ -1,0 +1,1 @@
+"""Ring 1: dataset formats, detection and safe image/mask I/O."""

@@ -1,0 +1,94 @@
+"""Format registry (DESIGN rule 7): detect and open datasets by format name.
+
+Formats register themselves in ``_FORMAT_MODULES`` (imported lazily on first use). An unknown name raises
+``UnknownKeyError`` listing the valid ones; an ambiguous detection raises ``AmbiguousFormatError`` with the
+candidates so that the GUI can show a chooser and the CLI can ask for ``--format``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segstudio.core.errors import DatasetError, UnknownKeyError
+from segstudio.datasets.base import Dataset, DatasetFormat
+
+log = logging.getLogger(__name__)
+
+#: name -> "module:attribute" of a ``DatasetFormat`` instance. Order is the tie-break order of detection.
+_FORMAT_MODULES: dict[str, str] = {
+    "class-folders": "segstudio.datasets.formats.class_folders:FORMAT",
+}
+
+_loaded: dict[str, DatasetFormat] = {}
+
+#: Two candidates closer than this in confidence make a detection ambiguous.
+AMBIGUITY_MARGIN = 0.1
+
+
+class AmbiguousFormatError(DatasetError):
+    def __init__(self, path: Path, candidates: list[tuple[str, float]]) -> None:
+        self.candidates = candidates
+        names = ", ".join(f"{n} ({c:.2f})" for n, c in candidates)
+        super().__init__(
+            f"More than one format fits this path: {names}.",
+            path=path,
+            fix="Choose one with --format NAME (or the format chooser in the app).",
+        )
+
+
+@dataclass(frozen=True)
+class Detection:
+    name: str
+    confidence: float
+
+
+def format_names() -> list[str]:
+    return list(_FORMAT_MODULES)
+
+
+def get_format(name: str) -> DatasetFormat:
+    if name not in _FORMAT_MODULES:
+        raise UnknownKeyError("format", name, format_names())
+    if name not in _loaded:
+        module_name, attr = _FORMAT_MODULES[name].split(":")
+        _loaded[name] = getattr(importlib.import_module(module_name), attr)
+    return _loaded[name]
+
+
+def detect(path: str | Path) -> list[Detection]:
+    """Every format with a non-zero confidence for ``path``, best first."""
+    p = Path(path)
+    found = []
+    for name in _FORMAT_MODULES:
+        try:
+            conf = float(get_format(name).sniff(p))
+        except Exception:  # a sniffer must never stop detection of the others
+            log.exception("sniffer of %s failed on %s", name, p)
+            conf = 0.0
+        if conf > 0:
+            found.append(Detection(name, conf))
+    found.sort(key=lambda d: -d.confidence)
+    return found
+
+
+def open_dataset(path: str | Path, *, format: str | None = None, **options: Any) -> Dataset:  # noqa: A002
+    """Open ``path`` with the named format, or with the detected one."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DatasetError("The dataset path does not exist.", path=p, fix="Check the path for typos.")
+    if format is None:
+        found = detect(p)
+        if not found:
+            raise DatasetError(
+                "No known dataset format was recognised here.",
+                path=p,
+                fix=f"Pass --format with one of: {', '.join(format_names())}; see docs/formats.md for layouts.",
+            )
+        if len(found) > 1 and found[0].confidence - found[1].confidence < AMBIGUITY_MARGIN:
+            raise AmbiguousFormatError(p, [(d.name, d.confidence) for d in found])
+        format = found[0].name
+    return get_format(format).open(p, **options)

@@ -1,0 +1,73 @@
+"""Shared fixtures. Datasets under ../shared/datasets are read in place, never copied."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SEGSTUDIO_SHARED", REPO.parent / "shared" / "datasets"))
+SAMPLE = REPO / "resources" / "samples" / "lungs"
+
+
+def _require_shared() -> bool:
+    return os.environ.get("SEGSTUDIO_REQUIRE_SHARED") == "1"
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The folder of real datasets. Skips (fails in CI, where SEGSTUDIO_REQUIRE_SHARED=1) when missing."""
+    if not SHARED.is_dir():
+        msg = (
+            f"real datasets not found at {SHARED}: this test reads ../shared/datasets beside the clone "
+            "(set SEGSTUDIO_SHARED to point elsewhere)"
+        )
+        if _require_shared():
+            pytest.fail(msg + " — SEGSTUDIO_REQUIRE_SHARED=1, so this is an error here")
+        pytest.skip(msg)
+    return SHARED
+
+
+def shared_path(shared: Path, rel: str) -> Path:
+    p = shared / rel
+    if not p.exists():
+        if _require_shared():
+            pytest.fail(f"{p} is missing from the shared datasets")
+        pytest.skip(f"{p} is missing from the shared datasets")
+    return p
+
+
+@pytest.fixture(scope="session")
+def montgomery(shared_datasets: Path) -> Path:
+    return shared_path(shared_datasets, "montgomery_cxr/data")
+
+
+@pytest.fixture(scope="session")
+def ph2(shared_datasets: Path) -> Path:
+    return shared_path(shared_datasets, "ph2")
+
+
+@pytest.fixture(scope="session")
+def camvid(shared_datasets: Path) -> Path:
+    return shared_path(shared_datasets, "camvid_segnet/CamVid")
+
+
+@pytest.fixture(scope="session")
+def facade_coco(shared_datasets: Path) -> Path:
+    return shared_path(shared_datasets, "facade_coco")
+
+
+@pytest.fixture(scope="session")
+def sample_dataset_path() -> Path:
+    return SAMPLE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if {"shared_datasets", "montgomery", "ph2", "camvid", "facade_coco"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared)
