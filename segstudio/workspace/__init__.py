@@ -1,1 +1,54 @@
-"""workspace"""
+"""The user's state beside a dataset (DESIGN §3, §6): reviews, mask versions, caches, runs, recovery, settings.
+
+Ring 1: stdlib sqlite3, numpy, OpenCV, psygnal, platformdirs only.
+"""
+
+from segstudio.workspace.atomic import atomic_write_bytes, atomic_write_text
+from segstudio.workspace.db import SCHEMA_VERSION, Database
+from segstudio.workspace.events import WorkspaceEvents
+from segstudio.workspace.journal import JournalWriter, PendingRecovery, RecoveryJournal, replay
+from segstudio.workspace.locate import is_writable_dir, user_data_dir, workspace_dir_for
+from segstudio.workspace.maskio import read_mask, write_mask
+from segstudio.workspace.records import (
+    MaskSource,
+    MaskVersion,
+    MetricsEntry,
+    PredictionEntry,
+    ReviewState,
+    ReviewStatus,
+    RunRecord,
+    RunStatus,
+)
+from segstudio.workspace.settings import AppSettings, default_settings_path, load_settings, save_settings
+from segstudio.workspace.workspace import StateStore, Workspace
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AppSettings",
+    "Database",
+    "JournalWriter",
+    "MaskSource",
+    "MaskVersion",
+    "MetricsEntry",
+    "PendingRecovery",
+    "PredictionEntry",
+    "RecoveryJournal",
+    "ReviewState",
+    "ReviewStatus",
+    "RunRecord",
+    "RunStatus",
+    "StateStore",
+    "Workspace",
+    "WorkspaceEvents",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "default_settings_path",
+    "is_writable_dir",
+    "load_settings",
+    "read_mask",
+    "replay",
+    "save_settings",
+    "user_data_dir",
+    "workspace_dir_for",
+    "write_mask",
+]
