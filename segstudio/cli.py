@@ -1,3 +1,85 @@
-"""Placeholder replaced below."""
-def main() -> int:
-    return 0
+"""Command line: ``segstudio [DATASET]`` opens the app; ``segstudio <command> ...`` runs headless.
+
+Subcommands are modules of ``segstudio.commands`` imported only when named (DESIGN rule 14): ``--help`` and
+the GUI start never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from segstudio import __version__
+
+#: command name -> (module under segstudio.commands, one-line help). A command whose module is absent is hidden.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("info", "describe a dataset: format, classes, splits, problems"),
+    "train": ("train", "train a model on a dataset (recipe or config)"),
+    "predict": ("predict", "run a checkpoint over a dataset and write masks"),
+    "evaluate": ("evaluate", "score a checkpoint or predictions folder against GT"),
+    "export-onnx": ("export_onnx", "export a checkpoint to ONNX with a parity check"),
+    "screenshot": ("screenshot", "render the main window offscreen to a PNG"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    return {
+        name: (mod, help_)
+        for name, (mod, help_) in COMMANDS.items()
+        if importlib.util.find_spec(f"segstudio.commands.{mod}") is not None
+    }
+
+
+def _gui_parser(commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
+    epilog = "commands (segstudio COMMAND --help for each):\n" + "\n".join(
+        f"  {name:<13} {help_}" for name, (_, help_) in commands.items()
+    )
+    p = argparse.ArgumentParser(
+        prog="segstudio",
+        description="Open a segmentation dataset to review GT against predictions, correct masks and retrain. "
+        "With no DATASET the bundled sample (8 chest X-rays with lung masks) opens.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dataset", nargs="?", help="dataset folder or annotation file (format detected)")
+    p.add_argument("--format", dest="format", metavar="NAME", help="dataset format, when detection is ambiguous")
+    p.add_argument("--sample", metavar="ID", help="sample id to show first")
+    p.add_argument("--version", action="version", version=f"segstudio {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console too")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    commands = _available()
+
+    from segstudio.core.logsetup import setup_logging
+
+    if args_list and args_list[0] in commands:
+        name = args_list[0]
+        module = importlib.import_module(f"segstudio.commands.{commands[name][0]}")
+        parser = argparse.ArgumentParser(prog=f"segstudio {name}", description=commands[name][1])
+        module.add_arguments(parser)
+        ns = parser.parse_args(args_list[1:])
+        setup_logging(console=bool(getattr(ns, "verbose", False)))
+        try:
+            return int(module.run(ns) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # a readable message, never a bare traceback, for errors we raise on purpose
+            from segstudio.core.errors import SegstudioError
+
+            if isinstance(exc, SegstudioError):
+                print(f"segstudio {name}: error: {exc}", file=sys.stderr)
+                return 2
+            raise
+
+    ns = _gui_parser(commands).parse_args(args_list)
+    setup_logging(console=ns.verbose)
+    from segstudio.gui.app import run_app
+
+    return run_app(dataset=ns.dataset, format_name=ns.format, sample_id=ns.sample)

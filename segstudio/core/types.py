@@ -62,7 +62,7 @@ class ClassSchema:
     _by_id: dict[int, ClassInfo] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        by_id = {}
+        by_id: dict[int, ClassInfo] = {}
         for c in self.classes:
             if c.id in by_id:
                 raise ValueError(f"Duplicate class id {c.id} ({by_id[c.id].name!r} and {c.name!r})")
