@@ -1,0 +1,259 @@
+"""Augmentation presets (albumentations) and batch-level CutMix / copy-paste.
+
+Per-sample augmentation runs on ``(S, S[, 3]) uint8`` images already resized to the training size, with the
+target as ``(S, S) int16`` class indices (IGNORE for unlabelled pixels) or ``(S, S, C) uint8`` multi-label planes;
+masks follow every spatial transform with nearest-neighbour interpolation, and pixels a transform brings in from
+outside the image are IGNORE (semantic) rather than a made-up class.
+
+Horizontal mirroring is applied here rather than by albumentations, because anatomy with sides (left/right lung)
+must swap its labels when mirrored: ``hflip_swap`` pairs make the flip swap them; ``hflip=False`` disables it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from segstudio.core.errors import UnknownKeyError
+from segstudio.engine.config import AugmentConfig, ConfigError
+from segstudio.engine.task import IGNORE, Task
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    hflip: bool
+    build: Callable[[float], list]  # fill value for masks -> albumentations transforms
+
+
+def _affine(fill_mask: float, *, scale=(0.9, 1.1), rotate=(-10, 10), translate=0.05, p=0.7):
+    import albumentations as A
+
+    return A.Affine(
+        scale=scale, rotate=rotate, translate_percent=(-translate, translate), fill=0, fill_mask=fill_mask, p=p
+    )
+
+
+def _none(fill: float) -> list:
+    return []
+
+
+def _light(fill: float) -> list:
+    import albumentations as A
+
+    return [_affine(fill, p=0.5), A.RandomBrightnessContrast(0.15, 0.15, p=0.5)]
+
+
+def _medical(fill: float) -> list:
+    import albumentations as A
+
+    return [
+        _affine(fill, scale=(0.85, 1.15), rotate=(-12, 12), translate=0.06),
+        A.OneOf(
+            [
+                A.ElasticTransform(alpha=30, sigma=6, fill=0, fill_mask=fill),
+                A.GridDistortion(distort_limit=0.2, fill=0, fill_mask=fill),
+            ],
+            p=0.25,
+        ),
+        A.RandomBrightnessContrast(0.2, 0.2, p=0.5),
+        A.RandomGamma((80, 120), p=0.3),
+        A.OneOf([A.CLAHE(clip_limit=2.0), A.Equalize()], p=0.2),
+    ]
+
+
+def _dermoscopy(fill: float) -> list:
+    import albumentations as A
+
+    return [
+        A.VerticalFlip(p=0.5),
+        A.RandomRotate90(p=0.5),
+        _affine(fill, scale=(0.8, 1.2), rotate=(-30, 30), translate=0.08),
+        A.ColorJitter(0.2, 0.2, 0.15, 0.03, p=0.6),
+        A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.12), hole_width_range=(0.05, 0.12), p=0.2),
+    ]
+
+
+def _street(fill: float) -> list:
+    import albumentations as A
+
+    return [
+        _affine(fill, scale=(0.75, 1.3), rotate=(-5, 5), translate=0.1),
+        A.RandomBrightnessContrast(0.25, 0.25, p=0.6),
+        A.HueSaturationValue(8, 15, 10, p=0.3),
+        A.CoarseDropout(
+            num_holes_range=(1, 6), hole_height_range=(0.04, 0.1), hole_width_range=(0.04, 0.1), fill_mask=fill, p=0.3
+        ),
+    ]
+
+
+def _xray(fill: float) -> list:
+    import albumentations as A
+
+    return [
+        _affine(fill, scale=(0.85, 1.15), rotate=(-15, 15), translate=0.08),
+        A.GridDistortion(distort_limit=0.15, fill=0, fill_mask=fill, p=0.2),
+        A.RandomBrightnessContrast(0.25, 0.25, p=0.6),
+        A.CLAHE(clip_limit=2.0, p=0.3),
+    ]
+
+
+def _strong(fill: float) -> list:
+    import albumentations as A
+
+    return [
+        A.VerticalFlip(p=0.2),
+        _affine(fill, scale=(0.7, 1.3), rotate=(-25, 25), translate=0.1, p=0.8),
+        A.OneOf(
+            [
+                A.ElasticTransform(alpha=40, sigma=6, fill=0, fill_mask=fill),
+                A.GridDistortion(distort_limit=0.3, fill=0, fill_mask=fill),
+            ],
+            p=0.3,
+        ),
+        A.RandomBrightnessContrast(0.3, 0.3, p=0.6),
+        A.OneOf([A.CLAHE(clip_limit=3.0), A.Equalize()], p=0.3),
+        A.CoarseDropout(num_holes_range=(1, 6), hole_height_range=(0.05, 0.15), hole_width_range=(0.05, 0.15), p=0.3),
+    ]
+
+
+PRESETS: dict[str, Preset] = {
+    "none": Preset("no augmentation", False, _none),
+    "light": Preset("mirror, small affine, brightness/contrast", True, _light),
+    "medical": Preset("affine, elastic/grid distortion, brightness/contrast/gamma, CLAHE or equalisation", True, _medical),
+    "dermoscopy": Preset("all flips and 90° turns, affine, colour jitter, cutout", True, _dermoscopy),
+    "street": Preset("mirror, scale-heavy affine, brightness/contrast, hue, cutout", True, _street),
+    "xray": Preset("affine, grid distortion, brightness/contrast, CLAHE", True, _xray),
+    "strong": Preset("everything: flips, affine, elastic/grid, contrast, CLAHE/equalise, cutout", True, _strong),
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
+
+
+def swap_pairs(cfg: AugmentConfig, task: Task) -> list[tuple[int, int]]:
+    """Class-index pairs (channel pairs for multi-label) named by ``cfg.hflip_swap``."""
+    index = {_norm(n): i for i, n in enumerate(task.class_names)}
+    pairs = []
+    for a, b in cfg.hflip_swap:
+        if _norm(a) not in index or _norm(b) not in index:
+            missing = a if _norm(a) not in index else b
+            raise ConfigError(
+                f"augment.hflip_swap names class {missing!r}, which the dataset does not have.",
+                fix=f"Use class names from: {', '.join(task.class_names)}.",
+            )
+        pairs.append((index[_norm(a)], index[_norm(b)]))
+    return pairs
+
+
+class Augmenter:
+    """Callable ``(image, target) -> (image, target)`` for one preset; picklable for DataLoader workers."""
+
+    def __init__(self, cfg: AugmentConfig, task: Task, *, seed: int = 0) -> None:
+        import albumentations as A
+
+        if cfg.preset not in PRESETS:
+            raise UnknownKeyError("augmentation preset", cfg.preset, preset_names())
+        self.preset = PRESETS[cfg.preset]
+        self.multilabel = task.mode == "multilabel"
+        self.pipeline = A.Compose(self.preset.build(0 if self.multilabel else IGNORE), seed=seed)
+        self.hflip = self.preset.hflip and cfg.hflip
+        self.swap_lut: np.ndarray | None = None
+        self.swap_channels: list[int] | None = None
+        pairs = swap_pairs(cfg, task)
+        if pairs:
+            order = list(range(task.num_classes))
+            for a, b in pairs:
+                order[a], order[b] = order[b], order[a]
+            if self.multilabel:
+                self.swap_channels = order
+            else:
+                self.swap_lut = np.asarray(order, np.int16)
+        self.rng = np.random.default_rng(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.pipeline.set_random_seed(seed)
+
+    def _mirror(self, image: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        image = np.ascontiguousarray(image[:, ::-1])
+        target = np.ascontiguousarray(target[:, ::-1])
+        if self.swap_lut is not None:
+            valid = target >= 0
+            target = np.where(valid, self.swap_lut[np.clip(target, 0, None)], target).astype(target.dtype)
+        elif self.swap_channels is not None:
+            target = np.ascontiguousarray(target[..., self.swap_channels])
+        return image, target
+
+    def __call__(self, image: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.hflip and self.rng.random() < 0.5:
+            image, target = self._mirror(image, target)
+        if not self.pipeline.transforms:
+            return image, target
+        out = self.pipeline(image=image, mask=target)
+        return out["image"], out["mask"]
+
+
+# --- batch level ---------------------------------------------------------------------------------------------
+
+
+def cutmix(x: torch.Tensor, y: torch.Tensor, *, gen: torch.Generator, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix (Yun et al. 2019) for segmentation: a box of a shuffled partner replaces the same box in image and
+    mask. ``x (N, C, H, W) float``, ``y (N, H, W) int64`` or ``(N, K, H, W) float``."""
+    n, _, h, w = x.shape
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 0.5
+    ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+    if ch == 0 or cw == 0 or n < 2:
+        return x, y
+    cy = int(torch.randint(0, h, (1,), generator=gen))
+    cx = int(torch.randint(0, w, (1,), generator=gen))
+    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    perm = torch.randperm(n, generator=gen).to(x.device)
+    x, y = x.clone(), y.clone()
+    x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+    y[..., y0:y1, x0:x1] = y[perm][..., y0:y1, x0:x1]
+    return x, y
+
+
+def copy_paste(x: torch.Tensor, y: torch.Tensor, *, gen: torch.Generator, background: Sequence[int] = (0,)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy-paste (Ghiasi et al. 2021), simple form: every foreground pixel of a shuffled partner is pasted onto
+    each image with its label. Foreground = labelled and not in ``background`` (semantic) or any bit (multi-label)."""
+    n = x.shape[0]
+    if n < 2:
+        return x, y
+    perm = torch.randperm(n, generator=gen).to(x.device)
+    if y.dim() == 4:
+        fg = y[perm].amax(1) > 0
+    else:
+        src = y[perm]
+        fg = src != IGNORE
+        for b in background:
+            fg &= src != b
+    x = torch.where(fg.unsqueeze(1), x[perm], x)
+    y = torch.where(fg.unsqueeze(1) if y.dim() == 4 else fg, y[perm], y)
+    return x, y
+
+
+def resize_pair(image: np.ndarray, target: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize to ``size``² (area for shrinking images, linear for growing; nearest for targets)."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image, target
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    img = cv2.resize(image, (size, size), interpolation=interp)
+    tgt = cv2.resize(target, (size, size), interpolation=cv2.INTER_NEAREST)
+    if target.ndim == 3 and tgt.ndim == 2:  # cv2 drops a single trailing channel
+        tgt = tgt[..., None]
+    return img, tgt

@@ -1,0 +1,195 @@
+"""Model registry (DESIGN rule 7): every smp architecture, any smp or ``tu-`` timm encoder, plus FCN and SegNet.
+
+``build_model(model_cfg, out_channels=...)`` returns a ``SegmentationModel``: input ``(N, in_channels, H, W)
+float32``, output ``(N, out_channels, H, W)`` logits; in training mode with ``aux_head`` it returns
+``(logits, aux)`` where aux is ``(N, C)`` class-presence logits (smp) or ``(N, C, H, W)`` logits (FCN, SegNet).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from segstudio.core.errors import UnknownKeyError
+from segstudio.engine.config import ConfigError, ModelConfig
+from segstudio.engine.nets import FCN, SegNet
+from segstudio.engine.weights import (
+    HF_HOST,
+    TORCH_HOST,
+    WeightsUnavailableError,
+    hub_mode,
+    is_local_weights,
+    load_into,
+    load_state_dict_file,
+    offline_message,
+)
+
+log = logging.getLogger(__name__)
+
+#: registry key -> smp architecture name
+SMP_ARCHITECTURES = {
+    "unet": "unet",
+    "unetplusplus": "unetplusplus",
+    "fpn": "fpn",
+    "pspnet": "pspnet",
+    "deeplabv3": "deeplabv3",
+    "deeplabv3plus": "deeplabv3plus",
+    "linknet": "linknet",
+    "manet": "manet",
+    "pan": "pan",
+    "upernet": "upernet",
+    "segformer": "segformer",
+    "dpt": "dpt",
+}
+ALIASES = {"unet++": "unetplusplus", "deeplabv3+": "deeplabv3plus", "psp": "pspnet"}
+#: architectures whose decoder_channels is a per-stage sequence that must match the encoder depth
+_STAGED_DECODERS = {"unet": 5, "unetplusplus": 5, "manet": 5}
+_DEFAULT_DECODER = (256, 128, 64, 32, 16)
+
+
+class SegmentationModel(nn.Module):
+    """Uniform wrapper: logits always; ``(logits, aux)`` only while training with an aux head."""
+
+    def __init__(self, net: nn.Module, *, has_aux: bool, architecture: str) -> None:
+        super().__init__()
+        self.net = net
+        self.has_aux = has_aux
+        self.architecture = architecture
+
+    def forward(self, x: torch.Tensor) -> Any:
+        out = self.net(x)
+        if isinstance(out, tuple):
+            return out if (self.training and self.has_aux) else out[0]
+        return out
+
+
+def _build_smp(cfg: ModelConfig, out_channels: int, arch: str, *, pretrained: bool) -> nn.Module:
+    import segmentation_models_pytorch as smp
+
+    kwargs: dict[str, Any] = dict(cfg.params)
+    if cfg.encoder_depth is not None:
+        kwargs["encoder_depth"] = cfg.encoder_depth
+        if arch in _STAGED_DECODERS and "decoder_channels" not in kwargs:
+            kwargs["decoder_channels"] = _DEFAULT_DECODER[5 - cfg.encoder_depth :] if cfg.encoder_depth <= 5 else None
+    if arch == "dpt" and cfg.encoder.startswith("tu-"):
+        # ViT position embeddings are fixed to the pretraining size unless timm resamples them per input
+        kwargs.setdefault("dynamic_img_size", True)
+    if cfg.aux_head:
+        kwargs["aux_params"] = {"classes": out_channels, "dropout": 0.2}
+    weights: Any = None
+    if pretrained:
+        weights = True if cfg.encoder.startswith("tu-") else cfg.encoder_weights
+    try:
+        return smp.create_model(
+            arch, encoder_name=cfg.encoder, encoder_weights=weights, in_channels=cfg.in_channels, classes=out_channels, **kwargs
+        )
+    except KeyError as e:
+        msg = str(e.args[0]) if e.args else str(e)
+        if "encoder name" in msg:
+            raise UnknownKeyError("encoder", cfg.encoder, smp.encoders.get_encoder_names()) from None
+        raise ConfigError(f"Cannot build {arch} with encoder {cfg.encoder!r}: {msg}") from None
+    except (TypeError, ValueError, AssertionError, RuntimeError) as e:
+        if "huggingface" in type(e).__module__ or "hub" in str(e).lower():
+            raise
+        raise ConfigError(f"Cannot build {arch} with encoder {cfg.encoder!r}: {e}") from None
+
+
+def _build_fcn(cfg: ModelConfig, out_channels: int, *, pretrained: bool) -> nn.Module:
+    net = FCN(backbone=cfg.encoder, in_channels=cfg.in_channels, classes=out_channels, aux=cfg.aux_head)
+    if pretrained:
+        import torch.hub
+        from torchvision.models import get_model_weights
+
+        w = get_model_weights(cfg.encoder).DEFAULT  # type: ignore[attr-defined]
+        from pathlib import Path
+
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
+        with hub_mode(host=TORCH_HOST) as online:
+            if not cached.exists() and not online:
+                raise offline_message(str(cfg.encoder_weights), cfg.encoder)
+        sd = w.get_state_dict(progress=False)
+        if cfg.in_channels != 3:
+            # keep the pretrained filters by summing over RGB (what smp does for grayscale input)
+            sd["conv1.weight"] = sd["conv1.weight"].sum(dim=1, keepdim=True).repeat(1, cfg.in_channels, 1, 1) / cfg.in_channels
+        load_into(net.backbone, sd, path=w.url)
+    return net
+
+
+def _build_segnet(cfg: ModelConfig, out_channels: int, *, pretrained: bool) -> nn.Module:
+    if pretrained:
+        raise ConfigError("SegNet has no hub weights.", fix="Set model.encoder_weights=null or to a local weights file.")
+    p = dict(cfg.params)
+    return SegNet(
+        in_channels=cfg.in_channels,
+        classes=out_channels,
+        depth=cfg.encoder_depth or int(p.pop("depth", 5)),
+        width=float(p.pop("width", 1.0)),
+        aux=cfg.aux_head,
+    )
+
+
+Builder = Callable[[ModelConfig, int, str], nn.Module]
+
+
+def architecture_names() -> list[str]:
+    return [*SMP_ARCHITECTURES, "fcn", "segnet"]
+
+
+def canonical_architecture(name: str) -> str:
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in architecture_names():
+        raise UnknownKeyError("architecture", name, architecture_names())
+    return key
+
+
+def _encoder_module(net: nn.Module) -> nn.Module:
+    for attr in ("encoder", "backbone"):
+        if hasattr(net, attr):
+            return getattr(net, attr)
+    return net
+
+
+def build_model(cfg: ModelConfig, *, out_channels: int) -> SegmentationModel:
+    """Build the configured network with ``out_channels`` logit channels.
+
+    ``cfg.encoder_weights``: None → random init (no network); a file path → tensors loaded into the encoder
+    (safetensors or weights-only torch file); a hub name ("imagenet") → downloaded, or loaded from the cache;
+    offline and uncached it raises ``WeightsUnavailableError`` within about a second.
+    """
+    arch = canonical_architecture(cfg.architecture)
+    weights = cfg.encoder_weights
+    local = weights is not None and is_local_weights(weights)
+    hub = weights is not None and not local
+    if arch == "fcn":
+        net = _build_fcn(cfg, out_channels, pretrained=hub)
+    elif arch == "segnet":
+        net = _build_segnet(cfg, out_channels, pretrained=hub)
+    elif hub:
+        with hub_mode(host=HF_HOST):
+            try:
+                net = _build_smp(cfg, out_channels, arch, pretrained=True)
+            except (OSError, RuntimeError) as e:
+                # huggingface_hub's LocalEntryNotFoundError is an OSError; timm wraps some as RuntimeError
+                if isinstance(e, OSError) or "hub" in str(e).lower() or "connect" in str(e).lower():
+                    raise offline_message(str(weights), cfg.encoder) from e
+                raise
+    else:
+        net = _build_smp(cfg, out_channels, arch, pretrained=False)
+    if local:
+        assert weights is not None
+        load_into(_encoder_module(net), load_state_dict_file(weights), path=weights)
+    return SegmentationModel(net, has_aux=cfg.aux_head, architecture=arch)
+
+
+__all__ = [
+    "SegmentationModel",
+    "WeightsUnavailableError",
+    "architecture_names",
+    "build_model",
+    "canonical_architecture",
+]

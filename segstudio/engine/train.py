@@ -1,0 +1,410 @@
+"""The trainer: one generator that yields typed events (DESIGN rule 5) and honours a cancel token within a batch.
+
+    for event in train(config, dataset, run_dir=out):
+        ...  # BatchEnd, EpochEnd, CheckpointSaved, Finished
+
+Run folder: ``train_config.json``, ``checkpoints/last`` (every epoch and on cancel, with the state to resume),
+``checkpoints/best`` (by ``config.monitor``), ``checkpoints/swa`` (with SWA), ``curves.csv``/``curves.png`` and
+``run.json`` (summary, training seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segstudio.datasets.base import Dataset
+from segstudio.engine.augment import Augmenter, copy_paste, cutmix
+from segstudio.engine.cancel import CancelToken
+from segstudio.engine.checkpoint import (
+    flatten_optimizer,
+    load_training_state,
+    save_checkpoint,
+    unflatten_optimizer,
+)
+from segstudio.engine.config import ConfigError, TrainConfig, validate
+from segstudio.engine.curves import write_curves
+from segstudio.engine.data import (
+    Corrections,
+    SegmentationData,
+    balanced_class_weights,
+    class_pixel_counts,
+    seed_worker,
+    split_samples,
+)
+from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, Event, Finished, RunStarted
+from segstudio.engine.losses import CompositeLoss, build_loss
+from segstudio.engine.models import build_model
+from segstudio.engine.optim import build_optimizer, lr_factor
+from segstudio.engine.preprocess import normalize_batch
+from segstudio.engine.task import Task, resolve_task
+from segstudio.engine.valmetrics import MetricAccumulator
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda was asked for but no CUDA device is available.", fix="Set device=auto or cpu.")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _monitor_value(cfg: TrainConfig, dice: float, iou: float, val_loss: float | None, per: Any) -> float:
+    kind, _, cls = cfg.monitor.partition(":")
+    if kind == "loss":
+        return val_loss if val_loss is not None else math.nan
+    if cls:
+        for c in per:
+            if c.name.lower() == cls.lower():
+                return c.dice if kind == "dice" else c.iou
+        raise ConfigError(f"monitor names class {cls!r}, which the dataset does not have.")
+    return dice if kind == "dice" else iou
+
+
+def _better(cfg: TrainConfig, value: float, best: float | None) -> bool:
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value < best if cfg.monitor == "loss" else value > best
+
+
+class _Trainer:
+    """State of one run; ``run()`` is the generator. Kept as a class so that the steps read as small methods."""
+
+    def __init__(self, cfg: TrainConfig, dataset: Dataset, *, run_dir: Path, cancel: CancelToken | None,
+                 corrections: Corrections | None, resume: bool) -> None:
+        validate(cfg)
+        self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
+        self.cancel = cancel or CancelToken()
+        self.device = resolve_device(cfg.device)
+        self.cuda = self.device.type == "cuda"
+        self.task: Task = resolve_task(dataset.schema, cfg.model.mode)
+        names = [t.name for t in cfg.loss.terms]
+        if "aux" in names and not cfg.model.aux_head:
+            raise ConfigError("The loss has an 'aux' term but the model has no auxiliary head.", fix="Set model.aux_head=true.")
+        seed_everything(cfg.seed)
+        if cfg.deterministic:
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        elif self.cuda:
+            torch.backends.cudnn.benchmark = True
+        self.splits = split_samples(dataset, cfg.data, task=self.task, seed=cfg.seed, corrections=corrections)
+        common = dict(task=self.task, image_size=cfg.data.image_size, in_channels=cfg.model.in_channels,
+                      corrections=corrections, cache_mb=cfg.data.cache_mb)
+        self.augmenter = Augmenter(cfg.augment, self.task, seed=cfg.seed)
+        self.train_data = SegmentationData(dataset, self.splits.train, augmenter=self.augmenter, **common)  # type: ignore[arg-type]
+        self.val_data = SegmentationData(dataset, self.splits.val, **common)  # type: ignore[arg-type]
+        bs = cfg.data.batch_size
+        # a lone last sample would give BatchNorm a batch of one, which it cannot normalise
+        self.drop_last = len(self.train_data) > bs and len(self.train_data) % bs == 1
+        n = len(self.train_data) // bs if self.drop_last else math.ceil(len(self.train_data) / bs)
+        self.steps_per_epoch = min(n, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.model = build_model(cfg.model, out_channels=self.task.out_channels).to(self.device)
+        if self.cuda and cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        cw = self._class_weights()
+        self.loss: CompositeLoss = build_loss(cfg.loss, self.task, class_weights=cw).to(self.device)
+        self.optimizer = build_optimizer([*self.model.parameters(), *self.loss.parameters()], cfg.optim)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.amp = self.cuda and cfg.amp
+        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self.swa_model: torch.optim.swa_utils.AveragedModel | None = None
+        self.swa_start = int(math.floor(cfg.swa_start * cfg.epochs)) if cfg.swa else None
+        self.start_epoch, self.global_step, self.bad_epochs = 0, 0, 0
+        self.best: float | None = None
+        self.history: list[dict[str, Any]] = []
+        self.train_seconds = 0.0
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        if resume:
+            self._restore(run_dir / "checkpoints" / "last")
+
+    # setup ------------------------------------------------------------------------------------------------------
+    def _class_weights(self) -> torch.Tensor | None:
+        cw = self.cfg.loss.class_weights
+        if cw is None:
+            return None
+        if cw == "balanced":
+            w = balanced_class_weights(class_pixel_counts(self.train_data))
+            log.info("balanced class weights: %s", np.round(w, 3).tolist())
+            return torch.from_numpy(w).to(self.device)
+        if len(cw) != self.task.num_classes:
+            raise ConfigError(f"loss.class_weights has {len(cw)} values; the dataset has {self.task.num_classes} classes.")
+        return torch.tensor(cw, dtype=torch.float32, device=self.device)
+
+    def _loader(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> torch.utils.data.DataLoader:
+        nw = self.cfg.data.num_workers
+        return torch.utils.data.DataLoader(
+            data,
+            batch_size=self.cfg.data.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and self.drop_last,
+            num_workers=nw,
+            pin_memory=self.cuda,
+            worker_init_fn=seed_worker if nw else None,
+            generator=torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch),
+            persistent_workers=False,
+        )
+
+    # state ------------------------------------------------------------------------------------------------------
+    def _state(self, completed_epochs: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = flatten_optimizer(self.optimizer.state_dict())
+        for k, v in self.loss.state_dict().items():
+            tensors[f"loss.{k}"] = v
+        if self.swa_model is not None:
+            for k, v in self.swa_model.state_dict().items():
+                tensors[f"swa.{k}"] = v
+        meta.update(completed_epochs=completed_epochs, global_step=self.global_step, best=self.best,
+                    bad_epochs=self.bad_epochs, history=self.history, train_seconds=self.train_seconds)
+        return tensors, meta
+
+    def _restore(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        from segstudio.engine.checkpoint import WEIGHTS_FILE
+
+        tensors, meta = load_training_state(path)
+        self.model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(self.device)))
+        self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta))
+        self.loss.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("loss.")})
+        swa = {k[4:]: v for k, v in tensors.items() if k.startswith("swa.")}
+        if swa:
+            self.swa_model = torch.optim.swa_utils.AveragedModel(self.model)
+            self.swa_model.load_state_dict(swa)
+        self.start_epoch = int(meta["completed_epochs"])
+        self.global_step = int(meta["global_step"])
+        self.best, self.bad_epochs = meta.get("best"), int(meta.get("bad_epochs", 0))
+        self.history = list(meta.get("history", []))
+        self.train_seconds = float(meta.get("train_seconds", 0.0))
+        log.info("resuming %s after epoch %d", self.run_dir, self.start_epoch)
+
+    def _save(self, kind: str, *, epoch: int, completed: int, metrics: dict[str, Any], model: torch.nn.Module | None = None) -> CheckpointSaved:
+        path = self.run_dir / "checkpoints" / kind
+        state = self._state(completed) if kind == "last" else (None, None)
+        save_checkpoint(path, model=model or self.model, config=self.cfg, task=self.task, schema=self.dataset.schema,
+                        metrics=metrics, info={"epoch": epoch, "train_seconds": self.train_seconds},
+                        training_tensors=state[0], training_json=state[1])
+        return CheckpointSaved(path=path, epoch=epoch, kind=kind, monitor=metrics.get("monitor"))
+
+    # steps ------------------------------------------------------------------------------------------------------
+    def _set_lr(self, step: int) -> float:
+        if self.swa_model is not None and self.cfg.swa_lr is not None:
+            f = self.cfg.swa_lr / self.base_lrs[0]
+        else:
+            f = lr_factor(step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, cfg=self.cfg.schedule)
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            g["lr"] = base * f
+        return self.base_lrs[0] * f
+
+    def _inputs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = normalize_batch(x.to(self.device, non_blocking=True), self.cfg.data.normalize)
+        y = y.to(self.device, non_blocking=True)
+        if self.task.mode == "multilabel":
+            y = y.float()
+        if self.cuda and self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        aug = self.cfg.augment
+        if aug.cutmix_p and float(torch.rand((), generator=self.gen)) < aug.cutmix_p:
+            x, y = cutmix(x, y, gen=self.gen)
+        if aug.copy_paste_p and float(torch.rand((), generator=self.gen)) < aug.copy_paste_p:
+            bg = [i for i in range(self.task.num_classes) if i not in self.task.metric_indices] or [0]
+            x, y = copy_paste(x, y, gen=self.gen, background=bg)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            out = self.model(x)
+            loss, parts = self.loss(out, y)
+        self.scaler.scale(loss).backward()
+        if self.cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), parts
+
+    @torch.no_grad()
+    def _validate(self, model: torch.nn.Module) -> tuple[float | None, float, float, float, Any]:
+        model.eval()
+        acc = MetricAccumulator(self.task, device=self.device, thresholds=self.cfg.model.thresholds)
+        total, n = torch.zeros((), device=self.device), 0
+        for xb, yb in self._loader(self.val_data, shuffle=False, epoch=0):
+            x, y = self._inputs(xb, yb)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                logits = model(x)
+                loss, _ = self.loss(logits, y)
+            total += loss.float() * x.shape[0]
+            n += x.shape[0]
+            acc.update(logits.float(), y)
+        model.train()
+        dice, iou, pix, per = acc.result()
+        return (float(total) / n if n else None), dice, iou, pix, per
+
+    @torch.no_grad()
+    def _update_bn(self, model: torch.nn.Module) -> None:
+        """Recompute BatchNorm statistics of the SWA average over the training data (Izmailov et al. 2018)."""
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        moms = {m: m.momentum for m in bns}
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        for xb, yb in self._loader(self.train_data, shuffle=False, epoch=0):
+            model(self._inputs(xb, yb)[0])
+        for m, mom in moms.items():
+            m.momentum = mom
+
+    # the generator ------------------------------------------------------------------------------------------------
+    def run(self) -> Iterator[Event]:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "train_config.json").write_text(cfg.to_json(), encoding="utf-8")
+        yield RunStarted(self.run_dir, str(self.device), cfg.epochs, self.start_epoch, self.steps_per_epoch,
+                         len(self.splits.train), len(self.splits.val), self.splits.source, self.task.class_names, self.task.mode)
+        self.model.train()
+        cancelled = stopped_early = False
+        epoch = completed = self.start_epoch
+        epoch_times: list[float] = []
+        session_steps, session_step_time = 0, 0.0
+        last_saved: Path | None = None
+        for epoch in range(self.start_epoch, cfg.epochs):
+            t_epoch = time.perf_counter()
+            seed_everything(cfg.seed + epoch)  # per-epoch seeding makes a resumed run repeat the same batches
+            self.augmenter.reseed(cfg.seed * 7919 + epoch)
+            if self.swa_start is not None and epoch >= self.swa_start and self.swa_model is None:
+                self.swa_model = torch.optim.swa_utils.AveragedModel(self.model)
+            run_loss, steps, loss_val = torch.zeros((), device=self.device), 0, math.nan
+            batches = islice(self._loader(self.train_data, shuffle=True, epoch=epoch), self.steps_per_epoch)
+            for step, (xb, yb) in enumerate(batches, start=1):
+                if self.cancel.cancelled:
+                    break
+                t0 = time.perf_counter()
+                lr = self._set_lr(self.global_step)
+                loss, parts = self._train_step(*self._inputs(xb, yb))
+                run_loss += loss
+                steps += 1
+                self.global_step += 1
+                # reading the loss syncs a GPU: do it every step on the CPU only, every 10th step on CUDA
+                if not self.cuda or step % 10 == 0 or step == self.steps_per_epoch:
+                    loss_val = float(loss)
+                session_step_time += time.perf_counter() - t0
+                session_steps += 1
+                pace = session_step_time / session_steps
+                left = self.total_steps - self.global_step
+                eta = left * pace * (1.15 if self.val_data.samples else 1.0)
+                yield BatchEnd(epoch, step, self.steps_per_epoch, self.global_step, loss_val, lr, eta,
+                               {k: float(v) for k, v in parts.items()} if not self.cuda or step % 10 == 0 else {})
+            if self.cancel.cancelled:
+                cancelled = True
+                self.train_seconds += time.perf_counter() - t_epoch
+                break
+            if self.swa_model is not None:
+                self.swa_model.update_parameters(self.model)
+            train_loss = float(run_loss) / max(steps, 1)
+            val_loss, dice, iou, pix, per = self._validate(self.model) if self.val_data.samples else (None, math.nan, math.nan, math.nan, ())
+            self.train_seconds += time.perf_counter() - t_epoch
+            completed = epoch + 1
+            epoch_times.append(time.perf_counter() - t_epoch)
+            monitor = _monitor_value(cfg, dice, iou, val_loss, per) if per else -train_loss
+            improved = _better(cfg, monitor, self.best) if per else False
+            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "dice": dice, "iou": iou,
+                   "pixel_accuracy": pix, "lr": self.optimizer.param_groups[0]["lr"], "seconds": epoch_times[-1]}
+            row.update({f"dice:{c.name}": c.dice for c in per})
+            row.update({f"iou:{c.name}": c.iou for c in per})
+            self.history.append(row)
+            eta = sum(epoch_times) / len(epoch_times) * (cfg.epochs - completed)
+            yield EpochEnd(epoch, train_loss, val_loss, dice, iou, pix, tuple(per), row["lr"], epoch_times[-1], eta, monitor, improved)
+            metrics = {k: v for k, v in row.items() if k != "lr"} | {"monitor": monitor, "monitor_name": cfg.monitor}
+            if improved:
+                self.best, self.bad_epochs = monitor, 0
+                yield self._save("best", epoch=epoch, completed=completed, metrics=metrics)
+            elif per:
+                self.bad_epochs += 1
+            ev = self._save("last", epoch=epoch, completed=completed, metrics=metrics)
+            last_saved = ev.path
+            yield ev
+            write_curves(self.history, self.run_dir)
+            if cfg.early_stopping and self.bad_epochs >= cfg.early_stopping:
+                stopped_early = True
+                break
+        if cancelled:
+            # keep what was learnt: the partial epoch is not counted, so a resume repeats it
+            ev = self._save("last", epoch=epoch, completed=completed, metrics={"cancelled": True})
+            last_saved = ev.path
+            yield ev
+        elif self.swa_model is not None:
+            yield from self._finish_swa(epoch)
+        best_path = self.run_dir / "checkpoints" / "best"
+        summary = Finished(self.run_dir, best_path if best_path.exists() else None, last_saved, self.best,
+                           completed, self.train_seconds, cancelled, stopped_early)
+        (self.run_dir / "run.json").write_text(json.dumps({
+            "epochs_completed": completed, "train_seconds": self.train_seconds, "cancelled": cancelled,
+            "stopped_early": stopped_early, "best_monitor": self.best, "monitor": cfg.monitor,
+            "split": self.splits.source, "device": str(self.device),
+        }, indent=2, default=str), encoding="utf-8")
+        yield summary
+
+    def _finish_swa(self, epoch: int) -> Iterator[Event]:
+        assert self.swa_model is not None
+        swa_net = self.swa_model.module
+        self._update_bn(swa_net)
+        metrics: dict[str, Any] = {"swa": True}
+        if self.val_data.samples:
+            val_loss, dice, iou, pix, per = self._validate(swa_net)
+            monitor = _monitor_value(self.cfg, dice, iou, val_loss, per)
+            metrics |= {"val_loss": val_loss, "dice": dice, "iou": iou, "pixel_accuracy": pix, "monitor": monitor,
+                        "monitor_name": self.cfg.monitor}
+            metrics |= {f"dice:{c.name}": c.dice for c in per}
+            if _better(self.cfg, monitor, self.best):
+                self.best = monitor
+                yield self._save("best", epoch=epoch, completed=epoch + 1, metrics=metrics, model=swa_net)
+        yield self._save("swa", epoch=epoch, completed=epoch + 1, metrics=metrics, model=swa_net)
+
+
+def train(
+    config: TrainConfig,
+    dataset: Dataset,
+    *,
+    run_dir: str | Path,
+    cancel: CancelToken | None = None,
+    corrections: Corrections | None = None,
+    resume: bool = False,
+) -> Iterator[Event]:
+    """Train ``config`` on ``dataset`` (GT, with ``corrections`` overriding it), writing into ``run_dir``.
+
+    Setup errors (bad config, unknown key, offline weights) raise before the first event. ``resume=True``
+    continues from ``run_dir/checkpoints/last`` (raise ``epochs`` in the config to train further).
+    """
+    trainer = _Trainer(config, dataset, run_dir=Path(run_dir), cancel=cancel, corrections=corrections, resume=resume)
+    return trainer.run()
+
+
+__all__ = ["train", "resolve_device", "seed_everything"]
