@@ -19,12 +19,11 @@ from segstudio.workspace.records import (
     RunRecord,
     RunStatus,
 )
-from segstudio.workspace.settings import AppSettings, default_settings_path, load_settings, save_settings
+from segstudio.workspace.settings import WorkspaceSettings, load_workspace_settings, save_workspace_settings
 from segstudio.workspace.workspace import StateStore, Workspace
 
 __all__ = [
     "SCHEMA_VERSION",
-    "AppSettings",
     "Database",
     "JournalWriter",
     "MaskSource",
@@ -40,14 +39,14 @@ __all__ = [
     "StateStore",
     "Workspace",
     "WorkspaceEvents",
+    "WorkspaceSettings",
     "atomic_write_bytes",
     "atomic_write_text",
-    "default_settings_path",
     "is_writable_dir",
-    "load_settings",
+    "load_workspace_settings",
     "read_mask",
     "replay",
-    "save_settings",
+    "save_workspace_settings",
     "user_data_dir",
     "workspace_dir_for",
     "write_mask",

@@ -2,6 +2,7 @@
 
 ```
 <workspace>/
+  workspace.json          what the workspace is about (typed, versioned, human-readable settings)
   workspace.sqlite        review states + history, mask versions, metrics, predictions, runs, state (WAL)
   masks/<sample>/vNNNN.png|npz     corrections, one file per version
   predictions/<checkpoint>/<sample>.png|npz
@@ -31,6 +32,7 @@ from segstudio.workspace.locate import is_writable_dir, workspace_dir_for
 from segstudio.workspace.records import MaskSource, MaskVersion
 from segstudio.workspace.reviews import ReviewStore
 from segstudio.workspace.runs import RunStore
+from segstudio.workspace.settings import WorkspaceSettings, load_workspace_settings, save_workspace_settings
 from segstudio.workspace.versions import VersionStore
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,17 @@ class Workspace:
         with self.db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('dataset_root', ?)", (str(root),))
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?)", (str(time.time()),))
+        s = self.settings
+        if s.dataset_root != str(root):
+            self.save_settings(s.replace(dataset_root=str(root)))
+
+    @property
+    def settings(self) -> WorkspaceSettings:
+        """``workspace.json`` (read fresh: a person may have edited it)."""
+        return load_workspace_settings(self.folder)
+
+    def save_settings(self, settings: WorkspaceSettings) -> Path:
+        return save_workspace_settings(self.folder, settings)
 
     @property
     def dataset_root(self) -> Path | None:
