@@ -1,0 +1,124 @@
+"""Flood-fill regions (contiguous same label, optionally within an intensity tolerance: the magic wand).
+
+OpenCV's scanline flood fill does the work on the full image and reports the filled rectangle, so everything
+after it (the patch, the redraw) runs on that box only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from segstudio.masks.geometry import BBox
+
+FillScope = Literal["value", "plane"]
+FILL_SCOPES: tuple[str, ...] = ("value", "plane")
+
+
+@dataclass(frozen=True)
+class FloodRegion:
+    """A filled region: ``bbox``, ``region`` (``bool (bbox.height, bbox.width)``) and the label every region
+    pixel holds (``value``; None when the region is defined by one multi-label plane only)."""
+
+    bbox: BBox
+    region: np.ndarray
+    value: int | None
+
+
+class FloodFiller:
+    """Computes flood regions; keeps its ``(H + 2, W + 2)`` work buffer between calls (a fresh 64 MB buffer per
+    click on an 8192² mask would cost more than the fill)."""
+
+    def __init__(self) -> None:
+        self._buf: np.ndarray | None = None
+
+    def _buffer(self, shape: tuple[int, int]) -> np.ndarray:
+        want = (shape[0] + 2, shape[1] + 2)
+        if self._buf is None or self._buf.shape != want:
+            self._buf = np.zeros(want, np.uint8)
+        return self._buf
+
+    def region(
+        self,
+        labels: np.ndarray,
+        x: int,
+        y: int,
+        *,
+        multilabel: bool = False,
+        class_id: int = 0,
+        scope: FillScope = "value",
+        connectivity: int = 4,
+        image: np.ndarray | None = None,
+        tolerance: float | None = None,
+    ) -> FloodRegion | None:
+        """The contiguous region around pixel ``(x, y)`` of ``labels`` (``(H, W)`` label array).
+
+        ``scope="value"``: pixels with the seed's label value (multi-label: the whole bitmask). ``scope="plane"``
+        (multi-label only): pixels whose bit ``class_id`` matches the seed's. With ``image`` (``(H, W)`` or
+        ``(H, W, 3)``, any numeric dtype) and ``tolerance``, the region is further limited to pixels whose
+        intensity is within ``tolerance`` of the seed's (per channel), still inside the seed's label region.
+        Returns None when the seed is outside the image.
+        """
+        h, w = labels.shape
+        if not (0 <= x < w and 0 <= y < h):
+            return None
+        if scope not in FILL_SCOPES:
+            raise ValueError(f"Unknown fill scope {scope!r}; valid: {', '.join(FILL_SCOPES)}")
+        if connectivity not in (4, 8):
+            raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+        seed_value = int(labels[y, x])
+        plane = multilabel and scope == "plane"
+        buf = self._buffer((h, w))
+        fill = 1
+        use_wand = image is not None and tolerance is not None
+        if use_wand:
+            assert image is not None and tolerance is not None
+            same = self._same_label(labels, seed_value, plane=plane, class_id=class_id)
+            # pixels of another label block the wand: pre-mark them in the mask, fill with a distinct value
+            np.logical_not(same, out=buf[1:-1, 1:-1].view(np.bool_))
+            fill = 2
+            src = self._wand_image(image, (h, w))
+            tol = (float(tolerance),) * 4
+            flags = connectivity | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (fill << 8)
+            _, _, _, rect = cv2.floodFill(src, buf, (x, y), 0, tol, tol, flags)
+        else:
+            if not multilabel and labels.dtype == np.uint8:
+                src = labels  # mask-only fill never writes the source
+            else:
+                src = self._same_label(labels, seed_value, plane=plane, class_id=class_id).view(np.uint8)
+            flags = connectivity | cv2.FLOODFILL_MASK_ONLY | (fill << 8)
+            _, _, _, rect = cv2.floodFill(src, buf, (x, y), 0, 0, 0, flags)
+        rx, ry, rw, rh = (int(v) for v in rect)
+        bbox = BBox(ry, rx, ry + rh, rx + rw)
+        inner = buf[1 + bbox.y0 : 1 + bbox.y1, 1 + bbox.x0 : 1 + bbox.x1]
+        region = inner == fill
+        # leave the buffer zeroed for the next call; a wand fill marked the whole image, a plain one its box
+        if use_wand:
+            buf[:] = 0
+        else:
+            inner[:] = 0
+        value = None if plane else seed_value
+        return FloodRegion(bbox=bbox, region=region, value=value)
+
+    @staticmethod
+    def _same_label(labels: np.ndarray, seed_value: int, *, plane: bool, class_id: int) -> np.ndarray:
+        if plane:
+            bit = np.uint64(1 << class_id)
+            return ((labels & bit) != 0) == bool(seed_value & (1 << class_id))
+        return labels == labels.dtype.type(seed_value)
+
+    @staticmethod
+    def _wand_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        if image.shape[:2] != shape:
+            raise ValueError(f"image {image.shape[:2]} and mask {shape} differ in size")
+        img = image
+        if img.ndim == 3 and img.shape[2] == 4:
+            img = img[..., :3]
+        if img.ndim == 3 and img.shape[2] not in (1, 3):
+            raise ValueError(f"the magic wand needs a grey or RGB image, got {img.shape[2]} channels")
+        if img.dtype != np.uint8:
+            img = img.astype(np.float32)
+        return np.ascontiguousarray(img)

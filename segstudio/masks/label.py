@@ -1,0 +1,463 @@
+"""The editable label mask: one API over semantic index maps and multi-label bitmasks, with patch history.
+
+Semantic (``schema.multilabel`` False): ``uint8``/``uint16 (H, W)``, one class id per pixel (``ignore_index`` is
+a value like any other here). Multi-label: ``uint64 (H, W)``, bit ``c`` set means the pixel is in class ``c``.
+
+Every edit goes through :meth:`LabelMask.paint` (a region set to / cleared of one class) or
+:meth:`LabelMask.assign` (new per-pixel values for a box). Both honour an :class:`EditGuard` (locked classes,
+"only inside class X"), build one :class:`~segstudio.masks.history.Patch`, apply it and push it to the history,
+except inside a stroke (:meth:`begin_stroke` ... :meth:`end_stroke`), where each call applies at once (the canvas
+shows it) but the patches are merged into a single undo step at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from psygnal import Signal, SignalGroup
+
+from segstudio.core.types import ClassSchema
+from segstudio.masks.flood import FillScope, FloodFiller, FloodRegion
+from segstudio.masks.geometry import BBox
+from segstudio.masks.history import DEFAULT_HISTORY_BUDGET, History, Patch, use_cv2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EditGuard:
+    """Which pixels an edit may change.
+
+    ``locked``: class ids whose pixels are never modified (semantic: pixels holding a locked id keep it and no
+    pixel becomes a locked id; multi-label: the locked bits never change). ``paint_inside``: when set, only pixels
+    currently in that class may change (semantic: value equals it; multi-label: its bit is set).
+    """
+
+    locked: frozenset[int] = frozenset()
+    paint_inside: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.locked) or self.paint_inside is not None
+
+    def locked_bits(self) -> int:
+        bits = 0
+        for c in self.locked:
+            bits |= 1 << c
+        return bits
+
+
+NO_GUARD = EditGuard()
+
+
+class LabelMaskEvents(SignalGroup):
+    """Events of a :class:`LabelMask` (psygnal; the canvas subscribes, nothing here knows Qt)."""
+
+    #: pixels in this box changed (an edit, an undo, a redo, a new array)
+    region_changed = Signal(BBox)
+    #: the unsaved-changes flag flipped (True: differs from the last :meth:`LabelMask.mark_clean`)
+    dirty = Signal(bool)
+    #: the undo/redo availability may have changed
+    history_changed = Signal()
+
+
+class LabelMask:
+    """A 2-D label array with a class schema, edit guards, undoable patches and change events.
+
+    ``array``: ``(H, W)`` of ``schema.mask_dtype()`` (``uint8``/``uint16`` semantic, ``uint64`` multi-label).
+    The array is owned (copied unless ``copy=False``); read it through :attr:`array` (read-only view).
+    """
+
+    def __init__(
+        self,
+        array: np.ndarray,
+        schema: ClassSchema,
+        *,
+        history_budget_bytes: int = DEFAULT_HISTORY_BUDGET,
+        copy: bool = True,
+    ) -> None:
+        self._schema = schema
+        self._array = self._checked(array, copy=copy)
+        self.history = History(budget_bytes=history_budget_bytes)
+        self.events = LabelMaskEvents()
+        self._clean_serial: int | None = 0
+        self._dirty = False
+        self._stroke: list[Patch] | None = None
+        self._filler: FloodFiller | None = None
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int], schema: ClassSchema, *, fill: int = 0, **kw: int) -> LabelMask:
+        """A mask of ``shape`` (``(H, W)``) holding ``fill`` everywhere (0 = background / no class)."""
+        return cls(np.full(shape, fill, dtype=schema.mask_dtype()), schema, copy=False, **kw)
+
+    def _checked(self, array: np.ndarray, *, copy: bool) -> np.ndarray:
+        a = np.asarray(array)
+        if a.ndim != 2:
+            raise ValueError(f"a label mask is 2-D (H, W); got shape {a.shape}")
+        want = self._schema.mask_dtype()
+        if self._schema.multilabel:
+            if a.dtype != np.uint64:
+                raise ValueError(f"a multi-label mask is uint64 (one bit per class); got {a.dtype}")
+        elif a.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"a semantic mask is uint8 or uint16; got {a.dtype} (schema wants {want})")
+        return np.array(a, copy=True, order="C") if copy or not a.flags.c_contiguous else a
+
+    # read access ------------------------------------------------------------------------------------------
+    @property
+    def schema(self) -> ClassSchema:
+        return self._schema
+
+    @property
+    def multilabel(self) -> bool:
+        return self._schema.multilabel
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self._array.shape[0]), int(self._array.shape[1]))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._array.dtype
+
+    @property
+    def array(self) -> np.ndarray:
+        """The label array as a read-only view (``(H, W)``; edits go through the methods below)."""
+        v = self._array.view()
+        v.flags.writeable = False
+        return v
+
+    def plane(self, class_id: int, bbox: BBox | None = None) -> np.ndarray:
+        """``bool (H, W)`` (or the ``bbox`` crop) of the pixels in class ``class_id``."""
+        a = self._array if bbox is None else self._array[bbox.slices]
+        if self.multilabel:
+            return (a & np.uint64(1 << class_id)) != 0
+        return a == class_id
+
+    def flood_region(
+        self,
+        x: int,
+        y: int,
+        *,
+        class_id: int = 0,
+        scope: FillScope = "value",
+        connectivity: int = 4,
+        image: np.ndarray | None = None,
+        tolerance: float | None = None,
+    ) -> FloodRegion | None:
+        """The contiguous region around pixel ``(x, y)``; see :meth:`FloodFiller.region` for the arguments."""
+        if self._filler is None:
+            self._filler = FloodFiller()
+        return self._filler.region(
+            self._array, x, y, multilabel=self.multilabel, class_id=class_id, scope=scope,
+            connectivity=connectivity, image=image, tolerance=tolerance,
+        )
+
+    def value_at(self, x: int, y: int) -> int:
+        return int(self._array[y, x])
+
+    def contains(self, x: float, y: float) -> bool:
+        return 0 <= x < self._array.shape[1] and 0 <= y < self._array.shape[0]
+
+    @property
+    def dirty(self) -> bool:
+        """True when the array differs from the state at the last :meth:`mark_clean` (by history position)."""
+        return self._dirty
+
+    def mark_clean(self) -> None:
+        """Call after saving: the current state becomes the clean one."""
+        self._clean_serial = self.history.top_serial
+        self._set_dirty(False)
+
+    # editing ----------------------------------------------------------------------------------------------
+    def paint(
+        self,
+        bbox: BBox,
+        region: np.ndarray,
+        *,
+        class_id: int,
+        erase: bool = False,
+        erase_value: int = 0,
+        guard: EditGuard = NO_GUARD,
+        known_value: int | None = None,
+    ) -> BBox | None:
+        """Put the ``bool (bbox.height, bbox.width)`` ``region`` into class ``class_id`` (or take it out).
+
+        Semantic: painting writes ``class_id``; erasing writes ``erase_value`` to region pixels that hold
+        ``class_id``, or to every region pixel when ``class_id`` < 0. Multi-label: sets / clears bit ``class_id``
+        only; the other planes never change. ``known_value``: the caller knows every region pixel holds this value
+        (a flood fill does), which skips the per-pixel checks. Returns the box of changed pixels, or None.
+        """
+        clipped = bbox.clip(self.shape)
+        if clipped.is_empty:
+            return None
+        if clipped != bbox:
+            region = region[clipped.offset_within(bbox).slices]
+            bbox = clipped
+        region = region.astype(np.bool_, copy=False)
+        old = self._array[bbox.slices]
+        if self.multilabel:
+            return self._paint_multilabel(bbox, region, old, class_id=class_id, erase=erase, guard=guard,
+                                          known_value=known_value)
+        target = int(erase_value) if erase else int(class_id)
+        if target in guard.locked:
+            return None
+        if known_value is not None:
+            kv = int(known_value)
+            if (
+                kv == target
+                or kv in guard.locked
+                or (guard.paint_inside is not None and kv != guard.paint_inside)
+                or (erase and class_id >= 0 and kv != class_id)
+            ):
+                return None
+            return self._commit(bbox, region, kv ^ target)
+        if erase and class_id >= 0:
+            region = region & (old == class_id)
+        if guard.active:
+            region = region & self._allowed_semantic(old, guard)
+        # old ^ target inside the region, zero outside: the patch's delta in its dense form
+        dense = np.zeros(bbox.shape, self.dtype)
+        if use_cv2(old):
+            cv2.bitwise_xor(old, target, dst=dense, mask=np.ascontiguousarray(region).view(np.uint8))  # type: ignore[call-overload]  # cv2 takes a scalar; stubs miss it
+        else:
+            np.bitwise_xor(old, self.dtype.type(target), out=dense, where=region)
+        return self._commit_dense(bbox, dense, new_value=target)
+
+    def _paint_multilabel(
+        self,
+        bbox: BBox,
+        region: np.ndarray,
+        old: np.ndarray,
+        *,
+        class_id: int,
+        erase: bool,
+        guard: EditGuard,
+        known_value: int | None,
+    ) -> BBox | None:
+        if class_id in guard.locked or (guard.paint_inside == class_id and not erase):
+            return None  # a locked plane never changes; painting a class only inside itself changes nothing
+        bit = 1 << class_id
+        if known_value is not None:
+            kv = int(known_value)
+            if bool(kv & bit) != erase:
+                return None
+            if guard.paint_inside is not None and not (kv >> guard.paint_inside) & 1:
+                return None
+            return self._commit(bbox, region, bit)
+        has = (old & np.uint64(bit)) != 0
+        changed = region & has if erase else region & ~has
+        if guard.paint_inside is not None:
+            changed &= (old & np.uint64(1 << guard.paint_inside)) != 0
+        return self._commit(bbox, changed, bit)
+
+    def assign(self, bbox: BBox, values: np.ndarray, *, guard: EditGuard = NO_GUARD) -> BBox | None:
+        """Write ``values`` (``(bbox.height, bbox.width)`` of the mask dtype) into ``bbox`` as one step.
+
+        Pixels the guard protects keep their value (multi-label: locked bits keep theirs, other bits change).
+        Returns the box of changed pixels, or None.
+        """
+        clipped = bbox.clip(self.shape)
+        if clipped.is_empty:
+            return None
+        if clipped != bbox:
+            values = values[clipped.offset_within(bbox).slices]
+            bbox = clipped
+        old = self._array[bbox.slices]
+        new = np.asarray(values, dtype=self.dtype)
+        if new.shape != bbox.shape:
+            raise ValueError(f"values {new.shape} do not match the box {bbox.shape}")
+        if self.multilabel:
+            lk = np.uint64(guard.locked_bits())
+            if lk:
+                new = (new & ~lk) | (old & lk)
+            if guard.paint_inside is not None:
+                new = np.where((old & np.uint64(1 << guard.paint_inside)) != 0, new, old)
+            return self._commit_dense(bbox, old ^ new)
+        dense = old ^ new
+        if guard.active:
+            allowed = self._allowed_semantic(old, guard)
+            if guard.locked:
+                allowed &= ~self._lut_locked(guard)[new]
+            dense[~allowed] = 0
+        return self._commit_dense(bbox, dense)
+
+    def apply(self, patch: Patch) -> BBox | None:
+        """Apply an externally built ``patch`` (its delta must match the current array) as one undo step."""
+        self._apply_and_record(patch)
+        return patch.bbox
+
+    # strokes ----------------------------------------------------------------------------------------------
+    @property
+    def in_stroke(self) -> bool:
+        return self._stroke is not None
+
+    def begin_stroke(self) -> None:
+        """Start collecting edits into one undo step (ends any stroke still open)."""
+        if self._stroke is not None:
+            self.end_stroke()
+        self._stroke = []
+
+    def end_stroke(self) -> BBox | None:
+        """Merge the stroke's edits into one undo step; returns the box the stroke changed, or None."""
+        parts, self._stroke = self._stroke, None
+        if not parts:
+            return None
+        if len(parts) == 1:
+            merged: Patch | None = parts[0]
+        else:
+            merged = self._merge(parts)
+        if merged is None:  # the stroke undid itself (possible with assign); nothing to record
+            return None
+        merged = Patch(merged.bbox, merged.packed, merged.delta, merged.count, serial=self.history.next_serial())
+        self.history.push(merged)
+        self._after_history_change()
+        return merged.bbox
+
+    def cancel_stroke(self) -> BBox | None:
+        """Revert the open stroke's edits and record nothing; returns the box restored, or None."""
+        parts, self._stroke = self._stroke, None
+        if not parts:
+            return None
+        box: BBox | None = None
+        for p in reversed(parts):
+            p.apply_to(self._array)
+            box = p.bbox.union(box)
+        assert box is not None
+        self.events.region_changed.emit(box)
+        self._set_dirty(self.history.top_serial != self._clean_serial)
+        return box
+
+    def _merge(self, parts: list[Patch]) -> Patch | None:
+        # XOR deltas compose in any order, so overlapping parts merge exactly into one dense delta crop
+        box = parts[0].bbox
+        for p in parts[1:]:
+            box = box.union(p.bbox)
+        dense = np.zeros(box.shape, self.dtype)
+        for p in parts:
+            sub = dense[p.bbox.offset_within(box).slices]
+            if p.dense:
+                sub ^= p.delta
+            elif p.uniform:
+                np.bitwise_xor(sub, p.delta, out=sub, where=p.changed())
+            else:
+                sub[p.changed()] ^= p.delta
+        built = Patch.from_dense(box, dense)
+        return None if built is None else built[0]
+
+    # undo / redo ------------------------------------------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        return self.history.can_undo or bool(self._stroke)
+
+    @property
+    def can_redo(self) -> bool:
+        return self.history.can_redo and self._stroke is None
+
+    def undo(self) -> BBox | None:
+        """Revert the last step (an open stroke is ended first); returns the box restored, or None."""
+        if self._stroke is not None:
+            self.end_stroke()
+        p = self.history.pop_undo()
+        if p is None:
+            return None
+        p.apply_to(self._array)
+        self.events.region_changed.emit(p.bbox)
+        self._after_history_change()
+        return p.bbox
+
+    def redo(self) -> BBox | None:
+        """Re-apply the last undone step; returns its box, or None."""
+        if self._stroke is not None:
+            self.end_stroke()
+        p = self.history.pop_redo()
+        if p is None:
+            return None
+        p.apply_to(self._array)
+        self.events.region_changed.emit(p.bbox)
+        self._after_history_change()
+        return p.bbox
+
+    def set_array(self, array: np.ndarray, *, copy: bool = True) -> None:
+        """Replace the whole array (a loaded mask version); history is cleared and the state is clean."""
+        self._stroke = None
+        self._array = self._checked(array, copy=copy)
+        self.history.clear()
+        self._clean_serial = self.history.top_serial
+        self.events.region_changed.emit(BBox.full(self._array.shape))
+        self.events.history_changed.emit()
+        self._set_dirty(False)
+
+    # internals --------------------------------------------------------------------------------------------
+    def _lut_locked(self, guard: EditGuard) -> np.ndarray:
+        lut = np.zeros(1 << (8 * self.dtype.itemsize), np.bool_)
+        for c in guard.locked:
+            if 0 <= c < lut.size:
+                lut[c] = True
+        return lut
+
+    def _allowed_semantic(self, old: np.ndarray, guard: EditGuard) -> np.ndarray:
+        ok = np.ones(old.shape, np.bool_)
+        if guard.paint_inside is not None:
+            ok &= old == guard.paint_inside
+        if guard.locked:
+            if old.dtype == np.uint8:
+                # cv2.LUT is the fast path for 8-bit lookups on large crops
+                locked_px = cv2.LUT(old, self._lut_locked(guard).view(np.uint8)).view(np.bool_)
+            else:
+                locked_px = self._lut_locked(guard)[old]
+            ok &= ~locked_px
+        return ok
+
+    def _commit(
+        self,
+        bbox: BBox,
+        changed: np.ndarray,
+        delta: np.ndarray | int,
+    ) -> BBox | None:
+        serial = 0 if self._stroke is not None else self.history.next_serial()
+        built = Patch.build(bbox, changed, delta, dtype=self.dtype, serial=serial)
+        if built is None:
+            return None
+        patch, tight_changed = built
+        self._apply_and_record(patch, changed=tight_changed)
+        return patch.bbox
+
+    def _commit_dense(self, bbox: BBox, dense: np.ndarray, *, new_value: int | None = None) -> BBox | None:
+        serial = 0 if self._stroke is not None else self.history.next_serial()
+        built = Patch.from_dense(bbox, dense, serial=serial)
+        if built is None:
+            return None
+        patch, tight_changed = built
+        self._apply_and_record(patch, changed=tight_changed, new_value=new_value)
+        return patch.bbox
+
+    def _apply_and_record(
+        self, patch: Patch, *, changed: np.ndarray | None = None, new_value: int | None = None
+    ) -> None:
+        if new_value is not None and changed is not None and not patch.uniform and not patch.dense:
+            # one new value for mixed old ones: a masked set is much cheaper than a gather/scatter xor
+            np.copyto(self._array[patch.bbox.slices], self.dtype.type(new_value), where=changed)
+        else:
+            patch.apply_to(self._array, changed=changed)
+        if self._stroke is not None:
+            self._stroke.append(patch)
+            self.events.region_changed.emit(patch.bbox)
+            self._set_dirty(True)
+            return
+        if patch.serial == 0:
+            patch = Patch(patch.bbox, patch.packed, patch.delta, patch.count, serial=self.history.next_serial())
+        self.history.push(patch)
+        self.events.region_changed.emit(patch.bbox)
+        self._after_history_change()
+
+    def _after_history_change(self) -> None:
+        self.events.history_changed.emit()
+        self._set_dirty(self.history.top_serial != self._clean_serial)
+
+    def _set_dirty(self, value: bool) -> None:
+        if value != self._dirty:
+            self._dirty = value
+            self.events.dirty.emit(value)
