@@ -1,0 +1,277 @@
+"""One binary-mask folder per class: ``images/x.png`` + ``<class>/x.png`` for every class (NLM lung masks).
+
+Layout::
+
+    root/
+      classes.json          (optional: names, colours, image folder, folder per class, multilabel flag)
+      cxr/ x.png ...         image folder (option ``images``; or found by name)
+      leftMask/ x.png ...    one 0/255 (or 0/1, 1-bit) mask per image and class, same stem
+      rightMask/ x.png ...
+
+Semantic (default): background is 0 and class folder ``i`` is id ``i + 1``. Where two class masks overlap the
+later class wins and an ``overlap`` problem is recorded for that sample (never silently): open with
+``multilabel=True`` to keep every class (one bit per class folder, no background class).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.errors import DatasetError
+from segstudio.core.types import ClassInfo, ClassSchema, default_colour
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.io import read_binary_mask
+from segstudio.datasets.util import (
+    check_same_size,
+    default_image_reader,
+    image_files,
+    image_shape,
+    max_pixels_of,
+    parse_colour,
+    read_json,
+    stem_index,
+    subfolders,
+)
+
+log = logging.getLogger(__name__)
+
+#: Folder names that hold images (lower case), best first.
+IMAGE_FOLDER_NAMES = ("images", "image", "imgs", "img", "cxr", "jpegimages", "inputs", "input", "raw", "x")
+
+#: Folder names of a single union/index mask folder: those belong to the paired-folders format, not a class.
+GENERIC_MASK_NAMES = frozenset(
+    {"masks", "mask", "labels", "label", "annotations", "annots", "gt", "groundtruth", "ground_truth", "y",
+     "segmentations", "segmentation", "manualmask", "manualmasks"}
+)
+
+#: Human names for the NLM chest X-ray per-organ folders (Montgomery/JSRT-SCR conventions).
+KNOWN_CLASS_NAMES = {
+    "leftmask": "left lung",
+    "rightmask": "right lung",
+    "heartmask": "heart",
+    "leftclaviclemask": "left clavicle",
+    "rightclaviclemask": "right clavicle",
+}
+
+_MASKISH = re.compile(r"mask|label|annot|seg|gt", re.IGNORECASE)
+
+
+def humanise_folder(name: str) -> str:
+    """``leftMask`` -> ``left lung`` (known NLM names), ``optic_disc_masks`` -> ``optic disc``."""
+    known = KNOWN_CLASS_NAMES.get(name.lower())
+    if known:
+        return known
+    base = re.sub(r"[_\-\s]*(masks?|labels?)$", "", name, flags=re.IGNORECASE) or name
+    base = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base)
+    return re.sub(r"[_\-]+", " ", base).strip().lower() or name
+
+
+@dataclass(frozen=True)
+class _Layout:
+    images: Path
+    classes: tuple[tuple[str, Path], ...]  # (class name, folder)
+    colours: tuple[tuple[int, int, int] | None, ...]
+    multilabel: bool | None
+    from_json: bool
+
+
+def _classes_json_layout(root: Path) -> _Layout | None:
+    cfg = root / "classes.json"
+    if not cfg.is_file():
+        return None
+    d = read_json(cfg)
+    entries = [c for c in d.get("classes", []) if isinstance(c, dict) and c.get("folder")]
+    if not entries or not d.get("images"):
+        return None
+    return _Layout(
+        images=root / str(d["images"]),
+        classes=tuple((str(c.get("name", c["folder"])), root / str(c["folder"])) for c in entries),
+        colours=tuple(parse_colour(c.get("colour", c.get("color"))) for c in entries),
+        multilabel=bool(d["multilabel"]) if "multilabel" in d else None,
+        from_json=True,
+    )
+
+
+def _guess_image_folder(folders: list[Path]) -> Path | None:
+    by_name = {f.name.lower(): f for f in folders}
+    for n in IMAGE_FOLDER_NAMES:
+        if n in by_name:
+            return by_name[n]
+    unmaskish = [f for f in folders if not _MASKISH.search(f.name)]
+    return unmaskish[0] if len(unmaskish) == 1 else None
+
+
+def _guess_layout(root: Path, *, images: str | None, classes: list[str] | None) -> _Layout | None:
+    folders = [f for f in subfolders(root) if image_files(f)]
+    img = root / images if images else _guess_image_folder(folders)
+    if img is None:
+        return None
+    if classes:
+        cls = [root / c for c in classes]
+    else:
+        cls = [f for f in folders if f != img and f.name.lower() not in GENERIC_MASK_NAMES]
+    return _Layout(
+        images=img,
+        classes=tuple((humanise_folder(f.name), f) for f in cls),
+        colours=tuple(None for _ in cls),
+        multilabel=None,
+        from_json=False,
+    )
+
+
+class ClassFoldersFormat:
+    name = "class-folders"
+    description = "An image folder plus one binary-mask folder per class, same file stems (NLM lung masks)."
+
+    def sniff(self, path: Path) -> float:
+        if not path.is_dir():
+            return 0.0
+        try:
+            layout = _classes_json_layout(path)
+        except DatasetError:
+            layout = None
+        if layout is not None:
+            return 0.95
+        layout = _guess_layout(path, images=None, classes=None)
+        if layout is None or not layout.classes:
+            return 0.0
+        img_stems = set(stem_index(image_files(layout.images)))
+        matching = [f for _, f in layout.classes if img_stems & set(stem_index(image_files(f)))]
+        if len(matching) >= 2:
+            return 0.8
+        # A single mask folder is the paired layout's case; class-folders stays a weak candidate.
+        return 0.3 if matching else 0.0
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        """Options: ``images`` (folder name), ``classes`` (class folder names, in id order), ``multilabel``
+        (bool; default from classes.json, else False), ``max_pixels`` (image pixel limit)."""
+        root = Path(path)
+        images_opt, classes_opt = options.get("images"), options.get("classes")
+        layout = None if (images_opt or classes_opt) else _classes_json_layout(root)
+        if layout is None:
+            layout = _guess_layout(root, images=images_opt, classes=list(classes_opt) if classes_opt else None)
+        if layout is None or not layout.images.is_dir():
+            raise DatasetError(
+                "Cannot tell which folder holds the images.",
+                path=root,
+                fix="Open with the option images=<folder name>, or add a classes.json with an \"images\" entry.",
+            )
+        if not layout.classes:
+            raise DatasetError(
+                "No class mask folders were found beside the image folder.",
+                path=root,
+                fix="Put one folder of binary masks per class beside the images, or use the paired-folders format.",
+            )
+        multilabel = options.get("multilabel")
+        if multilabel is None:
+            multilabel = bool(layout.multilabel)
+        schema = self._schema(layout, multilabel=bool(multilabel))
+        problems: list[Problem] = []
+        class_stems: list[tuple[int, Path, dict[str, str]]] = []
+        class_ids = [c.id for c in schema.classes if not (not multilabel and c.id == 0)]
+        for cid, (cname, folder) in zip(class_ids, layout.classes, strict=True):
+            if not folder.is_dir():
+                problems.append(Problem(ProblemKind.MISSING_MASK, f"Class folder of {cname!r} is missing.", folder))
+                class_stems.append((cid, folder, {}))
+            else:
+                class_stems.append((cid, folder, stem_index(image_files(folder))))
+        img_index = stem_index(image_files(layout.images))
+        samples = []
+        for stem, fname in img_index.items():
+            img_path = layout.images / fname
+            parts: list[tuple[int, Path]] = []
+            sample_problems = []
+            sid = relative_id(img_path, root)
+            for cid, folder, stems in class_stems:
+                if stem in stems:
+                    parts.append((cid, folder / stems[stem]))
+                elif folder.is_dir():
+                    sample_problems.append(
+                        Problem(
+                            ProblemKind.MISSING_MASK,
+                            f"No mask for this image in {folder.name}/ (class {schema.by_id(cid).name!r}); "
+                            "that class is taken as empty.",
+                            folder / f"{stem}.png",
+                            sid,
+                        )
+                    )
+            samples.append(
+                Sample(id=sid, image=img_path, gt=tuple(parts) if parts else None, problems=tuple(sample_problems))
+            )
+        for _cid, folder, stems in class_stems:
+            for stem in sorted(set(stems) - set(img_index)):
+                problems.append(
+                    Problem(ProblemKind.MISSING_IMAGE, "Mask without a matching image.", folder / stems[stem])
+                )
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_gt,
+            problems=problems,
+            options={**options, "multilabel": bool(multilabel), "images": layout.images.name},
+        )
+
+    @staticmethod
+    def _schema(layout: _Layout, *, multilabel: bool) -> ClassSchema:
+        if multilabel:
+            infos = [
+                ClassInfo(i, name, layout.colours[i] or default_colour(i + 1))
+                for i, (name, _) in enumerate(layout.classes)
+            ]
+            return ClassSchema(tuple(infos), multilabel=True)
+        infos = [ClassInfo(0, "background", (0, 0, 0))]
+        infos += [
+            ClassInfo(i + 1, name, layout.colours[i] or default_colour(i + 1)) for i, (name, _) in enumerate(layout.classes)
+        ]
+        return ClassSchema(tuple(infos))
+
+
+def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    if sample.gt is None:
+        return None
+    parts: tuple[tuple[int, Path], ...] = sample.gt  # type: ignore[assignment]
+    limit = max_pixels_of(ds)
+    shape = image_shape(ds, sample)
+    out = np.zeros(shape, ds.schema.mask_dtype())
+    if ds.schema.multilabel:
+        for cid, p in parts:
+            m = read_binary_mask(p, max_pixels=limit)
+            check_same_size(m, shape, path=p, what="its image")
+            out[m] |= np.uint64(1) << np.uint64(cid)
+        return out
+    taken = np.zeros(shape, bool)
+    overlaps: list[str] = []
+    for cid, p in parts:
+        m = read_binary_mask(p, max_pixels=limit)
+        check_same_size(m, shape, path=p, what="its image")
+        both = int(np.count_nonzero(m & taken))
+        if both:
+            overlaps.append(f"{ds.schema.by_id(cid).name!r} overlaps earlier classes on {both} px")
+        out[m] = cid
+        taken |= m
+    if overlaps:
+        _report_overlap(ds, sample, overlaps)
+    return out
+
+
+def _report_overlap(ds: Dataset, sample: Sample, overlaps: list[str]) -> None:
+    if any(p.kind == ProblemKind.OVERLAP and p.sample_id == sample.id for p in ds.problems):
+        return
+    msg = (
+        "; ".join(overlaps)
+        + ". In this semantic view the later class wins there; open with multilabel=True to keep both."
+    )
+    log.warning("%s: %s", sample.id, msg)
+    ds.problems.append(Problem(ProblemKind.OVERLAP, msg, sample.image, sample.id))
+
+
+FORMAT = ClassFoldersFormat()

@@ -1,0 +1,235 @@
+"""Safe image and mask reading: full bit depth kept, decompression bombs refused, broken files named.
+
+Every reader raises ``DatasetError`` (or one of its subclasses below) whose message names the file, so that a
+format can turn it into a ``Problem`` and go on with the rest of the dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from segstudio.core.errors import DatasetError
+from segstudio.datasets.base import Problem, ProblemKind
+
+log = logging.getLogger(__name__)
+
+#: Largest image (width x height) decoded by default: 16k x 16k. Bigger headers are treated as decompression bombs.
+DEFAULT_MAX_PIXELS = 16384 * 16384
+
+#: File name extensions treated as images when listing folders (lower case, with the dot).
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm", ".pbm", ".dcm", ".dicom"}
+)
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
+
+# PIL's own bomb check would warn (or raise at 2x) with its own limit; ours runs first and names the file.
+Image.MAX_IMAGE_PIXELS = None
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class DatasetProblemError(DatasetError):
+    """A ``DatasetError`` that maps to one ``ProblemKind``, so that callers can collect it as a ``Problem``."""
+
+    kind: ProblemKind = ProblemKind.OTHER
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, fix: str | None = None, kind: ProblemKind | None = None
+    ) -> None:
+        if kind is not None:
+            self.kind = kind
+        super().__init__(message, path=path, fix=fix)
+
+    def to_problem(self, sample_id: str | None = None) -> Problem:
+        msg = self.message if not self.fix else f"{self.message} Fix: {self.fix}"
+        return Problem(self.kind, msg, path=self.path, sample_id=sample_id)
+
+
+class CorruptImageError(DatasetProblemError):
+    """The file is not a readable image (truncated, corrupt, or not an image at all)."""
+
+    kind = ProblemKind.CORRUPT
+
+
+class ImageTooLargeError(DatasetProblemError):
+    """The image header declares more pixels than the limit: a possible decompression bomb."""
+
+    kind = ProblemKind.TOO_LARGE
+
+
+def problem_from_error(err: DatasetError, sample_id: str | None = None) -> Problem:
+    """The ``Problem`` an error stands for (``OTHER`` unless it is a ``DatasetProblemError``)."""
+    if isinstance(err, DatasetProblemError):
+        return err.to_problem(sample_id)
+    msg = err.message if not err.fix else f"{err.message} Fix: {err.fix}"
+    return Problem(ProblemKind.OTHER, msg, path=err.path, sample_id=sample_id)
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name (no recursion, hidden files skipped)."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    return sorted((p for p in entries if is_image_file(p) and p.is_file()), key=lambda p: p.name)
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"The image declares {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (a possible decompression bomb); it was not decoded.",
+            path=path,
+            fix="Check the file; if it is genuine, raise the pixel limit (max_pixels) when opening the dataset.",
+        )
+
+
+def _png_ihdr(path: Path) -> tuple[int, int] | None:
+    """``(bit_depth, colour_type)`` from a PNG header, or None for other files."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(29)
+    except OSError:
+        return None
+    if len(head) < 29 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` from the header only (no pixel decoding). Raises ``CorruptImageError``."""
+    p = Path(path)
+    if p.suffix.lower() in DICOM_EXTENSIONS:
+        from segstudio.datasets.dicom_io import dicom_size
+
+        return dicom_size(p)
+    try:
+        with Image.open(p) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise CorruptImageError(f"Cannot read the image header: {e}", path=p, fix="Re-export or remove the file.") from e
+
+
+def _decode_cv2(path: Path) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile + imdecode copes with non-ASCII paths
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise CorruptImageError("OpenCV could not decode the image.", path=path, fix="Re-export or remove the file.")
+    if arr.ndim == 3:
+        if arr.shape[2] == 4:
+            arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
+        elif arr.shape[2] == 3:
+            arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(arr)
+
+
+def _pil_array(im: Image.Image, *, keep_palette: bool, path: Path) -> np.ndarray:
+    mode = im.mode
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    if mode in ("L", "RGB"):
+        return np.asarray(im)
+    if mode == "P":
+        return np.asarray(im) if keep_palette else np.asarray(im.convert("RGB"))
+    if mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)
+    if mode == "I":
+        arr = np.asarray(im)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise CorruptImageError(
+                f"32-bit integer image with values {arr.min()}..{arr.max()} does not fit 16 bits.",
+                path=path,
+                fix="Convert it to 16-bit.",
+            )
+        return arr.astype(np.uint16)
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        # Float images have no fixed range; spread them over 16 bits so display windowing keeps the detail.
+        scaled = (arr - lo) / (hi - lo) * 65535.0 if hi > lo else np.zeros_like(arr)
+        return scaled.astype(np.uint16)
+    if mode in ("LA", "La"):
+        return np.asarray(im.convert("L"))
+    return np.asarray(im.convert("RGB"))
+
+
+def _read_raster(path: Path, *, max_pixels: int | None, keep_palette: bool) -> np.ndarray:
+    if not path.is_file():
+        raise DatasetProblemError(
+            "The file does not exist.", path=path, fix="Check the dataset folder.", kind=ProblemKind.MISSING_IMAGE
+        )
+    if path.suffix.lower() in DICOM_EXTENSIONS:
+        from segstudio.datasets.dicom_io import read_dicom
+
+        return read_dicom(path, max_pixels=max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. TIFF tag warnings; errors still raise
+            with Image.open(path) as im:
+                _check_pixels(path, im.size[0], im.size[1], max_pixels)
+                ihdr = _png_ihdr(path)
+                # PIL narrows 16-bit colour PNGs to 8 bits; OpenCV keeps them (after PIL proved the file sound).
+                wide_colour_png = ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 6)
+                im.load()
+                if wide_colour_png:
+                    return _decode_cv2(path)
+                return _pil_array(im, keep_palette=keep_palette, path=path)
+    except DatasetError:
+        raise
+    except UnidentifiedImageError as e:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            # TIFF variants PIL lacks (e.g. 16-bit RGB) still decode with OpenCV.
+            return _decode_cv2(path)
+        raise CorruptImageError(
+            "Not a readable image file (unknown or damaged format).", path=path, fix="Re-export or remove the file."
+        ) from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise CorruptImageError(
+            f"The image is corrupt or truncated ({e}).", path=path, fix="Re-export or remove the file."
+        ) from e
+
+
+def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image for display and training.
+
+    Returns ``(H, W)`` grayscale or ``(H, W, 3)`` RGB, ``uint8`` or ``uint16`` (16-bit PNG/TIFF/DICOM keep full
+    depth). Alpha is dropped, palettes are expanded, 1-bit images become 0/255.
+    Raises ``CorruptImageError`` / ``ImageTooLargeError`` / ``DatasetError`` naming the file.
+    """
+    return _read_raster(Path(path), max_pixels=max_pixels, keep_palette=False)
+
+
+def read_mask(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a mask file without changing its values.
+
+    Returns ``(H, W)`` ``uint8``/``uint16`` (index or binary masks; palette PNGs keep their indices; 1-bit
+    images become 0/255) or ``(H, W, 3)`` ``uint8`` for colour-coded masks. Raises like ``read_image``.
+    """
+    return _read_raster(Path(path), max_pixels=max_pixels, keep_palette=True)
+
+
+def read_binary_mask(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A 0/255, 0/1, 1-bit or 24-bit mask as ``(H, W) bool`` (PH2's 24-bit masks included).
+
+    Values above half the dtype's range count as foreground, so masks resized with interpolation still threshold
+    cleanly; a 0/1 mask (max value 1) is taken as-is.
+    """
+    arr = read_mask(path, max_pixels=max_pixels)
+    if arr.ndim == 3:
+        arr = arr.max(axis=2)
+    top = int(arr.max()) if arr.size else 0
+    if top <= 1:
+        return arr.astype(bool)
+    half = 127 if top <= 255 else 32767
+    return arr > half

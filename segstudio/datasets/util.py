@@ -1,0 +1,130 @@
+"""Helpers the format readers share: folder listing, safe paths, JSON, class files, the default image reader."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.types import RGB, ClassInfo, ClassSchema, default_colour
+from segstudio.datasets.base import Dataset, ProblemKind, Sample
+from segstudio.datasets.io import DEFAULT_MAX_PIXELS, DatasetProblemError, is_image_file, read_image
+
+
+def subfolders(path: Path) -> list[Path]:
+    """Visible sub-folders of ``path``, sorted by name."""
+    try:
+        return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    except OSError:
+        return []
+
+
+def image_files(folder: Path) -> list[str]:
+    """Names of the image files directly in ``folder`` (``os.scandir``: no stat per file, fast on 10k files)."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if is_image_file(Path(e.name)) and not e.is_dir())
+    except OSError:
+        return []
+
+
+def stem_index(names: Iterable[str]) -> dict[str, str]:
+    """``stem -> file name``; the first name (sorted order) wins when two files share a stem."""
+    out: dict[str, str] = {}
+    for n in sorted(names):
+        out.setdefault(n.rsplit(".", 1)[0], n)
+    return out
+
+
+def resolve_inside(root: Path, rel: str) -> Path | None:
+    """``root / rel`` if it stays inside ``root`` (no ``..``, no absolute path, no symlink escape), else None."""
+    rel_p = Path(rel.replace("\\", "/"))
+    if rel_p.is_absolute() or ".." in rel_p.parts:
+        return None
+    full = root / rel_p
+    try:
+        full.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    return full
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; a broken one raises ``DatasetProblemError`` (kind ``BAD_ANNOTATION``) naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError as e:
+        raise DatasetProblemError("The file does not exist.", path=path, kind=ProblemKind.MISSING_MASK) from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetProblemError(
+            f"Cannot parse the JSON file ({e}).",
+            path=path,
+            fix="Check the file is complete, valid JSON (UTF-8).",
+            kind=ProblemKind.BAD_ANNOTATION,
+        ) from e
+
+
+def parse_colour(value: Any) -> RGB | None:
+    try:
+        r, g, b = (int(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if not all(0 <= c <= 255 for c in (r, g, b)):
+        return None
+    return (r, g, b)
+
+
+def schema_from_json(d: dict[str, Any]) -> ClassSchema:
+    """A schema from a ``classes.json``-shaped dict (``classes: [{id, name, colour, ignore?}]``)."""
+    classes = []
+    for i, c in enumerate(d.get("classes", [])):
+        cid = int(c.get("id", i))
+        colour = parse_colour(c.get("colour", c.get("color"))) or default_colour(cid)
+        classes.append(ClassInfo(cid, str(c.get("name", f"class {cid}")), colour, bool(c.get("ignore", False))))
+    return ClassSchema(tuple(classes), multilabel=bool(d.get("multilabel", False)), ignore_index=d.get("ignore_index"))
+
+
+def semantic_schema(names: Sequence[str], *, background: str | None = "background") -> ClassSchema:
+    """Semantic schema: optional background id 0, then ``names`` in order."""
+    all_names = ([background] if background else []) + list(names)
+    return ClassSchema(tuple(ClassInfo(i, n, default_colour(i)) for i, n in enumerate(all_names)))
+
+
+def multilabel_schema(names: Sequence[str], colours: Sequence[RGB] | None = None) -> ClassSchema:
+    """Multi-label schema: bit ``i`` for ``names[i]``."""
+    cols = list(colours) if colours is not None else [default_colour(i + 1) for i in range(len(names))]
+    return ClassSchema(tuple(ClassInfo(i, n, cols[i]) for i, n in enumerate(names)), multilabel=True)
+
+
+def max_pixels_of(ds: Dataset) -> int | None:
+    value = ds.options.get("max_pixels", DEFAULT_MAX_PIXELS)
+    return None if value is None else int(value)
+
+
+def default_image_reader(ds: Dataset, sample: Sample) -> np.ndarray:
+    """``Dataset.read_image`` of formats whose images are plain files: ``read_image`` with the open's pixel limit."""
+    return read_image(sample.image, max_pixels=max_pixels_of(ds))
+
+
+def check_same_size(mask: np.ndarray, ref_shape: tuple[int, ...], *, path: Path, what: str) -> None:
+    """Raise ``SIZE_MISMATCH`` when ``mask``'s ``(H, W)`` differs from ``ref_shape``'s."""
+    if mask.shape[:2] != tuple(ref_shape[:2]):
+        raise DatasetProblemError(
+            f"The mask is {mask.shape[1]}x{mask.shape[0]} but {what} is {ref_shape[1]}x{ref_shape[0]}.",
+            path=path,
+            fix="Masks must have the image's size; re-export the mask at the image's resolution.",
+            kind=ProblemKind.SIZE_MISMATCH,
+        )
+
+
+def image_shape(ds: Dataset, sample: Sample) -> tuple[int, int]:
+    """``(H, W)`` of the sample's image from its header only (no decode)."""
+    from segstudio.datasets.io import image_size
+
+    w, h = image_size(sample.image)
+    return (h, w)
