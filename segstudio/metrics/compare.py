@@ -14,6 +14,7 @@ mean IoU and pixel accuracy are then 1.0 (a blank prediction on a blank image is
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,6 +91,17 @@ def error_map(
     """
     if gt.shape != pred.shape:
         raise ValueError(f"GT and prediction differ in shape: {gt.shape} vs {pred.shape}")
+    if not schema.multilabel and gt.dtype == np.uint8 and pred.dtype == np.uint8:
+        out = _semantic_lut(schema, class_id)[(gt.astype(np.uint16) << 8) | pred]
+    else:
+        out = _error_codes(gt, pred, schema=schema, class_id=class_id)
+    if valid is not None:
+        out[~np.asarray(valid, bool)] = ErrorCode.IGNORED
+    return out
+
+
+def _error_codes(gt: np.ndarray, pred: np.ndarray, *, schema: ClassSchema, class_id: int | None) -> np.ndarray:
+    """The general path of :func:`error_map` (any dtype), without ``valid``."""
     if schema.multilabel:
         scored = 0
         for c in schema:
@@ -122,9 +134,15 @@ def error_map(
         ign = _ignored_pixels(gt, pred, schema)
         if ign is not None:
             out[ign] = ErrorCode.IGNORED
-    if valid is not None:
-        out[~np.asarray(valid, bool)] = ErrorCode.IGNORED
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _semantic_lut(schema: ClassSchema, class_id: int | None) -> np.ndarray:
+    """``(65536,) uint8`` code of every (GT, prediction) pair of 8-bit values, index ``gt << 8 | pred``: one
+    gather per pixel instead of a chain of comparisons (the same rules as the general path below)."""
+    g, p = (a.ravel() for a in np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij"))
+    return _error_codes(g, p, schema=schema, class_id=class_id)
 
 
 def error_counts(codes: np.ndarray) -> dict[ErrorCode, int]:

@@ -155,6 +155,48 @@ def shape_figures(
     )
 
 
+Box = tuple[int, int, int, int]
+
+
+def _span(hits: np.ndarray) -> tuple[int, int] | None:
+    idx = np.flatnonzero(hits)
+    return (int(idx[0]), int(idx[-1]) + 1) if idx.size else None
+
+
+def _class_boxes(mask: np.ndarray, *, schema: ClassSchema, ids: list[int]) -> dict[int, Box | None]:
+    """Bounding box ``(y0, y1, x0, x1)`` of every class in ``ids`` (``None`` when absent).
+
+    Multi-label: two OR-reductions of the bitmask give every class's rows and columns at once, so a 29-class
+    2048² mask is scanned twice, not 29 times; each class is then cut out of its box only.
+    """
+    out: dict[int, Box | None] = {}
+    if schema.multilabel:
+        words = np.asarray(mask, np.uint64)
+        rows = np.bitwise_or.reduce(words, axis=1)
+        cols = np.bitwise_or.reduce(words, axis=0)
+        for cid in ids:
+            bit = np.uint64(1 << cid)
+            ys, xs = _span((rows & bit) != 0), _span((cols & bit) != 0)
+            out[cid] = None if ys is None or xs is None else (*ys, *xs)
+        return out
+    for cid in ids:
+        plane = mask == cid
+        ys = _span(plane.any(axis=1))
+        if ys is None:
+            out[cid] = None
+            continue
+        xs = _span(plane[ys[0] : ys[1]].any(axis=0))
+        assert xs is not None
+        out[cid] = (*ys, *xs)
+    return out
+
+
+def _union(a: Box | None, b: Box | None) -> Box | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+
+
 def _unknown_values(mask: np.ndarray, schema: ClassSchema) -> tuple[int, ...]:
     if schema.multilabel:
         known = 0
@@ -187,18 +229,24 @@ def assess_mask(
     """
     selected = [get_check(n) for n in (checks if checks is not None else tuple(QUALITY_CHECKS))]
     skip = set(background_ids(schema)) | {c.id for c in schema if c.ignore}
+    ids = [c.id for c in schema if c.id not in skip]
+    boxes = _class_boxes(mask, schema=schema, ids=ids)
+    pboxes = _class_boxes(prediction, schema=schema, ids=ids) if prediction is not None else {}
     per = []
-    for c in schema:
-        if c.id in skip:
+    for cid in ids:
+        box = _union(boxes[cid], pboxes.get(cid))
+        if box is None:
+            q = ClassQuality(class_id=cid, pixels=0, components=0, tiny_islands=0, fragments=0, holes=0, hole_pixels=0)
+            per.append(q if prediction is None else dataclasses.replace(q, disagreement=0.0))
             continue
-        plane = class_plane(mask, schema=schema, class_id=c.id)
-        q = shape_figures(plane, class_id=c.id, min_island_px=min_island_px, fragment_ratio=fragment_ratio)
+        y0, y1, x0, x1 = box
+        plane = class_plane(mask[y0:y1, x0:x1], schema=schema, class_id=cid)
+        q = shape_figures(plane, class_id=cid, min_island_px=min_island_px, fragment_ratio=fragment_ratio)
         if prediction is not None:
-            p = class_plane(prediction, schema=schema, class_id=c.id)
+            p = class_plane(prediction[y0:y1, x0:x1], schema=schema, class_id=cid)
             inter = int(np.count_nonzero(plane & p))
             total = q.pixels + int(np.count_nonzero(p))
-            dis = 0.0 if total == 0 else 1.0 - 2.0 * inter / total
-            q = dataclasses.replace(q, disagreement=dis)
+            q = dataclasses.replace(q, disagreement=0.0 if total == 0 else 1.0 - 2.0 * inter / total)
         per.append(q)
     values: dict[str, float] = {}
     flags: list[str] = []

@@ -117,3 +117,13 @@ def test_hd95_symmetric_and_zero_on_identical(a: np.ndarray, b: np.ndarray) -> N
     assert (math.isnan(h1) and math.isnan(h2)) or h1 == h2
     if a.any():
         assert hd95(a, a) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(sem_pair(), st.sampled_from([None, 0, 1, 2, 3]))
+def test_8bit_fast_paths_equal_the_general_16bit_paths(pair: tuple[np.ndarray, np.ndarray], class_id: int | None) -> None:
+    g, p = pair
+    g16, p16 = g.astype(np.uint16), p.astype(np.uint16)
+    assert np.array_equal(error_map(g, p, schema=SEM, class_id=class_id), error_map(g16, p16, schema=SEM, class_id=class_id))
+    c8, c16 = class_counts(g, p, schema=SEM), class_counts(g16, p16, schema=SEM)
+    assert (c8.tp.tolist(), c8.fp.tolist(), c8.fn.tolist(), c8.valid) == (c16.tp.tolist(), c16.fp.tolist(), c16.fn.tolist(), c16.valid)
