@@ -15,6 +15,3 @@ class CancelToken:
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
-
-    def __bool__(self) -> bool:  # pragma: no cover - guards against `if token:` meaning "exists"
-        raise TypeError("use token.cancelled")

@@ -197,7 +197,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return _from_dict(tp, value, where + ".")
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
-        if value is None and type(None) in args:
+        if type(None) in args and (value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null"))):
             return None
         errors = []
         for a in args:
@@ -232,7 +232,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ConfigError(f"Config key {where!r} must be an integer, got {value!r}.")
-        f = float(value)
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"Config key {where!r} must be an integer, got {value!r}.") from None
         if f != int(f):
             raise ConfigError(f"Config key {where!r} must be an integer, got {value!r}.")
         return int(f)
@@ -315,10 +318,7 @@ def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        low = text.strip().lower()
-        if low in ("none", "null"):
-            return None
-        return text
+        return text  # "none" stays a string: only optional fields read it as null (a preset is named "none")
 
 
 def apply_overrides(cfg: TrainConfig, assignments: Iterable[str]) -> TrainConfig:

@@ -74,3 +74,20 @@ def make_dataset(
 @pytest.fixture
 def tiny_dataset() -> Dataset:
     return make_dataset()
+
+
+def tiny_config(*overrides: str):
+    """A seconds-fast config: U-Net on a 3-stage resnet18, 32², batch 2, one epoch, no augmentation."""
+    from segstudio.engine.config import TrainConfig
+
+    base = [
+        "model.encoder=resnet18",
+        "model.encoder_depth=3",
+        "image_size=32",
+        "batch_size=2",
+        "epochs=1",
+        "augment.preset=none",
+        "normalize=unit",
+        "val_fraction=0.34",
+    ]
+    return TrainConfig().with_overrides([*base, *overrides])

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from segstudio.core.errors import UnknownKeyError
+from segstudio.engine.config import ConfigError, LossTerm, TrainConfig, parse_loss_expression
+from segstudio.engine.recipes import load_recipe, recipe_names
+
+
+def test_json_round_trip_keeps_every_field(tmp_path):
+    cfg = TrainConfig().with_overrides(["epochs=3", "model.thresholds=[0.4, 0.6]", "augment.hflip_swap=[[\"a\", \"b\"]]"])
+    path = tmp_path / "c.json"
+    path.write_text(cfg.to_json())
+    again = TrainConfig.load(path)
+    assert again == cfg
+    assert again.model.thresholds == (0.4, 0.6)
+    assert again.augment.hflip_swap == (("a", "b"),)
+
+
+def test_overrides_accept_bare_and_dotted_keys():
+    cfg = TrainConfig().with_overrides(["epochs=1", "image_size=128", "model.encoder=resnet18", "lr=0.01", "swa=true"])
+    assert (cfg.epochs, cfg.data.image_size, cfg.model.encoder, cfg.optim.lr, cfg.swa) == (1, 128, "resnet18", 0.01, True)
+
+
+def test_loss_expression_override():
+    cfg = TrainConfig().with_overrides(["loss.terms=0.01*dice + 0.99*boundary + 0.3*aux"])
+    assert cfg.loss.terms == (LossTerm("dice", 0.01), LossTerm("boundary", 0.99), LossTerm("aux", 0.3))
+    assert parse_loss_expression("ce+dice") == (LossTerm("ce", 1.0), LossTerm("dice", 1.0))
+    with pytest.raises(ConfigError):
+        parse_loss_expression("0.5*")
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(UnknownKeyError) as e:
+        TrainConfig().with_overrides(["epoch=1"])
+    assert "epochs" in str(e.value)
+    with pytest.raises(UnknownKeyError):
+        TrainConfig.from_dict({"model": {"archtecture": "unet"}})
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["image_size=100", "epochs=0", "batch_size=0", "val_fraction=1.5", "model.in_channels=2", "epochs=abc", "lr=-1"],
+)
+def test_invalid_values_are_rejected(override):
+    with pytest.raises(ConfigError):
+        TrainConfig().with_overrides([override])
+
+
+@pytest.mark.parametrize("override", ["optim.name=rmsprop", "schedule.name=step", "model.mode=instance", "monitor=f1"])
+def test_unknown_choices_list_the_valid_ones(override):
+    with pytest.raises(UnknownKeyError):
+        TrainConfig().with_overrides([override])
+
+
+def test_checkpoint_config_json_loads_as_train_config(tmp_path):
+    cfg = TrainConfig().with_overrides(["epochs=2"])
+    (tmp_path / "config.json").write_text(json.dumps({"format": "x", "train": cfg.to_dict()}))
+    assert TrainConfig.load(tmp_path / "config.json") == cfg
+
+
+def test_recipes_exist_and_load():
+    assert {"lungs-lr", "lesion", "road", "facade", "bones"} <= set(recipe_names())
+    for name in recipe_names():
+        assert load_recipe(name).name == name
+
+
+def test_lungs_recipe_is_the_seed_recipe():
+    cfg = load_recipe("lungs-lr")
+    assert [(t.name, t.weight) for t in cfg.loss.terms] == [("dice", 0.01), ("boundary", 0.99), ("aux", 0.3)]
+    assert cfg.optim.name == "adam" and cfg.schedule.name == "cosine" and cfg.model.aux_head
+    # mirroring a chest X-ray swaps the lungs: the recipe must swap the labels (or not mirror)
+    assert not cfg.augment.hflip or cfg.augment.hflip_swap == (("left lung", "right lung"),)
+
+
+def test_unknown_recipe():
+    with pytest.raises(UnknownKeyError) as e:
+        load_recipe("lungs")
+    assert "lungs-lr" in str(e.value)

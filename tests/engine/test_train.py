@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from segstudio.engine.cancel import CancelToken
+from segstudio.engine.checkpoint import CheckpointError, load_checkpoint
+from segstudio.engine.config import ConfigError
+from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, Finished, RunStarted
+from segstudio.engine.train import train
+
+from .conftest import make_dataset, tiny_config
+
+
+def _run(cfg, ds, run_dir, **kw):
+    return list(train(cfg, ds, run_dir=run_dir, **kw))
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_events_files_and_checkpoint(tmp_path):
+    ds = make_dataset(n=6)
+    events = _run(tiny_config("epochs=2"), ds, tmp_path)
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], Finished)
+    assert events[0].device == "cpu"  # AMP / channels_last requested by default, CPU falls back cleanly
+    batches = [e for e in events if isinstance(e, BatchEnd)]
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert len(epochs) == 2 and len(batches) == 2 * events[0].steps_per_epoch
+    assert all(math.isfinite(b.loss) and b.eta_s is not None for b in batches)
+    assert [c.name for c in epochs[0].per_class] == ["background", "left", "right"]
+    assert {e.kind for e in events if isinstance(e, CheckpointSaved)} >= {"best", "last"}
+    fin = events[-1]
+    assert fin.epochs_completed == 2 and not fin.cancelled and fin.train_seconds > 0
+    assert (tmp_path / "curves.csv").read_text().count("\n") == 3
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["train_seconds"] > 0
+
+    ckpt = load_checkpoint(fin.best_checkpoint)
+    info = json.loads((fin.best_checkpoint / "config.json").read_text())
+    for key in ("architecture", "encoder", "class_schema", "preprocessing", "train", "metrics", "segstudio_version"):
+        assert key in info
+    assert ckpt.task.class_names == ("background", "left", "right")
+    assert ckpt.preprocessing.image_size == 32
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert ckpt.model(x).shape == (1, 3, 32, 32)
+
+
+def test_loading_never_unpickles(tmp_path, monkeypatch):
+    fin = _run(tiny_config(), make_dataset(n=4), tmp_path)[-1]
+
+    def forbidden(*a, **k):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", forbidden)
+    load_checkpoint(fin.last_checkpoint)
+    assert not list(fin.last_checkpoint.glob("*.pt*")) and not list(fin.last_checkpoint.glob("*.bin"))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path)
+
+
+def test_seeded_runs_are_identical(tmp_path):
+    ds = make_dataset(n=6)
+    a = _run(tiny_config("augment.preset=light"), ds, tmp_path / "a")[-1]
+    b = _run(tiny_config("augment.preset=light"), ds, tmp_path / "b")[-1]
+    wa, wb = _weights(a.last_checkpoint), _weights(b.last_checkpoint)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_continues_exactly(tmp_path):
+    ds = make_dataset(n=6)
+    straight = _run(tiny_config("epochs=2", "augment.preset=light"), ds, tmp_path / "s")[-1]
+    cfg2 = tiny_config("epochs=2", "augment.preset=light")
+    events = []
+    token = CancelToken()
+    for ev in train(cfg2, ds, run_dir=tmp_path / "c", cancel=token):
+        events.append(ev)
+        if isinstance(ev, CheckpointSaved) and ev.kind == "last":
+            token.cancel()  # stop right after epoch 1 is saved
+    assert events[-1].cancelled and events[-1].epochs_completed == 1
+    resumed = _run(cfg2, ds, tmp_path / "c", resume=True)
+    assert isinstance(resumed[0], RunStarted) and resumed[0].start_epoch == 1
+    assert resumed[-1].epochs_completed == 2
+    ws, wr = _weights(straight.last_checkpoint), _weights(resumed[-1].last_checkpoint)
+    assert all(torch.equal(ws[k], wr[k]) for k in ws)
+
+
+def test_cancel_stops_within_one_batch_and_keeps_a_checkpoint(tmp_path):
+    ds = make_dataset(n=10)
+    token = CancelToken()
+    events = []
+    for ev in train(tiny_config("epochs=3", "val_fraction=0.2"), ds, run_dir=tmp_path, cancel=token):
+        events.append(ev)
+        if isinstance(ev, BatchEnd):
+            token.cancel()
+    assert sum(isinstance(e, BatchEnd) for e in events) == 1
+    fin = events[-1]
+    assert isinstance(fin, Finished) and fin.cancelled and fin.epochs_completed == 0
+    assert fin.last_checkpoint is not None and (fin.last_checkpoint / "model.safetensors").is_file()
+    load_checkpoint(fin.last_checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("names", "multilabel", "mode"),
+    [(("background", "left"), False, "binary"), (("a", "b", "c"), True, "multilabel")],
+)
+def test_binary_and_multilabel_runs(tmp_path, names, multilabel, mode):
+    ds = make_dataset(n=4, names=names, multilabel=multilabel)
+    events = _run(tiny_config("loss.terms=bce+dice", "augment.cutmix_p=1.0", "augment.copy_paste_p=1.0"), ds, tmp_path)
+    assert events[0].mode == mode
+    ckpt = load_checkpoint(events[-1].last_checkpoint)
+    assert ckpt.task.out_channels == (1 if mode == "binary" else 3)
+
+
+def test_seed_recipe_losses_and_swa(tmp_path):
+    cfg = tiny_config(
+        "epochs=2", "loss.terms=0.01*dice+0.99*boundary+0.3*aux", "model.aux_head=true", "optim.name=adam",
+        "swa=true", "swa_start=0.5", "loss.learnable_weights=true", "schedule.name=onecycle",
+    )
+    events = _run(cfg, make_dataset(n=6), tmp_path)
+    assert any(isinstance(e, CheckpointSaved) and e.kind == "swa" for e in events)
+    assert (tmp_path / "checkpoints" / "swa" / "model.safetensors").is_file()
+    load_checkpoint(tmp_path / "checkpoints" / "swa")
+
+
+def test_aux_loss_needs_aux_head(tmp_path):
+    with pytest.raises(ConfigError):
+        train(tiny_config("loss.terms=dice+aux"), make_dataset(n=4), run_dir=tmp_path)
+
+
+def test_training_learns_the_toy_task(tmp_path):
+    ds = make_dataset(n=8)
+    events = _run(tiny_config("epochs=6", "lr=0.01", "val_fraction=0.25"), ds, tmp_path)
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert epochs[-1].train_loss < epochs[0].train_loss
