@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 #: name -> "module:attribute" of a ``DatasetFormat`` instance. Order is the tie-break order of detection.
 _FORMAT_MODULES: dict[str, str] = {
     "class-folders": "segstudio.datasets.formats.class_folders:FORMAT",
+    "paired-folders": "segstudio.datasets.formats.paired:FORMAT",
+    "ph2": "segstudio.datasets.formats.ph2:FORMAT",
+    "camvid-segnet": "segstudio.datasets.formats.camvid:FORMAT_SEGNET",
+    "camvid-rgb": "segstudio.datasets.formats.camvid:FORMAT_RGB",
 }
 
 _loaded: dict[str, DatasetFormat] = {}

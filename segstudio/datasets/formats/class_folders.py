@@ -59,7 +59,7 @@ KNOWN_CLASS_NAMES = {
     "rightclaviclemask": "right clavicle",
 }
 
-_MASKISH = re.compile(r"mask|label|annot|seg|gt", re.IGNORECASE)
+MASKISH_RE = re.compile(r"mask|label|annot|seg|gt", re.IGNORECASE)
 
 
 def humanise_folder(name: str) -> str:
@@ -103,7 +103,7 @@ def _guess_image_folder(folders: list[Path]) -> Path | None:
     for n in IMAGE_FOLDER_NAMES:
         if n in by_name:
             return by_name[n]
-    unmaskish = [f for f in folders if not _MASKISH.search(f.name)]
+    unmaskish = [f for f in folders if not MASKISH_RE.search(f.name)]
     return unmaskish[0] if len(unmaskish) == 1 else None
 
 

