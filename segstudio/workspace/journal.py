@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import struct
+import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.errors import SegstudioError
-from segstudio.workspace.atomic import fsync_dir
+from segstudio.workspace.atomic import atomic_write_bytes, fsync_dir
 from segstudio.workspace.locate import slug
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,11 @@ def _frame(header: dict[str, Any], data: bytes = b"") -> bytes:
 
 def _read_frames(path: Path) -> list[tuple[dict[str, Any], bytes]]:
     """Every intact frame of a journal, in order; stops quietly at a torn or damaged tail."""
+    return _scan(path)[0]
+
+
+def _scan(path: Path) -> tuple[list[tuple[dict[str, Any], bytes]], int]:
+    """The intact frames and the byte length they span (where a torn tail begins)."""
     raw = path.read_bytes()
     out = []
     pos = 0
@@ -73,39 +80,83 @@ def _read_frames(path: Path) -> list[tuple[dict[str, Any], bytes]]:
         (hn,) = _U32.unpack_from(payload, 0)
         out.append((json.loads(payload[4 : 4 + hn]), payload[4 + hn :]))
         pos += _FRAME.size + n
-    return out
+    return out, pos
 
 
 class JournalWriter:
-    """Appends one sample's edits. Not thread-safe by itself: the one editor of a sample owns its writer."""
+    """Appends one sample's edits; safe to share between the editing thread and an autosave worker.
 
-    def __init__(self, path: Path, *, sample_id: str, base_version: int, shape: tuple[int, ...], dtype: np.dtype, fsync: bool = True) -> None:
+    Every record gets a sequence number (``seq`` is the last one). An autosave that captured the mask after
+    record ``n`` calls :meth:`rebase` (through ``Workspace.save_mask(..., journal_seq=n)``): the journal then
+    starts over from the saved version and keeps only records newer than ``n``, so strokes made while the
+    save was running are not lost.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sample_id: str,
+        base_version: int,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        fsync: bool = True,
+        on_close: Callable[[JournalWriter], None] | None = None,
+    ) -> None:
         self.path = path
         self.sample_id = sample_id
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
+        self.base_version = int(base_version)
+        self.seq = 0
         self._fsync = fsync
+        self._lock = threading.Lock()
+        self._on_close = on_close
         path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists() or path.stat().st_size == 0
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
-        if fresh:
-            header = {"type": "open", "sample_id": sample_id, "base_version": int(base_version),
-                      "shape": list(self.shape), "dtype": self.dtype.str, "time": time.time()}  # fmt: skip
-            self._append(_frame(header))
+        frames, good = _scan(path) if path.exists() else ([], 0)
+        self._fd: int | None = self._open_fd(path)
+        if frames and frames[0][0].get("type") == "open":
+            self.base_version = int(frames[0][0]["base_version"])
+            self.seq = max(int(h.get("seq", 0)) for h, _ in frames)
+            # Cut a torn tail (a kill mid-append): records appended after it would be unreachable.
+            if os.fstat(self._fd).st_size > good:
+                os.ftruncate(self._fd, good)
+        else:
+            os.ftruncate(self._fd, 0)
+            self._write(self._fd, _frame(self._header()))
             fsync_dir(path.parent)
 
-    def _append(self, frame: bytes) -> None:
-        if self._fd is None:
-            raise SegstudioError("The recovery journal is closed.", path=self.path)
+    @staticmethod
+    def _open_fd(path: Path) -> int:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644)
+
+    def _header(self) -> dict[str, Any]:
+        return {"type": "open", "sample_id": self.sample_id, "base_version": self.base_version,
+                "shape": list(self.shape), "dtype": self.dtype.str, "time": time.time(), "seq": 0}  # fmt: skip
+
+    def _write(self, fd: int, frame: bytes) -> None:
         view = memoryview(frame)
         while view:
-            view = view[os.write(self._fd, view) :]
+            view = view[os.write(fd, view) :]
         if self._fsync:
-            os.fsync(self._fd)
+            os.fsync(fd)
 
-    def append_patch(self, *, top: int, left: int, values: np.ndarray, changed: np.ndarray | None = None) -> None:
+    def _append(self, header: dict[str, Any], data: bytes) -> int:
+        with self._lock:
+            if self._fd is None:
+                raise SegstudioError("The recovery journal is closed.", path=self.path)
+            self.seq += 1
+            self._write(self._fd, _frame({**header, "seq": self.seq}, data))
+            return self.seq
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    def append_patch(self, *, top: int, left: int, values: np.ndarray, changed: np.ndarray | None = None) -> int:
         """Record a stroke: ``values`` (``(h, w)``, the mask's dtype) is the after-state of the rectangle at
-        ``(top, left)``; ``changed`` (``(h, w) bool``), if given, limits it to the pixels the stroke changed."""
+        ``(top, left)``; ``changed`` (``(h, w) bool``), if given, limits it to the pixels the stroke changed.
+        Returns the record's sequence number."""
         values = np.ascontiguousarray(values, dtype=self.dtype)
         h, w = values.shape
         if top < 0 or left < 0 or top + h > self.shape[0] or left + w > self.shape[1]:
@@ -116,19 +167,36 @@ class JournalWriter:
             bits = np.packbits(np.asarray(changed, bool).ravel()).tobytes()
             header["changed"] = len(bits)
             data = bits + data
-        self._append(_frame(header, zlib.compress(data, 1)))
+        return self._append(header, zlib.compress(data, 1))
 
-    def append_snapshot(self, mask: np.ndarray) -> None:
-        """Record the whole current mask; replay starts from the newest snapshot."""
+    def append_snapshot(self, mask: np.ndarray) -> int:
+        """Record the whole current mask; replay starts from the newest snapshot. Returns its sequence number."""
         mask = np.ascontiguousarray(mask, dtype=self.dtype)
         if mask.shape != self.shape:
             raise ValueError(f"snapshot shape {mask.shape} differs from the journal's {self.shape}")
-        self._append(_frame({"type": "snapshot", "time": time.time()}, zlib.compress(mask.tobytes(), 1)))
+        return self._append({"type": "snapshot", "time": time.time()}, zlib.compress(mask.tobytes(), 1))
+
+    def rebase(self, *, base_version: int, upto_seq: int | None = None) -> None:
+        """The mask as of record ``upto_seq`` (``None``: all records) was saved as ``base_version``: restart the
+        journal from it, keeping newer records. The new file replaces the old one atomically."""
+        with self._lock:
+            if self._fd is None:
+                raise SegstudioError("The recovery journal is closed.", path=self.path)
+            keep = [] if upto_seq is None else [(h, d) for h, d in _read_frames(self.path)[1:] if int(h.get("seq", 0)) > upto_seq]
+            self.base_version = int(base_version)
+            blob = _frame(self._header()) + b"".join(_frame(h, d) for h, d in keep)
+            atomic_write_bytes(self.path, blob)
+            os.close(self._fd)
+            self._fd = self._open_fd(self.path)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Stop journaling (the file stays: unsaved work in it is still offered for recovery)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+        if self._on_close is not None:
+            self._on_close(self)
 
     def discard(self) -> None:
         """The work was saved (or thrown away on purpose): delete the journal."""
@@ -189,6 +257,8 @@ class RecoveryJournal:
     def __init__(self, folder: Path, *, fsync: bool = True) -> None:
         self.folder = folder
         self._fsync = fsync
+        self._writers: dict[str, JournalWriter] = {}
+        self._writers_lock = threading.Lock()
 
     def path_for(self, sample_id: str) -> Path:
         return self.folder / f"{slug(sample_id)}.journal"
@@ -198,11 +268,36 @@ class RecoveryJournal:
     ) -> JournalWriter:
         """Start journaling edits of ``sample_id``. ``resume=True`` appends to a journal just restored from;
         otherwise an old journal of the sample is replaced (its work was declined or saved)."""
+        with self._writers_lock:
+            old = self._writers.pop(sample_id, None)
+        if old is not None:
+            old.close()
         if not resume:
             _unlink(self.path_for(sample_id))
-        return JournalWriter(
-            self.path_for(sample_id), sample_id=sample_id, base_version=base_version, shape=shape, dtype=np.dtype(dtype), fsync=self._fsync
-        )
+        w = JournalWriter(
+            self.path_for(sample_id), sample_id=sample_id, base_version=base_version, shape=shape,
+            dtype=np.dtype(dtype), fsync=self._fsync, on_close=self._forget,
+        )  # fmt: skip
+        with self._writers_lock:
+            self._writers[sample_id] = w
+        return w
+
+    def _forget(self, writer: JournalWriter) -> None:
+        with self._writers_lock:
+            if self._writers.get(writer.sample_id) is writer:
+                del self._writers[writer.sample_id]
+
+    def mark_saved(self, sample_id: str, *, version: int, upto_seq: int | None = None) -> None:
+        """The sample's mask (as of record ``upto_seq``; ``None`` = everything) was saved as ``version``.
+
+        With a writer open on the sample the journal is rebased onto the new version (newer records kept);
+        otherwise the journal is deleted: a clean save leaves nothing to recover."""
+        with self._writers_lock:
+            w = self._writers.get(sample_id)
+        if w is not None and w.is_open:
+            w.rebase(base_version=version, upto_seq=upto_seq)
+        else:
+            _unlink(self.path_for(sample_id))
 
     def pending(self) -> list[PendingRecovery]:
         """Unsaved work left by a previous session, oldest first (empty journals are cleaned up)."""
@@ -224,8 +319,7 @@ class RecoveryJournal:
             last_snap = max((i for i, k in enumerate(kinds) if k == "snapshot"), default=-1)
             patches = sum(1 for k in kinds[last_snap + 1 :] if k == "patch")
             if patches == 0 and last_snap < 0:
-                _unlink(p)  # opened but never edited: nothing to offer
-                continue
+                continue  # opened but not edited since the last save: nothing to offer
             out.append(
                 PendingRecovery(
                     sample_id=head["sample_id"], base_version=int(head["base_version"]), shape=tuple(head["shape"]),

@@ -7,6 +7,7 @@ half-written file.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -14,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.core.errors import SegstudioError
+from segstudio.workspace.atomic import atomic_write_bytes
 from segstudio.workspace.db import Database
 from segstudio.workspace.events import WorkspaceEvents
 from segstudio.workspace.locate import slug
-from segstudio.workspace.maskio import read_mask, write_mask
+from segstudio.workspace.maskio import encode_mask, read_mask
 from segstudio.workspace.records import MaskSource, MaskVersion
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,15 @@ class VersionStore:
     ) -> MaskVersion:
         """Save ``mask`` (2-D ``uint8``/``uint16`` → PNG, ``uint32``/``uint64`` → NPZ) as the next version."""
         mask = np.ascontiguousarray(mask)
+        # Encode before taking the write lock: a 2048² bitmask takes ~0.2 s to compress, and the GUI thread
+        # must not wait that long to record a review while a worker autosaves.
+        data, suffix = encode_mask(mask)
+        digest = hashlib.sha256(data).hexdigest()
         with self._db.write() as conn:
             row = conn.execute("SELECT MAX(version) FROM mask_versions WHERE sample_id=?", (sample_id,)).fetchone()
             version = int(row[0] or 0) + 1
-            stem = self.folder / "masks" / slug(sample_id) / f"v{version:04d}"
-            path, digest = write_mask(stem, mask)
+            path = self.folder / "masks" / slug(sample_id) / f"v{version:04d}{suffix}"
+            atomic_write_bytes(path, data)
             rec = MaskVersion(
                 sample_id=sample_id,
                 version=version,

@@ -130,10 +130,16 @@ class Workspace:
         author: str = "",
         note: str = "",
         parent: int | None = None,
+        journal_seq: int | None = None,
     ) -> MaskVersion:
-        """Save an edited mask as a new version and clear the sample's recovery journal (a clean save)."""
+        """Save an edited mask as a new version; the sample's recovery journal is cleared (a clean save).
+
+        ``journal_seq``: for a save that runs beside ongoing editing (autosave in a worker), the journal record
+        number the mask was copied at (``JournalWriter.seq``); later strokes stay journaled on top of the new
+        version. ``None``: the mask includes every journaled stroke.
+        """
         rec = self.versions.save(sample_id, mask, source=source, author=author, note=note, parent=parent)
-        self.journal.discard(sample_id)
+        self.journal.mark_saved(sample_id, version=rec.version, upto_seq=journal_seq)
         return rec
 
     def pending_recoveries(self) -> list[PendingRecovery]:

@@ -160,3 +160,41 @@ def test_strokes_survive_kill_9(tmp_path: Path) -> None:
         assert np.array_equal(restored, _after(p.patches))
         ws.save_mask("cases/a b.png", restored)
         assert ws.pending_recoveries() == []
+
+
+def test_autosave_beside_editing_keeps_strokes_made_during_the_save(tmp_path: Path) -> None:
+    with Workspace(tmp_path / "ws") as ws:
+        live = np.zeros((6, 6), np.uint8)
+        w = ws.journal.open("s", base_version=0, shape=(6, 6), dtype=np.uint8)
+        for i in range(3):
+            live[i, :] = i + 1
+            w.append_patch(top=i, left=0, values=live[i : i + 1, :])
+        copy_seq, copy = w.seq, live.copy()  # the autosave copies the mask here…
+        live[4, :] = 9
+        w.append_patch(top=4, left=0, values=live[4:5, :])  # …and the user keeps painting
+        v = ws.save_mask("s", copy, journal_seq=copy_seq)
+        [p] = RecoveryJournal(ws.journal.folder).pending()  # what a restart after a crash now would find
+        assert (p.base_version, p.patches) == (v.version, 1)
+        assert np.array_equal(ws.recover("s"), live)
+        live[5, :] = 7
+        w.append_patch(top=5, left=0, values=live[5:6, :])  # journaling goes on in the rebased file
+        assert np.array_equal(ws.recover("s"), live)
+        ws.save_mask("s", live)  # a save of everything leaves nothing to recover
+        assert ws.pending_recoveries() == []
+        w.close()
+
+
+def test_resuming_after_a_torn_tail_keeps_new_strokes_reachable(tmp_path: Path) -> None:
+    j = RecoveryJournal(tmp_path)
+    w = j.open("a", base_version=0, shape=(4, 4), dtype=np.uint8)
+    w.append_patch(top=0, left=0, values=np.full((1, 4), 1, np.uint8))
+    w.append_patch(top=1, left=0, values=np.full((1, 4), 2, np.uint8))
+    w.close()
+    path = j.path_for("a")
+    path.write_bytes(path.read_bytes()[:-5])
+    w = j.open("a", base_version=0, shape=(4, 4), dtype=np.uint8, resume=True)
+    assert w.seq == 1
+    w.append_patch(top=2, left=0, values=np.full((1, 4), 3, np.uint8))
+    w.close()
+    out = j.restore("a", base=np.zeros((4, 4), np.uint8))
+    assert out[:, 0].tolist() == [1, 0, 3, 0]
