@@ -128,7 +128,7 @@ def test_settings_and_geometry_persist(qtbot, sample_dataset_path: Path) -> None
     win.show()
     win.open_dataset(sample_dataset_path)
     win.class_panel.opacity.setValue(35)
-    win.resize(900, 640)
+    win.resize(700, 500)
     win.close()
     s = load_settings()
     assert s.overlay.opacity == pytest.approx(0.35)
@@ -136,8 +136,10 @@ def test_settings_and_geometry_persist(qtbot, sample_dataset_path: Path) -> None
 
     again = MainWindow()
     qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
     assert again.class_panel.opacity.value() == 35
-    assert again.size().width() == 900 and again.size().height() == 640
+    assert (again.size().width(), again.size().height()) == (700, 500)
 
 
 def test_bad_dataset_path_shows_an_error_and_keeps_the_window(window: MainWindow, monkeypatch, tmp_path) -> None:
