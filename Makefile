@@ -15,6 +15,9 @@ help:
 	@echo "make run [DATA=/path]   set up .venv and open the app (bundled sample without DATA)"
 	@echo "make test               set up .venv with dev tools; ruff, import-linter, mypy (ring 1), pytest"
 	@echo "make bench [BENCH=pfx]  run benchmarks, write bench/results.json"
+	@echo "make package            build the one-folder app, .deb and .tar.gz into dist/ (PyInstaller, minutes)"
+	@echo "make test-package       build the installers and smoke-test the installed .deb (offscreen + Xvfb)"
+	@echo "make bench-package      build the installers and record build time, sizes, frozen cold start"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +54,25 @@ test: lint contracts typecheck pytest
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench $(if $(BENCH),--only $(BENCH),)
+
+# Installers (docs/packaging.md). PyInstaller comes from the `package` extra; the packaging tools (dpkg-dev,
+# zstd, xvfb) from packaging/sysdeps.sh. The torch in .venv (CUDA or CPU) decides the artifact's variant.
+PKG_STAMP := $(VENV)/.package-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+$(PKG_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,package]"
+	rm -f $(VENV)/.package-* && touch $@
+
+package: $(PKG_STAMP)
+	@bash packaging/sysdeps.sh
+	$(PY) packaging/build.py
+
+test-package: $(PKG_STAMP) sysdeps
+	@bash packaging/sysdeps.sh
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m packaging -p no:cacheprovider tests/packaging $(PYTEST_ARGS)
+
+bench-package: $(PKG_STAMP)
+	@bash packaging/sysdeps.sh
+	SEGSTUDIO_BENCH_PACKAGE=1 QT_QPA_PLATFORM=offscreen $(PY) -m bench --only package
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

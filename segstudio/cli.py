@@ -49,6 +49,12 @@ def _gui_parser(commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParser
     p.add_argument("--sample", metavar="ID", help="sample id to show first")
     p.add_argument("--version", action="version", version=f"segstudio {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console too")
+    st = p.add_argument_group("self-test (checks an installation; prints one line, exit 0 when it works)")
+    st.add_argument("--selftest", action="store_true",
+                    help="open the bundled sample, render the window, build/train/save/reload a small model, exit")
+    st.add_argument("--selftest-screenshot", metavar="PNG", help="with --selftest: write the rendered window here")
+    st.add_argument("--selftest-device", metavar="DEV", default="auto",
+                    help="with --selftest: auto (a GPU when there is one), cpu or cuda (default: auto)")
     return p
 
 
@@ -80,6 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ns = _gui_parser(commands).parse_args(args_list)
     setup_logging(console=ns.verbose)
+    if ns.selftest:
+        from pathlib import Path
+
+        from segstudio.selftest import run_selftest
+
+        report = run_selftest(
+            screenshot=Path(ns.selftest_screenshot) if ns.selftest_screenshot else None,
+            device=ns.selftest_device,
+        )
+        print(report.summary(), flush=True)
+        return report.exit_code
     from segstudio.gui.app import run_app
 
     return run_app(dataset=ns.dataset, format_name=ns.format, sample_id=ns.sample)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio import __version__
+from segstudio.core.licences import NOTICE_FILE, installed_torch_variant, notice_text
 from segstudio.core.paths import resources_dir, sample_dataset_dir
 
 
@@ -33,11 +34,13 @@ class AboutDialog(QDialog):
         self.setObjectName("aboutDialog")
         self.setWindowTitle("About segstudio")
         self.resize(640, 520)
+        # read from files, never by importing torch: the dialog must open at once
+        variant = installed_torch_variant(resources_dir())
         head = QLabel(
             f"<h2>segstudio {__version__}</h2>"
             "<p>Review ground truth against predictions, correct masks, retrain.</p>"
-            f"<p>Python {platform.python_version()} · PySide6 {pyside_version} · {platform.system()} "
-            f"{platform.machine()}</p>"
+            f"<p>Python {platform.python_version()} · PySide6 {pyside_version} · PyTorch variant: {variant} · "
+            f"{platform.system()} {platform.machine()}</p>"
             "<p>segstudio is licensed under the Apache License 2.0.</p>"
         )
         head.setTextFormat(Qt.TextFormat.RichText)
@@ -52,6 +55,12 @@ class AboutDialog(QDialog):
         lic.setPlainText(_read(resources_dir().parent / "LICENSE") if (resources_dir().parent / "LICENSE").exists()
                          else _read(resources_dir() / "LICENSE"))
         tabs.addTab(lic, "Licence")
+        third = QTextBrowser()
+        third.setObjectName("aboutThirdParty")
+        # the bundle carries the notice generated at build time (no package metadata inside an installer)
+        third.setPlainText(notice_text(resources_dir() / NOTICE_FILE, torch_variant=variant))
+        tabs.addTab(third, "Third-party software")
+        self.torch_variant = variant
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
