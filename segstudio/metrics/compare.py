@@ -70,7 +70,13 @@ def _ignored_pixels(gt: np.ndarray, pred: np.ndarray, schema: ClassSchema) -> np
     return _member(gt, ids) | _member(pred, ids)
 
 
+_BLOCK_PIXELS = 32768
 _PER_CLASS_LUT = np.array([ErrorCode.TN, ErrorCode.FN, ErrorCode.FP, ErrorCode.TP], np.uint8)
+# index = missing | extra << 1 | gt_any << 2 (missing implies gt_any, so index 1 never occurs)
+_MULTILABEL_LUT = np.array(
+    [ErrorCode.TN, ErrorCode.FN, ErrorCode.FP, ErrorCode.CONFUSED, ErrorCode.TP, ErrorCode.FN, ErrorCode.FP, ErrorCode.CONFUSED],
+    np.uint8,
+)
 
 
 def error_map(
@@ -91,10 +97,21 @@ def error_map(
     """
     if gt.shape != pred.shape:
         raise ValueError(f"GT and prediction differ in shape: {gt.shape} vs {pred.shape}")
-    if not schema.multilabel and gt.dtype == np.uint8 and pred.dtype == np.uint8:
-        out = _semantic_lut(schema, class_id)[(gt.astype(np.uint16) << 8) | pred]
+    lut = _semantic_lut(schema, class_id) if not schema.multilabel and gt.dtype == np.uint8 and pred.dtype == np.uint8 else None
+
+    def codes(g: np.ndarray, p: np.ndarray) -> np.ndarray:
+        if lut is not None:
+            return lut[(g.astype(np.uint16) << 8) | p]
+        return _error_codes(g, p, schema=schema, class_id=class_id)
+
+    if gt.ndim != 2:
+        out = codes(gt, pred)
     else:
-        out = _error_codes(gt, pred, schema=schema, class_id=class_id)
+        # Row blocks of ~32k pixels keep every temporary in cache: about 2x faster on 2048² than whole-image passes.
+        out = np.empty(gt.shape, np.uint8)
+        step = max(1, _BLOCK_PIXELS // max(1, gt.shape[1]))
+        for y in range(0, gt.shape[0], step):
+            out[y : y + step] = codes(gt[y : y + step], pred[y : y + step])
     if valid is not None:
         out[~np.asarray(valid, bool)] = ErrorCode.IGNORED
     return out
@@ -108,18 +125,17 @@ def _error_codes(gt: np.ndarray, pred: np.ndarray, *, schema: ClassSchema, class
             if not c.ignore:
                 scored |= 1 << c.id
         bits = np.uint64(scored if class_id is None else (1 << class_id))
-        g = np.asarray(gt, np.uint64) & bits
-        p = np.asarray(pred, np.uint64) & bits
+        g = np.asarray(gt, np.uint64)
+        p = np.asarray(pred, np.uint64)
         if class_id is not None:
-            code = (g != 0).view(np.uint8) | ((p != 0).view(np.uint8) << 1)
+            code = ((g & bits) != 0).view(np.uint8) | (((p & bits) != 0).view(np.uint8) << 1)
             out = _PER_CLASS_LUT[code]
         else:
-            missing = (g & ~p) != 0
-            extra = (p & ~g) != 0
-            out = np.where(missing, np.uint8(ErrorCode.FN), np.uint8(ErrorCode.TN))
-            out[extra] = ErrorCode.FP
-            out[missing & extra] = ErrorCode.CONFUSED
-            out[~missing & ~extra & (g != 0)] = ErrorCode.TP
+            diff = (g ^ p) & bits
+            code = ((g & diff) != 0).view(np.uint8)  # bit 0: GT bits the prediction misses
+            code |= ((p & diff) != 0).view(np.uint8) << 1  # bit 1: predicted bits the GT lacks
+            code |= ((g & bits) != 0).view(np.uint8) << 2  # bit 2: GT has a class here at all
+            out = _MULTILABEL_LUT[code]
     else:
         if class_id is not None:
             code = (gt == class_id).view(np.uint8) | ((pred == class_id).view(np.uint8) << 1)

@@ -115,3 +115,24 @@ def test_error_counts_lists_every_code() -> None:
     codes = np.array([[0, 1, 1, 255]], np.uint8)
     c = error_counts(codes)
     assert c[ErrorCode.TP] == 2 and c[ErrorCode.IGNORED] == 1 and c[ErrorCode.FP] == 0
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_block_wise_error_map_of_a_large_mask_matches_the_counts(multilabel: bool) -> None:
+    rng = np.random.default_rng(5)
+    if multilabel:
+        schema = ClassSchema.from_names(["x", "y", "z"], multilabel=True)
+        gt = rng.integers(0, 8, (300, 400)).astype(np.uint64)
+        pred = rng.integers(0, 8, (300, 400)).astype(np.uint64)
+    else:
+        schema = SCHEMA
+        gt = rng.choice(np.array([0, 1, 2, 255], np.uint8), (300, 400))
+        pred = rng.choice(np.array([0, 1, 2], np.uint8), (300, 400))
+    from segstudio.metrics import class_counts
+
+    c = class_counts(gt, pred, schema=schema)
+    for k, cid in enumerate(c.class_ids):
+        e = error_counts(error_map(gt, pred, schema=schema, class_id=cid))
+        assert (e[ErrorCode.TP], e[ErrorCode.FP], e[ErrorCode.FN]) == (c.tp[k], c.fp[k], c.fn[k])
+    full = error_map(gt, pred, schema=schema)
+    np.testing.assert_array_equal(error_map(gt[37:250, 11:399], pred[37:250, 11:399], schema=schema), full[37:250, 11:399])
