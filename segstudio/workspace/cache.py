@@ -76,8 +76,11 @@ class MetricsStore:
                 "VALUES (?,?,?,?,?,?,?,?)",
                 rows,
             )
+        by_key: dict[str, list[str]] = {}
         for r in rows:
-            self._events.metrics_changed.emit(r[0], r[1])
+            by_key.setdefault(r[1], []).append(r[0])
+        for key, ids in by_key.items():
+            self._events.metrics_changed.emit(tuple(ids), key)
         return len(rows)
 
     def get(self, sample_id: str, *, key: str) -> MetricsEntry | None:
@@ -115,7 +118,7 @@ class MetricsStore:
         sql = "DELETE FROM metrics" + (" WHERE " + " AND ".join(where) if where else "")
         with self._db.write() as conn:
             n = conn.execute(sql, args).rowcount
-        self._events.metrics_changed.emit(sample_id or "", key or "")
+        self._events.metrics_changed.emit(() if sample_id is None else (sample_id,), key or "")
         return int(n)
 
 

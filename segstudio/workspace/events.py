@@ -17,8 +17,10 @@ class WorkspaceEvents:
     review_changed = Signal(object)
     #: ``MaskVersion`` — a new mask version was saved (a correction, an accepted prediction, a revert)
     version_saved = Signal(object)
-    #: ``str`` sample id, ``str`` key — cached metrics of a sample were written or removed
-    metrics_changed = Signal(str, str)
+    #: ``tuple[str, ...]`` sample ids, ``str`` key — cached metrics were written or removed (one emission per
+    #: batch, so a whole-dataset evaluation does not call a listener 10,000 times; ``()`` = every sample of the
+    #: key, key ``""`` = every key)
+    metrics_changed = Signal(tuple, str)
     #: ``PredictionEntry`` — a prediction was cached
     prediction_saved = Signal(object)
     #: ``RunRecord`` — a run was created or changed status / best metric

@@ -28,20 +28,23 @@ class ReviewStore:
         sample_id: str,
         status: ReviewStatus | str,
         *,
-        comment: str = "",
+        comment: str | None = None,
         reviewer: str = "",
         when: float | None = None,
     ) -> ReviewState:
-        """Record a decision (``status`` as enum or its string value); returns the new state."""
-        state = ReviewState(
-            sample_id=sample_id,
-            status=ReviewStatus(status),
-            comment=comment,
-            reviewer=reviewer,
-            time=time.time() if when is None else when,
-        )
-        args = (state.sample_id, state.status.value, state.comment, state.reviewer, state.time)
+        """Record a decision (``status`` as enum or its string value); returns the new state.
+
+        ``comment=None`` keeps the sample's current comment (a keyboard "accept" must not wipe a note);
+        ``""`` clears it."""
+        st = ReviewStatus(status)
         with self._db.write() as conn:
+            if comment is None:
+                row = conn.execute("SELECT comment FROM reviews WHERE sample_id=?", (sample_id,)).fetchone()
+                comment = str(row[0]) if row else ""
+            state = ReviewState(
+                sample_id=sample_id, status=st, comment=comment, reviewer=reviewer, time=time.time() if when is None else when
+            )
+            args = (state.sample_id, state.status.value, state.comment, state.reviewer, state.time)
             conn.execute(
                 "INSERT INTO reviews(sample_id, status, comment, reviewer, time) VALUES (?,?,?,?,?) "
                 "ON CONFLICT(sample_id) DO UPDATE SET status=excluded.status, comment=excluded.comment, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from segstudio.workspace.db import Database
 from segstudio.workspace.events import WorkspaceEvents
 from segstudio.workspace.records import RunRecord, RunStatus
 
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _COLS = "id, name, config, status, best_metric, best_metric_name, message, created, started, finished"
 
 
@@ -32,6 +34,10 @@ class RunStore:
         """A new run in status ``created``; its folder exists and holds ``config.json``."""
         now = time.time()
         rid = run_id or time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(3)
+        if not _RUN_ID.fullmatch(rid):
+            raise SegstudioError(
+                f"Run id {rid!r} is not a plain folder name.", fix="Use letters, digits, '.', '_' and '-' only, not starting with '.'."
+            )
         text = json.dumps(config, indent=2, sort_keys=True)
         atomic_write_text(self.folder / rid / "config.json", text)
         with self._db.write() as conn:

@@ -77,12 +77,14 @@ def test_reviews_history_summary_and_events(ws: Workspace) -> None:
     ws.events.review_changed.connect(seen.append)
     assert ws.reviews.get("x").status is ReviewStatus.UNREVIEWED and ws.reviews.get("x").time is None
     ws.reviews.set("x", ReviewStatus.FLAGGED, comment="edge?", reviewer="ann", when=1.0)
-    ws.reviews.set("x", "accepted", reviewer="bob", when=2.0)
+    ws.reviews.set("x", "accepted", reviewer="bob", when=2.0)  # no comment given: the note stays
     ws.reviews.set("y", "rejected", when=3.0)
     st = ws.reviews.get("x")
-    assert (st.status, st.comment, st.reviewer, st.time) == (ReviewStatus.ACCEPTED, "", "bob", 2.0)
+    assert (st.status, st.comment, st.reviewer, st.time) == (ReviewStatus.ACCEPTED, "edge?", "bob", 2.0)
+    assert ws.reviews.set("y", "rejected", comment="").comment == ""
     assert [(h.status, h.reviewer) for h in ws.reviews.history("x")] == [(ReviewStatus.FLAGGED, "ann"), (ReviewStatus.ACCEPTED, "bob")]
-    assert [s.sample_id for s in seen] == ["x", "x", "y"]
+    assert [s.sample_id for s in seen] == ["x", "x", "y", "y"]
+    assert ws.reviews.set("x", "accepted", comment="").comment == ""
     summary = ws.reviews.summary(["x", "y", "z", "w"])
     assert summary[ReviewStatus.ACCEPTED] == 1 and summary[ReviewStatus.REJECTED] == 1 and summary[ReviewStatus.UNREVIEWED] == 2
     with pytest.raises(ValueError):
@@ -166,7 +168,7 @@ def test_concurrent_writers_from_threads(ws: Workspace) -> None:
 
 def test_metrics_cache(ws: Workspace) -> None:
     changed = []
-    ws.events.metrics_changed.connect(lambda s, k: changed.append((s, k)))
+    ws.events.metrics_changed.connect(lambda ids, k: changed.append((ids, k)))
     ws.metrics.put("a", key="pred:m1", data={"per_class": [1, 2]}, mean_dice=0.8, mean_iou=0.7, stamp="w1")
     ws.metrics.put("b", key="pred:m1", data={}, mean_dice=math.nan)
     ws.metrics.put("a", key="quality", data={"flags": []}, suspicion=0.25)
@@ -179,7 +181,12 @@ def test_metrics_cache(ws: Workspace) -> None:
     assert ws.metrics.keys() == ["pred:m1", "quality"]
     assert ws.metrics.invalidate(key="pred:m1") == 2
     assert ws.metrics.get("a", key="pred:m1") is None and ws.metrics.get("a", key="quality") is not None
-    assert ("a", "pred:m1") in changed
+    assert changed[:3] == [(("a",), "pred:m1"), (("b",), "pred:m1"), (("a",), "quality")]
+    assert changed[-1] == ((), "pred:m1")
+    from segstudio.workspace import MetricsEntry
+
+    ws.metrics.put_many([MetricsEntry(sample_id=f"s{i}", key="bulk", data={}) for i in range(50)])
+    assert changed[-1] == (tuple(f"s{i}" for i in range(50)), "bulk")  # one event for the batch
 
 
 def test_prediction_cache(ws: Workspace) -> None:
@@ -215,6 +222,9 @@ def test_runs(ws: Workspace) -> None:
     assert [x.id for x in ws.runs.all()][0] == r2.id
     with pytest.raises(SegstudioError, match="No run"):
         ws.runs.get("nope")
+    with pytest.raises(SegstudioError, match="plain folder name"):
+        ws.runs.create({}, run_id="../escape")
+    assert not (ws.folder / "escape").exists()
 
 
 def test_state_store_round_trip(ws: Workspace) -> None:
