@@ -198,3 +198,42 @@ def test_resuming_after_a_torn_tail_keeps_new_strokes_reachable(tmp_path: Path) 
     w.close()
     out = j.restore("a", base=np.zeros((4, 4), np.uint8))
     assert out[:, 0].tolist() == [1, 0, 3, 0]
+
+
+def test_autosave_worker_and_editor_thread_share_the_journal(tmp_path: Path) -> None:
+    import queue
+    import threading
+
+    with Workspace(tmp_path / "ws", fsync_journal=False) as ws:
+        live = np.zeros((32, 32), np.uint8)
+        w = ws.journal.open("s", base_version=0, shape=live.shape, dtype=np.uint8)
+        todo: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue()
+        saved_seqs: list[int] = []
+        errors: list[BaseException] = []
+
+        def autosave() -> None:
+            try:
+                while (item := todo.get()) is not None:
+                    mask, seq = item
+                    ws.save_mask("s", mask, journal_seq=seq)
+                    saved_seqs.append(seq)
+            except BaseException as e:  # re-raised in the test thread below
+                errors.append(e)
+
+        saver = threading.Thread(target=autosave)
+        saver.start()
+        rng = np.random.default_rng(0)
+        for i in range(300):
+            y, x = (int(v) for v in rng.integers(0, 28, 2))
+            live[y : y + 4, x : x + 4] = i % 200 + 1
+            w.append_patch(top=y, left=x, values=live[y : y + 4, x : x + 4])
+            if i % 37 == 36:
+                todo.put((live.copy(), w.seq))
+        todo.put(None)
+        saver.join()
+        assert errors == []
+        assert len(saved_seqs) == 8
+        [p] = ws.pending_recoveries()
+        assert p.patches == w.seq - saved_seqs[-1]
+        assert np.array_equal(ws.recover("s"), live)  # last save + the strokes after it = the live mask
+        w.close()
