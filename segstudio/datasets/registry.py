@@ -25,6 +25,7 @@ _FORMAT_MODULES: dict[str, str] = {
     "ph2": "segstudio.datasets.formats.ph2:FORMAT",
     "camvid-segnet": "segstudio.datasets.formats.camvid:FORMAT_SEGNET",
     "camvid-rgb": "segstudio.datasets.formats.camvid:FORMAT_RGB",
+    "coco": "segstudio.datasets.formats.coco:FORMAT",
 }
 
 _loaded: dict[str, DatasetFormat] = {}

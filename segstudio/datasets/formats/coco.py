@@ -1,0 +1,258 @@
+"""COCO JSON (instances): polygons, uncompressed and compressed RLE, ``iscrowd``; rasterised per image on demand.
+
+Path: a COCO ``.json`` file, or a folder holding one (Roboflow: ``_annotations.coco.json``) or split folders that
+each hold one (``train/``, ``valid/``, ``test/`` -> splits train/val/test).
+
+Classes: background is 0; categories, sorted by their (possibly non-contiguous) ids, become 1..n. A category that
+repeats another's name and has no annotation (Roboflow's supercategory placeholder) is dropped; other repeated
+names get `` (id N)`` appended. Both are reported.
+
+Overlapping instances (open option ``overlap``):
+  * ``"last"`` (default): semantic, annotations painted in file order, so the later (top) one wins;
+  * ``"smallest"``: semantic, larger areas painted first, so small objects (windows) stay on top of large ones;
+  * ``"multilabel"``: one bit per category, every overlap kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.errors import DatasetError
+from segstudio.core.geometry import GeometryError, run_indices, segmentation_runs
+from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassInfo, ClassSchema, default_colour
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.formats.paired import SPLIT_NAMES
+from segstudio.datasets.io import DEFAULT_MAX_PIXELS, DatasetProblemError
+from segstudio.datasets.util import default_image_reader, image_shape, read_json, resolve_inside, subfolders
+
+OVERLAP_POLICIES = ("last", "smallest", "multilabel")
+_SNIFF_BYTES = 1 << 16
+
+
+def looks_like_coco(path: Path) -> bool:
+    """Cheap check of a JSON file's head for the COCO top-level keys."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    return b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head) or (
+        b'"categories"' in head and b'"images"' in head
+    )
+
+
+def _json_files(path: Path) -> list[tuple[str | None, Path]]:
+    if path.is_file():
+        return [(_split_from_name(path.stem), path)] if looks_like_coco(path) else []
+    found: list[tuple[str | None, Path]] = [(None, f) for f in sorted(path.glob("*.json")) if looks_like_coco(f)]
+    if not found and (path / "annotations").is_dir():
+        found = [(_split_from_name(f.stem), f) for f in sorted((path / "annotations").glob("*.json")) if looks_like_coco(f)]
+    for sub in subfolders(path):
+        if sub.name.lower() in SPLIT_NAMES:
+            found += [(SPLIT_NAMES[sub.name.lower()], f) for f in sorted(sub.glob("*.json")) if looks_like_coco(f)]
+    return found
+
+
+def _split_from_name(stem: str) -> str | None:
+    low = stem.lower()
+    for key, split in SPLIT_NAMES.items():
+        if key in low:
+            return split
+    return None
+
+
+@dataclass(frozen=True)
+class _ImageGT:
+    """Locator of one image's annotations: the JSON file and the image id in it."""
+
+    json_path: Path
+    image_id: Any
+    height: int
+    width: int
+
+
+def _schema(categories: list[dict[str, Any]], used: set[Any], *, multilabel: bool, problems: list[Problem], src: Path):
+    cats = sorted((c for c in categories if isinstance(c, dict) and "id" in c), key=lambda c: (str(type(c["id"])), c["id"]))
+    names = Counter(str(c.get("name", c["id"])) for c in cats)
+    kept = []
+    for c in cats:
+        name = str(c.get("name", c["id"]))
+        if names[name] > 1 and c["id"] not in used and any(d["id"] in used and d.get("name") == name for d in cats):
+            problems.append(
+                Problem(ProblemKind.OTHER, f"Category id {c['id']} {name!r} repeats a name and has no annotations; dropped.", src)
+            )
+            continue
+        kept.append(c)
+    names = Counter(str(c.get("name", c["id"])) for c in kept)
+    infos: list[ClassInfo] = [] if multilabel else [ClassInfo(0, "background", (0, 0, 0))]
+    cat_to_class: dict[Any, int] = {}
+    for c in kept:
+        name = str(c.get("name", c["id"]))
+        if names[name] > 1:
+            problems.append(Problem(ProblemKind.OTHER, f"Category name {name!r} is used twice; shown as '{name} (id {c['id']})'.", src))
+            name = f"{name} (id {c['id']})"
+        cid = len(infos) if not multilabel else len(cat_to_class)
+        cat_to_class[c["id"]] = cid
+        infos.append(ClassInfo(cid, name, default_colour(cid + (1 if multilabel else 0))))
+    if multilabel and len(infos) > MAX_MULTILABEL_CLASSES:
+        raise DatasetError(
+            f"{len(infos)} categories do not fit a multi-label mask ({MAX_MULTILABEL_CLASSES} at most).",
+            path=src,
+            fix="Open with overlap='last' or 'smallest' (semantic).",
+        )
+    return ClassSchema(tuple(infos), multilabel=multilabel), cat_to_class
+
+
+class COCOFormat:
+    name = "coco"
+    description = "COCO JSON instances (polygons, RLE, iscrowd); Roboflow exports with split folders."
+
+    def sniff(self, path: Path) -> float:
+        return 0.9 if _json_files(path) else 0.0
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        """Options: ``overlap`` ("last" | "smallest" | "multilabel"), ``max_pixels``."""
+        path = Path(path)
+        overlap = str(options.get("overlap", "last"))
+        if overlap not in OVERLAP_POLICIES:
+            from segstudio.core.errors import UnknownKeyError
+
+            raise UnknownKeyError("overlap policy", overlap, list(OVERLAP_POLICIES))
+        files = _json_files(path)
+        if not files:
+            raise DatasetError("No COCO JSON (images + annotations + categories) found.", path=path)
+        root = path if path.is_dir() else path.parent
+        max_pixels = options.get("max_pixels", DEFAULT_MAX_PIXELS)
+        problems: list[Problem] = []
+        docs = [(split, f, read_json(f)) for split, f in files]
+        categories: list[dict[str, Any]] = []
+        seen_cat: set[Any] = set()
+        used: set[Any] = set()
+        for _, f, doc in docs:
+            if not isinstance(doc, dict):
+                raise DatasetProblemError("The COCO file is not a JSON object.", path=f, kind=ProblemKind.BAD_ANNOTATION)
+            for c in doc.get("categories", []) or []:
+                if isinstance(c, dict) and c.get("id") not in seen_cat:
+                    seen_cat.add(c.get("id"))
+                    categories.append(c)
+            used.update(a.get("category_id") for a in doc.get("annotations", []) or [] if isinstance(a, dict))
+        schema, cat_to_class = _schema(categories, used, multilabel=overlap == "multilabel", problems=problems, src=files[0][1])
+        anns_by_key: dict[tuple[Path, Any], list[tuple[int, Any, float]]] = {}
+        samples: list[Sample] = []
+        for split, f, doc in docs:
+            per_image: dict[Any, list[tuple[int, Any, float]]] = defaultdict(list)
+            bad_cats: Counter[Any] = Counter()
+            for a in doc.get("annotations", []) or []:
+                if not isinstance(a, dict) or "image_id" not in a:
+                    continue
+                cls = cat_to_class.get(a.get("category_id"))
+                if cls is None:
+                    bad_cats[a.get("category_id")] += 1
+                    continue
+                per_image[a["image_id"]].append((cls, a.get("segmentation"), float(a.get("area") or 0.0)))
+            for cat, n in bad_cats.items():
+                problems.append(
+                    Problem(ProblemKind.OUT_OF_RANGE, f"{n} annotation(s) use category_id {cat!r}, which is not defined.", f)
+                )
+            samples.extend(self._images(doc, f, root, split, per_image, anns_by_key, problems, max_pixels))
+        ids = Counter(s.id for s in samples)
+        if any(v > 1 for v in ids.values()):
+            dup = {k for k, v in ids.items() if v > 1}
+            problems += [Problem(ProblemKind.OTHER, "Listed more than once; the first entry is kept.", None, d) for d in sorted(dup)]
+            first: dict[str, Sample] = {}
+            for s in samples:
+                first.setdefault(s.id, s)
+            samples = list(first.values())
+        return Dataset(
+            root,
+            self.name,
+            schema,
+            samples,
+            default_image_reader,
+            _read_gt,
+            problems,
+            {**options, "overlap": overlap, "_anns": anns_by_key},
+        )
+
+    @staticmethod
+    def _images(doc, f, root, split, per_image, anns_by_key, problems, max_pixels) -> list[Sample]:  # type: ignore[no-untyped-def]
+        out = []
+        folder = f.parent
+        for im in doc.get("images", []) or []:
+            if not isinstance(im, dict) or "file_name" not in im:
+                problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"An image entry lacks file_name: {json.dumps(im)[:120]}", f))
+                continue
+            fname = str(im["file_name"])
+            img = resolve_inside(folder, fname)
+            if img is None:
+                problems.append(
+                    Problem(ProblemKind.PATH_ESCAPE, f"file_name {fname!r} points outside the dataset folder; skipped.", f)
+                )
+                continue
+            if not img.is_file() and (folder / "images" / fname).is_file():
+                img = folder / "images" / fname
+            try:
+                sid = relative_id(img, root)
+            except ValueError:
+                sid = img.relative_to(folder).as_posix()
+            probs: list[Problem] = []
+            h, w = int(im.get("height") or 0), int(im.get("width") or 0)
+            if not img.is_file():
+                probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image file named in the JSON is missing.", img, sid))
+            if max_pixels is not None and h * w > int(max_pixels):
+                probs.append(
+                    Problem(ProblemKind.TOO_LARGE, f"The JSON declares {w}x{h} pixels, over the limit; not decoded.", img, sid)
+                )
+            anns = per_image.get(im.get("id"), [])
+            key = (f, im.get("id"))
+            anns_by_key[key] = anns
+            out.append(Sample(sid, img, split, _ImageGT(f, im.get("id"), h, w), tuple(probs)))
+        return out
+
+
+def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    loc = sample.gt
+    if not isinstance(loc, _ImageGT):
+        return None
+    h, w = loc.height, loc.width
+    if h <= 0 or w <= 0:
+        h, w = image_shape(ds, sample)
+    elif sample.image.is_file():
+        real = image_shape(ds, sample)
+        if real != (h, w):
+            raise DatasetProblemError(
+                f"The JSON says {w}x{h} but the image is {real[1]}x{real[0]}.",
+                path=sample.image,
+                fix="Fix width/height in the JSON or re-export the image.",
+                kind=ProblemKind.SIZE_MISMATCH,
+            )
+    anns = ds.options["_anns"].get((loc.json_path, loc.image_id), [])
+    multilabel = ds.schema.multilabel
+    # Painted in column-major order, the order of COCO's runs, then transposed once at the end.
+    flat = np.zeros(h * w, ds.schema.mask_dtype())
+    if ds.options.get("overlap") == "smallest":
+        anns = sorted(anns, key=lambda t: -t[2])
+    for n, (cls, seg, _area) in enumerate(anns):
+        try:
+            idx = run_indices(*segmentation_runs(seg, height=h, width=w))
+        except GeometryError as e:
+            raise DatasetProblemError(
+                f"Annotation {n} of this image cannot be rasterised: {e}",
+                path=loc.json_path,
+                fix="Fix or remove that annotation in the JSON.",
+                kind=ProblemKind.BAD_ANNOTATION,
+            ) from e
+        if multilabel:
+            flat[idx] |= np.uint64(1) << np.uint64(cls)
+        else:
+            flat[idx] = cls
+    return np.ascontiguousarray(flat.reshape(w, h).T)
+
+
+FORMAT = COCOFormat()
