@@ -300,35 +300,48 @@ class RecoveryJournal:
             _unlink(self.path_for(sample_id))
 
     def pending(self) -> list[PendingRecovery]:
-        """Unsaved work left by a previous session, oldest first (empty journals are cleaned up)."""
+        """Unsaved work left by a previous session, oldest first. Journals this process is still writing and
+        journals without edits are not listed."""
         out: list[PendingRecovery] = []
         if not self.folder.is_dir():
             return out
+        with self._writers_lock:
+            live = {w.path for w in self._writers.values() if w.is_open}
         for p in sorted(self.folder.glob("*.journal")):
-            try:
-                frames = _read_frames(p)
-            except OSError as e:
-                log.warning("cannot read journal %s: %s", p, e)
+            if p in live:
                 continue
-            if not frames or frames[0][0].get("type") != "open":
-                log.warning("journal %s has no header; removing it", p)
-                _unlink(p)
-                continue
-            head = frames[0][0]
-            kinds = [f[0]["type"] for f in frames[1:]]
-            last_snap = max((i for i, k in enumerate(kinds) if k == "snapshot"), default=-1)
-            patches = sum(1 for k in kinds[last_snap + 1 :] if k == "patch")
-            if patches == 0 and last_snap < 0:
-                continue  # opened but not edited since the last save: nothing to offer
-            out.append(
-                PendingRecovery(
-                    sample_id=head["sample_id"], base_version=int(head["base_version"]), shape=tuple(head["shape"]),
-                    dtype=np.dtype(head["dtype"]).name, patches=patches, has_snapshot=last_snap >= 0,
-                    modified=p.stat().st_mtime, path=p,
-                )
-            )  # fmt: skip
+            info = self._info(p)
+            if info is not None:
+                out.append(info)
         out.sort(key=lambda r: r.modified)
         return out
+
+    def info(self, sample_id: str) -> PendingRecovery | None:
+        """What the sample's journal holds (``None``: no journal, or no edits since the last save)."""
+        p = self.path_for(sample_id)
+        return self._info(p) if p.exists() else None
+
+    def _info(self, p: Path) -> PendingRecovery | None:
+        try:
+            frames = _read_frames(p)
+        except OSError as e:
+            log.warning("cannot read journal %s: %s", p, e)
+            return None
+        if not frames or frames[0][0].get("type") != "open":
+            log.warning("journal %s has no header; removing it", p)
+            _unlink(p)
+            return None
+        head = frames[0][0]
+        kinds = [f[0]["type"] for f in frames[1:]]
+        last_snap = max((i for i, k in enumerate(kinds) if k == "snapshot"), default=-1)
+        patches = sum(1 for k in kinds[last_snap + 1 :] if k == "patch")
+        if patches == 0 and last_snap < 0:
+            return None  # opened but not edited since the last save: nothing to offer
+        return PendingRecovery(
+            sample_id=head["sample_id"], base_version=int(head["base_version"]), shape=tuple(head["shape"]),
+            dtype=np.dtype(head["dtype"]).name, patches=patches, has_snapshot=last_snap >= 0,
+            modified=p.stat().st_mtime, path=p,
+        )  # fmt: skip
 
     def restore(self, sample_id: str, *, base: np.ndarray | None) -> np.ndarray:
         """The unsaved mask of ``sample_id`` (``base``: the mask of the journal's ``base_version``)."""
@@ -338,4 +351,9 @@ class RecoveryJournal:
         return replay(p, base=base)
 
     def discard(self, sample_id: str) -> None:
+        """Throw the sample's unsaved work away (closing its writer, if one is open here)."""
+        with self._writers_lock:
+            w = self._writers.pop(sample_id, None)
+        if w is not None:
+            w.close()
         _unlink(self.path_for(sample_id))

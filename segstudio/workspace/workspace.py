@@ -149,10 +149,9 @@ class Workspace:
     def recover(self, sample_id: str, *, gt: np.ndarray | None = None) -> np.ndarray:
         """The unsaved mask of ``sample_id``: the journal replayed over its base (a saved version, loaded here,
         or the dataset GT, passed as ``gt``, for base version 0)."""
-        pending = {p.sample_id: p for p in self.journal.pending()}
-        if sample_id not in pending:
+        p = self.journal.info(sample_id)
+        if p is None:
             raise SegstudioError(f"No unsaved work recorded for {sample_id!r}.", path=self.journal.folder)
-        p = pending[sample_id]
         base: np.ndarray | None = None
         if not p.has_snapshot:
             if p.base_version > 0:

@@ -174,6 +174,7 @@ def test_autosave_beside_editing_keeps_strokes_made_during_the_save(tmp_path: Pa
         w.append_patch(top=4, left=0, values=live[4:5, :])  # …and the user keeps painting
         v = ws.save_mask("s", copy, journal_seq=copy_seq)
         [p] = RecoveryJournal(ws.journal.folder).pending()  # what a restart after a crash now would find
+        assert ws.pending_recoveries() == []  # this process is still writing it: not "left by a previous session"
         assert (p.base_version, p.patches) == (v.version, 1)
         assert np.array_equal(ws.recover("s"), live)
         live[5, :] = 7
@@ -233,7 +234,17 @@ def test_autosave_worker_and_editor_thread_share_the_journal(tmp_path: Path) -> 
         saver.join()
         assert errors == []
         assert len(saved_seqs) == 8
-        [p] = ws.pending_recoveries()
-        assert p.patches == w.seq - saved_seqs[-1]
+        p = ws.journal.info("s")
+        assert p is not None and p.patches == w.seq - saved_seqs[-1]
         assert np.array_equal(ws.recover("s"), live)  # last save + the strokes after it = the live mask
         w.close()
+
+
+def test_discard_closes_the_open_writer(tmp_path: Path) -> None:
+    j = RecoveryJournal(tmp_path)
+    w = j.open("a", base_version=0, shape=(2, 2), dtype=np.uint8)
+    w.append_patch(top=0, left=0, values=np.ones((1, 1), np.uint8))
+    j.discard("a")
+    assert not w.is_open and not j.path_for("a").exists()
+    with pytest.raises(SegstudioError, match="closed"):
+        w.append_patch(top=0, left=0, values=np.ones((1, 1), np.uint8))
