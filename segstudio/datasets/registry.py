@@ -26,6 +26,8 @@ _FORMAT_MODULES: dict[str, str] = {
     "camvid-segnet": "segstudio.datasets.formats.camvid:FORMAT_SEGNET",
     "camvid-rgb": "segstudio.datasets.formats.camvid:FORMAT_RGB",
     "coco": "segstudio.datasets.formats.coco:FORMAT",
+    "labelme": "segstudio.datasets.formats.polygon_json:FORMAT_LABELME",
+    "hand-bone": "segstudio.datasets.formats.polygon_json:FORMAT_HAND_BONE",
 }
 
 _loaded: dict[str, DatasetFormat] = {}

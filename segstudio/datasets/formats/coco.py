@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.errors import DatasetError
-from segstudio.core.geometry import GeometryError, run_indices, segmentation_runs
 from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.formats.paired import SPLIT_NAMES
 from segstudio.datasets.io import DEFAULT_MAX_PIXELS, DatasetProblemError
+from segstudio.datasets.raster import paint_annotations
 from segstudio.datasets.util import default_image_reader, image_shape, read_json, resolve_inside, subfolders
 
 OVERLAP_POLICIES = ("last", "smallest", "multilabel")
@@ -233,26 +233,16 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
                 kind=ProblemKind.SIZE_MISMATCH,
             )
     anns = ds.options["_anns"].get((loc.json_path, loc.image_id), [])
-    multilabel = ds.schema.multilabel
-    # Painted in column-major order, the order of COCO's runs, then transposed once at the end.
-    flat = np.zeros(h * w, ds.schema.mask_dtype())
     if ds.options.get("overlap") == "smallest":
-        anns = sorted(anns, key=lambda t: -t[2])
-    for n, (cls, seg, _area) in enumerate(anns):
-        try:
-            idx = run_indices(*segmentation_runs(seg, height=h, width=w))
-        except GeometryError as e:
-            raise DatasetProblemError(
-                f"Annotation {n} of this image cannot be rasterised: {e}",
-                path=loc.json_path,
-                fix="Fix or remove that annotation in the JSON.",
-                kind=ProblemKind.BAD_ANNOTATION,
-            ) from e
-        if multilabel:
-            flat[idx] |= np.uint64(1) << np.uint64(cls)
-        else:
-            flat[idx] = cls
-    return np.ascontiguousarray(flat.reshape(w, h).T)
+        anns = sorted(anns, key=lambda t: -t[2])  # stable: equal areas keep file order
+    return paint_annotations(
+        ((cls, seg) for cls, seg, _area in anns),
+        height=h,
+        width=w,
+        dtype=ds.schema.mask_dtype(),
+        multilabel=ds.schema.multilabel,
+        source=loc.json_path,
+    )
 
 
 FORMAT = COCOFormat()

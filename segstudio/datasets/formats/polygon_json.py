@@ -1,0 +1,255 @@
+"""Per-image polygon JSON: labelme files, and the hand-bone X-ray competition layout.
+
+``labelme``: ``x.json`` beside (or pointing with ``imagePath`` to) ``x.png``; ``shapes`` of type polygon, rectangle
+or circle are painted in file order (semantic: later wins; ``multilabel=True``: every class kept). Classes come
+from ``labels.txt`` (labelme's ``__ignore__`` / ``_background_`` convention understood) or from the labels used.
+Point and line shapes have no area; they are counted and reported once.
+
+``hand-bone``: ``DCM/IDxxx/<image>.png`` with ``outputs_json/IDxxx/<image>.json`` shaped
+``{"annotations": [{"label": "finger-1", "points": [[x, y], ...], "type": "poly_seg"}, ...]}``; the 29 bone
+classes overlap, so the schema is multi-label. ``train/`` and ``test/`` folders of that shape become splits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.errors import DatasetError
+from segstudio.core.geometry import GeometryError, flatten_points
+from segstudio.core.types import ClassInfo, ClassSchema, default_colour
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.formats.paired import SPLIT_NAMES
+from segstudio.datasets.io import DatasetProblemError
+from segstudio.datasets.raster import paint_annotations
+from segstudio.datasets.util import (
+    default_image_reader,
+    image_files,
+    image_shape,
+    read_json,
+    resolve_inside,
+    stem_index,
+    subfolders,
+)
+
+HAND_BONE_CLASSES = (
+    *(f"finger-{i}" for i in range(1, 20)),
+    "Trapezium", "Trapezoid", "Capitate", "Hamate", "Scaphoid", "Lunate", "Triquetrum", "Pisiform", "Radius", "Ulna",
+)  # fmt: skip
+AREA_SHAPES = frozenset({"polygon", "rectangle", "circle", "poly_seg"})
+
+
+@dataclass(frozen=True)
+class _JsonGT:
+    json_path: Path
+
+
+def shape_polygon(shape_type: str, points: list[list[float]]) -> list[float]:
+    """labelme shape -> flat polygon ``[x1, y1, ...]`` (rectangles as 4 corners, circles as 64-gons)."""
+    if shape_type == "rectangle" and len(points) >= 2:
+        (x0, y0), (x1, y1) = points[0][:2], points[1][:2]
+        return [x0, y0, x1, y0, x1, y1, x0, y1]
+    if shape_type == "circle" and len(points) >= 2:
+        (cx, cy), (px, py) = points[0][:2], points[1][:2]
+        r = math.hypot(px - cx, py - cy)
+        return [v for k in range(64) for v in (cx + r * math.cos(2 * math.pi * k / 64), cy + r * math.sin(2 * math.pi * k / 64))]
+    return flatten_points(points)
+
+
+def _labelme_jsons(folder: Path) -> list[Path]:
+    out = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            with open(f, "rb") as fh:
+                head = fh.read(4096)
+        except OSError:
+            continue
+        if b'"shapes"' in head or (b'"imagePath"' in head):
+            out.append(f)
+    return out
+
+
+def _classes_from_labels_txt(path: Path) -> tuple[list[str], bool, bool]:
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    has_ignore = bool(lines) and lines[0] == "__ignore__"
+    if has_ignore:
+        lines = lines[1:]
+    has_bg = bool(lines) and lines[0] == "_background_"
+    if has_bg:
+        lines = lines[1:]
+    return lines, has_ignore, has_bg
+
+
+class LabelmeFormat:
+    name = "labelme"
+    description = "labelme JSON per image (polygon / rectangle / circle shapes)."
+
+    def sniff(self, path: Path) -> float:
+        if path.is_file():
+            return 0.9 if path.suffix.lower() == ".json" and _labelme_jsons(path.parent) else 0.0
+        return 0.85 if path.is_dir() and _labelme_jsons(path) else 0.0
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        """Options: ``multilabel`` (bool), ``classes`` (names in id order)."""
+        root = Path(path) if Path(path).is_dir() else Path(path).parent
+        files = _labelme_jsons(root)
+        if not files:
+            raise DatasetError("No labelme JSON files here.", path=root)
+        multilabel = bool(options.get("multilabel", False))
+        problems: list[Problem] = []
+        docs: list[tuple[Path, dict[str, Any]]] = []
+        for f in files:
+            try:
+                d = read_json(f)
+            except DatasetProblemError as e:
+                problems.append(e.to_problem())
+                continue
+            docs.append((f, d if isinstance(d, dict) else {}))
+        ignore = False
+        if options.get("classes"):
+            names = [str(c) for c in options["classes"]]
+        elif (root / "labels.txt").is_file():
+            names, ignore, _bg = _classes_from_labels_txt(root / "labels.txt")
+        else:
+            names = sorted(
+                {
+                    str(s.get("label"))
+                    for _, d in docs
+                    for s in d.get("shapes", []) or []
+                    if isinstance(s, dict) and str(s.get("shape_type") or "polygon") in AREA_SHAPES
+                }
+            )
+        if multilabel:
+            schema = ClassSchema(tuple(ClassInfo(i, n, default_colour(i + 1)) for i, n in enumerate(names)), multilabel=True)
+        else:
+            infos = [ClassInfo(0, "background", (0, 0, 0))] + [ClassInfo(i + 1, n, default_colour(i + 1)) for i, n in enumerate(names)]
+            schema = ClassSchema(tuple(infos), ignore_index=255 if ignore else None)
+        by_name = {c.name: c.id for c in schema if not (c.id == 0 and not multilabel)}
+        shapes_of: dict[Path, list[tuple[int, Any]]] = {}
+        samples = []
+        no_area: Counter[str] = Counter()
+        img_index = stem_index(image_files(root))
+        for f, d in docs:
+            rel = d.get("imagePath")
+            img = resolve_inside(f.parent, str(rel)) if rel else None
+            if rel and img is None:
+                problems.append(Problem(ProblemKind.PATH_ESCAPE, f"imagePath {rel!r} points outside the dataset; skipped.", f))
+                continue
+            if img is None or not img.is_file():
+                beside = img_index.get(f.stem)
+                img = root / beside if beside else (img or f.with_suffix(".png"))
+            sid = relative_id(img, root) if img.is_file() else f.with_suffix(img.suffix).name
+            probs: list[Problem] = []
+            if not img.is_file():
+                probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image of this JSON is missing.", img, sid))
+            shapes: list[tuple[int, Any]] = []
+            for n, s in enumerate(d.get("shapes", []) or []):
+                stype = str(s.get("shape_type") or "polygon")
+                if stype not in AREA_SHAPES:
+                    no_area[stype] += 1
+                    continue
+                label = str(s.get("label"))
+                if label not in by_name:
+                    probs.append(Problem(ProblemKind.OUT_OF_RANGE, f"Shape {n} has label {label!r}, not in the class list.", f, sid))
+                    continue
+                try:
+                    shapes.append((by_name[label], [shape_polygon(stype, s.get("points") or [])]))
+                except (GeometryError, TypeError, ValueError) as e:
+                    probs.append(Problem(ProblemKind.BAD_ANNOTATION, f"Shape {n} ({label!r}) is malformed: {e}", f, sid))
+            shapes_of[f] = shapes
+            samples.append(Sample(sid, img, None, _JsonGT(f), tuple(probs)))
+        if no_area:
+            listed = ", ".join(f"{n} {t}" for t, n in no_area.items())
+            problems.append(Problem(ProblemKind.OTHER, f"Shapes without area are not part of the masks: {listed}.", root))
+        return Dataset(root, self.name, schema, samples, default_image_reader, _read_gt, problems, {**options, "_shapes": shapes_of})
+
+
+def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    if not isinstance(sample.gt, _JsonGT):
+        return None
+    h, w = image_shape(ds, sample)
+    return paint_annotations(
+        ds.options["_shapes"].get(sample.gt.json_path, []),
+        height=h,
+        width=w,
+        dtype=ds.schema.mask_dtype(),
+        multilabel=ds.schema.multilabel,
+        source=sample.gt.json_path,
+    )
+
+
+# --- hand bones ----------------------------------------------------------------------------------------------------
+
+
+def _hand_roots(path: Path) -> list[tuple[str | None, Path]]:
+    if (path / "DCM").is_dir():
+        return [(None, path)]
+    return [(SPLIT_NAMES[f.name.lower()], f) for f in subfolders(path) if f.name.lower() in SPLIT_NAMES and (f / "DCM").is_dir()]
+
+
+class HandBoneFormat:
+    name = "hand-bone"
+    description = "Hand-bone X-rays: DCM/IDxxx/*.png + outputs_json/IDxxx/*.json poly_seg annotations (29 classes)."
+
+    def sniff(self, path: Path) -> float:
+        roots = _hand_roots(path) if path.is_dir() else []
+        return 0.95 if any((r / "outputs_json").is_dir() for _, r in roots) else (0.5 if roots else 0.0)
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        root = Path(path)
+        roots = _hand_roots(root)
+        if not roots:
+            raise DatasetError("No DCM/ folder (hand-bone layout) here.", path=root)
+        schema = ClassSchema(
+            tuple(ClassInfo(i, n, default_colour(i + 1)) for i, n in enumerate(HAND_BONE_CLASSES)), multilabel=True
+        )
+        by_name = {n: i for i, n in enumerate(HAND_BONE_CLASSES)}
+        samples: list[Sample] = []
+        problems: list[Problem] = []
+        for split, r in roots:
+            for case in subfolders(r / "DCM"):
+                ann_dir = r / "outputs_json" / case.name
+                for name in image_files(case):
+                    img = case / name
+                    sid = relative_id(img, root)
+                    js = ann_dir / (name.rsplit(".", 1)[0] + ".json")
+                    if js.is_file():
+                        samples.append(Sample(sid, img, split, _JsonGT(js)))
+                    elif (r / "outputs_json").is_dir():
+                        miss = Problem(ProblemKind.MISSING_MASK, "No annotation JSON for this image.", js, sid)
+                        samples.append(Sample(sid, img, split, None, (miss,)))
+                    else:
+                        samples.append(Sample(sid, img, split, None))  # a test split: images only
+        return Dataset(root, self.name, schema, samples, default_image_reader, _read_hand_gt, problems, {**options, "_by_name": by_name})
+
+
+def _read_hand_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    if not isinstance(sample.gt, _JsonGT):
+        return None
+    f = sample.gt.json_path
+    d = read_json(f)  # annotations are read on demand: opening only lists files
+    by_name: dict[str, int] = ds.options["_by_name"]
+    shapes = []
+    for n, a in enumerate(d.get("annotations", []) if isinstance(d, dict) else []):
+        label = str(a.get("label"))
+        if label not in by_name:
+            raise DatasetProblemError(
+                f"Annotation {n} has label {label!r}, not one of the 29 hand-bone classes.",
+                path=f,
+                kind=ProblemKind.OUT_OF_RANGE,
+            )
+        try:
+            shapes.append((by_name[label], [flatten_points(a.get("points") or [])]))
+        except GeometryError as e:
+            raise DatasetProblemError(f"Annotation {n} ({label!r}) is malformed: {e}", path=f, kind=ProblemKind.BAD_ANNOTATION) from e
+    h, w = image_shape(ds, sample)
+    return paint_annotations(shapes, height=h, width=w, dtype=ds.schema.mask_dtype(), multilabel=True, source=f)
+
+
+FORMAT_LABELME = LabelmeFormat()
+FORMAT_HAND_BONE = HandBoneFormat()
