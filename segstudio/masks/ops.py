@@ -106,7 +106,9 @@ def keep_largest(
 
 
 def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    """``uint8 (2r+1, 2r+1)`` Euclidean disk: offsets with dx² + dy² <= r² (cv2's ellipse element is squarer)."""
+    d = np.arange(-radius, radius + 1)
+    return (d[:, None] ** 2 + d[None, :] ** 2 <= radius * radius).astype(np.uint8)
 
 
 def dilate(mask: LabelMask, *, class_id: int, radius: int, guard: EditGuard = NO_GUARD) -> BBox | None:
