@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.errors import DatasetError
-from segstudio.datasets.io import CorruptImageError, ImageTooLargeError
+from segstudio.datasets.io import CorruptImageError, DatasetProblemError, ImageTooLargeError
 
 #: Added to signed pixels (CT) so that they fit ``uint16``; ``Window`` values include it.
 SIGNED_OFFSET = 32768
@@ -79,8 +78,13 @@ def dicom_window(path: Path) -> Window | None:
     # The header window is in modality units (e.g. HU); undo the rescale to reach stored values.
     stored_center = (center - intercept) / slope
     stored_width = width / abs(slope)
-    if int(ds.get("PixelRepresentation", 0)) == 1:
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    if signed:
         stored_center += SIGNED_OFFSET
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        # read_dicom inverts MONOCHROME1 within its dtype's range; the window follows.
+        top = 255 if int(ds.get("BitsAllocated", 16)) <= 8 and not signed else 65535
+        stored_center = top - stored_center
     return Window(stored_center, stored_width)
 
 
@@ -97,8 +101,12 @@ def read_dicom(path: Path, *, max_pixels: int | None) -> np.ndarray:
     ds = _dcmread(path, pixels=True)
     try:
         arr = ds.pixel_array
-    except Exception as e:  # pydicom raises many types for missing codecs or broken pixel data
-        raise DatasetError(
+    except (ValueError, EOFError) as e:  # pixel data shorter than Rows x Columns says, broken fragments
+        raise CorruptImageError(
+            f"The DICOM pixel data is corrupt or truncated ({e}).", path=path, fix="Re-export or remove the file."
+        ) from e
+    except Exception as e:  # pydicom raises assorted types when a codec is missing
+        raise DatasetProblemError(
             f"Cannot decode the DICOM pixel data ({type(e).__name__}: {e}).",
             path=path,
             fix="Compressed transfer syntaxes need a codec (pylibjpeg / gdcm); or export the series uncompressed.",

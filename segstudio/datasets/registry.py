@@ -28,6 +28,9 @@ _FORMAT_MODULES: dict[str, str] = {
     "coco": "segstudio.datasets.formats.coco:FORMAT",
     "labelme": "segstudio.datasets.formats.polygon_json:FORMAT_LABELME",
     "hand-bone": "segstudio.datasets.formats.polygon_json:FORMAT_HAND_BONE",
+    "voc": "segstudio.datasets.formats.voc:FORMAT",
+    "dicom": "segstudio.datasets.formats.medical:FORMAT_DICOM",
+    "image-folder": "segstudio.datasets.formats.medical:FORMAT_IMAGE_FOLDER",
 }
 
 _loaded: dict[str, DatasetFormat] = {}

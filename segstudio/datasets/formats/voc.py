@@ -1,0 +1,131 @@
+"""Pascal VOC segmentation: ``JPEGImages/``, palette ``SegmentationClass/*.png`` (255 = void),
+``ImageSets/Segmentation/{train,val,test}.txt``.
+
+Path: the ``VOC20xx`` folder, or a ``VOCdevkit`` holding exactly one. Classes: the 21 VOC classes with the VOC
+palette, or ``labels.txt`` beside the folders for custom VOC-style sets. Masks saved as RGB (palette lost) are
+decoded with the palette colours; colours outside it are reported like CamVid's.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.errors import DatasetError
+from segstudio.core.types import ClassInfo, ClassSchema
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.formats.camvid import decode_colours
+from segstudio.datasets.formats.paired import check_index_range
+from segstudio.datasets.io import read_mask
+from segstudio.datasets.util import (
+    check_same_size,
+    default_image_reader,
+    image_files,
+    image_shape,
+    max_pixels_of,
+    stem_index,
+    subfolders,
+)
+
+log = logging.getLogger(__name__)
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+VOID = 255
+
+
+def voc_colour(i: int) -> tuple[int, int, int]:
+    """The VOC palette colour of index ``i`` (bit-interleaved, as in the devkit's ``labelcolormap``)."""
+    r = g = b = 0
+    c = i
+    for j in range(8):
+        r |= ((c >> 0) & 1) << (7 - j)
+        g |= ((c >> 1) & 1) << (7 - j)
+        b |= ((c >> 2) & 1) << (7 - j)
+        c >>= 3
+    return (r, g, b)
+
+
+def _voc_root(path: Path) -> Path | None:
+    if (path / "JPEGImages").is_dir() and (path / "SegmentationClass").is_dir():
+        return path
+    inner = [f for f in subfolders(path) if (f / "JPEGImages").is_dir() and (f / "SegmentationClass").is_dir()]
+    return inner[0] if len(inner) == 1 else None
+
+
+class VOCFormat:
+    name = "voc"
+    description = "Pascal VOC segmentation: JPEGImages + palette SegmentationClass PNGs + ImageSets/Segmentation."
+
+    def sniff(self, path: Path) -> float:
+        return 0.95 if path.is_dir() and _voc_root(path) is not None else 0.0
+
+    def open(self, path: Path, **options: Any) -> Dataset:
+        root = _voc_root(Path(path))
+        if root is None:
+            raise DatasetError("No JPEGImages/ + SegmentationClass/ here.", path=path, fix="Open the VOC20xx folder.")
+        if (root / "labels.txt").is_file():
+            names = [ln.strip() for ln in (root / "labels.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+        else:
+            names = list(VOC_CLASSES)
+        schema = ClassSchema(tuple(ClassInfo(i, n, voc_colour(i)) for i, n in enumerate(names)), ignore_index=VOID)
+        images = stem_index(image_files(root / "JPEGImages"))
+        masks = stem_index(image_files(root / "SegmentationClass"))
+        sets = root / "ImageSets" / "Segmentation"
+        lists = {s: sets / f"{s}.txt" for s in ("train", "val", "test") if (sets / f"{s}.txt").is_file()}
+        if not lists and (sets / "trainval.txt").is_file():
+            lists = {"trainval": sets / "trainval.txt"}
+        problems: list[Problem] = []
+        samples: list[Sample] = []
+        seen: set[str] = set()
+        order: list[tuple[str | None, str]] = []
+        for list_name, f in lists.items():
+            order += [(list_name, ln.split()[0]) for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not lists:
+            order = [(None, stem) for stem in sorted(masks)]
+        for split, stem in order:
+            if stem in seen:
+                continue
+            seen.add(stem)
+            if stem not in images:
+                problems.append(Problem(ProblemKind.MISSING_IMAGE, f"Listed ({split}) but not in JPEGImages/.", root / "JPEGImages" / f"{stem}.jpg"))
+                continue
+            img = root / "JPEGImages" / images[stem]
+            sid = relative_id(img, root)
+            if stem in masks:
+                samples.append(Sample(sid, img, split, root / "SegmentationClass" / masks[stem]))
+            elif split == "test":
+                samples.append(Sample(sid, img, split, None))
+            else:
+                miss = Problem(ProblemKind.MISSING_MASK, "No SegmentationClass PNG for this image.", img, sid)
+                samples.append(Sample(sid, img, split, None, (miss,)))
+        keys = np.array([(r << 16) | (g << 8) | b for r, g, b in (voc_colour(i) for i in range(len(names)))], np.int64)
+        keys = np.append(keys, (224 << 16) | (224 << 8) | 192)  # the void border colour
+        ids = np.append(np.arange(len(names)), VOID)
+        order_idx = np.argsort(keys)
+        opts = {**options, "_keys": keys[order_idx], "_ids": ids[order_idx]}
+        return Dataset(root, self.name, schema, samples, default_image_reader, _read_gt, problems, opts)
+
+
+def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
+    if sample.gt is None:
+        return None
+    p: Path = sample.gt  # type: ignore[assignment]
+    m = read_mask(p, max_pixels=max_pixels_of(ds))
+    check_same_size(m, image_shape(ds, sample), path=p, what="its image")
+    if m.ndim == 3:  # palette lost on re-save: decode the colours
+        out, missing = decode_colours(m, keys=ds.options["_keys"], ids=ds.options["_ids"], unknown=VOID)
+        if missing and not any(x.kind == ProblemKind.UNKNOWN_COLOUR and x.sample_id == sample.id for x in ds.problems):
+            listed = ", ".join(f"RGB{c} ({n} px)" for c, n in sorted(missing.items(), key=lambda t: -t[1])[:8])
+            ds.problems.append(Problem(ProblemKind.UNKNOWN_COLOUR, f"Colours not in the VOC palette: {listed}; read as void.", p, sample.id))
+        return out.astype(np.uint8)
+    check_index_range(m, ds.schema, path=p)
+    return m.astype(np.uint8, copy=False)
+
+
+FORMAT = VOCFormat()
