@@ -190,14 +190,22 @@ def multilabel_counts(
     ids = [int(c) for c in class_ids]
     n_bits = max(ids, default=-1) + 1
     total = int(g.size)
-    # Pixels empty in both masks add only TNs; dropping them first shrinks the six histograms that follow.
-    either = (g | p) != 0
-    n_either = int(np.count_nonzero(either))
-    if n_either < 0.75 * total:
-        g, p = g[either], p[either]
-    tp_all = _bit_counts(g & p, n_bits)
-    fp_all = _bit_counts(p & ~g, n_bits)
-    fn_all = _bit_counts(g & ~p, n_bits)
+    tp_all = np.zeros(n_bits, np.int64)
+    fp_all = np.zeros(n_bits, np.int64)
+    fn_all = np.zeros(n_bits, np.int64)
+    # Chunks of 256k pixels keep the temporaries in cache; pixels empty in both masks add only TNs, so they
+    # are dropped before the six histograms (whole empty chunks cost one pass).
+    for i in range(0, total, _CHUNK):
+        gc, pc = g[i : i + _CHUNK], p[i : i + _CHUNK]
+        either = (gc | pc) != 0
+        n_either = int(np.count_nonzero(either))
+        if n_either == 0:
+            continue
+        if n_either < 0.75 * gc.size:
+            gc, pc = gc[either], pc[either]
+        tp_all += _bit_counts(gc & pc, n_bits)
+        fp_all += _bit_counts(pc & ~gc, n_bits)
+        fn_all += _bit_counts(gc & ~pc, n_bits)
     idx = np.asarray(ids, dtype=np.intp)
     tp, fp, fn = tp_all[idx], fp_all[idx], fn_all[idx]
     return ClassCounts(class_ids=tuple(ids), tp=tp, fp=fp, fn=fn, tn=total - tp - fp - fn, valid=total)
