@@ -157,3 +157,28 @@ def test_hd95_empty_conventions() -> None:
     assert math.isnan(hd95(z, z))
     assert hd95(z, one) == math.inf
     assert hd95(one, one) == 0.0
+
+
+def test_multilabel_counts_over_several_chunks_match_per_bit_counting() -> None:
+    rng = np.random.default_rng(11)
+    gt = np.zeros((700, 700), np.uint64)  # 490k pixels: two chunks, the first rows empty in both masks
+    pred = np.zeros_like(gt)
+    gt[400:] = rng.integers(0, 1 << 20, (300, 700), dtype=np.uint64)
+    pred[380:690] = rng.integers(0, 1 << 20, (310, 700), dtype=np.uint64)
+    ids = [0, 5, 17, 19]
+    c = multilabel_counts(gt, pred, class_ids=ids)
+    for k, b in enumerate(ids):
+        g = (gt >> np.uint64(b)) & np.uint64(1) == 1
+        p = (pred >> np.uint64(b)) & np.uint64(1) == 1
+        assert (c.tp[k], c.fp[k], c.fn[k]) == (np.count_nonzero(g & p), np.count_nonzero(p & ~g), np.count_nonzero(g & ~p))
+    assert c.valid == gt.size
+
+
+def test_semantic_confusion_over_several_chunks() -> None:
+    rng = np.random.default_rng(12)
+    gt = rng.integers(0, 3, (600, 600)).astype(np.uint8)
+    pred = rng.integers(0, 3, (600, 600)).astype(np.uint8)
+    m = confusion_matrix(gt, pred, num_classes=3)
+    for a in range(3):
+        for b in range(3):
+            assert m[a, b] == np.count_nonzero((gt == a) & (pred == b))
