@@ -140,18 +140,25 @@ def shape_figures(
     largest = int(areas.max())
     tiny = int(np.count_nonzero(areas < min_island_px))
     frags = int(np.count_nonzero((areas >= min_island_px) & (areas < fragment_ratio * largest)))
-    # 4-connected background: diagonal gaps in an 8-connected outline do not let a hole leak out.
-    nb, blabels, bstats, _ = cv2.connectedComponentsWithStats(1 - crop, connectivity=4)
-    outside = int(blabels[0, 0])
-    hole_areas = [int(bstats[i, cv2.CC_STAT_AREA]) for i in range(1, nb) if i != outside]
+    # Holes from border following (Suzuki, as cv2.findContours does: 8-connected objects, 4-connected holes, so a
+    # diagonal gap in an outline does not let a hole leak out): the second-level contours are the holes, and
+    # filling the outer contours adds exactly the hole pixels. ~30x faster than labelling the background.
+    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    parents = hierarchy[0][:, 3] if hierarchy is not None else np.empty(0, np.int32)
+    holes = int(np.count_nonzero(parents != -1))
+    hole_pixels = 0
+    if holes:
+        filled = np.zeros_like(crop)
+        cv2.drawContours(filled, [c for c, parent in zip(contours, parents, strict=True) if parent == -1], -1, 1, thickness=cv2.FILLED)
+        hole_pixels = int(np.count_nonzero(filled)) - int(areas.sum())
     return ClassQuality(
         class_id=class_id,
         pixels=int(areas.sum()),
         components=int(n - 1),
         tiny_islands=tiny,
         fragments=frags,
-        holes=len(hole_areas),
-        hole_pixels=int(sum(hole_areas)),
+        holes=holes,
+        hole_pixels=hole_pixels,
     )
 
 
@@ -207,8 +214,16 @@ def _unknown_values(mask: np.ndarray, schema: ClassSchema) -> tuple[int, ...]:
     allowed = set(schema.ids)
     if schema.ignore_index is not None:
         allowed.add(schema.ignore_index)
-    hist = np.bincount(np.asarray(mask).ravel().astype(np.intp, copy=False))
-    return tuple(int(v) for v in np.flatnonzero(hist) if int(v) not in allowed)
+    if mask.dtype in (np.uint8, np.uint16):
+        # One table lookup per pixel; the (rare) offending values are listed only when there are some.
+        ok = np.zeros(256 if mask.dtype == np.uint8 else 65536, bool)
+        ok[[v for v in allowed if 0 <= v < ok.size]] = True
+        bad = ~ok[mask]
+        if not bad.any():
+            return ()
+        return tuple(int(v) for v in np.unique(mask[bad]))
+    values = np.unique(mask)
+    return tuple(int(v) for v in values if int(v) not in allowed)
 
 
 def assess_mask(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from segstudio.core.errors import UnknownKeyError
 from segstudio.core.types import ClassSchema
@@ -100,3 +103,19 @@ def test_report_round_trips() -> None:
     m[50, 50] = 1
     r = assess_mask(m, schema=SCHEMA, sample_id="s")
     assert QualityReport.from_dict(r.to_dict()) == r
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(bool, st.tuples(st.integers(1, 16), st.integers(1, 16))))
+def test_shape_figures_match_scipy_labelling(plane: np.ndarray) -> None:
+    from scipy import ndimage
+
+    q = shape_figures(plane, min_island_px=3)
+    eight = np.ones((3, 3), bool)
+    labels, n = ndimage.label(plane, structure=eight)
+    assert q.components == n and q.pixels == int(plane.sum())
+    areas = np.bincount(labels.ravel())[1:]
+    assert q.tiny_islands == int(np.count_nonzero(areas < 3))
+    holes = ndimage.binary_fill_holes(plane) & ~plane  # background 4-connected to the outside is not a hole
+    assert q.hole_pixels == int(holes.sum())
+    assert q.holes == ndimage.label(holes)[1]
