@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.errors import DatasetError
-from segstudio.datasets.base import Dataset, Problem, Sample
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.io import image_size, problem_from_error
+from segstudio.datasets.util import max_pixels_of
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,26 @@ def scan_sizes(ds: Dataset, *, cancel: CancelToken = _never) -> Iterator[ScanPro
     sizes: set[tuple[int, int]] = set()
     problems: list[Problem] = []
     total = len(ds)
+    limit = max_pixels_of(ds)
     for i, s in enumerate(ds.samples):
         if cancel():
             break
         try:
-            sizes.add(image_size(s.image))
+            w, h = image_size(s.image)
         except DatasetError as e:
             problems.append(problem_from_error(e, s.id))
+        else:
+            sizes.add((w, h))
+            if limit is not None and w * h > limit:
+                problems.append(
+                    Problem(
+                        ProblemKind.TOO_LARGE,
+                        f"The image declares {w}x{h} pixels, over the limit of {limit:,} (a possible decompression "
+                        "bomb); it will not be decoded.",
+                        s.image,
+                        s.id,
+                    )
+                )
         yield ScanProgress(i + 1, total, s.id)
     by_area = sorted(sizes, key=lambda wh: (wh[0] * wh[1], wh))
     yield SizeSummary(by_area[0] if by_area else None, by_area[-1] if by_area else None, len(sizes), tuple(problems))

@@ -96,3 +96,26 @@ def test_progress_bar_renders(capsys: pytest.CaptureFixture[str]) -> None:
     bar.update(4, 4)
     err = capsys.readouterr().err
     assert "1/4" in err and "4/4" in err and "#" * 30 in err
+
+
+def test_bomb_image_in_a_dataset_is_flagged_by_info_and_refused_on_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_datasets_io import giant_png
+
+    from segstudio.datasets.io import ImageTooLargeError
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "images" / "ok.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "masks" / "ok.png")
+    giant_png(tmp_path / "images" / "bomb.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "masks" / "bomb.png")
+    rc, out, _ = _run([str(tmp_path), "--json"], capsys)
+    r = json.loads(out)
+    (p,) = [p for p in r["problems"] if p["kind"] == "too_large"]
+    assert p["sample_id"] == "images/bomb.png" and "100000x100000" in p["message"]
+    ds = open_dataset(tmp_path)
+    with pytest.raises(ImageTooLargeError):
+        ds.load_image("images/bomb.png")
+    assert ds.load_image("images/ok.png").shape == (4, 4)

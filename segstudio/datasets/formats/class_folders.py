@@ -25,11 +25,12 @@ import numpy as np
 
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
-from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.io import read_binary_mask
 from segstudio.datasets.util import (
     check_same_size,
     default_image_reader,
+    id_prefix,
     image_files,
     image_shape,
     max_pixels_of,
@@ -183,11 +184,12 @@ class ClassFoldersFormat:
                 class_stems.append((cid, folder, stem_index(image_files(folder))))
         img_index = stem_index(image_files(layout.images))
         samples = []
+        prefix = id_prefix(layout.images, root)
         for stem, fname in img_index.items():
             img_path = layout.images / fname
             parts: list[tuple[int, Path]] = []
             sample_problems = []
-            sid = relative_id(img_path, root)
+            sid = prefix + fname
             for cid, folder, stems in class_stems:
                 if stem in stems:
                     parts.append((cid, folder / stems[stem]))

@@ -25,26 +25,38 @@ import numpy as np
 
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassInfo, ClassSchema, default_colour
-from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.formats.paired import SPLIT_NAMES
 from segstudio.datasets.io import DEFAULT_MAX_PIXELS, DatasetProblemError
 from segstudio.datasets.raster import paint_annotations
-from segstudio.datasets.util import default_image_reader, image_shape, read_json, resolve_inside, subfolders
+from segstudio.datasets.util import (
+    DirListing,
+    default_image_reader,
+    gc_paused,
+    id_prefix,
+    image_shape,
+    read_json,
+    safe_relative,
+    subfolders,
+)
 
 OVERLAP_POLICIES = ("last", "smallest", "multilabel")
 _SNIFF_BYTES = 1 << 16
 
 
 def looks_like_coco(path: Path) -> bool:
-    """Cheap check of a JSON file's head for the COCO top-level keys."""
+    """Cheap check of a JSON file's head and tail for the COCO top-level keys (big files put them far apart)."""
     try:
         with open(path, "rb") as f:
             head = f.read(_SNIFF_BYTES)
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - _SNIFF_BYTES))
+            tail = f.read(_SNIFF_BYTES)
     except OSError:
         return False
-    return b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head) or (
-        b'"categories"' in head and b'"images"' in head
-    )
+    text = head + tail
+    return b'"images"' in text and (b'"annotations"' in text or b'"categories"' in text)
 
 
 def _json_files(path: Path) -> list[tuple[str | None, Path]]:
@@ -118,7 +130,10 @@ class COCOFormat:
 
     def open(self, path: Path, **options: Any) -> Dataset:
         """Options: ``overlap`` ("last" | "smallest" | "multilabel"), ``max_pixels``."""
-        path = Path(path)
+        with gc_paused():
+            return self._open(Path(path), options)
+
+    def _open(self, path: Path, options: dict[str, Any]) -> Dataset:
         overlap = str(options.get("overlap", "last"))
         if overlap not in OVERLAP_POLICIES:
             from segstudio.core.errors import UnknownKeyError
@@ -184,26 +199,27 @@ class COCOFormat:
     def _images(doc, f, root, split, per_image, anns_by_key, problems, max_pixels) -> list[Sample]:  # type: ignore[no-untyped-def]
         out = []
         folder = f.parent
+        prefix = id_prefix(folder, root)
+        listing = DirListing(folder)
         for im in doc.get("images", []) or []:
             if not isinstance(im, dict) or "file_name" not in im:
                 problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"An image entry lacks file_name: {json.dumps(im)[:120]}", f))
                 continue
             fname = str(im["file_name"])
-            img = resolve_inside(folder, fname)
-            if img is None:
+            rel = safe_relative(fname)
+            if rel is None:
                 problems.append(
                     Problem(ProblemKind.PATH_ESCAPE, f"file_name {fname!r} points outside the dataset folder; skipped.", f)
                 )
                 continue
-            if not img.is_file() and (folder / "images" / fname).is_file():
-                img = folder / "images" / fname
-            try:
-                sid = relative_id(img, root)
-            except ValueError:
-                sid = img.relative_to(folder).as_posix()
+            present = listing.exists(rel)
+            if not present and listing.exists("images/" + rel):  # Roboflow/CVAT exports put images one level down
+                rel, present = "images/" + rel, True
+            img = folder / rel
+            sid = prefix + rel
             probs: list[Problem] = []
             h, w = int(im.get("height") or 0), int(im.get("width") or 0)
-            if not img.is_file():
+            if not present:
                 probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image file named in the JSON is missing.", img, sid))
             if max_pixels is not None and h * w > int(max_pixels):
                 probs.append(

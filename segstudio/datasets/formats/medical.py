@@ -32,9 +32,9 @@ def _dicom_files(root: Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in MASK_FOLDERS)
         for n in sorted(filenames):
-            p = Path(dirpath) / n
-            if p.suffix.lower() in DICOM_EXTENSIONS or ("." not in n and is_dicom(p)):
-                out.append(p)
+            ext = "." + n.rsplit(".", 1)[1].lower() if "." in n else ""
+            if ext in DICOM_EXTENSIONS or (not ext and is_dicom(Path(dirpath) / n)):
+                out.append(Path(dirpath) / n)
         if len(out) > _MAX_SCAN:
             break
     return out
@@ -43,7 +43,7 @@ def _dicom_files(root: Path) -> list[Path]:
 def _any_dicom(root: Path) -> bool:
     for _dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        if any(Path(n).suffix.lower() in DICOM_EXTENSIONS for n in filenames):
+        if any(n.lower().endswith((".dcm", ".dicom")) for n in filenames):
             return True
     return False
 

@@ -18,12 +18,13 @@ import numpy as np
 
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassSchema
-from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.formats.class_folders import GENERIC_MASK_NAMES, IMAGE_FOLDER_NAMES, MASKISH_RE
 from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.util import (
     check_same_size,
     default_image_reader,
+    id_prefix,
     image_files,
     image_shape,
     max_pixels_of,
@@ -132,9 +133,10 @@ class PairedFoldersFormat:
             mask_index = stem_index(image_files(mask_dir))
             suf = _best_suffix(set(img_index), set(mask_index))
             used = set()
+            prefix = id_prefix(img_dir, root)
             for stem, fname in img_index.items():
                 img = img_dir / fname
-                sid = relative_id(img, root)
+                sid = prefix + fname
                 mname = mask_index.get(stem + suf)
                 if mname is None:
                     miss = Problem(ProblemKind.MISSING_MASK, f"No mask in {mask_dir.name}/ for this image.", img, sid)
