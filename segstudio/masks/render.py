@@ -8,13 +8,19 @@ shows the mean colour of its visible classes (overlaps stay visible instead of o
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import cv2
 import numpy as np
 
 from segstudio.core.types import RGB, ClassSchema
 from segstudio.masks.geometry import BBox
+
+# the packed uint32 RGBA and uint16-lane views below assume little-endian memory (x86-64, arm64)
+if sys.byteorder != "little":  # pragma: no cover
+    raise ImportError("segstudio.masks.render needs a little-endian machine")
 
 OverlayMode = Literal["fill", "contour", "fill_contour"]
 OVERLAY_MODES: tuple[str, ...] = ("fill", "contour", "fill_contour")
@@ -75,32 +81,42 @@ class OverlayRenderer:
 
     def _build(self) -> None:
         st = self._style
-        visible = [c.id for c in self._schema if c.id not in st.hidden]
-        if self._schema.multilabel:
-            # per byte k: table[k, v] = (sum r, sum g, sum b, count) over the visible classes whose bit is in v
-            self._byte_luts = np.zeros((8, 256, 4), np.uint16)
-            bits = np.arange(256)
-            for cid in visible:
-                k, b = divmod(cid, 8)
-                has = ((bits >> b) & 1).astype(bool)
-                self._byte_luts[k, has, :3] += np.array(self._colour(cid), np.uint16)
-                self._byte_luts[k, has, 3] += 1
-            self._used_bytes = sorted({cid // 8 for cid in visible})
-            vis = 0
-            for cid in visible:
-                vis |= 1 << cid
-            self._visible_bits = np.uint64(vis)
-        else:
-            size = 1 << 16 if self._schema.mask_dtype() == np.uint16 else 256
-            size = max(size, self._schema.max_id + 1)
-            self._rgb_lut = np.zeros((size, 3), np.uint8)
-            self._vis_lut = np.zeros(size, np.bool_)
-            for cid in visible:
-                if 0 <= cid < size:
-                    self._rgb_lut[cid] = self._colour(cid)
-                    self._vis_lut[cid] = True
+        self._visible = [c.id for c in self._schema if c.id not in st.hidden]
         self._fill_alpha = np.uint8(round(st.opacity * 255)) if st.mode != "contour" else np.uint8(0)
         self._edge_alpha = np.uint8(round(st.contour_opacity * 255))
+        self._sem_luts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if self._schema.multilabel:
+            # per 16-bit lane j of the bitmask: table[j, v] packs (count, sum r, sum g, sum b) as four uint16
+            # fields of a uint64, so adding the tables of all lanes adds the fields independently (64 * 255 < 2**16)
+            self._lane_luts = np.zeros((4, 1 << 16), np.uint64)
+            values = np.arange(1 << 16, dtype=np.uint64)
+            for cid in self._visible:
+                j, b = divmod(cid, 16)
+                r, g, bl = self._colour(cid)
+                has = (values >> np.uint64(b)) & np.uint64(1)
+                self._lane_luts[j] += has * np.uint64(1 | (r << 16) | (g << 32) | (bl << 48))
+            self._used_lanes = sorted({cid // 16 for cid in self._visible})
+            vis = 0
+            for cid in self._visible:
+                vis |= 1 << cid
+            self._visible_bits = np.uint64(vis)
+            # mean = sum * ceil(2**16 / count) >> 16 (fixed point: no integer division per pixel)
+            counts = np.arange(1, 66, dtype=np.float64)
+            self._recip = np.concatenate([[0], np.ceil(65536.0 / counts)]).astype(np.uint32)
+
+    def _semantic_luts(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """``(rgba, visible)`` tables for ``dtype`` values: ``uint32`` packed RGBA (fill alpha) and ``bool``."""
+        size = 1 << (8 * dtype.itemsize)
+        if size not in self._sem_luts:
+            rgba = np.zeros((size, 4), np.uint8)
+            vis = np.zeros(size, np.bool_)
+            for cid in self._visible:
+                if 0 <= cid < size:
+                    rgba[cid, :3] = self._colour(cid)
+                    rgba[cid, 3] = self._fill_alpha
+                    vis[cid] = True
+            self._sem_luts[size] = (rgba.view(np.uint32).reshape(size), vis)
+        return self._sem_luts[size]
 
     # public -----------------------------------------------------------------------------------------------
     def render(self, array: np.ndarray, bbox: BBox | None = None) -> np.ndarray:
@@ -145,48 +161,51 @@ class OverlayRenderer:
 
     def _render_semantic(self, array: np.ndarray, box: BBox, out: np.ndarray) -> None:
         crop = array[box.slices]
-        out[..., :3] = self._rgb_lut[crop]
-        vis = self._vis_lut[crop]
-        mode = self._style.mode
-        alpha = out[..., 3]
-        if mode == "fill":
-            np.multiply(vis, self._fill_alpha, out=alpha, casting="unsafe")
+        rgba, vis = self._semantic_luts(crop.dtype)
+        # one packed-uint32 lookup per pixel writes all four channels
+        np.take(rgba, crop, out=out.view(np.uint32)[..., 0])
+        if self._style.mode == "fill":
             return
         ctx = self._neighbour_context(array, box)
         c = ctx[1:-1, 1:-1]
         edge = (c != ctx[:-2, 1:-1]) | (c != ctx[2:, 1:-1]) | (c != ctx[1:-1, :-2]) | (c != ctx[1:-1, 2:])
-        edge &= vis
-        np.multiply(vis, self._fill_alpha, out=alpha, casting="unsafe")
-        alpha[edge] = self._edge_alpha
-
-    def _sum_colours(self, v: np.ndarray) -> np.ndarray:
-        """``uint16 (h, w, 4)`` sums (r, g, b, count) over the visible classes set in bitmask ``v``."""
-        acc = np.zeros((*v.shape, 4), np.uint16)
-        for k in self._used_bytes:
-            byte = ((v >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.uint8)
-            acc += self._byte_luts[k][byte]
-        return acc
+        edge &= vis[crop]
+        out[..., 3][edge] = self._edge_alpha
 
     def _render_multilabel(self, array: np.ndarray, box: BBox, out: np.ndarray) -> None:
         mode = self._style.mode
         v = array[box.slices] & self._visible_bits
-        if mode == "fill":
-            colour_src = v
-            edge = None
-        else:
+        edge = None
+        if mode != "fill":
             ctx = self._neighbour_context(array, box) & self._visible_bits
             c = ctx[1:-1, 1:-1]
             inner = ctx[:-2, 1:-1] & ctx[2:, 1:-1] & ctx[1:-1, :-2] & ctx[1:-1, 2:]
             edge_bits = c & ~inner  # bits whose plane ends at this pixel
             edge = edge_bits != 0
             # contour pixels take the colour of the classes whose border passes there
-            colour_src = np.where(edge, edge_bits, v) if mode == "fill_contour" else edge_bits
-        acc = self._sum_colours(colour_src)
-        count = acc[..., 3]
-        nz = np.maximum(count, 1)
-        for ch in range(3):
-            out[..., ch] = acc[..., ch] // nz
-        alpha = out[..., 3]
-        np.multiply(count != 0, self._fill_alpha, out=alpha, casting="unsafe")
+            v = np.where(edge, edge_bits, v) if mode == "fill_contour" else edge_bits
+        acc = np.zeros(v.shape, np.uint64)
+        if self._used_lanes and v.size:
+            v = np.ascontiguousarray(v)
+            quad = v.view(np.uint16).reshape(*v.shape, 4)
+            # cv2.split de-interleaves the lanes in one pass; a gather from a strided index is several times slower
+            lanes: list[np.ndarray] = (
+                [np.asarray(p) for p in cv2.split(quad)]
+                if v.size >= 4096
+                else [np.ascontiguousarray(quad[..., j]) for j in range(4)]
+            )
+            tmp = np.empty(v.shape, np.uint64)
+            for j in self._used_lanes:
+                np.take(self._lane_luts[j], lanes[j], out=tmp)
+                acc += tmp
+        sums = acc.view(np.uint16).reshape(*v.shape, 4)  # little-endian fields: count, r, g, b
+        count = sums[..., 0]
+        rec = np.take(self._recip, count)
+        rgb = sums[..., 1:].astype(np.uint32)
+        rgb *= rec[..., None]
+        rgb >>= 16
+        np.minimum(rgb, 255, out=rgb)
+        out[..., :3] = rgb
+        np.multiply(count != 0, self._fill_alpha, out=out[..., 3], casting="unsafe")
         if edge is not None:
-            alpha[edge] = self._edge_alpha
+            out[..., 3][edge] = self._edge_alpha
