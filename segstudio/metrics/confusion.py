@@ -148,22 +148,22 @@ def _bit_table() -> np.ndarray:
     return ((np.arange(65536, dtype=np.uint32)[:, None] >> np.arange(16, dtype=np.uint32)) & 1).astype(np.int64)
 
 
-def _bit_counts(words: np.ndarray, n_bits: int) -> np.ndarray:
-    """``(n_bits,) int64``: how many of ``words`` (1-D ``uint64``) have each bit ``0..n_bits-1`` set."""
-    out = np.zeros(n_bits, np.int64)
-    if words.size == 0 or n_bits == 0:
-        return out
+def _add_word_histograms(acc: np.ndarray, words: np.ndarray) -> None:
+    """Add to ``acc`` (``(K, 65536) int64``) the histograms of the 16-bit pieces ``0..K-1`` of ``words``."""
     # Little-endian view: column k of the uint16 halves holds bits 16k..16k+15.
     halves = np.ascontiguousarray(words, dtype="<u8").view("<u2").reshape(-1, 4)
+    for k in range(acc.shape[0]):
+        acc[k] += np.bincount(halves[:, k], minlength=65536)
+
+
+def _bits_from_histograms(acc: np.ndarray, n_bits: int) -> np.ndarray:
+    """``(n_bits,) int64`` per-bit counts from 16-bit piece histograms (only occupied values are decoded)."""
+    out = np.zeros(n_bits, np.int64)
     bits_of = _bit_table()
-    for k in range((n_bits + 15) // 16):
-        col = halves[:, k]
-        hist = np.bincount(col, minlength=65536)
-        nz = np.flatnonzero(hist[1:]) + 1  # only the histogram's occupied values matter
-        per_bit = hist[nz] @ bits_of[nz]
-        lo = 16 * k
-        hi = min(n_bits, lo + 16)
-        out[lo:hi] = per_bit[: hi - lo]
+    for k in range(acc.shape[0]):
+        nz = np.flatnonzero(acc[k, 1:]) + 1
+        lo, hi = 16 * k, min(n_bits, 16 * k + 16)
+        out[lo:hi] = (acc[k, nz] @ bits_of[nz])[: hi - lo]
     return out
 
 
@@ -190,9 +190,8 @@ def multilabel_counts(
     ids = [int(c) for c in class_ids]
     n_bits = max(ids, default=-1) + 1
     total = int(g.size)
-    tp_all = np.zeros(n_bits, np.int64)
-    fp_all = np.zeros(n_bits, np.int64)
-    fn_all = np.zeros(n_bits, np.int64)
+    pieces = (n_bits + 15) // 16
+    tp_h, fp_h, fn_h = (np.zeros((pieces, 65536), np.int64) for _ in range(3))
     # Chunks of 256k pixels keep the temporaries in cache; pixels empty in both masks add only TNs, so they
     # are dropped before the six histograms (whole empty chunks cost one pass).
     for i in range(0, total, _CHUNK):
@@ -203,9 +202,10 @@ def multilabel_counts(
             continue
         if n_either < 0.75 * gc.size:
             gc, pc = gc[either], pc[either]
-        tp_all += _bit_counts(gc & pc, n_bits)
-        fp_all += _bit_counts(pc & ~gc, n_bits)
-        fn_all += _bit_counts(gc & ~pc, n_bits)
+        _add_word_histograms(tp_h, gc & pc)
+        _add_word_histograms(fp_h, pc & ~gc)
+        _add_word_histograms(fn_h, gc & ~pc)
+    tp_all, fp_all, fn_all = (_bits_from_histograms(h, n_bits) for h in (tp_h, fp_h, fn_h))
     idx = np.asarray(ids, dtype=np.intp)
     tp, fp, fn = tp_all[idx], fp_all[idx], fn_all[idx]
     return ClassCounts(class_ids=tuple(ids), tp=tp, fp=fp, fn=fn, tn=total - tp - fp - fn, valid=total)

@@ -138,7 +138,7 @@ class Database:
         self.path = folder / self.FILE_NAME
         self._busy_ms = busy_timeout_ms
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._closed = False
@@ -155,14 +155,28 @@ class Database:
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000)
                 conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                # WAL + NORMAL survives any process crash (kill -9); only a power cut can undo the last commits.
+                # Mask files themselves are fsync'd, so the worst case is a version row to re-save, never a
+                # row pointing at a missing file.
                 conn.execute("PRAGMA synchronous = NORMAL" if mode == "wal" else "PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA foreign_keys = ON")
             except sqlite3.Error as e:
                 raise SegstudioError(f"Cannot open the workspace database ({e}).", path=self.path, fix="Check that the folder is writable and the disk is not full.") from e
             self._local.conn = conn
             with self._all_lock:
-                self._all.append(conn)
+                # Threads that ended leave their connection behind; close those here so short-lived workers do
+                # not pile up open files until the workspace closes.
+                dead = [c for t, c in self._all if not t.is_alive()]
+                self._all = [(t, c) for t, c in self._all if t.is_alive()]
+                self._all.append((threading.current_thread(), conn))
+            for c in dead:
+                c.close()
         return conn
+
+    def open_connections(self) -> int:
+        """How many connections are open (one per live thread that used the workspace)."""
+        with self._all_lock:
+            return len(self._all)
 
     def journal_mode(self) -> str:
         return str(self.connection().execute("PRAGMA journal_mode").fetchone()[0])
@@ -193,7 +207,7 @@ class Database:
     def close(self) -> None:
         """Close every thread's connection; the WAL is checkpointed into the main file by the last close."""
         with self._all_lock:
-            conns, self._all = self._all, []
+            conns, self._all = [c for _, c in self._all], []
         for c in conns:
             try:
                 c.close()

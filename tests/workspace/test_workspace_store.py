@@ -253,3 +253,13 @@ def test_closed_workspace_says_so(tmp_path: Path) -> None:
     w.close()
     with pytest.raises(SegstudioError, match="closed"):
         w.reviews.get("a")
+
+
+def test_connections_of_finished_threads_are_closed(ws: Workspace) -> None:
+    for i in range(20):
+        t = threading.Thread(target=lambda i=i: ws.reviews.set(f"t{i}", "accepted"))
+        t.start()
+        t.join()
+    # each thread's first query closes the connections of threads that ended: the main thread's plus the last
+    assert ws.db.open_connections() <= 2
+    assert len(ws.reviews.all()) == 20
