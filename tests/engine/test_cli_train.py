@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import signal
+
+import pytest
+
+from segstudio.commands import train as train_cmd
+from segstudio.engine.checkpoint import load_checkpoint
+
+from .conftest import make_dataset
+
+TINY = ["--set", "model.encoder=resnet18", "--set", "model.encoder_depth=3", "--set", "image_size=64",
+        "--set", "batch_size=4", "--set", "epochs=1", "--set", "max_steps_per_epoch=2"]
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    train_cmd.add_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_cli_trains_the_lungs_recipe_on_montgomery(montgomery, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = train_cmd.run(_parse([str(montgomery), "--recipe", "lungs-lr", *TINY, "--out", str(out), "--quiet"]))
+    assert rc == 0
+    text = capsys.readouterr()
+    assert "best checkpoint" in text.out and "left lung" in text.err
+    ckpt = load_checkpoint(out / "checkpoints" / "best")
+    assert ckpt.task.class_names == ("background", "left lung", "right lung")
+    assert ckpt.config.name == "lungs-lr" and ckpt.config.data.image_size == 64
+    rows = list(csv.DictReader(open(out / "curves.csv")))
+    assert len(rows) == 1 and "dice:left lung" in rows[0]
+    assert (out / "curves.png").is_file()
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["loss"]["terms"][1]["name"] == "boundary"
+
+
+@pytest.fixture
+def fake_open(monkeypatch):
+    ds = make_dataset(n=8, size=64)
+    monkeypatch.setattr("segstudio.datasets.registry.open_dataset", lambda path, format=None: ds)
+    return ds
+
+
+def test_ctrl_c_stops_cleanly_keeps_checkpoint_and_resumes(fake_open, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    fired = []
+    original = train_cmd.ProgressBar.batch
+
+    def batch_then_interrupt(self, ev):
+        original(self, ev)
+        if not fired:
+            fired.append(ev)
+            signal.raise_signal(signal.SIGINT)  # what Ctrl+C delivers
+
+    monkeypatch.setattr(train_cmd.ProgressBar, "batch", batch_then_interrupt)
+    rc = train_cmd.run(_parse(["ds", *TINY, "--set", "epochs=2", "--out", str(out), "--set", "augment.preset=none"]))
+    assert rc == 130
+    assert "--resume" in capsys.readouterr().out
+    assert (out / "checkpoints" / "last" / "model.safetensors").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    monkeypatch.setattr(train_cmd.ProgressBar, "batch", original)
+    rc = train_cmd.run(_parse(["ds", "--out", str(out), "--resume"]))
+    assert rc == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["epochs_completed"] == 2 and not run["cancelled"]
+
+
+def test_config_file_and_bad_override(fake_open, tmp_path):
+    from segstudio.core.errors import UnknownKeyError
+    from segstudio.engine.config import TrainConfig
+
+    cfg_file = tmp_path / "c.json"
+    cfg_file.write_text(TrainConfig().with_overrides(["augment.preset=none"]).to_json())
+    rc = train_cmd.run(_parse(["ds", "--config", str(cfg_file), *TINY, "--out", str(tmp_path / "r"), "--quiet"]))
+    assert rc == 0
+    with pytest.raises(UnknownKeyError):
+        train_cmd.run(_parse(["ds", "--set", "epoch=1", "--out", str(tmp_path / "r2")]))
