@@ -89,7 +89,7 @@ def bench_workspace() -> list[Figure]:
     gm, _ = _multilabel_pair()
     out: list[Figure] = []
     with tempfile.TemporaryDirectory() as tmp, Workspace(Path(tmp) / "ws") as ws:
-        out.append(Figure("metrics.workspace_save_version_2048_uint8_ms", median(time_call(lambda: ws.save_mask("a.png", gt), repeat=7)), "ms", 60, "lower"))
+        out.append(Figure("metrics.workspace_save_version_2048_uint8_ms", median(time_call(lambda: ws.save_mask("a.png", gt), repeat=7)), "ms", 100, "lower"))
         out.append(Figure("metrics.workspace_save_version_2048_uint64_ms", median(time_call(lambda: ws.save_mask("h.png", gm), repeat=3)), "ms", 400, "lower"))
         v = ws.versions.latest("a.png")
         assert v is not None
