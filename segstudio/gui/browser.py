@@ -135,6 +135,8 @@ class SampleTableModel(QAbstractTableModel):
         self._ds: Dataset | None = None
         self._ids: list[str] = []
         self._folded: list[str] = []
+        self._names: list[str] = []
+        self._name_keys: list[tuple[Any, ...]] | None = None  # natural-sort keys, made on the first name sort
         self._status = np.zeros(0, np.int8)
         self._reviews: dict[str, ReviewState] = {}
         self._dice = np.zeros(0, np.float64)
@@ -159,6 +161,10 @@ class SampleTableModel(QAbstractTableModel):
         n = len(samples)
         self._ids = [s.id for s in samples]
         self._folded = [i.casefold() for i in self._ids]
+        # file names read best; where two folders hold the same name only the full id tells them apart
+        names = [i.rsplit("/", 1)[-1] for i in self._ids]
+        self._names = names if len(set(names)) == n else list(self._ids)
+        self._name_keys = None
         self._status = np.zeros(n, np.int8)
         self._reviews = {}
         self._dice = np.full(n, np.nan)
@@ -239,6 +245,21 @@ class SampleTableModel(QAbstractTableModel):
             return bool(self._has_pred[row] or not np.isnan(self._dice[row]))
         return _STATUSES[int(self._status[row])].value == filter_key
 
+    def match_mask(self, filter_key: str, text: str) -> np.ndarray:
+        """``matches`` for every dataset row at once: ``(n,)`` bool."""
+        n = len(self._ids)
+        if filter_key == "all":
+            mask = np.ones(n, bool)
+        elif filter_key == "has_problems":
+            mask = self._n_problems > 0
+        elif filter_key == "has_prediction":
+            mask = self._has_pred | ~np.isnan(self._dice)
+        else:
+            mask = self._status == _STATUS_CODE[ReviewStatus(filter_key)]
+        if text:
+            mask &= np.fromiter((text in f for f in self._folded), bool, count=n)
+        return mask
+
     def sort_order(self, column: int, ascending: bool) -> np.ndarray:
         """Dataset rows in the order of ``column`` (-1: dataset order); unknown values last either way."""
         n = len(self._ids)
@@ -246,8 +267,9 @@ class SampleTableModel(QAbstractTableModel):
         if column in numeric:
             return _numeric_order(numeric[column].astype(np.float64), ascending)
         if column == NAME:
-            names = [_natural_key(i.rsplit("/", 1)[-1]) for i in self._ids]
-            return np.asarray(sorted(range(n), key=names.__getitem__, reverse=not ascending), np.int64)
+            if self._name_keys is None:
+                self._name_keys = [_natural_key(name) for name in self._names]
+            return np.asarray(sorted(range(n), key=self._name_keys.__getitem__, reverse=not ascending), np.int64)
         if column == SPLIT and self._ds is not None:
             splits = [s.split for s in self._ds.samples]
             known = sorted((i for i in range(n) if splits[i]), key=lambda i: _natural_key(splits[i] or ""),
@@ -308,7 +330,7 @@ class SampleTableModel(QAbstractTableModel):
 
     def _display(self, row: int, col: int) -> str:
         if col == NAME:
-            return self._ids[row].rsplit("/", 1)[-1]
+            return self._names[row]
         if col == SPLIT:
             return self._ds.samples[row].split or _DASH if self._ds is not None else ""
         if col == STATUS:
@@ -331,7 +353,7 @@ class SampleTableModel(QAbstractTableModel):
         if col == SPLIT:
             split = self._ds.samples[row].split if self._ds is not None else None
             return split.casefold() if split else None
-        return self._ids[row].rsplit("/", 1)[-1].casefold()
+        return self._names[row].casefold()
 
     def _thumbnail(self, row: int) -> Any:
         sid = self._ids[row]
@@ -383,6 +405,7 @@ class _OrderProxy(QAbstractProxyModel):
         self.model_ = model
         self.order = np.arange(model.rowCount(), dtype=np.int64)
         self.pos = self.order.copy()  # inverse: pos[dataset row] = proxy row
+        self.order_list: list[int] = self.order.tolist()  # the filter's per-row lookups: a list indexes faster
         self.setSourceModel(model)
         model.modelAboutToBeReset.connect(self.beginResetModel)
         model.modelReset.connect(self._on_model_reset)
@@ -394,6 +417,7 @@ class _OrderProxy(QAbstractProxyModel):
         old = self.persistentIndexList()
         rows = [int(self.order[i.row()]) for i in old]
         self.order = np.asarray(order, np.int64)
+        self.order_list = self.order.tolist()
         self.pos = np.empty_like(self.order)
         self.pos[self.order] = np.arange(len(self.order))
         self.changePersistentIndexList(old, [self.index(int(self.pos[r]), i.column()) for r, i in zip(rows, old, strict=True)])
@@ -402,6 +426,7 @@ class _OrderProxy(QAbstractProxyModel):
     def _on_model_reset(self) -> None:
         self.order = np.arange(self.model_.rowCount(), dtype=np.int64)
         self.pos = self.order.copy()
+        self.order_list = self.order.tolist()
         self.endResetModel()
 
     def _on_model_data_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int]) -> None:
@@ -447,6 +472,7 @@ class _FilterProxy(QSortFilterProxyModel):
         self.pinned = -1  # dataset row that stays visible whatever the filter (the current sample)
         self.sort_column = -1
         self.sort_ascending = True
+        self._matches = order.model_.matches
         self.setDynamicSortFilter(True)
         self.setSourceModel(order)
 
@@ -464,7 +490,8 @@ class _FilterProxy(QSortFilterProxyModel):
         return row == self.pinned or self.order_.model_.matches(row, self.filter_key, self.text)
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
-        return self.accepts_dataset_row(int(self.order_.order[source_row]))
+        row = self.order_.order_list[source_row]
+        return row == self.pinned or self._matches(row, self.filter_key, self.text)
 
     def proxy_row_of(self, dataset_row: int) -> int:
         """Visible row of a dataset row, -1 when filtered out."""
@@ -598,9 +625,13 @@ class SampleBrowser(QWidget):
 
     def visible_ids(self) -> list[str]:
         """Sample ids in the order the table shows them (sorted and filtered)."""
+        # computed from the arrays the filter reads (one numpy pass) rather than 10,000 proxy lookups
+        mask = self.model_.match_mask(self.proxy.filter_key, self.proxy.text)
+        for row in (self.proxy.pinned, self._unpin_row if self._unpin_timer.isActive() else -1):
+            if row >= 0:
+                mask[row] = True
         order = self._order.order
-        return [self.model_.sample_id(int(order[self.proxy.mapToSource(self.proxy.index(r, 0)).row()]))
-                for r in range(self.proxy.rowCount())]
+        return [self.model_.sample_id(int(r)) for r in order[mask[order]]]
 
     def next_id(self, current_id: str | None) -> str | None:
         """The sample after ``current_id`` in the visible order (``None`` at the end); the first visible
@@ -686,7 +717,7 @@ class SampleBrowser(QWidget):
         if old == row:
             return
         self.proxy.pinned = row
-        if not self.proxy.accepts_dataset_row(row) or self.proxy.proxy_row_of(row) < 0:
+        if self.proxy.proxy_row_of(row) < 0:
             self.model_.touch(row)  # the filter proxy re-checks it and shows it
         if old >= 0:
             # later, not now: slots still running for this change hold indexes a removal would shift

@@ -382,3 +382,41 @@ def test_bundled_sample_in_the_browser(browser: SampleBrowser, qtbot, sample_dat
     assert gray.std() > 10  # a real chest X-ray, not a blank tile
     assert browser.model_.index(0, 1).data() == (ds.samples[0].split or "—")
     qtbot.waitUntil(lambda: browser.summary.text().startswith("0/8 reviewed"))
+
+
+def _proxy_rows(browser: SampleBrowser) -> list[str]:
+    """What the view actually shows, row by row (the slow way)."""
+    return [browser.proxy.index(r, NAME).data(SampleIdRole) for r in range(browser.proxy.rowCount())]
+
+
+def test_visible_ids_is_what_the_view_shows(browser: SampleBrowser, qtbot) -> None:
+    browser.set_dataset(synthetic(300, problems_every=7))
+    rng = np.random.default_rng(3)
+    m = browser.model_
+    m.set_scores_many({f"s/img_{i}.png": (float(rng.random()), 0.5) for i in range(0, 300, 3)})
+    m.set_reviews({f"s/img_{i}.png": _review(f"s/img_{i}.png", ReviewStatus.ACCEPTED) for i in range(0, 300, 5)})
+    for key, text, column, asc in (("all", "", "dice", True), ("unreviewed", "1", "dice", False),
+                                   ("has_problems", "", "name", False), ("accepted", "2", "status", True)):
+        browser.set_filter(key)
+        browser.set_name_filter(text)
+        browser.sort_by(column, ascending=asc)
+        assert browser.visible_ids() == _proxy_rows(browser), (key, text, column)
+    browser.set_filter("unreviewed")
+    browser.select_sample("s/img_5.png")  # accepted, shown because it is current
+    browser.select_sample("s/img_10.png")  # also accepted; img_5 leaves on the next event-loop turn
+    assert browser.visible_ids() == _proxy_rows(browser)
+    qtbot.waitUntil(lambda: "s/img_5.png" not in _proxy_rows(browser))
+    assert browser.visible_ids() == _proxy_rows(browser) and "s/img_10.png" in browser.visible_ids()
+
+
+def test_names_that_repeat_across_folders_show_the_full_id() -> None:
+    def ds(ids: list[str]) -> Dataset:
+        return Dataset(root=Path("/nowhere"), format_name="test", schema=SCHEMA,
+                       samples=[Sample(id=i, image=Path("/nowhere") / i) for i in ids],
+                       read_image=lambda _d, _s: np.zeros((2, 2), np.uint8), read_gt=lambda _d, _s: None)
+
+    model = SampleTableModel()
+    model.set_dataset(ds(["train/a.png", "val/a.png"]))
+    assert [model.index(r, NAME).data() for r in range(2)] == ["train/a.png", "val/a.png"]
+    model.set_dataset(ds(["train/a.png", "val/b.png"]))
+    assert [model.index(r, NAME).data() for r in range(2)] == ["a.png", "b.png"]
