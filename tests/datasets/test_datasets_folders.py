@@ -143,7 +143,12 @@ def test_ph2_opens_with_lesion_masks(ph2: Path) -> None:
 
 def test_ph2_colour_classes_are_multilabel(ph2: Path) -> None:
     ds = open_dataset(ph2, colours=True)
-    assert ds.schema.multilabel and len(ds.schema) == 7
+    assert ds.schema.multilabel and ds.schema.names[:2] == ("lesion", "white")
+    assert ds.schema.names[7:] == ("streaks",)  # IMD146_R1_LabelStreaks.bmp: a named region label
+    assert not ds.all_problems()
+    s146 = ds.get("PH2 Dataset images/IMD146/IMD146_Dermoscopic_Image/IMD146.bmp")
+    streaks = np.asarray(Image.open(ph2 / "PH2 Dataset images/IMD146/IMD146_roi/IMD146_R1_LabelStreaks.bmp").convert("L")) > 127
+    np.testing.assert_array_equal(((ds.load_gt(s146) >> np.uint64(7)) & np.uint64(1)).astype(bool), streaks)
     s = ds.get("PH2 Dataset images/IMD002/IMD002_Dermoscopic_Image/IMD002.bmp")
     gt = ds.load_gt(s)
     roi = np.asarray(Image.open(ph2 / "PH2 Dataset images/IMD002/IMD002_roi/IMD002_R1_Label4.bmp").convert("L")) > 127

@@ -6,7 +6,7 @@
 
 Default: semantic background / lesion. With ``colours=True`` the schema is multi-label: bit 0 lesion, bits 1..6
 the PH2 colour classes (white, red, light brown, dark brown, blue-gray, black) from the ``_roi`` masks, which
-overlap the lesion by design.
+overlap the lesion by design, then one bit per named region label found (``_LabelStreaks`` -> "streaks").
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.errors import DatasetError
-from segstudio.core.types import ClassInfo, ClassSchema
+from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.io import read_binary_mask
 from segstudio.datasets.util import (
@@ -31,7 +31,7 @@ from segstudio.datasets.util import (
 
 IMAGES_FOLDER = "PH2 Dataset images"
 _CASE = re.compile(r"^IMD\d+$")
-_ROI = re.compile(r"_R\d+_Label(\d+)\.bmp$", re.IGNORECASE)
+_ROI = re.compile(r"_R\d+_Label([A-Za-z0-9_-]+)\.bmp$", re.IGNORECASE)
 
 #: PH2 colour classes (Mendonça et al. 2013), label number -> (name, display colour).
 COLOUR_CLASSES = {
@@ -70,9 +70,20 @@ class PH2Format:
                 fix=f"Open the PH2 folder that holds '{IMAGES_FOLDER}'.",
             )
         colours = bool(options.get("colours", False))
+        # Region labels are colour numbers 1..6, or a structure's name (IMD146_R1_LabelStreaks): one class each.
+        named: dict[str, int] = {}
         if colours:
+            extra = sorted(
+                {
+                    m.group(1).lower()
+                    for f in cases.glob("IMD*/IMD*_roi/*.bmp")
+                    if (m := _ROI.search(f.name)) and not m.group(1).isdigit()
+                }
+            )
+            named = {n: len(COLOUR_CLASSES) + 1 + i for i, n in enumerate(extra)}
             infos = [ClassInfo(0, "lesion", LESION_COLOUR)]
             infos += [ClassInfo(j, n, c) for j, (n, c) in COLOUR_CLASSES.items()]
+            infos += [ClassInfo(cid, n, default_colour(cid)) for n, cid in named.items()]
             schema = ClassSchema(tuple(infos), multilabel=True)
         else:
             schema = ClassSchema((ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "lesion", LESION_COLOUR)))
@@ -98,11 +109,19 @@ class PH2Format:
                 roi_dir = case / f"{cid}_roi"
                 for f in sorted(roi_dir.glob("*.bmp")) if roi_dir.is_dir() else []:
                     m = _ROI.search(f.name)
-                    if m and int(m.group(1)) in COLOUR_CLASSES:
-                        parts.append((int(m.group(1)), f))
+                    label = m.group(1) if m else ""
+                    if label.isdigit() and int(label) in COLOUR_CLASSES:
+                        parts.append((int(label), f))
+                    elif label.lower() in named:
+                        parts.append((named[label.lower()], f))
                     else:
                         probs.append(
-                            Problem(ProblemKind.BAD_ANNOTATION, "Colour mask name not of the form _R<k>_Label<1..6>.", f, sid)
+                            Problem(
+                                ProblemKind.BAD_ANNOTATION,
+                                "Region mask name not of the form _R<k>_Label<1..6 or a name>.",
+                                f,
+                                sid,
+                            )
                         )
             samples.append(Sample(sid, img, None, tuple(parts) if parts else None, tuple(probs)))
         return Dataset(
