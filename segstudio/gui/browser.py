@@ -66,6 +66,7 @@ NAME, SPLIT, STATUS, DICE, IOU, PROBLEMS = range(len(COLUMNS))
 _STATUSES = tuple(ReviewStatus)
 _STATUS_CODE = {s: i for i, s in enumerate(_STATUSES)}
 _STATUS_COLOUR = {
+    ReviewStatus.UNREVIEWED: QColor(128, 128, 128),  # muted: the default should not shout in every row
     ReviewStatus.ACCEPTED: QColor(46, 160, 67),
     ReviewStatus.CORRECTED: QColor(45, 120, 210),
     ReviewStatus.REJECTED: QColor(205, 50, 50),
@@ -584,7 +585,7 @@ class SampleBrowser(QWidget):
         view.setSortingEnabled(True)
         hh.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         fm = view.fontMetrics()
-        for col, sample in ((SPLIT, "validation"), (STATUS, "unreviewed"), (DICE, "0.000"), (IOU, "0.000"),
+        for col, sample in ((SPLIT, "train"), (STATUS, "unreviewed"), (DICE, "0.000"), (IOU, "0.000"),
                             (PROBLEMS, "Problems")):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             view.setColumnWidth(col, max(fm.horizontalAdvance(sample), fm.horizontalAdvance(_HEADERS[col])) + 24)
@@ -736,6 +737,13 @@ class SampleBrowser(QWidget):
         self._text_timer.start()
 
     def _on_model_reset(self) -> None:
+        ds = self.model_.dataset
+        splits = {s.split for s in ds.samples if s.split} if ds is not None else set()
+        # a column of dashes only takes room from the names; otherwise as wide as the longest split name
+        self.view.setColumnHidden(SPLIT, not splits)
+        if splits:
+            fm = self.view.fontMetrics()
+            self.view.setColumnWidth(SPLIT, max(fm.horizontalAdvance(t) for t in (*splits, _HEADERS[SPLIT])) + 24)
         self._current_id = None
         self.proxy.pinned = -1
         self._unpin_row = -1

@@ -274,7 +274,7 @@ def test_new_dataset_resets_rows_and_keeps_the_sort(browser: SampleBrowser) -> N
     browser.select_sample("s/img_3.png")
     browser.sort_by("name", ascending=False)
     browser.set_dataset(synthetic(5))
-    assert browser.current_id() is None
+    assert browser.current_id() is None and not browser.view.isColumnHidden(1)  # train/val splits shown
     assert browser.visible_ids() == [f"s/img_{i}.png" for i in (4, 3, 2, 1, 0)]
     browser.set_dataset(None)
     assert browser.model_.rowCount() == 0 and browser.visible_ids() == [] and browser.next_id(None) is None
@@ -381,6 +381,7 @@ def test_bundled_sample_in_the_browser(browser: SampleBrowser, qtbot, sample_dat
     gray = qimage_to_array(pm.toImage())[..., :3].astype(int)
     assert gray.std() > 10  # a real chest X-ray, not a blank tile
     assert browser.model_.index(0, 1).data() == (ds.samples[0].split or "—")
+    assert browser.view.isColumnHidden(1) == (not any(s.split for s in ds.samples))  # no column of dashes
     qtbot.waitUntil(lambda: browser.summary.text().startswith("0/8 reviewed"))
 
 
