@@ -28,6 +28,8 @@ from segstudio.gui.qimage import array_to_qimage, to_display_uint8
 log = logging.getLogger(__name__)
 
 THUMBNAIL_PX = 64
+#: Disk budget of the thumbnail cache (a 64 px PNG is a few KiB: this holds well over 50,000 images).
+CACHE_BUDGET_BYTES = 256 * 1024 * 1024
 #: Bumped when the thumbnail recipe changes, so stale PNGs from an older recipe are never shown.
 _RECIPE = 1
 
@@ -76,6 +78,7 @@ def _read_png(path: Path) -> np.ndarray | None:
     """A cached thumbnail, or ``None`` if absent or unreadable (a torn file is simply made again)."""
     try:
         buf = np.fromfile(path, np.uint8)
+        os.utime(path)  # mtime = last use, so pruning drops the thumbnails nobody looked at for longest
     except OSError:
         return None
     if buf.size == 0:
@@ -121,6 +124,42 @@ def load_thumbnail(dataset: Dataset, sample: Sample, *, px: int = THUMBNAIL_PX) 
         except OSError as exc:  # a read-only or full cache costs speed, not the thumbnail
             log.warning("cannot cache the thumbnail of %s: %s", sample.image, exc)
     return thumb
+
+
+def prune_thumbnail_cache(max_bytes: int = CACHE_BUDGET_BYTES) -> int:
+    """Delete the least recently used cached thumbnails until the cache fits ``max_bytes``; returns how many
+    files went. Files that vanish or resist deletion meanwhile (another process) are skipped."""
+    entries = []
+    try:
+        with os.scandir(thumbnail_dir()) as it:
+            for e in it:
+                if e.name.endswith(".png") and e.is_file():
+                    try:
+                        st = e.stat()
+                    except OSError:
+                        continue
+                    entries.append((st.st_mtime_ns, st.st_size, e.path))
+    except OSError:
+        return 0
+    total = sum(size for _, size, _ in entries)
+    removed = 0
+    for _, size, path in sorted(entries):
+        if total <= max_bytes:
+            break
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    if removed:
+        log.info("thumbnail cache pruned: %d files removed, %d bytes kept", removed, total)
+    return removed
+
+
+class _PruneTask(QRunnable):
+    def run(self) -> None:
+        prune_thumbnail_cache()
 
 
 # placeholder icons ----------------------------------------------------------------------------------------------
@@ -219,6 +258,7 @@ class ThumbnailLoader(QObject):
         self._pool.setMaxThreadCount(max(1, max_threads))
         self._emitter = _Emitter()
         self._emitter.sig_finished.connect(self._on_task_finished, Qt.ConnectionType.QueuedConnection)
+        self._pruned = False
 
     def set_dataset(self, dataset: Dataset | None) -> None:
         """Forget the previous dataset's thumbnails; results still in flight for it are dropped on arrival."""
@@ -228,6 +268,10 @@ class ThumbnailLoader(QObject):
         self._errors.clear()
         self._queue.clear()
         self._running.clear()
+        if dataset is not None and not self._pruned:
+            # once per loader, off the GUI thread: the cache must not grow without bound across datasets
+            self._pruned = True
+            self._pool.start(_PruneTask())
 
     def get(self, sample_id: str) -> QPixmap | None:
         pm = self._pixmaps.get(sample_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -421,3 +422,31 @@ def test_names_that_repeat_across_folders_show_the_full_id() -> None:
     assert [model.index(r, NAME).data() for r in range(2)] == ["train/a.png", "val/a.png"]
     model.set_dataset(ds(["train/a.png", "val/b.png"]))
     assert [model.index(r, NAME).data() for r in range(2)] == ["a.png", "b.png"]
+
+
+def test_thumbnail_cache_is_pruned_least_recently_used_first(qtbot, tmp_path: Path) -> None:
+    from segstudio.gui.thumbnails import prune_thumbnail_cache, thumbnail_dir
+
+    reader = CountingReader(_read_png)
+    ds = _files_dataset(tmp_path, reader, n=3)
+    model = SampleTableModel()
+    model.set_dataset(ds)
+    _wait_thumbnails(qtbot, model, 3)
+    files = sorted(thumbnail_dir().glob("*.png"))
+    assert len(files) == 3
+    for age, f in enumerate(files):  # files[0] used most recently, files[2] longest ago
+        os.utime(f, (1e9 - age * 1000, 1e9 - age * 1000))
+    # reading a thumbnail again counts as a use
+    again = SampleTableModel()
+    again.set_dataset(ds)
+    again.index(0, NAME).data(Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(lambda: again.thumbnails.get("s/img_0.png") is not None)
+    used = next(f for f in files if f.stat().st_mtime > 1.5e9)
+    sizes = {f: f.stat().st_size for f in files}
+    keep = sizes[used] + sizes[files[0]] if used != files[0] else sizes[used] + sizes[files[1]]
+    assert prune_thumbnail_cache(max_bytes=keep) == 1
+    left = set(thumbnail_dir().glob("*.png"))
+    assert used in left and len(left) == 2
+    assert prune_thumbnail_cache(max_bytes=10**9) == 0
+    for m in (model, again):
+        m.thumbnails.shutdown()
