@@ -22,9 +22,12 @@ from psygnal import Signal, SignalGroup
 from segstudio.core.types import ClassSchema
 from segstudio.masks.flood import FillScope, FloodFiller, FloodRegion
 from segstudio.masks.geometry import BBox
-from segstudio.masks.history import DEFAULT_HISTORY_BUDGET, History, Patch, use_cv2
+from segstudio.masks.history import DEFAULT_HISTORY_BUDGET, History, Patch, Step, use_cv2
 
 log = logging.getLogger(__name__)
+
+# stamps of one stroke merge into one patch while their joint box stays under this many pixels
+_MERGE_AREA = 256 * 256
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,9 @@ class LabelMask:
         self.events = LabelMaskEvents()
         self._clean_serial: int | None = 0
         self._dirty = False
-        self._stroke: list[Patch] | None = None
+        self._stroke: list[Patch] | None = None  # the open neighbourhood of an open stroke
+        self._stroke_done: list[Patch] = []  # its merged earlier neighbourhoods
+        self._stroke_box: BBox | None = None
         self._filler: FloodFiller | None = None
 
     @classmethod
@@ -299,30 +304,48 @@ class LabelMask:
         if self._stroke is not None:
             self.end_stroke()
         self._stroke = []
+        self._stroke_done = []
+        self._stroke_box = None
 
     def end_stroke(self) -> BBox | None:
-        """Merge the stroke's edits into one undo step; returns the box the stroke changed, or None."""
+        """Make the stroke's edits one undo step; returns the box the stroke changed, or None."""
         parts, self._stroke = self._stroke, None
-        if not parts:
+        done, self._stroke_done = self._stroke_done, []
+        if parts:
+            last = self._merge(parts)
+            if last is not None:
+                done.append(last)
+        if not done:
             return None
-        if len(parts) == 1:
-            merged: Patch | None = parts[0]
-        else:
-            merged = self._merge(parts)
-        if merged is None:  # the stroke undid itself (possible with assign); nothing to record
-            return None
-        merged = Patch(merged.bbox, merged.packed, merged.delta, merged.count, serial=self.history.next_serial())
-        self.history.push(merged)
+        step = Step(tuple(done), serial=self.history.next_serial())
+        self.history.push(step)
         self._after_history_change()
-        return merged.bbox
+        return step.bbox
+
+    def _add_to_stroke(self, patch: Patch) -> None:
+        # Stamps of one neighbourhood are merged into one patch as soon as the stroke moves on, so a stroke
+        # becomes a handful of patches (not one per mouse move) and release never allocates over the whole stroke.
+        assert self._stroke is not None
+        joined = patch.bbox.union(self._stroke_box)
+        if self._stroke and joined.area > _MERGE_AREA:
+            merged = self._merge(self._stroke)
+            if merged is not None:
+                self._stroke_done.append(merged)
+            self._stroke = [patch]
+            self._stroke_box = patch.bbox
+        else:
+            self._stroke.append(patch)
+            self._stroke_box = joined
 
     def cancel_stroke(self) -> BBox | None:
         """Revert the open stroke's edits and record nothing; returns the box restored, or None."""
         parts, self._stroke = self._stroke, None
+        parts = (parts or []) + self._stroke_done
+        self._stroke_done = []
         if not parts:
             return None
         box: BBox | None = None
-        for p in reversed(parts):
+        for p in parts:  # XOR patches commute: any order restores the start
             p.apply_to(self._array)
             box = p.bbox.union(box)
         assert box is not None
@@ -332,6 +355,8 @@ class LabelMask:
 
     def _merge(self, parts: list[Patch]) -> Patch | None:
         # XOR deltas compose in any order, so overlapping parts merge exactly into one dense delta crop
+        if len(parts) == 1:
+            return parts[0]
         box = parts[0].bbox
         for p in parts[1:]:
             box = box.union(p.bbox)
@@ -350,7 +375,7 @@ class LabelMask:
     # undo / redo ------------------------------------------------------------------------------------------
     @property
     def can_undo(self) -> bool:
-        return self.history.can_undo or bool(self._stroke)
+        return self.history.can_undo or bool(self._stroke) or bool(self._stroke_done)
 
     @property
     def can_redo(self) -> bool:
@@ -360,29 +385,30 @@ class LabelMask:
         """Revert the last step (an open stroke is ended first); returns the box restored, or None."""
         if self._stroke is not None:
             self.end_stroke()
-        p = self.history.pop_undo()
-        if p is None:
+        step = self.history.pop_undo()
+        if step is None:
             return None
-        p.apply_to(self._array)
-        self.events.region_changed.emit(p.bbox)
+        step.apply_to(self._array)
+        self.events.region_changed.emit(step.bbox)
         self._after_history_change()
-        return p.bbox
+        return step.bbox
 
     def redo(self) -> BBox | None:
         """Re-apply the last undone step; returns its box, or None."""
         if self._stroke is not None:
             self.end_stroke()
-        p = self.history.pop_redo()
-        if p is None:
+        step = self.history.pop_redo()
+        if step is None:
             return None
-        p.apply_to(self._array)
-        self.events.region_changed.emit(p.bbox)
+        step.apply_to(self._array)
+        self.events.region_changed.emit(step.bbox)
         self._after_history_change()
-        return p.bbox
+        return step.bbox
 
     def set_array(self, array: np.ndarray, *, copy: bool = True) -> None:
         """Replace the whole array (a loaded mask version); history is cleared and the state is clean."""
         self._stroke = None
+        self._stroke_done = []
         self._array = self._checked(array, copy=copy)
         self.history.clear()
         self._clean_serial = self.history.top_serial
@@ -417,8 +443,7 @@ class LabelMask:
         changed: np.ndarray,
         delta: np.ndarray | int,
     ) -> BBox | None:
-        serial = 0 if self._stroke is not None else self.history.next_serial()
-        built = Patch.build(bbox, changed, delta, dtype=self.dtype, serial=serial)
+        built = Patch.build(bbox, changed, delta, dtype=self.dtype)
         if built is None:
             return None
         patch, tight_changed = built
@@ -426,8 +451,7 @@ class LabelMask:
         return patch.bbox
 
     def _commit_dense(self, bbox: BBox, dense: np.ndarray, *, new_value: int | None = None) -> BBox | None:
-        serial = 0 if self._stroke is not None else self.history.next_serial()
-        built = Patch.from_dense(bbox, dense, serial=serial)
+        built = Patch.from_dense(bbox, dense)
         if built is None:
             return None
         patch, tight_changed = built
@@ -443,13 +467,11 @@ class LabelMask:
         else:
             patch.apply_to(self._array, changed=changed)
         if self._stroke is not None:
-            self._stroke.append(patch)
+            self._add_to_stroke(patch)
             self.events.region_changed.emit(patch.bbox)
             self._set_dirty(True)
             return
-        if patch.serial == 0:
-            patch = Patch(patch.bbox, patch.packed, patch.delta, patch.count, serial=self.history.next_serial())
-        self.history.push(patch)
+        self.history.push(Step((patch,), serial=self.history.next_serial()))
         self.events.region_changed.emit(patch.bbox)
         self._after_history_change()
 

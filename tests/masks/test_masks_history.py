@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from segstudio.masks.geometry import BBox
-from segstudio.masks.history import History, Patch
+from segstudio.masks.history import History, Patch, Step
 
 
 def test_uniform_patch_stores_only_bits_and_toggles_exactly():
@@ -44,12 +44,12 @@ def test_from_change_rejects_misaligned_delta():
         Patch.from_change(BBox(0, 0, 2, 2), np.ones((2, 2), bool), np.arange(3), dtype=np.dtype(np.uint8))
 
 
-def _patch(n_bytes_side: int) -> Patch:
+def _patch(n_bytes_side: int) -> Step:
     changed = np.ones((n_bytes_side, 8), bool)
     p = Patch.from_change(BBox(0, 0, n_bytes_side, 8), changed, np.arange(changed.size) % 7 + 1,
                           dtype=np.dtype(np.uint8))
     assert p is not None
-    return p
+    return Step((p,), serial=1)
 
 
 def test_history_drops_oldest_steps_over_budget_and_push_clears_redo():
@@ -77,3 +77,24 @@ def test_lowering_the_budget_evicts():
         h.push(_patch(100))
     h.budget_bytes = _patch(100).nbytes
     assert h.undo_count == 1
+
+
+def test_a_step_of_overlapping_patches_toggles_in_any_order():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 5, (20, 20)).astype(np.uint8)
+    start = a.copy()
+    parts = []
+    for y0 in (0, 5, 8):
+        new = a.copy()
+        new[y0 : y0 + 8, 2:15] = rng.integers(0, 5, (8, 13))
+        built = Patch.from_dense(BBox(0, 0, 20, 20), a ^ new)
+        assert built is not None
+        parts.append(built[0])
+        a = new
+    end = a.copy()
+    step = Step(tuple(reversed(parts)), serial=7)
+    assert step.bbox.contains(BBox(0, 2, 16, 15))
+    step.apply_to(a)
+    assert np.array_equal(a, start)
+    step.apply_to(a)
+    assert np.array_equal(a, end)

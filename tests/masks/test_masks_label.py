@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from segstudio.masks import BBox, EditGuard, LabelMask
+from segstudio.masks import BBox, EditGuard, LabelMask, PointerEvent, ToolContext, create_tool
 
 
 def box_region(shape, fill=True):
@@ -157,3 +157,32 @@ def test_uint16_semantic_masks_work(sem_schema):
     assert (m.array == 1000).all()
     m.undo()
     assert not m.array.any()
+
+
+def test_a_long_stroke_is_one_step_of_several_neighbourhood_patches(sem_schema):
+    rng = np.random.default_rng(2)
+    start = rng.integers(0, 3, (600, 700)).astype(np.uint8)
+    m = LabelMask(start, sem_schema)
+    tool = create_tool("brush", m, ToolContext(class_id=3, size=21))
+    pts = [(10 + 1.7 * i, 300 + 250 * np.sin(i / 40)) for i in range(400)]
+    tool.press(PointerEvent(*pts[0]))
+    for p in pts[1:]:
+        tool.move(PointerEvent(*p))
+    # a loop back over the start: overlapping neighbourhoods must still compose exactly
+    for p in reversed(pts[::7]):
+        tool.move(PointerEvent(p[0], p[1] + 5))
+    tool.release(PointerEvent(*pts[0]))
+    end = m.array.copy()
+    step = m.history._undo[-1]
+    assert m.history.undo_count == 1 and len(step.patches) > 1
+    assert step.bbox == BBox.of_nonzero(end != start)
+    m.undo()
+    assert np.array_equal(m.array, start)
+    m.redo()
+    assert np.array_equal(m.array, end)
+    # cancelling a long stroke reverts every neighbourhood
+    tool.press(PointerEvent(*pts[0], buttons=2))
+    for p in pts[1:]:
+        tool.move(PointerEvent(*p, buttons=2))
+    tool.cancel()
+    assert np.array_equal(m.array, end) and m.history.undo_count == 1
