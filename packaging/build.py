@@ -1,6 +1,6 @@
 """``make package`` on Linux: the one-folder app (PyInstaller), then a ``.deb`` and a ``.tar.gz`` of it.
 
-    python packaging/build.py [--skip-pyinstaller] [--no-tar]
+    python packaging/build.py [--from-git REF] [--skip-pyinstaller] [--no-tar]
 
 Writes into ``dist/``:
 
@@ -14,6 +14,9 @@ Writes into ``dist/``:
 from the bundle: every shared library a bundled ELF file needs that the bundle does not carry is looked up in
 the build machine's dpkg database (the NVIDIA driver's ``libcuda`` is left out: the app falls back to the CPU
 without it). Windows and macOS builds run their spec directly (see ``.github/workflows/release.yml``).
+
+``--from-git HEAD`` builds the committed tree instead of the working tree (a shared checkout where others'
+uncommitted edits must not end up in an installer).
 """
 
 from __future__ import annotations
@@ -143,11 +146,32 @@ def compute_depends(app_dir: Path) -> tuple[list[str], list[str]]:
     return depends, unresolved
 
 
-def run_pyinstaller() -> float:
+def git_snapshot(ref: str) -> tuple[Path, str]:
+    """Export the committed tree at ``ref`` into ``build/package/src``: what a clean checkout would build."""
+    src = WORK / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    commit = subprocess.run(["git", "rev-parse", "--short=12", ref], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    archive = subprocess.Popen(["git", "archive", "--format=tar", commit], cwd=REPO, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(src)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise SystemExit(f"git archive {ref} failed")
+    return src, commit
+
+
+def run_pyinstaller(*, source: Path | None = None, commit: str = "") -> float:
     t0 = time.perf_counter()
     spec = HERE / "linux" / "segstudio.spec"
+    env = dict(os.environ)
+    if source is not None:
+        # PYTHONPATH puts the snapshot ahead of the editable install's finder (which sits at the end of
+        # sys.meta_path), so analysis and the notice both see the snapshot's segstudio
+        env.update(SEGSTUDIO_PACKAGE_SOURCE=str(source), SEGSTUDIO_PACKAGE_COMMIT=commit,
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH", "")])))
     _run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-          "--distpath", str(DIST), "--workpath", str(WORK / "work"), str(spec)])
+          "--distpath", str(DIST), "--workpath", str(WORK / "work"), str(spec)], env=env)
     return time.perf_counter() - t0
 
 
@@ -218,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python packaging/build.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--skip-pyinstaller", action="store_true", help="reuse dist/segstudio from an earlier build")
     ap.add_argument("--no-tar", action="store_true", help="skip the .tar.gz")
+    ap.add_argument("--from-git", metavar="REF", default=os.environ.get("SEGSTUDIO_PACKAGE_FROM_GIT") or None,
+                    help="build the committed tree at REF (e.g. HEAD) instead of the working tree "
+                         "(env SEGSTUDIO_PACKAGE_FROM_GIT)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not sys.platform.startswith("linux"):
@@ -232,7 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     app_dir = DIST / APP
     stages: dict[str, float] = {}
     if not args.skip_pyinstaller:
-        stages["pyinstaller_s"] = run_pyinstaller()
+        if args.from_git:
+            source, commit = git_snapshot(args.from_git)
+            stages["pyinstaller_s"] = run_pyinstaller(source=source, commit=commit)
+            shutil.rmtree(source)
+        else:
+            stages["pyinstaller_s"] = run_pyinstaller()
     if not (app_dir / APP).is_file():
         log.error("no one-folder app at %s", app_dir)
         return 1

@@ -28,6 +28,9 @@ from typing import Any
 log = logging.getLogger("packaging.spec")
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+#: The source tree the app is built from: the checkout, or a ``git archive`` snapshot (``build.py --from-git``)
+#: so that uncommitted edits in a shared working tree never end up in an installer.
+SRC = Path(os.environ.get("SEGSTUDIO_PACKAGE_SOURCE", REPO))
 APP_NAME = "segstudio"
 APP_ID = "org.segstudio.segstudio"
 #: Generated inputs (icons, notice, version resource); ``SEGSTUDIO_PACKAGE_GENERATED`` overrides.
@@ -46,7 +49,7 @@ HIDDEN_IMPORTS: tuple[str, ...] = ("PySide6.QtSvg",)  # the SVG icon and qtaweso
 
 
 def _version() -> str:
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(SRC))
     try:
         from segstudio import __version__
     finally:
@@ -56,15 +59,16 @@ def _version() -> str:
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return os.environ.get("SEGSTUDIO_PACKAGE_COMMIT") or subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def torch_tag() -> str:
     """``cu130`` / ``cpu`` / ``rocm6.2``: the variant of the torch this build bundles (goes into file names)."""
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(SRC))
     try:
         from segstudio.core.licences import torch_variant_tag
     finally:
@@ -112,7 +116,7 @@ def generate(out: Path = GENERATED) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, str(HERE / "icons.py"), str(out / "icons")], check=True)
     version, tag = _version(), torch_tag()
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(SRC))
     try:
         from segstudio.core.licences import BUILD_INFO_FILE, NOTICE_FILE, describe_variant, write_notice
     finally:
@@ -145,7 +149,7 @@ def generate(out: Path = GENERATED) -> dict[str, Any]:
 def _metadata_datas() -> list[tuple[str, str]]:
     from PyInstaller.utils.hooks import copy_metadata
 
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(SRC))
     try:
         from segstudio.core.licences import dependency_closure
     finally:
@@ -168,12 +172,12 @@ def make_app(g: dict[str, Any], *, os_name: str, console: bool = True) -> None:
     console on Windows (the ``--selftest`` line and errors stay visible from a terminal)."""
     gen = generate()
     icons: Path = gen["icons"]
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(SRC))
     from segstudio.core.licences import BUILD_INFO_FILE, NOTICE_FILE
 
     datas = [
-        (str(REPO / "resources"), "resources"),
-        (str(REPO / "LICENSE"), "."),
+        (str(SRC / "resources"), "resources"),
+        (str(SRC / "LICENSE"), "."),
         (str(gen["notice"]), "resources"),
         (str(gen["build_info"]), "resources"),
         (str(icons / "png" / "segstudio-256.png"), "resources/icons"),
@@ -181,7 +185,7 @@ def make_app(g: dict[str, Any], *, os_name: str, console: bool = True) -> None:
     datas += _metadata_datas()
     a = g["Analysis"](
         [str(HERE / "entry.py")],
-        pathex=[str(REPO)],
+        pathex=[str(SRC)],
         binaries=[],
         datas=datas,
         hiddenimports=list(HIDDEN_IMPORTS),
@@ -192,6 +196,9 @@ def make_app(g: dict[str, Any], *, os_name: str, console: bool = True) -> None:
         noarchive=False,
         optimize=0,
     )
+    # Qt's GTK3 platform theme needs GTK 3 (a Depends of 40+ packages) only to mimic the desktop's dialogs;
+    # without it Qt uses its own theme, and segstudio styles itself
+    a.binaries = [b for b in a.binaries if "platformthemes/libqgtk3" not in b[0].replace("\\", "/")]
     pyz = g["PYZ"](a.pure)
     icon = {"windows": icons / "segstudio.ico", "macos": icons / "segstudio.icns"}.get(os_name)
     exe = g["EXE"](

@@ -25,7 +25,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ class _State:
     config: Any = None
     model: Any = None
     batch: Any = None  # (x (1, 3, S, S) uint8, y (1, S, S) int64)
-    notes: list[str] = field(default_factory=list)
+    qt_platform: str = ""
 
 
 def torch_variant() -> str:
@@ -140,6 +140,7 @@ def _part_window(st: _State) -> str:
         win.canvas.fit()
         QCoreApplication.processEvents()
         platform_name = QGuiApplication.platformName()
+        st.qt_platform = platform_name
         if platform_name == "offscreen":
             pixmap = win.grab()
         else:
@@ -283,14 +284,16 @@ _PART_FUNCS: dict[str, Callable[[_State], str]] = {
 }
 
 
-def _environment(device: str) -> str:
+def _environment(device: str, qt_platform: str) -> str:
+    qt = f"qt {qt_platform}, " if qt_platform else ""
     try:
         import torch
 
         dev = device
         if device.startswith("cuda") and torch.cuda.is_available():
             dev = f"{device} ({torch.cuda.get_device_name(0)})"
-        return f"device {dev}, torch {torch.__version__} {torch_variant()}, {platform.system()} {platform.machine()}"
+        return (f"device {dev}, {qt}torch {torch.__version__} {torch_variant()}, "
+                f"{platform.system()} {platform.machine()}")
     except Exception as exc:  # torch itself failed to import: the report still says so
         return f"torch unavailable ({exc})"
 
@@ -357,4 +360,4 @@ def run_selftest(*, parts: Sequence[str] = PARTS, screenshot: Path | None = None
                     os.environ.pop(var, None)
                 else:
                     os.environ[var] = value
-        return SelftestReport(tuple(results), _environment(dev))
+        return SelftestReport(tuple(results), _environment(dev, st.qt_platform))

@@ -238,10 +238,11 @@ def render_notice(components: Iterable[Component], *, torch_variant: str = "") -
     return "\n".join(lines)
 
 
-def write_notice(path: str | Path, *, torch_variant: str = "", exclude: Iterable[str] = ()) -> list[Component]:
+def write_notice(path: str | Path, *, torch_variant: str = "", root: str = ROOT_DISTRIBUTION,
+                 exclude: Iterable[str] = ()) -> list[Component]:
     """Generate the notice from this environment into ``path``; raises ``ValueError`` naming any GPL/AGPL
     component, so a build can never ship one."""
-    comps = bundled_components(exclude=exclude)
+    comps = bundled_components(root, exclude=exclude)
     bad = forbidden_components(comps)
     if bad:
         raise ValueError(
