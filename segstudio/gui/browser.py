@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -379,8 +380,6 @@ class SampleTableModel(QAbstractTableModel):
             st = self._reviews.get(s.id)
             if st is None:
                 return "not reviewed yet"
-            from datetime import datetime
-
             when = datetime.fromtimestamp(st.time).strftime("%Y-%m-%d %H:%M") if st.time else ""
             who = f" by {st.reviewer}" if st.reviewer else ""
             return "\n".join(x for x in (f"{st.status.value}{who} {when}".strip(), st.comment) if x)
@@ -544,9 +543,10 @@ class SampleBrowser(QWidget):
         # typing re-filters 10,000 rows: wait for a pause instead of doing it per key
         self._text_timer = QTimer(self, singleShot=True, interval=150)
         self._text_timer.timeout.connect(self._apply_filter)
-        # coalesces many cell updates into one summary refresh; also re-filters a row that lost its pin
+        # coalesces many cell updates into one summary refresh
         self._summary_timer = QTimer(self, singleShot=True, interval=0)
         self._summary_timer.timeout.connect(self._refresh_summary)
+        # re-filters the row that was current, one event-loop turn after the current row moved on
         self._unpin_row = -1
         self._unpin_timer = QTimer(self, singleShot=True, interval=0)
         self._unpin_timer.timeout.connect(self._on_unpin_timer_timeout)
@@ -556,7 +556,7 @@ class SampleBrowser(QWidget):
         self.view.selectionModel().currentRowChanged.connect(self._on_view_current_changed)
         for sig in (self.model_.dataChanged, self.model_.modelReset, self.proxy.rowsInserted,
                     self.proxy.rowsRemoved, self.proxy.layoutChanged, self.proxy.modelReset):
-            sig.connect(self._summary_timer.start)
+            sig.connect(self._on_rows_changed)
         self.model_.modelReset.connect(self._on_model_reset)
         self._refresh_summary()
 
@@ -729,6 +729,9 @@ class SampleBrowser(QWidget):
         row, self._unpin_row = self._unpin_row, -1
         if 0 <= row < self.model_.rowCount() and row != self.proxy.pinned:
             self.model_.touch(row)
+
+    def _on_rows_changed(self, *_args: object) -> None:
+        self._summary_timer.start()
 
     def _on_filter_combo_changed(self, _index: int) -> None:
         self._apply_filter()
