@@ -44,3 +44,26 @@ def paint_annotations(
         else:
             flat[idx] = cls
     return np.ascontiguousarray(flat.reshape(width, height).T)
+
+
+def palette_keys(colours: list[tuple[int, int, int]], ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted packed ``0xRRGGBB`` keys and their class ids, ready for ``decode_colours``."""
+    keys = np.array([(r << 16) | (g << 8) | b for r, g, b in colours], np.int64)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], np.asarray(ids, np.int64)[order]
+
+
+def decode_colours(
+    rgb: np.ndarray, *, keys: np.ndarray, ids: np.ndarray, unknown: int
+) -> tuple[np.ndarray, dict[tuple[int, int, int], int]]:
+    """``(H, W, 3) uint8`` colour label -> ``(H, W) int64`` ids (``unknown`` where no colour matches) and
+    ``{colour: pixel count}`` of the unmatched colours. ``keys`` are sorted packed ``0xRRGGBB`` values."""
+    packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    pos = np.searchsorted(keys, packed).clip(0, len(keys) - 1)
+    hit = keys[pos] == packed
+    out = np.where(hit, ids[pos], unknown)
+    missing: dict[tuple[int, int, int], int] = {}
+    if not hit.all():
+        vals, counts = np.unique(packed[~hit], return_counts=True)
+        missing = {(int(v) >> 16, (int(v) >> 8) & 255, int(v) & 255): int(c) for v, c in zip(vals, counts, strict=True)}
+    return out, missing

@@ -200,3 +200,43 @@ def test_camvid_rgb_unknown_colour_reported_with_counts(camvid: Path, tmp_path: 
     assert (gt[:2, :5] == 11).all()
     (p,) = ds.problems
     assert p.kind == ProblemKind.UNKNOWN_COLOUR and "RGB(1, 2, 3) (10 px)" in p.message and p.path == lab
+
+
+def test_camvid_rgb_class_dict_layout_with_split_folders(camvid: Path, tmp_path: Path) -> None:
+    """Semantic-Segmentation-Suite shape: train/x.png + train_labels/x_L.png + class_dict.csv (name,r,g,b)."""
+    rows = [ln.split() for ln in (camvid / "label_colors.txt").read_text().splitlines() if ln.strip()]
+    (tmp_path / "class_dict.csv").write_text("name,r,g,b\n" + "".join(f"{r[3]},{r[0]},{r[1]},{r[2]}\n" for r in rows))
+    lut = np.array([[int(v) for v in r[:3]] for r in rows], np.uint8)
+    for split, src in (("train", "train"), ("val", "val")):
+        (tmp_path / split).mkdir()
+        (tmp_path / f"{split}_labels").mkdir()
+        for f in sorted((camvid / f"{src}annot").iterdir())[:2]:
+            Image.open(camvid / src / f.name).save(tmp_path / split / f.name)
+            Image.fromarray(lut[np.asarray(Image.open(f))]).save(tmp_path / f"{split}_labels" / f"{f.stem}_L.png")
+    assert detect(tmp_path)[0].name == "camvid-rgb"
+    ds = open_dataset(tmp_path)
+    assert ds.split_counts() == {"train": 2, "val": 2} and ds.schema.by_id(3).name == "Road"
+    s = ds.split("val")[1]
+    np.testing.assert_array_equal(ds.load_gt(s), np.asarray(Image.open(camvid / "valannot" / Path(s.id).name)))
+
+
+def test_paired_colour_masks_decode_through_classes_json(tmp_path: Path) -> None:
+    root = _paired(tmp_path, n=1)
+    (root / "classes.json").write_text(
+        '{"classes": [{"id": 0, "name": "bg", "colour": [0, 0, 0]}, {"id": 1, "name": "cat", "colour": [255, 0, 0]},'
+        ' {"id": 2, "name": "dog", "colour": [0, 0, 255]}]}'
+    )
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[1:3, 1:3] = (255, 0, 0)
+    rgb[4:, 5:] = (0, 0, 255)
+    Image.fromarray(rgb).save(root / "masks" / "a0.png")
+    ds = open_dataset(root, format="paired-folders")
+    expected = np.zeros((6, 8), np.uint8)
+    expected[1:3, 1:3] = 1
+    expected[4:, 5:] = 2
+    np.testing.assert_array_equal(ds.load_gt(ds[0]), expected)
+    rgb[0, 0] = (9, 9, 9)
+    Image.fromarray(rgb).save(root / "masks" / "a0.png")
+    with pytest.raises(DatasetProblemError, match=r"RGB\(9, 9, 9\) \(1 px\)") as e:
+        ds.load_gt(ds[0])
+    assert e.value.kind == ProblemKind.UNKNOWN_COLOUR

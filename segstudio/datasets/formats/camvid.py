@@ -5,7 +5,7 @@ labels, lists ``train.txt``/``val.txt``/``test.txt`` with a ``/SegNet/`` prefix 
 a line) and ``label_colors.txt`` (``R G B<TAB>Name``). The last label (``Void``/``Ignore``, 11) is the ignore index.
 
 ``camvid-rgb`` (the original 32 classes): colour-coded ``<frame>_L.png`` beside (or in a folder next to)
-``<frame>.png``, decoded with ``label_colors.txt``. Pixels of a colour not in the file become the ignore index and
+``<frame>.png``, decoded with ``label_colors.txt`` (or ``class_dict.csv``: ``name,r,g,b``). Pixels of a colour not in the file become the ignore index and
 are reported (``unknown_colour``) with their pixel counts.
 """
 
@@ -22,6 +22,7 @@ from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.formats.paired import SPLIT_NAMES, check_index_range
 from segstudio.datasets.io import DatasetProblemError, read_mask
+from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
     check_same_size,
     default_image_reader,
@@ -54,6 +55,36 @@ def read_label_colors(path: Path) -> list[tuple[tuple[int, int, int], str]]:
             ) from e
         out.append(((r, g, b), name))
     return out
+
+
+def read_class_dict(path: Path) -> list[tuple[tuple[int, int, int], str]]:
+    """``class_dict.csv`` (``name,r,g,b`` with a header line, as in Semantic-Segmentation-Suite's CamVid)."""
+    import csv
+
+    out: list[tuple[tuple[int, int, int], str]] = []
+    with open(path, encoding="utf-8", newline="") as f:
+        for n, row in enumerate(csv.reader(f), 1):
+            if not row or (n == 1 and not row[-1].strip().isdigit()):
+                continue
+            try:
+                r, g, b = (int(v) for v in row[1:4])
+            except ValueError as e:
+                raise DatasetProblemError(
+                    f"Line {n} is not 'name,r,g,b': {row!r}.", path=path, kind=ProblemKind.BAD_ANNOTATION
+                ) from e
+            out.append(((r, g, b), row[0].strip()))
+    return out
+
+
+def colour_file(root: Path) -> Path | None:
+    for name in ("label_colors.txt", "class_dict.csv"):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def read_colours(path: Path) -> list[tuple[tuple[int, int, int], str]]:
+    return read_class_dict(path) if path.suffix.lower() == ".csv" else read_label_colors(path)
 
 
 def _segnet_root(path: Path) -> Path | None:
@@ -162,6 +193,8 @@ def _read_index_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
 
 
 def _rgb_pairs(root: Path) -> list[tuple[Path, Path]]:
+    # Labels are <frame>_L.png beside the frames, in a sibling folder (CamVid's LabeledApproved_full), or in
+    # <split>_labels/ folders (Semantic-Segmentation-Suite).
     folders = [root, *subfolders(root)]
     labels: dict[str, Path] = {}
     images: dict[str, Path] = {}
@@ -180,16 +213,18 @@ class CamVidRGBFormat:
     description = "CamVid, original layout: colour-coded <frame>_L.png labels decoded with label_colors.txt."
 
     def sniff(self, path: Path) -> float:
-        if not path.is_dir() or not (path / "label_colors.txt").is_file():
+        if not path.is_dir() or colour_file(path) is None:
             return 0.0
         return 0.9 if _rgb_pairs(path) else 0.0
 
     def open(self, path: Path, **options: Any) -> Dataset:
         root = Path(path)
-        cfile = root / "label_colors.txt"
-        if not cfile.is_file():
-            raise DatasetError("label_colors.txt is missing.", path=cfile, fix="Add 'R G B<TAB>Name' lines.")
-        pairs = read_label_colors(cfile)
+        cfile = colour_file(root)
+        if cfile is None:
+            raise DatasetError(
+                "label_colors.txt (or class_dict.csv) is missing.", path=root, fix="Add 'R G B<TAB>Name' lines."
+            )
+        pairs = read_colours(cfile)
         schema = _schema([n for _, n in pairs], [c for c, _ in pairs])
         if schema.ignore_index is None:
             schema = ClassSchema(schema.classes, ignore_index=255)
@@ -206,26 +241,9 @@ class CamVidRGBFormat:
                 lab = label_of.get(img)
                 probs = () if lab else (Problem(ProblemKind.MISSING_MASK, "No <frame>_L.png label.", img, sid),)
                 samples.append(Sample(sid, img, split, lab, probs))
-        lut_keys = np.array([(r << 16) | (g << 8) | b for (r, g, b), _ in pairs], np.int64)
-        order = np.argsort(lut_keys)
-        opts = {**options, "_keys": lut_keys[order], "_ids": order.astype(np.int64)}
+        keys, ids = palette_keys([c for c, _ in pairs], list(range(len(pairs))))
+        opts = {**options, "_keys": keys, "_ids": ids}
         return Dataset(root, self.name, schema, samples, default_image_reader, _read_rgb_gt, [], opts)
-
-
-def decode_colours(
-    rgb: np.ndarray, *, keys: np.ndarray, ids: np.ndarray, unknown: int
-) -> tuple[np.ndarray, dict[tuple[int, int, int], int]]:
-    """``(H, W, 3) uint8`` colour label -> ``(H, W) int64`` ids (``unknown`` where no colour matches) and
-    ``{colour: pixel count}`` of the unmatched colours. ``keys`` are sorted packed ``0xRRGGBB`` values."""
-    packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-    pos = np.searchsorted(keys, packed).clip(0, len(keys) - 1)
-    hit = keys[pos] == packed
-    out = np.where(hit, ids[pos], unknown)
-    missing: dict[tuple[int, int, int], int] = {}
-    if not hit.all():
-        vals, counts = np.unique(packed[~hit], return_counts=True)
-        missing = {(int(v) >> 16, (int(v) >> 8) & 255, int(v) & 255): int(c) for v, c in zip(vals, counts, strict=True)}
-    return out, missing
 
 
 def _read_rgb_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:

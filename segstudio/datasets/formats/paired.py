@@ -1,6 +1,7 @@
 """Paired folders: an image folder and a mask folder whose files share stems (``cxr/x.png`` + ``masks/x.png``).
 
-Masks are 8/16-bit index PNGs or 0/255 (or 0/1) binary masks. Without a class list the dataset is binary
+Masks are 8/16-bit index PNGs or 0/255 (or 0/1) binary masks, or colour-coded masks when ``classes.json`` gives
+each class's colour. Without a class list the dataset is binary
 (background / foreground) and any value above half the range counts as foreground, so masks resized with
 interpolation still read cleanly. With ``classes`` (option, ``classes.json`` or ``labels.txt``) the mask values
 are class ids; values with no class (and not the ignore index) are an ``out_of_range`` problem.
@@ -21,6 +22,7 @@ from segstudio.core.types import ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.formats.class_folders import GENERIC_MASK_NAMES, IMAGE_FOLDER_NAMES, MASKISH_RE
 from segstudio.datasets.io import DatasetProblemError, read_mask
+from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
     check_same_size,
     default_image_reader,
@@ -182,19 +184,41 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     m = read_mask(p, max_pixels=max_pixels_of(ds))
     check_same_size(m, image_shape(ds, sample), path=p, what="its image")
     if m.ndim == 3:
-        if not (m[..., 0] == m[..., 1]).all() or not (m[..., 0] == m[..., 2]).all():
+        if (m[..., 0] == m[..., 1]).all() and (m[..., 0] == m[..., 2]).all():
+            m = m[..., 0]  # grey saved as RGB
+        elif ds.options.get("binary"):
             raise DatasetProblemError(
-                "The mask is a colour image; paired masks must be index or binary masks.",
+                "The mask is a colour image, and no class list gives the colours.",
                 path=p,
-                fix="Use a format that decodes colours (e.g. camvid-rgb with label_colors.txt) or convert the masks.",
+                fix="Add a classes.json with each class's colour, or use camvid-rgb with label_colors.txt.",
                 kind=ProblemKind.UNKNOWN_COLOUR,
             )
-        m = m[..., 0]
+        else:
+            return _decode_colour_mask(ds, m, p)
     if ds.options.get("binary"):
         top = int(m.max()) if m.size else 0
         return (m > (0 if top <= 1 else (127 if top <= 255 else 32767))).astype(np.uint8)
     check_index_range(m, ds.schema, path=p)
     return m.astype(ds.schema.mask_dtype(), copy=False)
+
+
+def _decode_colour_mask(ds: Dataset, rgb: np.ndarray, path: Path) -> np.ndarray:
+    """Colour-coded mask -> class ids through the schema's colours (classes.json). Unknown colours become the
+    ignore index when there is one (and are reported); without one they are an error naming the file."""
+    keys, ids = palette_keys([c.colour for c in ds.schema], list(ds.schema.ids))
+    ignore = ds.schema.ignore_index
+    out, missing = decode_colours(rgb[..., :3], keys=keys, ids=ids, unknown=ignore if ignore is not None else 0)
+    if missing:
+        listed = ", ".join(f"RGB{c} ({n} px)" for c, n in sorted(missing.items(), key=lambda t: -t[1])[:8])
+        if ignore is None:
+            raise DatasetProblemError(
+                f"Colours that no class has: {listed}.",
+                path=path,
+                fix="Add those colours to classes.json (or an ignore_index to read them as ignore).",
+                kind=ProblemKind.UNKNOWN_COLOUR,
+            )
+        ds.problems.append(Problem(ProblemKind.UNKNOWN_COLOUR, f"Colours that no class has: {listed}; read as ignore.", path))
+    return out.astype(ds.schema.mask_dtype())
 
 
 FORMAT = PairedFoldersFormat()

@@ -17,9 +17,9 @@ import numpy as np
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
-from segstudio.datasets.formats.camvid import decode_colours
 from segstudio.datasets.formats.paired import check_index_range
 from segstudio.datasets.io import read_mask
+from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
     check_same_size,
     default_image_reader,
@@ -104,11 +104,9 @@ class VOCFormat:
             else:
                 miss = Problem(ProblemKind.MISSING_MASK, "No SegmentationClass PNG for this image.", img, sid)
                 samples.append(Sample(sid, img, split, None, (miss,)))
-        keys = np.array([(r << 16) | (g << 8) | b for r, g, b in (voc_colour(i) for i in range(len(names)))], np.int64)
-        keys = np.append(keys, (224 << 16) | (224 << 8) | 192)  # the void border colour
-        ids = np.append(np.arange(len(names)), VOID)
-        order_idx = np.argsort(keys)
-        opts = {**options, "_keys": keys[order_idx], "_ids": ids[order_idx]}
+        colours = [voc_colour(i) for i in range(len(names))] + [(224, 224, 192)]  # + the void border colour
+        keys, ids = palette_keys(colours, [*range(len(names)), VOID])
+        opts = {**options, "_keys": keys, "_ids": ids}
         return Dataset(root, self.name, schema, samples, default_image_reader, _read_gt, problems, opts)
 
 
