@@ -146,3 +146,16 @@ def test_broken_json_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetProblemError) as e:
         open_dataset(f, format="coco")
     assert e.value.kind == ProblemKind.BAD_ANNOTATION and e.value.path == f
+
+
+def test_annotations_without_segmentation_or_image_are_reported(tmp_path: Path) -> None:
+    anns = [
+        {"id": 1, "image_id": 7, "category_id": 5, "bbox": [0, 0, 3, 3]},  # bbox only
+        {"id": 2, "image_id": 555, "category_id": 5, "segmentation": [[0, 0, 3, 0, 3, 3]]},
+        {"id": 3, "image_id": 7, "category_id": 40, "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]},
+    ]
+    ds = open_dataset(_coco(tmp_path, anns=anns))
+    kinds = {p.kind: p.message for p in ds.problems}
+    assert "1 annotation(s) have no image_id or no segmentation" in kinds[ProblemKind.BAD_ANNOTATION]
+    assert "1 annotation(s) refer to image ids not listed" in kinds[ProblemKind.MISSING_IMAGE]
+    assert ds.load_gt("a.png")[1, 1] == 2  # the good annotation still paints

@@ -163,17 +163,41 @@ class COCOFormat:
         for split, f, doc in docs:
             per_image: dict[Any, list[tuple[int, Any, float]]] = defaultdict(list)
             bad_cats: Counter[Any] = Counter()
+            malformed = 0
             for a in doc.get("annotations", []) or []:
                 if not isinstance(a, dict) or "image_id" not in a:
+                    malformed += 1
                     continue
                 cls = cat_to_class.get(a.get("category_id"))
                 if cls is None:
                     bad_cats[a.get("category_id")] += 1
                     continue
-                per_image[a["image_id"]].append((cls, a.get("segmentation"), float(a.get("area") or 0.0)))
+                seg = a.get("segmentation")
+                if not isinstance(seg, list | dict):  # bbox-only or broken: nothing to paint
+                    malformed += 1
+                    continue
+                try:
+                    area = float(a.get("area") or 0.0)
+                except (TypeError, ValueError):
+                    area = 0.0
+                per_image[a["image_id"]].append((cls, seg, area))
             for cat, n in bad_cats.items():
                 problems.append(
                     Problem(ProblemKind.OUT_OF_RANGE, f"{n} annotation(s) use category_id {cat!r}, which is not defined.", f)
+                )
+            if malformed:
+                problems.append(
+                    Problem(
+                        ProblemKind.BAD_ANNOTATION,
+                        f"{malformed} annotation(s) have no image_id or no segmentation (polygons or RLE); skipped.",
+                        f,
+                    )
+                )
+            listed = {im.get("id") for im in doc.get("images", []) or [] if isinstance(im, dict)}
+            orphans = sum(len(v) for k, v in per_image.items() if k not in listed)
+            if orphans:
+                problems.append(
+                    Problem(ProblemKind.MISSING_IMAGE, f"{orphans} annotation(s) refer to image ids not listed in images.", f)
                 )
             samples.extend(self._images(doc, f, root, split, per_image, anns_by_key, problems, max_pixels))
         ids = Counter(s.id for s in samples)
