@@ -27,8 +27,10 @@ IMAGE_EXTENSIONS = frozenset(
 )
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom"})
 
-# PIL's own bomb check would warn (or raise at 2x) with its own limit; ours runs first and names the file.
-Image.MAX_IMAGE_PIXELS = None
+# Our check runs first and names the file; PIL's own (warn above its limit, raise above twice that) stays on as a
+# backstop for every other PIL user in the process, raised so that it never fires below our default.
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < DEFAULT_MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -105,6 +107,33 @@ def _png_ihdr(path: Path) -> tuple[int, int] | None:
     return head[24], head[25]
 
 
+def _pil_bomb(path: Path, err: Exception, max_pixels: int | None) -> ImageTooLargeError:
+    """PIL refuses headers over twice its limit before we see the size; name the size where the header is PNG."""
+    dims = _png_dims(path)
+    if dims is not None:
+        w, h = dims
+        what = f"The image declares {w}x{h} = {w * h:,} pixels"
+    else:
+        what = f"The image is over PIL's limit ({err})"
+    limit = f"the limit of {max_pixels:,}" if max_pixels is not None else "PIL's limit"
+    return ImageTooLargeError(
+        f"{what}, over {limit} (a possible decompression bomb); it was not decoded.",
+        path=path,
+        fix="Check the file; if it is genuine, raise the pixel limit (max_pixels, and PIL.Image.MAX_IMAGE_PIXELS).",
+    )
+
+
+def _png_dims(path: Path) -> tuple[int, int] | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """``(width, height)`` from the header only (no pixel decoding). Raises ``CorruptImageError``."""
     p = Path(path)
@@ -115,6 +144,11 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(p) as im:
             return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError as e:
+        dims = _png_dims(p)
+        if dims is not None:
+            return dims  # the caller compares the size with its own limit
+        raise _pil_bomb(p, e, None) from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise CorruptImageError(f"Cannot read the image header: {e}", path=p, fix="Re-export or remove the file.") from e
 
@@ -187,6 +221,8 @@ def _read_raster(path: Path, *, max_pixels: int | None, keep_palette: bool) -> n
                 return _pil_array(im, keep_palette=keep_palette, path=path)
     except DatasetError:
         raise
+    except Image.DecompressionBombError as e:
+        raise _pil_bomb(path, e, max_pixels) from e
     except UnidentifiedImageError as e:
         if path.suffix.lower() in (".tif", ".tiff"):
             # TIFF variants PIL lacks (e.g. 16-bit RGB) still decode with OpenCV.

@@ -136,3 +136,10 @@ def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
 def test_missing_file_raises_dataset_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="does not exist"):
         read_image(tmp_path / "nope.png")
+
+
+def test_header_over_our_limit_but_under_pils_is_refused_by_ours(tmp_path: Path) -> None:
+    p = giant_png(tmp_path / "big.png", 20_000, 20_000)  # 400 MP: over 16384², under PIL's hard stop
+    with pytest.raises(ImageTooLargeError, match="20000x20000"):
+        read_mask(p)
+    assert image_size(p) == (20_000, 20_000)
