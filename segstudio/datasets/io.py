@@ -142,8 +142,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
         return dicom_size(p)
     try:
-        with Image.open(p) as im:
-            return int(im.size[0]), int(im.size[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # callers apply their own limit
+            with Image.open(p) as im:
+                return int(im.size[0]), int(im.size[1])
     except Image.DecompressionBombError as e:
         dims = _png_dims(p)
         if dims is not None:
