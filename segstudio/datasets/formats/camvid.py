@@ -159,7 +159,16 @@ class CamVidSegNetFormat:
                     probs = (Problem(ProblemKind.MISSING_MASK, "Its label file is missing.", ann or img, sid),)
                     ann = None
                 samples.append(Sample(sid, img, split, ann, probs))
-        return Dataset(root, self.name, schema, samples, default_image_reader, _read_index_gt, problems, dict(options))
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_index_gt,
+            problems=problems,
+            options=dict(options),
+        )
 
 
 def _strip_prefix(p: str) -> str:
@@ -243,7 +252,16 @@ class CamVidRGBFormat:
                 samples.append(Sample(sid, img, split, lab, probs))
         keys, ids = palette_keys([c for c, _ in pairs], list(range(len(pairs))))
         opts = {**options, "_keys": keys, "_ids": ids}
-        return Dataset(root, self.name, schema, samples, default_image_reader, _read_rgb_gt, [], opts)
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_rgb_gt,
+            problems=[],
+            options=opts,
+        )
 
 
 def _read_rgb_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:

@@ -89,7 +89,13 @@ class _ImageGT:
     width: int
 
 
-def _schema(categories: list[dict[str, Any]], used: set[Any], *, multilabel: bool, problems: list[Problem], src: Path):
+_Ann = tuple[int, Any, float]  # (class id, COCO segmentation, area)
+
+
+def _schema(
+    categories: list[dict[str, Any]], used: set[Any], *, multilabel: bool, problems: list[Problem], src: Path
+) -> tuple[ClassSchema, dict[Any, int]]:
+    """The schema and ``category id -> class id``; drops unused duplicate-name placeholders, renames the rest."""
     cats = sorted((c for c in categories if isinstance(c, dict) and "id" in c), key=lambda c: (str(type(c["id"])), c["id"]))
     names = Counter(str(c.get("name", c["id"])) for c in cats)
     kept = []
@@ -199,7 +205,18 @@ class COCOFormat:
                 problems.append(
                     Problem(ProblemKind.MISSING_IMAGE, f"{orphans} annotation(s) refer to image ids not listed in images.", f)
                 )
-            samples.extend(self._images(doc, f, root, split, per_image, anns_by_key, problems, max_pixels))
+            samples.extend(
+                _list_images(
+                    doc,
+                    f,
+                    root=root,
+                    split=split,
+                    per_image=per_image,
+                    anns_by_key=anns_by_key,
+                    problems=problems,
+                    max_pixels=max_pixels,
+                )
+            )
         ids = Counter(s.id for s in samples)
         if any(v > 1 for v in ids.values()):
             dup = {k for k, v in ids.items() if v > 1}
@@ -209,51 +226,64 @@ class COCOFormat:
                 first.setdefault(s.id, s)
             samples = list(first.values())
         return Dataset(
-            root,
-            self.name,
-            schema,
-            samples,
-            default_image_reader,
-            _read_gt,
-            problems,
-            {**options, "overlap": overlap, "_anns": anns_by_key},
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_gt,
+            problems=problems,
+            options={**options, "overlap": overlap, "_anns": anns_by_key},
         )
 
-    @staticmethod
-    def _images(doc, f, root, split, per_image, anns_by_key, problems, max_pixels) -> list[Sample]:  # type: ignore[no-untyped-def]
-        out = []
-        folder = f.parent
-        prefix = id_prefix(folder, root)
-        listing = DirListing(folder)
-        for im in doc.get("images", []) or []:
-            if not isinstance(im, dict) or "file_name" not in im:
-                problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"An image entry lacks file_name: {json.dumps(im)[:120]}", f))
-                continue
-            fname = str(im["file_name"])
-            rel = safe_relative(fname)
-            if rel is None:
-                problems.append(
-                    Problem(ProblemKind.PATH_ESCAPE, f"file_name {fname!r} points outside the dataset folder; skipped.", f)
-                )
-                continue
-            present = listing.exists(rel)
-            if not present and listing.exists("images/" + rel):  # Roboflow/CVAT exports put images one level down
-                rel, present = "images/" + rel, True
-            img = folder / rel
-            sid = prefix + rel
-            probs: list[Problem] = []
+def _list_images(
+    doc: dict[str, Any],
+    f: Path,
+    *,
+    root: Path,
+    split: str | None,
+    per_image: dict[Any, list[_Ann]],
+    anns_by_key: dict[tuple[Path, Any], list[_Ann]],
+    problems: list[Problem],
+    max_pixels: int | None,
+) -> list[Sample]:
+    """The samples of one COCO file; fills ``anns_by_key`` and appends file-level problems."""
+    out = []
+    folder = f.parent
+    prefix = id_prefix(folder, root)
+    listing = DirListing(folder)
+    for im in doc.get("images", []) or []:
+        if not isinstance(im, dict) or "file_name" not in im:
+            problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"An image entry lacks file_name: {json.dumps(im)[:120]}", f))
+            continue
+        fname = str(im["file_name"])
+        rel = safe_relative(fname)
+        if rel is None:
+            problems.append(
+                Problem(ProblemKind.PATH_ESCAPE, f"file_name {fname!r} points outside the dataset folder; skipped.", f)
+            )
+            continue
+        present = listing.exists(rel)
+        if not present and listing.exists("images/" + rel):  # Roboflow/CVAT exports put images one level down
+            rel, present = "images/" + rel, True
+        img = folder / rel
+        sid = prefix + rel
+        probs: list[Problem] = []
+        try:
             h, w = int(im.get("height") or 0), int(im.get("width") or 0)
-            if not present:
-                probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image file named in the JSON is missing.", img, sid))
-            if max_pixels is not None and h * w > int(max_pixels):
-                probs.append(
-                    Problem(ProblemKind.TOO_LARGE, f"The JSON declares {w}x{h} pixels, over the limit; not decoded.", img, sid)
-                )
-            anns = per_image.get(im.get("id"), [])
-            key = (f, im.get("id"))
-            anns_by_key[key] = anns
-            out.append(Sample(sid, img, split, _ImageGT(f, im.get("id"), h, w), tuple(probs)))
-        return out
+        except (TypeError, ValueError):
+            h = w = 0  # read from the image header on load
+        if not present:
+            probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image file named in the JSON is missing.", img, sid))
+        if max_pixels is not None and h * w > int(max_pixels):
+            probs.append(
+                Problem(ProblemKind.TOO_LARGE, f"The JSON declares {w}x{h} pixels, over the limit; not decoded.", img, sid)
+            )
+        anns = per_image.get(im.get("id"), [])
+        key = (f, im.get("id"))
+        anns_by_key[key] = anns
+        out.append(Sample(sid, img, split, _ImageGT(f, im.get("id"), h, w), tuple(probs)))
+    return out
 
 
 def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:

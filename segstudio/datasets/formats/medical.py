@@ -91,7 +91,14 @@ class DicomFormat:
                 probs = (Problem(ProblemKind.MISSING_MASK, f"No mask in {mask_dir.name}/ for this image.", f, sid),)
             samples.append(Sample(sid, f, None, gt, probs))
         return Dataset(
-            root, self.name, schema, samples, default_image_reader, read_paired_gt, [], {**options, "binary": not classes}
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=read_paired_gt,
+            problems=[],
+            options={**options, "binary": not classes},
         )
 
 
@@ -108,7 +115,16 @@ class ImageFolderFormat:
         if not names:
             raise DatasetError("No image files directly in this folder.", path=root)
         samples = [Sample(n, root / n) for n in names]
-        return Dataset(root, self.name, semantic_schema(["foreground"]), samples, default_image_reader, _no_gt, [], dict(options))
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=semantic_schema(["foreground"]),
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_no_gt,
+            problems=[],
+            options=dict(options),
+        )
 
 
 def _no_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:

@@ -166,7 +166,16 @@ class LabelmeFormat:
         if no_area:
             listed = ", ".join(f"{n} {t}" for t, n in no_area.items())
             problems.append(Problem(ProblemKind.OTHER, f"Shapes without area are not part of the masks: {listed}.", root))
-        return Dataset(root, self.name, schema, samples, default_image_reader, _read_gt, problems, {**options, "_shapes": shapes_of})
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_gt,
+            problems=problems,
+            options={**options, "_shapes": shapes_of},
+        )
 
 
 def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
@@ -225,7 +234,16 @@ class HandBoneFormat:
                         samples.append(Sample(sid, img, split, None, (miss,)))
                     else:
                         samples.append(Sample(sid, img, split, None))  # a test split: images only
-        return Dataset(root, self.name, schema, samples, default_image_reader, _read_hand_gt, problems, {**options, "_by_name": by_name})
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_hand_gt,
+            problems=problems,
+            options={**options, "_by_name": by_name},
+        )
 
 
 def _read_hand_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:

@@ -107,7 +107,16 @@ class VOCFormat:
         colours = [voc_colour(i) for i in range(len(names))] + [(224, 224, 192)]  # + the void border colour
         keys, ids = palette_keys(colours, [*range(len(names)), VOID])
         opts = {**options, "_keys": keys, "_ids": ids}
-        return Dataset(root, self.name, schema, samples, default_image_reader, _read_gt, problems, opts)
+        return Dataset(
+            root=root,
+            format_name=self.name,
+            schema=schema,
+            samples=samples,
+            read_image=default_image_reader,
+            read_gt=_read_gt,
+            problems=problems,
+            options=opts,
+        )
 
 
 def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
