@@ -101,9 +101,17 @@ def test_progress_bar_renders(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bomb_image_in_a_dataset_is_flagged_by_info_and_refused_on_load(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from test_datasets_io import giant_png
+    import struct
+    import zlib
 
     from segstudio.datasets.io import ImageTooLargeError
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    def giant_png(path: Path) -> None:  # a tiny file whose header claims 100000 x 100000 pixels
+        ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
