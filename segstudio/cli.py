@@ -46,6 +46,8 @@ def _gui_parser(commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParser
     )
     p.add_argument("dataset", nargs="?", help="dataset folder or annotation file (format detected)")
     p.add_argument("--format", dest="format", metavar="NAME", help="dataset format, when detection is ambiguous")
+    p.add_argument("--predictions", metavar="DIR", help="folder of predicted masks shown as the prediction layer "
+                   "(one file per image, named like it; see docs/formats.md)")
     p.add_argument("--sample", metavar="ID", help="sample id to show first")
     p.add_argument("--version", action="version", version=f"segstudio {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console too")
@@ -99,4 +101,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report.exit_code
     from segstudio.gui.app import run_app
 
-    return run_app(dataset=ns.dataset, format_name=ns.format, sample_id=ns.sample)
+    return run_app(dataset=ns.dataset, format_name=ns.format, predictions=ns.predictions,
+                   sample_id=ns.sample)

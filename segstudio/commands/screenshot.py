@@ -14,6 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="PNG file to write")
     parser.add_argument("--sample", metavar="ID", help="sample id to show")
     parser.add_argument("--format", dest="format", metavar="NAME", help="dataset format")
+    parser.add_argument("--predictions", metavar="DIR", help="folder of predicted masks")
+    parser.add_argument("--view", default="single", choices=["single", "gt|pred", "before|after"],
+                        help="canvas view mode")
     parser.add_argument("--size", default="1280x820", help="window size WxH (default 1280x820)")
 
 
@@ -24,6 +27,6 @@ def run(args: argparse.Namespace) -> int:
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     out = render_main_window(args.out, dataset=args.dataset, format_name=args.format, sample_id=args.sample,
-                             size=(w, h))
+                             predictions=args.predictions, size=(w, h), view=args.view)
     print(f"wrote {out}")
     return 0

@@ -1,4 +1,8 @@
-"""The main window's actions, declared once as a table (DESIGN rule 10): text, shortcut, icon, menu, handler."""
+"""The main window's actions, declared once as a table (DESIGN rule 10): text, shortcut, icon, menu, handler.
+
+Handlers are method names on the window; ``arg`` (when set) is passed to the handler, so one handler serves a
+family of actions (tools, review states, view modes). ``group`` makes checkable actions exclusive.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import qtawesome as qta
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QWidget
+
+Key = str | QKeySequence.StandardKey
 
 
 @dataclass(frozen=True)
@@ -15,35 +21,117 @@ class ActionSpec:
     name: str
     text: str
     menu: str
-    handler: str  # method name on the window
-    shortcuts: tuple[str | QKeySequence.StandardKey, ...] = ()
+    handler: str
+    shortcuts: tuple[Key, ...] = ()
     icon: str | None = None
     tip: str = ""
     checkable: bool = False
-    toolbar: bool = False
+    toolbar: str | None = None  # "main" or "tools"
+    arg: object = None
+    group: str | None = None
+    separator_before: bool = False
 
+
+_SK = QKeySequence.StandardKey
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("open_folder", "&Open Dataset Folder…", "&File", "open_folder_dialog",
-               (QKeySequence.StandardKey.Open,), "fa5s.folder-open", "Open a dataset folder (format detected)", toolbar=True),
-    ActionSpec("open_file", "Open &Annotation File…", "&File", "open_file_dialog",
-               ("Ctrl+Shift+O",), "fa5s.file-code", "Open a COCO / labelme JSON or a single annotation file"),
+    # File
+    ActionSpec("open_folder", "&Open Dataset Folder…", "&File", "open_folder_dialog", (_SK.Open,),
+               "fa5s.folder-open", "Open a dataset folder (format detected)", toolbar="main"),
+    ActionSpec("open_file", "Open &Annotation File…", "&File", "open_file_dialog", ("Ctrl+Shift+O",),
+               "fa5s.file-code", "Open a COCO / labelme JSON or another annotation file"),
+    ActionSpec("open_predictions", "Open &Predictions Folder…", "&File", "open_predictions_dialog", (),
+               "fa5s.robot", "Show a folder of predicted masks as the prediction layer"),
     ActionSpec("open_sample", "Open the Bundled &Sample", "&File", "open_sample_dataset", (), "fa5s.lungs"),
-    ActionSpec("quit", "&Quit", "&File", "close", (QKeySequence.StandardKey.Quit,), "fa5s.power-off"),
-    ActionSpec("prev", "&Previous Image", "&Navigate", "go_previous", ("Left", "PgUp", "P"), "fa5s.arrow-left",
-               "Previous sample (←, PgUp, P)", toolbar=True),
-    ActionSpec("next", "&Next Image", "&Navigate", "go_next", ("Right", "PgDown", "N"), "fa5s.arrow-right",
-               "Next sample (→, PgDown, N)", toolbar=True),
-    ActionSpec("fit", "&Fit to Window", "&View", "zoom_fit", ("F", "Ctrl+0"), "fa5s.expand", "Fit the image (F)",
-               toolbar=True),
-    ActionSpec("zoom_1to1", "Actual &Size (1:1)", "&View", "zoom_1to1", ("1", "Ctrl+1"), "fa5s.search",
-               "One image pixel per screen pixel"),
-    ActionSpec("zoom_in", "Zoom &In", "&View", "zoom_in", (QKeySequence.StandardKey.ZoomIn, "+", "="),
-               "fa5s.search-plus", toolbar=True),
-    ActionSpec("zoom_out", "Zoom &Out", "&View", "zoom_out", (QKeySequence.StandardKey.ZoomOut, "-"),
-               "fa5s.search-minus", toolbar=True),
-    ActionSpec("toggle_overlay", "Show &GT Overlay", "&View", "set_overlay_visible", ("G",), "fa5s.layer-group",
-               "Show or hide the ground-truth overlay (G)", checkable=True, toolbar=True),
+    ActionSpec("save", "&Save Correction", "&File", "save_now", (_SK.Save,), "fa5s.save",
+               "Save the mask as a new version now (it also saves by itself every 10 s and on image change)",
+               toolbar="main", separator_before=True),
+    ActionSpec("quit", "&Quit", "&File", "close", (_SK.Quit,), "fa5s.power-off", separator_before=True),
+    # Edit
+    ActionSpec("undo", "&Undo", "&Edit", "undo", ("Ctrl+Z",), "fa5s.undo", "Undo (Ctrl+Z)", toolbar="tools"),
+    ActionSpec("redo", "&Redo", "&Edit", "redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "fa5s.redo",
+               "Redo (Ctrl+Shift+Z)", toolbar="tools"),
+    ActionSpec("accept_prediction", "Accept &Prediction (Whole Image)", "&Edit", "accept_prediction",
+               ("Ctrl+Shift+A",), "fa5s.check-double", "Copy the prediction into the mask (one undoable step)",
+               toolbar="tools", separator_before=True),
+    ActionSpec("fill_holes", "&Fill Holes in Class", "&Edit", "run_mask_op", (), "fa5s.fill", arg="fill_holes",
+               separator_before=True),
+    ActionSpec("remove_islands", "Remove &Islands Smaller Than…", "&Edit", "run_mask_op", (), "fa5s.broom",
+               arg="remove_islands"),
+    ActionSpec("keep_largest", "&Keep Largest Components…", "&Edit", "run_mask_op", (), "fa5s.object-group",
+               arg="keep_largest"),
+    ActionSpec("dilate", "&Dilate Class…", "&Edit", "run_mask_op", (), "fa5s.expand-arrows-alt", arg="dilate"),
+    ActionSpec("erode", "&Erode Class…", "&Edit", "run_mask_op", (), "fa5s.compress-arrows-alt", arg="erode"),
+    ActionSpec("replace_class", "Re&place Class…", "&Edit", "run_mask_op", (), "fa5s.exchange-alt",
+               arg="replace_class"),
+    # Tools
+    ActionSpec("tool_pan", "&Pan / Zoom", "&Tools", "set_tool", ("H",), "fa5s.hand-paper", "Pan and zoom (H)",
+               True, "tools", "pan", "tool"),
+    ActionSpec("tool_brush", "&Brush", "&Tools", "set_tool", ("B",), "fa5s.paint-brush",
+               "Brush (B): paint the selected class; right button erases; [ and ] size", True, "tools", "brush",
+               "tool"),
+    ActionSpec("tool_eraser", "&Eraser", "&Tools", "set_tool", ("E",), "fa5s.eraser", "Eraser (E)", True,
+               "tools", "eraser", "tool"),
+    ActionSpec("tool_polygon", "P&olygon", "&Tools", "set_tool", ("P",), "fa5s.draw-polygon",
+               "Polygon (P): click vertices, double-click or Enter closes; Shift erases", True, "tools", "polygon",
+               "tool"),
+    ActionSpec("tool_lasso", "&Lasso", "&Tools", "set_tool", ("L",), "fa5s.bezier-curve",
+               "Lasso (L): draw a freehand outline to fill", True, "tools", "lasso", "tool"),
+    ActionSpec("tool_fill", "&Flood Fill", "&Tools", "set_tool", ("K",), "fa5s.fill-drip",
+               "Flood fill (K): the clicked region takes the selected class", True, "tools", "fill", "tool"),
+    ActionSpec("tool_rectangle", "&Rectangle", "&Tools", "set_tool", ("M",), "fa5s.vector-square",
+               "Rectangle (M)", True, "tools", "rectangle", "tool"),
+    ActionSpec("tool_accept_lasso", "Accept Prediction &Inside Lasso", "&Tools", "set_tool", ("Shift+L",),
+               "fa5s.magic", "Draw a lasso; the prediction inside it is copied into the mask (Shift+L)", True,
+               "tools", "accept-lasso", "tool"),
+    ActionSpec("brush_smaller", "Brush &Smaller", "&Tools", "change_brush_size", ("[",), None, arg=-1,
+               separator_before=True),
+    ActionSpec("brush_larger", "Brush &Larger", "&Tools", "change_brush_size", ("]",), None, arg=+1),
+    ActionSpec("brush_shape", "Square Brush", "&Tools", "set_square_brush", ("Shift+B",), "fa5s.square",
+               checkable=True),
+    ActionSpec("finish_shape", "Close Polygon", "&Tools", "finish_polygon", ("Return", "Enter"), None),
+    ActionSpec("cancel_shape", "Cancel Shape", "&Tools", "cancel_gesture", ("Esc",), None),
+    # Navigate
+    ActionSpec("prev", "&Previous Image", "&Navigate", "go_previous", ("Left", "PgUp", "Backspace"),
+               "fa5s.arrow-left", "Previous sample in the list's order (←)", toolbar="main"),
+    ActionSpec("next", "&Next Image", "&Navigate", "go_next", ("Right", "PgDown", "N", "Space"),
+               "fa5s.arrow-right", "Next sample in the list's order (→, Space)", toolbar="main"),
+    ActionSpec("next_unreviewed", "Next &Unreviewed", "&Navigate", "go_next_unreviewed", ("Ctrl+Right",),
+               "fa5s.forward"),
+    # Review
+    ActionSpec("review_accept", "&Accept", "&Review", "set_review_status", ("A",), "fa5s.check",
+               "Accept this sample (A)", toolbar="main", arg="accepted"),
+    ActionSpec("review_reject", "&Reject", "&Review", "set_review_status", ("R",), "fa5s.times",
+               "Reject this sample (R)", toolbar="main", arg="rejected"),
+    ActionSpec("review_flag", "&Flag", "&Review", "set_review_status", ("F",), "fa5s.flag",
+               "Flag this sample for a second look (F)", toolbar="main", arg="flagged"),
+    ActionSpec("review_clear", "&Clear Decision", "&Review", "set_review_status", ("U",), "fa5s.circle",
+               arg="unreviewed"),
+    # View
+    ActionSpec("fit", "&Fit to Window", "&View", "zoom_fit", ("Ctrl+0", "Home"), "fa5s.expand",
+               "Fit the image (Ctrl+0)", toolbar="main", separator_before=True),
+    ActionSpec("zoom_1to1", "Actual &Size (1:1)", "&View", "zoom_1to1", ("Ctrl+1",), "fa5s.search"),
+    ActionSpec("zoom_in", "Zoom &In", "&View", "zoom_in", (_SK.ZoomIn, "+", "="), "fa5s.search-plus"),
+    ActionSpec("zoom_out", "Zoom &Out", "&View", "zoom_out", (_SK.ZoomOut, "-"), "fa5s.search-minus"),
+    ActionSpec("toggle_gt", "Show &GT / Correction", "&View", "set_gt_visible", ("G",), "fa5s.layer-group",
+               "Show or hide the GT / correction overlay (G)", True, "main", separator_before=True),
+    ActionSpec("toggle_pred", "Show P&rediction", "&View", "set_pred_visible", ("V",), "fa5s.robot",
+               "Show or hide the prediction overlay (V)", True, "main"),
+    ActionSpec("toggle_error", "Show &Error Map", "&View", "set_error_visible", ("X",), "fa5s.not-equal",
+               "Show or hide the error map: FP red (predicted, not in GT), FN blue (in GT, missed), wrong class yellow (X)", True, "main"),
+    ActionSpec("contour_mode", "&Contours Only", "&View", "set_contour_mode", ("C",), "fa5s.draw-polygon",
+               "Draw masks as outlines (C)", True),
+    ActionSpec("view_single", "Single View", "&View", "set_view_mode", ("Alt+1",), "fa5s.square", None, True,
+               None, "single", "view", True),
+    ActionSpec("view_gt_pred", "Split: GT | Prediction", "&View", "set_view_mode", ("Alt+2",), "fa5s.columns",
+               None, True, "main", "gt|pred", "view"),
+    ActionSpec("view_before_after", "Split: Before | After", "&View", "set_view_mode", ("Alt+3",),
+               "fa5s.history", None, True, None, "before|after", "view"),
+    ActionSpec("invert", "&Invert Image", "&View", "set_invert", ("I",), "fa5s.adjust", checkable=True,
+               separator_before=True),
+    ActionSpec("reset_display", "&Reset Window/Level", "&View", "reset_display", ("Ctrl+R",), "fa5s.undo-alt"),
+    # Help
+    ActionSpec("shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", ("F1",), "fa5s.keyboard"),
     ActionSpec("about", "&About segstudio", "&Help", "show_about", (), "fa5s.info-circle"),
     ActionSpec("open_logs", "Open &Log Folder", "&Help", "open_log_folder", (), "fa5s.file-alt"),
 )
@@ -52,21 +140,39 @@ ACTIONS: tuple[ActionSpec, ...] = (
 def build_actions(window: QWidget, specs: tuple[ActionSpec, ...] = ACTIONS) -> dict[str, QAction]:
     """Create a QAction per spec, parented to ``window`` and wired to ``window.<handler>``."""
     out: dict[str, QAction] = {}
+    groups: dict[str, QActionGroup] = {}
     for spec in specs:
         act = QAction(spec.text, window)
         act.setObjectName(f"action_{spec.name}")
         if spec.icon:
-            act.setIcon(qta.icon(spec.icon, color="#d0d0d0"))
+            act.setIcon(qta.icon(spec.icon, color="#d0d0d0", color_active="#ffffff"))
         if spec.shortcuts:
             act.setShortcuts([QKeySequence(s) for s in spec.shortcuts])
         tip = spec.tip or spec.text.replace("&", "").rstrip("…")
         act.setToolTip(tip)
         act.setStatusTip(tip)
         act.setCheckable(spec.checkable)
+        if spec.group:
+            groups.setdefault(spec.group, QActionGroup(window)).addAction(act)
         handler: Callable = getattr(window, spec.handler)
-        if spec.checkable:
+        if spec.group:
+            act.triggered.connect(lambda _c=False, h=handler, a=spec.arg: h(a))
+        elif spec.checkable:
             act.toggled.connect(handler)
+        elif spec.arg is not None:
+            act.triggered.connect(lambda _c=False, h=handler, a=spec.arg: h(a))
         else:
-            act.triggered.connect(lambda _checked=False, h=handler: h())
+            act.triggered.connect(lambda _c=False, h=handler: h())
         out[spec.name] = act
     return out
+
+
+def shortcut_rows(specs: tuple[ActionSpec, ...] = ACTIONS) -> list[tuple[str, str, str]]:
+    """(menu, action, keys) for the shortcuts dialog and the docs, generated from the table."""
+    rows = []
+    for s in specs:
+        if not s.shortcuts:
+            continue
+        keys = ", ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in s.shortcuts)
+        rows.append((s.menu.replace("&", ""), s.text.replace("&", "").rstrip("…"), keys))
+    return rows

@@ -32,7 +32,8 @@ def get_app(argv: list[str] | None = None) -> QApplication:
 
 
 def create_main_window(*, dataset: str | None = None, format_name: str | None = None,
-                       sample_id: str | None = None, headless: bool = False):  # noqa: ANN201 - MainWindow, lazy
+                       predictions: str | None = None, sample_id: str | None = None,
+                       headless: bool = False):  # noqa: ANN201 - MainWindow, lazy
     """The main window with ``dataset`` (default: the bundled sample) open.
 
     ``headless``: errors raise (SegstudioError) instead of showing a dialog — for screenshots and self-tests.
@@ -40,20 +41,24 @@ def create_main_window(*, dataset: str | None = None, format_name: str | None = 
     from segstudio.gui.main_window import MainWindow
 
     win = MainWindow()
+    path = dataset or sample_dataset_dir()
     if headless:
-        win.session.open(dataset or sample_dataset_dir(), format_name=format_name)
+        ds = win.session.load(path, format_name=format_name)
+        win.review.open(ds, predictions=predictions)
+        win.session.set_dataset(ds, extra=win.review.prediction_mask)
     else:
-        win.open_dataset(dataset or sample_dataset_dir(), format_name=format_name)
+        win.open_dataset(path, format_name=format_name, predictions=predictions)
     if sample_id and not win.session.go_to_id(sample_id):
         log.warning("sample %s not in the dataset; showing the first", sample_id)
     return win
 
 
-def run_app(*, dataset: str | None = None, format_name: str | None = None, sample_id: str | None = None) -> int:
+def run_app(*, dataset: str | None = None, format_name: str | None = None, predictions: str | None = None,
+            sample_id: str | None = None) -> int:
     from segstudio.gui.errors import install_excepthook
 
     app = get_app()
     install_excepthook()
-    win = create_main_window(dataset=dataset, format_name=format_name, sample_id=sample_id)
+    win = create_main_window(dataset=dataset, format_name=format_name, predictions=predictions, sample_id=sample_id)
     win.show()
     return int(app.exec())

@@ -585,6 +585,8 @@ class SampleBrowser(QWidget):
         view.setSortingEnabled(True)
         hh.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         fm = view.fontMetrics()
+        hh.setMinimumSectionSize(40)
+        view.setMinimumWidth(px + fm.horizontalAdvance("MCUCXR_0000_0.png") + 3 * fm.horizontalAdvance("0.000") + 60)
         for col, sample in ((SPLIT, "train"), (STATUS, "unreviewed"), (DICE, "0.000"), (IOU, "0.000"),
                             (PROBLEMS, "Problems")):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
@@ -594,6 +596,11 @@ class SampleBrowser(QWidget):
     def set_dataset(self, dataset: Dataset | None) -> None:
         """Show ``dataset`` (all unreviewed, no scores until the caller pushes them); the sort is kept."""
         self.model_.set_dataset(dataset)
+
+    def set_score_columns_visible(self, visible: bool) -> None:
+        """Dice and IoU columns only make sense with predictions; without them the name gets the room."""
+        self.view.setColumnHidden(DICE, not visible)
+        self.view.setColumnHidden(IOU, not visible)
 
     # navigation -------------------------------------------------------------------------------------------------
     def current_id(self) -> str | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -12,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.registry import open_dataset
+from segstudio.gui.prefetch import Prefetcher
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ class LoadedSample:
     image: np.ndarray
     gt: np.ndarray | None
     error: str | None = None
+    extra: Any = None  # what the prefetcher's extra loader returned (the prediction), when it was prefetched
+    prefetched: bool = False
 
     def intensity_at(self, x: int, y: int) -> str:
         v = self.image[y, x]
@@ -39,14 +44,23 @@ class SessionController(QObject):
         super().__init__(parent)
         self.dataset: Dataset | None = None
         self.current: LoadedSample | None = None
+        self.prefetcher: Prefetcher | None = None
+
+    def load(self, path: str | Path, *, format_name: str | None = None) -> Dataset:
+        """List a dataset without showing it (raises SegstudioError with a user-facing message)."""
+        return open_dataset(path, format=format_name)
 
     def open(self, path: str | Path, *, format_name: str | None = None) -> Dataset:
-        """Open a dataset (raises SegstudioError with a user-facing message) and show its first sample."""
-        ds = open_dataset(path, format=format_name)
+        """Open a dataset and show its first sample."""
+        ds = self.load(path, format_name=format_name)
         self.set_dataset(ds)
         return ds
 
-    def set_dataset(self, ds: Dataset) -> None:
+    def set_dataset(self, ds: Dataset, *, extra: Callable[[str], Any] | None = None) -> None:
+        """Show ``ds``; ``extra(sample_id)`` is prefetched beside each image (e.g. its prediction)."""
+        if self.prefetcher is not None:
+            self.prefetcher.shutdown()
+        self.prefetcher = Prefetcher(ds, extra=extra)
         self.dataset = ds
         self.current = None
         log.info("opened %s (%s, %d samples, %d problems)", ds.root, ds.format_name, len(ds), len(ds.all_problems()))
@@ -61,6 +75,12 @@ class SessionController(QObject):
         if self.current is not None and self.current.row == row:
             return
         s = ds[row]
+        hit = self.prefetcher.get(s.id, wait_s=0.0) if self.prefetcher is not None else None
+        if hit is not None:
+            self.current = LoadedSample(row, s, hit[0], hit[1], extra=hit[2] if len(hit) > 2 else None,
+                                        prefetched=True)
+            self.sig_sample_loaded.emit(self.current)
+            return
         try:
             image = ds.load_image(s)
         except SegstudioError as exc:
@@ -77,6 +97,19 @@ class SessionController(QObject):
         self.current = LoadedSample(row, s, image, gt, error=err)
         self.sig_sample_loaded.emit(self.current)
 
+    def prefetch(self, sample_ids: list[str | None]) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.request([sid for sid in sample_ids if sid is not None])
+
+    def invalidate(self, sample_id: str) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.invalidate(sample_id)
+
+    def close(self) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.shutdown()
+            self.prefetcher = None
+
     def go_to_id(self, sample_id: str) -> bool:
         if self.dataset is None or sample_id not in self.dataset:
             return False
@@ -91,15 +124,16 @@ class SessionController(QObject):
         if self.current is not None:
             self.go_to(self.current.row - 1)
 
-    def class_at(self, x: int, y: int) -> str:
-        """Names of the GT class(es) at image pixel (x, y), or '' when there is no GT."""
+    def class_at(self, x: int, y: int, *, mask: np.ndarray | None = None) -> str:
+        """Names of the class(es) at image pixel (x, y) in ``mask`` (default: the GT); '' without a mask."""
         cur, ds = self.current, self.dataset
-        if cur is None or ds is None or cur.gt is None:
+        m = mask if mask is not None else (cur.gt if cur is not None else None)
+        if ds is None or m is None:
             return ""
-        h, w = cur.gt.shape[:2]
+        h, w = m.shape[:2]
         if not (0 <= x < w and 0 <= y < h):
             return ""
-        v = int(cur.gt[y, x])
+        v = int(m[y, x])
         schema = ds.schema
         if schema.multilabel:
             names = [c.name for c in schema if v >> c.id & 1]

@@ -1,7 +1,7 @@
-"""The main window composes the canvas, the sample browser, the class panel, the actions and the status bar.
-
-It does not compute: loading lives in ``SessionController``, rendering in ``overlay``, input handling in the
-canvas. Settings persist through ``core.settings`` (typed JSON) and window geometry through ``QSettings``.
+"""The main window composes the review screen: canvas (or split view), sample browser, classes, layers, review
+panel, tool bar and status bar. It holds no domain state: the dataset and current sample live in
+``SessionController``, the workspace and reviews in ``ReviewController``, the mask being edited in
+``EditorController``. Handlers here translate between widgets and those controllers.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -20,43 +20,56 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
+    QSpinBox,
     QToolBar,
     QWidget,
 )
 
-from segstudio import __version__
+from segstudio.core.display import XRAY_PRESETS, DisplaySettings, render_display, value_range
 from segstudio.core.errors import SegstudioError
 from segstudio.core.logsetup import log_file
 from segstudio.core.paths import config_dir, sample_dataset_dir
 from segstudio.core.settings import AppSettings, load_settings, save_settings
 from segstudio.datasets.base import Dataset
 from segstudio.datasets.registry import AmbiguousFormatError
+from segstudio.gui import mask_ops
 from segstudio.gui.about import AboutDialog
 from segstudio.gui.actions import ACTIONS, build_actions
 from segstudio.gui.browser import SampleBrowser
 from segstudio.gui.canvas import ImageCanvas
 from segstudio.gui.controller import LoadedSample, SessionController
+from segstudio.gui.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
 from segstudio.gui.errors import show_error
-from segstudio.gui.overlay import render_mask_rgba
-from segstudio.gui.panels.class_panel import ClassPanel, class_pixel_counts
-from segstudio.gui.qimage import to_display_uint8
+from segstudio.gui.panels.class_panel import ClassPanel
+from segstudio.gui.panels.layers_panel import LayersPanel
+from segstudio.gui.panels.review_panel import ReviewPanel
+from segstudio.gui.review import ReviewController
+from segstudio.gui.shortcuts import ShortcutsDialog
+from segstudio.gui.split_view import SECOND_LAYER, SplitView
+from segstudio.workspace import MaskVersion, ReviewState, ReviewStatus
 
 log = logging.getLogger(__name__)
 
-GT_LAYER = "gt"
+AUTOSAVE_MS = 10_000
+EDIT_TOOLS = ("brush", "eraser", "polygon", "lasso", "fill", "rectangle", "accept-lasso")
 
 
 class StatusWidgets(NamedTuple):
     position: QLabel
     intensity: QLabel
     label: QLabel
-    zoom: QLabel
+    review: QLabel
+    saved: QLabel
     dataset: QLabel
+    zoom: QLabel
 
 
 class Docks(NamedTuple):
     browser: QDockWidget
     classes: QDockWidget
+    layers: QDockWidget
+    review: QDockWidget
 
 
 def window_settings() -> QSettings:
@@ -68,34 +81,57 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowTitle("segstudio")
-        self.resize(1280, 820)
+        self.resize(1400, 880)
         self.settings = settings if settings is not None else load_settings()
+        self.display = DisplaySettings()
 
         self.session = SessionController(self)
+        self.review = ReviewController(self)
+        self.review.reviewer = self.settings.reviewer
         self.canvas = ImageCanvas(self)
-        self.setCentralWidget(self.canvas)
+        self.split = SplitView(self.canvas, self)
+        self.setCentralWidget(self.split)
+        self.editor = EditorController(self.canvas, self)
+        self.editor.author = self.settings.reviewer
         self.browser = SampleBrowser(self)
         self.class_panel = ClassPanel(self)
-        self.docks = Docks(self._dock("Samples", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-                           self._dock("Classes", self.class_panel, Qt.DockWidgetArea.RightDockWidgetArea))
+        self.layers_panel = LayersPanel(self)
+        self.review_panel = ReviewPanel(self)
+        self.review_panel.set_reviewer(self.settings.reviewer)
+        self.docks = Docks(
+            self._dock("Samples", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
+            self._dock("Classes", self.class_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            self._dock("Review", self.review_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+        )
+        self.tabifyDockWidget(self.docks.layers, self.docks.review)
+        self.docks.review.raise_()
+        self.resizeDocks([self.docks.browser, self.docks.classes], [400, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks.classes, self.docks.review], [170, 600], Qt.Orientation.Vertical)
         self.actions_ = build_actions(self)
-        self._build_menus_and_toolbar()
+        self.brush_size = QSpinBox()
+        self._build_menus_and_toolbars()
         self.status = self._build_status_bar()
-        self._hidden_classes: set[int] = set()
+        self._class_actions = self._build_class_keys()
 
-        self.actions_["toggle_overlay"].setChecked(True)
-        self.class_panel.set_opacity(self.settings.overlay.opacity)
-        self.canvas.set_layer(GT_LAYER, None, z=1.0)
-        self.canvas.set_layer_opacity(GT_LAYER, self.settings.overlay.opacity)
+        self.autosave = QTimer(self)
+        self.autosave.setInterval(AUTOSAVE_MS)
+        self.autosave.timeout.connect(self._on_autosave_timeout)
+        self.autosave.start()
 
-        self.session.sig_dataset_opened.connect(self._on_session_dataset_opened)
-        self.session.sig_sample_loaded.connect(self._on_session_sample_loaded)
-        self.browser.selectionModel().currentRowChanged.connect(self._on_browser_row_changed)
-        self.canvas.sig_cursor_moved.connect(self._on_canvas_cursor_moved)
-        self.canvas.sig_zoom_changed.connect(lambda s: self.status.zoom.setText(f"{s * 100:.0f} %"))
-        self.class_panel.sig_opacity_changed.connect(self._on_class_panel_opacity_changed)
-        self.class_panel.sig_visibility_changed.connect(self._on_class_panel_visibility_changed)
-        self.class_panel.sig_overlay_toggled.connect(self.actions_["toggle_overlay"].setChecked)
+        # GT and the error map by default: agreement shows the GT colours, disagreement is painted over them.
+        # The prediction itself is one key (V) or one split view away.
+        for name, on in (("toggle_gt", True), ("toggle_pred", False), ("toggle_error", True)):
+            self.actions_[name].setChecked(on)
+            self.layers_panel.set_layer_visible(
+                {"toggle_gt": GT_LAYER, "toggle_pred": PRED_LAYER, "toggle_error": ERROR_LAYER}[name], on)
+        for name, row in self.layers_panel.rows.items():
+            self.canvas.set_layer_opacity(name, row.opacity.value() / 100.0)
+        self.layers_panel.rows[GT_LAYER].opacity.setValue(round(self.settings.overlay.opacity * 100))
+        self.actions_["view_single"].setChecked(True)
+        self.set_tool("brush")
+        self.actions_["tool_brush"].setChecked(True)
+        self._wire()
         self._restore_geometry()
 
     # construction -----------------------------------------------------------------------------------------------
@@ -106,65 +142,159 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _build_menus_and_toolbar(self) -> None:
+    def _build_menus_and_toolbars(self) -> None:
         menus: dict[str, QMenu] = {}
-        toolbar = QToolBar("Main", self)
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setMovable(False)
-        self.addToolBar(toolbar)
+        bars: dict[str, QToolBar] = {}
+        for key, title in (("main", "Main"), ("tools", "Tools")):
+            bar = QToolBar(title, self)
+            bar.setObjectName(f"{key}Toolbar")
+            bar.setMovable(False)
+            self.addToolBar(Qt.ToolBarArea.TopToolBarArea if key == "main" else Qt.ToolBarArea.LeftToolBarArea, bar)
+            bars[key] = bar
         for spec in ACTIONS:
             menu = menus.get(spec.menu)
             if menu is None:
                 menu = menus[spec.menu] = self.menuBar().addMenu(spec.menu)
                 if spec.menu == "&View":
-                    menu.addAction(self.docks.browser.toggleViewAction())
-                    menu.addAction(self.docks.classes.toggleViewAction())
-                    menu.addSeparator()
-            if spec.name == "quit":
+                    for d in self.docks:
+                        menu.addAction(d.toggleViewAction())
+            if spec.separator_before:
                 menu.addSeparator()
             menu.addAction(self.actions_[spec.name])
             if spec.toolbar:
-                toolbar.addAction(self.actions_[spec.name])
+                bars[spec.toolbar].addAction(self.actions_[spec.name])
         self._recent_menu = QMenu("Open &Recent", self)
         menus["&File"].insertMenu(self.actions_["open_sample"], self._recent_menu)
         self._recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.brush_size.setRange(1, 500)
+        self.brush_size.setValue(20)
+        self.brush_size.setSuffix(" px")
+        self.brush_size.setToolTip("Brush size in image pixels ([ and ])")
+        bars["tools"].addSeparator()
+        bars["tools"].addWidget(self.brush_size)
+
+    def _build_class_keys(self) -> list[QAction]:
+        acts = []
+        for d in range(10):
+            act = QAction(f"Select class {d}", self)
+            act.setShortcut(QKeySequence(str(d)))
+            act.triggered.connect(lambda _c=False, d=d: self.class_panel.select_by_key(d))
+            self.addAction(act)
+            acts.append(act)
+        return acts
 
     def _build_status_bar(self) -> StatusWidgets:
-        w = StatusWidgets(QLabel(), QLabel(), QLabel(), QLabel(), QLabel())
+        w = StatusWidgets(*(QLabel() for _ in StatusWidgets._fields))
         for name, lbl in zip(StatusWidgets._fields, w, strict=True):
             lbl.setObjectName(f"status_{name}")
         w.position.setMinimumWidth(110)
         w.intensity.setMinimumWidth(120)
-        w.label.setMinimumWidth(140)
+        w.label.setMinimumWidth(160)
         sb = self.statusBar()
-        sb.addWidget(w.position)
-        sb.addWidget(w.intensity)
+        for lbl in (w.position, w.intensity):
+            sb.addWidget(lbl)
         sb.addWidget(w.label, 1)
-        sb.addPermanentWidget(w.dataset)
-        sb.addPermanentWidget(w.zoom)
+        for lbl in (w.review, w.saved, w.dataset, w.zoom):
+            sb.addPermanentWidget(lbl)
         return w
 
+    def _wire(self) -> None:
+        self.session.sig_dataset_opened.connect(self._on_session_dataset_opened)
+        self.session.sig_sample_loaded.connect(self._on_session_sample_loaded)
+        self.browser.sig_sample_activated.connect(self._on_browser_sample_activated)
+        self.canvas.sig_cursor_moved.connect(self._on_canvas_cursor_moved)
+        self.canvas.sig_zoom_changed.connect(lambda s: self.status.zoom.setText(f"{s * 100:.0f} %"))
+        self.canvas.sig_window_level_dragged.connect(self._on_canvas_window_level_dragged)
+        self.canvas.sig_space_tapped.connect(self.go_next)
+        self.split.secondary.sig_window_level_dragged.connect(self._on_canvas_window_level_dragged)
+        self.class_panel.sig_visibility_changed.connect(self._on_class_panel_visibility_changed)
+        self.class_panel.sig_lock_changed.connect(lambda _c, _l: self._sync_tool_context())
+        self.class_panel.sig_class_selected.connect(lambda _c: self._sync_tool_context())
+        self.layers_panel.sig_layer_visibility_changed.connect(self._on_layers_visibility_changed)
+        self.layers_panel.sig_layer_opacity_changed.connect(self._on_layers_opacity_changed)
+        self.layers_panel.sig_overlay_mode_changed.connect(lambda m: self.editor.set_overlay_style(mode=m))
+        self.layers_panel.sig_error_class_changed.connect(self.editor.set_error_class)
+        self.layers_panel.sig_view_mode_changed.connect(self.set_view_mode)
+        self.layers_panel.sig_preset_chosen.connect(self._on_layers_preset_chosen)
+        self.layers_panel.sig_invert_toggled.connect(self.actions_["invert"].setChecked)
+        self.layers_panel.sig_filter_changed.connect(self._on_layers_filter_changed)
+        self.review_panel.sig_status_requested.connect(self.set_review_status)
+        self.review_panel.sig_reviewer_edited.connect(self._on_review_panel_reviewer_edited)
+        self.review_panel.sig_revert_requested.connect(self._on_review_panel_revert_requested)
+        self.review.sig_review_changed.connect(self._on_review_changed)
+        self.review.sig_scored.connect(self._on_review_scored)
+        self.editor.sig_dirty_changed.connect(self._on_editor_dirty_changed)
+        self.editor.sig_history_changed.connect(self._on_editor_history_changed)
+        self.editor.sig_saved.connect(self._on_editor_saved)
+        self.brush_size.valueChanged.connect(lambda _v: self._sync_tool_context())
+
     # opening ----------------------------------------------------------------------------------------------------
-    def open_dataset(self, path: str | Path, *, format_name: str | None = None) -> Dataset | None:
+    def open_dataset(self, path: str | Path, *, format_name: str | None = None,
+                     predictions: str | Path | None = None) -> Dataset | None:
         """Open ``path``; ask for the format when detection is ambiguous; errors become a message box."""
+        self._save_current()
         try:
-            ds = self.session.open(path, format_name=format_name)
+            ds = self.session.load(path, format_name=format_name)
         except AmbiguousFormatError as exc:
             names = [n for n, _ in exc.candidates]
             choice, ok = QInputDialog.getItem(
-                self, "Choose the dataset format",
-                f"More than one format fits\n{path}\nOpen it as:", names, 0, False,
+                self, "Choose the dataset format", f"More than one format fits\n{path}\nOpen it as:", names, 0, False
             )
-            return self.open_dataset(path, format_name=choice) if ok else None
+            return self.open_dataset(path, format_name=choice, predictions=predictions) if ok else None
         except SegstudioError as exc:
             show_error("Cannot open dataset", str(exc))
             return None
+        try:
+            self.review.open(ds, predictions=predictions)
+        except SegstudioError as exc:
+            show_error("Cannot open the workspace or predictions", str(exc))
+            self.review.open(ds)
         self.settings = self.settings.with_recent(str(Path(path).resolve()))
         self._save_settings()
+        self._offer_recovery()
+        self.session.set_dataset(ds, extra=self.review.prediction_mask)
         problems = ds.all_problems()
         if problems:
             self.statusBar().showMessage(f"{len(problems)} problem(s) found; flagged samples are marked", 8000)
         return ds
+
+    def open_predictions(self, folder: str | Path) -> bool:
+        ds = self.session.dataset
+        if ds is None:
+            return False
+        self._save_current()
+        try:
+            self.review.open(ds, predictions=folder)
+        except SegstudioError as exc:
+            show_error("Cannot open the predictions folder", str(exc))
+            return False
+        cur = self.session.current
+        self.session.set_dataset(ds, extra=self.review.prediction_mask)
+        if cur is not None:
+            self.session.go_to_id(cur.sample.id)
+        return True
+
+    def _offer_recovery(self) -> None:
+        pending = self.review.pending_recoveries()
+        if not pending:
+            return
+        names = "\n".join(f"  {p.sample_id} ({p.patches} stroke(s))" for p in pending[:12])
+        more = f"\n  … and {len(pending) - 12} more" if len(pending) > 12 else ""
+        answer = QMessageBox.question(
+            self, "Restore unsaved work?",
+            f"segstudio did not exit cleanly last time. Unsaved edits were kept for:\n{names}{more}\n\n"
+            "Restore them (each becomes a new mask version)?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard, QMessageBox.StandardButton.Yes,
+        )
+        for p in pending:
+            try:
+                if answer == QMessageBox.StandardButton.Yes:
+                    v = self.review.restore(p)
+                    log.info("restored unsaved edits of %s as version %d", p.sample_id, v)
+                else:
+                    self.review.discard_recovery(p)
+            except SegstudioError as exc:
+                show_error("Cannot restore unsaved work", str(exc))
 
     def open_sample_dataset(self) -> None:
         self.open_dataset(sample_dataset_dir())
@@ -176,11 +306,17 @@ class MainWindow(QMainWindow):
             self.open_dataset(path)
 
     def open_file_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open annotation file", str(Path.home()), "Annotations (*.json);;All files (*)"
-        )
+        path, _ = QFileDialog.getOpenFileName(self, "Open annotation file", str(Path.home()),
+                                              "Annotations (*.json);;All files (*)")
         if path:
             self.open_dataset(path)
+
+    def open_predictions_dialog(self) -> None:
+        ds = self.session.dataset
+        path = QFileDialog.getExistingDirectory(self, "Open predictions folder",
+                                                str(ds.root) if ds is not None else str(Path.home()))
+        if path:
+            self.open_predictions(path)
 
     def _fill_recent_menu(self) -> None:
         self._recent_menu.clear()
@@ -189,16 +325,121 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _c=False, p=p: self.open_dataset(p))
             self._recent_menu.addAction(act)
         if not self.settings.recent_datasets:
-            none = self._recent_menu.addAction("(none yet)")
-            none.setEnabled(False)
+            self._recent_menu.addAction("(none yet)").setEnabled(False)
 
-    # navigation and view ----------------------------------------------------------------------------------------
+    # navigation -------------------------------------------------------------------------------------------------
+    def go_to_sample(self, sample_id: str) -> None:
+        cur = self.session.current
+        if cur is not None and cur.sample.id == sample_id:
+            return
+        self._save_current()
+        self.session.go_to_id(sample_id)
+
     def go_next(self) -> None:
-        self.session.next()
+        cur = self.session.current
+        if cur is not None:
+            nxt = self.browser.next_id(cur.sample.id)
+            if nxt is not None:
+                self.go_to_sample(nxt)
 
     def go_previous(self) -> None:
-        self.session.previous()
+        cur = self.session.current
+        if cur is not None:
+            prev = self.browser.previous_id(cur.sample.id)
+            if prev is not None:
+                self.go_to_sample(prev)
 
+    def go_next_unreviewed(self) -> None:
+        cur = self.session.current
+        reviews = self.review.reviews()
+        ids = self.browser.visible_ids()
+        start = ids.index(cur.sample.id) + 1 if cur is not None and cur.sample.id in ids else 0
+        for sid in ids[start:] + ids[:start]:
+            st = reviews.get(sid)
+            if st is None or st.status == ReviewStatus.UNREVIEWED:
+                self.go_to_sample(sid)
+                return
+        self.statusBar().showMessage("Every sample is reviewed.", 5000)
+
+    # saving and reviewing ---------------------------------------------------------------------------------------
+    def _save_current(self) -> MaskVersion | None:
+        """Autosave on leaving a sample: the mask (when edited) and a changed comment."""
+        cur = self.session.current
+        rec = None
+        try:
+            rec = self.editor.save()
+            if cur is not None:
+                comment = self.review_panel.comment_text()
+                state = self.review.review(cur.sample.id)
+                if comment != state.comment:
+                    self.review.set_status(cur.sample.id, state.status, comment=comment)
+        except (SegstudioError, OSError) as exc:
+            show_error("Could not save", f"{exc}\n\nYour edits are still in the recovery journal.")
+        return rec
+
+    def save_now(self) -> None:
+        if self._save_current() is None and not self.editor.dirty:
+            self.statusBar().showMessage("Nothing to save.", 3000)
+
+    def set_review_status(self, status: str) -> None:
+        cur = self.session.current
+        if cur is None:
+            return
+        self._save_current()
+        self.review.set_status(cur.sample.id, status, comment=self.review_panel.comment_text())
+
+    # editing ----------------------------------------------------------------------------------------------------
+    def set_tool(self, name: str) -> None:
+        editing = name in EDIT_TOOLS
+        self.canvas.set_edit_mode(editing)
+        if editing:
+            self.editor.set_tool(name)
+        self._sync_tool_context()
+
+    def _sync_tool_context(self) -> None:
+        cid = self.class_panel.selected_class()
+        ctx = self.editor.context.with_(size=float(self.brush_size.value()),
+                                        brush="square" if self.actions_["brush_shape"].isChecked() else "round",
+                                        locked=self.class_panel.locked_ids())
+        if cid is not None:
+            ctx = ctx.with_(class_id=cid)
+        self.editor.set_context(ctx)
+        brushy = self.canvas.edit_mode and self.editor.tool_name in ("brush", "eraser")
+        self.canvas.set_brush_cursor(ctx.size if brushy else 0, ctx.brush)
+
+    def change_brush_size(self, step: int) -> None:
+        v = self.brush_size.value()
+        factor = 1.2 if step > 0 else 1 / 1.2
+        self.brush_size.setValue(max(1, round(v * factor) if round(v * factor) != v else v + step))
+
+    def set_square_brush(self, _on: bool) -> None:
+        self._sync_tool_context()
+
+    def finish_polygon(self) -> None:
+        self.editor.finish_polygon()
+
+    def cancel_gesture(self) -> None:
+        self.editor.cancel_gesture()
+
+    def undo(self) -> None:
+        self.editor.undo()
+
+    def redo(self) -> None:
+        self.editor.redo()
+
+    def accept_prediction(self) -> None:
+        if self.editor.target is None or self.editor.target.prediction is None:
+            self.statusBar().showMessage("This sample has no prediction to accept.", 4000)
+            return
+        self.editor.accept_prediction()
+
+    def run_mask_op(self, name: str) -> None:
+        try:
+            mask_ops.run(self, name)
+        except SegstudioError as exc:
+            show_error("Mask operation failed", str(exc))
+
+    # view -------------------------------------------------------------------------------------------------------
     def zoom_fit(self) -> None:
         self.canvas.fit()
 
@@ -211,72 +452,268 @@ class MainWindow(QMainWindow):
     def zoom_out(self) -> None:
         self.canvas.zoom_by(0.8)
 
-    def set_overlay_visible(self, visible: bool) -> None:
-        self.canvas.set_layer_visible(GT_LAYER, visible)
-        if self.class_panel.show_overlay.isChecked() != visible:
-            self.class_panel.show_overlay.setChecked(visible)
+    def set_gt_visible(self, on: bool) -> None:
+        self.layers_panel.set_layer_visible(GT_LAYER, on)
+
+    def set_pred_visible(self, on: bool) -> None:
+        self.layers_panel.set_layer_visible(PRED_LAYER, on)
+
+    def set_error_visible(self, on: bool) -> None:
+        self.layers_panel.set_layer_visible(ERROR_LAYER, on)
+
+    def set_contour_mode(self, on: bool) -> None:
+        idx = self.layers_panel.overlay_mode.findData("contour" if on else "fill")
+        self.layers_panel.overlay_mode.setCurrentIndex(idx)
+
+    def set_view_mode(self, mode: str) -> None:
+        self.split.set_mode(mode)
+        for name, m in (("view_single", "single"), ("view_gt_pred", "gt|pred"), ("view_before_after", "before|after")):
+            if self.actions_[name].isChecked() != (m == mode):
+                self.actions_[name].setChecked(m == mode)
+        idx = self.layers_panel.view_mode.findData(mode)
+        if self.layers_panel.view_mode.currentIndex() != idx:
+            self.layers_panel.view_mode.setCurrentIndex(idx)
+        self._refresh_secondary()
+        self._apply_layer_visibility()
+
+    def set_invert(self, on: bool) -> None:
+        self.display = replace(self.display, invert=on)
+        if self.layers_panel.invert.isChecked() != on:
+            self.layers_panel.invert.setChecked(on)
+        self._render_image()
+
+    def reset_display(self) -> None:
+        self.display = DisplaySettings(invert=self.display.invert, filter=self.display.filter)
+        self.layers_panel.set_window_level_text(None, None)
+        self._render_image()
 
     def show_about(self) -> None:
         AboutDialog(self).exec()
 
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self).exec()
+
     def open_log_folder(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file().parent)))
 
+    def _render_image(self) -> None:
+        cur = self.session.current
+        if cur is None:
+            return
+        shown = render_display(cur.image, self.display)
+        self.canvas.set_image(shown)
+        if self.split.mode != "single":
+            self.split.secondary.set_image(shown)
+
+    def _refresh_secondary(self) -> None:
+        mode = self.split.mode
+        if mode == "single" or self.session.current is None:
+            return
+        self._render_image()
+        layer = self.editor.prediction_rgba() if mode == "gt|pred" else self.editor.before_rgba()
+        sec = self.split.secondary
+        sec.set_layer(SECOND_LAYER, layer, z=1.0)
+        src = PRED_LAYER if mode == "gt|pred" else GT_LAYER
+        sec.set_layer_opacity(SECOND_LAYER, self.layers_panel.layer_opacity(src))
+        sec.copy_view_from(self.canvas)
+
+    def _apply_layer_visibility(self) -> None:
+        for name in (GT_LAYER, PRED_LAYER, ERROR_LAYER):
+            visible = self.layers_panel.layer_visible(name)
+            if name == PRED_LAYER and self.split.mode == "gt|pred":
+                visible = False  # the prediction has its own pane
+            self.canvas.set_layer_visible(name, visible)
+
     # handlers ---------------------------------------------------------------------------------------------------
     def _on_session_dataset_opened(self, ds: Dataset) -> None:
-        self.browser.model_.set_dataset(ds)
-        self._hidden_classes = set()
+        self.browser.set_dataset(ds)
+        self.browser.model_.set_reviews(self.review.reviews())
+        self.browser.model_.set_scores_many(self.review.cached_scores())
         self.class_panel.set_schema(ds.schema)
+        default = 1 if (not ds.schema.multilabel and ds.schema.has_id(1)) else ds.schema.ids[0]
+        self.class_panel.select_class(default)
+        self.layers_panel.set_schema(ds.schema)
+        self.editor.set_workspace(self.review.workspace)
         kind = "multi-label" if ds.schema.multilabel else "semantic"
-        self.status.dataset.setText(f"{ds.format_name} · {len(ds)} images · {len(ds.schema)} classes ({kind})")
-        self.setWindowTitle(f"{ds.root.name} — segstudio")
+        preds = f" · {len(self.review.predictions)} predictions" if self.review.predictions is not None else ""
+        self.status.dataset.setText(f"{ds.format_name} · {len(ds)} images · {len(ds.schema)} classes ({kind}){preds}")
+        has_preds = self.review.predictions is not None
+        self.browser.set_score_columns_visible(has_preds)
+        if self.review.predictions is not None:
+            self.browser.model_.set_predictions([s.id for s in ds.samples
+                                                 if self.review.predictions.path_for(s) is not None])
+        self.layers_panel.set_layer_available(PRED_LAYER, self.review.predictions is not None)
+        self.layers_panel.set_layer_available(ERROR_LAYER, self.review.predictions is not None)
+        self._update_summary()
+        cached = self.review.cached_scores()
+        missing = [s.id for s in ds.samples if s.id not in cached]
+        if self.review.predictions is not None and missing:
+            self.review.start_scoring([sid for sid in missing if self.review.predictions.path_for(sid) is not None])
 
     def _on_session_sample_loaded(self, cur: LoadedSample) -> None:
         ds = self.session.dataset
         assert ds is not None
-        self.canvas.set_image(to_display_uint8(cur.image))
-        self._render_gt()
-        self.class_panel.set_pixel_counts(class_pixel_counts(cur.gt, ds.schema) if cur.gt is not None else None)
-        if self.browser.currentIndex().row() != cur.row:
-            self.browser.select_row(cur.row)
-        self.setWindowTitle(f"{cur.sample.name} ({cur.row + 1}/{len(ds)}) — {ds.root.name} — segstudio")
-        if cur.error:
-            self.statusBar().showMessage(cur.error.splitlines()[0], 10000)
+        target, problem = self.review.target_for(cur.sample, cur.image, cur.gt, prediction=cur.extra)
+        if self.display.window is not None and value_range(cur.image) != value_range(self._last_image_range()):
+            self.display = replace(self.display, window=None, level=None)
+        self._image_range = value_range(cur.image)
+        self._render_image()
+        self.editor.load(target)
+        self._apply_layer_visibility()
+        self._refresh_secondary()
+        self._sync_tool_context()
+        self.class_panel.set_pixel_counts(self.editor.class_pixel_counts())
+        self.browser.select_sample(cur.sample.id)
+        self.session.prefetch([self.browser.next_id(cur.sample.id), self.browser.previous_id(cur.sample.id)])
+        self._show_review(cur.sample.id)
+        self._update_title()
+        msg = cur.error or problem
+        if msg:
+            self.statusBar().showMessage(msg.splitlines()[0], 10000)
 
-    def _render_gt(self) -> None:
+    def _last_image_range(self) -> tuple[float, float]:
+        return getattr(self, "_image_range", (0.0, 255.0))
+
+    def _show_review(self, sample_id: str) -> None:
+        self.review_panel.set_state(self.review.review(sample_id), self.review.history(sample_id))
+        ws = self.review.workspace
+        versions = ws.versions.versions(sample_id) if ws is not None else []
+        current = self.editor.target.base_version if self.editor.target is not None else 0
+        self.review_panel.set_versions(versions, current=current)
+        st = self.review.review(sample_id).status
+        self.status.review.setText(st.value)
+
+    def _update_summary(self) -> None:
+        ds = self.session.dataset
+        if ds is not None:
+            self.review_panel.set_summary(self.review.summary(), len(ds))
+
+    def _update_title(self) -> None:
         cur, ds = self.session.current, self.session.dataset
-        if cur is None or ds is None or cur.gt is None:
-            self.canvas.set_layer(GT_LAYER, None)
+        if cur is None or ds is None:
             return
-        visible = set(ds.schema.ids) - self._hidden_classes
-        self.canvas.set_layer(GT_LAYER, render_mask_rgba(cur.gt, ds.schema, visible))
+        star = "• " if self.editor.dirty else ""
+        self.setWindowTitle(f"{star}{cur.sample.name} ({ds.index_of(cur.sample.id) + 1}/{len(ds)}) — "
+                            f"{ds.root.name} — segstudio")
 
-    def _on_browser_row_changed(self, current, _previous) -> None:  # noqa: ANN001
-        if current.isValid():
-            self.session.go_to(current.row())
+    def _on_browser_sample_activated(self, sample_id: str) -> None:
+        self.go_to_sample(sample_id)
 
     def _on_canvas_cursor_moved(self, x: int, y: int) -> None:
         cur = self.session.current
         if cur is None or x < 0:
-            self.status.position.setText("")
-            self.status.intensity.setText("")
-            self.status.label.setText("")
+            for lbl in (self.status.position, self.status.intensity, self.status.label):
+                lbl.setText("")
             return
         self.status.position.setText(f"x {x}, y {y}")
         self.status.intensity.setText(f"value {cur.intensity_at(x, y)}")
-        cls = self.session.class_at(x, y)
+        mask = self.editor.mask.array if self.editor.mask is not None else cur.gt
+        cls = self.session.class_at(x, y, mask=mask)
         self.status.label.setText(f"class: {cls}" if cls else "")
 
-    def _on_class_panel_opacity_changed(self, value: float) -> None:
-        self.canvas.set_layer_opacity(GT_LAYER, value)
-        self.settings = replace(self.settings, overlay=replace(self.settings.overlay, opacity=value))
+    def _on_canvas_window_level_dragged(self, dx: float, dy: float) -> None:
+        cur = self.session.current
+        if cur is None:
+            return
+        lo, hi = value_range(cur.image)
+        span = hi - lo
+        window = self.display.window if self.display.window is not None else span
+        level = self.display.level if self.display.level is not None else lo + span / 2
+        window = max(1.0, window + dx * span / 500.0)
+        level = level + dy * span / 500.0
+        self.display = replace(self.display, window=window, level=level)
+        self.layers_panel.set_window_level_text(window, level)
+        self._render_image()
 
-    def _on_class_panel_visibility_changed(self, class_id: int, visible: bool) -> None:
-        if visible:
-            self._hidden_classes.discard(class_id)
+    def _on_layers_preset_chosen(self, name: str) -> None:
+        cur = self.session.current
+        preset = next(p for p in XRAY_PRESETS if p.name == name)
+        if cur is None:
+            return
+        self.display = self.display.with_preset(preset, value_range=value_range(cur.image))
+        self.layers_panel.set_window_level_text(self.display.window, self.display.level)
+        self._render_image()
+
+    def _on_layers_filter_changed(self, name: str) -> None:
+        self.display = replace(self.display, filter=name)  # type: ignore[arg-type]
+        self._render_image()
+
+    def _on_class_panel_visibility_changed(self, _class_id: int, _visible: bool) -> None:
+        ds = self.session.dataset
+        if ds is None:
+            return
+        hidden = frozenset(set(ds.schema.ids) - self.class_panel.visible_ids())
+        self.editor.set_overlay_style(hidden=hidden)
+        self._refresh_secondary()
+
+    def _on_layers_visibility_changed(self, name: str, on: bool) -> None:
+        action = {GT_LAYER: "toggle_gt", PRED_LAYER: "toggle_pred", ERROR_LAYER: "toggle_error"}[name]
+        if self.actions_[action].isChecked() != on:
+            self.actions_[action].setChecked(on)
+        self._apply_layer_visibility()
+
+    def _on_layers_opacity_changed(self, name: str, value: float) -> None:
+        self.canvas.set_layer_opacity(name, value)
+        if name == GT_LAYER:
+            self.settings = replace(self.settings, overlay=replace(self.settings.overlay, opacity=value))
+        if (name == PRED_LAYER and self.split.mode == "gt|pred") or (name == GT_LAYER and self.split.mode == "before|after"):
+            self.split.secondary.set_layer_opacity(SECOND_LAYER, value)
+
+    def _on_review_panel_reviewer_edited(self, name: str) -> None:
+        self.settings = replace(self.settings, reviewer=name)
+        self.review.reviewer = name
+        self.editor.author = name
+        self._save_settings()
+
+    def _on_review_panel_revert_requested(self, version: int) -> None:
+        cur, ws = self.session.current, self.review.workspace
+        if cur is None or ws is None:
+            return
+        if version == 0:
+            if cur.gt is None:
+                return
+            self.editor.replace_mask(cur.gt)
         else:
-            self._hidden_classes.add(class_id)
-        self._render_gt()
+            self.editor.replace_mask(ws.versions.load(ws.versions.get(cur.sample.id, version)))
+        self.statusBar().showMessage(f"Reverted to v{version} (undo with Ctrl+Z); it saves as a new version.", 6000)
+
+    def _on_review_changed(self, sample_id: str, state: ReviewState) -> None:
+        self.browser.model_.set_review(sample_id, state)
+        cur = self.session.current
+        if cur is not None and cur.sample.id == sample_id:
+            self._show_review(sample_id)
+        self._update_summary()
+
+    def _on_review_scored(self, sample_id: str, comparison) -> None:  # noqa: ANN001
+        if comparison is None:
+            self.browser.model_.set_scores(sample_id, None, None)
+        else:
+            self.browser.model_.set_scores(sample_id, comparison.mean_dice, comparison.mean_iou)
+
+    def _on_editor_dirty_changed(self, dirty: bool) -> None:
+        self.status.saved.setText("unsaved changes" if dirty else "")
+        self._update_title()
+
+    def _on_editor_history_changed(self) -> None:
+        m = self.editor.mask
+        self.actions_["undo"].setEnabled(m is not None and m.can_undo)
+        self.actions_["redo"].setEnabled(m is not None and m.can_redo)
+        if m is not None:
+            self.class_panel.set_pixel_counts(self.editor.class_pixel_counts())
+
+    def _on_editor_saved(self, rec: MaskVersion) -> None:
+        self.status.saved.setText(f"saved v{rec.version}")
+        if self.review.review(rec.sample_id).status == ReviewStatus.UNREVIEWED:
+            self.review.set_status(rec.sample_id, ReviewStatus.CORRECTED, comment=self.review_panel.comment_text())
+        cur = self.session.current
+        if cur is not None and cur.sample.id == rec.sample_id:
+            self._show_review(rec.sample_id)
+        if self.review.predictions is not None:
+            self.review.start_scoring([rec.sample_id])
+
+    def _on_autosave_timeout(self) -> None:
+        if self.editor.dirty and not self.editor.gesture_active:
+            self._save_current()
 
     # persistence ------------------------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
@@ -294,12 +731,13 @@ class MainWindow(QMainWindow):
             log.warning("cannot save settings: %s", exc)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self._save_current()
+        self.editor.close_journal()
+        self.session.close()
+        self.review.close()
         qs = window_settings()
         qs.setValue("geometry", self.saveGeometry())
         qs.setValue("state", self.saveState())
         qs.sync()
         self._save_settings()
         super().closeEvent(event)
-
-
-__all__ = ["MainWindow", "__version__"]

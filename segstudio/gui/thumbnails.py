@@ -27,7 +27,7 @@ from segstudio.gui.qimage import array_to_qimage, to_display_uint8
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_PX = 64
+THUMBNAIL_PX = 40
 #: Disk budget of the thumbnail cache (a 64 px PNG is a few KiB: this holds well over 50,000 images).
 CACHE_BUDGET_BYTES = 256 * 1024 * 1024
 #: Bumped when the thumbnail recipe changes, so stale PNGs from an older recipe are never shown.

@@ -60,7 +60,7 @@ def test_unknown_dataset_path_is_a_clean_error(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_screenshot_renders_the_sample(tmp_path: Path) -> None:
     out = tmp_path / "shot.png"
-    res = subprocess.run([sys.executable, "-m", "segstudio", "screenshot", "--out", str(out), "--size", "900x600",
+    res = subprocess.run([sys.executable, "-m", "segstudio", "screenshot", "--out", str(out), "--size", "1400x900",
                           "--sample", "cxr/MCUCXR_0038_0.png"],
                          capture_output=True, text=True, timeout=120, cwd=REPO,
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
@@ -70,7 +70,7 @@ def test_screenshot_renders_the_sample(tmp_path: Path) -> None:
     import cv2
 
     img = cv2.imread(str(out), cv2.IMREAD_COLOR)
-    assert img is not None and img.shape[:2] == (600, 900)
+    assert img is not None and img.shape[:2] == (900, 1400)
     # the overlay colours of both lungs are on screen (blue-ish left lung, orange right lung)
     b, g, r = (img[..., i].astype(int) for i in range(3))
     assert np.count_nonzero((b - r) > 60) > 500

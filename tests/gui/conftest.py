@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -10,3 +11,37 @@ def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     """Settings, logs and caches of GUI tests go to a temp dir, never the user's."""
     for var in ("SEGSTUDIO_CONFIG_DIR", "SEGSTUDIO_STATE_DIR", "SEGSTUDIO_CACHE_DIR", "SEGSTUDIO_DATA_DIR"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
+
+
+def _semantic_gt(root: Path, stem: str) -> np.ndarray:
+    import cv2
+
+    left = cv2.imread(str(root / "leftMask" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) > 127
+    right = cv2.imread(str(root / "rightMask" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) > 127
+    gt = np.zeros(left.shape, np.uint8)
+    gt[left] = 1
+    gt[right] = 2
+    return gt
+
+
+@pytest.fixture(scope="session")
+def montgomery_predictions(montgomery: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A predictions folder for the real Montgomery left/right data, made by perturbing its GT: most samples are
+    eroded by a few pixels (good predictions), one has its lungs swapped (the worst). Returns (folder, worst id)."""
+    import cv2
+
+    out = tmp_path_factory.mktemp("montgomery_predictions")
+    stems = sorted(p.stem for p in (montgomery / "cxr").glob("*.png"))
+    worst = stems[7]
+    kernel = np.ones((5, 5), np.uint8)
+    for i, stem in enumerate(stems):
+        gt = _semantic_gt(montgomery, stem)
+        if stem == worst:
+            pred = np.where(gt == 1, 2, np.where(gt == 2, 1, 0)).astype(np.uint8)
+        else:
+            pred = np.zeros_like(gt)
+            for c in (1, 2):
+                plane = cv2.erode((gt == c).astype(np.uint8), kernel, iterations=1 + i % 4)
+                pred[plane > 0] = c
+        cv2.imwrite(str(out / f"{stem}.png"), pred)
+    return out, f"cxr/{worst}.png"

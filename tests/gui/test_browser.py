@@ -30,6 +30,7 @@ from segstudio.gui.browser import (
     SortRole,
 )
 from segstudio.gui.qimage import qimage_to_array
+from segstudio.gui.thumbnails import THUMBNAIL_PX
 from segstudio.workspace.records import ReviewState, ReviewStatus
 
 SCHEMA = ClassSchema(classes=(ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "lesion", (255, 0, 0))))
@@ -317,7 +318,8 @@ def test_thumbnails_arrive_async_and_are_cached_on_disk(qtbot, tmp_path: Path) -
     assert Qt.ItemDataRole.DecorationRole in blocker.args[2]
     _wait_thumbnails(qtbot, model, 4)
     pm = model.thumbnails.get("s/img_0.png")
-    assert pm is not None and max(pm.width(), pm.height()) == 64 and (pm.width(), pm.height()) == (43, 64)
+    # the test images are 2:3 (portrait): the long side is the thumbnail size, the short side scaled with it
+    assert pm is not None and (pm.width(), pm.height()) == (round(THUMBNAIL_PX * 2 / 3), THUMBNAIL_PX)
     pixels = qimage_to_array(pm.toImage())[..., 0]
     assert pixels.max() - pixels.min() > 100  # 16-bit content stretched, not a black tile
     assert model.index(0, NAME).data(Qt.ItemDataRole.DecorationRole).cacheKey() == pm.cacheKey()
@@ -378,7 +380,7 @@ def test_bundled_sample_in_the_browser(browser: SampleBrowser, qtbot, sample_dat
     assert browser.visible_ids() == [s.id for s in ds.samples]
     qtbot.waitUntil(lambda: browser.model_.thumbnails.get(ds.samples[0].id) is not None, timeout=10_000)
     pm = browser.model_.thumbnails.get(ds.samples[0].id)
-    assert pm is not None and (pm.width(), pm.height()) == (64, 64)  # 512² X-rays
+    assert pm is not None and (pm.width(), pm.height()) == (THUMBNAIL_PX, THUMBNAIL_PX)  # 512² X-rays
     gray = qimage_to_array(pm.toImage())[..., :3].astype(int)
     assert gray.std() > 10  # a real chest X-ray, not a blank tile
     assert browser.model_.index(0, 1).data() == (ds.samples[0].split or "—")

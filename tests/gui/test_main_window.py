@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from canvas_driver import hover
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
 from segstudio.core.settings import load_settings
@@ -34,13 +34,14 @@ def _canvas_pixels(win: MainWindow) -> np.ndarray:
 def test_window_opens_on_the_sample(window: MainWindow) -> None:
     ds = window.session.dataset
     assert ds is not None and len(ds) == 8
-    assert window.browser.model().rowCount() == 8
+    assert window.browser.model_.rowCount() == 8
     cur = window.session.current
     assert cur is not None and cur.row == 0 and cur.gt is not None
     assert cur.image.shape[:2] == cur.gt.shape[:2] == (512, 512)
     assert "background" in ds.schema.names and len(ds.schema) == 3
     # the class panel lists every class with a pixel count for this image
     assert window.class_panel.tree.topLevelItemCount() == 3
+    assert window.class_panel.selected_class() == 1
 
 
 def test_next_and_previous_change_the_image(window: MainWindow, qtbot) -> None:
@@ -50,7 +51,6 @@ def test_next_and_previous_change_the_image(window: MainWindow, qtbot) -> None:
     second = window.session.current
     assert second is not None and first is not None
     assert second.row == 1 and second.sample.id != first.sample.id
-    assert window.browser.currentIndex().row() == 1
     assert np.abs(_canvas_pixels(window) - before).mean() > 1.0
     window.actions_["prev"].trigger()
     assert window.session.current.row == 0
@@ -64,15 +64,15 @@ def test_browser_click_selects_sample(window: MainWindow) -> None:
 
 
 def test_overlay_toggle_and_opacity_change_rendered_pixels(window: MainWindow) -> None:
-    window.class_panel.opacity.setValue(80)
+    window.layers_panel.rows["gt"].opacity.setValue(80)
     with_overlay = _canvas_pixels(window)
-    window.actions_["toggle_overlay"].setChecked(False)
+    window.actions_["toggle_gt"].setChecked(False)
     without = _canvas_pixels(window)
     assert np.abs(with_overlay - without).mean() > 1.0
-    window.actions_["toggle_overlay"].setChecked(True)
+    window.actions_["toggle_gt"].setChecked(True)
     assert np.abs(_canvas_pixels(window) - with_overlay).max() == 0
 
-    window.class_panel.opacity.setValue(20)
+    window.layers_panel.rows["gt"].opacity.setValue(20)
     faint = _canvas_pixels(window)
     assert window.canvas.layer_opacity(GT_LAYER) == pytest.approx(0.2)
     # both differ from the bare image, the stronger overlay more so
@@ -80,7 +80,7 @@ def test_overlay_toggle_and_opacity_change_rendered_pixels(window: MainWindow) -
 
 
 def test_hiding_a_class_removes_its_colour(window: MainWindow) -> None:
-    window.class_panel.opacity.setValue(100)
+    window.layers_panel.rows["gt"].opacity.setValue(100)
     all_visible = _canvas_pixels(window)
     window.class_panel.set_class_visible(1, False)
     assert 1 not in window.class_panel.visible_ids()
@@ -89,11 +89,7 @@ def test_hiding_a_class_removes_its_colour(window: MainWindow) -> None:
 
 
 def _move_to_image_pixel(win: MainWindow, x: int, y: int) -> None:
-    canvas = win.canvas
-    vp = canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
-    ev = QMouseEvent(QMouseEvent.Type.MouseMove, QPointF(vp), QPointF(canvas.viewport().mapToGlobal(vp)),
-                     Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(canvas.viewport(), ev)
+    hover(win.canvas, x, y)
 
 
 def test_status_bar_reports_position_intensity_and_class(window: MainWindow) -> None:
@@ -127,8 +123,9 @@ def test_settings_and_geometry_persist(qtbot, sample_dataset_path: Path) -> None
     qtbot.addWidget(win)
     win.show()
     win.open_dataset(sample_dataset_path)
-    win.class_panel.opacity.setValue(35)
-    win.resize(700, 500)
+    win.layers_panel.rows["gt"].opacity.setValue(35)
+    win.resize(760, 740)
+    saved = (win.size().width(), win.size().height())  # what the window really took (minimum sizes apply)
     win.close()
     s = load_settings()
     assert s.overlay.opacity == pytest.approx(0.35)
@@ -138,8 +135,8 @@ def test_settings_and_geometry_persist(qtbot, sample_dataset_path: Path) -> None
     qtbot.addWidget(again)
     again.show()
     qtbot.waitExposed(again)
-    assert again.class_panel.opacity.value() == 35
-    assert (again.size().width(), again.size().height()) == (700, 500)
+    assert again.layers_panel.rows["gt"].opacity.value() == 35
+    assert (again.size().width(), again.size().height()) == saved
 
 
 def test_bad_dataset_path_shows_an_error_and_keeps_the_window(window: MainWindow, monkeypatch, tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Class list with colour, name, visibility and pixel count per class, plus the overlay opacity slider."""
+"""Class list: colour, name, visibility, lock and pixel count per class; the selected row is the painting class."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import numpy as np
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QHBoxLayout,
-    QLabel,
-    QSlider,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -18,7 +14,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.types import ClassSchema
 
-COL_NAME, COL_PIXELS = 0, 1
+COL_NAME, COL_LOCK, COL_PIXELS = 0, 1, 2
 
 
 def _swatch(rgb: tuple[int, int, int]) -> QIcon:
@@ -35,42 +31,33 @@ def class_pixel_counts(mask: np.ndarray, schema: ClassSchema) -> dict[int, int]:
     return {c.id: int(counts[c.id]) if c.id < counts.size else 0 for c in schema}
 
 
+def _key_for(schema: ClassSchema, row: int, class_id: int) -> int | None:
+    if not schema.multilabel:
+        return class_id if 0 <= class_id <= 9 else None
+    return (row + 1) % 10 if row < 10 else None
+
+
 class ClassPanel(QWidget):
     sig_visibility_changed = Signal(int, bool)  # class id, visible
-    sig_opacity_changed = Signal(float)  # 0..1
-    sig_overlay_toggled = Signal(bool)
+    sig_lock_changed = Signal(int, bool)  # class id, locked
+    sig_class_selected = Signal(int)  # the class tools paint with
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("classPanel")
         self._schema: ClassSchema | None = None
 
-        self.show_overlay = QCheckBox("Show GT overlay")
-        self.show_overlay.setChecked(True)
-        self.show_overlay.toggled.connect(self.sig_overlay_toggled)
-
-        self.opacity = QSlider(Qt.Orientation.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.opacity.setValue(50)
-        self.opacity.setToolTip("Overlay opacity")
-        self.opacity_label = QLabel("50 %")
-        self.opacity_label.setMinimumWidth(40)
-        self.opacity.valueChanged.connect(self._on_opacity_value_changed)
-
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Class", "Pixels"])
+        self.tree.setHeaderLabels(["Class", "Lock", "Pixels"])
+        self.tree.setToolTip("Tick to show a class; Lock protects it from every tool; "
+                             "select a row (or press its number key) to paint with it")
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(True)
         self.tree.itemChanged.connect(self._on_tree_item_changed)
+        self.tree.currentItemChanged.connect(self._on_tree_current_changed)
 
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Opacity"))
-        row.addWidget(self.opacity, 1)
-        row.addWidget(self.opacity_label)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.show_overlay)
-        lay.addLayout(row)
         lay.addWidget(self.tree, 1)
 
     def set_schema(self, schema: ClassSchema, *, hidden: set[int] | None = None) -> None:
@@ -78,16 +65,21 @@ class ClassPanel(QWidget):
         hidden = hidden or set()
         with QSignalBlocker(self.tree):
             self.tree.clear()
-            for c in schema:
-                item = QTreeWidgetItem([c.name, ""])
+            for i, c in enumerate(schema):
+                item = QTreeWidgetItem([c.name, "", ""])
                 item.setData(COL_NAME, Qt.ItemDataRole.UserRole, c.id)
                 item.setIcon(COL_NAME, _swatch(c.colour))
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(COL_NAME, Qt.CheckState.Unchecked if c.id in hidden else Qt.CheckState.Checked)
+                item.setCheckState(COL_LOCK, Qt.CheckState.Unchecked)
+                key = _key_for(schema, i, c.id)
+                item.setToolTip(COL_NAME, f"id {c.id}" + (f" · key {key}" if key is not None else ""))
                 item.setTextAlignment(COL_PIXELS, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                item.setToolTip(COL_NAME, f"id {c.id}" + (" (ignored)" if c.ignore else ""))
+                if c.ignore:
+                    item.setToolTip(COL_NAME, item.toolTip(COL_NAME) + " (ignored)")
                 self.tree.addTopLevelItem(item)
             self.tree.resizeColumnToContents(COL_NAME)
+            self.tree.resizeColumnToContents(COL_LOCK)
 
     def set_pixel_counts(self, counts: dict[int, int] | None) -> None:
         with QSignalBlocker(self.tree):
@@ -95,11 +87,6 @@ class ClassPanel(QWidget):
                 item = self.tree.topLevelItem(i)
                 cid = item.data(COL_NAME, Qt.ItemDataRole.UserRole)
                 item.setText(COL_PIXELS, "—" if counts is None else f"{counts.get(cid, 0):,}")
-
-    def set_opacity(self, value: float) -> None:
-        with QSignalBlocker(self.opacity):
-            self.opacity.setValue(round(value * 100))
-        self.opacity_label.setText(f"{round(value * 100)} %")
 
     def visible_ids(self) -> set[int]:
         out = set()
@@ -115,11 +102,49 @@ class ClassPanel(QWidget):
             if item.data(COL_NAME, Qt.ItemDataRole.UserRole) == class_id:
                 item.setCheckState(COL_NAME, Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
 
-    def _on_opacity_value_changed(self, v: int) -> None:
-        self.opacity_label.setText(f"{v} %")
-        self.sig_opacity_changed.emit(v / 100.0)
+    def locked_ids(self) -> frozenset[int]:
+        out = set()
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item.checkState(COL_LOCK) == Qt.CheckState.Checked:
+                out.add(int(item.data(COL_NAME, Qt.ItemDataRole.UserRole)))
+        return frozenset(out)
+
+    def select_class(self, class_id: int) -> bool:
+        """Make ``class_id`` the painting class (number keys); False when the schema has no such class."""
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item.data(COL_NAME, Qt.ItemDataRole.UserRole) == class_id:
+                self.tree.setCurrentItem(item)
+                return True
+        return False
+
+    def select_nth(self, n: int) -> bool:
+        """Select the n-th listed class (0-based), the number-key order."""
+        if 0 <= n < self.tree.topLevelItemCount():
+            self.tree.setCurrentItem(self.tree.topLevelItem(n))
+            return True
+        return False
+
+    def select_by_key(self, digit: int) -> bool:
+        """Number key ``digit``: the class with that id (semantic), or the digit-th class (multi-label; 0 = 10th)."""
+        if self._schema is None:
+            return False
+        if not self._schema.multilabel:
+            return self.select_class(digit)
+        return self.select_nth((digit - 1) % 10)
+
+    def selected_class(self) -> int | None:
+        item = self.tree.currentItem()
+        return None if item is None else int(item.data(COL_NAME, Qt.ItemDataRole.UserRole))
+
+    def _on_tree_current_changed(self, current: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
+        if current is not None:
+            self.sig_class_selected.emit(int(current.data(COL_NAME, Qt.ItemDataRole.UserRole)))
 
     def _on_tree_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        cid = int(item.data(COL_NAME, Qt.ItemDataRole.UserRole))
         if column == COL_NAME:
-            cid = int(item.data(COL_NAME, Qt.ItemDataRole.UserRole))
             self.sig_visibility_changed.emit(cid, item.checkState(COL_NAME) == Qt.CheckState.Checked)
+        elif column == COL_LOCK:
+            self.sig_lock_changed.emit(cid, item.checkState(COL_LOCK) == Qt.CheckState.Checked)

@@ -1,0 +1,154 @@
+"""Review of the current sample: status (accept / reject / flag), comment, reviewer, its review history and mask
+versions with revert. The panel shows state and asks for changes; the review controller makes them."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.workspace import MaskVersion, ReviewState, ReviewStatus
+
+STATUS_LABELS: dict[ReviewStatus, str] = {
+    ReviewStatus.UNREVIEWED: "Unreviewed",
+    ReviewStatus.ACCEPTED: "Accepted",
+    ReviewStatus.CORRECTED: "Corrected",
+    ReviewStatus.REJECTED: "Rejected",
+    ReviewStatus.FLAGGED: "Flagged",
+}
+STATUS_COLOURS: dict[ReviewStatus, str] = {
+    ReviewStatus.UNREVIEWED: "#9aa0aa",
+    ReviewStatus.ACCEPTED: "#44c46a",
+    ReviewStatus.CORRECTED: "#4aa3ff",
+    ReviewStatus.REJECTED: "#f05a5a",
+    ReviewStatus.FLAGGED: "#f0b429",
+}
+
+
+def _when(t: float | None) -> str:
+    return "" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+class ReviewPanel(QWidget):
+    sig_status_requested = Signal(str)  # ReviewStatus value
+    sig_comment_edited = Signal(str)
+    sig_reviewer_edited = Signal(str)
+    sig_revert_requested = Signal(int)  # mask version
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("reviewPanel")
+        self.status = QLabel()
+        self.status.setObjectName("reviewStatus")
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.buttons: dict[ReviewStatus, QPushButton] = {}
+        grid = QGridLayout()
+        for i, (st, key) in enumerate(((ReviewStatus.ACCEPTED, "A"), (ReviewStatus.REJECTED, "R"),
+                                       (ReviewStatus.FLAGGED, "F"), (ReviewStatus.UNREVIEWED, "U"))):
+            b = QPushButton(f"{STATUS_LABELS[st].replace('Unreviewed', 'Clear')} ({key})")
+            b.setObjectName(f"review_{st.value}")
+            b.setToolTip(f"Mark this sample {STATUS_LABELS[st].lower()} ({key})")
+            b.clicked.connect(lambda _c=False, s=st: self.sig_status_requested.emit(s.value))
+            grid.addWidget(b, i // 2, i % 2)
+            self.buttons[st] = b
+        self.comment = QPlainTextEdit()
+        self.comment.setObjectName("reviewComment")
+        self.comment.setPlaceholderText("Comment on this sample (saved with the next decision or on leaving it)")
+        self.comment.setMaximumHeight(70)
+        self.reviewer = QLineEdit()
+        self.reviewer.setObjectName("reviewer")
+        self.reviewer.setPlaceholderText("your name")
+        self.reviewer.editingFinished.connect(lambda: self.sig_reviewer_edited.emit(self.reviewer.text().strip()))
+        self.summary = QLabel()
+        self.summary.setObjectName("reviewSummary")
+        self.summary.setWordWrap(True)
+
+        decision = QGroupBox("Decision")
+        dl = QVBoxLayout(decision)
+        dl.addWidget(self.status)
+        dl.addLayout(grid)
+        form = QFormLayout()
+        form.addRow("Comment", self.comment)
+        form.addRow("Reviewer", self.reviewer)
+        dl.addLayout(form)
+        dl.addWidget(self.summary)
+
+        self.history = QListWidget()
+        self.history.setObjectName("reviewHistory")
+        self.versions = QListWidget()
+        self.versions.setObjectName("maskVersions")
+        self.revert = QPushButton("Revert to selected version")
+        self.revert.setObjectName("revertVersion")
+        self.revert.setEnabled(False)
+        self.versions.currentRowChanged.connect(lambda r: self.revert.setEnabled(r >= 0))
+        self.revert.clicked.connect(self._on_revert_clicked)
+        hist = QGroupBox("History")
+        hl = QVBoxLayout(hist)
+        hl.addWidget(QLabel("Decisions"))
+        hl.addWidget(self.history, 1)
+        hl.addWidget(QLabel("Mask versions (v0 = the dataset's GT)"))
+        hl.addWidget(self.versions, 1)
+        hl.addWidget(self.revert)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(decision)
+        lay.addWidget(hist, 1)
+
+    def comment_text(self) -> str:
+        return self.comment.toPlainText().strip()
+
+    def set_state(self, state: ReviewState, history: list[ReviewState]) -> None:
+        colour = STATUS_COLOURS[state.status]
+        who = f" by {state.reviewer}" if state.reviewer else ""
+        when = f" · {_when(state.time)}" if state.time else ""
+        self.status.setText(f"<b style='color:{colour}'>{STATUS_LABELS[state.status]}</b>{who}{when}")
+        with QSignalBlocker(self.comment):
+            self.comment.setPlainText(state.comment)
+        self.history.clear()
+        for h in reversed(history):
+            text = f"{_when(h.time)}  {STATUS_LABELS[h.status]}" + (f" — {h.reviewer}" if h.reviewer else "")
+            if h.comment:
+                text += f": {h.comment}"
+            self.history.addItem(text)
+
+    def set_versions(self, versions: list[MaskVersion], *, current: int) -> None:
+        self.versions.clear()
+        gt = QListWidgetItem("v0 · dataset GT (read-only)")
+        gt.setData(Qt.ItemDataRole.UserRole, 0)
+        self.versions.addItem(gt)
+        for v in versions:
+            item = QListWidgetItem(f"v{v.version} · {v.source.value.replace('_', ' ')} · {_when(v.time)}"
+                                   + (f" — {v.author}" if v.author else "") + ("  (current)" if v.version == current else ""))
+            item.setData(Qt.ItemDataRole.UserRole, v.version)
+            self.versions.addItem(item)
+        self.revert.setEnabled(False)
+
+    def set_summary(self, counts: dict[ReviewStatus, int], total: int) -> None:
+        done = total - counts.get(ReviewStatus.UNREVIEWED, total)
+        parts = [f"{counts.get(s, 0)} {STATUS_LABELS[s].lower()}" for s in
+                 (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED, ReviewStatus.REJECTED, ReviewStatus.FLAGGED)]
+        pct = 100.0 * done / total if total else 0.0
+        self.summary.setText(f"{done}/{total} reviewed ({pct:.0f} %) · " + " · ".join(parts))
+
+    def set_reviewer(self, name: str) -> None:
+        with QSignalBlocker(self.reviewer):
+            self.reviewer.setText(name)
+
+    def _on_revert_clicked(self) -> None:
+        item = self.versions.currentItem()
+        if item is not None:
+            self.sig_revert_requested.emit(int(item.data(Qt.ItemDataRole.UserRole)))
