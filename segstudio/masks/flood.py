@@ -6,6 +6,8 @@ after it (the patch, the redraw) runs on that box only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,7 +43,15 @@ class FloodFiller:
             self._buf = np.zeros(want, np.uint8)
         return self._buf
 
-    def region(
+    def region(self, labels: np.ndarray, x: int, y: int, **kw: object) -> FloodRegion | None:
+        """The contiguous region around pixel ``(x, y)`` as an owned copy; arguments as :meth:`filled`."""
+        with self.filled(labels, x, y, **kw) as found:  # type: ignore[arg-type]
+            if found is None:
+                return None
+            return FloodRegion(bbox=found.bbox, region=found.region.copy(), value=found.value)
+
+    @contextmanager
+    def filled(
         self,
         labels: np.ndarray,
         x: int,
@@ -53,18 +63,22 @@ class FloodFiller:
         connectivity: int = 4,
         image: np.ndarray | None = None,
         tolerance: float | None = None,
-    ) -> FloodRegion | None:
-        """The contiguous region around pixel ``(x, y)`` of ``labels`` (``(H, W)`` label array).
+    ) -> Iterator[FloodRegion | None]:
+        """Context manager: the contiguous region around pixel ``(x, y)`` of ``labels`` (``(H, W)`` label array).
+
+        The region is a view of the work buffer, valid inside the ``with`` block only (no copy of a region that
+        may cover most of an 8192² image); the buffer is cleared on exit.
 
         ``scope="value"``: pixels with the seed's label value (multi-label: the whole bitmask). ``scope="plane"``
         (multi-label only): pixels whose bit ``class_id`` matches the seed's. With ``image`` (``(H, W)`` or
         ``(H, W, 3)``, any numeric dtype) and ``tolerance``, the region is further limited to pixels whose
         intensity is within ``tolerance`` of the seed's (per channel), still inside the seed's label region.
-        Returns None when the seed is outside the image.
+        Yields None when the seed is outside the image.
         """
         h, w = labels.shape
         if not (0 <= x < w and 0 <= y < h):
-            return None
+            yield None
+            return
         if scope not in FILL_SCOPES:
             raise ValueError(f"Unknown fill scope {scope!r}; valid: {', '.join(FILL_SCOPES)}")
         if connectivity not in (4, 8):
@@ -94,14 +108,15 @@ class FloodFiller:
         rx, ry, rw, rh = (int(v) for v in rect)
         bbox = BBox(ry, rx, ry + rh, rx + rw)
         inner = buf[1 + bbox.y0 : 1 + bbox.y1, 1 + bbox.x0 : 1 + bbox.x1]
-        region = inner == fill
-        # leave the buffer zeroed for the next call; a wand fill marked the whole image, a plain one its box
-        if use_wand:
-            buf[:] = 0
-        else:
-            inner[:] = 0
-        value = None if plane else seed_value
-        return FloodRegion(bbox=bbox, region=region, value=value)
+        try:
+            region = inner.view(np.bool_) if fill == 1 else inner == fill
+            yield FloodRegion(bbox=bbox, region=region, value=None if plane else seed_value)
+        finally:
+            # leave the buffer zeroed for the next call; a wand fill marked the whole image, a plain one its box
+            if use_wand:
+                buf[:] = 0
+            else:
+                inner[:] = 0
 
     @staticmethod
     def _same_label(labels: np.ndarray, seed_value: int, *, plane: bool, class_id: int) -> np.ndarray:

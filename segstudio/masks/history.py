@@ -51,12 +51,18 @@ def nonzero_u8(a: np.ndarray) -> np.ndarray:
     return (a != 0).view(np.uint8)
 
 
+def _pack(changed: np.ndarray) -> np.ndarray:
+    # row-wise packing reads strided crops at full speed (flat packing of a strided view is ~4x slower)
+    return np.packbits(changed, axis=1)
+
+
 @dataclass(frozen=True, eq=False)
 class Patch:
     """One reversible change of a 2-D label array.
 
     ``bbox``: the box every changed pixel lies in (nothing outside it is ever touched).
-    ``packed``: ``np.packbits`` of the ``bool (bbox.height, bbox.width)`` changed mask (empty for a dense delta).
+    ``packed``: the ``bool (bbox.height, bbox.width)`` changed mask packed row by row (``np.packbits(axis=1)``;
+    empty for a dense delta).
     ``delta``: ``old ^ new`` of the mask dtype: 0-D (uniform), 1-D (one per changed pixel, row-major) or 2-D
     ``(bbox.height, bbox.width)`` (dense, zero where unchanged).
     ``count``: number of changed pixels.
@@ -93,7 +99,9 @@ class Patch:
             return None
         if tight != bbox:
             changed = changed[tight.offset_within(bbox).slices]
-        count = int(np.count_nonzero(changed))
+        count = int(cv2.countNonZero(changed.view(np.uint8))) if changed.dtype == np.bool_ else int(
+            np.count_nonzero(changed)
+        )
         d = np.asarray(delta, dtype=dtype)
         if d.ndim == 1:
             if d.size != count:
@@ -102,7 +110,7 @@ class Patch:
                 d = d[:1].reshape(())
         elif d.ndim != 0:
             raise ValueError(f"delta must be a scalar or 1-D, got shape {d.shape}")
-        packed = np.packbits(changed, axis=None)
+        packed = _pack(changed)
         return Patch(bbox=tight, packed=packed, delta=d, count=count), changed
 
     @staticmethod
@@ -130,11 +138,13 @@ class Patch:
         if lo == hi:
             changed = dense != 0
             d = np.asarray(int(lo), dtype=dense.dtype)
-            return Patch(tight, np.packbits(changed, axis=None), d, count), changed
+            return Patch(tight, _pack(changed), d, count), changed
         if 2 * count >= tight.area:
-            return Patch(tight, _EMPTY, np.ascontiguousarray(dense), count), None
+            # a crop that is nearly the whole buffer is kept as a view: copying it would cost more than it frees
+            keep = dense if 10 * tight.area >= 9 * bbox.area else np.ascontiguousarray(dense)
+            return Patch(tight, _EMPTY, keep, count), None
         changed = dense != 0
-        return Patch(tight, np.packbits(changed, axis=None), dense[changed], count), changed
+        return Patch(tight, _pack(changed), dense[changed], count), changed
 
     @property
     def uniform(self) -> bool:
@@ -153,8 +163,7 @@ class Patch:
         """The ``bool (bbox.height, bbox.width)`` changed-pixel mask."""
         if self.dense:
             return self.delta != 0
-        n = self.bbox.area
-        return np.unpackbits(self.packed, count=n).view(np.bool_).reshape(self.bbox.shape)
+        return np.unpackbits(self.packed, axis=1, count=self.bbox.width).view(np.bool_)
 
     def apply_to(self, array: np.ndarray, *, changed: np.ndarray | None = None) -> None:
         """Toggle the change in ``array`` (``(H, W)`` label array) in place: applies it or reverts it.
@@ -173,7 +182,7 @@ class Patch:
         if self.uniform:
             if use_cv2(crop):
                 # cv2's masked xor is several times faster than numpy's where= on large uint8/uint16 fills
-                cv2.bitwise_xor(crop, self.delta.item(), dst=crop, mask=np.ascontiguousarray(changed).view(np.uint8))
+                cv2.bitwise_xor(crop, self.delta.item(), dst=crop, mask=changed.view(np.uint8))
             else:
                 np.bitwise_xor(crop, self.delta, out=crop, where=changed)
         else:

@@ -160,6 +160,36 @@ class LabelMask:
             connectivity=connectivity, image=image, tolerance=tolerance,
         )
 
+    def flood_fill(
+        self,
+        x: int,
+        y: int,
+        *,
+        class_id: int,
+        erase: bool = False,
+        erase_value: int = 0,
+        guard: EditGuard = NO_GUARD,
+        scope: FillScope = "value",
+        connectivity: int = 4,
+        image: np.ndarray | None = None,
+        tolerance: float | None = None,
+    ) -> BBox | None:
+        """Flood-fill the region around pixel ``(x, y)`` into class ``class_id`` (or out of it) as one step.
+
+        Region arguments as :meth:`FloodFiller.filled`; paint arguments as :meth:`paint` (semantic erasing with
+        ``class_id`` < 0 clears any class). Returns the box changed, or None.
+        """
+        if self._filler is None:
+            self._filler = FloodFiller()
+        with self._filler.filled(
+            self._array, x, y, multilabel=self.multilabel, class_id=max(class_id, 0), scope=scope,
+            connectivity=connectivity, image=image, tolerance=tolerance,
+        ) as found:
+            if found is None:
+                return None
+            return self.paint(found.bbox, found.region, class_id=class_id, erase=erase, erase_value=erase_value,
+                              guard=guard, known_value=found.value)
+
     def value_at(self, x: int, y: int) -> int:
         return int(self._array[y, x])
 

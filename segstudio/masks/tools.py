@@ -360,14 +360,12 @@ class FillTool(Tool):
         ctx = self.context
         x, y = int(math.floor(event.x)), int(math.floor(event.y))
         use_image = self.image if ctx.tolerance is not None else None
-        found = self.mask.flood_region(
-            x, y, class_id=ctx.class_id, scope=ctx.fill_scope, connectivity=ctx.connectivity, image=use_image,
-            tolerance=ctx.tolerance,
-        )
-        if found is None:
-            return None
         self._erase = self._erase_mode(event)
-        return self._paint_region(found.bbox, found.region, erase=self._erase, known_value=found.value)
+        class_id = -1 if (self._erase and not self.mask.multilabel) else ctx.class_id
+        return self.mask.flood_fill(
+            x, y, class_id=class_id, erase=self._erase, erase_value=ctx.erase_value, guard=ctx.guard,
+            scope=ctx.fill_scope, connectivity=ctx.connectivity, image=use_image, tolerance=ctx.tolerance,
+        )
 
 
 TOOLS: dict[str, type[Tool]] = {
