@@ -25,6 +25,9 @@ from segstudio.datasets.util import default_image_reader, image_files, semantic_
 
 MASK_FOLDERS = ("masks", "mask", "labels", "segmentations")
 _MAX_SCAN = 200_000
+#: Detection looks this deep and at this many names at most, so that pointing at a home folder stays instant.
+_SNIFF_DEPTH = 3
+_SNIFF_NAMES = 20_000
 
 
 def _dicom_files(root: Path) -> list[Path]:
@@ -41,10 +44,16 @@ def _dicom_files(root: Path) -> list[Path]:
 
 
 def _any_dicom(root: Path) -> bool:
-    for _dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    seen = 0
+    base_depth = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        depth = len(Path(dirpath).parts) - base_depth
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if depth < _SNIFF_DEPTH else []
         if any(n.lower().endswith((".dcm", ".dicom")) for n in filenames):
             return True
+        seen += len(filenames) + len(dirnames)
+        if seen > _SNIFF_NAMES:
+            return False
     return False
 
 
