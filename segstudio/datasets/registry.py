@@ -35,7 +35,9 @@ _FORMAT_MODULES: dict[str, str] = {
 
 _loaded: dict[str, DatasetFormat] = {}
 
-#: Two candidates closer than this in confidence make a detection ambiguous.
+#: Two candidates closer than this in confidence make a detection ambiguous. The one intended overlap (an image
+#: folder beside a union mask folder and >= 2 class folders, as in Montgomery's data/) is settled by the sniffers:
+#: class-folders 0.8, paired-folders 0.6 (docs/formats.md, "Detection").
 AMBIGUITY_MARGIN = 0.1
 
 
@@ -67,6 +69,11 @@ def get_format(name: str) -> DatasetFormat:
         module_name, attr = _FORMAT_MODULES[name].split(":")
         _loaded[name] = getattr(importlib.import_module(module_name), attr)
     return _loaded[name]
+
+
+def format_descriptions() -> dict[str, str]:
+    """``name -> one-line description`` of every format, in registry order (for a format chooser)."""
+    return {name: get_format(name).description for name in _FORMAT_MODULES}
 
 
 def detect(path: str | Path) -> list[Detection]:

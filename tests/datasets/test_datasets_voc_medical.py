@@ -153,3 +153,7 @@ def test_unknown_format_lists_the_valid_ones() -> None:
         "class-folders", "paired-folders", "ph2", "camvid-segnet", "camvid-rgb", "coco", "labelme", "hand-bone",
         "voc", "dicom", "image-folder",
     }  # fmt: skip
+    from segstudio.datasets.registry import format_descriptions
+
+    descriptions = format_descriptions()
+    assert list(descriptions) == format_names() and all(len(d) > 20 for d in descriptions.values())
