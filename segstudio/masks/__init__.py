@@ -14,8 +14,9 @@ See docs/editing.md.
 
 from segstudio.masks.flood import FloodFiller, FloodRegion
 from segstudio.masks.geometry import BBox, polygon_footprint, rectangle_footprint, segment_footprint
-from segstudio.masks.history import DEFAULT_HISTORY_BUDGET, History, Patch
-from segstudio.masks.label import NO_GUARD, EditGuard, LabelMask, LabelMaskEvents
+from segstudio.masks.guard import NO_GUARD, EditGuard
+from segstudio.masks.history import DEFAULT_HISTORY_BUDGET, History, Patch, Step
+from segstudio.masks.label import LabelMask, LabelMaskEvents
 from segstudio.masks.ops import (
     copy_prediction,
     dilate,
@@ -45,7 +46,7 @@ from segstudio.masks.tools import (
 __all__ = [
     "BBox", "BrushTool", "Buttons", "DEFAULT_HISTORY_BUDGET", "EditGuard", "EraserTool", "FillTool",
     "FloodFiller", "FloodRegion", "History", "LabelMask", "LabelMaskEvents", "LassoTool", "Modifiers", "NO_GUARD",
-    "OverlayRenderer", "OverlayStyle", "Patch", "PointerEvent", "PolygonTool", "RectangleTool", "TOOLS", "Tool",
+    "OverlayRenderer", "OverlayStyle", "Patch", "Step", "PointerEvent", "PolygonTool", "RectangleTool", "TOOLS", "Tool",
     "ToolContext", "copy_prediction", "create_tool", "dilate", "erode", "fill_holes", "keep_largest",
     "polygon_footprint", "rectangle_footprint", "remove_islands", "replace_class", "segment_footprint",
 ]

@@ -7,13 +7,12 @@ Every edit goes through :meth:`LabelMask.paint` (a region set to / cleared of on
 :meth:`LabelMask.assign` (new per-pixel values for a box). Both honour an :class:`EditGuard` (locked classes,
 "only inside class X"), build one :class:`~segstudio.masks.history.Patch`, apply it and push it to the history,
 except inside a stroke (:meth:`begin_stroke` ... :meth:`end_stroke`), where each call applies at once (the canvas
-shows it) but the patches are merged into a single undo step at the end.
+shows it) and a :class:`~segstudio.masks.stroke.StrokeRecorder` turns them into a single undo step.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -22,38 +21,12 @@ from psygnal import Signal, SignalGroup
 from segstudio.core.types import ClassSchema
 from segstudio.masks.flood import FillScope, FloodFiller, FloodRegion
 from segstudio.masks.geometry import BBox
+from segstudio.masks.guard import NO_GUARD, EditGuard
 from segstudio.masks.history import DEFAULT_HISTORY_BUDGET, History, Patch, Step, use_cv2
+from segstudio.masks.stroke import StrokeRecorder
 
 log = logging.getLogger(__name__)
 
-# stamps of one stroke merge into one patch while their joint box stays under this many pixels
-_MERGE_AREA = 256 * 256
-
-
-@dataclass(frozen=True)
-class EditGuard:
-    """Which pixels an edit may change.
-
-    ``locked``: class ids whose pixels are never modified (semantic: pixels holding a locked id keep it and no
-    pixel becomes a locked id; multi-label: the locked bits never change). ``paint_inside``: when set, only pixels
-    currently in that class may change (semantic: value equals it; multi-label: its bit is set).
-    """
-
-    locked: frozenset[int] = frozenset()
-    paint_inside: int | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.locked) or self.paint_inside is not None
-
-    def locked_bits(self) -> int:
-        bits = 0
-        for c in self.locked:
-            bits |= 1 << c
-        return bits
-
-
-NO_GUARD = EditGuard()
 
 
 class LabelMaskEvents(SignalGroup):
@@ -88,9 +61,7 @@ class LabelMask:
         self.events = LabelMaskEvents()
         self._clean_serial: int | None = 0
         self._dirty = False
-        self._stroke: list[Patch] | None = None  # the open neighbourhood of an open stroke
-        self._stroke_done: list[Patch] = []  # its merged earlier neighbourhoods
-        self._stroke_box: BBox | None = None
+        self._stroke: StrokeRecorder | None = None
         self._filler: FloodFiller | None = None
 
     @classmethod
@@ -252,7 +223,7 @@ class LabelMask:
         if erase and class_id >= 0:
             region = region & (old == class_id)
         if guard.active:
-            region = region & self._allowed_semantic(old, guard)
+            region = region & guard.allowed_semantic(old)
         # old ^ target inside the region, zero outside: the patch's delta in its dense form
         dense = np.zeros(bbox.shape, self.dtype)
         if use_cv2(old):
@@ -313,9 +284,9 @@ class LabelMask:
             return self._commit_dense(bbox, old ^ new)
         dense = old ^ new
         if guard.active:
-            allowed = self._allowed_semantic(old, guard)
+            allowed = guard.allowed_semantic(old)
             if guard.locked:
-                allowed &= ~self._lut_locked(guard)[new]
+                allowed &= ~guard.locked_lut(self.dtype)[new]
             dense[~allowed] = 0
         return self._commit_dense(bbox, dense)
 
@@ -333,45 +304,24 @@ class LabelMask:
         """Start collecting edits into one undo step (ends any stroke still open)."""
         if self._stroke is not None:
             self.end_stroke()
-        self._stroke = []
-        self._stroke_done = []
-        self._stroke_box = None
+        self._stroke = StrokeRecorder(self.dtype)
 
     def end_stroke(self) -> BBox | None:
         """Make the stroke's edits one undo step; returns the box the stroke changed, or None."""
-        parts, self._stroke = self._stroke, None
-        done, self._stroke_done = self._stroke_done, []
-        if parts:
-            last = self._merge(parts)
-            if last is not None:
-                done.append(last)
-        if not done:
+        stroke, self._stroke = self._stroke, None
+        patches = stroke.finish() if stroke is not None else []
+        if not patches:  # nothing changed, or the stroke undid itself
+            self._set_dirty(self.history.top_serial != self._clean_serial)
             return None
-        step = Step(tuple(done), serial=self.history.next_serial())
+        step = Step(tuple(patches), serial=self.history.next_serial())
         self.history.push(step)
         self._after_history_change()
         return step.bbox
 
-    def _add_to_stroke(self, patch: Patch) -> None:
-        # Stamps of one neighbourhood are merged into one patch as soon as the stroke moves on, so a stroke
-        # becomes a handful of patches (not one per mouse move) and release never allocates over the whole stroke.
-        assert self._stroke is not None
-        joined = patch.bbox.union(self._stroke_box)
-        if self._stroke and joined.area > _MERGE_AREA:
-            merged = self._merge(self._stroke)
-            if merged is not None:
-                self._stroke_done.append(merged)
-            self._stroke = [patch]
-            self._stroke_box = patch.bbox
-        else:
-            self._stroke.append(patch)
-            self._stroke_box = joined
-
     def cancel_stroke(self) -> BBox | None:
         """Revert the open stroke's edits and record nothing; returns the box restored, or None."""
-        parts, self._stroke = self._stroke, None
-        parts = (parts or []) + self._stroke_done
-        self._stroke_done = []
+        stroke, self._stroke = self._stroke, None
+        parts = stroke.parts() if stroke is not None else []
         if not parts:
             return None
         box: BBox | None = None
@@ -383,29 +333,10 @@ class LabelMask:
         self._set_dirty(self.history.top_serial != self._clean_serial)
         return box
 
-    def _merge(self, parts: list[Patch]) -> Patch | None:
-        # XOR deltas compose in any order, so overlapping parts merge exactly into one dense delta crop
-        if len(parts) == 1:
-            return parts[0]
-        box = parts[0].bbox
-        for p in parts[1:]:
-            box = box.union(p.bbox)
-        dense = np.zeros(box.shape, self.dtype)
-        for p in parts:
-            sub = dense[p.bbox.offset_within(box).slices]
-            if p.dense:
-                sub ^= p.delta
-            elif p.uniform:
-                np.bitwise_xor(sub, p.delta, out=sub, where=p.changed())
-            else:
-                sub[p.changed()] ^= p.delta
-        built = Patch.from_dense(box, dense)
-        return None if built is None else built[0]
-
     # undo / redo ------------------------------------------------------------------------------------------
     @property
     def can_undo(self) -> bool:
-        return self.history.can_undo or bool(self._stroke) or bool(self._stroke_done)
+        return self.history.can_undo or bool(self._stroke)
 
     @property
     def can_redo(self) -> bool:
@@ -438,7 +369,6 @@ class LabelMask:
     def set_array(self, array: np.ndarray, *, copy: bool = True) -> None:
         """Replace the whole array (a loaded mask version); history is cleared and the state is clean."""
         self._stroke = None
-        self._stroke_done = []
         self._array = self._checked(array, copy=copy)
         self.history.clear()
         self._clean_serial = self.history.top_serial
@@ -447,26 +377,6 @@ class LabelMask:
         self._set_dirty(False)
 
     # internals --------------------------------------------------------------------------------------------
-    def _lut_locked(self, guard: EditGuard) -> np.ndarray:
-        lut = np.zeros(1 << (8 * self.dtype.itemsize), np.bool_)
-        for c in guard.locked:
-            if 0 <= c < lut.size:
-                lut[c] = True
-        return lut
-
-    def _allowed_semantic(self, old: np.ndarray, guard: EditGuard) -> np.ndarray:
-        ok = np.ones(old.shape, np.bool_)
-        if guard.paint_inside is not None:
-            ok &= old == guard.paint_inside
-        if guard.locked:
-            if old.dtype == np.uint8:
-                # cv2.LUT is the fast path for 8-bit lookups on large crops
-                locked_px = cv2.LUT(old, self._lut_locked(guard).view(np.uint8)).view(np.bool_)
-            else:
-                locked_px = self._lut_locked(guard)[old]
-            ok &= ~locked_px
-        return ok
-
     def _commit(
         self,
         bbox: BBox,
@@ -497,7 +407,7 @@ class LabelMask:
         else:
             patch.apply_to(self._array, changed=changed)
         if self._stroke is not None:
-            self._add_to_stroke(patch)
+            self._stroke.add(patch)
             self.events.region_changed.emit(patch.bbox)
             self._set_dirty(True)
             return

@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 
 from segstudio.masks.geometry import BBox
-from segstudio.masks.label import NO_GUARD, EditGuard, LabelMask
+from segstudio.masks.guard import NO_GUARD, EditGuard
+from segstudio.masks.label import LabelMask
 
 
 def _class_box(mask: LabelMask, class_id: int, *, pad: int = 0) -> tuple[BBox, np.ndarray] | None:

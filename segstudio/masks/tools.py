@@ -29,7 +29,8 @@ from segstudio.masks.geometry import (
     rectangle_footprint,
     segment_footprint,
 )
-from segstudio.masks.label import EditGuard, LabelMask
+from segstudio.masks.guard import EditGuard
+from segstudio.masks.label import LabelMask
 
 log = logging.getLogger(__name__)
 

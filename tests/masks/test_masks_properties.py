@@ -137,7 +137,7 @@ def locked_state(mask_arr: np.ndarray, multilabel: bool, locked: frozenset[int])
 def check_sequence(multilabel: bool, seed: int, actions, *, merge_area: int | None = None) -> None:
     if merge_area is not None:
         # small neighbourhoods make strokes on these tiny masks split into several patches per step
-        with mock.patch("segstudio.masks.label._MERGE_AREA", merge_area):
+        with mock.patch("segstudio.masks.stroke.MERGE_AREA", merge_area):
             check_sequence(multilabel, seed, actions)
         return
     mask = LabelMask(initial(multilabel, seed), ML if multilabel else SEM)
