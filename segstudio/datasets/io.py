@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -200,6 +201,14 @@ def _pil_array(im: Image.Image, *, keep_palette: bool, path: Path) -> np.ndarray
     return np.asarray(im.convert("RGB"))
 
 
+def _wide_colour_tiff(im: Image.Image) -> bool:
+    if im.format != "TIFF" or im.mode not in ("RGB", "RGBA", "RGBX"):
+        return False
+    bits: Any = getattr(im, "tag_v2", {}).get(258)  # BitsPerSample
+    values = bits if isinstance(bits, tuple | list) else [bits]
+    return any(isinstance(v, int) and v > 8 for v in values)
+
+
 def _read_raster(path: Path, *, max_pixels: int | None, keep_palette: bool) -> np.ndarray:
     if not path.is_file():
         raise DatasetProblemError(
@@ -215,10 +224,11 @@ def _read_raster(path: Path, *, max_pixels: int | None, keep_palette: bool) -> n
             with Image.open(path) as im:
                 _check_pixels(path, im.size[0], im.size[1], max_pixels)
                 ihdr = _png_ihdr(path)
-                # PIL narrows 16-bit colour PNGs to 8 bits; OpenCV keeps them (after PIL proved the file sound).
-                wide_colour_png = ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 6)
+                # PIL narrows 16-bit colour PNGs and TIFFs to 8 bits; OpenCV keeps them (after PIL proved the
+                # file sound by loading it).
+                wide_colour = (ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 6)) or _wide_colour_tiff(im)
                 im.load()
-                if wide_colour_png:
+                if wide_colour:
                     return _decode_cv2(path)
                 return _pil_array(im, keep_palette=keep_palette, path=path)
     except DatasetError:

@@ -143,3 +143,13 @@ def test_header_over_our_limit_but_under_pils_is_refused_by_ours(tmp_path: Path)
     with pytest.raises(ImageTooLargeError, match="20000x20000"):
         read_mask(p)
     assert image_size(p) == (20_000, 20_000)
+
+
+def test_16bit_rgb_tiff_keeps_full_depth_and_channel_order(tmp_path: Path) -> None:
+    rgb = np.zeros((3, 4, 3), np.uint16)
+    rgb[..., 0] = 60000
+    rgb[..., 1] = 300
+    cv2.imwrite(str(tmp_path / "c16.tif"), rgb[..., ::-1])
+    out = read_image(tmp_path / "c16.tif")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, rgb)
