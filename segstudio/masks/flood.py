@@ -43,9 +43,24 @@ class FloodFiller:
             self._buf = np.zeros(want, np.uint8)
         return self._buf
 
-    def region(self, labels: np.ndarray, x: int, y: int, **kw: object) -> FloodRegion | None:
+    def region(
+        self,
+        labels: np.ndarray,
+        x: int,
+        y: int,
+        *,
+        multilabel: bool = False,
+        class_id: int = 0,
+        scope: FillScope = "value",
+        connectivity: int = 4,
+        image: np.ndarray | None = None,
+        tolerance: float | None = None,
+    ) -> FloodRegion | None:
         """The contiguous region around pixel ``(x, y)`` as an owned copy; arguments as :meth:`filled`."""
-        with self.filled(labels, x, y, **kw) as found:  # type: ignore[arg-type]
+        with self.filled(
+            labels, x, y, multilabel=multilabel, class_id=class_id, scope=scope, connectivity=connectivity,
+            image=image, tolerance=tolerance,
+        ) as found:
             if found is None:
                 return None
             return FloodRegion(bbox=found.bbox, region=found.region.copy(), value=found.value)

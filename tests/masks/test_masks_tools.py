@@ -218,3 +218,43 @@ def test_paint_inside_applies_to_the_fill_tool(sem_mask):
     tool = FillTool(sem_mask, ToolContext(class_id=1, paint_inside=3))
     assert tool.press(ev(5, 5)) is None
     assert tool.press(ev(30, 5)) is not None and (sem_mask.array[:, 25:] == 1).all()
+
+
+def test_flood_region_returns_an_owned_copy_and_repeats(sem_mask):
+    a = np.zeros(sem_mask.shape, np.uint8)
+    a[:, 20] = 2
+    sem_mask.set_array(a)
+    first = sem_mask.flood_region(3, 3)
+    second = sem_mask.flood_region(3, 3)
+    assert first is not None and second is not None
+    assert first.value == 0 and first.bbox.x1 == 20
+    assert first.region.all() and np.array_equal(first.region, second.region)
+    right = sem_mask.flood_region(30, 3)
+    assert right is not None and right.bbox.x0 == 21 and right.region.all()
+    assert sem_mask.flood_region(-1, 3) is None and not sem_mask.can_undo
+
+
+@pytest.mark.parametrize("kind", ["rgb", "float"])
+def test_magic_wand_on_rgb_and_float_images(sem_mask, kind):
+    img = np.zeros((*sem_mask.shape, 3), np.uint8)
+    img[:, 25:, 0] = 200  # only the red channel differs
+    if kind == "float":
+        img = img[..., 0].astype(np.float64) / 255.0
+        tol = 0.1
+    else:
+        tol = 20
+    FillTool(sem_mask, ToolContext(class_id=2, tolerance=tol), image=img).press(ev(1, 1))
+    assert (sem_mask.array[:, :25] == 2).all() and not sem_mask.array[:, 25:].any()
+
+
+def test_right_click_fill_erases_in_semantic_and_multilabel(sem_mask, ml_mask):
+    a = np.zeros(sem_mask.shape, np.uint8)
+    a[5:15, 5:15] = 3
+    sem_mask.set_array(a)
+    FillTool(sem_mask, ToolContext(class_id=1, erase_value=255)).press(ev(7, 7, buttons=Buttons.RIGHT))
+    assert (sem_mask.array[5:15, 5:15] == 255).all() and (sem_mask.array == 0).sum() == a.size - 100
+    b = np.zeros(ml_mask.shape, np.uint64)
+    b[5:15, 5:15] = np.uint64(0b110)
+    ml_mask.set_array(b)
+    FillTool(ml_mask, ToolContext(class_id=2)).press(ev(7, 7, buttons=Buttons.RIGHT))
+    assert (ml_mask.array[5:15, 5:15] == np.uint64(0b010)).all()
