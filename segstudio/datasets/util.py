@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.types import RGB, ClassInfo, ClassSchema, default_colour
-from segstudio.datasets.base import Dataset, ProblemKind, Sample
+from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, DatasetProblemError, read_image
 
 
@@ -89,6 +89,18 @@ def safe_relative(rel: str) -> str | None:
     if ".." in parts or not parts:
         return None
     return "/".join(parts)
+
+
+def shared_stems(names: Iterable[str], folder: Path) -> list[Problem]:
+    """One problem per stem that several files share (``a.png`` + ``a.jpg``): only the first is used."""
+    by_stem: dict[str, list[str]] = {}
+    for n in names:
+        by_stem.setdefault(n.rsplit(".", 1)[0], []).append(n)
+    return [
+        Problem(ProblemKind.OTHER, f"Files {', '.join(sorted(v))} share a stem; only {sorted(v)[0]} is used.", folder / sorted(v)[1])
+        for v in by_stem.values()
+        if len(v) > 1
+    ]
 
 
 def resolve_inside(root: Path, rel: str) -> Path | None:

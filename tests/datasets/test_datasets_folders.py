@@ -240,3 +240,12 @@ def test_paired_colour_masks_decode_through_classes_json(tmp_path: Path) -> None
     with pytest.raises(DatasetProblemError, match=r"RGB\(9, 9, 9\) \(1 px\)") as e:
         ds.load_gt(ds[0])
     assert e.value.kind == ProblemKind.UNKNOWN_COLOUR
+
+
+def test_two_images_with_one_stem_are_reported_not_silently_dropped(tmp_path: Path) -> None:
+    root = _paired(tmp_path, n=1)
+    Image.fromarray(np.zeros((6, 8), np.uint8)).save(root / "images" / "a0.png")
+    ds = open_dataset(root)
+    assert [s.id for s in ds] == ["images/a0.jpg"]
+    (p,) = ds.problems
+    assert p.kind == ProblemKind.OTHER and "a0.jpg, a0.png share a stem" in p.message

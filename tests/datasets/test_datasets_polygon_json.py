@@ -131,3 +131,13 @@ def test_labelme_overlap_semantic_later_wins_multilabel_keeps(tmp_path: Path) ->
     assert open_dataset(root).load_gt("a.png")[7, 7] == 2
     ml = open_dataset(root, multilabel=True)
     assert int(ml.load_gt("a.png")[7, 7]) == 0b11
+
+
+def test_two_labelme_files_for_one_image_are_reported(tmp_path: Path) -> None:
+    sq = [[0, 0], [10, 0], [10, 10], [0, 10]]
+    _labelme(tmp_path, [_shape("a", sq)])
+    doc = json.loads((tmp_path / "a.json").read_text())
+    (tmp_path / "copy.json").write_text(json.dumps(doc))
+    ds = open_dataset(tmp_path, format="labelme")
+    assert [s.id for s in ds] == ["a.png"]
+    assert any("A second annotation file for a.png" in p.message for p in ds.problems)

@@ -36,6 +36,7 @@ from segstudio.datasets.util import (
     max_pixels_of,
     parse_colour,
     read_json,
+    shared_stems,
     stem_index,
     subfolders,
 )
@@ -182,7 +183,9 @@ class ClassFoldersFormat:
                 class_stems.append((cid, folder, {}))
             else:
                 class_stems.append((cid, folder, stem_index(image_files(folder))))
-        img_index = stem_index(image_files(layout.images))
+        img_names = image_files(layout.images)
+        img_index = stem_index(img_names)
+        problems += shared_stems(img_names, layout.images)
         samples = []
         prefix = id_prefix(layout.images, root)
         for stem, fname in img_index.items():

@@ -33,6 +33,7 @@ from segstudio.datasets.util import (
     read_json,
     schema_from_json,
     semantic_schema,
+    shared_stems,
     stem_index,
     subfolders,
 )
@@ -131,7 +132,9 @@ class PairedFoldersFormat:
                     fix="Name them e.g. images/ and masks/, or open with images=<name> masks=<name>.",
                 )
             img_dir, mask_dir = pair
-            img_index = stem_index(image_files(img_dir))
+            img_names = image_files(img_dir)
+            img_index = stem_index(img_names)
+            problems += shared_stems(img_names, img_dir)
             mask_index = stem_index(image_files(mask_dir))
             suf = _best_suffix(set(img_index), set(mask_index))
             used = set()

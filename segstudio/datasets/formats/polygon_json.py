@@ -134,6 +134,7 @@ class LabelmeFormat:
         samples = []
         no_area: Counter[str] = Counter()
         img_index = stem_index(image_files(root))
+        seen_ids: dict[str, Path] = {}
         for f, d in docs:
             rel = d.get("imagePath")
             img = resolve_inside(f.parent, str(rel)) if rel else None
@@ -144,6 +145,10 @@ class LabelmeFormat:
                 beside = img_index.get(f.stem)
                 img = root / beside if beside else (img or f.with_suffix(".png"))
             sid = relative_id(img, root) if img.is_file() else f.with_suffix(img.suffix).name
+            if sid in seen_ids:
+                problems.append(Problem(ProblemKind.OTHER, f"A second annotation file for {sid}; only {seen_ids[sid].name} is used.", f))
+                continue
+            seen_ids[sid] = f
             probs: list[Problem] = []
             if not img.is_file():
                 probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image of this JSON is missing.", img, sid))
