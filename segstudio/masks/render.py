@@ -103,6 +103,10 @@ class OverlayRenderer:
             # mean = sum * ceil(2**16 / count) >> 16 (fixed point: no integer division per pixel)
             counts = np.arange(1, 66, dtype=np.float64)
             self._recip = np.concatenate([[0], np.ceil(65536.0 / counts)]).astype(np.uint32)
+            # per lane, the final colour of every lane value (pixels whose classes all sit in that lane)
+            self._lane_rgba = np.zeros((4, 1 << 16), np.uint32)
+            for j in self._used_lanes:
+                self._lane_rgba[j] = self._pack_mean(self._lane_luts[j])
 
     def _semantic_luts(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """``(rgba, visible)`` tables for ``dtype`` values: ``uint32`` packed RGBA (fill alpha) and ``bool``."""
@@ -184,28 +188,52 @@ class OverlayRenderer:
             edge = edge_bits != 0
             # contour pixels take the colour of the classes whose border passes there
             v = np.where(edge, edge_bits, v) if mode == "fill_contour" else edge_bits
-        acc = np.zeros(v.shape, np.uint64)
+        out32 = out.view(np.uint32)[..., 0]
+        out32[...] = 0
         if self._used_lanes and v.size:
-            v = np.ascontiguousarray(v)
-            quad = v.view(np.uint16).reshape(*v.shape, 4)
-            # cv2.split de-interleaves the lanes in one pass; a gather from a strided index is several times slower
-            lanes: list[np.ndarray] = (
-                [np.asarray(p) for p in cv2.split(quad)]
-                if v.size >= 4096
-                else [np.ascontiguousarray(quad[..., j]) for j in range(4)]
-            )
-            tmp = np.empty(v.shape, np.uint64)
-            for j in self._used_lanes:
-                np.take(self._lane_luts[j], lanes[j], out=tmp)
-                acc += tmp
-        sums = acc.view(np.uint16).reshape(*v.shape, 4)  # little-endian fields: count, r, g, b
-        count = sums[..., 0]
-        rec = np.take(self._recip, count)
-        rgb = sums[..., 1:].astype(np.uint32)
-        rgb *= rec[..., None]
-        rgb >>= 16
-        np.minimum(rgb, 255, out=rgb)
-        out[..., :3] = rgb
-        np.multiply(count != 0, self._fill_alpha, out=out[..., 3], casting="unsafe")
+            self._colour_bitmasks(np.ascontiguousarray(v), out32)
         if edge is not None:
             out[..., 3][edge] = self._edge_alpha
+
+    def _colour_bitmasks(self, v: np.ndarray, out32: np.ndarray) -> None:
+        """Write packed RGBA (mean colour of the visible classes, fill alpha) for bitmasks ``v`` into ``out32``.
+
+        A pixel whose classes all sit in one 16-bit lane takes its colour from that lane's RGBA table in one
+        lookup; only pixels with classes in two or more lanes (overlaps across lanes, usually few) go through the
+        summed-fields path.
+        """
+        quad = v.view(np.uint16).reshape(*v.shape, 4)
+        # cv2.split de-interleaves the lanes in one pass; a gather from a strided index is several times slower
+        lanes: list[np.ndarray] = (
+            [np.asarray(p) for p in cv2.split(quad)]
+            if v.size >= 4096
+            else [np.ascontiguousarray(quad[..., j]) for j in range(4)]
+        )
+        first, *rest = self._used_lanes
+        np.take(self._lane_rgba[first], lanes[first], out=out32)
+        if not rest:
+            return
+        seen = lanes[first] != 0
+        mixed = np.zeros(v.shape, np.bool_)
+        for j in rest:
+            here = lanes[j] != 0
+            mixed |= here & seen
+            only = here & ~seen
+            out32[only] = self._lane_rgba[j][lanes[j][only]]
+            seen |= here
+        if mixed.any():
+            acc = np.zeros(int(np.count_nonzero(mixed)), np.uint64)
+            for j in self._used_lanes:
+                acc += self._lane_luts[j][lanes[j][mixed]]
+            out32[mixed] = self._pack_mean(acc)
+
+    def _pack_mean(self, acc: np.ndarray) -> np.ndarray:
+        """``uint32`` packed RGBA from ``uint64`` summed fields (count, r, g, b): mean colour, fill alpha."""
+        count = (acc & np.uint64(0xFFFF)).astype(np.uint32)
+        rec = np.take(self._recip, count).astype(np.uint64)
+        packed = np.zeros(acc.shape, np.uint32)
+        for shift, field in ((0, 16), (8, 32), (16, 48)):
+            mean = np.minimum((((acc >> np.uint64(field)) & np.uint64(0xFFFF)) * rec) >> np.uint64(16), 255)
+            packed |= mean.astype(np.uint32) << np.uint32(shift)
+        packed |= np.where(count != 0, np.uint32(self._fill_alpha) << np.uint32(24), np.uint32(0)).astype(np.uint32)
+        return packed
