@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from segstudio.masks import BBox, EditGuard, LabelMask, PointerEvent, ToolContext, create_tool
+from segstudio.masks import BBox, EditGuard, LabelMask, Patch, PointerEvent, ToolContext, create_tool
 
 
 def box_region(shape, fill=True):
@@ -186,3 +186,14 @@ def test_a_long_stroke_is_one_step_of_several_neighbourhood_patches(sem_schema):
         tool.move(PointerEvent(*p, buttons=2))
     tool.cancel()
     assert np.array_equal(m.array, end) and m.history.undo_count == 1
+
+
+def test_apply_records_an_external_patch_as_one_step(sem_mask):
+    changed = np.zeros((4, 4), bool)
+    changed[1:3, 1:3] = True
+    patch = Patch.from_change(BBox(10, 10, 14, 14), changed, 3, dtype=np.dtype(np.uint8))
+    assert patch is not None
+    assert sem_mask.apply(patch) == BBox(11, 11, 13, 13)
+    assert (sem_mask.array == 3).sum() == 4 and sem_mask.history.undo_count == 1
+    sem_mask.undo()
+    assert not sem_mask.array.any()
