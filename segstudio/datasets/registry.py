@@ -94,9 +94,16 @@ def detect(path: str | Path) -> list[Detection]:
 
 def open_dataset(path: str | Path, *, format: str | None = None, **options: Any) -> Dataset:  # noqa: A002
     """Open ``path`` with the named format, or with the detected one."""
+    from segstudio.datasets.util import listing_scope
+
     p = Path(path).expanduser()
     if not p.exists():
         raise DatasetError("The dataset path does not exist.", path=p, fix="Check the path for typos.")
+    with listing_scope():  # the sniffers and the reader list each folder once between them
+        return _open(p, format=format, options=options)
+
+
+def _open(p: Path, *, format: str | None, options: dict[str, Any]) -> Dataset:  # noqa: A002
     if format is None:
         found = detect(p)
         if not found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import json
 import os
@@ -38,8 +39,32 @@ def subfolders(path: Path) -> list[Path]:
         return []
 
 
+#: Folder listings shared by the sniffers and the reader during one ``open_dataset`` call (see ``listing_scope``).
+_LISTINGS: contextvars.ContextVar[dict[str, list[str]] | None] = contextvars.ContextVar("listings", default=None)
+
+
+@contextmanager
+def listing_scope() -> Iterator[None]:
+    """Within this scope each folder is listed once: detection and opening share the 10k-name listings."""
+    token = _LISTINGS.set({})
+    try:
+        yield
+    finally:
+        _LISTINGS.reset(token)
+
+
 def image_files(folder: Path) -> list[str]:
     """Names of the image files directly in ``folder`` (``os.scandir`` and string tests: fast on 10k files)."""
+    cache = _LISTINGS.get()
+    if cache is None:
+        return _list_image_files(folder)
+    key = str(folder)
+    if key not in cache:
+        cache[key] = _list_image_files(folder)
+    return list(cache[key])
+
+
+def _list_image_files(folder: Path) -> list[str]:
     exts = IMAGE_EXTENSIONS
     try:
         with os.scandir(folder) as it:

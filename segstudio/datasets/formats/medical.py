@@ -49,7 +49,7 @@ def _any_dicom(root: Path) -> bool:
     for dirpath, dirnames, filenames in os.walk(root):
         depth = len(Path(dirpath).parts) - base_depth
         dirnames[:] = [d for d in dirnames if not d.startswith(".")] if depth < _SNIFF_DEPTH else []
-        if any(n.lower().endswith((".dcm", ".dicom")) for n in filenames):
+        if any(n.lower().endswith((".dcm", ".dicom")) for n in filenames[:500]):  # a DICOM folder shows early
             return True
         seen += len(filenames) + len(dirnames)
         if seen > _SNIFF_NAMES:

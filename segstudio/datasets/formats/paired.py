@@ -61,6 +61,8 @@ def _pair_in(folder: Path, *, images: str | None = None, masks: str | None = Non
 
 
 def _best_suffix(img_stems: set[str], mask_stems: set[str]) -> str:
+    if img_stems <= mask_stems:
+        return ""  # the usual case, settled without trying every suffix
     scores = [(sum(1 for s in img_stems if s + suf in mask_stems), suf) for suf in MASK_SUFFIXES]
     best = max(scores, key=lambda t: t[0])
     return best[1] if best[0] > 0 else ""
@@ -139,6 +141,7 @@ class PairedFoldersFormat:
             suf = _best_suffix(set(img_index), set(mask_index))
             used = set()
             prefix = id_prefix(img_dir, root)
+            mask_str = str(mask_dir)
             for stem, fname in img_index.items():
                 img = img_dir / fname
                 sid = prefix + fname
@@ -148,7 +151,8 @@ class PairedFoldersFormat:
                     samples.append(Sample(sid, img, split, None, (miss,)))
                     continue
                 used.add(stem + suf)
-                samples.append(Sample(sid, img, split, mask_dir / mname))
+                # The locator stays a string: a second Path per sample is a measurable share of opening 10k.
+                samples.append(Sample(sid, img, split, f"{mask_str}/{mname}"))
             for mstem in sorted(set(mask_index) - used):
                 problems.append(
                     Problem(ProblemKind.MISSING_IMAGE, "Mask without a matching image.", mask_dir / mask_index[mstem])
@@ -183,7 +187,7 @@ def check_index_range(mask: np.ndarray, schema: ClassSchema, *, path: Path) -> N
 def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     if sample.gt is None:
         return None
-    p: Path = sample.gt  # type: ignore[assignment]
+    p = Path(sample.gt)  # type: ignore[arg-type]
     m = read_mask(p, max_pixels=max_pixels_of(ds))
     check_same_size(m, image_shape(ds, sample), path=p, what="its image")
     if m.ndim == 3:
