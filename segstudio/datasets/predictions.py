@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
+import cv2
 import numpy as np
 
 from segstudio.core.errors import DatasetError
@@ -79,15 +80,24 @@ class PredictionFolder:
         if arr.dtype == np.uint64:
             raise DatasetError("This dataset is semantic, but the prediction is a multi-label bitmask.", path=path)
         valid = set(schema.ids) | ({schema.ignore_index} if schema.ignore_index is not None else set())
-        present = set(np.unique(arr).tolist())
+        present = _values_present(arr)
         if present - valid and present <= {0, 255} and set(schema.ids) == {0, 1}:
             arr = (arr > 127).astype(np.uint8)
-            present = set(np.unique(arr).tolist())
+            present = _values_present(arr)
         bad = sorted(present - valid)
         if bad:
             raise DatasetError(f"The predicted mask holds values that are no class id: {bad[:8]}.", path=path,
                                fix=f"Use the dataset's class ids: {sorted(schema.ids)}.")
         return arr.astype(schema.mask_dtype(), copy=False)
+
+
+def _values_present(arr: np.ndarray) -> set[int]:
+    """The distinct values of an 8/16-bit mask (a histogram: much faster than ``np.unique`` on 2048²)."""
+    if arr.dtype == np.uint8:
+        hist = cv2.calcHist([arr], [0], None, [256], [0, 256]).ravel()
+    else:
+        hist = np.bincount(arr.ravel(), minlength=1)
+    return {int(v) for v in np.flatnonzero(hist)}
 
 
 def _read_npz(path: Path) -> np.ndarray:

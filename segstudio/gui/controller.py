@@ -18,6 +18,8 @@ from segstudio.gui.prefetch import Prefetcher
 
 log = logging.getLogger(__name__)
 
+LOAD_TIMEOUT_S = 60.0
+
 
 @dataclass(frozen=True)
 class LoadedSample:
@@ -75,12 +77,18 @@ class SessionController(QObject):
         if self.current is not None and self.current.row == row:
             return
         s = ds[row]
-        hit = self.prefetcher.get(s.id, wait_s=0.0) if self.prefetcher is not None else None
-        if hit is not None:
-            self.current = LoadedSample(row, s, hit[0], hit[1], extra=hit[2] if len(hit) > 2 else None,
-                                        prefetched=True)
-            self.sig_sample_loaded.emit(self.current)
-            return
+        if self.prefetcher is not None:
+            # prefetched: handed over at once; otherwise loaded now with image and GT decoding in parallel
+            prefetched = s.id in self.prefetcher.cached_ids()
+            try:
+                hit = self.prefetcher.take(s.id, wait_s=LOAD_TIMEOUT_S)
+            except SegstudioError:
+                hit = None  # the path below loads image and GT one by one and reports which one failed
+            if hit is not None:
+                self.current = LoadedSample(row, s, hit[0], hit[1], extra=hit[2] if len(hit) > 2 else None,
+                                            prefetched=prefetched)
+                self.sig_sample_loaded.emit(self.current)
+                return
         try:
             image = ds.load_image(s)
         except SegstudioError as exc:

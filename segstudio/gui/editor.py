@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -41,16 +42,54 @@ ERROR_COLOURS: dict[int, tuple[int, int, int, int]] = {
 
 
 def _error_lut() -> np.ndarray:
+    """code → RGBA packed in one uint32, so colouring a map is one 4-byte gather per pixel."""
     lut = np.zeros((256, 4), np.uint8)
     for code, rgba in ERROR_COLOURS.items():
         lut[int(code)] = rgba
-    return lut
+    return lut.view(np.uint32).ravel()
 
 
 _ERROR_LUT = _error_lut()
 
+
+def colour_errors(codes: np.ndarray) -> np.ndarray:
+    """``uint8 (h, w)`` error codes → ``uint8 (h, w, 4)`` RGBA."""
+    return _ERROR_LUT[codes].view(np.uint8).reshape(*codes.shape, 4)
+
 #: Pseudo-tool that draws a lasso and accepts the prediction inside it.
 ACCEPT_LASSO = "accept-lasso"
+
+
+def pixel_counts(mask: np.ndarray, schema: ClassSchema) -> dict[int, int]:
+    """Pixels per class id of a mask (index map or uint64 bitmask)."""
+    if schema.multilabel:
+        return {c.id: int(np.count_nonzero(mask & np.uint64(1 << c.id))) for c in schema}
+    if mask.dtype == np.uint8:  # a histogram is far faster than bincount on 2048² (no int64 copy)
+        counts = cv2.calcHist([np.ascontiguousarray(mask)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    else:
+        counts = np.bincount(mask.ravel(), minlength=schema.max_id + 1)
+    return {c.id: int(counts[c.id]) if c.id < counts.size else 0 for c in schema}
+
+
+@dataclass(frozen=True)
+class PreparedLayers:
+    """Overlays drawn ahead of time (in a prefetch worker) for one base mask, style and error-map class."""
+
+    style: OverlayStyle
+    error_class: int | None
+    gt_rgba: np.ndarray
+    err_rgba: np.ndarray | None
+    counts: dict[int, int]
+
+
+def prepare_layers(*, base: np.ndarray, prediction: np.ndarray | None, schema: ClassSchema, style: OverlayStyle,
+                   error_class: int | None) -> PreparedLayers:
+    """Draw the GT/correction overlay and the error map of a sample (pure numpy: safe in any thread)."""
+    gt_rgba = OverlayRenderer(schema, style).render(base)
+    err = None
+    if prediction is not None and prediction.shape == base.shape:
+        err = colour_errors(error_map(base, prediction, schema=schema, class_id=error_class))
+    return PreparedLayers(style, error_class, gt_rgba, err, pixel_counts(base, schema))
 
 
 @dataclass(frozen=True)
@@ -68,6 +107,7 @@ class EditTarget:
     base: np.ndarray
     base_version: int
     schema: ClassSchema
+    layers: PreparedLayers | None = None
 
 
 class EditorController(QObject):
@@ -96,6 +136,7 @@ class EditorController(QObject):
         self._error_class: int | None = None
         self._journal: JournalWriter | None = None
         self._journal_box: BBox | None = None
+        self._loaded_serial = 0
         self.author = ""
         canvas.sig_pointer.connect(self._on_canvas_pointer)
 
@@ -117,6 +158,7 @@ class EditorController(QObject):
         self._renderer = OverlayRenderer(schema, self._style)
         self._pred_renderer = OverlayRenderer(schema, self._style)
         self.mask = LabelMask(target.base, schema)
+        self._loaded_serial = self.mask.history.top_serial
         self.mask.events.region_changed.connect(self._on_mask_region_changed)
         self.mask.events.dirty.connect(self.sig_dirty_changed.emit)
         self.mask.events.history_changed.connect(self._on_mask_history_changed)
@@ -124,16 +166,13 @@ class EditorController(QObject):
         self._lasso = []
         self.canvas.set_tool_outline(())
         self._render_all()
-        if self.workspace is not None:
-            self._journal = self.workspace.journal.open(
-                target.sample_id, base_version=target.base_version, shape=self.mask.shape, dtype=self.mask.dtype,
-            )
         self.sig_mask_replaced.emit()
         if recovered is not None:
             self.replace_mask(recovered)
-            if self._journal is not None:
+            journal = self._open_journal()
+            if journal is not None:
                 # a snapshot makes the new journal restorable on its own, should this session die too
-                self._journal.append_snapshot(self.mask.array)
+                journal.append_snapshot(self.mask.array)
         self.sig_history_changed.emit()
 
     def _renderer_schema(self) -> ClassSchema | None:
@@ -164,8 +203,16 @@ class EditorController(QObject):
     def overlay_style(self) -> OverlayStyle:
         return self._style
 
+    @property
+    def error_class(self) -> int | None:
+        return self._error_class
+
     def prediction_rgba(self) -> np.ndarray | None:
-        """The prediction overlay as drawn (shared buffer; a split view's second pane shows it too)."""
+        """The prediction overlay as drawn (rendered on first use; a split view's second pane shares it)."""
+        t = self.target
+        if self._pred_rgba is None and t is not None and t.prediction is not None and self._pred_renderer is not None:
+            self._pred_rgba = self._pred_renderer.render(t.prediction)
+            self.canvas.set_layer(PRED_LAYER, self._pred_rgba, z=1.0)
         return self._pred_rgba
 
     def before_rgba(self) -> np.ndarray | None:
@@ -175,15 +222,13 @@ class EditorController(QObject):
         return self._renderer.render(self.target.base)
 
     def class_pixel_counts(self) -> dict[int, int]:
-        """Pixels per class in the mask being edited."""
+        """Pixels per class in the mask being edited (drawn in advance with the layers when unchanged)."""
         if self.mask is None or self.target is None:
             return {}
-        schema = self.target.schema
-        a = self.mask.array
-        if schema.multilabel:
-            return {c.id: int(np.count_nonzero(a & np.uint64(1 << c.id))) for c in schema}
-        counts = np.bincount(a.ravel(), minlength=schema.max_id + 1)
-        return {c.id: int(counts[c.id]) if c.id < counts.size else 0 for c in schema}
+        pre = self.target.layers
+        if pre is not None and not self.mask.dirty and self.mask.history.top_serial == self._loaded_serial:
+            return dict(pre.counts)
+        return pixel_counts(self.mask.array, self.target.schema)
 
     def set_error_class(self, class_id: int | None) -> None:
         """Error map of one class (one-vs-rest), or of all classes at once (None)."""
@@ -194,11 +239,21 @@ class EditorController(QObject):
         t, m = self.target, self.mask
         if t is None or m is None or self._renderer is None or self._pred_renderer is None:
             return
-        self._gt_rgba = self._renderer.render(m.array)
+        pre = t.layers
+        usable = (pre is not None and pre.style == self._style and pre.error_class == self._error_class
+                  and not m.dirty and pre.gt_rgba.shape[:2] == m.shape)
+        self._gt_rgba = pre.gt_rgba if usable and pre is not None else self._renderer.render(m.array)
         self.canvas.set_layer(GT_LAYER, self._gt_rgba, z=2.0)
-        self._pred_rgba = None if t.prediction is None else self._pred_renderer.render(t.prediction)
-        self.canvas.set_layer(PRED_LAYER, self._pred_rgba, z=1.0)
-        self._render_error(None)
+        # the prediction layer is drawn when first shown (hidden by default; see prediction_rgba)
+        self._pred_rgba = None
+        self.canvas.set_layer(PRED_LAYER, None, z=1.0)
+        if self.canvas.layer(PRED_LAYER).isVisible():
+            self.prediction_rgba()
+        if usable and pre is not None and pre.err_rgba is not None:
+            self._err_rgba = pre.err_rgba
+            self.canvas.set_layer(ERROR_LAYER, self._err_rgba, z=3.0)
+        else:
+            self._render_error(None)
 
     def _render_error(self, box: BBox | None) -> None:
         t, m = self.target, self.mask
@@ -210,11 +265,11 @@ class EditorController(QObject):
             return
         if box is None or self._err_rgba is None:
             codes = error_map(m.array, t.prediction, schema=t.schema, class_id=self._error_class)
-            self._err_rgba = _ERROR_LUT[codes]
+            self._err_rgba = colour_errors(codes)
             self.canvas.set_layer(ERROR_LAYER, self._err_rgba, z=3.0)
             return
         codes = error_map(m.array[box.slices], t.prediction[box.slices], schema=t.schema, class_id=self._error_class)
-        self.canvas.update_layer_region(ERROR_LAYER, _ERROR_LUT[codes], x=box.x0, y=box.y0)
+        self.canvas.update_layer_region(ERROR_LAYER, colour_errors(codes), x=box.x0, y=box.y0)
 
     def _on_mask_region_changed(self, bbox: BBox) -> None:
         m, r = self.mask, self._renderer
@@ -234,10 +289,20 @@ class EditorController(QObject):
         self._flush_journal()
         self.sig_history_changed.emit()
 
+    def _open_journal(self) -> JournalWriter | None:
+        """The recovery journal of this sample, created at its first edit (opening a sample writes nothing)."""
+        if self._journal is None and self.workspace is not None and self.target is not None and self.mask is not None:
+            self._journal = self.workspace.journal.open(
+                self.target.sample_id, base_version=self.target.base_version, shape=self.mask.shape,
+                dtype=self.mask.dtype,
+            )
+        return self._journal
+
     def _flush_journal(self) -> None:
         box, self._journal_box = self._journal_box, None
-        if box is None or self._journal is None or self.mask is None:
+        if box is None or self.mask is None or self._open_journal() is None:
             return
+        assert self._journal is not None
         box = box.clip(self.mask.shape)
         if box.is_empty:
             return

@@ -252,7 +252,7 @@ class MainWindow(QMainWindow):
         self.settings = self.settings.with_recent(str(Path(path).resolve()))
         self._save_settings()
         self._offer_recovery()
-        self.session.set_dataset(ds, extra=self.review.prediction_mask)
+        self.session.set_dataset(ds, extra=self.prepare_sample)
         problems = ds.all_problems()
         if problems:
             self.statusBar().showMessage(f"{len(problems)} problem(s) found; flagged samples are marked", 8000)
@@ -269,7 +269,7 @@ class MainWindow(QMainWindow):
             show_error("Cannot open the predictions folder", str(exc))
             return False
         cur = self.session.current
-        self.session.set_dataset(ds, extra=self.review.prediction_mask)
+        self.session.set_dataset(ds, extra=self.prepare_sample)
         if cur is not None:
             self.session.go_to_id(cur.sample.id)
         return True
@@ -522,6 +522,8 @@ class MainWindow(QMainWindow):
             visible = self.layers_panel.layer_visible(name)
             if name == PRED_LAYER and self.split.mode == "gt|pred":
                 visible = False  # the prediction has its own pane
+            if name == PRED_LAYER and visible:
+                self.editor.prediction_rgba()  # drawn on first show
             self.canvas.set_layer_visible(name, visible)
 
     # handlers ---------------------------------------------------------------------------------------------------
@@ -553,7 +555,10 @@ class MainWindow(QMainWindow):
     def _on_session_sample_loaded(self, cur: LoadedSample) -> None:
         ds = self.session.dataset
         assert ds is not None
-        target, problem = self.review.target_for(cur.sample, cur.image, cur.gt, prediction=cur.extra)
+        if cur.extra is not None:
+            target, problem = cur.extra
+        else:
+            target, problem = self.review.target_for(cur.sample, cur.image, cur.gt)
         if self.display.window is not None and value_range(cur.image) != value_range(self._last_image_range()):
             self.display = replace(self.display, window=None, level=None)
         self._image_range = value_range(cur.image)
@@ -562,7 +567,6 @@ class MainWindow(QMainWindow):
         self._apply_layer_visibility()
         self._refresh_secondary()
         self._sync_tool_context()
-        self.class_panel.set_pixel_counts(self.editor.class_pixel_counts())
         self.browser.select_sample(cur.sample.id)
         self.session.prefetch([self.browser.next_id(cur.sample.id), self.browser.previous_id(cur.sample.id)])
         self._show_review(cur.sample.id)
@@ -570,6 +574,15 @@ class MainWindow(QMainWindow):
         msg = cur.error or problem
         if msg:
             self.statusBar().showMessage(msg.splitlines()[0], 10000)
+
+    def prepare_sample(self, sample_id: str, image, gt):  # noqa: ANN001, ANN202 - runs in a prefetch worker
+        """Everything a sample needs before it is shown, done off the GUI thread: prediction, latest correction,
+        overlays drawn in the current style."""
+        ds = self.review.dataset
+        if ds is None or sample_id not in ds:
+            return None
+        return self.review.target_for(ds.get(sample_id), image, gt, style=self.editor.overlay_style,
+                                      error_class=self.editor.error_class)
 
     def _last_image_range(self) -> tuple[float, float]:
         return getattr(self, "_image_range", (0.0, 255.0))
@@ -703,6 +716,7 @@ class MainWindow(QMainWindow):
 
     def _on_editor_saved(self, rec: MaskVersion) -> None:
         self.status.saved.setText(f"saved v{rec.version}")
+        self.session.invalidate(rec.sample_id)  # a prefetched copy holds the old mask
         if self.review.review(rec.sample_id).status == ReviewStatus.UNREVIEWED:
             self.review.set_status(rec.sample_id, ReviewStatus.CORRECTED, comment=self.review_panel.comment_text())
         cur = self.session.current

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 #: ``(image, gt)`` or ``(image, gt, extra)``: image ``(H, W)``/``(H, W, 3)`` uint8/uint16, gt in the schema's
 #: mask dtype or ``None``, extra whatever the extra loader returns.
 Entry = tuple[Any, ...]
-ExtraLoader = Callable[[str], Any]
+#: ``extra(sample_id, image, gt)``: more work for the worker once image and GT are decoded (the prediction, the
+#: overlays drawn in advance, ...).
+ExtraLoader = Callable[[str, Any, Any], Any]
 
 
 class Prefetcher:
@@ -55,6 +57,7 @@ class Prefetcher:
         self._epoch: dict[str, int] = {}
         self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segstudio-prefetch")
+        self._io = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segstudio-prefetch-io")
 
     # public -----------------------------------------------------------------------------------------------------
     def request(self, sample_ids: Iterable[str]) -> None:
@@ -77,6 +80,21 @@ class Prefetcher:
                 self._futures[sid] = fut
                 # runs at once, here, if the load already finished: the RLock allows that
                 fut.add_done_callback(functools.partial(self._forget_future, sid))
+
+    def take(self, sample_id: str, *, wait_s: float = 60.0) -> Entry:
+        """The entry of ``sample_id`` for the foreground, removed from the cache (the caller edits its buffers).
+
+        Cached: returned at once. Loading in a worker: waited for. Otherwise loaded right here, in the calling
+        thread (image and GT decoding in parallel), never queued behind neighbour prefetches. A failed load
+        raises its error (a ``DatasetError`` names the file).
+        """
+        entry = self.get(sample_id, wait_s=wait_s)
+        with self._lock:
+            self._cache.pop(sample_id, None)
+            self._epoch[sample_id] = self._epoch.get(sample_id, 0) + 1
+        if entry is not None:
+            return entry
+        return self._compute(sample_id)
 
     def get(self, sample_id: str, *, wait_s: float = 0.0) -> Entry | None:
         """The cached entry (marked most recently used), or ``None`` if it is not (yet) loaded."""
@@ -148,18 +166,26 @@ class Prefetcher:
         for fut in futs:
             fut.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._io.shutdown(wait=True, cancel_futures=True)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._cache)
 
     # internals --------------------------------------------------------------------------------------------------
+    def _compute(self, sample_id: str) -> Entry:
+        sample = self.dataset.get(sample_id)
+        # the image decodes beside the GT: a cold 2048² load waits for the slower of the two, not their sum
+        image_future = self._io.submit(self.dataset.load_image, sample)
+        try:
+            gt = self.dataset.load_gt(sample)
+        finally:
+            image = image_future.result()
+        return (image, gt) if self._extra is None else (image, gt, self._extra(sample_id, image, gt))
+
     def _load(self, sample_id: str, epoch: int) -> Entry | None:
         try:
-            sample = self.dataset.get(sample_id)
-            image = self.dataset.load_image(sample)
-            gt = self.dataset.load_gt(sample)
-            entry: Entry = (image, gt) if self._extra is None else (image, gt, self._extra(sample_id))
+            entry = self._compute(sample_id)
         except Exception as exc:  # noqa: BLE001 - the foreground load reports it with the file name
             log.info("prefetch of %s failed (the normal load will report it): %s", sample_id, exc)
             return None

@@ -14,7 +14,8 @@ from segstudio.core.errors import SegstudioError
 from segstudio.core.paths import resources_dir
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.predictions import PredictionFolder
-from segstudio.gui.editor import EditTarget
+from segstudio.gui.editor import EditTarget, prepare_layers
+from segstudio.masks import OverlayStyle
 from segstudio.metrics.dataset import ScoredSample, iter_comparisons
 from segstudio.workspace import (
     MaskSource,
@@ -133,21 +134,21 @@ class ReviewController(QObject):
         return preds.load(sample_id, shape=shape)
 
     def target_for(self, sample: Sample, image: np.ndarray, gt: np.ndarray | None, *,
-                   prediction: np.ndarray | None = None) -> tuple[EditTarget, str | None]:
+                   style: OverlayStyle | None = None, error_class: int | None = None) -> tuple[EditTarget, str | None]:
         """What the editor edits for ``sample``; the second value is a problem message (prediction unreadable).
 
-        ``prediction``: an already decoded prediction (prefetched); else it is read here.
+        With ``style`` the overlays are drawn too (``EditTarget.layers``): call it from a prefetch worker so the
+        GUI thread only swaps buffers. Safe in any thread.
         """
         assert self.dataset is not None
         schema = self.dataset.schema
         shape = (int(image.shape[0]), int(image.shape[1]))
         problem = None
-        pred = prediction if prediction is not None and prediction.shape == shape else None
-        if pred is None:
-            try:
-                pred = self.prediction_mask(sample.id, shape=shape)
-            except SegstudioError as exc:
-                problem = str(exc)
+        pred = None
+        try:
+            pred = self.prediction_mask(sample.id, shape=shape)
+        except SegstudioError as exc:
+            problem = str(exc)
         latest, version = self.latest_version(sample.id)
         if latest is not None and latest.shape == shape:
             base = latest
@@ -155,7 +156,10 @@ class ReviewController(QObject):
             base, version = gt, 0
         else:
             base, version = np.zeros(shape, schema.mask_dtype()), 0
-        return EditTarget(sample.id, image, gt, pred, base, version, schema), problem
+        layers = None
+        if style is not None:
+            layers = prepare_layers(base=base, prediction=pred, schema=schema, style=style, error_class=error_class)
+        return EditTarget(sample.id, image, gt, pred, base, version, schema, layers), problem
 
     # reviews ----------------------------------------------------------------------------------------------------
     def review(self, sample_id: str) -> ReviewState:

@@ -94,11 +94,13 @@ def test_lru_evicts_the_least_recently_used(pf_factory) -> None:
 
 def test_extra_loader_makes_triples(pf_factory) -> None:
     ds, _ = make()
-    pf = pf_factory(ds, extra=lambda sid: f"prediction of {sid}")
+    # the extra loader sees the decoded image and GT (e.g. to draw overlays in advance)
+    pf = pf_factory(ds, extra=lambda sid, image, gt: (f"prediction of {sid}", image.shape, gt is None))
     pf.request(["s4"])
     assert pf.wait_idle()
     entry = pf.get("s4")
-    assert entry is not None and len(entry) == 3 and entry[2] == "prediction of s4"
+    assert entry is not None and len(entry) == 3
+    assert entry[2] == ("prediction of s4", entry[0].shape, entry[1] is None)
 
 
 def test_a_failed_load_is_not_cached_and_is_logged(pf_factory, caplog) -> None:
