@@ -133,6 +133,32 @@ class FloodFiller:
             else:
                 inner[:] = 0
 
+    @contextmanager
+    def painted(
+        self, labels: np.ndarray, x: int, y: int, value: int, *, connectivity: int = 4
+    ) -> Iterator[tuple[BBox, np.ndarray, int]]:
+        """Context manager: flood-fill ``labels`` (``uint8 (H, W)``) in place with ``value`` from ``(x, y)``.
+
+        Yields ``(bbox, region, count)``: the filled box, its ``bool`` region (a buffer view, valid inside the
+        block) and the number of pixels filled. One OpenCV pass both finds and paints the region — the fastest
+        path, used for plain semantic fills. The seed must lie inside ``labels``.
+        """
+        if labels.dtype != np.uint8:
+            raise ValueError(f"in-place flood fill needs a uint8 label array, got {labels.dtype}")
+        if connectivity not in (4, 8):
+            raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
+        buf = self._buffer(labels.shape)
+        # fixed range 0: a pixel joins iff it equals the seed's original value, whatever was painted before it
+        flags = connectivity | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
+        count, _, _, rect = cv2.floodFill(labels, buf, (x, y), int(value), 0, 0, flags)
+        rx, ry, rw, rh = (int(v) for v in rect)
+        bbox = BBox(ry, rx, ry + rh, rx + rw)
+        inner = buf[1 + bbox.y0 : 1 + bbox.y1, 1 + bbox.x0 : 1 + bbox.x1]
+        try:
+            yield bbox, inner.view(np.bool_), int(count)
+        finally:
+            inner[:] = 0
+
     @staticmethod
     def _same_label(labels: np.ndarray, seed_value: int, *, plane: bool, class_id: int) -> np.ndarray:
         if plane:

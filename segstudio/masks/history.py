@@ -114,6 +114,11 @@ class Patch:
         return Patch(bbox=tight, packed=packed, delta=d, count=count), changed
 
     @staticmethod
+    def uniform_region(bbox: BBox, changed: np.ndarray, delta: int, *, dtype: np.dtype, count: int) -> Patch:
+        """A uniform patch whose ``bbox`` is already tight around the ``count`` true pixels of ``changed``."""
+        return Patch(bbox, _pack(changed), np.asarray(delta, dtype=dtype), int(count))
+
+    @staticmethod
     def from_dense(
         bbox: BBox, dense: np.ndarray
     ) -> tuple[Patch, np.ndarray | None] | None:

@@ -258,3 +258,21 @@ def test_right_click_fill_erases_in_semantic_and_multilabel(sem_mask, ml_mask):
     ml_mask.set_array(b)
     FillTool(ml_mask, ToolContext(class_id=2)).press(ev(7, 7, buttons=Buttons.RIGHT))
     assert (ml_mask.array[5:15, 5:15] == np.uint64(0b010)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_fill_matches_an_independent_connected_component_oracle(sem_schema, dtype, connectivity):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(connectivity)
+    a = (rng.random((60, 70)) < 0.45).astype(dtype) * 2
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    for y, x in rng.integers(0, 60, (6, 2)):
+        m = LabelMask(a, sem_schema)
+        FillTool(m, ToolContext(class_id=3, connectivity=connectivity)).press(ev(x + 0.5, y + 0.5))
+        labels, _ = ndimage.label(a == a[y, x], structure=structure)
+        want = np.where(labels == labels[y, x], 3, a)
+        assert np.array_equal(m.array, want)
+        m.undo()
+        assert np.array_equal(m.array, a)
