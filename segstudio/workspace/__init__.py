@@ -3,7 +3,7 @@
 Ring 1: stdlib sqlite3, numpy, OpenCV, psygnal, platformdirs only.
 """
 
-from segstudio.workspace.atomic import atomic_write_bytes, atomic_write_text
+from segstudio.core.atomic import atomic_write_bytes, atomic_write_text
 from segstudio.workspace.db import SCHEMA_VERSION, Database
 from segstudio.workspace.events import WorkspaceEvents
 from segstudio.workspace.journal import JournalWriter, PendingRecovery, RecoveryJournal, replay

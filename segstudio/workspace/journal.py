@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_bytes, fsync_dir
 from segstudio.core.errors import SegstudioError
-from segstudio.workspace.atomic import atomic_write_bytes, fsync_dir
 from segstudio.workspace.locate import slug
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from segstudio.core.paths import data_dir
+
 log = logging.getLogger(__name__)
 
 APP_NAME = "segstudio"
@@ -29,12 +31,7 @@ WORKSPACE_SUFFIX = ".segstudio"
 
 def user_data_dir() -> Path:
     """The per-user data folder of segstudio (``SEGSTUDIO_DATA_DIR`` overrides, e.g. for portable installs)."""
-    env = os.environ.get("SEGSTUDIO_DATA_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return data_dir()
 
 
 def is_writable_dir(folder: Path) -> bool:

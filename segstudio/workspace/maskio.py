@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import SegstudioError
-from segstudio.workspace.atomic import atomic_write_bytes
 
 
 def mask_suffix(dtype: np.dtype) -> str:

@@ -8,8 +8,8 @@ import secrets
 import time
 from typing import Any
 
+from segstudio.core.atomic import atomic_write_text
 from segstudio.core.errors import SegstudioError
-from segstudio.workspace.atomic import atomic_write_text
 from segstudio.workspace.db import Database
 from segstudio.workspace.events import WorkspaceEvents
 from segstudio.workspace.records import RunRecord, RunStatus

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from segstudio.workspace.atomic import atomic_write_text
+from segstudio.core.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

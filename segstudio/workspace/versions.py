@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import SegstudioError
-from segstudio.workspace.atomic import atomic_write_bytes
 from segstudio.workspace.db import Database
 from segstudio.workspace.events import WorkspaceEvents
 from segstudio.workspace.locate import slug

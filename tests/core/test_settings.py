@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from segstudio.core.atomic import atomic_write_text
 from segstudio.core.settings import (
     AppSettings,
     OverlaySettings,
-    atomic_write_text,
     load_settings,
     save_settings,
 )

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segstudio.core import atomic
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import SegstudioError
-from segstudio.workspace import atomic
-from segstudio.workspace.atomic import atomic_write_bytes
 from segstudio.workspace.maskio import read_mask, write_mask
 
 
