@@ -118,7 +118,8 @@ class FloodFiller:
                 src = labels  # mask-only fill never writes the source
             else:
                 src = self._same_label(labels, seed_value, plane=plane, class_id=class_id).view(np.uint8)
-            flags = connectivity | cv2.FLOODFILL_MASK_ONLY | (fill << 8)
+            # fixed range 0 (compare with the seed) finds the same region as the default and runs faster
+            flags = connectivity | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (fill << 8)
             _, _, _, rect = cv2.floodFill(src, buf, (x, y), 0, 0, 0, flags)
         rx, ry, rw, rh = (int(v) for v in rect)
         bbox = BBox(ry, rx, ry + rh, rx + rw)
