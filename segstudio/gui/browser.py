@@ -173,8 +173,33 @@ class SampleTableModel(QAbstractTableModel):
         self._iou = np.full(n, np.nan)
         self._has_pred = np.zeros(n, bool)
         self._n_problems = np.fromiter((len(s.problems) for s in samples), np.int32, count=n)
+        self._late_problems: dict[str, list] = {}
+        self._late_seen = 0
         self.thumbnails.set_dataset(dataset)
         self.endResetModel()
+
+    def refresh_problems(self) -> None:
+        """Take in problems the dataset found while decoding (``Dataset.problems`` naming a sample, e.g. an
+        unknown colour or overlapping class masks): they count and show beside the ones found at opening."""
+        ds = self._ds
+        if ds is None or len(ds.problems) == self._late_seen:
+            return
+        rows = []
+        for p in ds.problems[self._late_seen:]:
+            if p.sample_id is not None and p.sample_id in ds:
+                self._late_problems.setdefault(p.sample_id, []).append(p)
+                row = ds.index_of(p.sample_id)
+                self._n_problems[row] += 1
+                rows.append(row)
+        self._late_seen = len(ds.problems)
+        if rows:
+            self._emit_rows(sorted(set(rows)), PROBLEMS, PROBLEMS)
+
+    def problems_of(self, row: int) -> list:
+        """Every problem of the sample at dataset row ``row``: found at opening, then while decoding."""
+        assert self._ds is not None
+        s = self._ds.samples[row]
+        return list(s.problems) + self._late_problems.get(s.id, [])
 
     def row_of(self, sample_id: str) -> int:
         """Dataset index of ``sample_id``; -1 when it is not in the dataset."""
@@ -383,10 +408,11 @@ class SampleTableModel(QAbstractTableModel):
             when = datetime.fromtimestamp(st.time).strftime("%Y-%m-%d %H:%M") if st.time else ""
             who = f" by {st.reviewer}" if st.reviewer else ""
             return "\n".join(x for x in (f"{st.status.value}{who} {when}".strip(), st.comment) if x)
-        if col == PROBLEMS and s.problems:
-            lines = [str(p) for p in s.problems[:20]]
-            if len(s.problems) > 20:
-                lines.append(f"… and {len(s.problems) - 20} more")
+        problems = self.problems_of(row) if col == PROBLEMS else []
+        if problems:
+            lines = [str(p) for p in problems[:20]]
+            if len(problems) > 20:
+                lines.append(f"… and {len(problems) - 20} more")
             return "\n".join(lines)
         return None
 

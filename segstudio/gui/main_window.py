@@ -32,7 +32,7 @@ from segstudio.core.logsetup import log_file
 from segstudio.core.paths import config_dir, sample_dataset_dir
 from segstudio.core.settings import AppSettings, load_settings, save_settings
 from segstudio.datasets.base import Dataset
-from segstudio.datasets.registry import AmbiguousFormatError
+from segstudio.datasets.registry import AmbiguousFormatError, format_descriptions
 from segstudio.gui import mask_ops
 from segstudio.gui.about import AboutDialog
 from segstudio.gui.actions import ACTIONS, build_actions
@@ -236,11 +236,8 @@ class MainWindow(QMainWindow):
         try:
             ds = self.session.load(path, format_name=format_name)
         except AmbiguousFormatError as exc:
-            names = [n for n, _ in exc.candidates]
-            choice, ok = QInputDialog.getItem(
-                self, "Choose the dataset format", f"More than one format fits\n{path}\nOpen it as:", names, 0, False
-            )
-            return self.open_dataset(path, format_name=choice, predictions=predictions) if ok else None
+            choice = self._choose_format(path, [n for n, _ in exc.candidates])
+            return self.open_dataset(path, format_name=choice, predictions=predictions) if choice else None
         except SegstudioError as exc:
             show_error("Cannot open dataset", str(exc))
             return None
@@ -257,6 +254,14 @@ class MainWindow(QMainWindow):
         if problems:
             self.statusBar().showMessage(f"{len(problems)} problem(s) found; flagged samples are marked", 8000)
         return ds
+
+    def _choose_format(self, path: str | Path, names: list[str]) -> str | None:
+        """Ask which format to open an ambiguous path as; each choice shows the format's description."""
+        desc = format_descriptions()
+        labels = [f"{n} — {desc.get(n, '')}" for n in names]
+        choice, ok = QInputDialog.getItem(self, "Choose the dataset format",
+                                          f"More than one format fits\n{path}\nOpen it as:", labels, 0, False)
+        return names[labels.index(choice)] if ok and choice in labels else None
 
     def open_predictions(self, folder: str | Path) -> bool:
         ds = self.session.dataset
@@ -568,12 +573,14 @@ class MainWindow(QMainWindow):
         self._refresh_secondary()
         self._sync_tool_context()
         self.browser.select_sample(cur.sample.id)
+        self.browser.model_.refresh_problems()
         self.session.prefetch([self.browser.next_id(cur.sample.id), self.browser.previous_id(cur.sample.id)])
         self._show_review(cur.sample.id)
         self._update_title()
         msg = cur.error or problem
         if msg:
-            self.statusBar().showMessage(msg.splitlines()[0], 10000)
+            # the whole message on one line: what is wrong, the file, the fix
+            self.statusBar().showMessage(" · ".join(line.strip() for line in msg.splitlines() if line.strip()), 15000)
 
     def prepare_sample(self, sample_id: str, image, gt):  # noqa: ANN001, ANN202 - runs in a prefetch worker
         """Everything a sample needs before it is shown, done off the GUI thread: prediction, latest correction,
