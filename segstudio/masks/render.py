@@ -32,7 +32,8 @@ class OverlayStyle:
 
     ``mode``: "fill" (area at ``opacity``), "contour" (class borders only, at ``contour_opacity``) or
     "fill_contour" (both). ``hidden``: class ids not drawn. ``colours``: ``(class id, (r, g, b))`` pairs that
-    override the schema's colours.
+    override the schema's colours. ``opacities``: ``(class id, opacity)`` pairs that override ``opacity`` for a
+    class's fill (a multi-label pixel in several classes takes the mean of theirs).
     """
 
     mode: OverlayMode = "fill"
@@ -40,14 +41,25 @@ class OverlayStyle:
     contour_opacity: float = 1.0
     hidden: frozenset[int] = frozenset()
     colours: tuple[tuple[int, RGB], ...] = ()
+    opacities: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in OVERLAY_MODES:
             raise ValueError(f"Unknown overlay mode {self.mode!r}; valid: {', '.join(OVERLAY_MODES)}")
-        for name in ("opacity", "contour_opacity"):
-            v = getattr(self, name)
+        checks = [("opacity", self.opacity), ("contour_opacity", self.contour_opacity)]
+        checks += [(f"opacity of class {c}", v) for c, v in self.opacities]
+        for name, v in checks:
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {v}")
+
+    def fill_alpha(self, class_id: int) -> int:
+        """The fill alpha (0..255) of ``class_id``: 0 in contour-only mode."""
+        if self.mode == "contour":
+            return 0
+        for cid, v in self.opacities:
+            if cid == class_id:
+                return round(v * 255)
+        return round(self.opacity * 255)
 
     @staticmethod
     def default_for(schema: ClassSchema, **changes: object) -> OverlayStyle:
@@ -82,7 +94,6 @@ class OverlayRenderer:
     def _build(self) -> None:
         st = self._style
         self._visible = [c.id for c in self._schema if c.id not in st.hidden]
-        self._fill_alpha = np.uint8(round(st.opacity * 255)) if st.mode != "contour" else np.uint8(0)
         self._edge_alpha = np.uint8(round(st.contour_opacity * 255))
         self._sem_luts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if self._schema.multilabel:
@@ -103,10 +114,16 @@ class OverlayRenderer:
             # mean = sum * ceil(2**16 / count) >> 16 (fixed point: no integer division per pixel)
             counts = np.arange(1, 66, dtype=np.float64)
             self._recip = np.concatenate([[0], np.ceil(65536.0 / counts)]).astype(np.uint32)
+            # per lane, the summed fill alphas of every lane value (mean alpha = sum / count)
+            self._lane_alpha = np.zeros((4, 1 << 16), np.uint32)
+            for cid in self._visible:
+                j, b = divmod(cid, 16)
+                has = ((values >> np.uint64(b)) & np.uint64(1)).astype(np.uint32)
+                self._lane_alpha[j] += has * np.uint32(st.fill_alpha(cid))
             # per lane, the final colour of every lane value (pixels whose classes all sit in that lane)
             self._lane_rgba = np.zeros((4, 1 << 16), np.uint32)
             for j in self._used_lanes:
-                self._lane_rgba[j] = self._pack_mean(self._lane_luts[j])
+                self._lane_rgba[j] = self._pack_mean(self._lane_luts[j], self._lane_alpha[j])
 
     def _semantic_luts(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """``(rgba, visible)`` tables for ``dtype`` values: ``uint32`` packed RGBA (fill alpha) and ``bool``."""
@@ -117,7 +134,7 @@ class OverlayRenderer:
             for cid in self._visible:
                 if 0 <= cid < size:
                     rgba[cid, :3] = self._colour(cid)
-                    rgba[cid, 3] = self._fill_alpha
+                    rgba[cid, 3] = self._style.fill_alpha(cid)
                     vis[cid] = True
             self._sem_luts[size] = (rgba.view(np.uint32).reshape(size), vis)
         return self._sem_luts[size]
@@ -222,18 +239,24 @@ class OverlayRenderer:
             out32[only] = self._lane_rgba[j][lanes[j][only]]
             seen |= here
         if mixed.any():
-            acc = np.zeros(int(np.count_nonzero(mixed)), np.uint64)
+            n = int(np.count_nonzero(mixed))
+            acc = np.zeros(n, np.uint64)
+            alpha = np.zeros(n, np.uint32)
             for j in self._used_lanes:
-                acc += self._lane_luts[j][lanes[j][mixed]]
-            out32[mixed] = self._pack_mean(acc)
+                vals = lanes[j][mixed]
+                acc += self._lane_luts[j][vals]
+                alpha += self._lane_alpha[j][vals]
+            out32[mixed] = self._pack_mean(acc, alpha)
 
-    def _pack_mean(self, acc: np.ndarray) -> np.ndarray:
-        """``uint32`` packed RGBA from ``uint64`` summed fields (count, r, g, b): mean colour, fill alpha."""
+    def _pack_mean(self, acc: np.ndarray, alpha_sum: np.ndarray) -> np.ndarray:
+        """``uint32`` packed RGBA from ``uint64`` summed fields (count, r, g, b) and summed fill alphas: the mean
+        colour and the mean alpha of the classes counted."""
         count = (acc & np.uint64(0xFFFF)).astype(np.uint32)
         rec = np.take(self._recip, count).astype(np.uint64)
         packed = np.zeros(acc.shape, np.uint32)
         for shift, field in ((0, 16), (8, 32), (16, 48)):
             mean = np.minimum((((acc >> np.uint64(field)) & np.uint64(0xFFFF)) * rec) >> np.uint64(16), 255)
             packed |= mean.astype(np.uint32) << np.uint32(shift)
-        packed |= np.where(count != 0, np.uint32(self._fill_alpha) << np.uint32(24), np.uint32(0)).astype(np.uint32)
+        a = np.minimum((alpha_sum.astype(np.uint64) * rec) >> np.uint64(16), 255).astype(np.uint32)
+        packed |= a << np.uint32(24)
         return packed

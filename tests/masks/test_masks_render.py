@@ -94,3 +94,21 @@ def test_style_validation():
         OverlayStyle(mode="outline")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         OverlayStyle(opacity=1.5)
+
+
+def test_per_class_opacity_semantic_and_multilabel_mean():
+    a = np.array([[1, 2]], np.uint8)
+    out = OverlayRenderer(SEM, OverlayStyle(opacity=1.0, opacities=((2, 0.2),))).render(a)
+    assert out[0, 0, 3] == 255 and out[0, 1, 3] == 51
+    b = np.zeros((1, 4), np.uint64)
+    b[0, 0] = 0b1  # class 0 alone
+    b[0, 1] = 0b11  # classes 0 and 1, same lane
+    b[0, 2] = np.uint64(1 << 40) | np.uint64(1)  # classes 0 and 40, two lanes: the summed path
+    style = OverlayStyle(opacity=1.0, opacities=((0, 0.2), (40, 0.6)))
+    out = OverlayRenderer(ML, style).render(b)
+    assert out[0, 0, 3] == 51
+    assert out[0, 1, 3] == (51 + 255) // 2
+    assert out[0, 2, 3] == (51 + 153) // 2
+    assert out[0, 3, 3] == 0
+    with pytest.raises(ValueError):
+        OverlayStyle(opacities=((1, 2.0),))
