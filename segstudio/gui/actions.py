@@ -46,7 +46,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("save", "&Save Correction", "&File", "save_now", (_SK.Save,), "fa5s.save",
                "Save the mask as a new version now (it also saves by itself every 10 s and on image change)",
                toolbar="main", separator_before=True),
-    ActionSpec("quit", "&Quit", "&File", "close", (_SK.Quit,), "fa5s.power-off", separator_before=True),
+    ActionSpec("quit", "&Quit", "&File", "close", ("Ctrl+Q",), "fa5s.power-off", separator_before=True),
     # Edit
     ActionSpec("undo", "&Undo", "&Edit", "undo", ("Ctrl+Z",), "fa5s.undo", "Undo (Ctrl+Z)", toolbar="tools"),
     ActionSpec("redo", "&Redo", "&Edit", "redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "fa5s.redo",
