@@ -152,7 +152,7 @@ def segment_footprint(
     dx, dy = p1[0] - p0[0], p1[1] - p0[1]
     if brush == "round":
         d2 = dx * dx + dy * dy
-        if d2 == 0.0:
+        if d2 < 1e-18:
             out |= cx * cx + cy * cy <= half * half
         else:
             t = np.clip((cx * dx + cy * dy) / d2, 0.0, 1.0)
@@ -163,7 +163,7 @@ def segment_footprint(
         lo = np.zeros(bbox.shape)
         hi = np.ones(bbox.shape)
         for c, d in ((cx, dx), (cy, dy)):
-            if d == 0.0:
+            if abs(d) < 1e-9:  # no motion along this axis (also avoids overflow on denormal moves)
                 inside = np.abs(c) <= half
                 lo = np.where(inside, lo, 2.0)
             else:
