@@ -21,8 +21,9 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from segstudio.core.errors import UnknownKeyError
-from segstudio.masks.flood import FillScope
+from segstudio.masks.flood import FILL_SCOPES, FillScope
 from segstudio.masks.geometry import (
+    BRUSH_SHAPES,
     BBox,
     BrushShape,
     polygon_footprint,
@@ -94,6 +95,18 @@ class ToolContext:
     use_pressure: bool = False
     close_distance: float = 6.0
 
+    def __post_init__(self) -> None:
+        if self.brush not in BRUSH_SHAPES:
+            raise ValueError(f"Unknown brush shape {self.brush!r}; valid: {', '.join(BRUSH_SHAPES)}")
+        if self.fill_scope not in FILL_SCOPES:
+            raise ValueError(f"Unknown fill scope {self.fill_scope!r}; valid: {', '.join(FILL_SCOPES)}")
+        if self.connectivity not in (4, 8):
+            raise ValueError(f"connectivity must be 4 or 8, got {self.connectivity}")
+        if not self.size > 0:
+            raise ValueError(f"brush size must be positive, got {self.size}")
+        if self.tolerance is not None and self.tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+
     @property
     def guard(self) -> EditGuard:
         return EditGuard(locked=frozenset(self.locked), paint_inside=self.paint_inside)
@@ -141,16 +154,14 @@ class Tool:
     def _erase_mode(self, event: PointerEvent) -> bool:
         return self.erases != bool(event.buttons & Buttons.RIGHT)
 
-    def _paint_region(
-        self, bbox: BBox, region: np.ndarray, *, erase: bool, known_value: int | None = None
-    ) -> BBox | None:
+    def _paint_region(self, bbox: BBox, region: np.ndarray, *, erase: bool) -> BBox | None:
         ctx = self.context
         if erase and not self.mask.multilabel:
             class_id = -1  # the semantic eraser clears any (unlocked) class back to erase_value
         else:
             class_id = ctx.class_id
         return self.mask.paint(bbox, region, class_id=class_id, erase=erase, erase_value=ctx.erase_value,
-                               guard=ctx.guard, known_value=known_value)
+                               guard=ctx.guard)
 
 
 class BrushTool(Tool):

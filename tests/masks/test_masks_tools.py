@@ -276,3 +276,11 @@ def test_fill_matches_an_independent_connected_component_oracle(sem_schema, dtyp
         assert np.array_equal(m.array, want)
         m.undo()
         assert np.array_equal(m.array, a)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"brush": "star"}, {"fill_scope": "all"}, {"connectivity": 6}, {"size": 0}, {"tolerance": -1.0}]
+)
+def test_tool_context_rejects_invalid_settings(bad):
+    with pytest.raises(ValueError):
+        ToolContext(**bad)
