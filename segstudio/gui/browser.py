@@ -62,7 +62,7 @@ SampleIdRole = _ROLE.UserRole + 1
 SortRole = _ROLE.UserRole + 2
 
 COLUMNS = ("name", "split", "status", "dice", "iou", "problems")
-_HEADERS = ("Sample", "Split", "Review", "Dice", "IoU", "Problems")
+_HEADERS = ("Sample", "Split", "Review", "Dice", "IoU", "⚠")
 NAME, SPLIT, STATUS, DICE, IOU, PROBLEMS = range(len(COLUMNS))
 _STATUSES = tuple(ReviewStatus)
 _STATUS_CODE = {s: i for i, s in enumerate(_STATUSES)}
@@ -329,6 +329,8 @@ class SampleTableModel(QAbstractTableModel):
                 return _HEADERS[section]
             if role == _ROLE.ToolTipRole and section in (DICE, IOU):
                 return f"Mean {_HEADERS[section]} of the prediction against the GT; unknown values sort last"
+            if role == _ROLE.ToolTipRole and section == PROBLEMS:
+                return "Problems found in this sample's files (hover a cell for the list)"
         return None
 
     def data(self, index: Index, role: int = _ROLE.DisplayRole) -> Any:
@@ -614,7 +616,7 @@ class SampleBrowser(QWidget):
         hh.setMinimumSectionSize(40)
         view.setMinimumWidth(px + fm.horizontalAdvance("MCUCXR_0000_0.png") + 3 * fm.horizontalAdvance("0.000") + 60)
         for col, sample in ((SPLIT, "train"), (STATUS, "unreviewed"), (DICE, "0.000"), (IOU, "0.000"),
-                            (PROBLEMS, "Problems")):
+                            (PROBLEMS, "99")):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             view.setColumnWidth(col, max(fm.horizontalAdvance(sample), fm.horizontalAdvance(_HEADERS[col])) + 24)
         return view
