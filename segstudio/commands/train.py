@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", dest="format", metavar="NAME", help="dataset format, when detection is ambiguous")
     parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run folder (checkpoints, curves)")
+    parser.add_argument(
+        "--workspace", type=Path, metavar="DIR",
+        help="train on the corrections saved in this workspace too (a correction replaces its sample's GT)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar; print one line per epoch")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console")
@@ -95,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args)
     dataset = open_dataset(args.dataset, format=args.format)
+    corrections = None
+    if args.workspace is not None:
+        from segstudio.engine.data import corrections_from
+        from segstudio.workspace.workspace import Workspace
+
+        corrections = corrections_from(Workspace(args.workspace).versions)
     cancel = CancelToken()
     bar = ProgressBar(sys.stderr, quiet=args.quiet)
 
@@ -104,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         cancel.cancel()
         bar.line("stopping after this batch (Ctrl+C again to abort)...")
 
-    events = train(cfg, dataset, run_dir=args.out, cancel=cancel, resume=args.resume)
+    events = train(cfg, dataset, run_dir=args.out, cancel=cancel, corrections=corrections, resume=args.resume)
     previous = signal.signal(signal.SIGINT, on_sigint)
     finished = None
     try:

@@ -8,10 +8,12 @@ or ``(K, S, S) uint8`` multi-label planes; normalisation happens on the device (
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -30,6 +32,19 @@ Corrections = Mapping[str, Callable[[], np.ndarray]]
 
 VAL_ALIASES = ("val", "valid", "validation", "dev")
 TEST_ALIASES = ("test", "testing", "holdout")
+
+
+class CorrectionSource(Protocol):
+    """What the engine needs of a correction store (``workspace.versions.VersionStore`` fits)."""
+
+    def corrected_ids(self) -> set[str]: ...
+
+    def load_latest(self, sample_id: str) -> np.ndarray | None: ...
+
+
+def corrections_from(store: CorrectionSource) -> Corrections:
+    """Lazy loaders of every corrected sample's current mask; nothing is decoded until a batch needs it."""
+    return {sid: functools.partial(store.load_latest, sid) for sid in sorted(store.corrected_ids())}  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -152,7 +167,7 @@ class SegmentationData(torch.utils.data.Dataset):
         if hit is not None:
             return hit
         s = self.samples[i]
-        image = to_channels(to_uint8(self.dataset.load_image(s)), self.in_channels)
+        image = to_uint8(self.dataset.load_image(s))
         gt = _load_gt(self.dataset, s, self.corrections)
         if gt.shape[:2] != image.shape[:2]:
             raise DatasetError(
@@ -163,7 +178,9 @@ class SegmentationData(torch.utils.data.Dataset):
         target = self.task.target_from_gt(gt)
         # int16 and (H, W, K) planes are what OpenCV/albumentations transform natively
         target = np.ascontiguousarray(target.transpose(1, 2, 0)) if target.ndim == 3 else target.astype(np.int16)
-        pair = resize_pair(image, target, self.size)
+        # channels after resizing: replicating a gray X-ray to RGB at full size would triple the resize work
+        image, target = resize_pair(image, target, self.size)
+        pair = (to_channels(image, self.in_channels), target)
         nbytes = pair[0].nbytes + pair[1].nbytes
         if self.cache_used + nbytes <= self.cache_budget:
             self.cache[i] = pair

@@ -141,6 +141,7 @@ class _Trainer:
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        self._persistent: dict[int, torch.utils.data.DataLoader] = {}
         if resume:
             self._restore(run_dir / "checkpoints" / "last")
 
@@ -157,6 +158,17 @@ class _Trainer:
             raise ConfigError(f"loss.class_weights has {len(cw)} values; the dataset has {self.task.num_classes} classes.")
         return torch.tensor(cw, dtype=torch.float32, device=self.device)
 
+    def _batches(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> torch.utils.data.DataLoader:
+        """In-process loading gets a fresh loader per epoch, seeded by the epoch, so that a resumed run repeats
+        the same batches exactly. Worker processes persist for the whole run instead: their caches of decoded
+        samples survive the epoch, and the shuffle still follows the run's seed."""
+        if self.cfg.data.num_workers == 0:
+            return self._loader(data, shuffle=shuffle, epoch=epoch)
+        key = id(data)
+        if key not in self._persistent:
+            self._persistent[key] = self._loader(data, shuffle=shuffle, epoch=0)
+        return self._persistent[key]
+
     def _loader(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> torch.utils.data.DataLoader:
         nw = self.cfg.data.num_workers
         return torch.utils.data.DataLoader(
@@ -168,7 +180,7 @@ class _Trainer:
             pin_memory=self.cuda,
             worker_init_fn=seed_worker if nw else None,
             generator=torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch),
-            persistent_workers=False,
+            persistent_workers=nw > 0,
         )
 
     # state ------------------------------------------------------------------------------------------------------
@@ -254,7 +266,7 @@ class _Trainer:
         model.eval()
         acc = MetricAccumulator(self.task, device=self.device, thresholds=self.cfg.model.thresholds)
         total, n = torch.zeros((), device=self.device), 0
-        for xb, yb in self._loader(self.val_data, shuffle=False, epoch=0):
+        for xb, yb in self._batches(self.val_data, shuffle=False, epoch=0):
             x, y = self._inputs(xb, yb)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 logits = model(x)
@@ -302,7 +314,7 @@ class _Trainer:
             if self.swa_start is not None and epoch >= self.swa_start and self.swa_model is None:
                 self.swa_model = torch.optim.swa_utils.AveragedModel(self.model)
             run_loss, steps, loss_val = torch.zeros((), device=self.device), 0, math.nan
-            batches = islice(self._loader(self.train_data, shuffle=True, epoch=epoch), self.steps_per_epoch)
+            batches = islice(self._batches(self.train_data, shuffle=True, epoch=epoch), self.steps_per_epoch)
             for step, (xb, yb) in enumerate(batches, start=1):
                 if self.cancel.cancelled:
                     break

@@ -30,6 +30,7 @@ def _pair(multilabel: bool, s: int = 64):
     return img, t
 
 
+@pytest.mark.filterwarnings("ignore:HueSaturationValue.*grayscale:UserWarning")
 @pytest.mark.parametrize("multilabel", [False, True])
 @pytest.mark.parametrize("preset", preset_names())
 def test_preset_contract(preset, multilabel):

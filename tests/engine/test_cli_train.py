@@ -80,3 +80,26 @@ def test_config_file_and_bad_override(fake_open, tmp_path):
     assert rc == 0
     with pytest.raises(UnknownKeyError):
         train_cmd.run(_parse(["ds", "--set", "epoch=1", "--out", str(tmp_path / "r2")]))
+
+
+def test_workspace_corrections_reach_the_trainer(fake_open, tmp_path, monkeypatch):
+    import numpy as np
+
+    from segstudio.workspace.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    ws.save_mask("img0.png", np.full((64, 64), 2, np.uint8))
+    seen = {}
+
+    import segstudio.engine.train as train_mod
+
+    real_train = train_mod.train
+
+    def spy(cfg, ds, **kw):
+        seen.update(kw["corrections"] or {})
+        return real_train(cfg, ds, **kw)
+
+    monkeypatch.setattr(train_mod, "train", spy)
+    rc = train_cmd.run(_parse(["ds", *TINY, "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "r"), "--quiet"]))
+    assert rc == 0
+    assert list(seen) == ["img0.png"] and (seen["img0.png"]() == 2).all()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -140,3 +141,28 @@ def test_training_learns_the_toy_task(tmp_path):
     events = _run(tiny_config("epochs=6", "lr=0.01", "val_fraction=0.25"), ds, tmp_path)
     epochs = [e for e in events if isinstance(e, EpochEnd)]
     assert epochs[-1].train_loss < epochs[0].train_loss
+
+
+def test_early_stopping(tmp_path):
+    # a class that never occurs cannot improve after its first score: patience 1 ends the run early
+    ds = make_dataset(n=6, names=("background", "left", "right", "ghost"))
+    events = _run(tiny_config("epochs=5", "early_stopping=1", "monitor=dice:ghost"), ds, tmp_path)
+    fin = events[-1]
+    assert fin.stopped_early and fin.epochs_completed <= 2
+
+
+def test_corrections_are_trained_on(tmp_path):
+    ds = make_dataset(n=4)
+    corr = {s.id: (lambda: np.zeros((32, 32), np.uint8)) for s in ds.samples}  # every mask corrected to empty
+    events = _run(tiny_config("epochs=1", "loss.terms=ce"), ds, tmp_path, corrections=corr)
+    assert events[-1].epochs_completed == 1
+    fin = events[-1]
+    ckpt_metrics = json.loads((fin.last_checkpoint / "config.json").read_text())["metrics"]
+    # validation sees the corrected (empty) masks: only background is present
+    assert math.isnan(ckpt_metrics["dice:left"]) or ckpt_metrics["dice:left"] == 0.0
+
+
+def test_loader_workers(tmp_path):
+    # worker processes persist across epochs (their decoded-sample caches survive) and feed the same trainer
+    events = _run(tiny_config("epochs=2", "num_workers=1", "augment.preset=light"), make_dataset(n=6), tmp_path)
+    assert events[-1].epochs_completed == 2 and not events[-1].cancelled
