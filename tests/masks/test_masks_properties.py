@@ -208,6 +208,14 @@ def test_multilabel_action_sequences(seed, actions, merge):
     check_sequence(True, seed, actions, merge_area=merge)
 
 
+@SETTINGS
+@given(seed=st.integers(0, 1000), actions=st.lists(action(False), min_size=1, max_size=8), merge=MERGE)
+def test_semantic_action_sequences_through_the_opencv_paths(seed, actions, merge):
+    # large crops take OpenCV's masked xor; lowering the threshold runs those paths on these small masks too
+    with mock.patch("segstudio.masks.history._CV2_MIN_PIXELS", 2):
+        check_sequence(False, seed, actions, merge_area=merge)
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 1000), n_strokes=st.integers(1, 5), data=st.data())
 def test_new_edit_clears_redo(seed, n_strokes, data):
