@@ -572,15 +572,22 @@ class MainWindow(QMainWindow):
         self._apply_layer_visibility()
         self._refresh_secondary()
         self._sync_tool_context()
-        self.browser.select_sample(cur.sample.id)
-        self.browser.model_.refresh_problems()
-        self.session.prefetch([self.browser.next_id(cur.sample.id), self.browser.previous_id(cur.sample.id)])
-        self._show_review(cur.sample.id)
         self._update_title()
         msg = cur.error or problem
         if msg:
             # the whole message on one line: what is wrong, the file, the fix
             self.statusBar().showMessage(" · ".join(line.strip() for line in msg.splitlines() if line.strip()), 15000)
+        # The canvas paints first; the panels and the neighbours' prefetch follow in the next event-loop turn.
+        QTimer.singleShot(0, lambda sid=cur.sample.id: self._after_sample_shown(sid))
+
+    def _after_sample_shown(self, sample_id: str) -> None:
+        cur = self.session.current
+        if cur is None or cur.sample.id != sample_id:
+            return  # the user has moved on already
+        self.browser.select_sample(sample_id)
+        self.browser.model_.refresh_problems()
+        self.session.prefetch([self.browser.next_id(sample_id), self.browser.previous_id(sample_id)])
+        self._show_review(sample_id)
 
     def prepare_sample(self, sample_id: str, image, gt):  # noqa: ANN001, ANN202 - runs in a prefetch worker
         """Everything a sample needs before it is shown, done off the GUI thread: prediction, latest correction,

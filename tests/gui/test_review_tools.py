@@ -129,6 +129,7 @@ def test_review_keys_and_summary(window: MainWindow, qtbot) -> None:
     first = window.session.current.sample.id
     assert window.review.review(first).status == ReviewStatus.FLAGGED
     window.go_next()
+    qtbot.wait(20)  # the table follows the shown sample in the next event-loop turn
     qtbot.keyClick(window.canvas, Qt.Key.Key_R)
     assert window.review.review(window.session.current.sample.id).status == ReviewStatus.REJECTED
     assert "2/8 reviewed" in window.review_panel.summary.text()
