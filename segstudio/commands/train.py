@@ -10,6 +10,7 @@ import argparse
 import math
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -115,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
         bar.line("stopping after this batch (Ctrl+C again to abort)...")
 
     events = train(cfg, dataset, run_dir=args.out, cancel=cancel, corrections=corrections, resume=args.resume)
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    # signal handlers can only be installed from the main thread (a scripted caller may be elsewhere)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     finished = None
     try:
         for ev in events:
@@ -139,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(ev, Finished):
                 finished = ev
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     if finished is None:  # pragma: no cover - the generator always ends with Finished
         return 1
     if finished.cancelled:
