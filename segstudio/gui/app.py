@@ -45,7 +45,7 @@ def create_main_window(*, dataset: str | None = None, format_name: str | None = 
     if headless:
         ds = win.session.load(path, format_name=format_name)
         win.review.open(ds, predictions=predictions)
-        win.session.set_dataset(ds, extra=win.prepare_sample)
+        win.session.set_dataset(ds, extra=win.prepare_sample, side=win.review.prediction_mask)
     else:
         win.open_dataset(path, format_name=format_name, predictions=predictions)
     if sample_id and not win.session.go_to_id(sample_id):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.registry import open_dataset
-from segstudio.gui.prefetch import Prefetcher
+from segstudio.gui.prefetch import ExtraLoader, Prefetcher, SideLoader
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +57,11 @@ class SessionController(QObject):
         self.set_dataset(ds)
         return ds
 
-    def set_dataset(self, ds: Dataset, *, extra: Callable[[str], Any] | None = None) -> None:
-        """Show ``ds``; ``extra(sample_id)`` is prefetched beside each image (e.g. its prediction)."""
+    def set_dataset(self, ds: Dataset, *, extra: ExtraLoader | None = None, side: SideLoader | None = None) -> None:
+        """Show ``ds``; ``side`` and ``extra`` are the prefetcher's loaders (see ``gui.prefetch``)."""
         if self.prefetcher is not None:
             self.prefetcher.shutdown()
-        self.prefetcher = Prefetcher(ds, extra=extra)
+        self.prefetcher = Prefetcher(ds, extra=extra, side=side)
         self.dataset = ds
         self.current = None
         log.info("opened %s (%s, %d samples, %d problems)", ds.root, ds.format_name, len(ds), len(ds.all_problems()))
@@ -82,8 +81,8 @@ class SessionController(QObject):
             prefetched = s.id in self.prefetcher.cached_ids()
             try:
                 hit = self.prefetcher.take(s.id, wait_s=LOAD_TIMEOUT_S)
-            except SegstudioError:
-                hit = None  # the path below loads image and GT one by one and reports which one failed
+            except Exception:  # noqa: BLE001 - the path below loads image and GT one by one and reports which failed
+                hit = None
             if hit is not None:
                 self.current = LoadedSample(row, s, hit[0], hit[1], extra=hit[2] if len(hit) > 2 else None,
                                             prefetched=prefetched)

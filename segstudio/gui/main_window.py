@@ -249,7 +249,7 @@ class MainWindow(QMainWindow):
         self.settings = self.settings.with_recent(str(Path(path).resolve()))
         self._save_settings()
         self._offer_recovery()
-        self.session.set_dataset(ds, extra=self.prepare_sample)
+        self.session.set_dataset(ds, extra=self.prepare_sample, side=self.review.prediction_mask)
         problems = ds.all_problems()
         if problems:
             self.statusBar().showMessage(f"{len(problems)} problem(s) found; flagged samples are marked", 8000)
@@ -274,7 +274,7 @@ class MainWindow(QMainWindow):
             show_error("Cannot open the predictions folder", str(exc))
             return False
         cur = self.session.current
-        self.session.set_dataset(ds, extra=self.prepare_sample)
+        self.session.set_dataset(ds, extra=self.prepare_sample, side=self.review.prediction_mask)
         if cur is not None:
             self.session.go_to_id(cur.sample.id)
         return True
@@ -589,14 +589,14 @@ class MainWindow(QMainWindow):
         self.session.prefetch([self.browser.next_id(sample_id), self.browser.previous_id(sample_id)])
         self._show_review(sample_id)
 
-    def prepare_sample(self, sample_id: str, image, gt):  # noqa: ANN001, ANN202 - runs in a prefetch worker
-        """Everything a sample needs before it is shown, done off the GUI thread: prediction, latest correction,
-        overlays drawn in the current style."""
+    def prepare_sample(self, sample_id: str, image, gt, prediction=None):  # noqa: ANN001, ANN202 - in a worker
+        """Everything a sample needs before it is shown, done off the GUI thread: latest correction, overlays
+        drawn in the current style (the prediction was read beside the image by the prefetcher)."""
         ds = self.review.dataset
         if ds is None or sample_id not in ds:
             return None
         return self.review.target_for(ds.get(sample_id), image, gt, style=self.editor.overlay_style,
-                                      error_class=self.editor.error_class)
+                                      error_class=self.editor.error_class, prediction=prediction)
 
     def _last_image_range(self) -> tuple[float, float]:
         return getattr(self, "_image_range", (0.0, 255.0))

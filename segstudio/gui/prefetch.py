@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 #: ``(image, gt)`` or ``(image, gt, extra)``: image ``(H, W)``/``(H, W, 3)`` uint8/uint16, gt in the schema's
 #: mask dtype or ``None``, extra whatever the extra loader returns.
 Entry = tuple[Any, ...]
-#: ``extra(sample_id, image, gt)``: more work for the worker once image and GT are decoded (the prediction, the
-#: overlays drawn in advance, ...).
-ExtraLoader = Callable[[str, Any, Any], Any]
+#: ``extra(sample_id, image, gt, side)``: more work for the worker once image and GT are decoded (the overlays
+#: drawn in advance, ...); ``side`` is what the side loader returned, or None without one.
+ExtraLoader = Callable[[str, Any, Any, Any], Any]
+#: ``side(sample_id)``: a load that needs neither image nor GT (e.g. the prediction), run beside their decoding.
+SideLoader = Callable[[str], Any]
 
 
 class Prefetcher:
@@ -43,12 +45,14 @@ class Prefetcher:
         capacity: int = 6,
         workers: int = 2,
         extra: ExtraLoader | None = None,
+        side: SideLoader | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.dataset = dataset
         self.capacity = capacity
         self._extra = extra
+        self._side = side
         # re-entrant: Future.cancel() and add_done_callback() on a finished future run callbacks that take it
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, Entry] = OrderedDict()
@@ -57,7 +61,7 @@ class Prefetcher:
         self._epoch: dict[str, int] = {}
         self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segstudio-prefetch")
-        self._io = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segstudio-prefetch-io")
+        self._io = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="segstudio-prefetch-io")
 
     # public -----------------------------------------------------------------------------------------------------
     def request(self, sample_ids: Iterable[str]) -> None:
@@ -175,13 +179,22 @@ class Prefetcher:
     # internals --------------------------------------------------------------------------------------------------
     def _compute(self, sample_id: str) -> Entry:
         sample = self.dataset.get(sample_id)
-        # the image decodes beside the GT: a cold 2048² load waits for the slower of the two, not their sum
+        # image, GT and the side load decode at once: a cold 2048² load waits for the slowest, not their sum
         image_future = self._io.submit(self.dataset.load_image, sample)
+        side_future = self._io.submit(self._side, sample_id) if self._side is not None else None
         try:
             gt = self.dataset.load_gt(sample)
         finally:
             image = image_future.result()
-        return (image, gt) if self._extra is None else (image, gt, self._extra(sample_id, image, gt))
+        side = None
+        if side_future is not None:
+            try:
+                side = side_future.result()
+            except Exception as exc:  # noqa: BLE001 - the extra loader decides (e.g. reads it again, reports)
+                side = exc
+        if self._extra is None:
+            return (image, gt)
+        return (image, gt, self._extra(sample_id, image, gt, side))
 
     def _load(self, sample_id: str, epoch: int) -> Entry | None:
         try:

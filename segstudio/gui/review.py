@@ -134,11 +134,13 @@ class ReviewController(QObject):
         return preds.load(sample_id, shape=shape)
 
     def target_for(self, sample: Sample, image: np.ndarray, gt: np.ndarray | None, *,
-                   style: OverlayStyle | None = None, error_class: int | None = None) -> tuple[EditTarget, str | None]:
+                   style: OverlayStyle | None = None, error_class: int | None = None,
+                   prediction: np.ndarray | BaseException | None = None) -> tuple[EditTarget, str | None]:
         """What the editor edits for ``sample``; the second value is a problem message (prediction unreadable).
 
         With ``style`` the overlays are drawn too (``EditTarget.layers``): call it from a prefetch worker so the
-        GUI thread only swaps buffers. Safe in any thread.
+        GUI thread only swaps buffers. ``prediction``: already read (by the prefetcher's side loader; an error it
+        raised is passed as is). Safe in any thread.
         """
         assert self.dataset is not None
         schema = self.dataset.schema
@@ -146,8 +148,15 @@ class ReviewController(QObject):
         problem = None
         pred = None
         try:
-            pred = self.prediction_mask(sample.id, shape=shape)
+            if isinstance(prediction, BaseException):
+                raise prediction
+            pred = prediction if prediction is not None else self.prediction_mask(sample.id)
+            if pred is not None and pred.shape != shape:
+                path = self.predictions.path_for(sample.id) if self.predictions is not None else None
+                raise SegstudioError(f"The predicted mask is {pred.shape[1]}x{pred.shape[0]} but the image is "
+                                     f"{shape[1]}x{shape[0]}.", path=path, fix="Predict at the image's own size.")
         except SegstudioError as exc:
+            pred = None
             problem = str(exc)
         latest, version = self.latest_version(sample.id)
         if latest is not None and latest.shape == shape:

@@ -95,12 +95,22 @@ def test_lru_evicts_the_least_recently_used(pf_factory) -> None:
 def test_extra_loader_makes_triples(pf_factory) -> None:
     ds, _ = make()
     # the extra loader sees the decoded image and GT (e.g. to draw overlays in advance)
-    pf = pf_factory(ds, extra=lambda sid, image, gt: (f"prediction of {sid}", image.shape, gt is None))
+    pf = pf_factory(ds, extra=lambda sid, image, gt, side: (f"prediction of {sid}", image.shape, gt is None))
     pf.request(["s4"])
     assert pf.wait_idle()
     entry = pf.get("s4")
     assert entry is not None and len(entry) == 3
     assert entry[2] == ("prediction of s4", entry[0].shape, entry[1] is None)
+
+
+def test_side_loader_runs_beside_decoding_and_feeds_extra(pf_factory) -> None:
+    ds, _ = make()
+    pf = pf_factory(ds, side=lambda sid: f"side of {sid}", extra=lambda sid, image, gt, side: side)
+    pf.request(["s1"])
+    assert pf.wait_idle()
+    assert pf.get("s1")[2] == "side of s1"
+    failing = pf_factory(ds, side=lambda sid: 1 / 0, extra=lambda sid, image, gt, side: type(side).__name__)
+    assert failing.take("s2")[2] == "ZeroDivisionError"  # the extra loader sees the error and decides
 
 
 def test_a_failed_load_is_not_cached_and_is_logged(pf_factory, caplog) -> None:
