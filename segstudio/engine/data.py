@@ -227,7 +227,12 @@ def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
 
 
 def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: reseed numpy and the augmenter from torch's per-worker seed."""
+    """DataLoader ``worker_init_fn``: reseed numpy and the augmenter from torch's per-worker seed, and keep
+    OpenCV to one thread: workers already run in parallel, and a thread pool per worker would compete with the
+    training process's own threads for the same cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
     info = torch.utils.data.get_worker_info()
     seed = int(torch.initial_seed() % (2**31))
     np.random.seed(seed)

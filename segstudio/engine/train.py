@@ -248,6 +248,8 @@ class _Trainer:
         acc = MetricAccumulator(self.task, device=self.device, thresholds=self.cfg.model.thresholds)
         total, n = torch.zeros((), device=self.device), 0
         for xb, yb in self._batches(self.val_data, shuffle=False, epoch=0):
+            if self.cancel.cancelled:  # a long validation must not outlast a cancel by more than a batch
+                break
             x, y = self._inputs(xb, yb)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 logits = model(x)
@@ -325,6 +327,10 @@ class _Trainer:
             val_loss, dice, iou, pix, per = self._validate(self.model) if self.val_data.samples else (None, math.nan, math.nan, math.nan, ())
             self.train_seconds += time.perf_counter() - t_epoch
             completed = epoch + 1
+            if self.cancel.cancelled:
+                # cancelled while validating: the epoch's training is complete and kept, its scores are not
+                cancelled = True
+                break
             epoch_times.append(time.perf_counter() - t_epoch)
             monitor = _monitor_value(cfg, dice, iou, val_loss, per) if per else -train_loss
             improved = _better(cfg, monitor, self.best) if per else False

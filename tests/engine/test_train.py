@@ -166,3 +166,29 @@ def test_loader_workers(tmp_path):
     # worker processes persist across epochs (their decoded-sample caches survive) and feed the same trainer
     events = _run(tiny_config("epochs=2", "num_workers=1", "augment.preset=light"), make_dataset(n=6), tmp_path)
     assert events[-1].epochs_completed == 2 and not events[-1].cancelled
+
+
+def test_cancel_during_validation_keeps_the_trained_epoch(tmp_path):
+    ds = make_dataset(n=6)
+    token = CancelToken()
+    events_seen = []
+    read = ds.read_image
+
+    def read_and_cancel(dataset, sample):
+        if sample.id in val_ids:
+            token.cancel()  # validation has begun: the user presses stop now
+        return read(dataset, sample)
+
+    from segstudio.engine.data import split_samples
+    from segstudio.engine.task import resolve_task
+
+    cfg = tiny_config("epochs=3")
+    val_ids = {s.id for s in split_samples(ds, cfg.data, task=resolve_task(ds.schema), seed=cfg.seed).val}
+    ds.read_image = read_and_cancel
+    for ev in train(cfg, ds, run_dir=tmp_path, cancel=token):
+        events_seen.append(ev)
+    fin = events_seen[-1]
+    assert fin.cancelled and fin.epochs_completed == 1
+    assert not any(isinstance(e, EpochEnd) for e in events_seen)
+    resumed = list(train(cfg.with_overrides(["epochs=2"]), make_dataset(n=6), run_dir=tmp_path, resume=True))
+    assert resumed[0].start_epoch == 1 and resumed[-1].epochs_completed == 2
