@@ -137,6 +137,9 @@ class TrainConfig:
     swa_lr: float | None = None
     #: Cap on optimiser steps per epoch (0 = the whole training split); handy for smoke runs.
     max_steps_per_epoch: int = 0
+    #: Write ``checkpoints/last`` (weights + optimiser state, ~4x the model size) every this many epochs; it is
+    #: always written after the final epoch and on cancel. ``best`` is written whenever the monitor improves.
+    save_every: int = 1
     name: str = ""
 
     # serialisation ------------------------------------------------------------------------------------------
@@ -357,6 +360,7 @@ def validate(cfg: TrainConfig) -> None:
         raise UnknownKeyError("schedule", cfg.schedule.name, SCHEDULES)
     checks = [
         (cfg.epochs >= 1, "epochs must be at least 1"),
+        (cfg.save_every >= 1, "save_every must be at least 1"),
         (cfg.data.image_size >= 16 and cfg.data.image_size % 16 == 0, "image_size must be a multiple of 16, at least 16"),
         (cfg.data.batch_size >= 1, "batch_size must be at least 1"),
         (0.0 <= cfg.data.val_fraction < 1.0, "val_fraction must be in [0, 1)"),

@@ -347,11 +347,13 @@ class _Trainer:
                 yield self._save("best", epoch=epoch, completed=completed, metrics=metrics)
             elif per:
                 self.bad_epochs += 1
-            ev = self._save("last", epoch=epoch, completed=completed, metrics=metrics)
-            last_saved = ev.path
-            yield ev
+            stop = bool(cfg.early_stopping and self.bad_epochs >= cfg.early_stopping)
+            if stop or completed == cfg.epochs or completed % cfg.save_every == 0:
+                ev = self._save("last", epoch=epoch, completed=completed, metrics=metrics)
+                last_saved = ev.path
+                yield ev
             write_curves(self.history, self.run_dir)
-            if cfg.early_stopping and self.bad_epochs >= cfg.early_stopping:
+            if stop:
                 stopped_early = True
                 break
         if cancelled:

@@ -192,3 +192,9 @@ def test_cancel_during_validation_keeps_the_trained_epoch(tmp_path):
     assert not any(isinstance(e, EpochEnd) for e in events_seen)
     resumed = list(train(cfg.with_overrides(["epochs=2"]), make_dataset(n=6), run_dir=tmp_path, resume=True))
     assert resumed[0].start_epoch == 1 and resumed[-1].epochs_completed == 2
+
+
+def test_save_every_still_saves_the_final_epoch(tmp_path):
+    events = _run(tiny_config("epochs=3", "save_every=2"), make_dataset(n=4), tmp_path)
+    lasts = [e.epoch for e in events if isinstance(e, CheckpointSaved) and e.kind == "last"]
+    assert lasts == [1, 2]
