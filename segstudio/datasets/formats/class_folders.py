@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,25 +248,35 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     limit = max_pixels_of(ds)
     shape = image_shape(ds, sample)
     out = np.zeros(shape, ds.schema.mask_dtype())
+    # the class masks decode in parallel (the PNG/BMP decoders release the GIL); a 2048² pair takes one decode
+    masks = _read_masks([p for _cid, p in parts], limit=limit)
     if ds.schema.multilabel:
-        for cid, p in parts:
-            m = read_binary_mask(p, max_pixels=limit)
+        for (cid, p), m in zip(parts, masks, strict=True):
             check_same_size(m, shape, path=p, what="its image")
-            out[m] |= np.uint64(1) << np.uint64(cid)
+            np.bitwise_or(out, np.uint64(1) << np.uint64(cid), out=out, where=m)
         return out
     taken = np.zeros(shape, bool)
     overlaps: list[str] = []
-    for cid, p in parts:
-        m = read_binary_mask(p, max_pixels=limit)
+    for (cid, p), m in zip(parts, masks, strict=True):
         check_same_size(m, shape, path=p, what="its image")
-        both = int(np.count_nonzero(m & taken))
+        both = int(np.count_nonzero(np.logical_and(m, taken)))
         if both:
             overlaps.append(f"{ds.schema.by_id(cid).name!r} overlaps earlier classes on {both} px")
-        out[m] = cid
-        taken |= m
+        np.copyto(out, out.dtype.type(cid), where=m)
+        np.logical_or(taken, m, out=taken)
     if overlaps:
         _report_overlap(ds, sample, overlaps)
     return out
+
+
+_DECODE_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="segstudio-class-masks")
+
+
+def _read_masks(paths: list[Path], *, limit: int | None) -> list[np.ndarray]:
+    if len(paths) < 2:
+        return [read_binary_mask(p, max_pixels=limit) for p in paths]
+    futures = [_DECODE_POOL.submit(read_binary_mask, p, max_pixels=limit) for p in paths]
+    return [f.result() for f in futures]  # re-raises the first failure, which names its file
 
 
 def _report_overlap(ds: Dataset, sample: Sample, overlaps: list[str]) -> None:
