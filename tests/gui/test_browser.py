@@ -19,16 +19,8 @@ from segstudio.core.paths import cache_dir
 from segstudio.core.types import ClassInfo, ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.registry import open_dataset
-from segstudio.gui.browser import (
-    DICE,
-    IOU,
-    NAME,
-    STATUS,
-    SampleBrowser,
-    SampleIdRole,
-    SampleTableModel,
-    SortRole,
-)
+from segstudio.gui.browser import SampleBrowser
+from segstudio.gui.browser_model import DICE, IOU, NAME, STATUS, SampleIdRole, SampleTableModel, SortRole
 from segstudio.gui.qimage import qimage_to_array
 from segstudio.gui.thumbnails import THUMBNAIL_PX
 from segstudio.workspace.records import ReviewState, ReviewStatus
