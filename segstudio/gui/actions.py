@@ -21,7 +21,7 @@ class ActionSpec:
     name: str
     text: str
     menu: str
-    handler: str
+    handler: str  # method of the window, or "controller.method" of one of its controllers
     shortcuts: tuple[Key, ...] = ()
     icon: str | None = None
     tip: str = ""
@@ -108,28 +108,28 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("review_clear", "&Clear Decision", "&Review", "set_review_status", ("U",), "fa5s.circle",
                arg="unreviewed"),
     # View
-    ActionSpec("fit", "&Fit to Window", "&View", "zoom_fit", ("Ctrl+0", "Home"), "fa5s.expand",
+    ActionSpec("fit", "&Fit to Window", "&View", "view.zoom_fit", ("Ctrl+0", "Home"), "fa5s.expand",
                "Fit the image (Ctrl+0)", toolbar="main", separator_before=True),
-    ActionSpec("zoom_1to1", "Actual &Size (1:1)", "&View", "zoom_1to1", ("Ctrl+1",), "fa5s.search"),
-    ActionSpec("zoom_in", "Zoom &In", "&View", "zoom_in", (_SK.ZoomIn, "+", "="), "fa5s.search-plus"),
-    ActionSpec("zoom_out", "Zoom &Out", "&View", "zoom_out", (_SK.ZoomOut, "-"), "fa5s.search-minus"),
-    ActionSpec("toggle_gt", "Show &GT / Correction", "&View", "set_gt_visible", ("G",), "fa5s.layer-group",
+    ActionSpec("zoom_1to1", "Actual &Size (1:1)", "&View", "view.zoom_1to1", ("Ctrl+1",), "fa5s.search"),
+    ActionSpec("zoom_in", "Zoom &In", "&View", "view.zoom_in", (_SK.ZoomIn, "+", "="), "fa5s.search-plus"),
+    ActionSpec("zoom_out", "Zoom &Out", "&View", "view.zoom_out", (_SK.ZoomOut, "-"), "fa5s.search-minus"),
+    ActionSpec("toggle_gt", "Show &GT / Correction", "&View", "view.set_gt_visible", ("G",), "fa5s.layer-group",
                "Show or hide the GT / correction overlay (G)", True, "main", separator_before=True),
-    ActionSpec("toggle_pred", "Show P&rediction", "&View", "set_pred_visible", ("V",), "fa5s.robot",
+    ActionSpec("toggle_pred", "Show P&rediction", "&View", "view.set_pred_visible", ("V",), "fa5s.robot",
                "Show or hide the prediction overlay (V)", True, "main"),
-    ActionSpec("toggle_error", "Show &Error Map", "&View", "set_error_visible", ("X",), "fa5s.not-equal",
+    ActionSpec("toggle_error", "Show &Error Map", "&View", "view.set_error_visible", ("X",), "fa5s.not-equal",
                "Show or hide the error map: FP red (predicted, not in GT), FN blue (in GT, missed), wrong class yellow (X)", True, "main"),
-    ActionSpec("contour_mode", "&Contours Only", "&View", "set_contour_mode", ("C",), "fa5s.draw-polygon",
+    ActionSpec("contour_mode", "&Contours Only", "&View", "view.set_contour_mode", ("C",), "fa5s.draw-polygon",
                "Draw masks as outlines (C)", True),
-    ActionSpec("view_single", "Single View", "&View", "set_view_mode", ("Alt+1",), "fa5s.square", None, True,
+    ActionSpec("view_single", "Single View", "&View", "view.set_view_mode", ("Alt+1",), "fa5s.square", None, True,
                None, "single", "view", True),
-    ActionSpec("view_gt_pred", "Split: GT | Prediction", "&View", "set_view_mode", ("Alt+2",), "fa5s.columns",
+    ActionSpec("view_gt_pred", "Split: GT | Prediction", "&View", "view.set_view_mode", ("Alt+2",), "fa5s.columns",
                None, True, "main", "gt|pred", "view"),
-    ActionSpec("view_before_after", "Split: Before | After", "&View", "set_view_mode", ("Alt+3",),
+    ActionSpec("view_before_after", "Split: Before | After", "&View", "view.set_view_mode", ("Alt+3",),
                "fa5s.history", None, True, None, "before|after", "view"),
-    ActionSpec("invert", "&Invert Image", "&View", "set_invert", ("I",), "fa5s.adjust", checkable=True,
+    ActionSpec("invert", "&Invert Image", "&View", "view.set_invert", ("I",), "fa5s.adjust", checkable=True,
                separator_before=True),
-    ActionSpec("reset_display", "&Reset Window/Level", "&View", "reset_display", ("Ctrl+R",), "fa5s.undo-alt"),
+    ActionSpec("view.reset_display", "&Reset Window/Level", "&View", "view.reset_display", ("Ctrl+R",), "fa5s.undo-alt"),
     # Help
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", ("F1",), "fa5s.keyboard"),
     ActionSpec("about", "&About segstudio", "&Help", "show_about", (), "fa5s.info-circle"),
@@ -154,7 +154,9 @@ def build_actions(window: QWidget, specs: tuple[ActionSpec, ...] = ACTIONS) -> d
         act.setCheckable(spec.checkable)
         if spec.group:
             groups.setdefault(spec.group, QActionGroup(window)).addAction(act)
-        handler: Callable = getattr(window, spec.handler)
+        handler: Callable = window
+        for part in spec.handler.split("."):  # "view.set_invert": a method of one of the window's controllers
+            handler = getattr(handler, part)
         if spec.group:
             act.triggered.connect(lambda _c=False, h=handler, a=spec.arg: h(a))
         elif spec.checkable:

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core.display import XRAY_PRESETS, DisplaySettings, render_display, value_range
 from segstudio.core.errors import SegstudioError
 from segstudio.core.logsetup import log_file
 from segstudio.core.paths import config_dir, sample_dataset_dir
@@ -46,7 +45,8 @@ from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.review import ReviewController
 from segstudio.gui.shortcuts import ShortcutsDialog
-from segstudio.gui.split_view import SECOND_LAYER, SplitView
+from segstudio.gui.split_view import SplitView
+from segstudio.gui.view import ViewController
 from segstudio.workspace import MaskVersion, ReviewState, ReviewStatus
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("segstudio")
         self.resize(1400, 880)
         self.settings = settings if settings is not None else load_settings()
-        self.display = DisplaySettings()
 
         self.session = SessionController(self)
         self.review = ReviewController(self)
@@ -108,7 +107,10 @@ class MainWindow(QMainWindow):
         self.docks.review.raise_()
         self.resizeDocks([self.docks.browser, self.docks.classes], [400, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks.classes, self.docks.review], [170, 600], Qt.Orientation.Vertical)
+        self.view = ViewController(session=self.session, canvas=self.canvas, split=self.split,
+                                   layers=self.layers_panel, editor=self.editor, actions={}, parent=self)
         self.actions_ = build_actions(self)
+        self.view.bind_actions(self.actions_)
         self.brush_size = QSpinBox()
         self._build_menus_and_toolbars()
         self.status = self._build_status_bar()
@@ -125,8 +127,6 @@ class MainWindow(QMainWindow):
             self.actions_[name].setChecked(on)
             self.layers_panel.set_layer_visible(
                 {"toggle_gt": GT_LAYER, "toggle_pred": PRED_LAYER, "toggle_error": ERROR_LAYER}[name], on)
-        for name, row in self.layers_panel.rows.items():
-            self.canvas.set_layer_opacity(name, row.opacity.value() / 100.0)
         self.layers_panel.rows[GT_LAYER].opacity.setValue(round(self.settings.overlay.opacity * 100))
         self.actions_["view_single"].setChecked(True)
         self.set_tool("brush")
@@ -204,20 +204,11 @@ class MainWindow(QMainWindow):
         self.browser.sig_sample_activated.connect(self._on_browser_sample_activated)
         self.canvas.sig_cursor_moved.connect(self._on_canvas_cursor_moved)
         self.canvas.sig_zoom_changed.connect(lambda s: self.status.zoom.setText(f"{s * 100:.0f} %"))
-        self.canvas.sig_window_level_dragged.connect(self._on_canvas_window_level_dragged)
         self.canvas.sig_space_tapped.connect(self.go_next)
-        self.split.secondary.sig_window_level_dragged.connect(self._on_canvas_window_level_dragged)
         self.class_panel.sig_visibility_changed.connect(self._on_class_panel_visibility_changed)
         self.class_panel.sig_lock_changed.connect(lambda _c, _l: self._sync_tool_context())
         self.class_panel.sig_class_selected.connect(lambda _c: self._sync_tool_context())
-        self.layers_panel.sig_layer_visibility_changed.connect(self._on_layers_visibility_changed)
         self.layers_panel.sig_layer_opacity_changed.connect(self._on_layers_opacity_changed)
-        self.layers_panel.sig_overlay_mode_changed.connect(lambda m: self.editor.set_overlay_style(mode=m))
-        self.layers_panel.sig_error_class_changed.connect(self.editor.set_error_class)
-        self.layers_panel.sig_view_mode_changed.connect(self.set_view_mode)
-        self.layers_panel.sig_preset_chosen.connect(self._on_layers_preset_chosen)
-        self.layers_panel.sig_invert_toggled.connect(self.actions_["invert"].setChecked)
-        self.layers_panel.sig_filter_changed.connect(self._on_layers_filter_changed)
         self.review_panel.sig_status_requested.connect(self.set_review_status)
         self.review_panel.sig_reviewer_edited.connect(self._on_review_panel_reviewer_edited)
         self.review_panel.sig_revert_requested.connect(self._on_review_panel_revert_requested)
@@ -444,54 +435,7 @@ class MainWindow(QMainWindow):
         except SegstudioError as exc:
             show_error("Mask operation failed", str(exc))
 
-    # view -------------------------------------------------------------------------------------------------------
-    def zoom_fit(self) -> None:
-        self.canvas.fit()
-
-    def zoom_1to1(self) -> None:
-        self.canvas.zoom_1to1()
-
-    def zoom_in(self) -> None:
-        self.canvas.zoom_by(1.25)
-
-    def zoom_out(self) -> None:
-        self.canvas.zoom_by(0.8)
-
-    def set_gt_visible(self, on: bool) -> None:
-        self.layers_panel.set_layer_visible(GT_LAYER, on)
-
-    def set_pred_visible(self, on: bool) -> None:
-        self.layers_panel.set_layer_visible(PRED_LAYER, on)
-
-    def set_error_visible(self, on: bool) -> None:
-        self.layers_panel.set_layer_visible(ERROR_LAYER, on)
-
-    def set_contour_mode(self, on: bool) -> None:
-        idx = self.layers_panel.overlay_mode.findData("contour" if on else "fill")
-        self.layers_panel.overlay_mode.setCurrentIndex(idx)
-
-    def set_view_mode(self, mode: str) -> None:
-        self.split.set_mode(mode)
-        for name, m in (("view_single", "single"), ("view_gt_pred", "gt|pred"), ("view_before_after", "before|after")):
-            if self.actions_[name].isChecked() != (m == mode):
-                self.actions_[name].setChecked(m == mode)
-        idx = self.layers_panel.view_mode.findData(mode)
-        if self.layers_panel.view_mode.currentIndex() != idx:
-            self.layers_panel.view_mode.setCurrentIndex(idx)
-        self._refresh_secondary()
-        self._apply_layer_visibility()
-
-    def set_invert(self, on: bool) -> None:
-        self.display = replace(self.display, invert=on)
-        if self.layers_panel.invert.isChecked() != on:
-            self.layers_panel.invert.setChecked(on)
-        self._render_image()
-
-    def reset_display(self) -> None:
-        self.display = DisplaySettings(invert=self.display.invert, filter=self.display.filter)
-        self.layers_panel.set_window_level_text(None, None)
-        self._render_image()
-
+    # help -------------------------------------------------------------------------------------------------------
     def show_about(self) -> None:
         AboutDialog(self).exec()
 
@@ -500,36 +444,6 @@ class MainWindow(QMainWindow):
 
     def open_log_folder(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file().parent)))
-
-    def _render_image(self) -> None:
-        cur = self.session.current
-        if cur is None:
-            return
-        shown = render_display(cur.image, self.display)
-        self.canvas.set_image(shown)
-        if self.split.mode != "single":
-            self.split.secondary.set_image(shown)
-
-    def _refresh_secondary(self) -> None:
-        mode = self.split.mode
-        if mode == "single" or self.session.current is None:
-            return
-        self._render_image()
-        layer = self.editor.prediction_rgba() if mode == "gt|pred" else self.editor.before_rgba()
-        sec = self.split.secondary
-        sec.set_layer(SECOND_LAYER, layer, z=1.0)
-        src = PRED_LAYER if mode == "gt|pred" else GT_LAYER
-        sec.set_layer_opacity(SECOND_LAYER, self.layers_panel.layer_opacity(src))
-        sec.copy_view_from(self.canvas)
-
-    def _apply_layer_visibility(self) -> None:
-        for name in (GT_LAYER, PRED_LAYER, ERROR_LAYER):
-            visible = self.layers_panel.layer_visible(name)
-            if name == PRED_LAYER and self.split.mode == "gt|pred":
-                visible = False  # the prediction has its own pane
-            if name == PRED_LAYER and visible:
-                self.editor.prediction_rgba()  # drawn on first show
-            self.canvas.set_layer_visible(name, visible)
 
     # handlers ---------------------------------------------------------------------------------------------------
     def _on_session_dataset_opened(self, ds: Dataset) -> None:
@@ -564,13 +478,10 @@ class MainWindow(QMainWindow):
             target, problem = cur.extra
         else:
             target, problem = self.review.target_for(cur.sample, cur.image, cur.gt)
-        if self.display.window is not None and value_range(cur.image) != value_range(self._last_image_range()):
-            self.display = replace(self.display, window=None, level=None)
-        self._image_range = value_range(cur.image)
-        self._render_image()
+        self.view.sample_shown(cur)
         self.editor.load(target)
-        self._apply_layer_visibility()
-        self._refresh_secondary()
+        self.view.apply_layer_visibility()
+        self.view.refresh_secondary()
         self._sync_tool_context()
         self._update_title()
         msg = cur.error or problem
@@ -597,9 +508,6 @@ class MainWindow(QMainWindow):
             return None
         return self.review.target_for(ds.get(sample_id), image, gt, style=self.editor.overlay_style,
                                       error_class=self.editor.error_class, prediction=prediction)
-
-    def _last_image_range(self) -> tuple[float, float]:
-        return getattr(self, "_image_range", (0.0, 255.0))
 
     def _show_review(self, sample_id: str) -> None:
         self.review_panel.set_state(self.review.review(sample_id), self.review.history(sample_id))
@@ -638,53 +546,17 @@ class MainWindow(QMainWindow):
         cls = self.session.class_at(x, y, mask=mask)
         self.status.label.setText(f"class: {cls}" if cls else "")
 
-    def _on_canvas_window_level_dragged(self, dx: float, dy: float) -> None:
-        cur = self.session.current
-        if cur is None:
-            return
-        lo, hi = value_range(cur.image)
-        span = hi - lo
-        window = self.display.window if self.display.window is not None else span
-        level = self.display.level if self.display.level is not None else lo + span / 2
-        window = max(1.0, window + dx * span / 500.0)
-        level = level + dy * span / 500.0
-        self.display = replace(self.display, window=window, level=level)
-        self.layers_panel.set_window_level_text(window, level)
-        self._render_image()
-
-    def _on_layers_preset_chosen(self, name: str) -> None:
-        cur = self.session.current
-        preset = next(p for p in XRAY_PRESETS if p.name == name)
-        if cur is None:
-            return
-        self.display = self.display.with_preset(preset, value_range=value_range(cur.image))
-        self.layers_panel.set_window_level_text(self.display.window, self.display.level)
-        self._render_image()
-
-    def _on_layers_filter_changed(self, name: str) -> None:
-        self.display = replace(self.display, filter=name)  # type: ignore[arg-type]
-        self._render_image()
-
     def _on_class_panel_visibility_changed(self, _class_id: int, _visible: bool) -> None:
         ds = self.session.dataset
         if ds is None:
             return
         hidden = frozenset(set(ds.schema.ids) - self.class_panel.visible_ids())
         self.editor.set_overlay_style(hidden=hidden)
-        self._refresh_secondary()
-
-    def _on_layers_visibility_changed(self, name: str, on: bool) -> None:
-        action = {GT_LAYER: "toggle_gt", PRED_LAYER: "toggle_pred", ERROR_LAYER: "toggle_error"}[name]
-        if self.actions_[action].isChecked() != on:
-            self.actions_[action].setChecked(on)
-        self._apply_layer_visibility()
+        self.view.refresh_secondary()
 
     def _on_layers_opacity_changed(self, name: str, value: float) -> None:
-        self.canvas.set_layer_opacity(name, value)
         if name == GT_LAYER:
             self.settings = replace(self.settings, overlay=replace(self.settings.overlay, opacity=value))
-        if (name == PRED_LAYER and self.split.mode == "gt|pred") or (name == GT_LAYER and self.split.mode == "before|after"):
-            self.split.secondary.set_layer_opacity(SECOND_LAYER, value)
 
     def _on_review_panel_reviewer_edited(self, name: str) -> None:
         self.settings = replace(self.settings, reviewer=name)

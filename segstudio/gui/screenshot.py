@@ -16,7 +16,7 @@ def render_main_window(out: Path, *, dataset: str | None = None, format_name: st
     get_app()
     win = create_main_window(dataset=dataset, format_name=format_name, predictions=predictions,
                              sample_id=sample_id, headless=True)
-    win.set_view_mode(view)
+    win.view.set_view_mode(view)
     if sample_id and (win.session.current is None or win.session.current.sample.id != sample_id):
         raise SegstudioError(f"No sample {sample_id!r} in the dataset.", fix="Use an id that `segstudio info` lists.")
     win.resize(*size)

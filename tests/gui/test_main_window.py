@@ -108,11 +108,11 @@ def test_status_bar_reports_position_intensity_and_class(window: MainWindow) -> 
 
 
 def test_zoom_actions(window: MainWindow) -> None:
-    window.zoom_1to1()
+    window.view.zoom_1to1()
     assert window.canvas.scale_factor() == pytest.approx(1.0)
-    window.zoom_in()
+    window.view.zoom_in()
     assert window.canvas.scale_factor() == pytest.approx(1.25)
-    window.zoom_fit()
+    window.view.zoom_fit()
     w, h = window.canvas.image_size()
     vp = window.canvas.viewport().size()
     assert window.canvas.scale_factor() == pytest.approx(min(vp.width() / w, vp.height() / h), rel=0.05)
@@ -162,9 +162,9 @@ def test_about_dialog_shows_version_and_data_licence(qtbot) -> None:
 
 
 def test_middle_drag_pans(window: MainWindow, qtbot) -> None:
-    window.zoom_1to1()
-    window.zoom_in()
-    window.zoom_in()
+    window.view.zoom_1to1()
+    window.view.zoom_in()
+    window.view.zoom_in()
     h0 = window.canvas.horizontalScrollBar().value()
     vp = window.canvas.viewport()
     start = QPoint(vp.width() // 2, vp.height() // 2)

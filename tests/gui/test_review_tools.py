@@ -147,7 +147,7 @@ def test_error_map_marks_disagreement_and_split_views_sync(window: MainWindow) -
     codes_px = np.count_nonzero(window.editor._err_rgba[..., 3])  # noqa: SLF001
     assert codes_px == np.count_nonzero(window.editor.mask.array != window.editor.target.prediction)
 
-    window.set_view_mode("gt|pred")
+    window.view.set_view_mode("gt|pred")
     assert window.split.secondary.isVisible()
     assert window.split.secondary.layer("second").array is window.editor.prediction_rgba()
     window.canvas.zoom_by(2.0)
@@ -155,9 +155,9 @@ def test_error_map_marks_disagreement_and_split_views_sync(window: MainWindow) -
     assert window.split.secondary.scale_factor() == pytest.approx(window.canvas.scale_factor())
     window.canvas.horizontalScrollBar().setValue(window.canvas.horizontalScrollBar().value() + 37)
     assert window.split.secondary.horizontalScrollBar().value() == window.canvas.horizontalScrollBar().value()
-    window.set_view_mode("before|after")
+    window.view.set_view_mode("before|after")
     assert window.split.secondary_title.text().startswith("Before")
-    window.set_view_mode("single")
+    window.view.set_view_mode("single")
     assert not window.split.secondary.isVisible()
 
 
@@ -175,18 +175,18 @@ def test_display_controls_change_pixels_not_data(window: MainWindow) -> None:
     assert np.abs(_pixels(window) - plain).mean() > 1
     window.layers_panel.preset.setCurrentIndex(window.layers_panel.preset.findData("Lung"))
     window.layers_panel.preset.activated.emit(window.layers_panel.preset.currentIndex())
-    assert window.display.window is not None
+    assert window.view.display.window is not None
     # right drag in pan mode changes window/level
     window.set_tool("pan")
     vp = window.canvas.viewport()
-    before = (window.display.window, window.display.level)
+    before = (window.view.display.window, window.view.display.level)
     from PySide6.QtTest import QTest
 
     start = view_pos(window.canvas, 100, 100).toPoint()
     QTest.mousePress(vp, Qt.MouseButton.RightButton, pos=start)
     QTest.mouseMove(vp, start + type(start)(40, 25))
     QTest.mouseRelease(vp, Qt.MouseButton.RightButton, pos=start + type(start)(40, 25))
-    assert (window.display.window, window.display.level) != before
+    assert (window.view.display.window, window.view.display.level) != before
     assert np.array_equal(window.session.current.image, image)  # data untouched
 
 
