@@ -79,3 +79,30 @@ def test_unknown_recipe():
     with pytest.raises(UnknownKeyError) as e:
         load_recipe("lungs")
     assert "lungs-lr" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["lungs-lr", "lesion", "road", "facade", "bones"])
+def test_every_recipe_builds_its_model_loss_and_augmentation(name):
+    import torch
+
+    from segstudio.core.types import ClassSchema
+    from segstudio.engine.augment import Augmenter
+    from segstudio.engine.losses import build_loss
+    from segstudio.engine.models import build_model
+    from segstudio.engine.task import resolve_task
+
+    cfg = load_recipe(name)
+    names = {"lungs-lr": ["background", "left lung", "right lung"], "lesion": ["skin", "lesion"]}.get(name, ["a", "b", "c"])
+    schema = ClassSchema.from_names(names, multilabel=cfg.model.mode == "multilabel")
+    task = resolve_task(schema, cfg.model.mode)
+    Augmenter(cfg.augment, task)
+    loss = build_loss(cfg.loss, task)
+    model = build_model(cfg.model, out_channels=task.out_channels).train()
+    x = torch.rand(2, cfg.model.in_channels, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+    logits = out[0] if isinstance(out, tuple) else out
+    assert logits.shape == (2, task.out_channels, 64, 64)
+    target = torch.zeros(2, task.num_classes, 64, 64) if task.mode == "multilabel" else torch.zeros(2, 64, 64, dtype=torch.long)
+    total, _ = loss(out, target)
+    assert torch.isfinite(total)
