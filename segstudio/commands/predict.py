@@ -1,0 +1,115 @@
+"""``segstudio predict CHECKPOINT DATASET --out DIR``: run a checkpoint (or an ensemble) over a dataset.
+
+Masks are written one file per sample, named like the image (``--layout index``, the layout
+``segstudio DATASET --predictions DIR`` shows), or one 0/255 PNG per class folder (``--layout class-folders``).
+Ctrl+C stops after the current batch; what was written stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HELP = "run a checkpoint over a dataset and write masks"
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``predict`` and ``evaluate``."""
+    g = parser.add_argument_group("inference")
+    g.add_argument("--ensemble", action="append", default=[], type=Path, metavar="CHECKPOINT",
+                   help="another checkpoint averaged with the first (repeatable; same classes)")
+    g.add_argument("--mode", choices=("resize", "tile", "native"), default="resize",
+                   help="resize: whole image at the training size (default); tile: sliding windows; "
+                   "native: whole image at its own size")
+    g.add_argument("--tile-size", type=int, metavar="PX", help="window side for --mode tile (default: training size)")
+    g.add_argument("--overlap", type=float, default=0.25, help="window overlap for --mode tile (default 0.25)")
+    g.add_argument("--scale", type=float, default=1.0, help="resize factor before tiling (default 1)")
+    g.add_argument("--tta", action="append", default=[], choices=("hflip", "vflip"),
+                   help="flip test-time augmentation (repeatable)")
+    g.add_argument("--post", action="append", default=[], metavar="STEP",
+                   help="post-processing: keep_largest[:k=N], fill_holes, min_area:pixels=N, "
+                   "thresholds:CLASS=VALUE (repeatable, applied in order)")
+    g.add_argument("--batch-size", type=int, default=4)
+    g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    g.add_argument("--workspace", type=Path, metavar="DIR", help="cache masks per (sample, checkpoint) in this workspace")
+
+
+def inference_options(args: argparse.Namespace, *, probabilities: bool = False, uncertainty: bool = False) -> Any:
+    from segstudio.engine.postprocess import parse_step
+    from segstudio.engine.predictor import InferenceOptions
+
+    return InferenceOptions(
+        mode=args.mode, batch_size=args.batch_size, tta=tuple(args.tta), tile_size=args.tile_size,
+        overlap=args.overlap, scale=args.scale, device=args.device, probabilities=probabilities,
+        uncertainty=uncertainty, post=tuple(parse_step(s) for s in args.post),
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="checkpoint folder (RUN_DIR/checkpoints/best)")
+    parser.add_argument("dataset", help="dataset folder or annotation file (format detected)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the predicted masks")
+    parser.add_argument("--format", dest="format", metavar="NAME", help="dataset format, when detection is ambiguous")
+    parser.add_argument("--layout", choices=("index", "class-folders"), default="index",
+                        help="index: one mask per image, named like it (default; what --predictions reads); "
+                        "class-folders: one 0/255 PNG per class folder")
+    parser.add_argument("--split", metavar="NAME", help="only this split (val: the checkpoint's validation hold-out)")
+    parser.add_argument("--probabilities", type=Path, metavar="DIR", help="also write (K, H, W) float16 probabilities (.npz)")
+    parser.add_argument("--uncertainty", type=Path, metavar="DIR", help="also write per-pixel entropy as 8-bit PNGs")
+    add_inference_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console")
+
+
+def run(args: argparse.Namespace) -> int:
+    from segstudio.datasets.registry import open_dataset
+    from segstudio.engine.cancel import CancelToken
+    from segstudio.engine.evaluate import select_samples
+    from segstudio.engine.infer import Prediction, predict
+    from segstudio.engine.outputs import PredictionWriter
+    from segstudio.engine.predictor import Predictor
+
+    opts = inference_options(args, probabilities=args.probabilities is not None, uncertainty=args.uncertainty is not None)
+    predictor = Predictor.load([args.checkpoint, *args.ensemble], options=opts)
+    dataset = open_dataset(args.dataset, format=args.format)
+    samples = dataset.samples if args.split is None else select_samples(dataset, args.split, checkpoint=predictor.members[0].checkpoint)
+    writer = PredictionWriter(args.out, dataset, layout=args.layout, probabilities=args.probabilities,
+                              uncertainty=args.uncertainty)
+    workspace = None
+    if args.workspace is not None:
+        from segstudio.workspace.workspace import Workspace
+
+        workspace = Workspace(args.workspace, dataset_root=dataset.root)
+    cancel = CancelToken()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel()) if main_thread else None
+    failed, done, cached = 0, 0, 0
+    t0 = time.perf_counter()
+    try:
+        for r in predict(dataset, predictor, samples=samples, cancel=cancel, workspace=workspace):
+            if isinstance(r, Prediction):
+                writer.write(r.sample_id, r.mask, probabilities=r.probabilities, uncertainty=r.uncertainty,
+                             class_ids=predictor.task.class_ids, class_names=predictor.task.class_names)
+                done += 1
+                cached += r.cached
+            else:
+                failed += 1
+                print(f"failed: {r.sample_id}: {r.message}", file=sys.stderr)
+            if sys.stderr.isatty():
+                sys.stderr.write(f"\r{r.index + 1}/{r.total}")
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+        if workspace is not None:
+            workspace.close()
+    secs = time.perf_counter() - t0
+    state = "stopped early: " if cancel.cancelled else ""
+    print(f"\r{state}{done} masks written to {args.out} in {secs:.1f}s on {predictor.device}"
+          f"{f' ({cached} from the workspace cache)' if cached else ''}{f', {failed} failed' if failed else ''}")
+    if args.layout == "index":
+        print(f"view them: segstudio {args.dataset} --predictions {args.out}")
+    return 1 if failed or cancel.cancelled else 0

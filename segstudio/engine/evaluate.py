@@ -1,0 +1,242 @@
+"""Evaluation of a checkpoint (or a folder of predicted masks) against a dataset's GT.
+
+Per class and mean Dice, IoU and pixel accuracy, multi-class and multi-label, with an ignore index. The counting
+and the scores are ``segstudio.metrics``' (``class_counts`` per sample, pooled with ``+``, then
+``comparison_from_counts``): the figures are the same ones the review screen shows per sample.
+
+Two means are reported: ``dice``/``iou`` from the counts pooled over the split (each pixel weighs the same;
+the standard "dataset Dice"), and ``sample_dice``/``sample_iou``, the mean of the per-sample figures (each
+image weighs the same). Means run over the foreground classes (every class but background).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.errors import DatasetError
+from segstudio.datasets.base import Dataset, Sample
+from segstudio.engine.cancel import CancelToken
+from segstudio.metrics import ClassCounts, SampleComparison, class_counts, comparison_from_counts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SampleEvaluated:
+    """Progress: one sample scored (``index`` 0-based of ``total``)."""
+
+    index: int
+    total: int
+    comparison: SampleComparison
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The figures of one evaluation. ``summary`` holds the pooled per-class figures and their means;
+    ``samples`` the per-sample comparisons, in dataset order."""
+
+    summary: SampleComparison
+    samples: tuple[SampleComparison, ...]
+    sample_dice: float
+    sample_iou: float
+    skipped: tuple[str, ...] = ()
+    source: str = ""
+    split: str = "all"
+
+    @property
+    def dice(self) -> float:
+        return self.summary.mean_dice
+
+    @property
+    def iou(self) -> float:
+        return self.summary.mean_iou
+
+    @property
+    def pixel_accuracy(self) -> float:
+        return self.summary.pixel_accuracy
+
+    def to_dict(self, *, per_sample: bool = False) -> dict[str, Any]:
+        """JSON-safe: means, per-class figures (NaN → null), and the per-sample figures when asked for."""
+
+        def num(v: float) -> float | None:
+            return None if math.isnan(v) else round(float(v), 6)
+
+        scored = set(self.summary.scored_ids)
+        doc: dict[str, Any] = {
+            "source": self.source,
+            "split": self.split,
+            "samples": len(self.samples),
+            "skipped": list(self.skipped),
+            "dice": num(self.dice),
+            "iou": num(self.iou),
+            "pixel_accuracy": num(self.pixel_accuracy),
+            "sample_dice": num(self.sample_dice),
+            "sample_iou": num(self.sample_iou),
+            "per_class": [
+                {
+                    "id": c.class_id,
+                    "name": c.name,
+                    "scored": c.class_id in scored,
+                    "dice": num(c.dice),
+                    "iou": num(c.iou),
+                    "precision": num(c.precision),
+                    "recall": num(c.recall),
+                    "gt_pixels": c.gt_pixels,
+                    "pred_pixels": c.pred_pixels,
+                }
+                for c in self.summary.per_class
+            ],
+        }
+        if per_sample:
+            doc["per_sample"] = [
+                {"sample_id": s.sample_id, "dice": num(s.mean_dice), "iou": num(s.mean_iou), "pixel_accuracy": num(s.pixel_accuracy)}
+                for s in self.samples
+            ]
+        return doc
+
+
+def _valid(gt: np.ndarray, ignore_index: int | None) -> np.ndarray | None:
+    if ignore_index is None or np.issubdtype(gt.dtype, np.uint64):
+        return None
+    return gt != ignore_index
+
+
+def iter_evaluation(
+    dataset: Dataset,
+    predictions: Iterator[tuple[str, np.ndarray | None]],
+    *,
+    total: int,
+    ignore_index: int | None = None,
+    cancel: CancelToken | None = None,
+    source: str = "",
+    split: str = "all",
+) -> Iterator[SampleEvaluated | Evaluation]:
+    """Score ``(sample id, predicted mask or None)`` pairs against the dataset's GT; yield a
+    :class:`SampleEvaluated` per sample and the :class:`Evaluation` last (also after a cancel, over the samples
+    scored so far). ``ignore_index``: a GT value left out of every figure, beside the schema's own."""
+    schema = dataset.schema
+    pooled: ClassCounts | None = None
+    comps: list[SampleComparison] = []
+    skipped: list[str] = []
+    for k, (sid, pred) in enumerate(predictions):
+        if cancel is not None and cancel.cancelled:
+            log.info("evaluation cancelled after %d of %d samples", k, total)
+            break
+        gt = dataset.load_gt(sid)
+        if gt is None or pred is None:
+            skipped.append(sid)
+            continue
+        if gt.shape != pred.shape:
+            raise DatasetError(
+                f"Sample {sid!r}: the prediction is {pred.shape[1]}x{pred.shape[0]}, the GT {gt.shape[1]}x{gt.shape[0]}.",
+                path=dataset.get(sid).image,
+                fix="Predict at the image's own size.",
+            )
+        counts = class_counts(gt, pred.astype(gt.dtype, copy=False), schema=schema, valid=_valid(gt, ignore_index))
+        pooled = counts if pooled is None else pooled + counts
+        comp = comparison_from_counts(counts, schema=schema, sample_id=sid)
+        comps.append(comp)
+        yield SampleEvaluated(k, total, comp)
+    if pooled is None:
+        raise DatasetError(
+            "No sample had both ground truth and a prediction to compare.",
+            path=dataset.root,
+            fix="Check that the predictions are named like the dataset's images and that the split has GT.",
+        )
+    summary = comparison_from_counts(pooled, schema=schema)
+    yield Evaluation(
+        summary=summary,
+        samples=tuple(comps),
+        sample_dice=float(np.mean([c.mean_dice for c in comps])),
+        sample_iou=float(np.mean([c.mean_iou for c in comps])),
+        skipped=tuple(skipped),
+        source=source,
+        split=split,
+    )
+
+
+def select_samples(dataset: Dataset, split: str | None, *, checkpoint: Any = None) -> list[Sample]:
+    """The samples to evaluate: all with GT (``split`` None or ``"all"``), a split of the dataset's own, or
+    ``"val"`` / ``"train"`` — the checkpoint's training split reproduced (same config and seed) when the dataset
+    has no such split of its own."""
+    from segstudio.engine.data import VAL_ALIASES, split_samples
+
+    with_gt = [s for s in dataset.samples if s.has_gt]
+    if split in (None, "all"):
+        return with_gt
+    own = [s for s in with_gt if s.split == split or (split == "val" and s.split in VAL_ALIASES)]
+    if own:
+        return own
+    if split in ("val", "train") and checkpoint is not None:
+        parts = split_samples(dataset, checkpoint.config.data, task=checkpoint.task, seed=checkpoint.config.seed)
+        return list(parts.val if split == "val" else parts.train)
+    names = sorted({s.split for s in dataset.samples if s.split})
+    raise DatasetError(
+        f"The dataset has no split named {split!r}.",
+        path=dataset.root,
+        fix=f"Use one of: all{', val (the training hold-out)' if checkpoint is not None else ''}"
+        + (", " + ", ".join(names) if names else "") + ".",
+    )
+
+
+def evaluate_checkpoint(
+    dataset: Dataset,
+    predictor: Any,
+    *,
+    samples: Sequence[Sample] | None = None,
+    ignore_index: int | None = None,
+    cancel: CancelToken | None = None,
+    workspace: Any = None,
+    split: str = "all",
+) -> Iterator[SampleEvaluated | Evaluation]:
+    """Predict ``samples`` with ``predictor`` (``segstudio.engine.predictor.Predictor``) and score them."""
+    from segstudio.engine.infer import Prediction, predict
+
+    chosen = list(samples) if samples is not None else [s for s in dataset.samples if s.has_gt]
+
+    def pairs() -> Iterator[tuple[str, np.ndarray | None]]:
+        for r in predict(dataset, predictor, samples=chosen, cancel=cancel, workspace=workspace):
+            yield (r.sample_id, r.mask if isinstance(r, Prediction) else None)
+
+    src = " + ".join(str(p) for p in predictor.checkpoint_paths)
+    yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel, source=src, split=split)
+
+
+def evaluate_folder(
+    dataset: Dataset,
+    folder: str | Path,
+    *,
+    samples: Sequence[Sample] | None = None,
+    ignore_index: int | None = None,
+    cancel: CancelToken | None = None,
+    split: str = "all",
+) -> Iterator[SampleEvaluated | Evaluation]:
+    """Score a folder of predicted masks (the layout ``segstudio DATASET --predictions DIR`` reads)."""
+    from segstudio.datasets.predictions import PredictionFolder
+
+    pf = PredictionFolder(folder, dataset)
+    chosen = list(samples) if samples is not None else [s for s in dataset.samples if s.has_gt]
+
+    def pairs() -> Iterator[tuple[str, np.ndarray | None]]:
+        for s in chosen:
+            yield s.id, pf.load(s)
+
+    yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel,
+                               source=str(pf.folder), split=split)
+
+
+def run_to_end(events: Iterator[SampleEvaluated | Evaluation]) -> Evaluation:
+    """Drain an evaluation generator and return its result."""
+    result = None
+    for ev in events:
+        if isinstance(ev, Evaluation):
+            result = ev
+    assert result is not None
+    return result

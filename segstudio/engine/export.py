@@ -1,0 +1,160 @@
+"""ONNX export of a checkpoint, with an onnxruntime parity check.
+
+The graph maps the normalised image ``(N, C, H, W) float32`` (batch, height and width dynamic) to logits
+``(N, out_channels, H, W)``; the checkpoint's ``config.json`` (classes, task, preprocessing, thresholds) rides
+along in the model's metadata under ``segstudio_config``, so the ``.onnx`` file describes itself like the
+checkpoint does. The parity check runs the same inputs through torch and onnxruntime (CPU) and reports the
+largest absolute difference of the logits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segstudio.core.errors import SegstudioError
+from segstudio.engine.checkpoint import Checkpoint, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+#: logits of float32 networks agree to ~1e-5 between runtimes; 1e-3 leaves room for deep ones
+DEFAULT_TOLERANCE = 1e-3
+
+
+class ExportError(SegstudioError):
+    """The export failed, or the exported graph disagrees with the checkpoint."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    opset: int
+    input_shape: tuple[int, ...]
+    #: largest |torch - onnxruntime| over the logits of the check inputs (None: not checked)
+    max_abs_diff: float | None
+    tolerance: float
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff is not None and self.max_abs_diff <= self.tolerance
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "opset": self.opset,
+            "input_shape": list(self.input_shape),
+            "max_abs_diff": self.max_abs_diff,
+            "tolerance": self.tolerance,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _check_inputs(ckpt: Checkpoint, *, seed: int) -> list[np.ndarray]:
+    """Inputs like the network meets: the training size, and a non-square one to exercise the dynamic axes."""
+    s = ckpt.preprocessing.image_size
+    c = ckpt.preprocessing.in_channels
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, c, s, s, generator=g).numpy(), torch.randn(1, c, s // 2 + 32, s, generator=g).numpy()]
+
+
+def parity(onnx_path: str | Path, ckpt: Checkpoint, *, seed: int = 0) -> float:
+    """Largest absolute logit difference between onnxruntime (CPU) and torch on the check inputs."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    model = ckpt.model.to("cpu").eval()
+    worst = 0.0
+    with torch.inference_mode():
+        for x in _check_inputs(ckpt, seed=seed):
+            ref = model(torch.from_numpy(x)).float().numpy()
+            got = session.run(None, {name: x})[0]
+            if got.shape != ref.shape:
+                raise ExportError(f"The ONNX graph returns {got.shape}, torch {ref.shape}.", path=Path(onnx_path))
+            worst = max(worst, float(np.abs(got - ref).max()))
+    return worst
+
+
+def export_onnx(
+    checkpoint: str | Path | Checkpoint,
+    out: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ExportReport:
+    """Write ``out`` (``.onnx``) from a checkpoint folder (or a loaded checkpoint) and check it.
+
+    Raises ``ExportError`` when the export fails or the parity check exceeds ``tolerance``.
+    """
+    import onnx
+
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device="cpu")
+    out_path = Path(out).expanduser()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    model = ckpt.model.to("cpu").eval()
+    s, c = ckpt.preprocessing.image_size, ckpt.preprocessing.in_channels
+    example = torch.zeros(1, c, s, s)
+    t0 = time.perf_counter()
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    try:
+        with warnings.catch_warnings():
+            # the TorchScript exporter is the one that needs no extra packages (the dynamo one wants onnxscript)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}},
+            )
+        proto = onnx.load(str(tmp))
+        meta = proto.metadata_props.add()
+        meta.key = "segstudio_config"
+        meta.value = json.dumps(ckpt.info, default=str)
+        proto.producer_name = "segstudio"
+        onnx.save(proto, str(tmp))
+        tmp.replace(out_path)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ExportError(
+            f"The model could not be exported to ONNX ({e}).",
+            path=ckpt.path,
+            fix=f"Try another opset (--opset), or an architecture the ONNX exporter supports; opset was {opset}.",
+        ) from e
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    diff = parity(out_path, ckpt) if check else None
+    report = ExportReport(out_path, opset, (1, c, s, s), diff, tolerance, time.perf_counter() - t0)
+    if check and not report.passed:
+        raise ExportError(
+            f"The exported graph disagrees with the checkpoint: max |difference| {diff:.3g} > {tolerance:g}.",
+            path=out_path,
+            fix="Try another opset (--opset) or report the architecture.",
+        )
+    log.info("exported %s (max abs diff %s)", out_path, diff)
+    return report
+
+
+def read_metadata(onnx_path: str | Path) -> dict[str, object]:
+    """The checkpoint config stored in an exported model."""
+    import onnx
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    for p in proto.metadata_props:
+        if p.key == "segstudio_config":
+            return dict(json.loads(p.value))
+    raise ExportError("This ONNX file was not exported by segstudio (no segstudio_config).", path=Path(onnx_path))
