@@ -8,10 +8,11 @@ or ``(K, S, S) uint8`` multi-label planes; normalisation happens on the device (
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -226,13 +227,29 @@ def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: reseed numpy and the augmenter from torch's per-worker seed, and keep
-    OpenCV to one thread: workers already run in parallel, and a thread pool per worker would compete with the
-    training process's own threads for the same cores."""
+@contextlib.contextmanager
+def single_threaded_opencv(enabled: bool) -> Iterator[None]:
+    """OpenCV on one thread while loader workers run: they already work in parallel, a thread pool per worker
+    would compete with training for the same cores, and forked workers then never touch a pool they inherited
+    without its threads (a known DataLoader + OpenCV deadlock)."""
+    if not enabled:
+        yield
+        return
     import cv2
 
+    before = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: reseed numpy and the augmenter from torch's per-worker seed.
+
+    (OpenCV's thread count must not be changed here: a forked child that touches the parent's thread pool can
+    deadlock. The trainer sets it in the parent before the workers fork; see ``single_threaded_opencv``.)"""
     info = torch.utils.data.get_worker_info()
     seed = int(torch.initial_seed() % (2**31))
     np.random.seed(seed)

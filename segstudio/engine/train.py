@@ -39,6 +39,7 @@ from segstudio.engine.data import (
     balanced_class_weights,
     class_pixel_counts,
     seed_worker,
+    single_threaded_opencv,
     split_samples,
 )
 from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, Event, Finished, RunStarted
@@ -279,6 +280,10 @@ class _Trainer:
 
     # the generator ------------------------------------------------------------------------------------------------
     def run(self) -> Iterator[Event]:
+        with single_threaded_opencv(self.cfg.data.num_workers > 0):
+            yield from self._run()
+
+    def _run(self) -> Iterator[Event]:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "train_config.json").write_text(cfg.to_json(), encoding="utf-8")
