@@ -9,20 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
-    QDockWidget,
     QFileDialog,
     QInputDialog,
-    QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
-    QSpinBox,
-    QToolBar,
     QWidget,
 )
 
@@ -34,7 +28,7 @@ from segstudio.datasets.base import Dataset
 from segstudio.datasets.registry import AmbiguousFormatError, format_descriptions
 from segstudio.gui import mask_ops
 from segstudio.gui.about import AboutDialog
-from segstudio.gui.actions import ACTIONS, build_actions
+from segstudio.gui.actions import build_actions
 from segstudio.gui.browser import SampleBrowser
 from segstudio.gui.canvas import ImageCanvas
 from segstudio.gui.controller import LoadedSample, SessionController
@@ -47,29 +41,18 @@ from segstudio.gui.review import ReviewController
 from segstudio.gui.shortcuts import ShortcutsDialog
 from segstudio.gui.split_view import SplitView
 from segstudio.gui.view import ViewController
+from segstudio.gui.window_chrome import (
+    build_class_keys,
+    build_docks,
+    build_menus_and_toolbars,
+    build_status_bar,
+)
 from segstudio.workspace import MaskVersion, ReviewState, ReviewStatus
 
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 10_000
 EDIT_TOOLS = ("brush", "eraser", "polygon", "lasso", "fill", "rectangle", "accept-lasso")
-
-
-class StatusWidgets(NamedTuple):
-    position: QLabel
-    intensity: QLabel
-    label: QLabel
-    review: QLabel
-    saved: QLabel
-    dataset: QLabel
-    zoom: QLabel
-
-
-class Docks(NamedTuple):
-    browser: QDockWidget
-    classes: QDockWidget
-    layers: QDockWidget
-    review: QDockWidget
 
 
 def window_settings() -> QSettings:
@@ -97,24 +80,18 @@ class MainWindow(QMainWindow):
         self.layers_panel = LayersPanel(self)
         self.review_panel = ReviewPanel(self)
         self.review_panel.set_reviewer(self.settings.reviewer)
-        self.docks = Docks(
-            self._dock("Samples", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-            self._dock("Classes", self.class_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-            self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-            self._dock("Review", self.review_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-        )
-        self.tabifyDockWidget(self.docks.layers, self.docks.review)
-        self.docks.review.raise_()
-        self.resizeDocks([self.docks.browser, self.docks.classes], [400, 330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks.classes, self.docks.review], [170, 600], Qt.Orientation.Vertical)
+        self.docks = build_docks(self, browser=self.browser, classes=self.class_panel, layers=self.layers_panel,
+                                 review=self.review_panel)
         self.view = ViewController(session=self.session, canvas=self.canvas, split=self.split,
                                    layers=self.layers_panel, editor=self.editor, actions={}, parent=self)
         self.actions_ = build_actions(self)
         self.view.bind_actions(self.actions_)
-        self.brush_size = QSpinBox()
-        self._build_menus_and_toolbars()
-        self.status = self._build_status_bar()
-        self._class_actions = self._build_class_keys()
+        self.bars = build_menus_and_toolbars(self, self.actions_, self.docks)
+        self.brush_size = self.bars.brush_size
+        self._recent_menu = self.bars.recent_menu
+        self._recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.status = build_status_bar(self.statusBar())
+        self._class_actions = build_class_keys(self, self.class_panel)
 
         self.autosave = QTimer(self)
         self.autosave.setInterval(AUTOSAVE_MS)
@@ -133,70 +110,6 @@ class MainWindow(QMainWindow):
         self.actions_["tool_brush"].setChecked(True)
         self._wire()
         self._restore_geometry()
-
-    # construction -----------------------------------------------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
-    def _build_menus_and_toolbars(self) -> None:
-        menus: dict[str, QMenu] = {}
-        bars: dict[str, QToolBar] = {}
-        for key, title in (("main", "Main"), ("tools", "Tools")):
-            bar = QToolBar(title, self)
-            bar.setObjectName(f"{key}Toolbar")
-            bar.setMovable(False)
-            self.addToolBar(Qt.ToolBarArea.TopToolBarArea if key == "main" else Qt.ToolBarArea.LeftToolBarArea, bar)
-            bars[key] = bar
-        for spec in ACTIONS:
-            menu = menus.get(spec.menu)
-            if menu is None:
-                menu = menus[spec.menu] = self.menuBar().addMenu(spec.menu)
-                if spec.menu == "&View":
-                    for d in self.docks:
-                        menu.addAction(d.toggleViewAction())
-            if spec.separator_before:
-                menu.addSeparator()
-            menu.addAction(self.actions_[spec.name])
-            if spec.toolbar:
-                bars[spec.toolbar].addAction(self.actions_[spec.name])
-        self._recent_menu = QMenu("Open &Recent", self)
-        menus["&File"].insertMenu(self.actions_["open_sample"], self._recent_menu)
-        self._recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self.brush_size.setRange(1, 500)
-        self.brush_size.setValue(20)
-        self.brush_size.setSuffix(" px")
-        self.brush_size.setToolTip("Brush size in image pixels ([ and ])")
-        bars["tools"].addSeparator()
-        bars["tools"].addWidget(self.brush_size)
-
-    def _build_class_keys(self) -> list[QAction]:
-        acts = []
-        for d in range(10):
-            act = QAction(f"Select class {d}", self)
-            act.setShortcut(QKeySequence(str(d)))
-            act.triggered.connect(lambda _c=False, d=d: self.class_panel.select_by_key(d))
-            self.addAction(act)
-            acts.append(act)
-        return acts
-
-    def _build_status_bar(self) -> StatusWidgets:
-        w = StatusWidgets(*(QLabel() for _ in StatusWidgets._fields))
-        for name, lbl in zip(StatusWidgets._fields, w, strict=True):
-            lbl.setObjectName(f"status_{name}")
-        w.position.setMinimumWidth(110)
-        w.intensity.setMinimumWidth(120)
-        w.label.setMinimumWidth(160)
-        sb = self.statusBar()
-        for lbl in (w.position, w.intensity):
-            sb.addWidget(lbl)
-        sb.addWidget(w.label, 1)
-        for lbl in (w.review, w.saved, w.dataset, w.zoom):
-            sb.addPermanentWidget(lbl)
-        return w
 
     def _wire(self) -> None:
         self.session.sig_dataset_opened.connect(self._on_session_dataset_opened)
