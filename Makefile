@@ -55,6 +55,11 @@ test: lint contracts typecheck pytest
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench $(if $(BENCH),--only $(BENCH),)
 
+# Recipe quality on the real data (bench/quality.py): trains lungs-lr and lesion, at most 15 minutes each on the
+# CPU, and scores their validation splits into bench/quality.json.
+quality: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) bench/quality.py
+
 # Installers (docs/packaging.md). PyInstaller comes from the `package` extra; the packaging tools (dpkg-dev,
 # zstd, xvfb) from packaging/sysdeps.sh. The torch in .venv (CUDA or CPU) decides the artifact's variant.
 PKG_STAMP := $(VENV)/.package-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
