@@ -4,7 +4,10 @@
   to 256², U-Net resnet34 of the ``lungs-lr`` recipe, softmax, probabilities back to 512², hard masks) by
   ``segstudio.engine.infer.predict`` against a bare loop producing the same masks (decode → prepare → model(x) →
   softmax → resize → argmax, one batch after the other). Figure: bare seconds / engine seconds, median of
-  interleaved rounds. ≥ 0.95.
+  interleaved rounds; both run the network with torch. ≥ 0.95.
+- ``engine.infer_onnxruntime_vs_torch``: the same engine run (Montgomery, resize mode) with the onnxruntime backend
+  against the torch backend, on the CPU: torch seconds / onnxruntime seconds (> 1: onnxruntime is faster). It
+  decides whether onnxruntime should become the CPU default (no budget).
 - ``engine.infer_2048_tiled_s``: one 2048² grayscale image through a U-Net resnet34 (the ``bones`` recipe's
   multi-label model) in 512² tiles with 25% overlap, Gaussian blending; seconds (no budget).
 
@@ -78,7 +81,8 @@ def bench_vs_bare() -> list[Figure]:
     samples = dataset.samples[:IMAGES]
     with tempfile.TemporaryDirectory() as tmp:
         path = _checkpoint("lungs-lr", Path(tmp) / "ckpt", dataset.schema, [])
-        opts = InferenceOptions(batch_size=BATCH, device=DEVICE, uncertainty=False)
+        # torch on both sides: the figure is the engine's overhead around the same network runtime
+        opts = InferenceOptions(batch_size=BATCH, device=DEVICE, uncertainty=False, backend="torch")
         predictor = Predictor.load([path], options=opts)
 
         def engine() -> list[np.ndarray]:
@@ -120,3 +124,26 @@ def bench_2048_tiled() -> list[Figure]:
         seconds = time.perf_counter() - t0
     assert mask.shape == (2048, 2048) and mask.dtype == np.uint64
     return [Figure("engine.infer_2048_tiled_s", round(seconds, 2), "s")]
+
+
+def bench_onnxruntime() -> list[Figure]:
+    from segstudio.datasets.registry import open_dataset
+    from segstudio.engine.infer import InferenceOptions, Predictor, predict
+
+    dataset = open_dataset(SHARED / "montgomery_cxr" / "data")
+    samples = dataset.samples[:IMAGES]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _checkpoint("lungs-lr", Path(tmp) / "ckpt", dataset.schema, [])
+        runs = {b: Predictor.load([path], options=InferenceOptions(batch_size=BATCH, device="cpu", uncertainty=False,
+                                                                   backend=b))
+                for b in ("torch", "onnxruntime")}
+        secs: dict[str, list[float]] = {b: [] for b in runs}
+        for p in runs.values():
+            list(predict(dataset, p, samples=samples[:BATCH]))  # warm-up
+        for _ in range(ROUNDS):
+            for b, p in runs.items():
+                t0 = time.perf_counter()
+                list(predict(dataset, p, samples=samples))
+                secs[b].append(time.perf_counter() - t0)
+    ratio = statistics.median(secs["torch"]) / statistics.median(secs["onnxruntime"])
+    return [Figure("engine.infer_onnxruntime_vs_torch", round(ratio, 3), "x")]

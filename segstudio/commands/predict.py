@@ -36,6 +36,8 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
                    "thresholds:CLASS=VALUE (repeatable, applied in order)")
     g.add_argument("--batch-size", type=int, default=4)
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    g.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
+                   help="what runs the network: auto (default: onnxruntime on the CPU, torch on a GPU), torch, onnxruntime")
     g.add_argument("--workspace", type=Path, metavar="DIR", help="cache masks per (sample, checkpoint) in this workspace")
 
 
@@ -46,7 +48,7 @@ def inference_options(args: argparse.Namespace, *, probabilities: bool = False, 
     return InferenceOptions(
         mode=args.mode, batch_size=args.batch_size, tta=tuple(args.tta), tile_size=args.tile_size,
         overlap=args.overlap, scale=args.scale, device=args.device, probabilities=probabilities,
-        uncertainty=uncertainty, post=tuple(parse_step(s) for s in args.post),
+        uncertainty=uncertainty, post=tuple(parse_step(s) for s in args.post), backend=args.backend,
     )
 
 
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     opts = inference_options(args, probabilities=args.probabilities is not None, uncertainty=args.uncertainty is not None)
     predictor = Predictor.load([args.checkpoint, *args.ensemble], options=opts)
     dataset = open_dataset(args.dataset, format=args.format)
-    samples = dataset.samples if args.split is None else select_samples(dataset, args.split, checkpoint=predictor.members[0].checkpoint)
+    samples = (dataset.samples if args.split in (None, "all")
+               else select_samples(dataset, args.split, checkpoint=predictor.members[0].checkpoint))
     writer = PredictionWriter(args.out, dataset, layout=args.layout, probabilities=args.probabilities,
                               uncertainty=args.uncertainty)
     workspace = None

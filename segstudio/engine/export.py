@@ -15,6 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,6 +68,49 @@ def _check_inputs(ckpt: Checkpoint, *, seed: int) -> list[np.ndarray]:
     return [torch.randn(2, c, s, s, generator=g).numpy(), torch.randn(1, c, s // 2 + 32, s, generator=g).numpy()]
 
 
+def _export(model: torch.nn.Module, example: torch.Tensor, f: Any, *, opset: int) -> None:
+    with warnings.catch_warnings():
+        # the TorchScript exporter is the one that needs no extra packages (the dynamo one wants onnxscript)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            f,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}},
+        )
+
+
+class OnnxRuntimeModel(torch.nn.Module):
+    """A checkpoint's network run by onnxruntime on the CPU, callable like the torch model
+    (``(N, C, H, W) float32`` tensor in, logits tensor out): the ``onnxruntime`` inference backend."""
+
+    def __init__(self, ckpt: Checkpoint, *, opset: int = DEFAULT_OPSET, threads: int = 0) -> None:
+        import io
+
+        import onnxruntime as ort
+
+        super().__init__()
+        buf = io.BytesIO()
+        model = ckpt.model.to("cpu").eval()
+        s, c = ckpt.preprocessing.image_size, ckpt.preprocessing.in_channels
+        try:
+            _export(model, torch.zeros(1, c, s, s), buf, opset=opset)
+        except (RuntimeError, ValueError, TypeError) as e:
+            raise ExportError(f"The model cannot run on onnxruntime: its ONNX export failed ({e}).", path=ckpt.path,
+                              fix="Use the torch backend.") from e
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        self.session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {"image": x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+
 def parity(onnx_path: str | Path, ckpt: Checkpoint, *, seed: int = 0) -> float:
     """Largest absolute logit difference between onnxruntime (CPU) and torch on the check inputs."""
     import onnxruntime as ort
@@ -108,19 +152,7 @@ def export_onnx(
     t0 = time.perf_counter()
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     try:
-        with warnings.catch_warnings():
-            # the TorchScript exporter is the one that needs no extra packages (the dynamo one wants onnxscript)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                dynamo=False,
-                opset_version=opset,
-                input_names=["image"],
-                output_names=["logits"],
-                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}},
-            )
+        _export(model, example, str(tmp), opset=opset)
         proto = onnx.load(str(tmp))
         meta = proto.metadata_props.add()
         meta.key = "segstudio_config"

@@ -64,3 +64,18 @@ def _plain_onnx(path):
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(torch.nn.Conv2d(1, 1, 1), (torch.zeros(1, 1, 4, 4),), str(path), dynamo=False)
     return path
+
+
+def test_onnxruntime_backend_predicts_like_torch(ckpt):
+    from segstudio.engine.infer import InferenceOptions, Predictor, predict
+
+    from .conftest import make_dataset
+
+    ds = make_dataset(n=3, size=40, seed=4)
+    answers = {}
+    for backend in ("torch", "onnxruntime"):
+        pred = Predictor.load([ckpt], options=InferenceOptions(backend=backend, tta=("vflip",), probabilities=True, device="cpu"))
+        answers[backend] = list(predict(ds, pred))
+    for a, b in zip(answers["torch"], answers["onnxruntime"], strict=True):
+        assert np.abs(a.probabilities - b.probabilities).max() < 1e-4
+        assert (a.mask == b.mask).mean() > 0.999  # only a pixel at a near-tie could differ
