@@ -80,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, format=args.format)
     samples = (dataset.samples if args.split in (None, "all")
                else select_samples(dataset, args.split, checkpoint=predictor.members[0].checkpoint))
+    own = dataset.schema
+    if own.multilabel != predictor.schema.multilabel or set(own.ids) != set(predictor.schema.ids):
+        print(f"note: the masks use the checkpoint's classes {[c.name for c in predictor.schema]}, not the dataset's "
+              f"{[c.name for c in own]}", file=sys.stderr)
     writer = PredictionWriter(args.out, dataset, layout=args.layout, probabilities=args.probabilities,
                               uncertainty=args.uncertainty)
     workspace = None

@@ -162,6 +162,17 @@ def iter_evaluation(
     )
 
 
+def check_classes(dataset: Dataset, schema: Any) -> None:
+    """A checkpoint scored against a dataset must speak its class ids: raise when they differ."""
+    own = dataset.schema
+    if own.multilabel != schema.multilabel or set(own.ids) != set(schema.ids):
+        raise DatasetError(
+            f"The checkpoint's classes {[c.name for c in schema]} are not the dataset's {[c.name for c in own]}.",
+            path=dataset.root,
+            fix="Evaluate a checkpoint trained on this kind of dataset (same class ids).",
+        )
+
+
 def select_samples(dataset: Dataset, split: str | None, *, checkpoint: Any = None) -> list[Sample]:
     """The samples to evaluate: all with GT (``split`` None or ``"all"``), a split of the dataset's own, or
     ``"val"`` / ``"train"`` — the checkpoint's training split reproduced (same config and seed) when the dataset
@@ -199,6 +210,7 @@ def evaluate_checkpoint(
     """Predict ``samples`` with ``predictor`` (``segstudio.engine.predictor.Predictor``) and score them."""
     from segstudio.engine.infer import Prediction, predict
 
+    check_classes(dataset, predictor.schema)
     chosen = list(samples) if samples is not None else [s for s in dataset.samples if s.has_gt]
 
     def pairs() -> Iterator[tuple[str, np.ndarray | None]]:

@@ -128,3 +128,12 @@ def test_select_samples_splits():
     assert len(select_samples(ds, "all")) == 6 and len(select_samples(ds, None)) == 6
     with pytest.raises(DatasetError, match="no split named"):
         select_samples(ds, "holdout")
+
+
+def test_a_checkpoint_of_other_classes_is_refused():
+    from .inferkit import pointwise_checkpoint
+
+    ds = make_dataset(n=2, names=("background", "lesion"))
+    pred = Predictor([pointwise_checkpoint(("background", "left", "right"))], options=InferenceOptions(device="cpu"))
+    with pytest.raises(DatasetError, match="not the dataset's"):
+        run_to_end(evaluate_checkpoint(ds, pred))

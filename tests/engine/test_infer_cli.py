@@ -1,0 +1,51 @@
+"""``segstudio predict`` on an unlabelled image folder: an ensemble, the workspace cache, files the app reads."""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+import torch
+
+from segstudio.commands import predict as predict_cmd
+from segstudio.datasets.predictions import PredictionFolder
+from segstudio.datasets.registry import open_dataset
+from segstudio.workspace.workspace import Workspace
+
+from .conftest import make_dataset
+from .inferkit import train_tiny
+
+
+def _predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    predict_cmd.add_arguments(parser)
+    return predict_cmd.run(parser.parse_args(argv))
+
+
+def test_predict_folder_with_ensemble_and_cache(tmp_path, capsys):
+    torch.set_num_threads(1)
+    names = ("background", "foreground")
+    a = train_tiny(tmp_path / "a", size=32, epochs=1, names=names)
+    b = train_tiny(tmp_path / "b", size=32, epochs=1, seed=1, names=names)
+    images = tmp_path / "images"
+    images.mkdir()
+    src = make_dataset(n=3, size=48, names=names, seed=9)
+    for s in src.samples:
+        cv2.imwrite(str(images / s.id), src.load_image(s))
+    out, ws = tmp_path / "out", tmp_path / "ws"
+    argv = [str(a), str(images), "--out", str(out), "--ensemble", str(b), "--workspace", str(ws), "--batch-size", "2"]
+    assert _predict(argv) == 0
+    first = capsys.readouterr().out
+    assert "3 masks written" in first and "workspace cache" not in first
+    ds = open_dataset(images)
+    pf = PredictionFolder(out, ds)
+    masks = {s.id: pf.load(s, shape=(48, 48)) for s in ds.samples}
+    assert all(m is not None and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 1} for m in masks.values())
+
+    assert _predict(argv) == 0
+    assert "(3 from the workspace cache)" in capsys.readouterr().out
+    assert all(np.array_equal(pf.load(s), masks[s.id]) for s in ds.samples)
+    with Workspace(ws) as w:
+        entries = w.predictions.entries()
+        assert len(entries) == 3 and all("+" in e.checkpoint_id for e in entries)  # keyed by the ensemble
