@@ -106,14 +106,14 @@ class PredictionWriter:
             stem = _stem(self.prob_dir, sample_id)
             path = stem.with_name(stem.name + ".npz")
             path.parent.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
+            npz = io.BytesIO()
             np.savez_compressed(
-                buf,
+                npz,
                 probabilities=probabilities.astype(np.float16),
                 class_ids=np.asarray(list(class_ids), np.int64),
                 class_names=np.asarray(list(class_names), dtype=str),
             )
-            atomic_write_bytes(path, buf.getvalue())
+            atomic_write_bytes(path, npz.getvalue())
         if self.unc_dir is not None and uncertainty is not None:
             stem = _stem(self.unc_dir, sample_id)
             path = stem.with_name(stem.name + ".png")
