@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["InferenceOptions", "Prediction", "PredictionFailed", "Predictor", "checkpoint_id", "items_of", "model_stamp", "predict"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: identity, not an ambiguous element-wise ==
 class Prediction:
     """One sample's answer. ``mask``: ``(H, W)`` in the schema's convention (class ids, or ``uint64`` bits);
     ``probabilities``: ``(K, H, W) float32`` when asked for; ``uncertainty``: ``(H, W) float32`` in [0, 1];
