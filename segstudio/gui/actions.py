@@ -130,6 +130,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("invert", "&Invert Image", "&View", "view.set_invert", ("I",), "fa5s.adjust", checkable=True,
                separator_before=True),
     ActionSpec("view.reset_display", "&Reset Window/Level", "&View", "view.reset_display", ("Ctrl+R",), "fa5s.undo-alt"),
+    # Train
+    ActionSpec("train_start", "&Start Training", "&Train", "start_training", ("Ctrl+T",), "fa5s.play",
+               "Train a model on this dataset in the background with the Training panel's settings (Ctrl+T)"),
+    ActionSpec("train_stop", "S&top Training", "&Train", "training_panel.stop_training", ("Ctrl+Shift+T",),
+               "fa5s.stop", "Stop the run after the current batch; its last checkpoint is kept"),
+    ActionSpec("train_panel", "Show the Training &Panel", "&Train", "show_training_panel", (), "fa5s.chart-line",
+               separator_before=True),
     # Help
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", ("F1",), "fa5s.keyboard"),
     ActionSpec("about", "&About segstudio", "&Help", "show_about", (), "fa5s.info-circle"),

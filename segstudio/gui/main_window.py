@@ -37,9 +37,11 @@ from segstudio.gui.errors import show_error
 from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
+from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.review import ReviewController
 from segstudio.gui.shortcuts import ShortcutsDialog
 from segstudio.gui.split_view import SplitView
+from segstudio.gui.training import TrainingController
 from segstudio.gui.view import ViewController
 from segstudio.gui.window_chrome import (
     build_class_keys,
@@ -80,8 +82,10 @@ class MainWindow(QMainWindow):
         self.layers_panel = LayersPanel(self)
         self.review_panel = ReviewPanel(self)
         self.review_panel.set_reviewer(self.settings.reviewer)
+        self.training = TrainingController(self)
+        self.training_panel = TrainingPanel(self.training, self)
         self.docks = build_docks(self, browser=self.browser, classes=self.class_panel, layers=self.layers_panel,
-                                 review=self.review_panel)
+                                 review=self.review_panel, training=self.training_panel)
         self.view = ViewController(session=self.session, canvas=self.canvas, split=self.split,
                                    layers=self.layers_panel, editor=self.editor, actions={}, parent=self)
         self.actions_ = build_actions(self)
@@ -131,11 +135,15 @@ class MainWindow(QMainWindow):
         self.editor.sig_history_changed.connect(self._on_editor_history_changed)
         self.editor.sig_saved.connect(self._on_editor_saved)
         self.brush_size.valueChanged.connect(lambda _v: self._sync_tool_context())
+        self.training_panel.sig_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.training.sig_run_started.connect(lambda _run: self.show_training_panel())
 
     # opening ----------------------------------------------------------------------------------------------------
     def open_dataset(self, path: str | Path, *, format_name: str | None = None,
                      predictions: str | Path | None = None) -> Dataset | None:
         """Open ``path``; ask for the format when detection is ambiguous; errors become a message box."""
+        if not self.training_panel.stop_for_close(action="open another dataset"):
+            return None
         self._save_current()
         try:
             ds = self.session.load(path, format_name=format_name)
@@ -348,6 +356,15 @@ class MainWindow(QMainWindow):
         except SegstudioError as exc:
             show_error("Mask operation failed", str(exc))
 
+    # training ---------------------------------------------------------------------------------------------------
+    def start_training(self) -> None:
+        self.show_training_panel()
+        self.training_panel.start_training()
+
+    def show_training_panel(self) -> None:
+        self.docks.training.show()
+        self.docks.training.raise_()
+
     # help -------------------------------------------------------------------------------------------------------
     def show_about(self) -> None:
         AboutDialog(self).exec()
@@ -368,6 +385,7 @@ class MainWindow(QMainWindow):
         self.class_panel.select_class(default)
         self.layers_panel.set_schema(ds.schema)
         self.editor.set_workspace(self.review.workspace)
+        self.training_panel.set_context(ds, self.review.workspace)
         kind = "multi-label" if ds.schema.multilabel else "semantic"
         preds = f" · {len(self.review.predictions)} predictions" if self.review.predictions is not None else ""
         self.status.dataset.setText(f"{ds.format_name} · {len(ds)} images · {len(ds.schema)} classes ({kind}){preds}")
@@ -544,6 +562,9 @@ class MainWindow(QMainWindow):
             log.warning("cannot save settings: %s", exc)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self.training_panel.stop_for_close():
+            event.ignore()
+            return
         self._save_current()
         self.editor.close_journal()
         self.session.close()

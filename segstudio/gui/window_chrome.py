@@ -28,6 +28,7 @@ class Docks(NamedTuple):
     classes: QDockWidget
     layers: QDockWidget
     review: QDockWidget
+    training: QDockWidget
 
 
 class Bars(NamedTuple):
@@ -46,11 +47,13 @@ def add_dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidg
 
 
 def build_docks(window: QMainWindow, *, browser: QWidget, classes: QWidget, layers: QWidget,
-                review: QWidget) -> Docks:
+                review: QWidget, training: QWidget) -> Docks:
     left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
     docks = Docks(add_dock(window, "Samples", browser, left), add_dock(window, "Classes", classes, right),
-                  add_dock(window, "Layers", layers, right), add_dock(window, "Review", review, right))
+                  add_dock(window, "Layers", layers, right), add_dock(window, "Review", review, right),
+                  add_dock(window, "Training", training, right))
     window.tabifyDockWidget(docks.layers, docks.review)
+    window.tabifyDockWidget(docks.review, docks.training)
     docks.review.raise_()
     window.resizeDocks([docks.browser, docks.classes], [400, 330], Qt.Orientation.Horizontal)
     window.resizeDocks([docks.classes, docks.review], [170, 600], Qt.Orientation.Vertical)

@@ -1,0 +1,234 @@
+"""Training from the app: one run at a time, in the background, recorded in the workspace.
+
+``TrainingController`` owns the worker and the run record; the training panel shows what it reports. A run
+writes into ``<workspace>/runs/<id>/`` (the trainer's own files beside the record's ``config.json``) and its
+record in ``ws.runs`` follows it: created → running → finished / cancelled / failed, with the best monitored
+value. The engine is imported inside the worker's start function only, so nothing here costs a torch import
+until a run starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from segstudio.core.errors import SegstudioError
+from segstudio.datasets.base import Dataset
+from segstudio.gui.workers import GeneratorWorker, guard_finite_loss
+from segstudio.workspace import RunRecord, RunStatus, Workspace
+
+log = logging.getLogger(__name__)
+
+#: workspace state key of the model the user chose ("use this model"): {"run": id, "checkpoint": path}
+MODEL_STATE_KEY = "model"
+
+
+@dataclass(frozen=True)
+class DeviceOption:
+    """A device the trainer can use: ``key`` is the config value (``cpu``, ``cuda:0``, ``mps``)."""
+
+    key: str
+    label: str
+
+
+def default_threads() -> int:
+    """Leave one core to the GUI thread: a training that takes every core makes the window stutter."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def detect_devices_job(_token: Any) -> Iterator[tuple[DeviceOption, ...]]:
+    """Worker start function: import torch (seconds, off the GUI thread) and list the usable devices."""
+    import torch
+
+    out = [DeviceOption("auto", "Automatic (best available)")]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            out.append(DeviceOption(f"cuda:{i}", f"CUDA {i}: {props.name} ({props.total_memory / 2**30:.0f} GiB)"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append(DeviceOption("mps", "Apple GPU (MPS)"))
+    out.append(DeviceOption("cpu", f"CPU ({os.cpu_count() or 1} cores)"))
+    yield tuple(out)
+
+
+def make_config(*, recipe: str | None, overrides: Sequence[str] = ()) -> Any:
+    """A validated ``TrainConfig``: the recipe (or the defaults) with ``key=value`` overrides applied.
+    Raises ``SegstudioError`` (ConfigError / UnknownKeyError) with a message for the user."""
+    from segstudio.engine.config import TrainConfig  # the config module is plain Python: no torch
+    from segstudio.engine.recipes import load_recipe
+
+    cfg = load_recipe(recipe) if recipe else TrainConfig()
+    return cfg.with_overrides(overrides) if overrides else cfg
+
+
+def recipe_names() -> list[str]:
+    from segstudio.engine.recipes import recipe_names as names
+
+    return names()
+
+
+def recipe_description(name: str) -> str:
+    from segstudio.engine.recipes import describe
+
+    return describe(name)
+
+
+def read_curves(run_folder: Path) -> list[dict[str, float]]:
+    """Rows of ``curves.csv`` (one per epoch) as floats; NaN where a value is missing; [] without the file."""
+    path = run_folder / "curves.csv"
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            rows.append({k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()})
+    return rows
+
+
+def model_checkpoint(run: RunRecord) -> Path | None:
+    """The checkpoint a run offers as its model: ``best`` when it has one, else ``last``."""
+    for kind in ("best", "last"):
+        path = run.folder / "checkpoints" / kind
+        if (path / "config.json").is_file():
+            return path
+    return None
+
+
+class TrainingController(QObject):
+    """Starts, follows and stops one training run; records it in the workspace.
+
+    Signals: ``sig_run_started(RunRecord)``, ``sig_event(event)`` (engine events, GUI thread),
+    ``sig_run_ended(RunRecord)`` (final status; for failures after ``sig_errored``), ``sig_errored(message,
+    traceback)``, ``sig_model_chosen(Path)``."""
+
+    sig_run_started = Signal(object)
+    sig_event = Signal(object)
+    sig_run_ended = Signal(object)
+    sig_errored = Signal(str, str)
+    sig_model_chosen = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.dataset: Dataset | None = None
+        self.workspace: Workspace | None = None
+        self.worker: GeneratorWorker | None = None
+        self.run: RunRecord | None = None
+        self.monitor_name = ""
+        self.last_checkpoint: Path | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.running
+
+    def set_context(self, dataset: Dataset | None, workspace: Workspace | None) -> None:
+        if self.running:
+            raise SegstudioError("A training run is in progress.", fix="Stop it before opening another dataset.")
+        self.dataset, self.workspace = dataset, workspace
+
+    def runs(self) -> list[RunRecord]:
+        return self.workspace.runs.all() if self.workspace is not None else []
+
+    def chosen_model(self) -> Path | None:
+        if self.workspace is None:
+            return None
+        value = self.workspace.state.get(MODEL_STATE_KEY)
+        return Path(value["checkpoint"]) if isinstance(value, dict) and "checkpoint" in value else None
+
+    def use_model(self, run_id: str) -> Path:
+        """Make ``run_id``'s best (else last) checkpoint the workspace's model."""
+        if self.workspace is None:
+            raise SegstudioError("No dataset is open.", fix="Open a dataset first.")
+        run = self.workspace.runs.get(run_id)
+        path = model_checkpoint(run)
+        if path is None:
+            raise SegstudioError(f"Run {run_id} has no checkpoint.", path=run.folder,
+                                 fix="Choose a run that trained at least one epoch.")
+        self.workspace.state.set(MODEL_STATE_KEY, {"run": run_id, "checkpoint": str(path)})
+        self.sig_model_chosen.emit(path)
+        return path
+
+    def start(self, config: Any, *, threads: int | None = None, use_corrections: bool = True) -> RunRecord:
+        """Record a new run of ``config`` (a ``TrainConfig``) and start training it in the background."""
+        if self.running:
+            raise SegstudioError("A training run is in progress already.", fix="Stop it or wait for it to end.")
+        if self.dataset is None or self.workspace is None:
+            raise SegstudioError("No dataset is open.", fix="Open a dataset to train on.")
+        ws, dataset = self.workspace, self.dataset
+        run = ws.runs.create(config.to_dict(), name=config.name or config.model.architecture)
+        self.run, self.monitor_name, self.last_checkpoint = run, config.monitor, None
+        n_threads = threads or default_threads()
+        versions = ws.versions if use_corrections else None
+
+        def job(token: Any) -> Iterator[Any]:
+            import torch
+
+            from segstudio.engine.data import corrections_from
+            from segstudio.engine.train import train
+
+            # process-wide; the panel's thread count is the user's say over how much CPU training may take
+            torch.set_num_threads(n_threads)
+            corrections = corrections_from(versions) if versions is not None else None
+            return guard_finite_loss(train(config, dataset, run_dir=run.folder, cancel=token,
+                                           corrections=corrections))
+
+        self.worker = GeneratorWorker(job, name=f"train-{run.id}", parent=self)
+        self.worker.sig_progress.connect(self._on_worker_progress)
+        self.worker.sig_finished.connect(self._on_worker_finished)
+        self.worker.sig_cancelled.connect(self._on_worker_cancelled)
+        self.worker.sig_errored.connect(self._on_worker_errored)
+        self.run = ws.runs.update(run.id, status=RunStatus.RUNNING)
+        log.info("training run %s started (%s, %d CPU threads)", run.id, config.device, n_threads)
+        self.worker.start()
+        self.sig_run_started.emit(self.run)
+        return self.run
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current batch; it saves its last checkpoint and ends as cancelled."""
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def stop_and_wait(self, timeout_s: float = 120.0) -> bool:
+        """Stop and block until the run has saved its last checkpoint and its record is final."""
+        return self.worker.stop_and_wait(timeout_s) if self.worker is not None else True
+
+    # worker handlers --------------------------------------------------------------------------------------------
+    def _on_worker_progress(self, ev: object) -> None:
+        path = getattr(ev, "path", None)
+        if type(ev).__name__ == "CheckpointSaved" and getattr(ev, "kind", "") == "last" and path is not None:
+            self.last_checkpoint = Path(path)
+        self.sig_event.emit(ev)
+
+    def _end(self, status: RunStatus, *, message: str, best: float | None = None) -> None:
+        if self.run is None or self.workspace is None:
+            return
+        ok = best is not None and math.isfinite(best)
+        self.run = self.workspace.runs.update(self.run.id, status=status, message=message,
+                                              best_metric=best if ok else None,
+                                              best_metric_name=self.monitor_name if ok else None)
+        self.sig_run_ended.emit(self.run)
+
+    def _on_worker_finished(self, last: object) -> None:
+        best = getattr(last, "best_monitor", None)
+        epochs = getattr(last, "epochs_completed", 0)
+        secs = getattr(last, "train_seconds", 0.0)
+        early = " (stopped early: no improvement)" if getattr(last, "stopped_early", False) else ""
+        self._end(RunStatus.FINISHED, message=f"{epochs} epoch(s) in {secs:.0f} s{early}", best=best)
+
+    def _on_worker_cancelled(self, last: object) -> None:
+        epochs = getattr(last, "epochs_completed", 0)
+        where = f"; last checkpoint: {self.last_checkpoint}" if self.last_checkpoint is not None else ""
+        self._end(RunStatus.CANCELLED, message=f"stopped by the user after {epochs} complete epoch(s){where}",
+                  best=getattr(last, "best_monitor", None))
+
+    def _on_worker_errored(self, message: str, details: str) -> None:
+        self.sig_errored.emit(message, details)
+        self._end(RunStatus.FAILED, message=message.splitlines()[0] if message else "failed")

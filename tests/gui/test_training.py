@@ -1,0 +1,283 @@
+"""Background training: the generator worker, cancel within a batch, errors that leave the window usable, the
+training panel training a tiny model into the workspace's run history, and closing the window mid-run."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.workers import GeneratorWorker, NonFiniteLossError, describe_error, guard_finite_loss
+from segstudio.workspace import RunStatus
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tiny(panel, *, epochs: int = 1, steps: int = 2, batch: int = 2, loss: str | None = None) -> None:
+    """The lungs recipe shrunk to seconds on the CPU: resnet18, 64 px."""
+    panel.recipe.setCurrentIndex(panel.recipe.findData("lungs-lr"))
+    panel.encoder.setCurrentText("resnet18")
+    panel.epochs.setValue(epochs)
+    panel.image_size.setValue(64)
+    panel.batch_size.setValue(batch)
+    panel.steps.setValue(steps)
+    panel.device.set_device("cpu")
+    panel.threads.setValue(1)
+    if loss is not None:
+        panel.loss.setText(loss)
+
+
+def _close_next_message_box(seen: list[tuple[str, str]]) -> None:
+    box = QApplication.activeModalWidget()
+    if isinstance(box, QMessageBox):
+        seen.append((box.text(), box.detailedText()))
+        box.done(0)
+    else:
+        QTimer.singleShot(20, lambda: _close_next_message_box(seen))
+
+
+@pytest.fixture
+def window(qtbot, sample_dataset_path: Path) -> MainWindow:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_dataset(sample_dataset_path) is not None
+    yield win
+    win.training.stop_and_wait(60)
+
+
+# the worker ---------------------------------------------------------------------------------------------------------
+
+def test_worker_runs_a_generator_off_the_gui_thread_and_reports_progress_and_finish(qtbot) -> None:
+    threads: list[threading.Thread] = []
+
+    def job(token: Any) -> Iterator[int]:
+        threads.append(threading.current_thread())
+        for i in range(5):
+            yield i * i
+
+    worker = GeneratorWorker(job, name="squares")
+    got: list[int] = []
+    started: list[bool] = []
+    finished: list[object] = []
+    worker.sig_started.connect(lambda: started.append(True))
+    worker.sig_progress.connect(got.append)
+    worker.sig_finished.connect(finished.append)
+    worker.sig_errored.connect(lambda m, t: pytest.fail(f"errored: {m}"))
+    with qtbot.waitSignal(worker.sig_finished, timeout=5000):
+        worker.start()
+    assert started == [True]
+    assert got == [0, 1, 4, 9, 16]
+    assert finished == [16]
+    assert threads and threads[0] is not threading.main_thread()
+    assert worker.outcome == "finished" and not worker.running
+    with pytest.raises(RuntimeError, match="started already"):
+        worker.start()
+
+
+def test_worker_turns_an_exception_into_an_errored_signal_with_traceback(qtbot) -> None:
+    def job(token: Any) -> Iterator[int]:
+        yield 1
+        raise ValueError("the batch exploded")
+
+    worker = GeneratorWorker(job, name="boom")
+    finished: list[object] = []
+    worker.sig_finished.connect(finished.append)
+    with qtbot.waitSignal(worker.sig_errored, timeout=5000) as blocker:
+        worker.start()
+    message, details = blocker.args
+    assert message == "ValueError: the batch exploded"
+    assert "Traceback" in details and "the batch exploded" in details
+    assert finished == [] and worker.outcome == "errored"
+
+
+def test_worker_stop_and_wait_cancels_a_running_job_and_delivers_the_cancelled_signal(qtbot) -> None:
+    def job(token: Any) -> Iterator[int]:
+        i = 0
+        while not token.cancelled:
+            i += 1
+            time.sleep(0.01)
+            yield i
+
+    worker = GeneratorWorker(job, name="endless")
+    cancelled: list[object] = []
+    worker.sig_cancelled.connect(cancelled.append)
+    with qtbot.waitSignal(worker.sig_progress, timeout=5000):
+        worker.start()
+    assert worker.running
+    assert worker.stop_and_wait(5.0)
+    # delivered before stop_and_wait returned, without spinning the event loop
+    assert len(cancelled) == 1 and isinstance(cancelled[0], int)
+    assert worker.outcome == "cancelled" and not worker.running
+
+
+def test_readable_messages_for_gpu_out_of_memory_and_a_diverging_loss() -> None:
+    from segstudio.engine.events import BatchEnd, EpochEnd
+
+    oom = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)")
+    assert "GPU ran out of memory" in describe_error(oom) and "batch size" in describe_error(oom)
+    ok = BatchEnd(0, 1, 4, 1, 0.7, 1e-3, None, {"ce": 0.7})
+    unmeasured = BatchEnd(0, 2, 4, 2, math.nan, 1e-3, None, {})  # CUDA steps whose loss was not read
+    nan = BatchEnd(0, 3, 4, 3, math.nan, 1e-3, None, {"ce": math.nan})
+    assert list(guard_finite_loss([ok, unmeasured])) == [ok, unmeasured]
+    with pytest.raises(NonFiniteLossError) as info:
+        list(guard_finite_loss([ok, nan]))
+    text = describe_error(info.value)
+    assert "diverged" in text and "learning rate" in text
+    bad_epoch = EpochEnd(0, math.inf, None, math.nan, math.nan, math.nan, (), 1e-3, 1.0, None, math.nan, False)
+    with pytest.raises(NonFiniteLossError):
+        list(guard_finite_loss([bad_epoch]))
+
+
+def test_cancel_takes_effect_within_one_batch_of_a_real_training(qtbot, sample_dataset_path: Path, tmp_path: Path) -> None:
+    from segstudio.datasets.registry import open_dataset
+    from segstudio.gui.training import make_config
+
+    ds = open_dataset(sample_dataset_path)
+    cfg = make_config(recipe="lungs-lr", overrides=["model.encoder=resnet18", "epochs=5", "data.image_size=64",
+                                                    "data.batch_size=1", "device=cpu"])
+    batch_times: list[float] = []
+
+    def job(token: Any) -> Iterator[Any]:
+        from segstudio.engine.events import BatchEnd
+        from segstudio.engine.train import train
+
+        for ev in train(cfg, ds, run_dir=tmp_path / "run", cancel=token):
+            if isinstance(ev, BatchEnd):
+                batch_times.append(time.monotonic())
+            yield ev
+
+    worker = GeneratorWorker(job, name="cancel-test")
+    cancel_at: list[float] = []
+
+    def on_progress(ev: object) -> None:
+        if type(ev).__name__ == "BatchEnd" and not cancel_at:
+            cancel_at.append(time.monotonic())
+            worker.cancel()
+
+    worker.sig_progress.connect(on_progress)
+    with qtbot.waitSignal(worker.sig_cancelled, timeout=120_000) as blocker:
+        worker.start()
+    after = [t for t in batch_times if t > cancel_at[0]]
+    assert len(after) <= 1, f"{len(after)} batches ran after the cancel"
+    last = blocker.args[0]
+    assert type(last).__name__ == "Finished" and last.cancelled
+    assert (tmp_path / "run" / "checkpoints" / "last" / "config.json").is_file()
+
+
+# the panel in the window -------------------------------------------------------------------------------------------
+
+def test_the_first_window_does_not_import_torch(sample_dataset_path: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from segstudio.gui.main_window import MainWindow\n"
+        "w = MainWindow(); w.show(); app.processEvents()\n"
+        f"w.open_dataset({str(sample_dataset_path)!r}); app.processEvents()\n"
+        "w.training_panel.current_config()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env |= {v: str(tmp_path / v.lower()) for v in ("SEGSTUDIO_CONFIG_DIR", "SEGSTUDIO_STATE_DIR",
+                                                   "SEGSTUDIO_CACHE_DIR", "SEGSTUDIO_DATA_DIR")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                         timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_training_panel_trains_a_tiny_model_into_the_run_history(window: MainWindow, qtbot) -> None:
+    panel = window.training_panel
+    _tiny(panel)
+    ws = window.review.workspace
+    assert ws is not None and ws.runs.all() == []
+    window.actions_["train_start"].trigger()
+    assert window.training.running and not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=120_000)
+    runs = ws.runs.all()
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.status is RunStatus.FINISHED, run.message
+    assert run.folder.parent == ws.folder / "runs"
+    assert (run.folder / "checkpoints" / "last" / "config.json").is_file()
+    assert run.config["model"]["encoder"] == "resnet18" and run.config["data"]["image_size"] == 64
+    assert run.best_metric is not None and run.best_metric_name == "dice"
+    # live curves: per-batch loss points and one Dice point per class
+    loss = {s.name: s for s in panel.loss_plot.series()}
+    assert len(loss["train (batch)"].ys) == 2 and all(math.isfinite(v) for v in loss["train (batch)"].ys)
+    dice = {s.name: s for s in panel.metric_plot.series()}
+    assert {"left lung", "right lung"} <= set(dice) and len(dice["left lung"].ys) == 1
+    assert "epoch 1/1" in panel.log_view.toPlainText()
+    # the history lists it; "use this model" makes its checkpoint the workspace's model
+    assert panel.history.run_ids() == [run.id]
+    panel.history.select_run(run.id)
+    panel.history.use_button.click()
+    chosen = window.training.chosen_model()
+    assert chosen is not None and chosen.parent.parent == run.folder and (chosen / "config.json").is_file()
+    assert chosen.name in panel.history.model_label.text()
+    assert panel.start_button.isEnabled()
+
+
+def test_an_exception_inside_training_shows_an_error_and_the_window_stays_usable(window: MainWindow, qtbot) -> None:
+    panel = window.training_panel
+    _tiny(panel, loss="0.5*nosuchloss + 0.5*dice")
+    seen: list[tuple[str, str]] = []
+    QTimer.singleShot(20, lambda: _close_next_message_box(seen))
+    assert panel.start_training() is not None  # the loss name is judged by the engine, inside the worker
+    qtbot.waitUntil(lambda: bool(seen), timeout=120_000)
+    text, details = seen[0]
+    assert "nosuchloss" in text and "dice" in text  # the unknown key and the valid ones
+    assert "Traceback" in details
+    qtbot.waitUntil(lambda: not window.training.running, timeout=10_000)
+    run = window.review.workspace.runs.all()[0]
+    assert run.status is RunStatus.FAILED and "nosuchloss" in run.message
+    assert panel.error_label.isVisible() and "nosuchloss" in panel.error_label.text()
+    # the window still works: navigation, and a corrected config trains
+    first = window.session.current.sample.id
+    window.go_next()
+    assert window.session.current.sample.id != first
+    assert panel.start_button.isEnabled()
+    panel.loss.setText("0.5*ce + 0.5*dice")
+    assert panel.start_training() is not None
+    qtbot.waitUntil(lambda: not window.training.running, timeout=120_000)
+    assert window.review.workspace.runs.all()[0].status is RunStatus.FINISHED
+
+
+def test_closing_the_window_during_training_asks_then_stops_and_keeps_the_last_checkpoint(
+        window: MainWindow, qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    panel = window.training_panel
+    _tiny(panel, epochs=20, steps=0, batch=1)
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+
+    def question(parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN202
+        asked.append(text)
+        return answers[len(asked) - 1]
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    batches: list[object] = []
+    window.training.sig_event.connect(lambda ev: batches.append(ev) if type(ev).__name__ == "BatchEnd" else None)
+    run = panel.start_training()
+    assert run is not None
+    qtbot.waitUntil(lambda: bool(batches), timeout=120_000)
+    assert not window.close()  # "No": keep training, the window stays
+    assert window.isVisible() and window.training.running and len(asked) == 1
+    assert window.close()  # "Yes": stop, wait for the last checkpoint, close
+    assert len(asked) == 2 and not window.isVisible()
+    assert not window.training.running
+    rec = window.training.run
+    assert rec is not None and rec.status is RunStatus.CANCELLED
+    assert (rec.folder / "checkpoints" / "last" / "config.json").is_file()
+    assert "last checkpoint" in rec.message
