@@ -15,8 +15,8 @@ from the bundle: every shared library a bundled ELF file needs that the bundle d
 the build machine's dpkg database (the NVIDIA driver's ``libcuda`` is left out: the app falls back to the CPU
 without it). Windows and macOS builds run their spec directly (see ``.github/workflows/release.yml``).
 
-``--from-git HEAD`` builds the committed tree instead of the working tree (a shared checkout where others'
-uncommitted edits must not end up in an installer).
+The app is built from a snapshot in ``build/package/src``: a copy of the working tree taken at the start, or
+with ``--from-git HEAD`` the committed tree (a shared checkout whose uncommitted edits must stay out).
 """
 
 from __future__ import annotations
@@ -124,8 +124,20 @@ def _owning_package(path: str) -> str | None:
     return None
 
 
+def debian_package_for_soname(soname: str) -> str | None:
+    """Debian's library package name for a soname (policy 8.1): ``libwayland-egl.so.1`` → ``libwayland-egl1``,
+    ``libfoo2.so.3`` → ``libfoo2-3``. Used for libraries the build machine lacks (a Qt plugin's optional
+    backend, e.g. Wayland), which dpkg cannot be asked about."""
+    m = re.fullmatch(r"(lib[A-Za-z0-9_+.-]+?)\.so\.(\d+)(?:\.\d+)*", soname)
+    if m is None:
+        return None
+    name, major = m.group(1).lower().replace("_", "-"), m.group(2)
+    return f"{name}-{major}" if name[-1].isdigit() else f"{name}{major}"
+
+
 def compute_depends(app_dir: Path) -> tuple[list[str], list[str]]:
-    """``(Depends entries, sonames left unresolved)`` for the bundle in ``app_dir``."""
+    """``(Depends entries, sonames left unresolved)`` for the bundle in ``app_dir``: dpkg's owner of each system
+    library the bundle needs, or Debian's naming rule for libraries this machine lacks."""
     files = elf_files(app_dir)
     bundled = {p.name for p in app_dir.rglob("*") if ".so" in p.name}
     needed = needed_sonames(files)
@@ -136,6 +148,9 @@ def compute_depends(app_dir: Path) -> tuple[list[str], list[str]]:
     for soname in sorted(system):
         path = paths.get(soname)
         pkg = _owning_package(path) if path else None
+        if pkg is None:
+            pkg = debian_package_for_soname(soname)
+            log.warning("Depends: %s is not installed here; assuming package %s", soname, pkg)
         if pkg is None:
             unresolved.append(soname)
             continue
@@ -159,6 +174,21 @@ def git_snapshot(ref: str) -> tuple[Path, str]:
     if archive.wait() != 0:
         raise SystemExit(f"git archive {ref} failed")
     return src, commit
+
+
+def worktree_snapshot() -> Path:
+    """Copy the working tree's app sources into ``build/package/src``: analysis takes minutes, and a file edited
+    meanwhile must not leave the bundle half old, half new."""
+    src = WORK / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("segstudio", "resources"):
+        shutil.copytree(REPO / name, src / name, ignore=ignore)
+    for name in ("LICENSE", "pyproject.toml"):
+        shutil.copy2(REPO / name, src / name)
+    return src
 
 
 def run_pyinstaller(*, source: Path | None = None, commit: str = "") -> float:
@@ -261,10 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_pyinstaller:
         if args.from_git:
             source, commit = git_snapshot(args.from_git)
-            stages["pyinstaller_s"] = run_pyinstaller(source=source, commit=commit)
-            shutil.rmtree(source)
         else:
-            stages["pyinstaller_s"] = run_pyinstaller()
+            source, commit = worktree_snapshot(), ""
+        stages["pyinstaller_s"] = run_pyinstaller(source=source, commit=commit)
+        shutil.rmtree(source)
     if not (app_dir / APP).is_file():
         log.error("no one-folder app at %s", app_dir)
         return 1

@@ -81,13 +81,18 @@ class WindowStart:
 
 
 def _mapped_title(display: str) -> str | None:
-    res = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True,
-                         env={**os.environ, "DISPLAY": display})
+    """Title of a viewable top-level segstudio window on ``display`` (``xwininfo`` lists unmapped ones too)."""
+    env = {**os.environ, "DISPLAY": display}
+    res = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True, env=env)
     for line in res.stdout.splitlines():
-        # the main window's title is "segstudio — <dataset>" or "segstudio"; a size of 1x1 is Qt's helper window
-        m = re.search(r'"(segstudio[^"]*)":.*\s(\d+)x(\d+)\+', line)
-        if m and int(m.group(2)) > 200 and int(m.group(3)) > 200:
-            return m.group(1)
+        # the main window: WM_CLASS ("segstudio" "segstudio"), title "<sample> (i/n) — <dataset> — segstudio";
+        # Qt's 1x1 helper windows are skipped
+        m = re.search(r'(0x[0-9a-f]+) "(.*)": \("segstudio" "segstudio"\)\s+(\d+)x(\d+)\+', line)
+        if not m or int(m.group(3)) <= 200 or int(m.group(4)) <= 200:
+            continue
+        info = subprocess.run(["xwininfo", "-id", m.group(1)], capture_output=True, text=True, env=env).stdout
+        if "Map State: IsViewable" in info:
+            return m.group(2)
     return None
 
 
