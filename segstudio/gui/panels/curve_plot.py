@@ -90,20 +90,23 @@ class CurvePlot(QWidget):
         pal = self.palette()
         p.fillRect(self.rect(), pal.color(QPalette.ColorRole.Base))
         fg = pal.color(QPalette.ColorRole.Text)
-        plot = QRectF(self.MARGIN_L, self.MARGIN_T, max(1, self.width() - self.MARGIN_L - self.MARGIN_R),
+        x0, x1, y0, y1 = self._bounds()
+        ticks = [_fmt(y0 + (y1 - y0) * i / 4) for i in range(5)]
+        # the left margin fits the widest tick label: "0.0185" must not be cut to ".0185"
+        left = max(self.MARGIN_L, max(p.fontMetrics().horizontalAdvance(t) for t in ticks) + 8)
+        plot = QRectF(left, self.MARGIN_T, max(1, self.width() - left - self.MARGIN_R),
                       max(1, self.height() - self.MARGIN_T - self.MARGIN_B))
         p.setPen(fg)
         p.drawText(QRectF(0, 2, self.width(), self.MARGIN_T - 2), Qt.AlignmentFlag.AlignHCenter, self.title)
         grid = QColor(fg)
         grid.setAlpha(50)
-        x0, x1, y0, y1 = self._bounds()
         for i in range(5):
             y = plot.bottom() - plot.height() * i / 4
             p.setPen(grid)
             p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
             p.setPen(fg)
-            p.drawText(QRectF(0, y - 8, self.MARGIN_L - 4, 16), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       _fmt(y0 + (y1 - y0) * i / 4))
+            p.drawText(QRectF(0, y - 8, left - 4, 16), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       ticks[i])
         p.setPen(fg)
         p.drawRect(plot)
         bottom = QRectF(plot.left(), plot.bottom() + 2, plot.width(), self.MARGIN_B - 2)

@@ -186,6 +186,7 @@ class TrainingPanel(QWidget):
         self.progress.setTextVisible(True)
         self.state_label = QLabel("Idle", self)
         self.state_label.setObjectName("trainingState")
+        self.state_label.setWordWrap(True)  # a long message (a checkpoint path) must not widen the dock
         self.error_label = QLabel(self)
         self.error_label.setObjectName("trainingError")
         self.error_label.setWordWrap(True)
@@ -402,17 +403,24 @@ class TrainingPanel(QWidget):
                                      f"{format_eta(e.eta_s)}")
             self._redraw()
         elif kind == "CheckpointSaved":
-            self._log(f"saved the {e.kind} checkpoint (epoch {e.epoch + 1}): {e.path}")
+            run = self.controller.run
+            path = Path(e.path)
+            shown = path.relative_to(run.folder) if run is not None and path.is_relative_to(run.folder) else path
+            self._log(f"saved the {e.kind} checkpoint (epoch {e.epoch + 1}): {shown}")
         elif kind == "Finished":
             self._log(f"{'stopped' if e.cancelled else 'finished'} after {e.epochs_completed} epoch(s), "
                       f"{e.train_seconds:.0f} s of training")
 
     def _on_controller_run_ended(self, run: RunRecord) -> None:
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1 if run.status is RunStatus.FINISHED else 0)
+        if run.status is RunStatus.FINISHED:
+            self.progress.setValue(self.progress.maximum())
+        elif self.progress.maximum() == 0:  # ended before its first step: leave the busy state
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
         words = {RunStatus.FINISHED: "Finished", RunStatus.CANCELLED: "Stopped", RunStatus.FAILED: "Failed"}
         best = f" · best {run.best_metric_name} {run.best_metric:.3f}" if run.best_metric is not None else ""
         self.state_label.setText(f"{words.get(run.status, run.status.value)}{best} · {run.message}")
+        self.state_label.setToolTip(str(run.folder))
         self._log(f"run {run.id}: {run.status.value}{best}")
         self.refresh_runs()
         self._sync_enabled()
