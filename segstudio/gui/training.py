@@ -156,14 +156,40 @@ class TrainingController(QObject):
         self.sig_model_chosen.emit(path)
         return path
 
-    def start(self, config: Any, *, threads: int | None = None, use_corrections: bool = True) -> RunRecord:
-        """Record a new run of ``config`` (a ``TrainConfig``) and start training it in the background."""
+    def _check_idle(self) -> tuple[Workspace, Dataset]:
         if self.running:
             raise SegstudioError("A training run is in progress already.", fix="Stop it or wait for it to end.")
         if self.dataset is None or self.workspace is None:
             raise SegstudioError("No dataset is open.", fix="Open a dataset to train on.")
-        ws, dataset = self.workspace, self.dataset
+        return self.workspace, self.dataset
+
+    def start(self, config: Any, *, threads: int | None = None, use_corrections: bool = True) -> RunRecord:
+        """Record a new run of ``config`` (a ``TrainConfig``) and start training it in the background."""
+        ws, _ = self._check_idle()
         run = ws.runs.create(config.to_dict(), name=config.name or config.model.architecture)
+        return self._launch(run, config, threads=threads, use_corrections=use_corrections, resume=False)
+
+    def can_resume(self, run: RunRecord) -> bool:
+        """A stopped or failed run whose last checkpoint (with its optimiser state) is on disk."""
+        return (run.status in (RunStatus.CANCELLED, RunStatus.FAILED)
+                and (run.folder / "checkpoints" / "last" / "config.json").is_file()
+                and (run.folder / "train_config.json").is_file())
+
+    def resume(self, run_id: str, *, threads: int | None = None, use_corrections: bool = True) -> RunRecord:
+        """Continue a stopped run from its last checkpoint, in its own folder, with its own config."""
+        ws, _ = self._check_idle()
+        run = ws.runs.get(run_id)
+        if not self.can_resume(run):
+            raise SegstudioError(f"Run {run.name or run.id} cannot be resumed: it is {run.status.value} or has no "
+                                 "last checkpoint.", path=run.folder, fix="Start a new run instead.")
+        from segstudio.engine.config import TrainConfig  # plain Python: no torch
+
+        config = TrainConfig.load(run.folder / "train_config.json")
+        return self._launch(run, config, threads=threads, use_corrections=use_corrections, resume=True)
+
+    def _launch(self, run: RunRecord, config: Any, *, threads: int | None, use_corrections: bool,
+                resume: bool) -> RunRecord:
+        ws, dataset = self._check_idle()
         self.run, self.monitor_name, self.last_checkpoint = run, config.monitor, None
         n_threads = threads or default_threads()
         versions = ws.versions if use_corrections else None
@@ -178,7 +204,7 @@ class TrainingController(QObject):
             torch.set_num_threads(n_threads)
             corrections = corrections_from(versions) if versions is not None else None
             return guard_finite_loss(train(config, dataset, run_dir=run.folder, cancel=token,
-                                           corrections=corrections))
+                                           corrections=corrections, resume=resume))
 
         self.worker = GeneratorWorker(job, name=f"train-{run.id}", parent=self)
         self.worker.sig_progress.connect(self._on_worker_progress)
@@ -186,7 +212,8 @@ class TrainingController(QObject):
         self.worker.sig_cancelled.connect(self._on_worker_cancelled)
         self.worker.sig_errored.connect(self._on_worker_errored)
         self.run = ws.runs.update(run.id, status=RunStatus.RUNNING)
-        log.info("training run %s started (%s, %d CPU threads)", run.id, config.device, n_threads)
+        log.info("training run %s %s (%s, %d CPU threads)", run.id, "resumed" if resume else "started",
+                 config.device, n_threads)
         self.worker.start()
         self.sig_run_started.emit(self.run)
         return self.run

@@ -281,3 +281,49 @@ def test_closing_the_window_during_training_asks_then_stops_and_keeps_the_last_c
     assert rec is not None and rec.status is RunStatus.CANCELLED
     assert (rec.folder / "checkpoints" / "last" / "config.json").is_file()
     assert "last checkpoint" in rec.message
+
+
+def test_a_stopped_run_resumes_from_its_last_checkpoint_in_the_same_folder(window: MainWindow, qtbot) -> None:
+    panel = window.training_panel
+    _tiny(panel, epochs=3, steps=1)
+    batches: list[object] = []
+    window.training.sig_event.connect(lambda ev: batches.append(ev) if type(ev).__name__ == "BatchEnd" else None)
+    run = panel.start_training()
+    assert run is not None
+    qtbot.waitUntil(lambda: bool(batches), timeout=120_000)
+    panel.stop_training()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=120_000)
+    stopped = window.review.workspace.runs.get(run.id)
+    assert stopped.status is RunStatus.CANCELLED
+    panel.history.select_run(run.id)
+    assert panel.history.resume_button.isEnabled()
+    panel.history.resume_button.click()
+    assert window.training.running and not panel.history.resume_button.isEnabled()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=120_000)
+    runs = window.review.workspace.runs.all()
+    assert [r.id for r in runs] == [run.id]  # the same run, not a new one
+    assert runs[0].status is RunStatus.FINISHED, runs[0].message
+    import json
+
+    assert json.loads((run.folder / "run.json").read_text(encoding="utf-8"))["epochs_completed"] == 3
+    # each epoch at most once in the curves, ending with the last (an epoch whose validation the stop cut short
+    # is kept as trained but has no scores, so it may be missing)
+    epochs = [int(float(line.split(",")[0]))
+              for line in (run.folder / "curves.csv").read_text(encoding="utf-8").strip().splitlines()[1:]]
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 2
+    panel.history.select_run(run.id)
+    assert not panel.history.resume_button.isEnabled()  # finished: nothing to resume
+
+
+def test_devices_are_detected_in_the_background_when_asked(qtbot) -> None:
+    from segstudio.gui.panels.training_panel import DeviceCombo
+
+    combo = DeviceCombo()
+    qtbot.addWidget(combo)
+    combo.set_device("cpu")
+    worker = combo.detect()
+    qtbot.waitUntil(lambda: worker.done, timeout=60_000)
+    assert worker.outcome == "finished"
+    keys = [combo.itemData(i) for i in range(combo.count())]
+    assert keys[0] == "auto" and "cpu" in keys
+    assert combo.device() == "cpu"  # the choice survives the refresh

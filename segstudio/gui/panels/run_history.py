@@ -37,6 +37,7 @@ class RunHistory(QWidget):
 
     sig_run_selected = Signal(str)
     sig_use_requested = Signal(str)
+    sig_resume_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,10 +55,17 @@ class RunHistory(QWidget):
         self.use_button.setToolTip("Make this run's best checkpoint (else its last) the workspace's model")
         self.use_button.setEnabled(False)
         self.use_button.clicked.connect(self._on_use_clicked)
+        self.resume_button = QPushButton("Resume", self)
+        self.resume_button.setObjectName("resumeRunButton")
+        self.resume_button.setToolTip("Continue a stopped run from its last checkpoint")
+        self.resume_button.setEnabled(False)
+        self.resume_button.clicked.connect(self._on_resume_clicked)
+        self.can_resume = lambda _run: False  # the panel sets the controller's rule
         self.model_label = QLabel("Model: none chosen", self)
         self.model_label.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.model_label, 1)
+        row.addWidget(self.resume_button)
         row.addWidget(self.use_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -105,13 +113,21 @@ class RunHistory(QWidget):
         self.model_label.setToolTip(str(checkpoint) if checkpoint else "")
 
     def _sync_button(self) -> None:
-        self.use_button.setEnabled(self.selected_run_id() is not None)
+        rid = self.selected_run_id()
+        self.use_button.setEnabled(rid is not None)
+        run = next((r for r in self._runs if r.id == rid), None)
+        self.resume_button.setEnabled(run is not None and self.can_resume(run))
 
     def _on_table_selection_changed(self) -> None:
         self._sync_button()
         rid = self.selected_run_id()
         if rid is not None:
             self.sig_run_selected.emit(rid)
+
+    def _on_resume_clicked(self) -> None:
+        rid = self.selected_run_id()
+        if rid is not None:
+            self.sig_resume_requested.emit(rid)
 
     def _on_use_clicked(self) -> None:
         rid = self.selected_run_id()

@@ -132,6 +132,8 @@ class TrainingPanel(QWidget):
         self.controller.sig_model_chosen.connect(lambda _p: self._show_model())
         self.history.sig_run_selected.connect(self._on_history_run_selected)
         self.history.sig_use_requested.connect(self._on_history_use_requested)
+        self.history.sig_resume_requested.connect(self.resume_run)
+        self.history.can_resume = lambda run: not self.controller.running and self.controller.can_resume(run)
         self.recipe.currentIndexChanged.connect(self._on_recipe_changed)
         self._on_recipe_changed()
         self._sync_enabled()
@@ -297,6 +299,16 @@ class TrainingPanel(QWidget):
             show_error("Cannot start training", str(exc))
             return None
 
+    def resume_run(self, run_id: str) -> RunRecord | None:
+        """Continue a stopped run (its own config; this form's thread count and corrections choice)."""
+        try:
+            return self.controller.resume(run_id, threads=self.threads.value(),
+                                          use_corrections=self.corrections.isChecked())
+        except SegstudioError as exc:
+            self._show_error_text(str(exc))
+            show_error("Cannot resume the run", str(exc))
+            return None
+
     def stop_training(self) -> None:
         if self.controller.running:
             self.controller.stop()
@@ -355,8 +367,7 @@ class TrainingPanel(QWidget):
         log.info("training: %s", text)
 
     def _on_controller_run_started(self, run: RunRecord) -> None:
-        self._reset_curves()
-        self._redraw()
+        self._load_epoch_curves(run)  # a resumed run continues its earlier curves
         self.log_view.clear()
         self.error_label.setVisible(False)
         self.progress.setRange(0, 0)  # busy until the trainer reports its step count
@@ -442,6 +453,10 @@ class TrainingPanel(QWidget):
         run = next((r for r in self.controller.runs() if r.id == run_id), None)
         if run is None:
             return
+        self._load_epoch_curves(run)
+        self.state_label.setText(f"Run {run.name or run.id}: {run.status.value} · {run.message}")
+
+    def _load_epoch_curves(self, run: RunRecord) -> None:
         self._reset_curves()
         for row in read_curves(run.folder):
             self._epoch_x.append(row.get("epoch", math.nan) + 1)
@@ -452,7 +467,6 @@ class TrainingPanel(QWidget):
                 if k.startswith("dice:"):
                     self._class_dice.setdefault(k[5:], []).append(v)
         self._redraw()
-        self.state_label.setText(f"Run {run.name or run.id}: {run.status.value} · {run.message}")
 
     def _on_history_use_requested(self, run_id: str) -> None:
         try:
