@@ -163,6 +163,10 @@ class GeneratorWorker(QObject):
         self._runner.sig_event.connect(self._on_runner_event, Qt.ConnectionType.QueuedConnection)
         self._runner.sig_done.connect(self._on_runner_done, Qt.ConnectionType.QueuedConnection)
         GeneratorWorker._alive.add(self)
+        app = QCoreApplication.instance()
+        if app is not None:
+            # however the app ends, a running job is stopped first: a QThread destroyed while running aborts
+            app.aboutToQuit.connect(self._on_app_about_to_quit)
         self.sig_started.emit()
         self._runner.start()
 
@@ -186,6 +190,11 @@ class GeneratorWorker(QObject):
         QCoreApplication.sendPostedEvents(self)
         return True
 
+    @Slot()
+    def _on_app_about_to_quit(self) -> None:
+        if self.running:
+            self.stop_and_wait(120.0)
+
     @Slot(object)
     def _on_runner_event(self, ev: object) -> None:
         self.sig_progress.emit(ev)
@@ -198,6 +207,9 @@ class GeneratorWorker(QObject):
         if self._runner is not None:
             self._runner.wait()  # run() has returned already; this joins the OS thread
         GeneratorWorker._alive.discard(self)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.disconnect(self._on_app_about_to_quit)
         if outcome == "errored":
             self.sig_errored.emit(message, details)
         elif outcome == "cancelled":

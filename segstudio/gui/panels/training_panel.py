@@ -7,7 +7,6 @@ The panel shows and asks; ``TrainingController`` (``gui/training.py``) runs and 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -33,20 +30,19 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.gui.errors import show_error
-from segstudio.gui.panels.curve_plot import CurvePlot, Series
 from segstudio.gui.panels.run_history import RunHistory
+from segstudio.gui.panels.run_monitor import RunMonitor
 from segstudio.gui.training import (
     TrainingController,
     default_threads,
     detect_devices_job,
     make_config,
     model_checkpoint,
-    read_curves,
     recipe_description,
     recipe_names,
 )
 from segstudio.gui.workers import GeneratorWorker
-from segstudio.workspace import RunRecord, RunStatus, Workspace
+from segstudio.workspace import RunRecord, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +54,10 @@ ARCHITECTURES = ("unet", "unetplusplus", "fpn", "pspnet", "deeplabv3", "deeplabv
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3", "mobilenet_v2",
             "mit_b0", "mit_b2", "tu-convnext_tiny", "vgg16")
 AUGMENT_PRESETS = ("none", "light", "medical", "dermoscopy", "street", "xray", "strong")
-MEAN_COLOUR = (220, 220, 220)
-LOSS_COLOUR, VAL_COLOUR = (90, 170, 255), (255, 160, 60)
 
 
 def loss_text(cfg: Any) -> str:
     return " + ".join(f"{t.weight:g}*{t.name}" for t in cfg.loss.terms)
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "ETA –"
-    s = round(seconds)
-    return f"ETA {s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"ETA {s // 60}:{s % 60:02d}"
 
 
 class DeviceCombo(QComboBox):
@@ -123,10 +110,9 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._recipe_cfg: Any = None
-        self._reset_curves()
         self._build()
         self.controller.sig_run_started.connect(self._on_controller_run_started)
-        self.controller.sig_event.connect(self._on_controller_event)
+        self.controller.sig_event.connect(self.monitor.on_event)
         self.controller.sig_run_ended.connect(self._on_controller_run_ended)
         self.controller.sig_errored.connect(self._on_controller_errored)
         self.controller.sig_model_chosen.connect(lambda _p: self._show_model())
@@ -184,25 +170,15 @@ class TrainingPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
-        self.progress = QProgressBar(self)
-        self.progress.setTextVisible(True)
-        self.state_label = QLabel("Idle", self)
-        self.state_label.setObjectName("trainingState")
-        self.state_label.setWordWrap(True)  # a long message (a checkpoint path) must not widen the dock
-        self.error_label = QLabel(self)
-        self.error_label.setObjectName("trainingError")
-        self.error_label.setWordWrap(True)
-        self.error_label.setVisible(False)
-        self.loss_plot = CurvePlot("Loss", x_label="epoch", parent=self)
-        self.metric_plot = CurvePlot("Validation Dice", x_label="epoch", y_range=(0.0, 1.0), parent=self)
+        self.monitor = RunMonitor(self)
+        m = self.monitor
+        self.progress, self.state_label, self.error_label = m.progress, m.state_label, m.error_label
+        self.loss_plot, self.metric_plot, self.log_view = m.loss_plot, m.metric_plot, m.log_view
         curves = QWidget(self)
         cl = QVBoxLayout(curves)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addWidget(self.loss_plot)
         cl.addWidget(self.metric_plot)
-        self.log_view = QPlainTextEdit(self)
-        self.log_view.setReadOnly(True)
-        self.log_view.setMaximumBlockCount(5000)
         self.history = RunHistory(self)
         # the settings scroll: a tall form must not set the dock's (and so the window's) minimum height
         scroll = QScrollArea(self)
@@ -253,7 +229,7 @@ class TrainingPanel(QWidget):
         try:
             cfg = make_config(recipe=name)
         except SegstudioError as exc:
-            self._show_error_text(str(exc))
+            self.monitor.show_error(str(exc))
             return
         self._recipe_cfg = cfg
         self.description.setText(recipe_description(name) if name else "The engine's defaults: U-Net, CE + Dice.")
@@ -295,7 +271,7 @@ class TrainingPanel(QWidget):
             return self.controller.start(cfg, threads=self.threads.value(),
                                          use_corrections=self.corrections.isChecked())
         except SegstudioError as exc:
-            self._show_error_text(str(exc))
+            self.monitor.show_error(str(exc))
             show_error("Cannot start training", str(exc))
             return None
 
@@ -305,7 +281,7 @@ class TrainingPanel(QWidget):
             return self.controller.resume(run_id, threads=self.threads.value(),
                                           use_corrections=self.corrections.isChecked())
         except SegstudioError as exc:
-            self._show_error_text(str(exc))
+            self.monitor.show_error(str(exc))
             show_error("Cannot resume the run", str(exc))
             return None
 
@@ -333,140 +309,33 @@ class TrainingPanel(QWidget):
         return True
 
     # run display ------------------------------------------------------------------------------------------------
-    def _reset_curves(self) -> None:
-        self._batch_x: list[float] = []
-        self._batch_y: list[float] = []
-        self._epoch_x: list[float] = []
-        self._train_y: list[float] = []
-        self._val_y: list[float] = []
-        self._mean_dice: list[float] = []
-        self._class_dice: dict[str, list[float]] = {}
-        self._epochs, self._first_step = 0, 0
-
-    def _class_colour(self, name: str) -> tuple[int, int, int]:
-        ds = self.controller.dataset
-        if ds is not None:
-            for c in ds.schema.classes:
-                if c.name == name and any(c.colour):
-                    return tuple(c.colour)  # type: ignore[return-value]
-        return (200, 120, 220)
-
-    def _redraw(self) -> None:
-        ex = tuple(self._epoch_x)
-        self.loss_plot.set_series([
-            Series("train (batch)", LOSS_COLOUR, tuple(self._batch_x), tuple(self._batch_y)),
-            Series("train (epoch)", LOSS_COLOUR, ex, tuple(self._train_y), dashed=True, markers=True),
-            Series("validation", VAL_COLOUR, ex, tuple(self._val_y), markers=True),
-        ])
-        series = [Series("mean", MEAN_COLOUR, ex, tuple(self._mean_dice), dashed=True, markers=True)]
-        series += [Series(n, self._class_colour(n), ex, tuple(v), markers=True) for n, v in self._class_dice.items()]
-        self.metric_plot.set_series(series)
-
-    def _log(self, text: str) -> None:
-        self.log_view.appendPlainText(text)
-        log.info("training: %s", text)
-
     def _on_controller_run_started(self, run: RunRecord) -> None:
-        self._load_epoch_curves(run)  # a resumed run continues its earlier curves
-        self.log_view.clear()
-        self.error_label.setVisible(False)
-        self.progress.setRange(0, 0)  # busy until the trainer reports its step count
-        self.state_label.setText("Preparing the data and the model…")
-        self._log(f"run {run.id} started")
+        self.monitor.schema = self.controller.dataset.schema if self.controller.dataset is not None else None
+        self.monitor.begin(run)  # a resumed run continues its earlier curves
         self.refresh_runs()
         self.history.select_run(run.id)
         self.tabs.setCurrentIndex(1)  # the curves
         self._sync_enabled()
 
-    def _on_controller_event(self, ev: object) -> None:
-        kind = type(ev).__name__
-        e: Any = ev
-        if kind == "RunStarted":
-            total = (e.epochs - e.start_epoch) * e.steps_per_epoch
-            self._epochs, self._first_step = e.epochs, e.start_epoch * e.steps_per_epoch
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(0)
-            self._log(f"training on {e.device}: {e.train_samples} training / {e.val_samples} validation samples "
-                      f"({e.split_source} split), {e.epochs} epoch(s) × {e.steps_per_epoch} step(s), "
-                      f"classes {', '.join(e.class_names)}")
-        elif kind == "BatchEnd":
-            self.progress.setValue(e.global_step - self._first_step)
-            if math.isfinite(e.loss):
-                self._batch_x.append(e.epoch + e.step / max(e.steps, 1))
-                self._batch_y.append(e.loss)
-            self.state_label.setText(f"Epoch {e.epoch + 1}/{self._epochs} · step {e.step}/{e.steps} · "
-                                     f"loss {e.loss:.4f} · {format_eta(e.eta_s)}")
-            self._redraw()
-        elif kind == "EpochEnd":
-            self._epoch_x.append(e.epoch + 1.0)
-            self._train_y.append(e.train_loss)
-            self._val_y.append(math.nan if e.val_loss is None else e.val_loss)
-            self._mean_dice.append(e.dice)
-            n = len(self._epoch_x)
-            for c in e.per_class:
-                self._class_dice.setdefault(c.name, [math.nan] * (n - 1)).append(c.dice)
-            per = ", ".join(f"{c.name} {c.dice:.3f}" for c in e.per_class)
-            val = f", val loss {e.val_loss:.4f}" if e.val_loss is not None else ""
-            best = " (best so far)" if e.improved else ""
-            self._log(f"epoch {e.epoch + 1}/{self._epochs}: train loss {e.train_loss:.4f}{val}, Dice {e.dice:.3f}"
-                      f"{f' ({per})' if per else ''}{best}, {e.seconds:.1f} s")
-            self.state_label.setText(f"Epoch {e.epoch + 1}/{self._epochs} done · Dice {e.dice:.3f} · "
-                                     f"{format_eta(e.eta_s)}")
-            self._redraw()
-        elif kind == "CheckpointSaved":
-            run = self.controller.run
-            path = Path(e.path)
-            shown = path.relative_to(run.folder) if run is not None and path.is_relative_to(run.folder) else path
-            self._log(f"saved the {e.kind} checkpoint (epoch {e.epoch + 1}): {shown}")
-        elif kind == "Finished":
-            self._log(f"{'stopped' if e.cancelled else 'finished'} after {e.epochs_completed} epoch(s), "
-                      f"{e.train_seconds:.0f} s of training")
-
     def _on_controller_run_ended(self, run: RunRecord) -> None:
-        if run.status is RunStatus.FINISHED:
-            self.progress.setValue(self.progress.maximum())
-        elif self.progress.maximum() == 0:  # ended before its first step: leave the busy state
-            self.progress.setRange(0, 1)
-            self.progress.setValue(0)
-        words = {RunStatus.FINISHED: "Finished", RunStatus.CANCELLED: "Stopped", RunStatus.FAILED: "Failed"}
-        best = f" · best {run.best_metric_name} {run.best_metric:.3f}" if run.best_metric is not None else ""
-        self.state_label.setText(f"{words.get(run.status, run.status.value)}{best} · {run.message}")
-        self.state_label.setToolTip(str(run.folder))
-        self._log(f"run {run.id}: {run.status.value}{best}")
+        summary = self.monitor.end(run)
         self.refresh_runs()
         self._sync_enabled()
-        self.sig_message.emit(f"Training {run.status.value}: {run.name or run.id}{best}")
+        self.sig_message.emit(summary)
 
     def _on_controller_errored(self, message: str, details: str) -> None:
-        self._show_error_text(message)
-        self._log(f"error: {message}")
+        self.monitor.show_error(message)
+        self.monitor.log(f"error: {message}")
         self._sync_enabled()
         show_error("Training failed", message, details)
-
-    def _show_error_text(self, text: str) -> None:
-        self.error_label.setText(text)
-        self.error_label.setVisible(True)
 
     def _on_history_run_selected(self, run_id: str) -> None:
         if self.controller.running:
             return  # the live curves stay while a run is going
         run = next((r for r in self.controller.runs() if r.id == run_id), None)
-        if run is None:
-            return
-        self._load_epoch_curves(run)
-        self.state_label.setText(f"Run {run.name or run.id}: {run.status.value} · {run.message}")
-
-    def _load_epoch_curves(self, run: RunRecord) -> None:
-        self._reset_curves()
-        for row in read_curves(run.folder):
-            self._epoch_x.append(row.get("epoch", math.nan) + 1)
-            self._train_y.append(row.get("train_loss", math.nan))
-            self._val_y.append(row.get("val_loss", math.nan))
-            self._mean_dice.append(row.get("dice", math.nan))
-            for k, v in row.items():
-                if k.startswith("dice:"):
-                    self._class_dice.setdefault(k[5:], []).append(v)
-        self._redraw()
+        if run is not None:
+            self.monitor.schema = self.controller.dataset.schema if self.controller.dataset is not None else None
+            self.monitor.show_run(run)
 
     def _on_history_use_requested(self, run_id: str) -> None:
         try:

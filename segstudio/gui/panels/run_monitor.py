@@ -1,0 +1,178 @@
+"""What a training run shows while it goes: progress with ETA, a state line, live loss and per-class Dice curves,
+and a log — fed with the engine's events. The training panel lays these widgets out; this object keeps the curve
+data and turns events into text and points."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QWidget
+
+from segstudio.core.types import ClassSchema
+from segstudio.gui.panels.curve_plot import CurvePlot, Series
+from segstudio.gui.training import read_curves
+from segstudio.workspace import RunRecord, RunStatus
+
+log = logging.getLogger(__name__)
+
+MEAN_COLOUR = (220, 220, 220)
+LOSS_COLOUR, VAL_COLOUR = (90, 170, 255), (255, 160, 60)
+OTHER_COLOUR = (200, 120, 220)  # a class drawn black (background) would vanish on the dark plot
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "ETA –"
+    s = round(seconds)
+    return f"ETA {s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"ETA {s // 60}:{s % 60:02d}"
+
+
+class RunMonitor(QObject):
+    """Widgets (children of ``host``): ``progress``, ``state_label``, ``error_label``, ``loss_plot``,
+    ``metric_plot``, ``log_view``."""
+
+    def __init__(self, host: QWidget) -> None:
+        super().__init__(host)
+        self.progress = QProgressBar(host)
+        self.progress.setTextVisible(True)
+        self.state_label = QLabel("Idle", host)
+        self.state_label.setObjectName("trainingState")
+        self.state_label.setWordWrap(True)  # a long message (a checkpoint path) must not widen the dock
+        self.error_label = QLabel(host)
+        self.error_label.setObjectName("trainingError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setVisible(False)
+        self.loss_plot = CurvePlot("Loss", x_label="epoch", parent=host)
+        self.metric_plot = CurvePlot("Validation Dice", x_label="epoch", y_range=(0.0, 1.0), parent=host)
+        self.log_view = QPlainTextEdit(host)
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.schema: ClassSchema | None = None
+        self.run_folder: Path | None = None
+        self.reset()
+
+    # curve data ---------------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self._batch_x: list[float] = []
+        self._batch_y: list[float] = []
+        self._epoch_x: list[float] = []
+        self._train_y: list[float] = []
+        self._val_y: list[float] = []
+        self._mean_dice: list[float] = []
+        self._class_dice: dict[str, list[float]] = {}
+        self._epochs, self._first_step = 0, 0
+
+    def load_epoch_curves(self, run: RunRecord) -> None:
+        """Show a run's saved per-epoch curves (``curves.csv``); a resumed run continues from them."""
+        self.reset()
+        for row in read_curves(run.folder):
+            self._epoch_x.append(row.get("epoch", math.nan) + 1)
+            self._train_y.append(row.get("train_loss", math.nan))
+            self._val_y.append(row.get("val_loss", math.nan))
+            self._mean_dice.append(row.get("dice", math.nan))
+            for k, v in row.items():
+                if k.startswith("dice:"):
+                    self._class_dice.setdefault(k[5:], []).append(v)
+        self.redraw()
+
+    def _class_colour(self, name: str) -> tuple[int, int, int]:
+        if self.schema is not None:
+            for c in self.schema.classes:
+                if c.name == name and any(c.colour):
+                    return (int(c.colour[0]), int(c.colour[1]), int(c.colour[2]))
+        return OTHER_COLOUR
+
+    def redraw(self) -> None:
+        ex = tuple(self._epoch_x)
+        self.loss_plot.set_series([
+            Series("train (batch)", LOSS_COLOUR, tuple(self._batch_x), tuple(self._batch_y)),
+            Series("train (epoch)", LOSS_COLOUR, ex, tuple(self._train_y), dashed=True, markers=True),
+            Series("validation", VAL_COLOUR, ex, tuple(self._val_y), markers=True),
+        ])
+        series = [Series("mean", MEAN_COLOUR, ex, tuple(self._mean_dice), dashed=True, markers=True)]
+        series += [Series(n, self._class_colour(n), ex, tuple(v), markers=True) for n, v in self._class_dice.items()]
+        self.metric_plot.set_series(series)
+
+    def log(self, text: str) -> None:
+        self.log_view.appendPlainText(text)
+        log.info("training: %s", text)
+
+    def show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.setVisible(True)
+
+    # a run --------------------------------------------------------------------------------------------------------
+    def begin(self, run: RunRecord) -> None:
+        self.run_folder = run.folder
+        self.load_epoch_curves(run)
+        self.log_view.clear()
+        self.error_label.setVisible(False)
+        self.progress.setRange(0, 0)  # busy until the trainer reports its step count
+        self.state_label.setText("Preparing the data and the model…")
+        self.log(f"run {run.id} started")
+
+    def on_event(self, ev: object) -> None:
+        kind = type(ev).__name__
+        e: Any = ev
+        if kind == "RunStarted":
+            total = (e.epochs - e.start_epoch) * e.steps_per_epoch
+            self._epochs, self._first_step = e.epochs, e.start_epoch * e.steps_per_epoch
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(0)
+            self.log(f"training on {e.device}: {e.train_samples} training / {e.val_samples} validation samples "
+                     f"({e.split_source} split), {e.epochs} epoch(s) × {e.steps_per_epoch} step(s), "
+                     f"classes {', '.join(e.class_names)}")
+        elif kind == "BatchEnd":
+            self.progress.setValue(e.global_step - self._first_step)
+            if math.isfinite(e.loss):
+                self._batch_x.append(e.epoch + e.step / max(e.steps, 1))
+                self._batch_y.append(e.loss)
+            self.state_label.setText(f"Epoch {e.epoch + 1}/{self._epochs} · step {e.step}/{e.steps} · "
+                                     f"loss {e.loss:.4f} · {format_eta(e.eta_s)}")
+            self.redraw()
+        elif kind == "EpochEnd":
+            self._epoch_x.append(e.epoch + 1.0)
+            self._train_y.append(e.train_loss)
+            self._val_y.append(math.nan if e.val_loss is None else e.val_loss)
+            self._mean_dice.append(e.dice)
+            n = len(self._epoch_x)
+            for c in e.per_class:
+                self._class_dice.setdefault(c.name, [math.nan] * (n - 1)).append(c.dice)
+            per = ", ".join(f"{c.name} {c.dice:.3f}" for c in e.per_class)
+            val = f", val loss {e.val_loss:.4f}" if e.val_loss is not None else ""
+            best = " (best so far)" if e.improved else ""
+            self.log(f"epoch {e.epoch + 1}/{self._epochs}: train loss {e.train_loss:.4f}{val}, Dice {e.dice:.3f}"
+                     f"{f' ({per})' if per else ''}{best}, {e.seconds:.1f} s")
+            self.state_label.setText(f"Epoch {e.epoch + 1}/{self._epochs} done · Dice {e.dice:.3f} · "
+                                     f"{format_eta(e.eta_s)}")
+            self.redraw()
+        elif kind == "CheckpointSaved":
+            path, folder = Path(e.path), self.run_folder
+            shown = path.relative_to(folder) if folder is not None and path.is_relative_to(folder) else path
+            self.log(f"saved the {e.kind} checkpoint (epoch {e.epoch + 1}): {shown}")
+        elif kind == "Finished":
+            self.log(f"{'stopped' if e.cancelled else 'finished'} after {e.epochs_completed} epoch(s), "
+                     f"{e.train_seconds:.0f} s of training")
+
+    def end(self, run: RunRecord) -> str:
+        """Show the run's final state; returns a one-line summary."""
+        if run.status is RunStatus.FINISHED:
+            self.progress.setValue(self.progress.maximum())
+        elif self.progress.maximum() == 0:  # ended before its first step: leave the busy state
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        words = {RunStatus.FINISHED: "Finished", RunStatus.CANCELLED: "Stopped", RunStatus.FAILED: "Failed"}
+        best = f" · best {run.best_metric_name} {run.best_metric:.3f}" if run.best_metric is not None else ""
+        self.state_label.setText(f"{words.get(run.status, run.status.value)}{best} · {run.message}")
+        self.state_label.setToolTip(str(run.folder))
+        self.log(f"run {run.id}: {run.status.value}{best}")
+        return f"Training {run.status.value}: {run.name or run.id}{best}"
+
+    def show_run(self, run: RunRecord) -> None:
+        """A past run from the history: its saved curves and its outcome."""
+        self.load_epoch_curves(run)
+        self.state_label.setText(f"Run {run.name or run.id}: {run.status.value} · {run.message}")
