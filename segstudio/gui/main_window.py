@@ -179,6 +179,9 @@ class MainWindow(QMainWindow):
         ds = self.session.dataset
         if ds is None:
             return False
+        # the workspace is reopened, and a run writes its record and reads corrections through it
+        if not self.training_panel.stop_for_close(action="open a predictions folder"):
+            return False
         self._save_current()
         try:
             self.review.open(ds, predictions=folder)

@@ -327,3 +327,49 @@ def test_devices_are_detected_in_the_background_when_asked(qtbot) -> None:
     keys = [combo.itemData(i) for i in range(combo.count())]
     assert keys[0] == "auto" and "cpu" in keys
     assert combo.device() == "cpu"  # the choice survives the refresh
+
+
+def test_opening_another_dataset_during_training_asks_and_stops_the_run_first(
+        window: MainWindow, qtbot, monkeypatch: pytest.MonkeyPatch, sample_dataset_path: Path) -> None:
+    panel = window.training_panel
+    _tiny(panel, epochs=20, steps=0, batch=1)
+    answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: next(answers)))
+    batches: list[object] = []
+    window.training.sig_event.connect(lambda ev: batches.append(ev) if type(ev).__name__ == "BatchEnd" else None)
+    run = panel.start_training()
+    assert run is not None
+    qtbot.waitUntil(lambda: bool(batches), timeout=120_000)
+    old_ws = window.review.workspace
+    assert window.open_dataset(sample_dataset_path) is None  # "No": nothing changes
+    assert window.training.running and window.review.workspace is old_ws
+    assert window.open_dataset(sample_dataset_path) is not None  # "Yes": the run stops, then the dataset opens
+    assert not window.training.running
+    runs = window.review.workspace.runs.all()
+    assert [r.id for r in runs] == [run.id] and runs[0].status is RunStatus.CANCELLED
+    assert panel.start_button.isEnabled() and panel.history.run_ids() == [run.id]
+
+
+def test_curve_plot_draws_each_series_in_its_colour_and_breaks_lines_at_nan(qtbot) -> None:
+    import numpy as np
+
+    from segstudio.gui.panels.curve_plot import CurvePlot, Series
+    from segstudio.gui.qimage import qimage_to_array
+
+    plot = CurvePlot("Dice", x_label="epoch", y_range=(0.0, 1.0))
+    qtbot.addWidget(plot)
+    plot.resize(400, 240)
+
+    def count(colour: tuple[int, int, int]) -> int:
+        img = qimage_to_array(plot.grab().toImage())[..., :3].astype(int)
+        return int(np.count_nonzero(np.abs(img - np.array(colour)).sum(axis=2) < 30))
+
+    assert count((255, 0, 0)) == 0
+    plot.set_series([Series("a", (255, 0, 0), (1.0, 2.0, 3.0), (0.1, 0.5, 0.9))])
+    solid = count((255, 0, 0))
+    assert solid > 100
+    plot.set_series([Series("a", (255, 0, 0), (1.0, 2.0, 3.0), (0.1, math.nan, 0.9))])
+    assert 0 < count((255, 0, 0)) < solid / 2  # only the legend swatch: no segment bridges the gap
+    plot.set_series([Series("a", (255, 0, 0), (1.0, 2.0, 3.0), (0.1, 0.5, 0.9)),
+                     Series("b", (0, 255, 0), (1.0, 3.0), (0.9, 0.1))])
+    assert count((0, 255, 0)) > 100 and count((255, 0, 0)) > 100
