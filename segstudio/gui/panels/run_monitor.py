@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QWidget
 
 from segstudio.core.types import ClassSchema
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 MEAN_COLOUR = (220, 220, 220)
 LOSS_COLOUR, VAL_COLOUR = (90, 170, 255), (255, 160, 60)
-OTHER_COLOUR = (200, 120, 220)  # a class drawn black (background) would vanish on the dark plot
+OTHER_COLOUR = (200, 120, 220)
+REDRAW_MS = 150  # a class drawn black (background) would vanish on the dark plot
 
 
 def format_eta(seconds: float | None) -> str:
@@ -51,6 +52,12 @@ class RunMonitor(QObject):
         self.log_view = QPlainTextEdit(host)
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
+        # batches can arrive faster than anyone reads a curve (a GPU run: dozens a second), and each redraw copies
+        # every point: batch points are drawn at most every REDRAW_MS, epochs and the end at once
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self.redraw)
         self.schema: ClassSchema | None = None
         self.run_folder: Path | None = None
         self.reset()
@@ -87,6 +94,7 @@ class RunMonitor(QObject):
         return OTHER_COLOUR
 
     def redraw(self) -> None:
+        self._redraw_timer.stop()
         ex = tuple(self._epoch_x)
         self.loss_plot.set_series([
             Series("train (batch)", LOSS_COLOUR, tuple(self._batch_x), tuple(self._batch_y)),
@@ -133,7 +141,8 @@ class RunMonitor(QObject):
                 self._batch_y.append(e.loss)
             self.state_label.setText(f"Epoch {e.epoch + 1}/{self._epochs} · step {e.step}/{e.steps} · "
                                      f"loss {e.loss:.4f} · {format_eta(e.eta_s)}")
-            self.redraw()
+            if not self._redraw_timer.isActive():
+                self._redraw_timer.start()
         elif kind == "EpochEnd":
             self._epoch_x.append(e.epoch + 1.0)
             self._train_y.append(e.train_loss)
@@ -165,6 +174,7 @@ class RunMonitor(QObject):
         elif self.progress.maximum() == 0:  # ended before its first step: leave the busy state
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
+        self.redraw()
         words = {RunStatus.FINISHED: "Finished", RunStatus.CANCELLED: "Stopped", RunStatus.FAILED: "Failed"}
         best = f" · best {run.best_metric_name} {run.best_metric:.3f}" if run.best_metric is not None else ""
         self.state_label.setText(f"{words.get(run.status, run.status.value)}{best} · {run.message}")
