@@ -141,6 +141,7 @@ def test_readable_messages_for_gpu_out_of_memory_and_a_diverging_loss() -> None:
         list(guard_finite_loss([bad_epoch]))
 
 
+@pytest.mark.slow
 def test_cancel_takes_effect_within_one_batch_of_a_real_training(qtbot, sample_dataset_path: Path, tmp_path: Path) -> None:
     from segstudio.datasets.registry import open_dataset
     from segstudio.gui.training import make_config
@@ -283,6 +284,7 @@ def test_closing_the_window_during_training_asks_then_stops_and_keeps_the_last_c
     assert "last checkpoint" in rec.message
 
 
+@pytest.mark.slow
 def test_a_stopped_run_resumes_from_its_last_checkpoint_in_the_same_folder(window: MainWindow, qtbot) -> None:
     panel = window.training_panel
     _tiny(panel, epochs=3, steps=1)
