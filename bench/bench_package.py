@@ -22,7 +22,7 @@ PREFIX = "package"
 #: The bench runner skips a module with this flag unless ``--only`` names its prefix (see the runner).
 EXPLICIT_ONLY = True
 REPO = Path(__file__).resolve().parents[1]
-MB = 1024 * 1024
+MB = 1024 * 1024  # "MB" figures are MiB
 COLD_START_RUNS = 3
 
 log = logging.getLogger(__name__)
