@@ -2,7 +2,8 @@
 
 Every ``bench/bench_*.py`` module defines functions ``bench_<name>() -> list[Figure]``. ``--only PREFIX`` runs
 the functions whose figures start with PREFIX (matched against the module's ``PREFIX`` and each function's
-name). Results merge into an existing results.json, so a subset run updates only its own figures.
+name). A module with ``EXPLICIT_ONLY = True`` runs only when ``--only`` names it. Results merge into an existing
+results.json, so a subset run updates only its own figures.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     for mod_path in sorted(HERE.glob("bench_*.py")):
         mod = importlib.import_module(f"bench.{mod_path.stem}")
         prefix = getattr(mod, "PREFIX", mod_path.stem.removeprefix("bench_"))
+        if getattr(mod, "EXPLICIT_ONLY", False) and not (args.only and args.only.startswith(prefix)):
+            continue  # minutes-long benchmarks (the installer build) run only when named
         for fname in sorted(n for n in dir(mod) if n.startswith("bench_")):
             full = f"{prefix}.{fname.removeprefix('bench_')}"
             if args.only and not (full.startswith(args.only) or prefix.startswith(args.only)):

@@ -220,7 +220,7 @@ def build_deb(app_dir: Path, *, version: str, tag: str, components: int) -> tupl
     # hard links: the 4 GB folder is not copied again, dpkg-deb reads the same inodes
     _run(["cp", "-al", str(app_dir), str(root / "opt" / APP)])
     _install(HERE / "linux" / "launcher.sh", root / "usr" / "bin" / APP, 0o755)
-    _install(HERE / "linux" / "segstudio.desktop", root / "usr" / "share" / "applications" / f"{APP}.desktop")
+    _install(REPO / "resources" / "desktop" / "segstudio.desktop", root / "usr" / "share" / "applications" / f"{APP}.desktop")
     _install(HERE / "linux" / "segstudio-mime.xml", root / "usr" / "share" / "mime" / "packages" / f"{APP}.xml")
     icons = WORK / "generated" / "icons" / "png"
     for png in sorted(icons.glob("segstudio-*.png")):

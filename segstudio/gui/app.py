@@ -41,16 +41,31 @@ def create_main_window(*, dataset: str | None = None, format_name: str | None = 
     from segstudio.gui.main_window import MainWindow
 
     win = MainWindow()
+    _fit_to_screen(win)
     path = dataset or sample_dataset_dir()
     if headless:
-        ds = win.session.load(path, format_name=format_name)
-        win.review.open(ds, predictions=predictions)
+        from segstudio.gui.controller import OpenRequest
+
+        req = OpenRequest.resolve(path, format_name=format_name, predictions=predictions)
+        ds = win.session.load(req.path, format_name=req.format_name)
+        win.review.open(ds, predictions=req.predictions)
         win.session.set_dataset(ds, extra=win.prepare_sample, side=win.review.prediction_mask)
     else:
         win.open_dataset(path, format_name=format_name, predictions=predictions)
     if sample_id and not win.session.go_to_id(sample_id):
         log.warning("sample %s not in the dataset; showing the first", sample_id)
     return win
+
+
+def _fit_to_screen(win) -> None:  # noqa: ANN001 - a QMainWindow
+    """Keep a first-time window (no saved geometry) inside the screen's available area."""
+    screen = win.screen()
+    if screen is None:
+        return
+    avail = screen.availableGeometry()
+    w, h = min(win.width(), avail.width()), min(win.height(), avail.height())
+    if (w, h) != (win.width(), win.height()):
+        win.resize(w, h)
 
 
 def run_app(*, dataset: str | None = None, format_name: str | None = None, predictions: str | None = None,

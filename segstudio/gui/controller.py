@@ -14,10 +14,32 @@ from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.registry import open_dataset
 from segstudio.gui.prefetch import ExtraLoader, Prefetcher, SideLoader
+from segstudio.workspace import workspace_settings_at
 
 log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """What to open: a dataset path, its format (None = detect) and a predictions folder (None = none)."""
+
+    path: Path
+    format_name: str | None = None
+    predictions: Path | None = None
+
+    @staticmethod
+    def resolve(path: str | Path, *, format_name: str | None = None,
+                predictions: str | Path | None = None) -> OpenRequest:
+        """A workspace given as ``path`` (a ``<dataset>.segstudio`` folder or its files) opens its dataset, with the
+        format and predictions folder it was last opened with (arguments given here win)."""
+        ws = workspace_settings_at(path)
+        if ws is None:
+            return OpenRequest(Path(path), format_name, Path(predictions) if predictions else None)
+        preds = predictions or ws.predictions_dir or None
+        return OpenRequest(Path(ws.dataset_root), format_name or ws.dataset_format or None,
+                           Path(preds) if preds else None)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from segstudio.gui.about import AboutDialog
 from segstudio.gui.actions import build_actions
 from segstudio.gui.browser import SampleBrowser
 from segstudio.gui.canvas import ImageCanvas
-from segstudio.gui.controller import LoadedSample, SessionController
+from segstudio.gui.controller import LoadedSample, OpenRequest, SessionController
 from segstudio.gui.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
 from segstudio.gui.errors import show_error
 from segstudio.gui.panels.class_panel import ClassPanel
@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowTitle("segstudio")
-        self.resize(1400, 880)
+        self.resize(1400, 880)  # shrunk to the screen by create_main_window when the screen is smaller
         self.settings = settings if settings is not None else load_settings()
 
         self.session = SessionController(self)
@@ -141,9 +141,12 @@ class MainWindow(QMainWindow):
     # opening ----------------------------------------------------------------------------------------------------
     def open_dataset(self, path: str | Path, *, format_name: str | None = None,
                      predictions: str | Path | None = None) -> Dataset | None:
-        """Open ``path``; ask for the format when detection is ambiguous; errors become a message box."""
+        """Open ``path`` (a dataset, or a workspace, which opens its dataset); ask for the format when detection is
+        ambiguous; errors become a message box."""
         if not self.training_panel.stop_for_close(action="open another dataset"):
             return None
+        req = OpenRequest.resolve(path, format_name=format_name, predictions=predictions)
+        path, format_name, predictions = req.path, req.format_name, req.predictions
         self._save_current()
         try:
             ds = self.session.load(path, format_name=format_name)

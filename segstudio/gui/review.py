@@ -95,6 +95,12 @@ class ReviewController(QObject):
         self.workspace = (Workspace(workspace_dir, dataset_root=dataset.root) if workspace_dir is not None
                           else Workspace.for_dataset(dataset.root))
         self.predictions = PredictionFolder(predictions, dataset) if predictions else None
+        # remembered so that opening the workspace itself (file manager, MIME association) reopens all of it
+        ws_settings = self.workspace.settings
+        remembered = ws_settings.replace(dataset_format=dataset.format_name,
+                                         predictions_dir=str(self.predictions.folder) if self.predictions else "")
+        if remembered != ws_settings:
+            self.workspace.save_settings(remembered)
         log.info("workspace %s; predictions: %s", self.workspace.folder,
                  f"{len(self.predictions)} in {self.predictions.folder}" if self.predictions else "none")
 

@@ -7,7 +7,12 @@ from segstudio.core.atomic import atomic_write_bytes, atomic_write_text
 from segstudio.workspace.db import SCHEMA_VERSION, Database
 from segstudio.workspace.events import WorkspaceEvents
 from segstudio.workspace.journal import JournalWriter, PendingRecovery, RecoveryJournal, replay
-from segstudio.workspace.locate import is_writable_dir, user_data_dir, workspace_dir_for
+from segstudio.workspace.locate import (
+    is_writable_dir,
+    user_data_dir,
+    workspace_dir_for,
+    workspace_settings_at,
+)
 from segstudio.workspace.maskio import read_mask, write_mask
 from segstudio.workspace.records import (
     MaskSource,
@@ -49,5 +54,6 @@ __all__ = [
     "save_workspace_settings",
     "user_data_dir",
     "workspace_dir_for",
+    "workspace_settings_at",
     "write_mask",
 ]

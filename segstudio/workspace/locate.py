@@ -22,6 +22,7 @@ import stat
 from pathlib import Path
 
 from segstudio.core.paths import data_dir
+from segstudio.workspace.settings import WorkspaceSettings, load_workspace_settings
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +77,14 @@ def workspace_dir_for(dataset_root: str | Path, *, data_dir: Path | None = None)
     target = base / "workspaces" / slug(str(root))
     log.info("dataset folder %s is read-only; workspace goes to %s", root.parent, target)
     return target
+
+
+def workspace_settings_at(path: str | Path) -> WorkspaceSettings | None:
+    """When ``path`` is a workspace (its folder, ``workspace.sqlite`` or ``workspace.json``, e.g. opened from a
+    file manager through the MIME association), its settings, which name the dataset; otherwise None."""
+    p = Path(path).expanduser()
+    folder = p.parent if p.name in ("workspace.sqlite", "workspace.json") else p
+    if not (folder / "workspace.sqlite").is_file():
+        return None
+    settings = load_workspace_settings(folder)
+    return settings if settings.dataset_root else None

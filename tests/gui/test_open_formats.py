@@ -90,3 +90,26 @@ def test_a_broken_mask_is_reported_and_the_rest_opens(window: MainWindow, tmp_pa
     window.go_next()
     nxt = window.session.current
     assert nxt.gt is not None and np.count_nonzero(nxt.gt) > 1000
+
+
+def test_opening_a_workspace_opens_its_dataset_with_format_and_predictions(window: MainWindow, qtbot, tmp_path,
+                                                                           sample_dataset_path) -> None:
+    """The MIME association hands a ``<dataset>.segstudio`` folder (or its workspace.sqlite) to ``segstudio``."""
+    import cv2
+
+    data = tmp_path / "lungs"
+    shutil.copytree(sample_dataset_path, data)
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for img in (data / "cxr").glob("*.png"):
+        cv2.imwrite(str(preds / img.name), np.zeros((512, 512), np.uint8))
+    assert window.open_dataset(data, format_name="class-folders", predictions=preds) is not None
+    ws_folder = window.review.workspace.folder
+    assert ws_folder == tmp_path / "lungs.segstudio"
+
+    again = MainWindow()
+    qtbot.addWidget(again)
+    for target in (ws_folder, ws_folder / "workspace.sqlite"):
+        ds = again.open_dataset(target)
+        assert ds is not None and ds.root.resolve() == data.resolve() and ds.format_name == "class-folders"
+        assert again.review.predictions is not None and again.review.predictions.folder == preds.resolve()
