@@ -574,6 +574,7 @@ class MainWindow(QMainWindow):
         self._save_current()
         self.editor.close_journal()
         self.session.close()
+        self.browser.model_.thumbnails.shutdown()  # no thumbnail is written to the cache after the window closed
         self.review.close()
         qs = window_settings()
         qs.setValue("geometry", self.saveGeometry())

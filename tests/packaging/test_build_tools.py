@@ -86,7 +86,7 @@ def test_launcher_runs_the_app_next_to_it_wherever_unpacked(tmp_path: Path) -> N
 
 def test_desktop_entry_and_mime_type_agree() -> None:
     desktop = dict(
-        line.split("=", 1) for line in (LINUX / "segstudio.desktop").read_text().splitlines() if "=" in line
+        line.split("=", 1) for line in (REPO / "resources" / "desktop" / "segstudio.desktop").read_text().splitlines() if "=" in line
     )
     assert desktop["Type"] == "Application" and desktop["Exec"] == "segstudio %f" and desktop["Icon"] == "segstudio"
     mime_types = [m for m in desktop["MimeType"].split(";") if m]
@@ -97,7 +97,7 @@ def test_desktop_entry_and_mime_type_agree() -> None:
     globs = [g.get("pattern") for g in tree.getroot().iter(f"{{{ns['m']}}}glob")]
     assert "*.segstudio" in globs and all("/" not in g for g in globs)  # globs see base names only
     if shutil.which("desktop-file-validate"):
-        subprocess.run(["desktop-file-validate", str(LINUX / "segstudio.desktop")], check=True)
+        subprocess.run(["desktop-file-validate", str(REPO / "resources" / "desktop" / "segstudio.desktop")], check=True)
 
 
 def test_control_template_has_every_field_build_fills() -> None:
