@@ -65,6 +65,9 @@ def _is_bundled(root: Path) -> bool:
 
 
 class ReviewController(QObject):
+    """Workspace calls need no lock here: the workspace gives each thread its own SQLite connection and
+    serialises writes itself (see segstudio.workspace.db)."""
+
     sig_review_changed = Signal(str, object)  # sample id, ReviewState
     sig_scored = Signal(str, object)  # sample id, SampleComparison | None
     sig_scoring_finished = Signal()
@@ -81,7 +84,6 @@ class ReviewController(QObject):
         self._relay = _ScoreRelay()
         self._relay.sig_scored.connect(self._on_relay_scored)
         self._relay.sig_done.connect(self.sig_scoring_finished)
-        self._ws_lock = threading.Lock()
 
     # opening ----------------------------------------------------------------------------------------------------
     def open(self, dataset: Dataset, *, predictions: str | Path | None = None,
@@ -121,9 +123,8 @@ class ReviewController(QObject):
         """The newest saved correction of a sample and its version (None, 0 when there is none)."""
         if self.workspace is None:
             return None, 0
-        with self._ws_lock:
-            v = self.workspace.versions.latest(sample_id)
-            return (None, 0) if v is None else (self.workspace.versions.load(v), v.version)
+        v = self.workspace.versions.latest(sample_id)
+        return (None, 0) if v is None else (self.workspace.versions.load(v), v.version)
 
     def reference_mask(self, sample_id: str) -> np.ndarray | None:
         """The mask a prediction is scored against: the latest correction, else the dataset's GT."""
@@ -189,8 +190,7 @@ class ReviewController(QObject):
     def set_status(self, sample_id: str, status: ReviewStatus | str, *, comment: str = "") -> ReviewState | None:
         if self.workspace is None:
             return None
-        with self._ws_lock:
-            state = self.workspace.reviews.set(sample_id, status, comment=comment, reviewer=self.reviewer)
+        state = self.workspace.reviews.set(sample_id, status, comment=comment, reviewer=self.reviewer)
         self.sig_review_changed.emit(sample_id, state)
         return state
 
@@ -211,10 +211,9 @@ class ReviewController(QObject):
         gt = None
         if pending.base_version == 0 and not pending.has_snapshot:
             gt = self.dataset.load_gt(self._sample(pending.sample_id))
-        with self._ws_lock:
-            mask = self.workspace.recover(pending.sample_id, gt=gt)
-            rec = self.workspace.save_mask(pending.sample_id, mask, source=MaskSource.CORRECTION,
-                                           author=self.reviewer, note="restored after an unexpected exit")
+        mask = self.workspace.recover(pending.sample_id, gt=gt)
+        rec = self.workspace.save_mask(pending.sample_id, mask, source=MaskSource.CORRECTION,
+                                       author=self.reviewer, note="restored after an unexpected exit")
         self.workspace.journal.discard(pending.sample_id)
         return rec.version
 
@@ -245,7 +244,6 @@ class ReviewController(QObject):
     def _on_relay_scored(self, scored: ScoredSample) -> None:
         comp = scored.comparison
         if self.workspace is not None and comp is not None:
-            with self._ws_lock:
-                self.workspace.metrics.put(scored.sample_id, key=METRICS_KEY, data=comp.to_dict(),
-                                           mean_dice=comp.mean_dice, mean_iou=comp.mean_iou)
+            self.workspace.metrics.put(scored.sample_id, key=METRICS_KEY, data=comp.to_dict(),
+                                       mean_dice=comp.mean_dice, mean_iou=comp.mean_iou)
         self.sig_scored.emit(scored.sample_id, comp)
