@@ -339,6 +339,18 @@ def apply_overrides(cfg: TrainConfig, assignments: Iterable[str]) -> TrainConfig
     return TrainConfig.from_dict(d)
 
 
+def fine_tune_config(base: TrainConfig, *, epochs: int, lr_scale: float = 0.2) -> TrainConfig:
+    """The current model's config, set up to continue from its weights: ``epochs`` epochs at ``lr_scale`` of its
+    learning rate, no warm-up, no early stop, no SWA (a fine-tune is short; its last epoch is what is judged)."""
+    if epochs < 1:
+        raise ConfigError(f"A retraining round needs at least one epoch, not {epochs}.", fix="Use 1 or more.")
+    over = [f"epochs={epochs}", f"optim.lr={base.optim.lr * lr_scale!r}", "schedule.warmup_epochs=0",
+            "early_stopping=0", "swa=false"]
+    name = base.name or base.model.architecture
+    over.append(f"name={name if name.endswith('(fine-tuned)') else name + ' (fine-tuned)'}")
+    return base.with_overrides(over)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # validation
 

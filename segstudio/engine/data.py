@@ -121,6 +121,20 @@ def split_samples(
     return Splits(train, val, "random")
 
 
+def fixed_split(dataset: Dataset, val_ids: Sequence[str], *, corrections: Corrections | None = None) -> Splits:
+    """A validation split given by sample ids (kept fixed across retraining rounds, so that a new model and the
+    one it may replace are scored on the same images). Every other labelled sample outside a test split trains;
+    ids the dataset no longer has, or that have neither GT nor a correction, are left out."""
+    pool = labelled(dataset, corrections)
+    wanted = set(val_ids)
+    val = tuple(s for s in pool if s.id in wanted)
+    train = tuple(s for s in pool if s.id not in wanted and s.split not in TEST_ALIASES)
+    if not train:
+        raise DatasetError("Every labelled sample is in the fixed validation split: nothing is left to train on.",
+                           path=dataset.root, fix="Label or correct more images, or reset the validation split.")
+    return Splits(train, val, "fixed")
+
+
 def _load_gt(dataset: Dataset, sample: Sample, corrections: Corrections | None) -> np.ndarray:
     gt: np.ndarray | None
     if corrections is not None and sample.id in corrections:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,10 +117,13 @@ def iter_evaluation(
     cancel: CancelToken | None = None,
     source: str = "",
     split: str = "all",
+    reference: Callable[[str], np.ndarray | None] | None = None,
 ) -> Iterator[SampleEvaluated | Evaluation]:
     """Score ``(sample id, predicted mask or None)`` pairs against the dataset's GT; yield a
     :class:`SampleEvaluated` per sample and the :class:`Evaluation` last (also after a cancel, over the samples
-    scored so far). ``ignore_index``: a GT value left out of every figure, beside the schema's own."""
+    scored so far). ``ignore_index``: a GT value left out of every figure, beside the schema's own.
+    ``reference``: the mask to score against per sample id (default: the dataset's GT), e.g. the user's
+    correction where there is one."""
     schema = dataset.schema
     pooled: ClassCounts | None = None
     comps: list[SampleComparison] = []
@@ -129,7 +132,7 @@ def iter_evaluation(
         if cancel is not None and cancel.cancelled:
             log.info("evaluation cancelled after %d of %d samples", k, total)
             break
-        gt = dataset.load_gt(sid)
+        gt = reference(sid) if reference is not None else dataset.load_gt(sid)
         if gt is None or pred is None:
             skipped.append(sid)
             continue
@@ -206,8 +209,10 @@ def evaluate_checkpoint(
     cancel: CancelToken | None = None,
     workspace: Any = None,
     split: str = "all",
+    reference: Callable[[str], np.ndarray | None] | None = None,
 ) -> Iterator[SampleEvaluated | Evaluation]:
-    """Predict ``samples`` with ``predictor`` (``segstudio.engine.predictor.Predictor``) and score them."""
+    """Predict ``samples`` with ``predictor`` (``segstudio.engine.predictor.Predictor``) and score them
+    (against ``reference(sample id)`` when given, else the dataset's GT)."""
     from segstudio.engine.infer import Prediction, predict
 
     check_classes(dataset, predictor.schema)
@@ -218,7 +223,8 @@ def evaluate_checkpoint(
             yield (r.sample_id, r.mask if isinstance(r, Prediction) else None)
 
     src = " + ".join(str(p) for p in predictor.checkpoint_paths)
-    yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel, source=src, split=split)
+    yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel,
+                               source=src, split=split, reference=reference)
 
 
 def evaluate_folder(

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from segstudio.engine.data import (
     SegmentationData,
     balanced_class_weights,
     class_pixel_counts,
+    fixed_split,
     seed_worker,
     single_threaded_opencv,
     split_samples,
@@ -78,7 +79,8 @@ class _Trainer:
     """State of one run; ``run()`` is the generator. Kept as a class so that the steps read as small methods."""
 
     def __init__(self, cfg: TrainConfig, dataset: Dataset, *, run_dir: Path, cancel: CancelToken | None,
-                 corrections: Corrections | None, resume: bool) -> None:
+                 corrections: Corrections | None, resume: bool, init_from: Path | None = None,
+                 val_ids: Sequence[str] | None = None, sample_weights: Mapping[str, float] | None = None) -> None:
         validate(cfg)
         self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
         self.cancel = cancel or CancelToken()
@@ -94,7 +96,9 @@ class _Trainer:
             torch.backends.cudnn.deterministic = True
         elif self.cuda:
             torch.backends.cudnn.benchmark = True
-        self.splits = split_samples(dataset, cfg.data, task=self.task, seed=cfg.seed, corrections=corrections)
+        self.splits = (fixed_split(dataset, val_ids, corrections=corrections) if val_ids is not None
+                       else split_samples(dataset, cfg.data, task=self.task, seed=cfg.seed, corrections=corrections))
+        self.sample_weights = dict(sample_weights or {})
         common = dict(task=self.task, image_size=cfg.data.image_size, in_channels=cfg.model.in_channels,
                       corrections=corrections, cache_mb=cfg.data.cache_mb)
         self.augmenter = Augmenter(cfg.augment, self.task, seed=cfg.seed)
@@ -126,6 +130,8 @@ class _Trainer:
         self._persistent: dict[int, torch.utils.data.DataLoader] = {}
         if resume:
             self._restore(run_dir / "checkpoints" / "last")
+        elif init_from is not None:
+            self._init_weights(Path(init_from))
 
     # setup ------------------------------------------------------------------------------------------------------
     def _class_weights(self) -> torch.Tensor | None:
@@ -140,6 +146,33 @@ class _Trainer:
             raise ConfigError(f"loss.class_weights has {len(cw)} values; the dataset has {self.task.num_classes} classes.")
         return torch.tensor(cw, dtype=torch.float32, device=self.device)
 
+    def _init_weights(self, path: Path) -> None:
+        """Fine-tuning: start from another run's weights (same architecture, encoder and classes)."""
+        from safetensors.torch import load_file
+
+        from segstudio.engine.checkpoint import WEIGHTS_FILE, read_config
+
+        doc = read_config(path)
+        theirs, their_task = TrainConfig.from_dict(doc["train"]).model, Task.from_dict(doc["task"])
+        mine = self.cfg.model
+
+        def shape(m: Any) -> tuple[Any, ...]:
+            return (m.architecture, m.encoder, m.encoder_depth, m.in_channels, m.aux_head, dict(m.params))
+
+        problem = None
+        if shape(mine) != shape(theirs) or their_task.out_channels != self.task.out_channels:
+            problem = (f"it is a {theirs.architecture}/{theirs.encoder} with {their_task.out_channels} output(s), "
+                       f"this run a {mine.architecture}/{mine.encoder} with {self.task.out_channels}")
+        else:
+            try:
+                self.model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(self.device)))
+            except RuntimeError as exc:  # same names, other shapes: a model changed outside segstudio
+                problem = str(exc).splitlines()[0]
+        if problem:
+            raise ConfigError(f"Cannot fine-tune from {path}: {problem}.", path=path,
+                              fix="Fine-tune with the base model's own config.")
+        log.info("fine-tuning from %s", path)
+
     def _batches(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> torch.utils.data.DataLoader:
         """In-process loading gets a fresh loader per epoch, seeded by the epoch, so that a resumed run repeats
         the same batches exactly. Worker processes persist for the whole run instead: their caches of decoded
@@ -153,15 +186,25 @@ class _Trainer:
 
     def _loader(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> torch.utils.data.DataLoader:
         nw = self.cfg.data.num_workers
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)
+        sampler = None
+        if shuffle and self.sample_weights and any(w != 1.0 for w in self.sample_weights.values()):
+            # reviewed images weigh as the user chose: drawn that much more (or less) often, same epoch length
+            w = torch.tensor([max(0.0, float(self.sample_weights.get(s.id, 1.0))) for s in data.samples],
+                             dtype=torch.double)
+            if float(w.sum()) > 0:
+                sampler = torch.utils.data.WeightedRandomSampler(w, num_samples=len(data), replacement=True,
+                                                                 generator=gen)
         return torch.utils.data.DataLoader(
             data,
             batch_size=self.cfg.data.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             drop_last=shuffle and self.drop_last,
             num_workers=nw,
             pin_memory=self.cuda,
             worker_init_fn=seed_worker if nw else None,
-            generator=torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch),
+            generator=gen,
             persistent_workers=nw > 0,
         )
 
@@ -403,13 +446,21 @@ def train(
     cancel: CancelToken | None = None,
     corrections: Corrections | None = None,
     resume: bool = False,
+    init_from: str | Path | None = None,
+    val_ids: Sequence[str] | None = None,
+    sample_weights: Mapping[str, float] | None = None,
 ) -> Iterator[Event]:
     """Train ``config`` on ``dataset`` (GT, with ``corrections`` overriding it), writing into ``run_dir``.
 
     Setup errors (bad config, unknown key, offline weights) raise before the first event. ``resume=True``
     continues from ``run_dir/checkpoints/last`` (raise ``epochs`` in the config to train further).
+    ``init_from``: a checkpoint folder whose weights the model starts from (fine-tuning; same architecture).
+    ``val_ids``: a fixed validation split (sample ids) instead of the config's; every other labelled sample
+    trains. ``sample_weights``: sample id -> how often it is drawn relative to the others (default 1).
     """
-    trainer = _Trainer(config, dataset, run_dir=Path(run_dir), cancel=cancel, corrections=corrections, resume=resume)
+    trainer = _Trainer(config, dataset, run_dir=Path(run_dir), cancel=cancel, corrections=corrections, resume=resume,
+                       init_from=Path(init_from) if init_from is not None else None, val_ids=val_ids,
+                       sample_weights=sample_weights)
     return trainer.run()
 
 

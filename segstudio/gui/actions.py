@@ -135,6 +135,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Train a model on this dataset in the background with the Training panel's settings (Ctrl+T)"),
     ActionSpec("train_stop", "S&top Training", "&Train", "training_panel.stop_training", ("Ctrl+Shift+T",),
                "fa5s.stop", "Stop the run after the current batch; its last checkpoint is kept"),
+    ActionSpec("train_retrain", "&Retrain on Corrections", "&Train", "start_retrain", ("Ctrl+Shift+R",),
+               "fa5s.redo-alt", "Fine-tune the current model on GT and corrections, compare before/after on the "
+               "same validation images, promote if better (Ctrl+Shift+R)"),
     ActionSpec("train_panel", "Show the Training &Panel", "&Train", "show_training_panel", (), "fa5s.chart-line",
                separator_before=True),
     # Help

@@ -367,6 +367,11 @@ class MainWindow(QMainWindow):
         self.show_training_panel()
         self.training_panel.start_training()
 
+    def start_retrain(self) -> None:
+        self._save_current()  # the round trains on the corrections as saved
+        self.show_training_panel()
+        self.training_panel.start_retrain()
+
     def show_training_panel(self) -> None:
         self.docks.training.show()
         self.docks.training.raise_()

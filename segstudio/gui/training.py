@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 #: workspace state key of the model the user chose ("use this model"): {"run": id, "checkpoint": path}
 MODEL_STATE_KEY = "model"
+#: workspace state key of the validation split frozen for retraining rounds: {"ids": [...], "from_run": id}
+VALIDATION_STATE_KEY = "retrain_validation"
+#: default length of a retraining round (epochs of fine-tuning)
+RETRAIN_EPOCHS = 5
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,30 @@ def read_curves(run_folder: Path) -> list[dict[str, float]]:
     return rows
 
 
+def _write_comparison(folder: Path, comp: Any) -> None:
+    """``comparison.json`` in the round's run folder: the before/after figures stay with the run."""
+    import json
+
+    doc = {"metric": comp.metric, "improved": comp.improved, "base_checkpoint": str(comp.base_checkpoint),
+           "new_checkpoint": str(comp.new_checkpoint), "validation_ids": list(comp.val_ids),
+           "reviewed_samples": comp.reviewed, "epochs": comp.epochs,
+           "before": comp.before.to_dict(), "after": comp.after.to_dict()}
+    try:
+        (folder / "comparison.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    except OSError as exc:
+        log.warning("cannot write %s: %s", folder / "comparison.json", exc)
+
+
+def read_comparison(folder: Path) -> dict[str, Any] | None:
+    """What :func:`_write_comparison` wrote, or None (a training run, or an unreadable file)."""
+    import json
+
+    try:
+        return dict(json.loads((folder / "comparison.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
 def model_checkpoint(run: RunRecord) -> Path | None:
     """The checkpoint a run offers as its model: ``best`` when it has one, else ``last``."""
     for kind in ("best", "last"):
@@ -115,6 +143,7 @@ class TrainingController(QObject):
     sig_run_ended = Signal(object)
     sig_errored = Signal(str, str)
     sig_model_chosen = Signal(object)
+    sig_retrain_compared = Signal(object, object)  # RunRecord, engine.retrain.RetrainCompared
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -124,6 +153,11 @@ class TrainingController(QObject):
         self.run: RunRecord | None = None
         self.monitor_name = ""
         self.last_checkpoint: Path | None = None
+        self._finished: Any = None
+        #: the verdict of the last retraining round (``engine.retrain.RetrainCompared``), until the next run
+        self.last_comparison: Any = None
+        #: promote a retrained model by itself when it scores better (else the user decides)
+        self.auto_promote = True
 
     @property
     def running(self) -> bool:
@@ -143,18 +177,102 @@ class TrainingController(QObject):
         value = self.workspace.state.get(MODEL_STATE_KEY)
         return Path(value["checkpoint"]) if isinstance(value, dict) and "checkpoint" in value else None
 
-    def use_model(self, run_id: str) -> Path:
-        """Make ``run_id``'s best (else last) checkpoint the workspace's model."""
+    def chosen_run_id(self) -> str | None:
+        if self.workspace is None:
+            return None
+        value = self.workspace.state.get(MODEL_STATE_KEY)
+        return str(value["run"]) if isinstance(value, dict) and value.get("run") else None
+
+    def use_model(self, run_id: str, *, checkpoint: Path | None = None) -> Path:
+        """Make ``run_id``'s best (else last) checkpoint — or ``checkpoint`` — the workspace's model."""
         if self.workspace is None:
             raise SegstudioError("No dataset is open.", fix="Open a dataset first.")
         run = self.workspace.runs.get(run_id)
-        path = model_checkpoint(run)
-        if path is None:
+        path = checkpoint if checkpoint is not None else model_checkpoint(run)
+        if path is None or not (Path(path) / "config.json").is_file():
             raise SegstudioError(f"Run {run_id} has no checkpoint.", path=run.folder,
                                  fix="Choose a run that trained at least one epoch.")
         self.workspace.state.set(MODEL_STATE_KEY, {"run": run_id, "checkpoint": str(path)})
-        self.sig_model_chosen.emit(path)
-        return path
+        self.sig_model_chosen.emit(Path(path))
+        return Path(path)
+
+    # retraining -------------------------------------------------------------------------------------------------
+    def validation_ids(self) -> list[str] | None:
+        """The frozen validation split of the retraining rounds (None until the first round fixes it)."""
+        value = self.workspace.state.get(VALIDATION_STATE_KEY) if self.workspace is not None else None
+        return [str(i) for i in value["ids"]] if isinstance(value, dict) and value.get("ids") else None
+
+    def reset_validation(self) -> None:
+        """Forget the frozen split: the next round chooses it again from the current model's config."""
+        if self.workspace is not None:
+            self.workspace.state.set(VALIDATION_STATE_KEY, None)
+
+    def retrain(self, *, epochs: int = RETRAIN_EPOCHS, reviewed_weight: float | None = None,
+                threads: int | None = None) -> RunRecord:
+        """One round: fine-tune the current model on GT ∪ corrections (reviewed samples weighted), then score it
+        and the current model on the frozen validation split. The verdict arrives as ``sig_retrain_compared``;
+        a better model is promoted (``auto_promote``), a worse one waits for :meth:`promote`."""
+        ws, dataset = self._check_idle()
+        base = self.chosen_model()
+        base_run = self.chosen_run_id()
+        if base is None or base_run is None or not (base / "config.json").is_file():
+            raise SegstudioError("There is no current model to retrain.",
+                                 fix="Train a model first, or pick one in the run history (Use this model).")
+        from segstudio.engine.config import TrainConfig, fine_tune_config  # plain Python: no torch
+
+        weight = float(reviewed_weight if reviewed_weight is not None else ws.settings.reviewed_weight)
+        if weight != ws.settings.reviewed_weight:
+            ws.save_settings(ws.settings.replace(reviewed_weight=weight))
+        base_cfg = TrainConfig.load(base / "config.json")
+        config = fine_tune_config(base_cfg, epochs=epochs)
+        try:
+            base_name = ws.runs.get(base_run).name or base_run
+        except SegstudioError:
+            base_name = base_run
+        run = ws.runs.create(config.to_dict(), name=f"retrain of {base_name}")
+        frozen = self.validation_ids()
+        versions = ws.versions
+        n_threads = threads or default_threads()
+        self.last_comparison = None
+
+        def job(token: Any) -> Iterator[Any]:
+            import torch
+
+            from segstudio.engine.data import corrections_from
+            from segstudio.engine.retrain import retrain, validation_ids
+
+            torch.set_num_threads(n_threads)
+            val = frozen
+            if val is None:
+                val = list(validation_ids(dataset, base_cfg))
+                ws.state.set(VALIDATION_STATE_KEY, {"ids": val, "from_run": base_run})
+            return guard_finite_loss(retrain(dataset, base_checkpoint=base, run_dir=run.folder, val_ids=val,
+                                             corrections=corrections_from(versions), reviewed_weight=weight,
+                                             epochs=epochs, cancel=token))
+
+        return self._start_job(run, config, job, what=f"retraining round from {base}", threads=n_threads)
+
+    def promote(self, comparison: Any = None) -> Path:
+        """Make the retrained model of ``comparison`` (default: the last round's) the current model."""
+        comp = comparison if comparison is not None else self.last_comparison
+        if comp is None or self.workspace is None:
+            raise SegstudioError("There is no retrained model to promote.", fix="Run a retraining round first.")
+        run_id = self._run_of(Path(comp.new_checkpoint))
+        return self.use_model(run_id, checkpoint=Path(comp.new_checkpoint))
+
+    def keep_previous(self, comparison: Any = None) -> Path:
+        """Go back to the model a retraining round started from."""
+        comp = comparison if comparison is not None else self.last_comparison
+        if comp is None or self.workspace is None:
+            raise SegstudioError("There is no retraining round to undo.")
+        base = Path(comp.base_checkpoint)
+        return self.use_model(self._run_of(base), checkpoint=base)
+
+    def _run_of(self, checkpoint: Path) -> str:
+        for run in self.runs():
+            if checkpoint.resolve().is_relative_to(run.folder.resolve()):
+                return run.id
+        raise SegstudioError("That checkpoint belongs to no run of this workspace.", path=checkpoint)
 
     def _check_idle(self) -> tuple[Workspace, Dataset]:
         if self.running:
@@ -190,7 +308,6 @@ class TrainingController(QObject):
     def _launch(self, run: RunRecord, config: Any, *, threads: int | None, use_corrections: bool,
                 resume: bool) -> RunRecord:
         ws, dataset = self._check_idle()
-        self.run, self.monitor_name, self.last_checkpoint = run, config.monitor, None
         n_threads = threads or default_threads()
         versions = ws.versions if use_corrections else None
 
@@ -206,14 +323,18 @@ class TrainingController(QObject):
             return guard_finite_loss(train(config, dataset, run_dir=run.folder, cancel=token,
                                            corrections=corrections, resume=resume))
 
+        return self._start_job(run, config, job, what="resumed" if resume else "started", threads=n_threads)
+
+    def _start_job(self, run: RunRecord, config: Any, job: Any, *, what: str, threads: int) -> RunRecord:
+        ws, _ = self._check_idle()
+        self.run, self.monitor_name, self.last_checkpoint, self._finished = run, config.monitor, None, None
         self.worker = GeneratorWorker(job, name=f"train-{run.id}", parent=self)
         self.worker.sig_progress.connect(self._on_worker_progress)
         self.worker.sig_finished.connect(self._on_worker_finished)
         self.worker.sig_cancelled.connect(self._on_worker_cancelled)
         self.worker.sig_errored.connect(self._on_worker_errored)
         self.run = ws.runs.update(run.id, status=RunStatus.RUNNING)
-        log.info("training run %s %s (%s, %d CPU threads)", run.id, "resumed" if resume else "started",
-                 config.device, n_threads)
+        log.info("training run %s %s (%s, %d CPU threads)", run.id, what, config.device, threads)
         self.worker.start()
         self.sig_run_started.emit(self.run)
         return self.run
@@ -230,8 +351,11 @@ class TrainingController(QObject):
     # worker handlers --------------------------------------------------------------------------------------------
     def _on_worker_progress(self, ev: object) -> None:
         path = getattr(ev, "path", None)
-        if type(ev).__name__ == "CheckpointSaved" and getattr(ev, "kind", "") == "last" and path is not None:
+        kind = type(ev).__name__
+        if kind == "CheckpointSaved" and getattr(ev, "kind", "") == "last" and path is not None:
             self.last_checkpoint = Path(path)
+        elif kind == "Finished":
+            self._finished = ev
         self.sig_event.emit(ev)
 
     def _end(self, status: RunStatus, *, message: str, best: float | None = None) -> None:
@@ -244,11 +368,35 @@ class TrainingController(QObject):
         self.sig_run_ended.emit(self.run)
 
     def _on_worker_finished(self, last: object) -> None:
-        best = getattr(last, "best_monitor", None)
-        epochs = getattr(last, "epochs_completed", 0)
-        secs = getattr(last, "train_seconds", 0.0)
-        early = " (stopped early: no improvement)" if getattr(last, "stopped_early", False) else ""
+        fin = self._finished if self._finished is not None else last
+        if type(last).__name__ == "RetrainCompared":
+            self._end_round(last, fin)
+            return
+        best = getattr(fin, "best_monitor", None)
+        epochs = getattr(fin, "epochs_completed", 0)
+        secs = getattr(fin, "train_seconds", 0.0)
+        early = " (stopped early: no improvement)" if getattr(fin, "stopped_early", False) else ""
         self._end(RunStatus.FINISHED, message=f"{epochs} epoch(s) in {secs:.0f} s{early}", best=best)
+        if self.chosen_model() is None and self.run is not None and model_checkpoint(self.run) is not None:
+            # the first model of a workspace becomes its model: predicting and retraining work at once
+            self.use_model(self.run.id)
+
+    def _end_round(self, comp: Any, fin: Any) -> None:
+        """A retraining round ended with a verdict: record it, promote a better model, tell the window."""
+        self.last_comparison = comp
+        run = self.run
+        verdict = "better" if comp.improved else "not better"
+        message = (f"fine-tuned {comp.epochs} epoch(s) in {getattr(fin, 'train_seconds', 0.0):.0f} s; "
+                   f"{comp.metric} on {len(comp.val_ids)} validation image(s) {comp.before_value:.4f} → "
+                   f"{comp.after_value:.4f} ({verdict})")
+        if run is not None:
+            _write_comparison(run.folder, comp)
+        self.monitor_name = comp.metric
+        self._end(RunStatus.FINISHED, message=message, best=comp.after_value)
+        if comp.improved and self.auto_promote:
+            self.promote(comp)
+        if self.run is not None:
+            self.sig_retrain_compared.emit(self.run, comp)
 
     def _on_worker_cancelled(self, last: object) -> None:
         epochs = getattr(last, "epochs_completed", 0)

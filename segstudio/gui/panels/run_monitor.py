@@ -166,6 +166,17 @@ class RunMonitor(QObject):
         elif kind == "Finished":
             self.log(f"{'stopped' if e.cancelled else 'finished'} after {e.epochs_completed} epoch(s), "
                      f"{e.train_seconds:.0f} s of training")
+        elif kind == "RetrainProgress":
+            if e.index == 0:
+                self.progress.setRange(0, max(2 * e.total, 1))
+                self.log(f"scoring the {e.model} model on the {e.total} fixed validation image(s)")
+            done = e.index + 1 + (e.total if e.model == "new" else 0)
+            self.progress.setValue(done)
+            self.state_label.setText(f"Comparing the models: {e.model} model, image {e.index + 1}/{e.total}")
+        elif kind == "RetrainCompared":
+            verdict = "better" if e.improved else "not better"
+            self.log(f"{e.metric}: current model {e.before_value:.4f}, retrained {e.after_value:.4f} "
+                     f"({e.delta:+.4f}, {verdict})")
 
     def end(self, run: RunRecord) -> str:
         """Show the run's final state; returns a one-line summary."""

@@ -14,6 +14,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -32,7 +33,9 @@ from segstudio.datasets.base import Dataset
 from segstudio.gui.errors import show_error
 from segstudio.gui.panels.run_history import RunHistory
 from segstudio.gui.panels.run_monitor import RunMonitor
+from segstudio.gui.retrain_dialog import RetrainDialog
 from segstudio.gui.training import (
+    RETRAIN_EPOCHS,
     TrainingController,
     default_threads,
     detect_devices_job,
@@ -110,12 +113,15 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._recipe_cfg: Any = None
+        #: the verdict of the last retraining round, while it is shown
+        self.retrain_dialog: RetrainDialog | None = None
         self._build()
         self.controller.sig_run_started.connect(self._on_controller_run_started)
         self.controller.sig_event.connect(self.monitor.on_event)
         self.controller.sig_run_ended.connect(self._on_controller_run_ended)
         self.controller.sig_errored.connect(self._on_controller_errored)
-        self.controller.sig_model_chosen.connect(lambda _p: self._show_model())
+        self.controller.sig_model_chosen.connect(lambda _p: self._on_model_chosen())
+        self.controller.sig_retrain_compared.connect(self._on_controller_retrain_compared)
         self.history.sig_run_selected.connect(self._on_history_run_selected)
         self.history.sig_use_requested.connect(self._on_history_use_requested)
         self.history.sig_resume_requested.connect(self.resume_run)
@@ -152,6 +158,26 @@ class TrainingPanel(QWidget):
         self.corrections = QCheckBox("Train on my corrections too", self)
         self.corrections.setChecked(True)
         self.corrections.setToolTip("A corrected sample trains with its latest correction instead of its GT")
+        self.retrain_epochs = self._spin(1, 1000, "")
+        self.retrain_epochs.setValue(RETRAIN_EPOCHS)
+        self.retrain_epochs.setToolTip("Epochs of fine-tuning in a retraining round (from the current model)")
+        self.reviewed_weight = QDoubleSpinBox(self)
+        self.reviewed_weight.setRange(0.0, 20.0)
+        self.reviewed_weight.setSingleStep(0.5)
+        self.reviewed_weight.setDecimals(1)
+        self.reviewed_weight.setSuffix("×")
+        self.reviewed_weight.setValue(1.0)
+        self.reviewed_weight.setToolTip("How often a corrected or accepted image is drawn in a retraining round, "
+                                        "relative to an image that only has its original GT")
+        self.model_label = QLabel("No current model yet.", self)
+        self.model_label.setObjectName("currentModelLabel")
+        self.model_label.setWordWrap(True)
+        self.validation_label = QLabel(self)
+        self.validation_label.setWordWrap(True)
+        self.reset_validation_button = QPushButton("Choose the validation images again", self)
+        self.reset_validation_button.setToolTip("The next round freezes a new validation split from the current "
+                                                "model's config (rounds are only comparable on the same split)")
+        self.reset_validation_button.clicked.connect(self._on_reset_validation_clicked)
         settings = QWidget(self)
         form = QFormLayout(settings)
         for label, w in (("Recipe", self.recipe), ("", self.description), ("Architecture", self.architecture),
@@ -160,6 +186,12 @@ class TrainingPanel(QWidget):
                          ("Steps per epoch", self.steps), ("Device", self.device), ("CPU threads", self.threads),
                          ("", self.corrections)):
             form.addRow(label, w)
+        heading = QLabel("<b>Retraining round</b>", self)
+        form.addRow(heading)
+        for label, w in (("Current model", self.model_label), ("Fine-tune epochs", self.retrain_epochs),
+                         ("Reviewed images weigh", self.reviewed_weight), ("Validation", self.validation_label),
+                         ("", self.reset_validation_button)):
+            form.addRow(label, w)
         self.start_button = QPushButton("Train", self)
         self.start_button.setObjectName("trainButton")
         self.start_button.clicked.connect(self.start_training)
@@ -167,8 +199,14 @@ class TrainingPanel(QWidget):
         self.stop_button.setObjectName("stopTrainingButton")
         self.stop_button.setToolTip("Stop after the current batch; the last checkpoint is kept")
         self.stop_button.clicked.connect(self.stop_training)
+        self.retrain_button = QPushButton("Retrain", self)
+        self.retrain_button.setObjectName("retrainButton")
+        self.retrain_button.setToolTip("Fine-tune the current model on the GT and your corrections, compare it with "
+                                       "the current model on the same validation images, promote it if better")
+        self.retrain_button.clicked.connect(self.start_retrain)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
+        buttons.addWidget(self.retrain_button)
         buttons.addWidget(self.stop_button)
         self.monitor = RunMonitor(self)
         m = self.monitor
@@ -222,6 +260,33 @@ class TrainingPanel(QWidget):
     def _show_model(self) -> None:
         path = self.controller.chosen_model()
         self.history.set_model(None, path)
+        ws = self.controller.workspace
+        run_id = self.controller.chosen_run_id()
+        if path is None or run_id is None:
+            self.model_label.setText("No current model yet: train one, or pick one in Runs (Use this model).")
+        else:
+            try:
+                name = ws.runs.get(run_id).name if ws is not None else ""
+            except SegstudioError:
+                name = ""
+            self.model_label.setText(f"{name or run_id} · {path.name} checkpoint")
+            self.model_label.setToolTip(str(path))
+        if ws is not None:
+            self.reviewed_weight.setValue(ws.settings.reviewed_weight)
+        frozen = self.controller.validation_ids()
+        self.validation_label.setText(
+            f"{len(frozen)} image(s), frozen since the first round" if frozen
+            else "Chosen by the first round (the current model's own hold-out), then kept fixed")
+        self._sync_enabled()
+
+    def _on_model_chosen(self) -> None:
+        self._show_model()
+        self.refresh_runs()
+
+    def _on_reset_validation_clicked(self) -> None:
+        self.controller.reset_validation()
+        self._show_model()
+        self.sig_message.emit("The next retraining round chooses its validation images again.")
 
     # config -----------------------------------------------------------------------------------------------------
     def _on_recipe_changed(self, _index: int = 0) -> None:
@@ -274,6 +339,43 @@ class TrainingPanel(QWidget):
             self.monitor.show_error(str(exc))
             show_error("Cannot start training", str(exc))
             return None
+
+    def start_retrain(self) -> RunRecord | None:
+        """One click: a retraining round from the current model (see ``TrainingController.retrain``)."""
+        if self.controller.running:
+            self.sig_message.emit("A training run is in progress already.")
+            return None
+        try:
+            return self.controller.retrain(epochs=self.retrain_epochs.value(),
+                                           reviewed_weight=self.reviewed_weight.value(),
+                                           threads=self.threads.value())
+        except SegstudioError as exc:
+            self.monitor.show_error(str(exc))
+            show_error("Cannot retrain", str(exc))
+            return None
+
+    def _on_controller_retrain_compared(self, run: RunRecord, comparison: Any) -> None:
+        promoted = self.controller.chosen_model() == comparison.new_checkpoint
+        if self.retrain_dialog is not None:
+            self.retrain_dialog.close()
+        dlg = RetrainDialog(comparison, promoted=promoted, run_name=run.name, parent=self.window())
+        dlg.sig_promote_requested.connect(lambda: self._promote(comparison))
+        dlg.sig_keep_previous_requested.connect(lambda: self._keep_previous(comparison))
+        self.retrain_dialog = dlg
+        dlg.show()
+        dlg.raise_()
+
+    def _promote(self, comparison: Any) -> None:
+        try:
+            self.controller.promote(comparison)
+        except SegstudioError as exc:
+            show_error("Cannot promote the model", str(exc))
+
+    def _keep_previous(self, comparison: Any) -> None:
+        try:
+            self.controller.keep_previous(comparison)
+        except SegstudioError as exc:
+            show_error("Cannot go back to the previous model", str(exc))
 
     def resume_run(self, run_id: str) -> RunRecord | None:
         """Continue a stopped run (its own config; this form's thread count and corrections choice)."""
@@ -349,9 +451,11 @@ class TrainingPanel(QWidget):
         running = self.controller.running
         has_data = self.controller.dataset is not None and self.controller.workspace is not None
         self.start_button.setEnabled(has_data and not running)
+        self.retrain_button.setEnabled(has_data and not running and self.controller.chosen_model() is not None)
         self.stop_button.setEnabled(running)
         for w in (self.recipe, self.architecture, self.encoder, self.loss, self.augment, self.epochs,
-                  self.image_size, self.batch_size, self.steps, self.device, self.threads, self.corrections):
+                  self.image_size, self.batch_size, self.steps, self.device, self.threads, self.corrections,
+                  self.retrain_epochs, self.reviewed_weight, self.reset_validation_button):
             w.setEnabled(not running)
         if not has_data and not running:
             self.state_label.setText("Open a dataset to train on it.")

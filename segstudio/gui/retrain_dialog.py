@@ -1,0 +1,161 @@
+"""The verdict of a retraining round: per-class Dice and IoU of the current model and of the retrained one on the
+same fixed validation images, the change, and the choice — keep the promoted model or go back, promote a model
+that did not score better or keep the current one.
+
+The dialog is modeless: the window stays usable while it is open (the refreshed predictions arrive behind it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+BETTER = QColor(46, 160, 67)
+WORSE = QColor(218, 54, 51)
+COLUMNS = ("Class", "Dice before", "Dice after", "Δ Dice", "IoU before", "IoU after", "Δ IoU")
+
+
+def _fmt(v: float) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+
+def _delta(a: float, b: float) -> float:
+    return b - a if math.isfinite(a) and math.isfinite(b) else math.nan
+
+
+def comparison_rows(comp: Any) -> list[tuple[str, float, float, float, float, bool]]:
+    """``(class, dice before, dice after, iou before, iou after, scored)`` per class, then the mean row.
+    ``scored``: the class counts in the means (background and ignored classes do not)."""
+    before = {c.class_id: c for c in comp.before.summary.per_class}
+    after = {c.class_id: c for c in comp.after.summary.per_class}
+    scored = set(comp.after.summary.scored_ids)
+    rows = []
+    for cid, b in before.items():
+        a = after.get(cid)
+        if a is None:
+            continue
+        rows.append((b.name, b.dice, a.dice, b.iou, a.iou, cid in scored))
+    rows.append(("Mean (scored classes)", comp.before.dice, comp.after.dice, comp.before.iou, comp.after.iou, True))
+    return rows
+
+
+class RetrainDialog(QDialog):
+    """``sig_promote_requested()``: promote the retrained model; ``sig_keep_previous_requested()``: go back to the
+    model the round started from. ``promoted``: whether the retrained model is the current one now."""
+
+    sig_promote_requested = Signal()
+    sig_keep_previous_requested = Signal()
+
+    def __init__(self, comparison: Any, *, promoted: bool, run_name: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("retrainDialog")
+        self.setWindowTitle("Retraining result")
+        self.setModal(False)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+        self.comparison = comparison
+        self.promoted = promoted
+        self.headline = QLabel(self)
+        self.headline.setObjectName("retrainHeadline")
+        self.headline.setWordWrap(True)
+        self.detail = QLabel(self)
+        self.detail.setWordWrap(True)
+        self.detail.setStyleSheet("color: palette(mid);")
+        self.table = QTableWidget(self)
+        self.table.setObjectName("retrainTable")
+        self.table.setColumnCount(len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.buttons = QDialogButtonBox(self)
+        self.promote_button = QPushButton("Promote the retrained model", self)
+        self.promote_button.setObjectName("promoteButton")
+        self.keep_button = QPushButton("Keep the previous model", self)
+        self.keep_button.setObjectName("keepPreviousButton")
+        self.buttons.addButton(self.promote_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.buttons.addButton(self.keep_button, QDialogButtonBox.ButtonRole.ActionRole)
+        close = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        close.clicked.connect(self.close)
+        self.promote_button.clicked.connect(self._on_promote_clicked)
+        self.keep_button.clicked.connect(self._on_keep_clicked)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.headline)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.detail)
+        lay.addWidget(self.buttons)
+        self._fill(run_name)
+        self._sync()
+        self.resize(720, 180 + 30 * self.table.rowCount())
+
+    def _fill(self, run_name: str) -> None:
+        comp = self.comparison
+        rows = comparison_rows(comp)
+        self.table.setRowCount(len(rows))
+        bold = QFont()
+        bold.setBold(True)
+        for r, (name, db, da, ib, ia, scored) in enumerate(rows):
+            values = (name, _fmt(db), _fmt(da), _delta(db, da), _fmt(ib), _fmt(ia), _delta(ib, ia))
+            for c, v in enumerate(values):
+                if isinstance(v, float):
+                    item = QTableWidgetItem("—" if not math.isfinite(v) else f"{v:+.4f}")
+                    if math.isfinite(v) and abs(v) >= 5e-5 and scored:
+                        item.setForeground(QBrush(BETTER if v > 0 else WORSE))
+                else:
+                    item = QTableWidgetItem(v)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if r == len(rows) - 1:
+                    item.setFont(bold)
+                if not scored:
+                    item.setToolTip("Not part of the means (background)")
+                    item.setForeground(QBrush(QColor(128, 128, 128)))
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        where = f" ({run_name})" if run_name else ""
+        self.detail.setText(
+            f"Fine-tuned {comp.epochs} epoch(s) from the current model{where} on the dataset's ground truth and "
+            f"{comp.reviewed} corrected or accepted image(s); both models scored on the same "
+            f"{len(comp.val_ids)} validation image(s), against the corrections where there are some.")
+
+    def _sync(self) -> None:
+        comp = self.comparison
+        change = (f"{comp.metric.capitalize()} {comp.before_value:.4f} → {comp.after_value:.4f} "
+                  f"({comp.delta:+.4f}).")
+        if self.promoted:
+            state = "The retrained model is now the current model; its predictions are being refreshed."
+        elif comp.improved:
+            state = "The retrained model scored better, but the previous model is kept."
+        else:
+            state = "The retrained model did not score better: the current model stays unless you promote it."
+        verdict = "Better" if comp.improved else "Not better"
+        self.headline.setText(f"<b>{verdict}.</b> {change} {state}")
+        self.promote_button.setVisible(not self.promoted)
+        self.keep_button.setVisible(self.promoted)
+
+    def _on_promote_clicked(self) -> None:
+        self.sig_promote_requested.emit()
+        self.set_promoted(True)
+
+    def _on_keep_clicked(self) -> None:
+        self.sig_keep_previous_requested.emit()
+        self.set_promoted(False)
+
+    def set_promoted(self, promoted: bool) -> None:
+        self.promoted = promoted
+        self._sync()

@@ -1,0 +1,148 @@
+"""The retraining round from the app: fine-tune the current model on GT ∪ corrections, the before/after table on
+the frozen validation split, promotion when better or on the user's word, and going back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_training import _tiny
+
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.retrain_dialog import RetrainDialog, comparison_rows
+from segstudio.gui.training import VALIDATION_STATE_KEY, read_comparison
+from segstudio.workspace import MaskSource, RunStatus
+
+
+@pytest.fixture
+def window(qtbot, sample_dataset_path: Path) -> MainWindow:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_dataset(sample_dataset_path) is not None
+    yield win
+    win.training.stop_and_wait(60)
+    if win.training_panel.retrain_dialog is not None:
+        win.training_panel.retrain_dialog.close()
+
+
+def _train_first_model(window: MainWindow, qtbot) -> Path:
+    _tiny(window.training_panel, epochs=1, steps=2)
+    window.actions_["train_start"].trigger()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=120_000)
+    run = window.review.workspace.runs.all()[0]
+    assert run.status is RunStatus.FINISHED, run.message
+    chosen = window.training.chosen_model()
+    assert chosen is not None and chosen.is_relative_to(run.folder)  # the first model becomes the current one
+    return chosen
+
+
+def _correct_one(window: MainWindow) -> str:
+    ws, ds = window.review.workspace, window.session.dataset
+    sid = ds.samples[0].id
+    mask = ds.load_gt(ds.samples[0]).copy()
+    mask[:40, :40] = 1
+    ws.save_mask(sid, mask, source=MaskSource.CORRECTION, author="test")
+    return sid
+
+
+def test_retrain_without_a_model_says_how_to_get_one(window: MainWindow, qtbot, monkeypatch) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr("segstudio.gui.panels.training_panel.show_error", lambda title, text, *a: shown.append(text))
+    assert not window.training_panel.retrain_button.isEnabled()
+    assert window.training_panel.start_retrain() is None
+    assert shown and "no current model" in shown[0] and "Use this model" in shown[0]
+
+
+def test_a_round_compares_on_the_frozen_split_and_waits_for_the_user_when_not_promoted(
+        window: MainWindow, qtbot) -> None:
+    base = _train_first_model(window, qtbot)
+    panel = window.training_panel
+    assert panel.retrain_button.isEnabled() and base.name in panel.model_label.text()
+    corrected = _correct_one(window)
+    window.training.auto_promote = False
+    panel.retrain_epochs.setValue(1)
+    panel.reviewed_weight.setValue(3.0)
+    with qtbot.waitSignal(window.training.sig_retrain_compared, timeout=180_000) as blocker:
+        window.actions_["train_retrain"].trigger()
+        assert window.training.running and not panel.retrain_button.isEnabled()
+    run, comp = blocker.args
+    assert run.status is RunStatus.FINISHED and run.name.startswith("retrain of")
+    ws = window.review.workspace
+    frozen = ws.state.get(VALIDATION_STATE_KEY)["ids"]
+    assert list(comp.val_ids) == frozen and corrected not in frozen  # the corrected image trains
+    assert comp.reviewed == 1 and ws.settings.reviewed_weight == 3.0
+    assert comp.base_checkpoint == base and comp.new_checkpoint.is_relative_to(run.folder)
+    # the verdict is kept with the run and in the log
+    saved = read_comparison(run.folder)
+    assert saved is not None and saved["improved"] == comp.improved and saved["validation_ids"] == frozen
+    assert "retrained" in panel.log_view.toPlainText()
+    # the table: one row per class and the means, before and after
+    dlg = panel.retrain_dialog
+    assert isinstance(dlg, RetrainDialog) and dlg.isVisible() and not dlg.isModal()
+    names = [dlg.table.item(r, 0).text() for r in range(dlg.table.rowCount())]
+    assert names == ["background", "left lung", "right lung", "Mean (scored classes)"]
+    mean_row = dlg.table.rowCount() - 1
+    assert dlg.table.item(mean_row, 1).text() == f"{comp.before.dice:.4f}"
+    assert dlg.table.item(mean_row, 2).text() == f"{comp.after.dice:.4f}"
+    # not auto-promoted: the current model stays until the user promotes
+    assert window.training.chosen_model() == base
+    assert dlg.promote_button.isVisibleTo(dlg) and not dlg.keep_button.isVisibleTo(dlg)
+    with qtbot.waitSignal(window.training.sig_model_chosen, timeout=5000):
+        dlg.promote_button.click()
+    assert window.training.chosen_model() == comp.new_checkpoint
+    assert dlg.keep_button.isVisibleTo(dlg) and "now the current model" in dlg.headline.text()
+    # and back
+    dlg.keep_button.click()
+    assert window.training.chosen_model() == base
+
+
+def test_a_better_model_is_promoted_by_itself(window: MainWindow, qtbot, monkeypatch) -> None:
+    base = _train_first_model(window, qtbot)
+    window.training_panel.retrain_epochs.setValue(1)
+    # whatever the tiny fine-tune scores, judge it better: the promotion path is what is under test
+    import segstudio.engine.retrain as rt
+
+    real = rt.RetrainCompared
+
+    def better(*args, **kw):
+        comp = real(*args, **kw)
+        return real(**{**comp.__dict__, "improved": True})
+
+    monkeypatch.setattr(rt, "RetrainCompared", better)
+    with qtbot.waitSignal(window.training.sig_retrain_compared, timeout=180_000) as blocker:
+        window.training_panel.start_retrain()
+    comp = blocker.args[1]
+    assert window.training.chosen_model() == comp.new_checkpoint != base
+    dlg = window.training_panel.retrain_dialog
+    assert dlg.promoted and dlg.headline.text().startswith("<b>Better.</b>")
+    # a second round starts from the promoted model and keeps the same validation images
+    first_val = list(comp.val_ids)
+    with qtbot.waitSignal(window.training.sig_retrain_compared, timeout=180_000) as blocker:
+        window.training_panel.start_retrain()
+    second = blocker.args[1]
+    assert second.base_checkpoint == comp.new_checkpoint and list(second.val_ids) == first_val
+
+
+def test_comparison_rows_mark_background_as_unscored() -> None:
+    from types import SimpleNamespace
+
+    from segstudio.metrics.compare import ClassScore
+
+    def summary(d1: float, d2: float):
+        per = (ClassScore(0, "background", 1, 1, 1, 0, 0, 0.99, 0.98, 1, 1),
+               ClassScore(1, "lesion", 1, 1, 1, 0, 0, d1, d2, 1, 1))
+        return SimpleNamespace(per_class=per, scored_ids=(1,))
+
+    comp = SimpleNamespace(before=SimpleNamespace(summary=summary(0.8, 0.7), dice=0.8, iou=0.7),
+                           after=SimpleNamespace(summary=summary(0.9, 0.8), dice=0.9, iou=0.8))
+    rows = comparison_rows(comp)
+    assert [r[0] for r in rows] == ["background", "lesion", "Mean (scored classes)"]
+    assert rows[0][5] is False and rows[1][5] is True
+    assert rows[1][1:5] == (0.8, 0.9, 0.7, 0.8)
+    assert json.dumps([list(r) for r in rows])  # plain values
+    assert np.isclose(rows[-1][2] - rows[-1][1], 0.1)
