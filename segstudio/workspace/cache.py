@@ -95,6 +95,17 @@ class MetricsStore:
             sample_id=r[0], key=r[1], mean_dice=r[2], mean_iou=r[3], suspicion=r[4], data=json.loads(r[5]), stamp=r[6], time=r[7]
         )
 
+    def entries(self, *, key: str) -> list[MetricsEntry]:
+        """Every sample's entry under ``key`` (one query; the review queue reads the model's figures so)."""
+        rows = self._db.query(
+            "SELECT sample_id, key, mean_dice, mean_iou, suspicion, data, stamp, time FROM metrics WHERE key=? ORDER BY sample_id",
+            (key,),
+        )
+        return [
+            MetricsEntry(sample_id=r[0], key=r[1], mean_dice=r[2], mean_iou=r[3], suspicion=r[4], data=json.loads(r[5]), stamp=r[6], time=r[7])
+            for r in rows
+        ]
+
     def column(self, *, key: str, figure: str = "mean_dice") -> dict[str, float | None]:
         """``sample id -> figure`` for every sample cached under ``key`` (one query, for a browser column)."""
         if figure not in _FIGURES:

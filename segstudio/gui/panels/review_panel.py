@@ -7,6 +7,7 @@ import time
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.workspace import MaskVersion, ReviewState, ReviewStatus
+from segstudio.workspace.queue import STRATEGIES
 
 STATUS_LABELS: dict[ReviewStatus, str] = {
     ReviewStatus.UNREVIEWED: "Unreviewed",
@@ -47,6 +49,8 @@ class ReviewPanel(QWidget):
     sig_comment_edited = Signal(str)
     sig_reviewer_edited = Signal(str)
     sig_revert_requested = Signal(int)  # mask version
+    sig_queue_next_requested = Signal()
+    sig_queue_strategy_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -103,10 +107,42 @@ class ReviewPanel(QWidget):
         hl.addWidget(self.versions, 1)
         hl.addWidget(self.revert)
 
+        self.queue_strategy = QComboBox()
+        self.queue_strategy.setObjectName("queueStrategy")
+        for key, label in STRATEGIES.items():
+            self.queue_strategy.addItem(label, key)
+        self.queue_strategy.setToolTip("How the next sample to review is chosen, from the current model's "
+                                       "predictions (predict the images first)")
+        self.queue_strategy.currentIndexChanged.connect(
+            lambda _i: self.sig_queue_strategy_changed.emit(self.strategy()))
+        self.queue_next = QPushButton("Next to review (Q)")
+        self.queue_next.setObjectName("queueNext")
+        self.queue_next.clicked.connect(self.sig_queue_next_requested)
+        self.queue_info = QLabel()
+        self.queue_info.setObjectName("queueInfo")
+        self.queue_info.setWordWrap(True)
+        queue = QGroupBox("Next to review")
+        ql = QVBoxLayout(queue)
+        ql.addWidget(self.queue_strategy)
+        ql.addWidget(self.queue_next)
+        ql.addWidget(self.queue_info)
+
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(decision)
+        lay.addWidget(queue)
         lay.addWidget(hist, 1)
+
+    def strategy(self) -> str:
+        return str(self.queue_strategy.currentData())
+
+    def set_strategy(self, key: str) -> None:
+        i = self.queue_strategy.findData(key)
+        if i >= 0:
+            self.queue_strategy.setCurrentIndex(i)
+
+    def set_queue_info(self, text: str) -> None:
+        self.queue_info.setText(text)
 
     def comment_text(self) -> str:
         return self.comment.toPlainText().strip()

@@ -1,0 +1,60 @@
+"""The "next to review" queue in the window: which sample comes next under the chosen strategy (see
+``segstudio.workspace.queue``), from the model's per-sample figures the app writes when it predicts."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+
+from segstudio.gui.review import ReviewController
+from segstudio.workspace.queue import MODEL_METRICS_KEY, STRATEGIES, QueueItem, next_in_queue, review_queue
+
+#: workspace state key of the chosen strategy
+STRATEGY_STATE_KEY = "review_queue_strategy"
+DEFAULT_STRATEGY = "uncertainty"
+
+
+class ReviewQueue(QObject):
+    def __init__(self, review: ReviewController, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.review = review
+
+    @property
+    def strategy(self) -> str:
+        ws = self.review.workspace
+        value = ws.state.get(STRATEGY_STATE_KEY) if ws is not None else None
+        return value if isinstance(value, str) and value in STRATEGIES else DEFAULT_STRATEGY
+
+    def set_strategy(self, key: str) -> None:
+        ws = self.review.workspace
+        if ws is not None and key in STRATEGIES and key != self.strategy:
+            ws.state.set(STRATEGY_STATE_KEY, key)
+
+    def items(self) -> list[QueueItem]:
+        ws, ds = self.review.workspace, self.review.dataset
+        if ws is None or ds is None:
+            return []
+        entries = [e for e in ws.metrics.entries(key=MODEL_METRICS_KEY) if e.sample_id in ds]
+        labelled = {s.id for s in ds.samples if s.has_gt} | ws.versions.corrected_ids()
+        statuses = {sid: st.status for sid, st in self.review.reviews().items()}
+        return review_queue(self.strategy, entries, statuses=statuses, labelled=labelled,
+                            order=[s.id for s in ds.samples])
+
+    def next_after(self, current: str | None) -> QueueItem | None:
+        return next_in_queue(self.items(), current)
+
+    def describe(self, current: str | None) -> str:
+        """One line for the panel: how many are queued and what comes next (or why nothing does)."""
+        ws = self.review.workspace
+        if ws is None:
+            return ""
+        items = self.items()
+        nxt = next_in_queue(items, current)
+        if nxt is None:
+            if not ws.metrics.entries(key=MODEL_METRICS_KEY):
+                return "No model predictions yet: predict the images (Model menu) to fill the queue."
+            if self.strategy == "pseudo-labels":
+                return "No unlabelled image with a prediction is waiting."
+            return "Nothing left under this strategy: every scored sample is reviewed."
+        ds = self.review.dataset
+        name = ds.get(nxt.sample_id).name if ds is not None and nxt.sample_id in ds else nxt.sample_id
+        return f"{len(items)} in the queue · next: {name} ({nxt.reason})"

@@ -1,0 +1,96 @@
+"""The "next to review" queue: which sample a person should look at next, from what the model said about it.
+
+The figures come from the model's per-sample entries in the metrics cache (key ``"gt-vs-model"``, written when the
+app predicts): ``suspicion`` = mean per-pixel uncertainty (0..1), ``mean_dice`` = agreement with the reference
+(the correction, else the GT), ``data["change"]`` = 1 - Dice between this prediction and the sample's previous one
+by another model. Strategies:
+
+- ``uncertainty``: the model's least certain samples first;
+- ``disagreement``: the lowest Dice between prediction and GT (or correction) first;
+- ``changed``: the samples whose prediction changed most since the previous model first;
+- ``pseudo-labels``: unlabelled samples (no GT, no correction) the model is most confident about first — the
+  candidates to accept as labels after a look.
+
+Samples already decided (accepted, corrected, rejected, flagged) leave the queue, except under ``pseudo-labels``
+where only accepted or corrected ones do (a flagged unlabelled image may still deserve a label). Pure Python.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from segstudio.workspace.records import MetricsEntry, ReviewStatus
+
+#: metrics-cache key of the model's per-sample figures
+MODEL_METRICS_KEY = "gt-vs-model"
+
+STRATEGIES: dict[str, str] = {
+    "uncertainty": "Most uncertain prediction",
+    "disagreement": "Most disagreement with GT / correction",
+    "changed": "Changed most since the last model",
+    "pseudo-labels": "Confident predictions on unlabelled images",
+}
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    sample_id: str
+    #: the figure the queue is ordered by (higher = sooner), and a short text for people
+    score: float
+    reason: str
+
+
+def _finite(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def review_queue(
+    strategy: str,
+    entries: Iterable[MetricsEntry],
+    *,
+    statuses: Mapping[str, ReviewStatus],
+    labelled: set[str],
+    order: list[str] | None = None,
+) -> list[QueueItem]:
+    """The queue under ``strategy``, first item first. ``statuses``: review status per sample (missing =
+    unreviewed); ``labelled``: samples with GT or a correction; ``order``: the dataset's order, which breaks ties."""
+    if strategy not in STRATEGIES:
+        from segstudio.core.errors import UnknownKeyError
+
+        raise UnknownKeyError("review queue strategy", strategy, list(STRATEGIES))
+    rank = {sid: i for i, sid in enumerate(order or [])}
+    out: list[QueueItem] = []
+    for e in entries:
+        st = statuses.get(e.sample_id, ReviewStatus.UNREVIEWED)
+        unc = _finite(e.suspicion if e.suspicion is not None else e.data.get("uncertainty"))
+        if strategy == "pseudo-labels":
+            if e.sample_id in labelled or st in (ReviewStatus.ACCEPTED, ReviewStatus.CORRECTED) or unc is None:
+                continue
+            out.append(QueueItem(e.sample_id, 1.0 - unc, f"unlabelled · uncertainty {unc:.3f}"))
+            continue
+        if st is not ReviewStatus.UNREVIEWED:
+            continue
+        if strategy == "uncertainty" and unc is not None:
+            out.append(QueueItem(e.sample_id, unc, f"uncertainty {unc:.3f}"))
+        elif strategy == "disagreement":
+            dice = _finite(e.mean_dice)
+            if dice is not None:
+                out.append(QueueItem(e.sample_id, 1.0 - dice, f"Dice with GT {dice:.3f}"))
+        elif strategy == "changed":
+            change = _finite(e.data.get("change"))
+            if change is not None:
+                out.append(QueueItem(e.sample_id, change, f"changed {change:.3f} since the last model"))
+    out.sort(key=lambda q: (-q.score, rank.get(q.sample_id, len(rank)), q.sample_id))
+    return out
+
+
+def next_in_queue(queue: list[QueueItem], current: str | None) -> QueueItem | None:
+    """The first item that is not ``current`` (the sample on screen is the one being reviewed now)."""
+    return next((q for q in queue if q.sample_id != current), None)
