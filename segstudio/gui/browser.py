@@ -32,6 +32,7 @@ from segstudio.gui.browser_model import (
     PROBLEMS,
     SPLIT,
     STATUS,
+    SampleIdRole,
     SampleTableModel,
 )
 from segstudio.gui.browser_proxies import FilterProxy, OrderProxy
@@ -104,7 +105,7 @@ class SampleBrowser(QWidget):
         view.setObjectName("browserTable")
         view.setModel(self.proxy)
         view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # "predict selected images"
         view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         view.setShowGrid(False)
         view.setAlternatingRowColors(True)
@@ -169,6 +170,14 @@ class SampleBrowser(QWidget):
         idx = self.proxy.index(prow, NAME)
         self.view.setCurrentIndex(idx)
         self.view.scrollTo(idx)
+
+    def selected_ids(self) -> list[str]:
+        """Ids of the selected rows (Ctrl/Shift-click), in the table's order; the current sample when none is."""
+        rows = sorted(self.view.selectionModel().selectedRows(NAME), key=lambda i: i.row())
+        ids = [str(i.data(SampleIdRole)) for i in rows]
+        if not ids and self._current_id is not None:
+            ids = [self._current_id]
+        return ids
 
     def visible_ids(self) -> list[str]:
         """Sample ids in the order the table shows them (sorted and filtered)."""

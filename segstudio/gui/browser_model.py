@@ -31,7 +31,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
 )
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont
 
 from segstudio.datasets.base import Dataset
 from segstudio.gui.thumbnails import THUMBNAIL_PX, ThumbnailLoader, broken_pixmap, placeholder_pixmap
@@ -58,6 +58,8 @@ _STATUS_COLOUR = {
     ReviewStatus.FLAGGED: QColor(220, 140, 30),
 }
 _PROBLEM_COLOUR = QColor(220, 140, 40)
+_STALE_COLOUR = QColor(140, 140, 140)
+STALE_TIP = "predicted by an older model: predict again to refresh (Model menu)"
 #: filter key → combo text
 FILTERS = {
     "all": "All",
@@ -128,6 +130,7 @@ class SampleTableModel(QAbstractTableModel):
         self._dice = np.zeros(0, np.float64)
         self._iou = np.zeros(0, np.float64)
         self._has_pred = np.zeros(0, bool)
+        self._stale = np.zeros(0, bool)  # the prediction shown is by an older model
         self._n_problems = np.zeros(0, np.int32)
         self.thumbnails = ThumbnailLoader(self, px=thumbnail_px)
         self._placeholder = placeholder_pixmap(thumbnail_px)
@@ -156,6 +159,7 @@ class SampleTableModel(QAbstractTableModel):
         self._dice = np.full(n, np.nan)
         self._iou = np.full(n, np.nan)
         self._has_pred = np.zeros(n, bool)
+        self._stale = np.zeros(n, bool)
         self._n_problems = np.fromiter((len(s.problems) for s in samples), np.int32, count=n)
         self._late_problems: dict[str, list] = {}
         self._late_seen = 0
@@ -234,6 +238,28 @@ class SampleTableModel(QAbstractTableModel):
         changed = np.flatnonzero(has != self._has_pred).tolist()
         self._has_pred = has
         self._emit_rows(changed, NAME, len(COLUMNS) - 1)
+
+    def set_stale(self, sample_ids: Iterable[str]) -> None:
+        """The samples whose prediction is by an older model (replaces the previous set); their scores grey out."""
+        stale = np.zeros(len(self._ids), bool)
+        for sid in sample_ids:
+            row = self.row_of(sid)
+            if row >= 0:
+                stale[row] = True
+        changed = np.flatnonzero(stale != self._stale).tolist()
+        self._stale = stale
+        self._emit_rows(changed, DICE, IOU)
+
+    def mark_predicted(self, sample_id: str, *, stale: bool = False) -> None:
+        """One sample got a prediction (by the current model unless ``stale``)."""
+        row = self.row_of(sample_id)
+        if row >= 0 and (not self._has_pred[row] or self._stale[row] != stale):
+            self._has_pred[row], self._stale[row] = True, stale
+            self._emit_rows([row], NAME, len(COLUMNS) - 1)
+
+    def is_stale(self, sample_id: str) -> bool:
+        row = self.row_of(sample_id)
+        return bool(row >= 0 and self._stale[row])
 
     def touch(self, row: int) -> None:
         """Say the row changed, so filters look at it again."""
@@ -334,7 +360,13 @@ class SampleTableModel(QAbstractTableModel):
                 return _STATUS_COLOUR.get(_STATUSES[int(self._status[row])])
             if col == PROBLEMS and self._n_problems[row]:
                 return _PROBLEM_COLOUR
+            if col in (DICE, IOU) and self._stale[row]:
+                return _STALE_COLOUR
             return None
+        if role == _ROLE.FontRole and col in (DICE, IOU) and self._stale[row]:
+            font = QFont()
+            font.setItalic(True)
+            return font
         if role == _ROLE.TextAlignmentRole and col in (DICE, IOU, PROBLEMS):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == SortRole:
@@ -394,6 +426,8 @@ class SampleTableModel(QAbstractTableModel):
             when = datetime.fromtimestamp(st.time).strftime("%Y-%m-%d %H:%M") if st.time else ""
             who = f" by {st.reviewer}" if st.reviewer else ""
             return "\n".join(x for x in (f"{st.status.value}{who} {when}".strip(), st.comment) if x)
+        if col in (DICE, IOU) and self._stale[row]:
+            return STALE_TIP
         problems = self.problems_of(row) if col == PROBLEMS else []
         if problems:
             lines = [str(p) for p in problems[:20]]

@@ -227,6 +227,20 @@ class EditorController(QObject):
             self.canvas.set_layer(PRED_LAYER, self._pred_rgba, z=1.0)
         return self._pred_rgba
 
+    def set_prediction(self, prediction: np.ndarray | None) -> None:
+        """A new prediction of the sample being edited arrived: redraw the prediction layer and the error map; the
+        mask, its history and unsaved edits stay as they are."""
+        from dataclasses import replace
+
+        if self.target is None:
+            return
+        self.target = replace(self.target, prediction=prediction, layers=None)
+        self._pred_rgba = None
+        self.canvas.set_layer(PRED_LAYER, None, z=1.0)
+        if self.canvas.layer(PRED_LAYER).isVisible():
+            self.prediction_rgba()
+        self._render_error(None)
+
     def before_rgba(self) -> np.ndarray | None:
         """The mask as it was when the sample was opened (the "before" of a before/after view)."""
         if self.target is None or self._renderer is None:

@@ -38,6 +38,7 @@ from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.panels.training_panel import TrainingPanel
+from segstudio.gui.predictions_view import PredictionsView
 from segstudio.gui.review import ReviewController
 from segstudio.gui.shortcuts import ShortcutsDialog
 from segstudio.gui.split_view import SplitView
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
                                  review=self.review_panel, training=self.training_panel)
         self.view = ViewController(session=self.session, canvas=self.canvas, split=self.split,
                                    layers=self.layers_panel, editor=self.editor, actions={}, parent=self)
+        self.predictions_view = PredictionsView(self)  # the Model menu's handlers: made before the actions
         self.actions_ = build_actions(self)
         self.view.bind_actions(self.actions_)
         self.bars = build_menus_and_toolbars(self, self.actions_, self.docks)
@@ -147,6 +149,7 @@ class MainWindow(QMainWindow):
             return None
         req = OpenRequest.resolve(path, format_name=format_name, predictions=predictions)
         path, format_name, predictions = req.path, req.format_name, req.predictions
+        self.predictions_view.inference.stop_and_wait(60)  # its workspace is about to close
         self._save_current()
         try:
             ds = self.session.load(path, format_name=format_name)
@@ -161,6 +164,7 @@ class MainWindow(QMainWindow):
         except SegstudioError as exc:
             show_error("Cannot open the workspace or predictions", str(exc))
             self.review.open(ds)
+        self.predictions_view.dataset_opening(explicit_folder=self.review.predictions is not None)
         self.settings = self.settings.with_recent(str(Path(path).resolve()))
         self._save_settings()
         self._offer_recovery()
@@ -185,12 +189,14 @@ class MainWindow(QMainWindow):
         # the workspace is reopened, and a run writes its record and reads corrections through it
         if not self.training_panel.stop_for_close(action="open a predictions folder"):
             return False
+        self.predictions_view.inference.stop_and_wait(60)
         self._save_current()
         try:
             self.review.open(ds, predictions=folder)
         except SegstudioError as exc:
             show_error("Cannot open the predictions folder", str(exc))
             return False
+        self.predictions_view.dataset_opening(explicit_folder=True)
         cur = self.session.current
         self.session.set_dataset(ds, extra=self.prepare_sample, side=self.review.prediction_mask)
         if cur is not None:
@@ -576,6 +582,7 @@ class MainWindow(QMainWindow):
         if not self.training_panel.stop_for_close():
             event.ignore()
             return
+        self.predictions_view.inference.stop_and_wait(60)
         self._save_current()
         self.editor.close_journal()
         self.session.close()

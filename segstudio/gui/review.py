@@ -25,6 +25,7 @@ from segstudio.workspace import (
     Workspace,
     user_data_dir,
 )
+from segstudio.workspace.model_predictions import MODEL_METRICS_KEY, ModelPredictions, rescore_model_metrics
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class ReviewController(QObject):
         super().__init__(parent)
         self.dataset: Dataset | None = None
         self.workspace: Workspace | None = None
-        self.predictions: PredictionFolder | None = None
+        #: the prediction layer's source: a predictions folder the user opened, or the model's predictions
+        self.predictions: PredictionFolder | ModelPredictions | None = None
         self.reviewer = ""
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -222,11 +224,16 @@ class ReviewController(QObject):
             self.workspace.journal.discard(pending.sample_id)
 
     # scores -----------------------------------------------------------------------------------------------------
+    @property
+    def metrics_key(self) -> str:
+        """Where the scores of the current prediction source live in ``ws.metrics``."""
+        return MODEL_METRICS_KEY if isinstance(self.predictions, ModelPredictions) else METRICS_KEY
+
     def cached_scores(self) -> dict[str, tuple[float | None, float | None]]:
         if self.workspace is None:
             return {}
-        dice = self.workspace.metrics.column(key=METRICS_KEY, figure="mean_dice")
-        iou = self.workspace.metrics.column(key=METRICS_KEY, figure="mean_iou")
+        dice = self.workspace.metrics.column(key=self.metrics_key, figure="mean_dice")
+        iou = self.workspace.metrics.column(key=self.metrics_key, figure="mean_iou")
         return {sid: (dice.get(sid), iou.get(sid)) for sid in dice}
 
     def start_scoring(self, sample_ids: list[str] | None = None) -> bool:
@@ -243,7 +250,9 @@ class ReviewController(QObject):
 
     def _on_relay_scored(self, scored: ScoredSample) -> None:
         comp = scored.comparison
-        if self.workspace is not None and comp is not None:
+        if self.workspace is not None and isinstance(self.predictions, ModelPredictions):
+            rescore_model_metrics(self.workspace.metrics, scored.sample_id, comp)
+        elif self.workspace is not None and comp is not None:
             self.workspace.metrics.put(scored.sample_id, key=METRICS_KEY, data=comp.to_dict(),
                                        mean_dice=comp.mean_dice, mean_iou=comp.mean_iou)
         self.sig_scored.emit(scored.sample_id, comp)

@@ -16,7 +16,8 @@ from segstudio.gui.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorContro
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.split_view import SECOND_LAYER, SplitView
 
-LAYER_ACTIONS = {GT_LAYER: "toggle_gt", PRED_LAYER: "toggle_pred", ERROR_LAYER: "toggle_error"}
+LAYER_ACTIONS = {GT_LAYER: "toggle_gt", PRED_LAYER: "toggle_pred", ERROR_LAYER: "toggle_error",
+                 "uncertainty": "toggle_uncertainty"}  # drawn by gui.predictions_view
 VIEW_ACTIONS = {"single": "view_single", "gt|pred": "view_gt_pred", "before|after": "view_before_after"}
 #: screen pixels of right-drag that move window or level across the whole value range
 WL_DRAG_SPAN_PX = 500.0

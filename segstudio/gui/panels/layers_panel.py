@@ -26,7 +26,10 @@ LAYERS: tuple[tuple[str, str, float], ...] = (
     ("gt", "GT / correction", 0.5),
     ("prediction", "Prediction", 0.5),
     ("error", "Error map (FP/FN)", 0.7),
+    ("uncertainty", "Uncertainty", 0.7),
 )
+#: layers that start hidden (the uncertainty heat map is asked for, not imposed)
+HIDDEN_AT_START = frozenset({"uncertainty"})
 OVERLAY_MODE_NAMES = {"fill": "Fill", "contour": "Contour only", "fill_contour": "Fill + contour"}
 FILTER_NAMES = {"none": "None", "equalize": "Histogram equalisation", "clahe": "CLAHE"}
 
@@ -56,7 +59,10 @@ class LayersPanel(QWidget):
         for name, title, opacity in LAYERS:
             cb = QCheckBox(title)
             cb.setObjectName(f"layerVisible_{name}")
-            cb.setChecked(True)
+            cb.setChecked(name not in HIDDEN_AT_START)
+            if name == "uncertainty":
+                cb.setToolTip("Per-pixel uncertainty (entropy) of the model's prediction as a heat map: "
+                              "transparent where the model is sure, red to yellow where it is not (Shift+V)")
             sl = QSlider(Qt.Orientation.Horizontal)
             sl.setObjectName(f"layerOpacity_{name}")
             sl.setRange(0, 100)
@@ -127,6 +133,10 @@ class LayersPanel(QWidget):
         row = self.rows[name]
         row.visible.setEnabled(available)
         row.opacity.setEnabled(available)
+
+    def set_layer_title(self, name: str, title: str) -> None:
+        """Rename a layer's row (e.g. "Prediction (older model)")."""
+        self.rows[name].visible.setText(title)
 
     def layer_visible(self, name: str) -> bool:
         return self.rows[name].visible.isChecked()
