@@ -36,7 +36,9 @@ UNC_Z = 3.5  # above the error map: it is looked at on its own
 PRED_TITLE = "Prediction"
 STALE_PRED_TITLE = "Prediction (older model)"
 #: entropy below this is drawn fully transparent: the heat map shows only where the model hesitates
-UNC_FLOOR = 0.05
+UNC_FLOOR = 0.1
+#: entropy from which the heat map is fully opaque (then scaled by the layer's opacity slider)
+UNC_FULL = 0.6
 
 
 def uncertainty_rgba(unc: np.ndarray) -> np.ndarray:
@@ -45,7 +47,7 @@ def uncertainty_rgba(unc: np.ndarray) -> np.ndarray:
     u = np.clip(np.nan_to_num(np.asarray(unc, np.float32)), 0.0, 1.0)
     u8 = np.rint(u * 255).astype(np.uint8)
     rgb = cv2.cvtColor(cv2.applyColorMap(u8, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
-    alpha = np.clip((u - UNC_FLOOR) / (0.5 - UNC_FLOOR), 0.0, 1.0)
+    alpha = np.clip((u - UNC_FLOOR) / (UNC_FULL - UNC_FLOOR), 0.0, 1.0)
     out = np.empty((*u.shape, 4), np.uint8)
     out[..., :3] = rgb
     out[..., 3] = np.rint(alpha * 255).astype(np.uint8)
@@ -61,6 +63,7 @@ class PredictionsView(QObject):
         bar = window.statusBar()
         self.stale_label = QLabel()
         self.stale_label.setObjectName("status_prediction")
+        self.stale_label.setContentsMargins(0, 0, 8, 0)
         self.progress = QProgressBar()
         self.progress.setObjectName("predictProgress")
         self.progress.setMaximumWidth(220)

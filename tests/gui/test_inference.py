@@ -217,3 +217,29 @@ def test_a_prediction_pass_never_overwrites_a_correction_or_the_gt(window: MainW
     entry = ws.metrics.get(sid, key=MODEL_METRICS_KEY)
     assert entry is not None and entry.data["comparison"] is not None
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in gt_files} == before
+
+
+def test_stop_mid_run_takes_effect_within_a_batch(qtbot, montgomery: Path, checkpoints) -> None:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    assert win.open_dataset(montgomery, format_name="class-folders") is not None
+    qtbot.waitUntil(lambda: win.editor.target is not None, timeout=30_000)
+    _choose(win, checkpoints[0])
+    pv = win.predictions_view
+    first: list[int] = []
+
+    def on_predicted(_ev: object) -> None:
+        if not first:
+            first.append(1)
+            pv.stop_button.click()
+
+    pv.inference.sig_predicted.connect(on_predicted)
+    try:
+        _, outcome, done, total = _wait_job(qtbot, win, "batch", win.actions_["predict_all"].trigger)
+    finally:
+        pv.inference.stop_and_wait(60)
+    assert outcome == "cancelled" and 1 <= done < total
+    # the batch in flight finishes (4 images); anything beyond is what was already on its way to the GUI
+    assert done <= 3 * 4, done
+    assert win.review.workspace.versions.latest(win.session.current.sample.id) is None  # nothing became a correction
