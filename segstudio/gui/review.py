@@ -251,7 +251,8 @@ class ReviewController(QObject):
     def _on_relay_scored(self, scored: ScoredSample) -> None:
         comp = scored.comparison
         if self.workspace is not None and isinstance(self.predictions, ModelPredictions):
-            rescore_model_metrics(self.workspace.metrics, scored.sample_id, comp)
+            rescore_model_metrics(self.workspace.metrics, scored.sample_id, comp,
+                                  entry=self.predictions.entry(scored.sample_id))
         elif self.workspace is not None and comp is not None:
             self.workspace.metrics.put(scored.sample_id, key=METRICS_KEY, data=comp.to_dict(),
                                        mean_dice=comp.mean_dice, mean_iou=comp.mean_iou)

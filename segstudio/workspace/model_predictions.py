@@ -147,15 +147,20 @@ class ModelPredictions:
         return None if e is None else load_uncertainty(e.path)
 
 
-def rescore_model_metrics(metrics: MetricsStore, sample_id: str, comparison: Any) -> None:
-    """A sample's reference mask changed (a correction was saved): replace its Dice/IoU under
-    :data:`MODEL_METRICS_KEY`, keeping the model's own figures (uncertainty, change, checkpoint).
-    ``comparison``: a ``SampleComparison`` or None."""
+def rescore_model_metrics(metrics: MetricsStore, sample_id: str, comparison: Any, *,
+                          entry: PredictionEntry | None = None) -> None:
+    """A sample's reference mask changed (a correction was saved), or a prediction cached without figures (e.g.
+    by ``segstudio predict --workspace``) was scored: replace its Dice/IoU under :data:`MODEL_METRICS_KEY`,
+    keeping the model's own figures (uncertainty, change, checkpoint). ``comparison``: a ``SampleComparison`` or
+    None; ``entry``: the prediction scored, naming the checkpoint when nothing was stored yet."""
     old = metrics.get(sample_id, key=MODEL_METRICS_KEY)
-    data = dict(old.data) if old is not None else model_metrics_data(checkpoint="", stamp="", uncertainty=None,
-                                                                      change=None, comparison=None)
+    if old is not None and entry is not None and old.data.get("checkpoint") != entry.checkpoint_id:
+        old = None  # figures of another checkpoint's prediction: start afresh
+    data = dict(old.data) if old is not None else model_metrics_data(
+        checkpoint=entry.checkpoint_id if entry is not None else "", stamp=entry.model_stamp if entry is not None else "",
+        uncertainty=None, change=None, comparison=None)
     data["comparison"] = comparison.to_dict() if comparison is not None else None
     metrics.put(sample_id, key=MODEL_METRICS_KEY, data=data,
                 mean_dice=comparison.mean_dice if comparison is not None else None,
                 mean_iou=comparison.mean_iou if comparison is not None else None,
-                suspicion=old.suspicion if old is not None else None, stamp=old.stamp if old is not None else "")
+                suspicion=old.suspicion if old is not None else None, stamp=str(data.get("stamp") or ""))
