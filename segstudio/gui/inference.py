@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,9 @@ from segstudio.workspace.model_predictions import (
 )
 
 log = logging.getLogger(__name__)
+
+#: results finished in the helper thread but not yet handed on, at most (bounds memory: each holds a mask)
+_POST_BACKLOG = 8
 
 NO_MODEL_MESSAGE = ("There is no model to predict with. Train a model or choose one in the run history "
                     "(Training panel → Run history → Use this model).")
@@ -98,10 +103,8 @@ def predict_job(*, dataset: Dataset, workspace: Workspace, checkpoint: Path, sam
         previous = _previous_entries(workspace, set(ids), cid)
         store = workspace.predictions
         schema = dataset.schema
-        for ev in predict(dataset, predictor, samples=ids, cancel=token, workspace=workspace):
-            if not isinstance(ev, Prediction):
-                yield SampleFailed(ev.sample_id, ev.index, ev.total, ev.message)
-                continue
+
+        def finish(ev: Any) -> SamplePredicted:
             entry = store.get(ev.sample_id, checkpoint_id=cid)
             unc = ev.uncertainty
             if entry is not None:
@@ -122,8 +125,24 @@ def predict_job(*, dataset: Dataset, workspace: Workspace, checkpoint: Path, sam
             except SegstudioError as exc:  # a damaged reference only costs the figures of that sample
                 log.warning("cannot score the prediction of %s: %s", ev.sample_id, exc)
             mean_unc = float(np.mean(unc)) if unc is not None else None
-            yield SamplePredicted(ev.sample_id, ev.index, ev.total, ev.mask, unc, mean_unc, comp, change, cid, stamp,
-                                  entry, ev.cached, ev.seconds)
+            return SamplePredicted(ev.sample_id, ev.index, ev.total, ev.mask, unc, mean_unc, comp, change, cid, stamp,
+                                   entry, ev.cached, ev.seconds)
+
+        # Writing the uncertainty map and scoring run in a helper thread (OpenCV and NumPy release the GIL) while
+        # the network goes on with the next batch; results still come out in order.
+        pending: deque[Future[Any]] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-predict-post") as pool:
+            for ev in predict(dataset, predictor, samples=ids, cancel=token, workspace=workspace):
+                if isinstance(ev, Prediction):
+                    pending.append(pool.submit(finish, ev))
+                else:
+                    failed: Future[Any] = Future()
+                    failed.set_result(SampleFailed(ev.sample_id, ev.index, ev.total, ev.message))
+                    pending.append(failed)
+                while pending and (pending[0].done() or len(pending) > _POST_BACKLOG):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     return start
 

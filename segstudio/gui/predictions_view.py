@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QToolButton
 
 from segstudio.datasets.base import Dataset
@@ -77,8 +77,9 @@ class PredictionsView(QObject):
         self.stop_button.clicked.connect(self.stop)
         for wdg in (self.stale_label, self.progress, self.eta, self.stop_button):
             bar.addPermanentWidget(wdg)
-        self._set_busy(False)
         self._unc_sample: str | None = None
+        self._set_busy(False)
+        QTimer.singleShot(0, lambda: self._set_busy(self.inference.running()))  # the actions exist by then
 
         self.inference.sig_predicted.connect(self._on_inference_predicted)
         self.inference.sig_progress.connect(self._on_inference_progress)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QItemSelectionModel, Qt
 
 from segstudio.gui.editor import PRED_LAYER
 from segstudio.gui.main_window import MainWindow
@@ -145,7 +145,13 @@ def test_predict_all_fills_the_columns_as_results_arrive_then_another_model_mark
 def test_predict_selected_predicts_only_the_selection(window: MainWindow, qtbot, checkpoints) -> None:
     _choose(window, checkpoints[0])
     ids = [s.id for s in window.session.dataset.samples][2:4]
-    window.browser.selected_ids = lambda: ids  # the selection a Ctrl-click would make
+    view = window.browser.view
+    flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+    for k, sid in enumerate(ids):  # the selection a Ctrl-click would make
+        index = window.browser.proxy.index(window.browser.proxy.proxy_row_of(window.browser.model_.row_of(sid)), 0)
+        view.selectionModel().select(index, flags if k == 0 else QItemSelectionModel.SelectionFlag.Select
+                                     | QItemSelectionModel.SelectionFlag.Rows)
+    assert sorted(window.browser.selected_ids()) == sorted(ids)
     arrived: list[str] = []
     window.predictions_view.inference.sig_predicted.connect(lambda ev: arrived.append(ev.sample_id))
     _, outcome, done, total = _wait_job(qtbot, window, "batch", window.actions_["predict_selected"].trigger)
@@ -155,6 +161,7 @@ def test_predict_selected_predicts_only_the_selection(window: MainWindow, qtbot,
 def test_stop_ends_a_prediction_run_early_and_the_window_stays_usable(window: MainWindow, qtbot, checkpoints) -> None:
     _choose(window, checkpoints[0])
     pv = window.predictions_view
+    assert not window.actions_["predict_stop"].isEnabled()  # nothing to stop yet
 
     def start_and_stop() -> None:
         assert window.actions_["predict_all"].isEnabled()
