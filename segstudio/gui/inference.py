@@ -86,19 +86,56 @@ def _previous_entries(ws: Workspace, ids: set[str], cid: str) -> dict[str, Any]:
     return out
 
 
-def predict_job(*, dataset: Dataset, workspace: Workspace, checkpoint: Path, sample_ids: Sequence[str] | None,
-                reference: Callable[[str], np.ndarray | None], backend: str = "auto",
-                batch_size: int = 4) -> Callable[[Any], Iterator[Any]]:
-    """The worker's start function: loads the model (torch is imported here, in the worker thread) and yields
-    :class:`SamplePredicted` / :class:`SampleFailed`."""
+class PredictorCache:
+    """Loaded models kept between jobs, so that predicting image after image does not reload (0.5 s) or re-export
+    (ONNX, 2.5 s) the network each time. Keyed by checkpoint folder, backend, batch size and the weight file's
+    modification time; holds at most ``size`` models. Used from worker threads (one job per key at a time)."""
 
-    def start(token: Any) -> Iterator[Any]:
-        from segstudio.engine.infer import Prediction, checkpoint_id, model_stamp, predict
+    def __init__(self, size: int = 2) -> None:
+        import threading
+
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: dict[tuple[Any, ...], tuple[Any, str, str]] = {}
+
+    def get(self, checkpoint: Path, *, backend: str, batch_size: int) -> tuple[Any, str, str]:
+        """``(predictor, checkpoint id, model stamp)``; loads on a miss (call it in a worker thread)."""
+        from segstudio.engine.infer import checkpoint_id, model_stamp
         from segstudio.engine.predictor import InferenceOptions, Predictor
 
+        weights = Path(checkpoint) / "model.safetensors"
+        key = (str(Path(checkpoint).resolve()), backend, batch_size,
+               weights.stat().st_mtime_ns if weights.is_file() else 0)
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None:
+            return hit
         predictor = Predictor.load([checkpoint], options=InferenceOptions(uncertainty=True, backend=backend,
                                                                          batch_size=batch_size))
-        cid, stamp = checkpoint_id(predictor), model_stamp(predictor)
+        value = (predictor, checkpoint_id(predictor), model_stamp(predictor))
+        with self._lock:
+            for k in [k for k in self._items if k[:3] == key[:3]]:
+                del self._items[k]  # the same checkpoint with older weights
+            while len(self._items) >= self.size:
+                del self._items[next(iter(self._items))]
+            self._items[key] = value
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def predict_job(*, dataset: Dataset, workspace: Workspace, checkpoint: Path, sample_ids: Sequence[str] | None,
+                reference: Callable[[str], np.ndarray | None], backend: str = "auto", batch_size: int = 4,
+                cache: PredictorCache | None = None) -> Callable[[Any], Iterator[Any]]:
+    """The worker's start function: loads the model (torch is imported here, in the worker thread; ``cache`` keeps
+    it for the next job) and yields :class:`SamplePredicted` / :class:`SampleFailed`."""
+
+    def start(token: Any) -> Iterator[Any]:
+        from segstudio.engine.infer import Prediction, predict
+
+        predictor, cid, stamp = (cache or PredictorCache(1)).get(checkpoint, backend=backend, batch_size=batch_size)
         ids = list(sample_ids) if sample_ids is not None else [s.id for s in dataset.samples]
         previous = _previous_entries(workspace, set(ids), cid)
         store = workspace.predictions
@@ -173,6 +210,7 @@ class InferenceController(QObject):
         self.checkpoint: Callable[[], Path | None] = lambda: None
         self.reference: Callable[[str], np.ndarray | None] = lambda _sid: None
         self.workers: dict[str, GeneratorWorker] = {}
+        self.predictors = PredictorCache()
         self._done: dict[str, int] = {}
         self._total: dict[str, int] = {}
         self._t0 = 0.0
@@ -211,7 +249,8 @@ class InferenceController(QObject):
             return False
         total = len(sample_ids) if sample_ids is not None else len(ds)
         worker = GeneratorWorker(predict_job(dataset=ds, workspace=ws, checkpoint=Path(ckpt), sample_ids=sample_ids,
-                                             reference=self.reference, backend=backend, batch_size=batch_size),
+                                             reference=self.reference, backend=backend, batch_size=batch_size,
+                                             cache=self.predictors),
                                  name=f"predict-{job}", parent=self)
         worker.sig_progress.connect(lambda ev, j=job: self._on_worker_progress(j, ev))
         worker.sig_finished.connect(lambda _l, j=job: self._on_worker_ended(j, "finished"))

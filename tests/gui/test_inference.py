@@ -103,6 +103,13 @@ def test_predict_current_image_shows_its_prediction_and_scores_at_once(window: M
     assert entry.data["comparison"]["mean_dice"] == pytest.approx(entry.mean_dice)
     pred = ws.predictions.get(sid, checkpoint_id=str(checkpoints[0].resolve()))
     assert pred is not None and uncertainty_path(pred.path).is_file()
+    # the next image reuses the loaded model
+    loaded = dict(window.predictions_view.inference.predictors._items)
+    window.go_next()
+    qtbot.waitUntil(lambda: window.editor.target.sample_id != sid, timeout=10_000)
+    _wait_job(qtbot, window, "current", window.actions_["predict_current"].trigger)
+    assert window.editor.target.prediction is not None
+    assert len(loaded) == 1 and window.predictions_view.inference.predictors._items == loaded
 
 
 def test_predict_all_fills_the_columns_as_results_arrive_then_another_model_marks_them_stale(
