@@ -139,6 +139,15 @@ class SessionController(QObject):
             self.prefetcher.shutdown()
             self.prefetcher = None
 
+    def reload_current(self) -> None:
+        """Show the current sample again, read afresh (its mask changed outside the editor)."""
+        if self.current is None:
+            return
+        row, sid = self.current.row, self.current.sample.id
+        self.invalidate(sid)
+        self.current = None
+        self.go_to(row)
+
     def go_to_id(self, sample_id: str) -> bool:
         if self.dataset is None or sample_id not in self.dataset:
             return False

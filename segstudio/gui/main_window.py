@@ -39,7 +39,9 @@ from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.predictions_view import PredictionsView
+from segstudio.gui.pseudo_labels import accept_predictions
 from segstudio.gui.review import ReviewController
+from segstudio.gui.review_queue import ReviewQueue
 from segstudio.gui.shortcuts import ShortcutsDialog
 from segstudio.gui.split_view import SplitView
 from segstudio.gui.training import TrainingController
@@ -73,6 +75,7 @@ class MainWindow(QMainWindow):
         self.session = SessionController(self)
         self.review = ReviewController(self)
         self.review.reviewer = self.settings.reviewer
+        self.queue = ReviewQueue(self.review, self)
         self.canvas = ImageCanvas(self)
         self.split = SplitView(self.canvas, self)
         self.setCentralWidget(self.split)
@@ -131,6 +134,8 @@ class MainWindow(QMainWindow):
         self.review_panel.sig_status_requested.connect(self.set_review_status)
         self.review_panel.sig_reviewer_edited.connect(self._on_review_panel_reviewer_edited)
         self.review_panel.sig_revert_requested.connect(self._on_review_panel_revert_requested)
+        self.review_panel.sig_queue_next_requested.connect(self.go_next_in_queue)
+        self.review_panel.sig_queue_strategy_changed.connect(self._on_queue_strategy_changed)
         self.review.sig_review_changed.connect(self._on_review_changed)
         self.review.sig_scored.connect(self._on_review_scored)
         self.editor.sig_dirty_changed.connect(self._on_editor_dirty_changed)
@@ -139,6 +144,7 @@ class MainWindow(QMainWindow):
         self.brush_size.valueChanged.connect(lambda _v: self._sync_tool_context())
         self.training_panel.sig_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.training.sig_run_started.connect(lambda _run: self.show_training_panel())
+        self.training_panel.sig_promoted.connect(lambda _p: self.predictions_view.refresh_predictions())
 
     # opening ----------------------------------------------------------------------------------------------------
     def open_dataset(self, path: str | Path, *, format_name: str | None = None,
@@ -290,6 +296,24 @@ class MainWindow(QMainWindow):
                 return
         self.statusBar().showMessage("Every sample is reviewed.", 5000)
 
+    def go_next_in_queue(self) -> None:
+        cur = self.session.current
+        self._save_current()  # a correction just made changes what is left to review
+        nxt = self.queue.next_after(cur.sample.id if cur is not None else None)
+        if nxt is None:
+            self.statusBar().showMessage(self.queue.describe(None), 6000)
+            return
+        self.go_to_sample(nxt.sample_id)
+        self.statusBar().showMessage(f"Next to review: {nxt.reason}", 6000)
+
+    def _on_queue_strategy_changed(self, key: str) -> None:
+        self.queue.set_strategy(key)
+        self.update_queue_info()
+
+    def update_queue_info(self) -> None:
+        cur = self.session.current
+        self.review_panel.set_queue_info(self.queue.describe(cur.sample.id if cur is not None else None))
+
     # saving and reviewing ---------------------------------------------------------------------------------------
     def _save_current(self) -> MaskVersion | None:
         """Autosave on leaving a sample: the mask (when edited) and a changed comment."""
@@ -362,6 +386,18 @@ class MainWindow(QMainWindow):
             return
         self.editor.accept_prediction()
 
+    def accept_selected_predictions(self) -> None:
+        """Pseudo-labels: the predictions of the selected unlabelled images become their labels (after a look)."""
+        cur = self.session.current
+        ids = self.browser.selected_ids() or ([cur.sample.id] if cur is not None else [])
+        self._save_current()
+        outcome = accept_predictions(self.review, ids, author=self.review.reviewer)
+        for sid in outcome.accepted:
+            self.session.invalidate(sid)
+        if cur is not None and cur.sample.id in outcome.accepted:
+            self.session.reload_current()
+        self.statusBar().showMessage(outcome.summary(), 8000)
+
     def run_mask_op(self, name: str) -> None:
         try:
             mask_ops.run(self, name)
@@ -403,6 +439,7 @@ class MainWindow(QMainWindow):
         self.layers_panel.set_schema(ds.schema)
         self.editor.set_workspace(self.review.workspace)
         self.training_panel.set_context(ds, self.review.workspace)
+        self.review_panel.set_strategy(self.queue.strategy)
         kind = "multi-label" if ds.schema.multilabel else "semantic"
         preds = f" · {len(self.review.predictions)} predictions" if self.review.predictions is not None else ""
         self.status.dataset.setText(f"{ds.format_name} · {len(ds)} images · {len(ds.schema)} classes ({kind}){preds}")
@@ -465,6 +502,7 @@ class MainWindow(QMainWindow):
         self.review_panel.set_versions(versions, current=current)
         st = self.review.review(sample_id).status
         self.status.review.setText(st.value)
+        self.update_queue_info()
 
     def _update_summary(self) -> None:
         ds = self.session.dataset

@@ -168,6 +168,13 @@ class PredictionsView(QObject):
             self._switch_to_model()
         return self.inference.predict_samples(ids)
 
+    def refresh_predictions(self) -> bool:
+        """After a retrained model was promoted: predict every image again with it (a run of the previous model
+        is stopped first); until each lands, the older model's prediction shows, marked stale."""
+        if self.inference.running():
+            self.inference.stop_and_wait(60)
+        return self.predict_all()
+
     def stop(self) -> None:
         self.inference.stop()
 

@@ -108,6 +108,8 @@ class TrainingPanel(QWidget):
     """``sig_message(text)``: a one-line status for the window's status bar."""
 
     sig_message = Signal(str)
+    #: a retrained model became the current model (by itself or on the user's word): predictions need refreshing
+    sig_promoted = Signal(object)
 
     def __init__(self, controller: TrainingController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -364,12 +366,16 @@ class TrainingPanel(QWidget):
         self.retrain_dialog = dlg
         dlg.show()
         dlg.raise_()
+        if promoted:
+            self.sig_promoted.emit(comparison.new_checkpoint)
 
     def _promote(self, comparison: Any) -> None:
         try:
-            self.controller.promote(comparison)
+            path = self.controller.promote(comparison)
         except SegstudioError as exc:
             show_error("Cannot promote the model", str(exc))
+            return
+        self.sig_promoted.emit(path)
 
     def _keep_previous(self, comparison: Any) -> None:
         try:
