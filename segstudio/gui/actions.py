@@ -99,7 +99,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("next_unreviewed", "Next &Unreviewed", "&Navigate", "go_next_unreviewed", ("Ctrl+Right",),
                "fa5s.forward"),
     # Review
-    ActionSpec("next_in_queue", "Next to Re&view (Queue)", "&Navigate", "go_next_in_queue", ("Q",),
+    ActionSpec("next_in_queue", "Next to Re&view (Queue)", "&Navigate", "loop.go_next_in_queue", ("Q",),
                "fa5s.list-ol", "The next sample of the review queue: most uncertain, most disagreement, changed "
                "most, or confident unlabelled (pseudo-labels), as chosen in the Review panel (Q)"),
     ActionSpec("review_accept", "&Accept", "&Review", "set_review_status", ("A",), "fa5s.check",
@@ -155,7 +155,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                ("Ctrl+Alt+P",), "fa5s.tasks",
                "Predict the images selected in the sample list (Ctrl/Shift-click) in the background (Ctrl+Alt+P)"),
     ActionSpec("accept_pseudo_labels", "Accept Predictions as &Labels (Unlabelled)", "&Model",
-               "accept_selected_predictions", ("Ctrl+Alt+A",), "fa5s.tags",
+               "loop.accept_selected_predictions", ("Ctrl+Alt+A",), "fa5s.tags",
                "Pseudo-labels: the predictions of the selected unlabelled images become their labels and train "
                "the next round; labelled or corrected images are left alone (Ctrl+Alt+A)", separator_before=True),
     ActionSpec("predict_stop", "S&top Predicting", "&Model", "predictions_view.stop", ("Ctrl+.",), "fa5s.stop-circle",

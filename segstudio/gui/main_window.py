@@ -34,14 +34,13 @@ from segstudio.gui.canvas import ImageCanvas
 from segstudio.gui.controller import LoadedSample, OpenRequest, SessionController
 from segstudio.gui.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
 from segstudio.gui.errors import show_error
+from segstudio.gui.loop_view import LoopView
 from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.predictions_view import PredictionsView
-from segstudio.gui.pseudo_labels import accept_predictions
 from segstudio.gui.review import ReviewController
-from segstudio.gui.review_queue import ReviewQueue
 from segstudio.gui.shortcuts import ShortcutsDialog
 from segstudio.gui.split_view import SplitView
 from segstudio.gui.training import TrainingController
@@ -75,7 +74,6 @@ class MainWindow(QMainWindow):
         self.session = SessionController(self)
         self.review = ReviewController(self)
         self.review.reviewer = self.settings.reviewer
-        self.queue = ReviewQueue(self.review, self)
         self.canvas = ImageCanvas(self)
         self.split = SplitView(self.canvas, self)
         self.setCentralWidget(self.split)
@@ -93,6 +91,7 @@ class MainWindow(QMainWindow):
         self.view = ViewController(session=self.session, canvas=self.canvas, split=self.split,
                                    layers=self.layers_panel, editor=self.editor, actions={}, parent=self)
         self.predictions_view = PredictionsView(self)  # the Model menu's handlers: made before the actions
+        self.loop = LoopView(self)  # review queue and pseudo-labels (Navigate / Model menus)
         self.actions_ = build_actions(self)
         self.view.bind_actions(self.actions_)
         self.bars = build_menus_and_toolbars(self, self.actions_, self.docks)
@@ -134,8 +133,6 @@ class MainWindow(QMainWindow):
         self.review_panel.sig_status_requested.connect(self.set_review_status)
         self.review_panel.sig_reviewer_edited.connect(self._on_review_panel_reviewer_edited)
         self.review_panel.sig_revert_requested.connect(self._on_review_panel_revert_requested)
-        self.review_panel.sig_queue_next_requested.connect(self.go_next_in_queue)
-        self.review_panel.sig_queue_strategy_changed.connect(self._on_queue_strategy_changed)
         self.review.sig_review_changed.connect(self._on_review_changed)
         self.review.sig_scored.connect(self._on_review_scored)
         self.editor.sig_dirty_changed.connect(self._on_editor_dirty_changed)
@@ -144,7 +141,6 @@ class MainWindow(QMainWindow):
         self.brush_size.valueChanged.connect(lambda _v: self._sync_tool_context())
         self.training_panel.sig_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.training.sig_run_started.connect(lambda _run: self.show_training_panel())
-        self.training_panel.sig_promoted.connect(lambda _p: self.predictions_view.refresh_predictions())
 
     # opening ----------------------------------------------------------------------------------------------------
     def open_dataset(self, path: str | Path, *, format_name: str | None = None,
@@ -156,7 +152,7 @@ class MainWindow(QMainWindow):
         req = OpenRequest.resolve(path, format_name=format_name, predictions=predictions)
         path, format_name, predictions = req.path, req.format_name, req.predictions
         self.predictions_view.inference.stop_and_wait(60)  # its workspace is about to close
-        self._save_current()
+        self.save_current()
         try:
             ds = self.session.load(path, format_name=format_name)
         except AmbiguousFormatError as exc:
@@ -196,7 +192,7 @@ class MainWindow(QMainWindow):
         if not self.training_panel.stop_for_close(action="open a predictions folder"):
             return False
         self.predictions_view.inference.stop_and_wait(60)
-        self._save_current()
+        self.save_current()
         try:
             self.review.open(ds, predictions=folder)
         except SegstudioError as exc:
@@ -267,7 +263,7 @@ class MainWindow(QMainWindow):
         cur = self.session.current
         if cur is not None and cur.sample.id == sample_id:
             return
-        self._save_current()
+        self.save_current()
         self.session.go_to_id(sample_id)
 
     def go_next(self) -> None:
@@ -296,26 +292,8 @@ class MainWindow(QMainWindow):
                 return
         self.statusBar().showMessage("Every sample is reviewed.", 5000)
 
-    def go_next_in_queue(self) -> None:
-        cur = self.session.current
-        self._save_current()  # a correction just made changes what is left to review
-        nxt = self.queue.next_after(cur.sample.id if cur is not None else None)
-        if nxt is None:
-            self.statusBar().showMessage(self.queue.describe(None), 6000)
-            return
-        self.go_to_sample(nxt.sample_id)
-        self.statusBar().showMessage(f"Next to review: {nxt.reason}", 6000)
-
-    def _on_queue_strategy_changed(self, key: str) -> None:
-        self.queue.set_strategy(key)
-        self.update_queue_info()
-
-    def update_queue_info(self) -> None:
-        cur = self.session.current
-        self.review_panel.set_queue_info(self.queue.describe(cur.sample.id if cur is not None else None))
-
     # saving and reviewing ---------------------------------------------------------------------------------------
-    def _save_current(self) -> MaskVersion | None:
+    def save_current(self) -> MaskVersion | None:
         """Autosave on leaving a sample: the mask (when edited) and a changed comment."""
         cur = self.session.current
         rec = None
@@ -331,14 +309,14 @@ class MainWindow(QMainWindow):
         return rec
 
     def save_now(self) -> None:
-        if self._save_current() is None and not self.editor.dirty:
+        if self.save_current() is None and not self.editor.dirty:
             self.statusBar().showMessage("Nothing to save.", 3000)
 
     def set_review_status(self, status: str) -> None:
         cur = self.session.current
         if cur is None:
             return
-        self._save_current()
+        self.save_current()
         self.review.set_status(cur.sample.id, status, comment=self.review_panel.comment_text())
 
     # editing ----------------------------------------------------------------------------------------------------
@@ -386,18 +364,6 @@ class MainWindow(QMainWindow):
             return
         self.editor.accept_prediction()
 
-    def accept_selected_predictions(self) -> None:
-        """Pseudo-labels: the predictions of the selected unlabelled images become their labels (after a look)."""
-        cur = self.session.current
-        ids = self.browser.selected_ids() or ([cur.sample.id] if cur is not None else [])
-        self._save_current()
-        outcome = accept_predictions(self.review, ids, author=self.review.reviewer)
-        for sid in outcome.accepted:
-            self.session.invalidate(sid)
-        if cur is not None and cur.sample.id in outcome.accepted:
-            self.session.reload_current()
-        self.statusBar().showMessage(outcome.summary(), 8000)
-
     def run_mask_op(self, name: str) -> None:
         try:
             mask_ops.run(self, name)
@@ -410,7 +376,7 @@ class MainWindow(QMainWindow):
         self.training_panel.start_training()
 
     def start_retrain(self) -> None:
-        self._save_current()  # the round trains on the corrections as saved
+        self.save_current()  # the round trains on the corrections as saved
         self.show_training_panel()
         self.training_panel.start_retrain()
 
@@ -439,7 +405,6 @@ class MainWindow(QMainWindow):
         self.layers_panel.set_schema(ds.schema)
         self.editor.set_workspace(self.review.workspace)
         self.training_panel.set_context(ds, self.review.workspace)
-        self.review_panel.set_strategy(self.queue.strategy)
         kind = "multi-label" if ds.schema.multilabel else "semantic"
         preds = f" · {len(self.review.predictions)} predictions" if self.review.predictions is not None else ""
         self.status.dataset.setText(f"{ds.format_name} · {len(ds)} images · {len(ds.schema)} classes ({kind}){preds}")
@@ -502,7 +467,7 @@ class MainWindow(QMainWindow):
         self.review_panel.set_versions(versions, current=current)
         st = self.review.review(sample_id).status
         self.status.review.setText(st.value)
-        self.update_queue_info()
+        self.loop.update_queue_info()
 
     def _update_summary(self) -> None:
         ds = self.session.dataset
@@ -599,7 +564,7 @@ class MainWindow(QMainWindow):
 
     def _on_autosave_timeout(self) -> None:
         if self.editor.dirty and not self.editor.gesture_active:
-            self._save_current()
+            self.save_current()
 
     # persistence ------------------------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
@@ -621,7 +586,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.predictions_view.inference.stop_and_wait(60)
-        self._save_current()
+        self.save_current()
         self.editor.close_journal()
         self.session.close()
         self.browser.model_.thumbnails.shutdown()  # no thumbnail is written to the cache after the window closed

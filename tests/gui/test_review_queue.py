@@ -47,7 +47,7 @@ def test_q_walks_the_queue_of_the_chosen_strategy_and_decided_samples_leave_it(w
     ids = _figures(window)
     panel = window.review_panel
     panel.set_strategy("uncertainty")
-    window.update_queue_info()
+    window.loop.update_queue_info()
     assert panel.queue_info.text().startswith(f"{len(ids)} in the queue")
     window.actions_["next_in_queue"].trigger()
     qtbot.waitUntil(lambda: window.session.current.sample.id == ids[-1])  # the most uncertain
