@@ -173,7 +173,10 @@ class PredictionsView(QObject):
         is stopped first); until each lands, the older model's prediction shows, marked stale."""
         if self.inference.running():
             self.inference.stop_and_wait(60)
-        return self.predict_all()
+        started = self.predict_all()
+        if started:
+            self.w.statusBar().showMessage("Refreshing every prediction with the promoted model…", 10000)
+        return started
 
     def stop(self) -> None:
         self.inference.stop()

@@ -81,6 +81,7 @@ class RetrainDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a read-only table: no focus frame on a cell
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.buttons = QDialogButtonBox(self)
         self.promote_button = QPushButton("Promote the retrained model", self)
@@ -100,7 +101,7 @@ class RetrainDialog(QDialog):
         lay.addWidget(self.buttons)
         self._fill(run_name)
         self._sync()
-        self.resize(720, 180 + 30 * self.table.rowCount())
+        self.resize(720, 150 + 30 * self.table.rowCount())
 
     def _fill(self, run_name: str) -> None:
         comp = self.comparison

@@ -33,6 +33,8 @@ MODEL_STATE_KEY = "model"
 VALIDATION_STATE_KEY = "retrain_validation"
 #: default length of a retraining round (epochs of fine-tuning)
 RETRAIN_EPOCHS = 5
+#: in a retraining round's run folder: what it started from (a round is judged as a whole, so never resumed)
+ROUND_FILE = "retrain.json"
 
 
 @dataclass(frozen=True)
@@ -98,18 +100,23 @@ def read_curves(run_folder: Path) -> list[dict[str, float]]:
     return rows
 
 
-def _write_comparison(folder: Path, comp: Any) -> None:
-    """``comparison.json`` in the round's run folder: the before/after figures stay with the run."""
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
     import json
 
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    except OSError as exc:
+        log.warning("cannot write %s: %s", path, exc)
+
+
+def _write_comparison(folder: Path, comp: Any) -> None:
+    """``comparison.json`` in the round's run folder: the before/after figures stay with the run."""
     doc = {"metric": comp.metric, "improved": comp.improved, "base_checkpoint": str(comp.base_checkpoint),
            "new_checkpoint": str(comp.new_checkpoint), "validation_ids": list(comp.val_ids),
            "reviewed_samples": comp.reviewed, "epochs": comp.epochs,
            "before": comp.before.to_dict(), "after": comp.after.to_dict()}
-    try:
-        (folder / "comparison.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    except OSError as exc:
-        log.warning("cannot write %s: %s", folder / "comparison.json", exc)
+    _write_json(folder / "comparison.json", doc)
 
 
 def read_comparison(folder: Path) -> dict[str, Any] | None:
@@ -230,6 +237,8 @@ class TrainingController(QObject):
         except SegstudioError:
             base_name = base_run
         run = ws.runs.create(config.to_dict(), name=f"retrain of {base_name}")
+        _write_json(run.folder / ROUND_FILE, {"base_checkpoint": str(base), "base_run": base_run, "epochs": epochs,
+                                              "reviewed_weight": weight})
         frozen = self.validation_ids()
         versions = ws.versions
         n_threads = threads or default_threads()
@@ -290,6 +299,7 @@ class TrainingController(QObject):
     def can_resume(self, run: RunRecord) -> bool:
         """A stopped or failed run whose last checkpoint (with its optimiser state) is on disk."""
         return (run.status in (RunStatus.CANCELLED, RunStatus.FAILED)
+                and not (run.folder / ROUND_FILE).is_file()  # a stopped round is run again, not resumed
                 and (run.folder / "checkpoints" / "last" / "config.json").is_file()
                 and (run.folder / "train_config.json").is_file())
 

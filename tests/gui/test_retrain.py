@@ -146,3 +146,24 @@ def test_comparison_rows_mark_background_as_unscored() -> None:
     assert rows[1][1:5] == (0.8, 0.9, 0.7, 0.8)
     assert json.dumps([list(r) for r in rows])  # plain values
     assert np.isclose(rows[-1][2] - rows[-1][1], 0.1)
+
+
+def test_a_stopped_round_ends_cancelled_without_a_verdict_and_is_not_resumable(window: MainWindow, qtbot) -> None:
+    base = _train_first_model(window, qtbot)
+    window.training_panel.retrain_epochs.setValue(3)
+    verdicts: list[object] = []
+    window.training.sig_retrain_compared.connect(lambda run, comp: verdicts.append(comp))
+
+    def stop_on_first_batch(ev: object) -> None:
+        if type(ev).__name__ == "BatchEnd":
+            window.training_panel.stop_training()
+
+    window.training.sig_event.connect(stop_on_first_batch)
+    window.training_panel.start_retrain()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=120_000)
+    run = window.training.run
+    assert run.status is RunStatus.CANCELLED and verdicts == []
+    assert json.loads((run.folder / "retrain.json").read_text())["base_checkpoint"] == str(base)
+    assert not window.training.can_resume(run)
+    assert window.training.chosen_model() == base  # nothing was promoted
+    assert window.training_panel.retrain_button.isEnabled()  # and the next round can start
