@@ -67,10 +67,13 @@ def test_recipes_exist_and_load():
         assert load_recipe(name).name == name
 
 
-def test_lungs_recipe_is_the_seed_recipe():
+def test_lungs_recipe_learns_from_scratch_on_a_cpu():
+    # the seed's GPU recipe (0.01*Dice + 0.99*Boundary, Adam, pretrained ResNet-34) does not converge in 15 CPU
+    # minutes from random weights; this one reaches the 0.97 target (make quality)
     cfg = load_recipe("lungs-lr")
-    assert [(t.name, t.weight) for t in cfg.loss.terms] == [("dice", 0.01), ("boundary", 0.99), ("aux", 0.3)]
-    assert cfg.optim.name == "adam" and cfg.schedule.name == "cosine" and cfg.model.aux_head
+    assert [(t.name, t.weight) for t in cfg.loss.terms] == [("ce", 0.5), ("dice", 0.5), ("aux", 0.2)]
+    assert cfg.model.encoder == "resnet18" and cfg.model.encoder_weights is None
+    assert cfg.optim.name == "adamw" and cfg.schedule.name == "cosine" and cfg.model.aux_head
     # mirroring a chest X-ray swaps the lungs: the recipe must swap the labels (or not mirror)
     assert not cfg.augment.hflip or cfg.augment.hflip_swap == (("left lung", "right lung"),)
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -127,11 +128,20 @@ class ReviewPanel(QWidget):
         ql.addWidget(self.queue_next)
         ql.addWidget(self.queue_info)
 
-        lay = QVBoxLayout(self)
+        # in a scroll area: the panel's height must not set the dock's (and so the window's) minimum height
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(decision)
         lay.addWidget(queue)
         lay.addWidget(hist, 1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     def strategy(self) -> str:
         return str(self.queue_strategy.currentData())
