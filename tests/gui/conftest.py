@@ -45,3 +45,21 @@ def montgomery_predictions(montgomery: Path, tmp_path_factory: pytest.TempPathFa
                 pred[plane > 0] = c
         cv2.imwrite(str(out / f"{stem}.png"), pred)
     return out, f"cxr/{worst}.png"
+
+
+@pytest.fixture
+def window(qtbot, sample_dataset_path: Path):
+    """The main window on the bundled sample, shown; background jobs are stopped before it goes."""
+    from segstudio.gui.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_dataset(sample_dataset_path) is not None
+    qtbot.waitUntil(lambda: win.editor.target is not None, timeout=10_000)
+    yield win
+    win.training.stop_and_wait(60)
+    win.predictions_view.inference.stop_and_wait(60)
+

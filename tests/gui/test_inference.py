@@ -46,17 +46,6 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, sample_dataset_path: P
     return out[0], out[1]
 
 
-@pytest.fixture
-def window(qtbot, sample_dataset_path: Path) -> MainWindow:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1300, 820)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_dataset(sample_dataset_path) is not None
-    qtbot.waitUntil(lambda: win.editor.target is not None, timeout=10_000)
-    yield win
-    win.predictions_view.inference.stop_and_wait(60)
 
 
 def _choose(win: MainWindow, checkpoint: Path) -> None:

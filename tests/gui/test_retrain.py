@@ -7,27 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from test_training import _tiny
 
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.retrain_dialog import RetrainDialog, comparison_rows
 from segstudio.gui.training import VALIDATION_STATE_KEY, read_comparison
 from segstudio.workspace import MaskSource, RunStatus
-
-
-@pytest.fixture
-def window(qtbot, sample_dataset_path: Path) -> MainWindow:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_dataset(sample_dataset_path) is not None
-    yield win
-    win.training.stop_and_wait(60)
-    if win.training_panel.retrain_dialog is not None:
-        win.training_panel.retrain_dialog.close()
 
 
 def _train_first_model(window: MainWindow, qtbot) -> Path:

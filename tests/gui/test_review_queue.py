@@ -3,25 +3,10 @@ model's figures, Q goes to the next one, decided samples leave the queue."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.review_queue import STRATEGY_STATE_KEY
 from segstudio.workspace import ReviewStatus
 from segstudio.workspace.queue import MODEL_METRICS_KEY
-
-
-@pytest.fixture
-def window(qtbot, sample_dataset_path: Path) -> MainWindow:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_dataset(sample_dataset_path) is not None
-    return win
 
 
 def _figures(window: MainWindow) -> list[str]:

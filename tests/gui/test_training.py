@@ -46,16 +46,6 @@ def _close_next_message_box(seen: list[tuple[str, str]]) -> None:
         QTimer.singleShot(20, lambda: _close_next_message_box(seen))
 
 
-@pytest.fixture
-def window(qtbot, sample_dataset_path: Path) -> MainWindow:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_dataset(sample_dataset_path) is not None
-    yield win
-    win.training.stop_and_wait(60)
 
 
 # the worker ---------------------------------------------------------------------------------------------------------
