@@ -405,9 +405,7 @@ class MainWindow(QMainWindow):
         self.layers_panel.set_schema(ds.schema)
         self.editor.set_workspace(self.review.workspace)
         self.training_panel.set_context(ds, self.review.workspace)
-        kind = "multi-label" if ds.schema.multilabel else "semantic"
-        preds = f" · {len(self.review.predictions)} predictions" if self.review.predictions is not None else ""
-        self.status.dataset.setText(f"{ds.format_name} · {len(ds)} images · {len(ds.schema)} classes ({kind}){preds}")
+        self.update_dataset_status()
         has_preds = self.review.predictions is not None
         self.browser.set_score_columns_visible(has_preds)
         if self.review.predictions is not None:
@@ -420,6 +418,15 @@ class MainWindow(QMainWindow):
         missing = [s.id for s in ds.samples if s.id not in cached]
         if self.review.predictions is not None and missing:
             self.review.start_scoring([sid for sid in missing if self.review.predictions.path_for(sid) is not None])
+
+    def update_dataset_status(self) -> None:
+        """The status bar's dataset line: format, size, classes and how many images have a prediction."""
+        ds = self.session.dataset
+        if ds is None:
+            return
+        kind = "multi-label" if ds.schema.multilabel else "semantic"
+        preds = f" · {len(self.review.predictions)} predictions" if self.review.predictions is not None else ""
+        self.status.dataset.setText(f"{ds.format_name} · {len(ds)} images · {len(ds.schema)} classes ({kind}){preds}")
 
     def _on_session_sample_loaded(self, cur: LoadedSample) -> None:
         ds = self.session.dataset

@@ -134,6 +134,7 @@ class PredictionsView(QObject):
         preds = review.predictions
         has = [s.id for s in ds.samples if preds is not None and preds.path_for(s) is not None]
         model.set_predictions(has)
+        self.w.update_dataset_status()
         model.set_stale(src.stale_ids() if src is not None else [])
         self._show_columns(bool(has))
         for sid in has:
@@ -229,6 +230,7 @@ class PredictionsView(QObject):
         self.eta.setText(f"ETA {_duration(float(eta))}" if isinstance(eta, (int, float)) and done < total else "")
 
     def _on_inference_ended(self, job: str, outcome: str, done: int, total: int) -> None:
+        self.w.update_dataset_status()  # "· N predictions"
         if job == "batch":
             self._set_busy(False)
         elif outcome == "finished":

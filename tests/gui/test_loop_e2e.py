@@ -53,6 +53,7 @@ def test_train_predict_correct_retrain_promote_on_montgomery(qtbot, montgomery: 
     _wait_predicted(win, qtbot)
     scores = win.review.cached_scores()
     assert len(scores) == 40 and all(d is not None for d, _ in scores.values())
+    assert win.status.dataset.text().endswith("· 40 predictions")
     qtbot.waitUntil(lambda: win.editor.target is not None and win.editor.target.prediction is not None)
 
     # 3. correct one image with the brush, through the canvas, and save it
