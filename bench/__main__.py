@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import platform
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import Figure  # noqa: E402
+from bench.common import Figure, merge_results  # noqa: E402
 
 
 def machine() -> str:
@@ -62,16 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 failed.append(full)
 
-    old: dict = {}
-    if args.out.exists():
-        try:
-            old = json.loads(args.out.read_text())
-        except json.JSONDecodeError:
-            old = {}
-    merged = {f["name"]: f for f in old.get("figures", [])}
-    merged.update({f.name: f.to_dict() for f in figures})
-    result = {"machine": machine(), "figures": sorted(merged.values(), key=lambda f: f["name"])}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    merge_results(args.out, figures, machine=machine())
 
     print(f"\n{'figure':<52} {'value':>12} {'unit':<6} {'budget':>10}")
     misses = 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -26,6 +28,21 @@ class Figure:
         if self.budget is None or self.better is None:
             return False
         return self.value > self.budget if self.better == "lower" else self.value < self.budget
+
+
+def merge_results(out: Path, figures: list[Figure], *, machine: str) -> None:
+    """Write ``figures`` into the results file ``out`` (``{"machine", "figures"}``), keeping the figures of earlier
+    runs that this one did not measure; an unreadable file is started afresh."""
+    old: dict[str, Any] = {}
+    if out.exists():
+        try:
+            old = json.loads(out.read_text())
+        except json.JSONDecodeError:
+            old = {}
+    merged = {f["name"]: f for f in old.get("figures", [])}
+    merged.update({f.name: f.to_dict() for f in figures})
+    result = {"machine": machine, "figures": sorted(merged.values(), key=lambda f: f["name"])}
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def time_call(fn: Callable[[], Any], *, repeat: int, warmup: int = 1) -> list[float]:

@@ -19,7 +19,6 @@ flatters it on 6-8 images) and the epochs run.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -33,7 +32,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from bench.__main__ import machine  # noqa: E402
-from bench.common import Figure  # noqa: E402
+from bench.common import Figure, merge_results  # noqa: E402
 
 SHARED = Path(os.environ.get("SEGSTUDIO_SHARED", REPO.parent / "shared" / "datasets"))
 log = logging.getLogger("quality")
@@ -168,16 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         for recipe in [args.only] if args.only else list(TASKS):
             figures.extend(run_task(recipe, minutes=args.minutes, work=work))
-    old: dict = {}
-    if args.out.exists():
-        try:
-            old = json.loads(args.out.read_text())
-        except json.JSONDecodeError:
-            old = {}
-    merged = {f["name"]: f for f in old.get("figures", [])}
-    merged.update({f.name: f.to_dict() for f in figures})
-    args.out.write_text(json.dumps({"machine": machine(), "figures": sorted(merged.values(), key=lambda f: f["name"])},
-                                   indent=2) + "\n")
+    merge_results(args.out, figures, machine=machine())
     misses = 0
     for f in figures:
         miss = f.misses_budget

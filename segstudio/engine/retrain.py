@@ -103,19 +103,20 @@ def retrain(
     """Fine-tune ``base_checkpoint`` and compare; yields the trainer's events, :class:`RetrainProgress` while
     scoring, and one :class:`RetrainCompared` last. A cancelled fine-tune ends after its ``Finished`` event
     (nothing is compared). Raises ``SegstudioError`` before training when the validation split is empty."""
-    from segstudio.engine.checkpoint import load_checkpoint
+    from segstudio.engine.checkpoint import read_config
     from segstudio.engine.infer import InferenceOptions, Predictor
     from segstudio.engine.train import train
 
     base_path = Path(base_checkpoint)
-    base = load_checkpoint(base_path)
+    # the config only: the weights are loaded once, by the trainer (init_from) and later by the predictor
+    base_config = TrainConfig.from_dict(read_config(base_path)["train"])
     corr = dict(corrections or {})
     val_samples = [dataset.get(i) for i in val_ids if i in dataset]
     val_samples = [s for s in val_samples if s.has_gt or s.id in corr]
     if not val_samples:
         raise SegstudioError("The validation split has no labelled image to compare the models on.",
                              path=dataset.root, fix="Reset the validation split (it is chosen again from the GT).")
-    cfg = fine_tune_config(base.config, epochs=epochs, lr_scale=lr_scale)
+    cfg = fine_tune_config(base_config, epochs=epochs, lr_scale=lr_scale)
     if device is not None:
         cfg = cfg.with_overrides([f"device={device}"])
     frozen = tuple(s.id for s in val_samples)

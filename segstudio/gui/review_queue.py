@@ -6,7 +6,15 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from segstudio.gui.review import ReviewController
-from segstudio.workspace.queue import MODEL_METRICS_KEY, STRATEGIES, QueueItem, next_in_queue, review_queue
+from segstudio.workspace.queue import (
+    MODEL_METRICS_KEY,
+    QUEUE_FIELDS,
+    STRATEGIES,
+    QueueItem,
+    next_in_queue,
+    review_queue,
+)
+from segstudio.workspace.records import MetricsEntry
 
 #: workspace state key of the chosen strategy
 STRATEGY_STATE_KEY = "review_queue_strategy"
@@ -29,11 +37,18 @@ class ReviewQueue(QObject):
         if ws is not None and key in STRATEGIES and key != self.strategy:
             ws.state.set(STRATEGY_STATE_KEY, key)
 
-    def items(self) -> list[QueueItem]:
+    def _entries(self) -> list[MetricsEntry]:
         ws, ds = self.review.workspace, self.review.dataset
         if ws is None or ds is None:
             return []
-        entries = [e for e in ws.metrics.entries(key=MODEL_METRICS_KEY) if e.sample_id in ds]
+        # only the fields the queue reads: this runs on every image change
+        return [e for e in ws.metrics.entries(key=MODEL_METRICS_KEY, data_fields=QUEUE_FIELDS) if e.sample_id in ds]
+
+    def items(self, entries: list[MetricsEntry] | None = None) -> list[QueueItem]:
+        ws, ds = self.review.workspace, self.review.dataset
+        if ws is None or ds is None:
+            return []
+        entries = self._entries() if entries is None else entries
         labelled = {s.id for s in ds.samples if s.has_gt} | ws.versions.corrected_ids()
         statuses = {sid: st.status for sid, st in self.review.reviews().items()}
         return review_queue(self.strategy, entries, statuses=statuses, labelled=labelled,
@@ -47,10 +62,11 @@ class ReviewQueue(QObject):
         ws = self.review.workspace
         if ws is None:
             return ""
-        items = self.items()
+        entries = self._entries()
+        items = self.items(entries)
         nxt = next_in_queue(items, current)
         if nxt is None:
-            if not ws.metrics.entries(key=MODEL_METRICS_KEY):
+            if not entries:
                 return "No model predictions yet: predict the images (Model menu) to fill the queue."
             if self.strategy == "pseudo-labels":
                 return "No unlabelled image with a prediction is waiting."

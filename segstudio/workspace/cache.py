@@ -95,16 +95,27 @@ class MetricsStore:
             sample_id=r[0], key=r[1], mean_dice=r[2], mean_iou=r[3], suspicion=r[4], data=json.loads(r[5]), stamp=r[6], time=r[7]
         )
 
-    def entries(self, *, key: str) -> list[MetricsEntry]:
-        """Every sample's entry under ``key`` (one query; the review queue reads the model's figures so)."""
+    def entries(self, *, key: str, data_fields: tuple[str, ...] | None = None) -> list[MetricsEntry]:
+        """Every sample's entry under ``key`` in one query. ``data_fields``: read only these top-level keys of
+        ``data`` (extracted by SQLite, so a large ``data`` — per-class comparisons — is never parsed); the review
+        queue reads the model's figures so on every image change."""
+        if data_fields is None:
+            cols, n = "data", 1
+        else:
+            for f in data_fields:
+                if not f.isidentifier():
+                    raise ValueError(f"not a plain data field name: {f!r}")
+            cols, n = ", ".join(f"json_extract(data, '$.{f}')" for f in data_fields) or "NULL", max(1, len(data_fields))
         rows = self._db.query(
-            "SELECT sample_id, key, mean_dice, mean_iou, suspicion, data, stamp, time FROM metrics WHERE key=? ORDER BY sample_id",
+            f"SELECT sample_id, key, mean_dice, mean_iou, suspicion, stamp, time, {cols} FROM metrics WHERE key=? ORDER BY sample_id",
             (key,),
         )
-        return [
-            MetricsEntry(sample_id=r[0], key=r[1], mean_dice=r[2], mean_iou=r[3], suspicion=r[4], data=json.loads(r[5]), stamp=r[6], time=r[7])
-            for r in rows
-        ]
+        out = []
+        for r in rows:
+            extra = r[7 : 7 + n]
+            data = json.loads(extra[0]) if data_fields is None else dict(zip(data_fields, extra, strict=False))
+            out.append(MetricsEntry(sample_id=r[0], key=r[1], mean_dice=r[2], mean_iou=r[3], suspicion=r[4], data=data, stamp=r[5], time=r[6]))
+        return out
 
     def column(self, *, key: str, figure: str = "mean_dice") -> dict[str, float | None]:
         """``sample id -> figure`` for every sample cached under ``key`` (one query, for a browser column)."""

@@ -22,10 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from segstudio.workspace.model_predictions import MODEL_METRICS_KEY
 from segstudio.workspace.records import MetricsEntry, ReviewStatus
 
-#: metrics-cache key of the model's per-sample figures
-MODEL_METRICS_KEY = "gt-vs-model"
+__all__ = ["MODEL_METRICS_KEY", "QUEUE_FIELDS", "STRATEGIES", "QueueItem", "next_in_queue", "review_queue"]
+
+#: the fields of an entry's ``data`` the queue reads (``MetricsStore.entries(data_fields=...)``)
+QUEUE_FIELDS = ("uncertainty", "change")
 
 STRATEGIES: dict[str, str] = {
     "uncertainty": "Most uncertain prediction",

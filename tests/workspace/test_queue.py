@@ -74,5 +74,7 @@ def test_metrics_entries_of_a_key_round_trip(tmp_path) -> None:
         assert [e.sample_id for e in got] == ["s1"]
         assert got[0].data["change"] == 0.25 and got[0].suspicion == pytest.approx(0.1)
         assert ids(review_queue("changed", got, statuses={}, labelled={"s1"})) == ["s1"]
+        light = ws.metrics.entries(key=MODEL_METRICS_KEY, data_fields=("change", "missing"))
+        assert light[0].data == {"change": 0.25, "missing": None} and light[0].mean_dice == pytest.approx(0.9)
     finally:
         ws.close()

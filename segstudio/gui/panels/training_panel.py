@@ -7,6 +7,7 @@ The panel shows and asks; ``TrainingController`` (``gui/training.py``) runs and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -333,13 +334,16 @@ class TrainingPanel(QWidget):
         if self.controller.running:
             self.sig_message.emit("A training run is in progress already.")
             return None
+        return self._launch("Cannot start training", lambda: self.controller.start(
+            self.current_config(), threads=self.threads.value(), use_corrections=self.corrections.isChecked()))
+
+    def _launch(self, title: str, start: Callable[[], RunRecord]) -> RunRecord | None:
+        """Start a run; a refusal (bad config, no model, busy) shows in the panel and as a message box."""
         try:
-            cfg = self.current_config()
-            return self.controller.start(cfg, threads=self.threads.value(),
-                                         use_corrections=self.corrections.isChecked())
+            return start()
         except SegstudioError as exc:
             self.monitor.show_error(str(exc))
-            show_error("Cannot start training", str(exc))
+            show_error(title, str(exc))
             return None
 
     def start_retrain(self) -> RunRecord | None:
@@ -347,14 +351,9 @@ class TrainingPanel(QWidget):
         if self.controller.running:
             self.sig_message.emit("A training run is in progress already.")
             return None
-        try:
-            return self.controller.retrain(epochs=self.retrain_epochs.value(),
-                                           reviewed_weight=self.reviewed_weight.value(),
-                                           threads=self.threads.value())
-        except SegstudioError as exc:
-            self.monitor.show_error(str(exc))
-            show_error("Cannot retrain", str(exc))
-            return None
+        return self._launch("Cannot retrain", lambda: self.controller.retrain(
+            epochs=self.retrain_epochs.value(), reviewed_weight=self.reviewed_weight.value(),
+            threads=self.threads.value()))
 
     def _on_controller_retrain_compared(self, run: RunRecord, comparison: Any) -> None:
         promoted = self.controller.chosen_model() == comparison.new_checkpoint
@@ -385,13 +384,8 @@ class TrainingPanel(QWidget):
 
     def resume_run(self, run_id: str) -> RunRecord | None:
         """Continue a stopped run (its own config; this form's thread count and corrections choice)."""
-        try:
-            return self.controller.resume(run_id, threads=self.threads.value(),
-                                          use_corrections=self.corrections.isChecked())
-        except SegstudioError as exc:
-            self.monitor.show_error(str(exc))
-            show_error("Cannot resume the run", str(exc))
-            return None
+        return self._launch("Cannot resume the run", lambda: self.controller.resume(
+            run_id, threads=self.threads.value(), use_corrections=self.corrections.isChecked()))
 
     def stop_training(self) -> None:
         if self.controller.running:
