@@ -9,11 +9,12 @@ BENCH ?=
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck contracts pytest bench bench-package quality package test-package sysdeps clean help
+.PHONY: run test lint typecheck contracts pytest stress bench bench-package quality package test-package sysdeps clean help
 
 help:
 	@echo "make run [DATA=/path]   set up .venv and open the app (bundled sample without DATA)"
 	@echo "make test               set up .venv with dev tools; ruff, import-linter, mypy (ring 1), pytest"
+	@echo "make stress             the attack suites at full size (fuzzed parsers, kill -9 harness, long session)"
 	@echo "make bench [BENCH=pfx]  run benchmarks, write bench/results.json"
 	@echo "make package            build the one-folder app, .deb and .tar.gz into dist/ (PyInstaller, minutes)"
 	@echo "make test-package       build the installers and smoke-test the installed .deb (offscreen + Xvfb)"
@@ -51,6 +52,10 @@ pytest: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not packaging" -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint contracts typecheck pytest
+
+# The attack suites of tests/stress at full size; `make test` runs the same tests with small counts.
+stress: $(STAMP)
+	SEGSTUDIO_STRESS=full QT_QPA_PLATFORM=offscreen $(PY) -m pytest -p no:cacheprovider tests/stress $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench $(if $(BENCH),--only $(BENCH),)

@@ -10,7 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
+import time
 from pathlib import Path
+
+from segstudio.core.errors import SegstudioError, io_error
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +35,83 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview) -> Path:
-    """Write ``data`` to ``path`` atomically and durably; on any failure the old file (if any) is untouched
-    and no temp file is left behind. Creates missing parent folders. Returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+#: Temp files are named ``.<target>.<pid>.<8 hex>.tmp``: the pid lets :func:`sweep_stale_temps` tell a temp
+#: left by a killed process from one another live process is writing now.
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_path_for(path: Path) -> Path:
+    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def sweep_stale_temps(folder: str | Path, *, recursive: bool = True, min_age_s: float = 0.0) -> int:
+    """Remove the temp files a killed writer left in ``folder`` (those whose writing process is gone).
+
+    A temp file of a live process is kept (it may be mid-write); one whose pid field cannot be read is removed
+    only when older than an hour. Returns how many were removed. Never raises for an unreadable folder.
+    """
+    root = Path(folder)
+    removed = 0
+    try:
+        it = root.rglob(f".*{TEMP_SUFFIX}") if recursive else root.glob(f".*{TEMP_SUFFIX}")
+        candidates = [p for p in it if p.is_file() or p.is_dir()]
+    except OSError:
+        return 0
+    now = time.time()
+    for p in candidates:
+        parts = p.name[1:-len(TEMP_SUFFIX)].rsplit(".", 2)
+        pid: int | None = None
+        if len(parts) == 3 and parts[1].isdigit():
+            pid = int(parts[1])
+        try:
+            age = now - p.lstat().st_mtime
+        except OSError:
+            continue
+        if age < min_age_s:
+            continue
+        stale = (pid is not None and not _pid_alive(pid)) or (pid is None and age > 3600)
+        if not stale:
+            continue
+        try:
+            if p.is_dir():
+                import shutil
+
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed += 1
+            log.info("removed a temp file a stopped writer left behind: %s", p)
+        except OSError as e:
+            log.warning("could not remove stale temp file %s: %s", p, e)
+    return removed
+
+
+def _write_temp(path: Path, data: bytes | bytearray | memoryview) -> Path:
+    """The bytes in a new fsync'd temp file beside ``path`` (removed again if writing fails)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise io_error(e, path.parent, action="create the folder of") from e
+    tmp = temp_path_for(path)
     view = memoryview(data).cast("B")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+    except OSError as e:
+        raise io_error(e, path, needed=len(view)) from e
     try:
         try:
             pos = 0
@@ -47,15 +120,85 @@ def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview) -
             os.fsync(fd)
         finally:
             os.close(fd)
+    except BaseException as e:
+        _discard(tmp)
+        if isinstance(e, OSError):
+            raise io_error(e, path, needed=len(view)) from e
+        raise
+    return tmp
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        log.warning("could not remove temp file %s after a failed write", tmp)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically and durably; on any failure the old file (if any) is untouched
+    and no temp file is left behind. Creates missing parent folders. Returns ``path``.
+
+    Raises :class:`~segstudio.core.errors.SegstudioError` (``DiskFullError`` on a full disk) naming the file.
+    """
+    path = Path(path)
+    tmp = _write_temp(path, data)
+    try:
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            log.warning("could not remove temp file %s after a failed write", tmp)
+    except BaseException as e:
+        _discard(tmp)
+        if isinstance(e, OSError):
+            raise io_error(e, path) from e
         raise
     fsync_dir(path.parent)
     return path
+
+
+class FileExistsSegstudioError(SegstudioError, FileExistsError):
+    """A create-only write found the file already there (it is left untouched)."""
+
+
+def atomic_create_bytes(path: str | Path, data: bytes | bytearray | memoryview) -> Path:
+    """Like :func:`atomic_write_bytes`, but never replaces an existing file: the complete temp file is
+    hard-linked to ``path`` (atomic and exclusive), so a second writer or a stale orphan makes it raise
+    :class:`FileExistsSegstudioError` and leaves the existing file byte-identical. File systems without hard
+    links fall back to an exclusive create followed by the rename (still never replacing)."""
+    path = Path(path)
+    tmp = _write_temp(path, data)
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExistsSegstudioError(
+                f"{path.name} already exists; segstudio never overwrites it.",
+                path=path,
+                fix="This is a bug or a second writer: save again (a new version number is chosen).",
+            ) from None
+        except OSError as e:
+            if e.errno in (1, 18, 38, 95):  # EPERM, EXDEV, ENOSYS, EOPNOTSUPP: no hard links here
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    raise FileExistsSegstudioError(
+                        f"{path.name} already exists; segstudio never overwrites it.", path=path
+                    ) from None
+                os.close(fd)
+                os.replace(tmp, path)
+            else:
+                raise io_error(e, path) from e
+    finally:
+        _discard(tmp)
+    fsync_dir(path.parent)
+    return path
+
+
+def host_name() -> str:
+    try:
+        return socket.gethostname()
+    except OSError:
+        return "unknown-host"
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

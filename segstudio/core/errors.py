@@ -39,3 +39,71 @@ class UnknownKeyError(SegstudioError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return self.message
+
+
+class WorkspaceError(SegstudioError):
+    """The workspace cannot be opened, read or written (damaged database, locked, no space, read-only)."""
+
+
+class DiskFullError(SegstudioError):
+    """A write failed because the disk (or the user's quota) is full; nothing already saved was touched."""
+
+
+class ReadOnlyError(SegstudioError):
+    """A write was asked of something opened read-only (a workspace held by another instance, a full disk)."""
+
+
+_ENOSPC = {28, 122}  # ENOSPC, EDQUOT
+
+
+def free_bytes(folder: str | Path) -> int | None:
+    """Free space where ``folder`` (or its nearest existing parent) lives, or None when it cannot be asked."""
+    import shutil
+
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return int(shutil.disk_usage(p).free)
+    except OSError:
+        return None
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def io_error(err: OSError, path: str | Path, *, action: str = "write", needed: int | None = None) -> SegstudioError:
+    """Our error for an ``OSError`` met while doing ``action`` on ``path``: what, which file, and the fix.
+
+    A full disk becomes :class:`DiskFullError` naming the folder, the free space there and the space needed;
+    permissions, read-only file systems and missing folders get their own fix. The caller raises it ``from err``.
+    """
+    p = Path(path)
+    folder = p.parent if p.suffix or not p.is_dir() else p
+    reason = err.strerror or str(err)
+    if err.errno in _ENOSPC:
+        free = free_bytes(folder)
+        need = f"about {_mib(needed)}" if needed else "a few MiB"
+        have = f"{_mib(free)} free" if free is not None else "free space unknown"
+        return DiskFullError(
+            f"Cannot {action} {p.name}: the disk is full ({have} in {folder}; {need} needed). "
+            "What was saved before is intact.",
+            path=p,
+            fix=f"Free {need} on the disk holding {folder}, then save again.",
+        )
+    import errno as _errno
+
+    if err.errno in (_errno.EACCES, _errno.EPERM):
+        fix = f"Make {folder} writable for this user, or choose another folder."
+    elif err.errno == _errno.EROFS:
+        fix = f"{folder} is on a read-only file system: choose a folder on a writable disk."
+    elif err.errno in (_errno.ENOENT, _errno.ENOTDIR):
+        fix = "Check that the path exists and that none of its parents is a file."
+    elif err.errno == _errno.EISDIR:
+        fix = "The path is a folder: give a file name."
+    elif err.errno == _errno.EEXIST:
+        fix = "Choose a new name; segstudio never replaces this file."
+    else:
+        fix = "Check the disk and the path, then try again."
+    return SegstudioError(f"Cannot {action} {p.name} ({reason}).", path=p, fix=fix)

@@ -1,0 +1,58 @@
+"""Run one parser call on a hostile input with a time and memory bound, and judge its outcome.
+
+A parser passes when it returns or raises :class:`~segstudio.core.errors.SegstudioError` (our error, with the
+file and the fix). Anything else (another exception type, a call past ``seconds``, a Python-heap peak past
+``max_mib``) fails the test with the input that caused it. A segmentation fault would end the test process:
+that is reported by pytest as a crash of the whole run, which is exactly the failure these suites exist for.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from segstudio.core.errors import SegstudioError
+
+
+class ParseTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise ParseTimeout
+
+
+def bounded(fn: Callable[[], Any], *, what: str, seconds: float = 5.0, max_mib: float = 512.0) -> str:
+    """Call ``fn``; return ``"ok"`` or ``"error"`` (a SegstudioError), assert on anything else."""
+    use_alarm = threading.current_thread() is threading.main_thread()
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    old = signal.signal(signal.SIGALRM, _on_alarm) if use_alarm else None
+    if use_alarm:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    outcome = "ok"
+    try:
+        fn()
+    except ParseTimeout:
+        raise AssertionError(f"{what}: still running after {seconds} s (a hang on hostile input)") from None
+    except SegstudioError as e:
+        outcome = "error"
+        assert str(e).strip(), f"{what}: our error with an empty message"
+    except RecursionError as e:
+        raise AssertionError(f"{what}: RecursionError escaped ({e})") from e
+    except MemoryError as e:
+        raise AssertionError(f"{what}: MemoryError escaped (unbounded allocation)") from e
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        _, peak = tracemalloc.get_traced_memory()
+        if not tracing:
+            tracemalloc.stop()
+    assert peak <= max_mib * 2**20, f"{what}: allocated {peak / 2**20:.0f} MiB on a small hostile input"
+    return outcome
