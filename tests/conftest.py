@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,46 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEGSTUDIO_SHARED", REPO.parent / "shared" / "datasets"))
 SAMPLE = REPO / "resources" / "samples" / "lungs"
+
+
+_USER_DIR_VARS = (
+    "SEGSTUDIO_CONFIG_DIR",
+    "SEGSTUDIO_STATE_DIR",
+    "SEGSTUDIO_CACHE_DIR",
+    "SEGSTUDIO_DATA_DIR",
+    "SEGSTUDIO_WORKSPACE_HOME",
+)
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own settings, logs, caches and workspaces: nothing is written beside ../shared or
+    into the user's folders, and no test sees what another left (a "current model" in a shared workspace)."""
+    base = tmp_path_factory.mktemp("user")
+    for var in _USER_DIR_VARS:
+        monkeypatch.setenv(var, str(base / var.lower()))
+
+
+def _shared_snapshot(root: Path) -> set[str]:
+    """Every path under the shared datasets' parent folder (the datasets and anything written beside them)."""
+    out: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root.parent):
+        for name in dirnames + filenames:
+            out.add(os.path.relpath(os.path.join(dirpath, name), root.parent))
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_written_beside_shared() -> Any:
+    """Tests are hermetic (DESIGN §6): the session fails if any file or folder appeared in or beside the shared
+    datasets, which a user's writable copy would otherwise collect (workspaces, caches, outputs)."""
+    if not SHARED.is_dir():
+        yield
+        return
+    before = _shared_snapshot(SHARED)
+    yield
+    added = sorted(_shared_snapshot(SHARED) - before)
+    assert not added, f"tests wrote beside the shared datasets ({SHARED.parent}): {added[:10]}"
 
 
 def _require_shared() -> bool:

@@ -9,6 +9,10 @@ datasets called ``data`` never share one.
 "Writable" honours permission bits even for root: a folder whose mode grants no write bit is treated as
 read-only, because someone marked it so on purpose (and root, which ``os.access`` always lets through, is
 exactly who runs CI and containers).
+
+``SEGSTUDIO_WORKSPACE_HOME`` puts every workspace under one folder instead (``<home>/<name>-<hash>``), never
+beside a dataset: for datasets on a share the user must not litter, and for the test suite, which must never
+write beside ``../shared``.
 """
 
 from __future__ import annotations
@@ -65,9 +69,13 @@ def workspace_dir_for(dataset_root: str | Path, *, data_dir: Path | None = None)
     """The workspace folder for the dataset at ``dataset_root`` (a folder, or a file such as a COCO JSON).
 
     An existing sibling workspace is used as long as it is writable; otherwise the user-data location
-    (``data_dir`` or :func:`user_data_dir`) ``/workspaces/<name>-<hash>``.
+    (``data_dir`` or :func:`user_data_dir`) ``/workspaces/<name>-<hash>``. ``SEGSTUDIO_WORKSPACE_HOME``, when
+    set, overrides both.
     """
     root = Path(dataset_root).expanduser().resolve()
+    home = os.environ.get("SEGSTUDIO_WORKSPACE_HOME")
+    if home:
+        return Path(home).expanduser().resolve() / slug(str(root))
     sibling = root.parent / (root.name + WORKSPACE_SUFFIX)
     if sibling.is_dir() and is_writable_dir(sibling):
         return sibling

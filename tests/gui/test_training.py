@@ -183,7 +183,8 @@ def test_the_first_window_does_not_import_torch(sample_dataset_path: Path, tmp_p
     )
     env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     env |= {v: str(tmp_path / v.lower()) for v in ("SEGSTUDIO_CONFIG_DIR", "SEGSTUDIO_STATE_DIR",
-                                                   "SEGSTUDIO_CACHE_DIR", "SEGSTUDIO_DATA_DIR")}
+                                                   "SEGSTUDIO_CACHE_DIR", "SEGSTUDIO_DATA_DIR",
+                                                   "SEGSTUDIO_WORKSPACE_HOME")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
                          timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"

@@ -12,13 +12,15 @@ from segstudio.workspace import Workspace, WorkspaceSettings, is_writable_dir, w
 from segstudio.workspace.settings import load_workspace_settings, save_workspace_settings
 
 
-def test_writable_dataset_gets_a_sibling_workspace(tmp_path: Path) -> None:
+def test_writable_dataset_gets_a_sibling_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGSTUDIO_WORKSPACE_HOME", raising=False)
     ds = tmp_path / "data"
     ds.mkdir()
     assert workspace_dir_for(ds, data_dir=tmp_path / "user") == (tmp_path / "data.segstudio").resolve()
 
 
-def test_read_only_dataset_folder_puts_workspace_in_user_data_dir(tmp_path: Path) -> None:
+def test_read_only_dataset_folder_puts_workspace_in_user_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGSTUDIO_WORKSPACE_HOME", raising=False)
     parent = tmp_path / "share"
     ds = parent / "data"
     ds.mkdir(parents=True)
@@ -44,7 +46,21 @@ def test_read_only_dataset_folder_puts_workspace_in_user_data_dir(tmp_path: Path
             (tmp_path / "elsewhere").chmod(0o755)
 
 
-def test_shared_real_dataset_workspace_goes_to_user_dir(montgomery: Path, tmp_path: Path) -> None:
+def test_workspace_home_overrides_the_sibling_and_user_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SEGSTUDIO_WORKSPACE_HOME", str(home))
+    a, b = tmp_path / "one" / "data", tmp_path / "two" / "data"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    wa, wb = workspace_dir_for(a, data_dir=tmp_path / "user"), workspace_dir_for(b, data_dir=tmp_path / "user")
+    assert wa.parent == wb.parent == home.resolve() and wa != wb  # same folder name, different datasets
+    with Workspace.for_dataset(a) as ws:
+        ws.reviews.set("x.png", "accepted")
+    assert sorted(p.name for p in a.parent.iterdir()) == ["data"]  # nothing beside the dataset
+
+
+def test_shared_real_dataset_workspace_goes_to_user_dir(montgomery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGSTUDIO_WORKSPACE_HOME", raising=False)
     if is_writable_dir(montgomery.parent):
         pytest.skip("the shared datasets are writable here")
     assert workspace_dir_for(montgomery, data_dir=tmp_path).is_relative_to(tmp_path)
