@@ -45,7 +45,18 @@ class WorkspaceError(SegstudioError):
     """The workspace cannot be opened, read or written (damaged database, locked, no space, read-only)."""
 
 
-class DiskFullError(SegstudioError):
+class FileIOError(SegstudioError, OSError):
+    """A file could not be read or written (our message with the path and the fix; ``errno`` kept).
+
+    It is an ``OSError`` too, so code that already handles a failed write keeps handling it."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, fix: str | None = None,
+                 errno: int | None = None) -> None:
+        super().__init__(message, path=path, fix=fix)
+        self.errno = errno  # type: ignore[misc]
+
+
+class DiskFullError(FileIOError):
     """A write failed because the disk (or the user's quota) is full; nothing already saved was touched."""
 
 
@@ -73,7 +84,7 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def io_error(err: OSError, path: str | Path, *, action: str = "write", needed: int | None = None) -> SegstudioError:
+def io_error(err: OSError, path: str | Path, *, action: str = "write", needed: int | None = None) -> FileIOError:
     """Our error for an ``OSError`` met while doing ``action`` on ``path``: what, which file, and the fix.
 
     A full disk becomes :class:`DiskFullError` naming the folder, the free space there and the space needed;
@@ -91,6 +102,7 @@ def io_error(err: OSError, path: str | Path, *, action: str = "write", needed: i
             "What was saved before is intact.",
             path=p,
             fix=f"Free {need} on the disk holding {folder}, then save again.",
+            errno=err.errno,
         )
     import errno as _errno
 
@@ -106,4 +118,4 @@ def io_error(err: OSError, path: str | Path, *, action: str = "write", needed: i
         fix = "Choose a new name; segstudio never replaces this file."
     else:
         fix = "Check the disk and the path, then try again."
-    return SegstudioError(f"Cannot {action} {p.name} ({reason}).", path=p, fix=fix)
+    return FileIOError(f"Cannot {action} {p.name} ({reason}).", path=p, fix=fix, errno=err.errno)
