@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRect, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
+from segstudio.core.atomic import sweep_stale_temps, temp_path_for
 from segstudio.core.paths import cache_dir
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.gui.qimage import array_to_qimage, to_display_uint8
@@ -98,7 +98,7 @@ def _write_png(path: Path, thumb: np.ndarray) -> None:
     if not ok:
         raise OSError(f"cannot encode a thumbnail for {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = temp_path_for(path)  # the pid in its name lets sweep_stale_temps clear it after a kill
     try:
         tmp.write_bytes(data.tobytes())
         os.replace(tmp, path)
@@ -128,7 +128,9 @@ def load_thumbnail(dataset: Dataset, sample: Sample, *, px: int = THUMBNAIL_PX) 
 
 def prune_thumbnail_cache(max_bytes: int = CACHE_BUDGET_BYTES) -> int:
     """Delete the least recently used cached thumbnails until the cache fits ``max_bytes``; returns how many
-    files went. Files that vanish or resist deletion meanwhile (another process) are skipped."""
+    files went. Files that vanish or resist deletion meanwhile (another process) are skipped. Temp files a killed
+    writer left are removed too."""
+    sweep_stale_temps(thumbnail_dir(), recursive=False)
     entries = []
     try:
         with os.scandir(thumbnail_dir()) as it:
