@@ -158,6 +158,7 @@ class PredictionStore:
     def save(self, sample_id: str, mask: np.ndarray, *, checkpoint_id: str, model_stamp: str) -> PredictionEntry:
         """Write the predicted mask (lossless, atomic) and record it, replacing an older prediction of that
         checkpoint for that sample."""
+        self._db.check_writable()
         stem = self.folder / "predictions" / slug(checkpoint_id) / slug(sample_id)
         path, _ = write_mask(stem, np.ascontiguousarray(mask))
         return self.register(sample_id, checkpoint_id=checkpoint_id, model_stamp=model_stamp, path=path)

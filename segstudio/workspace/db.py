@@ -8,20 +8,29 @@ method directly.
 
 Schema versions live in ``PRAGMA user_version``; :data:`MIGRATIONS` upgrades an older file step by step inside
 one transaction each, so a workspace from an older segstudio opens and a crash mid-upgrade leaves the old
-version intact.
+version intact. The version is read inside the write transaction, so two processes creating one workspace at
+once never both run the same step.
+
+Every SQLite call goes through this module: an ``sqlite3.Error`` becomes our error naming the file and the fix
+(:func:`db_error`: a full disk is a ``DiskFullError``, a damaged file a ``WorkspaceDamagedError``). A sample id
+that is not valid UTF-8 (a file name decoded with ``os.fsdecode``, holding lone surrogates) is stored as a BLOB
+of its original bytes (:func:`to_db`); a BLOB never equals a TEXT value, so such an id can never collide with
+a valid one, and rows read back turn it into the same ``str`` again. No table has a BLOB column of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from segstudio.core.errors import SegstudioError
+from segstudio.core.errors import DiskFullError, ReadOnlyError, SegstudioError, WorkspaceError, free_bytes
 
 log = logging.getLogger(__name__)
 
@@ -106,62 +115,286 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection, folder: Path, *, target: int = SCHEMA_VERSION) -> int:
-    """Upgrade the database to ``target``; returns the version it had. Each step commits on its own."""
-    start = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if start > SCHEMA_VERSION:
-        raise SegstudioError(
-            f"The workspace was written by a newer segstudio (schema {start}; this one knows {SCHEMA_VERSION}).",
-            path=folder,
-            fix="Update segstudio, or choose another workspace folder.",
-        )
-    for v in range(start, target):
+    """Upgrade the database to ``target``; returns the version it had. Each step commits on its own.
+
+    ``user_version`` is read inside ``BEGIN IMMEDIATE``: a version read before the write lock may be stale by
+    the time the lock is ours (another process created the tables meanwhile: "table meta already exists")."""
+    start: int | None = None
+    while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            v = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if start is None:
+                start = v
+            if v > SCHEMA_VERSION:
+                raise SegstudioError(
+                    f"The workspace was written by a newer segstudio (schema {v}; this one knows {SCHEMA_VERSION}).",
+                    path=folder,
+                    fix="Update segstudio, or choose another workspace folder.",
+                )
+            if v >= target:
+                conn.execute("COMMIT")
+                return start
             MIGRATIONS[v](conn, folder)
             conn.execute(f"PRAGMA user_version = {v + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         if v:
             log.info("workspace %s: schema upgraded %d -> %d", folder, v, v + 1)
-    return start
+
+
+# --- ids that are not valid UTF-8 ------------------------------------------------------------------------------
+
+
+def to_db(value: Any) -> Any:
+    """A query parameter SQLite can bind: a ``str`` with lone surrogates (``os.fsdecode`` of a non-UTF-8 name)
+    becomes the BLOB of its original bytes; anything else is passed through."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = b""
+    if not raw or raw.decode("utf-8", "surrogateescape") != value:
+        raise WorkspaceError(
+            f"The name {value!r} holds characters that are neither text nor a file-system byte.",
+            fix="Rename the file to valid UTF-8 text.",
+        )
+    return raw
+
+
+def from_db(value: Any) -> Any:
+    """The inverse of :func:`to_db` for a value read back."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _params(params: Sequence[Any] | Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(to_db(v) for v in params)
+
+
+def _row(r: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(from_db(v) for v in r)
+
+
+# --- errors ----------------------------------------------------------------------------------------------------
+
+
+#: beside ``workspace.sqlite`` after a query met a damaged page: the next open checks the whole file
+SUSPECT_MARK = "workspace.sqlite.suspect"
+
+
+class WorkspaceDamagedError(WorkspaceError):
+    """``workspace.sqlite`` is damaged (not SQLite, a corrupt page) or holds none of the work on disk."""
+
+
+_REBUILD_FIX = (
+    "Close and reopen the workspace: segstudio rebuilds it from the mask versions and the recovery journal "
+    "(the damaged file is kept beside it); or restore a backup of workspace.sqlite."
+)
+
+
+def db_error(err: sqlite3.Error, path: Path, *, action: str = "read") -> SegstudioError:
+    """Our error for an SQLite error met while doing ``action`` on the database at ``path``."""
+    code = getattr(err, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(err)
+    low = text.lower()
+    if primary == sqlite3.SQLITE_FULL or "disk is full" in low:
+        free = free_bytes(path.parent)
+        have = f"{free / 2**20:.1f} MiB free" if free is not None else "free space unknown"
+        return DiskFullError(
+            f"Cannot {action} the workspace database: the disk is full ({have} in {path.parent}; a few MiB needed). "
+            "What was saved before is intact.",
+            path=path,
+            fix=f"Free a few MiB on the disk holding {path.parent}, then try again.",
+        )
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in low or "not a database" in low:
+        return WorkspaceDamagedError(f"The workspace database is damaged ({text}).", path=path, fix=_REBUILD_FIX)
+    if primary == sqlite3.SQLITE_READONLY or "readonly" in low:
+        return ReadOnlyError(
+            f"Cannot {action} the workspace database: it is read-only ({text}).",
+            path=path,
+            fix=f"Make {path.parent} writable for this user, or open the workspace read-only.",
+        )
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return WorkspaceError(
+            f"The workspace database stayed locked by another process ({text}).",
+            path=path,
+            fix="Close the other segstudio (or script) using this workspace, then try again.",
+        )
+    if primary == sqlite3.SQLITE_IOERR:
+        free = free_bytes(path.parent)
+        if free is not None and free < 4 * 2**20:  # SQLite reports a write that hit ENOSPC as a plain I/O error
+            return db_error(sqlite3.OperationalError("database or disk is full"), path, action=action)
+    return WorkspaceError(
+        f"Cannot {action} the workspace database ({text}).",
+        path=path,
+        fix="Check the disk and that the folder is writable, then try again. If it persists: " + _REBUILD_FIX,
+    )
+
+
+# --- the store ----------------------------------------------------------------------------------------------------
+
+
+ErrorFactory = Callable[[sqlite3.Error, str], SegstudioError]
+
+
+class Cursor:
+    """Rows of one statement, with ids that were stored as BLOBs turned back into ``str``; errors are ours."""
+
+    def __init__(self, cur: sqlite3.Cursor, error: ErrorFactory) -> None:
+        self._cur = cur
+        self._error = error
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        try:
+            r = self._cur.fetchone()
+        except sqlite3.Error as e:
+            raise self._error(e, "read") from e
+        return None if r is None else _row(r)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        try:
+            rows = self._cur.fetchall()
+        except sqlite3.Error as e:
+            raise self._error(e, "read") from e
+        return [_row(r) for r in rows]
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+
+class Connection:
+    """A thread's connection inside :meth:`Database.write`: the statements of one transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, error: ErrorFactory) -> None:
+        self.raw = conn
+        self._error = error
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        try:
+            return Cursor(self.raw.execute(sql, _params(params)), self._error)
+        except sqlite3.Error as e:
+            raise self._error(e, "write") from e
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
+        try:
+            return Cursor(self.raw.executemany(sql, (_params(r) for r in rows)), self._error)
+        except sqlite3.Error as e:
+            raise self._error(e, "write") from e
 
 
 class Database:
-    """``workspace.sqlite`` in ``folder``: per-thread connections, serialised writes, migrated on open."""
+    """``workspace.sqlite`` in ``folder``: per-thread connections, serialised writes, migrated on open.
+
+    ``read_only``: opened with ``mode=ro`` (nothing is ever written, not even a WAL switch); :meth:`write`
+    raises :class:`ReadOnlyError` with ``read_only_reason``. ``memory``: a private in-memory database (shared by
+    this object's threads) standing in for a file that cannot be used (a read-only view of a damaged workspace,
+    rebuilt in memory; a workspace that does not exist yet where nothing can be written).
+    """
 
     FILE_NAME = "workspace.sqlite"
 
-    def __init__(self, folder: Path, *, busy_timeout_ms: int = 10000) -> None:
+    def __init__(
+        self, folder: Path, *, busy_timeout_ms: int = 10000, read_only: bool = False, memory: bool = False
+    ) -> None:
         self.folder = folder
         self.path = folder / self.FILE_NAME
+        self.memory = memory
+        self.read_only_reason: str | None = "opened read-only" if read_only else None
         self._busy_ms = busy_timeout_ms
         self._local = threading.local()
         self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._closed = False
+        self._keeper: sqlite3.Connection | None = None
+        self._uri: str | None = None
+        if memory:
+            # A named shared-cache memory database lives as long as one connection to it is open.
+            self._uri = f"file:segstudio-{secrets.token_hex(8)}?mode=memory&cache=shared"
+            self._keeper = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False)
+        elif read_only:
+            self._uri = f"file:{quote(str(self.path))}?mode=ro"
         conn = self.connection()
-        migrate(conn, folder)
+        if read_only and not memory:
+            have = self.schema_version()
+            if have != SCHEMA_VERSION:
+                self.close()
+                raise WorkspaceError(
+                    f"The workspace database has schema {have}; this segstudio reads {SCHEMA_VERSION}, and a "
+                    "read-only open cannot upgrade it.",
+                    path=self.path,
+                    fix="Open the workspace once for writing (close the other segstudio), or update segstudio.",
+                )
+            return
+        try:
+            migrate(conn, folder)
+        except sqlite3.Error as e:
+            self.close()
+            raise self._error(e, "set up") from e
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def read_only(self) -> bool:
+        return self.read_only_reason is not None
+
+    def set_read_only(self, reason: str) -> None:
+        """Refuse writes from now on (``reason`` goes into the error a write gets)."""
+        self.read_only_reason = reason
+
+    def _connect(self) -> sqlite3.Connection:
+        timeout = self._busy_ms / 1000
+        if self._uri is not None:
+            try:
+                conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=timeout)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                if self.memory:
+                    raise
+                # A WAL database in a folder nobody may write needs its -shm file, which cannot be made there:
+                # ``immutable`` reads the file as it stands (a snapshot; nobody can be writing it either).
+                conn = sqlite3.connect(
+                    f"file:{quote(str(self.path))}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                    check_same_thread=False, timeout=timeout,
+                )  # fmt: skip
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
+            return conn
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        # WAL + NORMAL survives any process crash (kill -9); only a power cut can undo the last commits.
+        # Mask files themselves are fsync'd, so the worst case is a version row to re-save, never a
+        # row pointing at a missing file.
+        conn.execute("PRAGMA synchronous = NORMAL" if mode == "wal" else "PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use, autocommit; transactions via :meth:`write`)."""
+        """This thread's raw connection (opened on first use, autocommit; transactions via :meth:`write`)."""
         if self._closed:
-            raise SegstudioError("The workspace is closed.", path=self.path, fix="Open the workspace again.")
+            raise WorkspaceError("The workspace is closed.", path=self.path, fix="Open the workspace again.")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000)
-                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                # WAL + NORMAL survives any process crash (kill -9); only a power cut can undo the last commits.
-                # Mask files themselves are fsync'd, so the worst case is a version row to re-save, never a
-                # row pointing at a missing file.
-                conn.execute("PRAGMA synchronous = NORMAL" if mode == "wal" else "PRAGMA synchronous = FULL")
-                conn.execute("PRAGMA foreign_keys = ON")
+                conn = self._connect()
             except sqlite3.Error as e:
-                raise SegstudioError(f"Cannot open the workspace database ({e}).", path=self.path, fix="Check that the folder is writable and the disk is not full.") from e
+                raise self._error(e, "open") from e
             self._local.conn = conn
             with self._all_lock:
                 # Threads that ended leave their connection behind; close those here so short-lived workers do
@@ -179,20 +412,45 @@ class Database:
             return len(self._all)
 
     def journal_mode(self) -> str:
-        return str(self.connection().execute("PRAGMA journal_mode").fetchone()[0])
+        return str(self.query("PRAGMA journal_mode")[0][0])
 
     def schema_version(self) -> int:
-        return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
+        return int(self.query("PRAGMA user_version")[0][0])
 
-    def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read query on this thread's connection."""
-        return self.connection().execute(sql, params).fetchall()
+        try:
+            rows = self.connection().execute(sql, _params(params)).fetchall()
+        except sqlite3.Error as e:
+            raise self._error(e, "read") from e
+        return [_row(r) for r in rows]
+
+    def check_writable(self) -> None:
+        """Raise :class:`ReadOnlyError` when writes are refused (call before writing a file the row will name)."""
+        if self.read_only_reason is not None:
+            raise ReadOnlyError(
+                f"The workspace is open read-only ({self.read_only_reason}); nothing was written.",
+                path=self.folder,
+                fix="Close the other segstudio using this workspace (or free the disk), then open it again.",
+            )
+
+    def _error(self, err: sqlite3.Error, action: str) -> SegstudioError:
+        """Our error for ``err``; a damaged file is also marked, so the next open checks it through and
+        rebuilds it (a full check at every open would cost time on every start)."""
+        out = db_error(err, self.path, action=action)
+        if isinstance(out, WorkspaceDamagedError) and not self.read_only and not self.memory:
+            try:
+                (self.folder / SUSPECT_MARK).touch()
+            except OSError as e:
+                log.warning("could not mark %s for a check: %s", self.path, e)
+        return out
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[Connection]:
         """One write transaction: commits when the block ends, rolls back on an exception."""
+        self.check_writable()
         with self._write_lock:
-            conn = self.connection()
+            conn = Connection(self.connection(), self._error)
             if conn.in_transaction:  # nested use inside one thread joins the outer transaction
                 yield conn
                 return
@@ -200,9 +458,18 @@ class Database:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.raw.execute("ROLLBACK")
+                except sqlite3.Error as e:  # a failed COMMIT/statement may already have ended the transaction
+                    log.debug("rollback after a failed write: %s", e)
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.raw.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.raw.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.raw.execute("ROLLBACK")
+                raise self._error(e, "write") from e
 
     def close(self) -> None:
         """Close every thread's connection; the WAL is checkpointed into the main file by the last close."""
@@ -213,4 +480,7 @@ class Database:
                 c.close()
             except sqlite3.Error as e:
                 log.warning("closing a workspace connection failed: %s", e)
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
         self._closed = True

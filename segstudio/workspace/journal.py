@@ -7,7 +7,12 @@ from the beginning (and the base mask is not needed). A clean save deletes the f
 
 File format — a sequence of frames ``b"SSJ1" | u32 payload length | u32 CRC-32 | payload`` (little endian),
 payload = ``u32 header length | JSON header | zlib data``. A frame torn by a kill mid-append fails its length
-or CRC check; replay stops there, losing only that last stroke.
+or CRC check; replay stops there, losing only that last stroke. An append that fails (a full disk) cuts the file
+back to where it was, so the strokes appended after the disk has room again stay reachable, and raises our
+error (``DiskFullError``) naming the file: the caller then knows the stroke is *not* journaled.
+
+One process writes a workspace's journals (the workspace lock); a read-only instance gets a journal whose every
+write raises ``ReadOnlyError`` and which deletes nothing, not even a journal without a header.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
-from segstudio.core.errors import SegstudioError
+from segstudio.core.errors import ReadOnlyError, SegstudioError, io_error
 from segstudio.workspace.locate import slug
 
 log = logging.getLogger(__name__)
@@ -112,19 +117,26 @@ class JournalWriter:
         self._fsync = fsync
         self._lock = threading.Lock()
         self._on_close = on_close
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frames, good = _scan(path) if path.exists() else ([], 0)
-        self._fd: int | None = self._open_fd(path)
-        if frames and frames[0][0].get("type") == "open":
-            self.base_version = int(frames[0][0]["base_version"])
-            self.seq = max(int(h.get("seq", 0)) for h, _ in frames)
-            # Cut a torn tail (a kill mid-append): records appended after it would be unreachable.
-            if os.fstat(self._fd).st_size > good:
-                os.ftruncate(self._fd, good)
-        else:
-            os.ftruncate(self._fd, 0)
-            self._write(self._fd, _frame(self._header()))
-            fsync_dir(path.parent)
+        self._fd: int | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frames, good = _scan(path) if path.exists() else ([], 0)
+            self._fd = self._open_fd(path)
+            if frames and frames[0][0].get("type") == "open":
+                self.base_version = int(frames[0][0]["base_version"])
+                self.seq = max(int(h.get("seq", 0)) for h, _ in frames)
+                # Cut a torn tail (a kill mid-append): records appended after it would be unreachable.
+                if os.fstat(self._fd).st_size > good:
+                    os.ftruncate(self._fd, good)
+            else:
+                os.ftruncate(self._fd, 0)
+                self._write(self._fd, _frame(self._header()))
+                fsync_dir(path.parent)
+        except OSError as e:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            raise io_error(e, path, action="start the recovery journal") from e
 
     @staticmethod
     def _open_fd(path: Path) -> int:
@@ -145,8 +157,19 @@ class JournalWriter:
         with self._lock:
             if self._fd is None:
                 raise SegstudioError("The recovery journal is closed.", path=self.path)
+            frame = _frame({**header, "seq": self.seq + 1}, data)
+            start = os.fstat(self._fd).st_size
+            try:
+                self._write(self._fd, frame)
+            except OSError as e:
+                # A part-written frame would hide every later one from replay: cut it off (shrinking a file
+                # needs no space). The stroke is not journaled, and the error says so.
+                try:
+                    os.ftruncate(self._fd, start)
+                except OSError as e2:
+                    log.warning("could not cut a failed append off %s: %s", self.path, e2)
+                raise io_error(e, self.path, action="journal the last stroke in", needed=len(frame)) from e
             self.seq += 1
-            self._write(self._fd, _frame({**header, "seq": self.seq}, data))
             return self.seq
 
     @property
@@ -209,6 +232,8 @@ def _unlink(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         return
+    except OSError as e:
+        raise io_error(e, path, action="remove") from e
     fsync_dir(path.parent)
 
 
@@ -254,11 +279,20 @@ def replay(path: Path, *, base: np.ndarray | None) -> np.ndarray:
 class RecoveryJournal:
     """The journals of one workspace (``<workspace>/journal/``)."""
 
-    def __init__(self, folder: Path, *, fsync: bool = True) -> None:
+    def __init__(self, folder: Path, *, fsync: bool = True, read_only: bool = False) -> None:
         self.folder = folder
         self._fsync = fsync
+        self.read_only = read_only
         self._writers: dict[str, JournalWriter] = {}
         self._writers_lock = threading.Lock()
+
+    def _check_writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(
+                f"The workspace is open read-only: cannot {what}; nothing was written.",
+                path=self.folder,
+                fix="Close the other segstudio using this workspace (or free the disk), then open it again.",
+            )
 
     def path_for(self, sample_id: str) -> Path:
         return self.folder / f"{slug(sample_id)}.journal"
@@ -268,6 +302,7 @@ class RecoveryJournal:
     ) -> JournalWriter:
         """Start journaling edits of ``sample_id``. ``resume=True`` appends to a journal just restored from;
         otherwise an old journal of the sample is replaced (its work was declined or saved)."""
+        self._check_writable("journal unsaved edits")
         with self._writers_lock:
             old = self._writers.pop(sample_id, None)
         if old is not None:
@@ -292,6 +327,7 @@ class RecoveryJournal:
 
         With a writer open on the sample the journal is rebased onto the new version (newer records kept);
         otherwise the journal is deleted: a clean save leaves nothing to recover."""
+        self._check_writable("clear the recovery journal")
         with self._writers_lock:
             w = self._writers.get(sample_id)
         if w is not None and w.is_open:
@@ -328,6 +364,8 @@ class RecoveryJournal:
             log.warning("cannot read journal %s: %s", p, e)
             return None
         if not frames or frames[0][0].get("type") != "open":
+            if self.read_only:
+                return None
             log.warning("journal %s has no header; removing it", p)
             _unlink(p)
             return None
@@ -352,6 +390,7 @@ class RecoveryJournal:
 
     def discard(self, sample_id: str) -> None:
         """Throw the sample's unsaved work away (closing its writer, if one is open here)."""
+        self._check_writable("discard unsaved edits")
         with self._writers_lock:
             w = self._writers.pop(sample_id, None)
         if w is not None:

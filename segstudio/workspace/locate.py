@@ -60,7 +60,9 @@ def is_writable_dir(folder: Path) -> bool:
 
 def slug(text: str, *, limit: int = 48) -> str:
     """A file-name-safe, readable, collision-free name for ``text`` (tail of the text + 10 hex of its SHA-1)."""
-    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+    # surrogatepass: a non-UTF-8 file name (lone surrogates from os.fsdecode) still gets its own stable slug;
+    # valid text encodes exactly as before, so existing folders keep their names
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[-limit:]
     return f"{readable}-{digest}" if readable else digest
 

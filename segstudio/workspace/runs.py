@@ -39,6 +39,7 @@ class RunStore:
                 f"Run id {rid!r} is not a plain folder name.", fix="Use letters, digits, '.', '_' and '-' only, not starting with '.'."
             )
         text = json.dumps(config, indent=2, sort_keys=True)
+        self._db.check_writable()
         atomic_write_text(self.folder / rid / "config.json", text)
         with self._db.write() as conn:
             conn.execute(

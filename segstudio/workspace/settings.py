@@ -110,8 +110,9 @@ def settings_from_dict(raw: dict[str, Any]) -> WorkspaceSettings:
     return WorkspaceSettings(version=max(v, SETTINGS_VERSION), extra=extra, **values)
 
 
-def load_workspace_settings(folder: Path) -> WorkspaceSettings:
-    """``<folder>/workspace.json``, or defaults when missing (or damaged — then it is set aside)."""
+def load_workspace_settings(folder: Path, *, read_only: bool = False) -> WorkspaceSettings:
+    """``<folder>/workspace.json``, or defaults when missing (or damaged — then it is set aside, unless
+    ``read_only``: a read-only workspace writes nothing)."""
     p = folder / FILE_NAME
     try:
         text = p.read_text(encoding="utf-8")
@@ -123,8 +124,14 @@ def load_workspace_settings(folder: Path) -> WorkspaceSettings:
             raise ValueError("not a JSON object")
     except ValueError as e:
         bad = p.with_name(p.name + ".bad")
+        if read_only:
+            log.warning("workspace settings %s are damaged (%s); using defaults", p, e)
+            return WorkspaceSettings()
         log.warning("workspace settings %s are damaged (%s); kept as %s, using defaults", p, e, bad)
-        os.replace(p, bad)
+        try:
+            os.replace(p, bad)
+        except OSError as err:
+            log.warning("could not set %s aside: %s", p, err)
         return WorkspaceSettings()
     return settings_from_dict(raw)
 

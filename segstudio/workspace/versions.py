@@ -1,20 +1,27 @@
 """Versioned masks per sample: every save is a new lossless file; nothing is overwritten, GT never touched.
 
-Order of a save: the file is written atomically first, then its row is committed. A crash in between leaves an
-orphan file that the next save of that version number replaces; the database never points at a missing or
-half-written file.
+Order of a save: the file is created (create-only: complete, or not there) first, then its row is committed. A
+crash in between leaves an orphan file; the next save skips its number (it takes one past both the database's
+highest version and the highest file on disk), so no file is ever replaced — not even when the database was
+lost and a new one knows none of the versions. The database never points at a missing or half-written file.
+
+Versions describe themselves: the first save of a sample writes ``masks/<slug>/sample.json`` (create-only)
+with the sample id, which the slug (a readable tail plus a hash) cannot give back; a lost database is rebuilt
+from these (``segstudio.workspace.rebuild``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.atomic import FileExistsSegstudioError, atomic_create_bytes
 from segstudio.core.errors import SegstudioError
 from segstudio.workspace.db import Database
 from segstudio.workspace.events import WorkspaceEvents
@@ -25,6 +32,54 @@ from segstudio.workspace.records import MaskSource, MaskVersion
 log = logging.getLogger(__name__)
 
 _COLS = "sample_id, version, path, time, source, author, note, dtype, shape, sha256, parent"
+
+#: a version file's name: ``v`` + at least four digits + ``.png`` or ``.npz``
+VERSION_FILE = re.compile(r"v(\d{4,})\.(png|npz)")
+#: the file in a sample's version folder that names the sample
+SAMPLE_FILE = "sample.json"
+
+
+def versions_on_disk(folder: Path) -> dict[int, Path]:
+    """The version files in one sample's folder, by number (whatever the database says)."""
+    out: dict[int, Path] = {}
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError:
+        return out
+    for name in names:
+        m = VERSION_FILE.fullmatch(name)
+        if m:
+            out[int(m.group(1))] = folder / name
+    return out
+
+
+def read_sample_file(folder: Path) -> str | None:
+    """The sample id recorded in ``folder/sample.json`` (``None``: none, or unreadable)."""
+    try:
+        d = json.loads((folder / SAMPLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    sid = d.get("sample_id") if isinstance(d, dict) else None
+    return sid if isinstance(sid, str) else None
+
+
+def write_sample_file(folder: Path, sample_id: str) -> None:
+    """Name the sample in its version folder, once (create-only; an existing file naming it is kept)."""
+    if (folder / SAMPLE_FILE).exists():
+        found = read_sample_file(folder)
+        if found is not None and found != sample_id:
+            raise SegstudioError(
+                f"The version folder of {sample_id!r} is named after another sample, {found!r}.",
+                path=folder / SAMPLE_FILE,
+                fix="Move that folder out of masks/ and reopen the workspace (it is rebuilt from the files).",
+            )
+        return
+    # ensure_ascii escapes lone surrogates (a non-UTF-8 file name) as \udcXX, which json.loads gives back
+    data = json.dumps({"sample_id": sample_id, "format": 1}) + "\n"
+    try:
+        atomic_create_bytes(folder / SAMPLE_FILE, data.encode("ascii"))
+    except FileExistsSegstudioError:
+        pass  # a concurrent first save wrote it; the check above runs again on the next save
 
 
 class VersionStore:
@@ -67,11 +122,24 @@ class VersionStore:
         # must not wait that long to record a review while a worker autosaves.
         data, suffix = encode_mask(mask)
         digest = hashlib.sha256(data).hexdigest()
+        folder = self.storage_path(sample_id)
         with self._db.write() as conn:
             row = conn.execute("SELECT MAX(version) FROM mask_versions WHERE sample_id=?", (sample_id,)).fetchone()
-            version = int(row[0] or 0) + 1
-            path = self.folder / "masks" / slug(sample_id) / f"v{version:04d}{suffix}"
-            atomic_write_bytes(path, data)
+            on_disk = versions_on_disk(folder)
+            version = max(int(row[0] or 0) if row else 0, max(on_disk, default=0)) + 1
+            write_sample_file(folder, sample_id)  # also names the folders of workspaces older than this file
+            for _ in range(100):
+                path = folder / f"v{version:04d}{suffix}"
+                try:
+                    atomic_create_bytes(path, data)
+                    break
+                except FileExistsSegstudioError:
+                    # another suffix of this number, or a file that appeared since the listing: never replace it
+                    log.warning("mask version file %s already exists; saving as the next version", path)
+                    version += 1
+            else:
+                raise SegstudioError(f"No free version number for {sample_id!r}.", path=folder,
+                                     fix="Move stray files out of this folder, then save again.")  # fmt: skip
             rec = MaskVersion(
                 sample_id=sample_id,
                 version=version,

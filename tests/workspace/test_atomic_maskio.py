@@ -11,7 +11,7 @@ import pytest
 
 from segstudio.core import atomic
 from segstudio.core.atomic import atomic_write_bytes
-from segstudio.core.errors import SegstudioError
+from segstudio.core.errors import DiskFullError, SegstudioError
 from segstudio.workspace.maskio import read_mask, write_mask
 
 
@@ -37,8 +37,9 @@ def test_failure_mid_write_leaves_old_file_intact(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(atomic, "_CHUNK", 16)
     monkeypatch.setattr(atomic.os, "write", disk_full_after_first_chunk)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DiskFullError, match="disk is full") as info:
         atomic_write_bytes(p, b"B" * 100)
+    assert info.value.path == p and "free" in str(info.value)
     assert calls["n"] == 2  # it really failed part-way, after writing a chunk
     monkeypatch.undo()
     assert p.read_bytes() == b"A" * 100

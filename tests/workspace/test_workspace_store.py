@@ -126,7 +126,8 @@ def test_multilabel_versions_and_latest_all(ws: Workspace) -> None:
     assert ws.versions.corrected_ids() == {"hand.png", "other.png"}
 
 
-def test_gt_files_are_never_touched(tmp_path: Path) -> None:
+def test_gt_files_are_never_touched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGSTUDIO_WORKSPACE_HOME", raising=False)  # the sibling workspace is what is tested here
     data = tmp_path / "ds"
     (data / "masks").mkdir(parents=True)
     gt_path = data / "masks" / "a.png"
