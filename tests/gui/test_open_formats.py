@@ -93,10 +93,11 @@ def test_a_broken_mask_is_reported_and_the_rest_opens(window: MainWindow, tmp_pa
 
 
 def test_opening_a_workspace_opens_its_dataset_with_format_and_predictions(window: MainWindow, qtbot, tmp_path,
-                                                                           sample_dataset_path) -> None:
+                                                                           sample_dataset_path, monkeypatch) -> None:
     """The MIME association hands a ``<dataset>.segstudio`` folder (or its workspace.sqlite) to ``segstudio``."""
     import cv2
 
+    monkeypatch.delenv("SEGSTUDIO_WORKSPACE_HOME")  # this test is about the workspace beside the dataset
     data = tmp_path / "lungs"
     shutil.copytree(sample_dataset_path, data)
     preds = tmp_path / "preds"
