@@ -301,7 +301,8 @@ class Database:
     """``workspace.sqlite`` in ``folder``: per-thread connections, serialised writes, migrated on open.
 
     ``read_only``: opened with ``mode=ro`` (nothing is ever written, not even a WAL switch); :meth:`write`
-    raises :class:`ReadOnlyError` with ``read_only_reason``. ``memory``: a private in-memory database (shared by
+    raises :class:`ReadOnlyError` with ``read_only_reason``; ``snapshot`` also reads the file as it stands
+    (``immutable``: for a folder nobody may write). ``memory``: a private in-memory database (shared by
     this object's threads) standing in for a file that cannot be used (a read-only view of a damaged workspace,
     rebuilt in memory; a workspace that does not exist yet where nothing can be written).
     """
@@ -309,7 +310,13 @@ class Database:
     FILE_NAME = "workspace.sqlite"
 
     def __init__(
-        self, folder: Path, *, busy_timeout_ms: int = 10000, read_only: bool = False, memory: bool = False
+        self,
+        folder: Path,
+        *,
+        busy_timeout_ms: int = 10000,
+        read_only: bool = False,
+        memory: bool = False,
+        snapshot: bool = False,
     ) -> None:
         self.folder = folder
         self.path = folder / self.FILE_NAME
@@ -328,7 +335,9 @@ class Database:
             self._uri = f"file:segstudio-{secrets.token_hex(8)}?mode=memory&cache=shared"
             self._keeper = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False)
         elif read_only:
-            self._uri = f"file:{quote(str(self.path))}?mode=ro"
+            # snapshot: the folder is not writable, so nobody writes the file; reading it as it stands also
+            # keeps SQLite from making -wal/-shm files there (root may, where the mode bits say "read-only")
+            self._uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if snapshot else "")
         conn = self.connection()
         if read_only and not memory:
             have = self.schema_version()

@@ -102,9 +102,11 @@ def work_on_disk(folder: Path) -> bool:
     return _has_version_files(folder) or bool(_journals(folder))
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
+def _connect_ro(path: Path, *, snapshot: bool = False) -> sqlite3.Connection:
     """A read-only connection that writes nothing; falls back to reading the file as it stands (``immutable``)
-    where its WAL index cannot be opened (a read-only folder)."""
+    where its WAL index cannot be opened (a read-only folder), or reads it so at once with ``snapshot``."""
+    if snapshot:
+        return sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True, isolation_level=None)
     try:
         conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, isolation_level=None)
         conn.execute("PRAGMA user_version").fetchone()
@@ -117,9 +119,10 @@ def _is_damage(err: sqlite3.Error) -> bool:
     return isinstance(db_error(err, Path("x")), WorkspaceDamagedError)
 
 
-def assess(folder: Path) -> str | None:
+def assess(folder: Path, *, snapshot: bool = False) -> str | None:
     """Why ``workspace.sqlite`` in ``folder`` cannot be trusted (a phrase: "is empty (0 bytes)"), or ``None``
-    when it is sound or absent with nothing to account for (a new workspace). Writes nothing."""
+    when it is sound or absent with nothing to account for (a new workspace). Writes nothing (``snapshot``: not
+    even SQLite's -shm file, for a folder nobody may write)."""
     path = _db_path(folder)
     try:
         size = path.stat().st_size
@@ -139,7 +142,7 @@ def assess(folder: Path) -> str | None:
         if head != _MAGIC:
             return "is not an SQLite database"
     try:
-        conn = _connect_ro(path)
+        conn = _connect_ro(path, snapshot=snapshot)
     except sqlite3.Error as e:
         if _is_damage(e):
             return f"is damaged ({e})"
@@ -188,14 +191,14 @@ class _Plan:
 _VERSION_COLS = ("sample_id", "version", "path", "time", "source", "author", "note", "dtype", "shape", "sha256", "parent")
 
 
-def _salvage(path: Path) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+def _salvage(path: Path, *, snapshot: bool = False) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
     """Every row that can still be read from a damaged database, per table (a table stops at its first bad
     page; what came before it is kept)."""
     out: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
     if not path.exists() or path.stat().st_size == 0:
         return out
     try:
-        conn = _connect_ro(path)
+        conn = _connect_ro(path, snapshot=snapshot)
     except sqlite3.Error as e:
         log.warning("nothing can be salvaged from %s: %s", path, e)
         return out
@@ -232,9 +235,9 @@ def _journal_ids(folder: Path) -> dict[str, str]:
     return out
 
 
-def _plan(folder: Path, *, sample_ids: Iterable[str] | None, salvage_from: Path | None) -> _Plan:
+def _plan(folder: Path, *, sample_ids: Iterable[str] | None, salvage_from: Path | None, snapshot: bool = False) -> _Plan:
     plan = _Plan()
-    salvaged = _salvage(salvage_from) if salvage_from is not None else {}
+    salvaged = _salvage(salvage_from, snapshot=snapshot) if salvage_from is not None else {}
     old_versions: dict[tuple[str, int], dict[str, Any]] = {}
     names: dict[str, Any] = {}  # version folder name -> sample id (str, or the bytes of a non-UTF-8 one)
     if "mask_versions" in salvaged:
@@ -410,7 +413,7 @@ def rebuild_in_memory(db: Database, *, reason: str, sample_ids: Iterable[str] | 
     if not db.memory:
         raise WorkspaceError("An in-memory rebuild needs an in-memory database.", path=db.path)
     path = _db_path(db.folder)
-    plan = _plan(db.folder, sample_ids=sample_ids, salvage_from=path if path.exists() else None)
+    plan = _plan(db.folder, sample_ids=sample_ids, salvage_from=path if path.exists() else None, snapshot=True)
     try:
         reviews = _fill(db.connection(), plan)
     except sqlite3.Error as e:

@@ -191,10 +191,11 @@ class Workspace:
         if not self.folder.is_dir():
             raise WorkspaceError("There is no workspace in this folder.", path=self.folder,
                                  fix="Open the workspace writable once, or choose another folder.")  # fmt: skip
-        reason = assess(self.folder)
+        snapshot = not is_writable_dir(self.folder)
+        reason = assess(self.folder, snapshot=snapshot)
         db_file = self.folder / Database.FILE_NAME
         if reason is None and db_file.exists():
-            db = Database(self.folder, read_only=True)
+            db = Database(self.folder, read_only=True, snapshot=snapshot)
         else:
             # nothing usable on disk (no database yet, or a damaged one nobody may rebuild here): a view in memory
             db = Database(self.folder, memory=True)
