@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -22,6 +23,32 @@ from segstudio.core.errors import SegstudioError, UnknownKeyError
 
 class ConfigError(SegstudioError):
     """A configuration value is invalid (bad type, out of range, inconsistent with the dataset)."""
+
+
+# Limits of a config (docs/training.md): beyond them a run would ask for more memory than any machine has, so a
+# hostile or mistyped file is refused with the field named instead of trying to allocate terabytes.
+#: largest ``data.image_size`` (pixels per side of the square the network sees)
+MAX_IMAGE_SIZE = 4096
+#: largest ``data.batch_size``, and the most pixels one batch may hold (batch_size * image_size**2)
+MAX_BATCH_SIZE = 1024
+MAX_BATCH_PIXELS = 2**28
+#: most output channels / classes a model is built with
+MAX_CLASSES = 1024
+MAX_EPOCHS = 100_000
+MAX_WORKERS = 64
+MAX_CACHE_MB = 1 << 20
+MAX_FOLDS = 100
+#: free-form parameter objects (``model.params``, loss term ``params``): nesting, items, and numbers in them
+MAX_PARAMS_DEPTH = 4
+MAX_PARAMS_ITEMS = 64
+MAX_PARAM_NUMBER = 4096
+#: longest string value (names, split names, encoders)
+MAX_TEXT = 256
+#: largest config file read (a run config is a few KiB)
+MAX_CONFIG_BYTES = 4 << 20
+_INT_LIMIT = 2**63 - 1
+#: encoder names: an smp name or ``tu-`` + a timm name — never a path
+ENCODER_NAME = re.compile(r"(tu-)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -148,6 +175,9 @@ class TrainConfig:
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> TrainConfig:
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"A training config must be a JSON object, not {type(d).__name__}.",
+                              fix="Start from a run's train_config.json or a recipe.")
         cfg = _from_dict(TrainConfig, d, "")
         validate(cfg)
         return cfg
@@ -157,20 +187,73 @@ class TrainConfig:
 
     @staticmethod
     def load(path: str | Path) -> TrainConfig:
+        """Read a run config (or a checkpoint's ``config.json``); every problem is a ``ConfigError`` naming the
+        file (an unknown key an ``UnknownKeyError`` naming it too)."""
         p = Path(path)
-        try:
-            raw = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("The config file does not exist.", path=p, fix="Check the path.") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"The config file is not valid JSON ({e}).", path=p, fix="Fix the JSON syntax.") from None
+        raw = read_json_document(p, error=ConfigError, what="config file")
         # a checkpoint's config.json nests the train config
-        if "train" in raw and "model" not in raw:
+        if isinstance(raw, Mapping) and "train" in raw and "model" not in raw:
             raw = raw["train"]
-        return TrainConfig.from_dict(raw)
+        try:
+            return TrainConfig.from_dict(raw)
+        except SegstudioError as e:
+            raise locate(e, p) from None
 
     def with_overrides(self, assignments: Iterable[str]) -> TrainConfig:
         return apply_overrides(self, assignments)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reading JSON documents safely
+
+
+def locate(err: SegstudioError, path: Path) -> SegstudioError:
+    """``err`` with ``path`` as its file, when it names none yet (the message is rendered again)."""
+    if err.path is None:
+        err.path = Path(path)
+        if isinstance(err, UnknownKeyError):  # its str() is the message alone
+            err.message = f"{err.message} File: {path}"
+        err.args = (err._render(),)
+    return err
+
+
+def read_json_document(path: Path, *, error: type[SegstudioError], what: str,
+                       max_bytes: int = MAX_CONFIG_BYTES) -> Any:
+    """A JSON file parsed with ``json`` only; a missing, unreadable, oversized, non-UTF-8, truncated or
+    absurdly nested file raises ``error`` naming the file and the fix."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise error(f"The {what} is {size / 2**20:.1f} MiB; a segstudio {what} is a few KiB.", path=path,
+                        fix="Point to the right file.")
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise error(f"The {what} does not exist.", path=path, fix="Check the path.") from None
+    except IsADirectoryError:
+        raise error(f"The {what} path is a folder, not a file.", path=path, fix="Give the JSON file.") from None
+    except OSError as e:
+        raise error(f"Cannot read the {what} ({e.strerror or e}).", path=path,
+                    fix="Check that the file is readable.") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"The {what} is not UTF-8 text (is it a binary file?).", path=path,
+                    fix="Point to the JSON file.") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise error(f"The {what} is not valid JSON ({e}); it may be truncated.", path=path,
+                    fix="Fix the JSON syntax, or restore the file.") from None
+    except ValueError as e:  # NaN / Infinity, or an integer with thousands of digits
+        raise error(f"The {what} holds an invalid number ({e}).", path=path, fix="Use finite numbers.") from None
+    except RecursionError:
+        raise error(f"The {what} is nested too deeply to be a segstudio {what}.", path=path,
+                    fix="Point to the right file.") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -196,7 +279,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"Config key {where!r} must be an object, got {value!r}.")
+            raise ConfigError(f"Config key {where!r} must be an object, got {_short(value)}.")
         return _from_dict(tp, value, where + ".")
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -210,19 +293,22 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 return _coerce(a, value, where)
             except (ConfigError, TypeError, ValueError) as e:
                 errors.append(str(e))
-        raise ConfigError(f"Config key {where!r}: {value!r} fits none of {tp}.")
+        raise ConfigError(f"Config key {where!r}: {_short(value)} fits none of {tp}.")
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"Config key {where!r} must be a list, got {value!r}.")
+            raise ConfigError(f"Config key {where!r} must be a list, got {_short(value)}.")
+        if len(value) > MAX_CLASSES:
+            raise ConfigError(f"Config key {where!r} has {len(value)} items; at most {MAX_CLASSES} are allowed.")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(args[0], v, where) for v in value)
         if len(args) != len(value):
-            raise ConfigError(f"Config key {where!r} must have {len(args)} items, got {value!r}.")
+            raise ConfigError(f"Config key {where!r} must have {len(args)} items, got {_short(value)}.")
         return tuple(_coerce(a, v, where) for a, v in zip(args, value, strict=True))
     if origin in (Mapping, dict) or tp is Mapping:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"Config key {where!r} must be an object, got {value!r}.")
+            raise ConfigError(f"Config key {where!r} must be an object, got {_short(value)}.")
+        _check_params(value, where)
         return dict(value)
     if tp is Any:
         return value
@@ -233,27 +319,81 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"Config key {where!r} must be true or false, got {value!r}.")
     if tp is int:
+        return _to_int(value, where)
+    if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"Config key {where!r} must be an integer, got {value!r}.")
+            raise ConfigError(f"Config key {where!r} must be a number, got {_short(value)}.")
         try:
             f = float(value)
-        except ValueError:
-            raise ConfigError(f"Config key {where!r} must be an integer, got {value!r}.") from None
-        if f != int(f):
-            raise ConfigError(f"Config key {where!r} must be an integer, got {value!r}.")
-        return int(f)
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"Config key {where!r} must be a number, got {value!r}.")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"Config key {where!r} must be a number, got {value!r}.") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"Config key {where!r} must be a number, got {_short(value)}.") from None
+        if not math.isfinite(f):
+            raise ConfigError(f"Config key {where!r} must be a finite number, got {_short(value)}.")
+        return f
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"Config key {where!r} must be a string, got {value!r}.")
+            raise ConfigError(f"Config key {where!r} must be a string, got {_short(value)}.")
+        if len(value) > MAX_TEXT or "\x00" in value:
+            raise ConfigError(f"Config key {where!r} must be a short string (at most {MAX_TEXT} characters).")
         return value
     return value
+
+
+def _short(value: Any) -> str:
+    """``repr`` of a config value, cut short (a hostile value may be megabytes or nested thousands deep)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _to_int(value: Any, where: str) -> int:
+    bad = ConfigError(f"Config key {where!r} must be an integer, got {_short(value)}.")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise bad
+    if isinstance(value, int):
+        n = value
+    else:
+        try:
+            f = float(value)
+        except (ValueError, OverflowError):
+            raise bad from None
+        if not math.isfinite(f) or f != math.floor(f):
+            raise bad
+        n = int(f)
+    if abs(n) > _INT_LIMIT:
+        raise ConfigError(f"Config key {where!r} is out of range: {_short(value)}.")
+    return n
+
+
+def _check_params(value: Any, where: str, depth: int = 0) -> None:
+    """Free-form parameters stay small: plain JSON, shallow, few items, numbers a network can be built with."""
+    if depth > MAX_PARAMS_DEPTH:
+        raise ConfigError(f"Config key {where!r} is nested more than {MAX_PARAMS_DEPTH} levels deep.")
+    if isinstance(value, Mapping):
+        if len(value) > MAX_PARAMS_ITEMS:
+            raise ConfigError(f"Config key {where!r} has more than {MAX_PARAMS_ITEMS} entries.")
+        for k, v in value.items():
+            if not isinstance(k, str) or len(k) > MAX_TEXT:
+                raise ConfigError(f"Config key {where!r} has a key that is not a short string.")
+            _check_params(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list | tuple):
+        if len(value) > MAX_PARAMS_ITEMS:
+            raise ConfigError(f"Config key {where!r} has more than {MAX_PARAMS_ITEMS} items.")
+        for v in value:
+            _check_params(v, where, depth + 1)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > MAX_PARAM_NUMBER:
+            raise ConfigError(f"Config key {where!r} holds {_short(value)}; numbers here must be finite and "
+                              f"at most {MAX_PARAM_NUMBER} in size.")
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ConfigError(f"Config key {where!r} holds a string longer than {MAX_TEXT} characters.")
+    else:
+        raise ConfigError(f"Config key {where!r} holds a {type(value).__name__}, which is not plain JSON.")
 
 
 def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
@@ -262,7 +402,7 @@ def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
     kwargs = {}
     for k, v in d.items():
         if k not in names:
-            raise UnknownKeyError("config key", prefix + k, [prefix + n for n in names])
+            raise UnknownKeyError("config key", _short(prefix + str(k)).strip("'\""), [prefix + n for n in names])
         if cls is LossConfig and k == "terms" and isinstance(v, str):
             kwargs[k] = parse_loss_expression(v)
             continue
@@ -283,7 +423,14 @@ def parse_loss_expression(expr: str) -> tuple[LossTerm, ...]:
                 f"Cannot read loss term {part.strip()!r} in {expr!r}.",
                 fix="Write terms as WEIGHT*NAME joined by '+', e.g. 0.5*ce+0.5*dice.",
             )
-        terms.append(LossTerm(m["name"].lower(), float(m["w"]) if m["w"] else 1.0))
+        try:
+            w = float(m["w"]) if m["w"] else 1.0
+        except ValueError:
+            w = math.nan
+        if not math.isfinite(w):
+            raise ConfigError(f"Loss term {part.strip()!r} has no valid finite weight.",
+                              fix="Write terms as WEIGHT*NAME joined by '+', e.g. 0.5*ce+0.5*dice.")
+        terms.append(LossTerm(m["name"].lower(), w))
     return tuple(terms)
 
 
@@ -358,6 +505,9 @@ MODES = ("auto", "binary", "multiclass", "multilabel")
 NORMALIZATIONS = ("imagenet", "unit", "zscore")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "poly", "onecycle", "constant")
+#: ``model.params`` keys that would bypass the checked fields (the encoder name above all)
+RESERVED_MODEL_PARAMS = frozenset({"arch", "encoder_name", "encoder_weights", "encoder_depth", "in_channels",
+                                   "classes", "aux_params"})
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -370,24 +520,59 @@ def validate(cfg: TrainConfig) -> None:
         raise UnknownKeyError("optimizer", cfg.optim.name, OPTIMIZERS)
     if cfg.schedule.name not in SCHEDULES:
         raise UnknownKeyError("schedule", cfg.schedule.name, SCHEDULES)
+    d, m, o, sc = cfg.data, cfg.model, cfg.optim, cfg.schedule
     checks = [
-        (cfg.epochs >= 1, "epochs must be at least 1"),
-        (cfg.save_every >= 1, "save_every must be at least 1"),
-        (cfg.data.image_size >= 16 and cfg.data.image_size % 16 == 0, "image_size must be a multiple of 16, at least 16"),
-        (cfg.data.batch_size >= 1, "batch_size must be at least 1"),
-        (0.0 <= cfg.data.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
-        (cfg.data.folds == 0 or (cfg.data.folds >= 2 and 0 <= cfg.data.fold < cfg.data.folds), "fold must be in [0, folds)"),
-        (cfg.optim.lr > 0, "lr must be positive"),
-        (cfg.model.in_channels in (1, 3), "in_channels must be 1 or 3"),
-        (0.0 <= cfg.swa_start < 1.0, "swa_start must be in [0, 1)"),
-        (len(cfg.loss.terms) >= 1, "the loss needs at least one term"),
-        (0.0 <= cfg.augment.cutmix_p <= 1.0 and 0.0 <= cfg.augment.copy_paste_p <= 1.0, "mixing probabilities must be in [0, 1]"),
+        (1 <= cfg.epochs <= MAX_EPOCHS, f"epochs must be 1..{MAX_EPOCHS}", "epochs"),
+        (1 <= cfg.save_every <= MAX_EPOCHS, f"save_every must be 1..{MAX_EPOCHS}", "save_every"),
+        (0 <= cfg.early_stopping <= MAX_EPOCHS, f"early_stopping must be 0..{MAX_EPOCHS} (0 = never)", "early_stopping"),
+        (0 <= cfg.max_steps_per_epoch <= _INT_LIMIT,
+         "max_steps_per_epoch must be 0 (the whole training split) or a positive number of steps",
+         "max_steps_per_epoch"),
+        (16 <= d.image_size <= MAX_IMAGE_SIZE and d.image_size % 16 == 0,
+         f"image_size must be a multiple of 16 from 16 to {MAX_IMAGE_SIZE}", "data.image_size"),
+        (1 <= d.batch_size <= MAX_BATCH_SIZE, f"batch_size must be 1..{MAX_BATCH_SIZE}", "data.batch_size"),
+        (d.batch_size * d.image_size**2 <= MAX_BATCH_PIXELS,
+         f"batch_size x image_size² must be at most {MAX_BATCH_PIXELS} pixels (e.g. 256 images of 1024²)",
+         "data.batch_size"),
+        (0 <= d.num_workers <= MAX_WORKERS, f"num_workers must be 0..{MAX_WORKERS}", "data.num_workers"),
+        (0 <= d.cache_mb <= MAX_CACHE_MB, f"cache_mb must be 0..{MAX_CACHE_MB}", "data.cache_mb"),
+        (0.0 <= d.val_fraction < 1.0, "val_fraction must be in [0, 1)", "data.val_fraction"),
+        (0 <= d.folds <= MAX_FOLDS and d.folds != 1, f"folds must be 0 (off) or 2..{MAX_FOLDS}", "data.folds"),
+        (d.folds == 0 or 0 <= d.fold < d.folds, "fold must be in [0, folds)", "data.fold"),
+        (0 < o.lr <= 10.0, "lr must be positive (and at most 10)", "optim.lr"),
+        (0.0 <= o.weight_decay <= 10.0, "weight_decay must be in [0, 10]", "optim.weight_decay"),
+        (0.0 <= o.momentum <= 1.0, "momentum must be in [0, 1]", "optim.momentum"),
+        (0.0 <= o.grad_clip <= 1e6, "grad_clip must be 0 (off) or positive", "optim.grad_clip"),
+        (0.0 <= sc.warmup_epochs <= MAX_EPOCHS, "warmup_epochs must be 0 or positive", "schedule.warmup_epochs"),
+        (0.0 <= sc.min_lr_ratio <= 1.0, "min_lr_ratio must be in [0, 1]", "schedule.min_lr_ratio"),
+        (0.0 <= sc.power <= 100.0, "power must be in [0, 100]", "schedule.power"),
+        (m.in_channels in (1, 3), "in_channels must be 1 or 3", "model.in_channels"),
+        (m.encoder_depth is None or 1 <= m.encoder_depth <= 5, "encoder_depth must be null or 1..5",
+         "model.encoder_depth"),
+        (m.thresholds is None or all(0.0 <= t <= 1.0 for t in m.thresholds), "thresholds must be in [0, 1]",
+         "model.thresholds"),
+        (ENCODER_NAME.fullmatch(m.encoder) is not None and ".." not in m.encoder,
+         "encoder must be an encoder name (letters, digits, '_', '.', '-'; 'tu-' for timm), never a path",
+         "model.encoder"),
+        (0.0 <= cfg.swa_start < 1.0, "swa_start must be in [0, 1)", "swa_start"),
+        (cfg.swa_lr is None or 0.0 < cfg.swa_lr <= 10.0, "swa_lr must be null or positive", "swa_lr"),
+        (0 <= cfg.seed < 2**63, "seed must be 0 or a positive integer", "seed"),
+        (1 <= len(cfg.loss.terms) <= 16, "the loss needs 1 to 16 terms", "loss.terms"),
+        (all(0.0 <= t.weight <= 1e6 for t in cfg.loss.terms), "loss term weights must be in [0, 1e6]", "loss.terms"),
+        (not isinstance(cfg.loss.class_weights, tuple) or all(0.0 <= w <= 1e6 for w in cfg.loss.class_weights),
+         "class weights must be in [0, 1e6]", "loss.class_weights"),
+        (0.0 <= cfg.augment.cutmix_p <= 1.0 and 0.0 <= cfg.augment.copy_paste_p <= 1.0,
+         "mixing probabilities must be in [0, 1]", "augment"),
     ]
-    for ok, msg in checks:
+    for ok, msg, key in checks:
         if not ok:
-            raise ConfigError(f"Invalid config: {msg}.")
+            raise ConfigError(f"Invalid config: {msg} ({key}).", fix=f"Set {key} within its range (docs/training.md).")
     if isinstance(cfg.loss.class_weights, str) and cfg.loss.class_weights != "balanced":
         raise ConfigError("loss.class_weights must be null, \"balanced\" or a list of numbers.")
-    m = cfg.monitor.split(":", 1)[0]
-    if m not in ("dice", "iou", "loss"):
+    reserved = sorted(RESERVED_MODEL_PARAMS & set(cfg.model.params))
+    if reserved:
+        raise ConfigError(f"model.params may not set {', '.join(reserved)}: those come from the config's own fields.",
+                          fix="Set model.encoder, model.in_channels, model.encoder_weights or model.aux_head instead.")
+    kind = cfg.monitor.split(":", 1)[0]
+    if kind not in ("dice", "iou", "loss"):
         raise UnknownKeyError("monitor", cfg.monitor, ("dice", "iou", "loss", "dice:<class>", "iou:<class>"))

@@ -1,12 +1,18 @@
-"""Loss and metric curves of a run, written as CSV and PNG (matplotlib, Agg: no display needed)."""
+"""Loss and metric curves of a run, written as CSV and PNG (matplotlib, Agg: no display needed).
+
+Both are rendered in memory and written with ``core.atomic`` (a reader sees the old or the new file; a full disk
+is ``DiskFullError`` naming the file)."""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from segstudio.core.atomic import atomic_write_bytes
 
 COLUMNS = ("epoch", "train_loss", "val_loss", "dice", "iou", "pixel_accuracy", "lr", "seconds")
 
@@ -14,14 +20,12 @@ COLUMNS = ("epoch", "train_loss", "val_loss", "dice", "iou", "pixel_accuracy", "
 def write_csv(history: Sequence[dict[str, Any]], path: Path) -> Path:
     """One row per epoch: the fixed columns, then ``dice:<class>`` / ``iou:<class>`` per class."""
     extra = sorted({k for row in history for k in row if k not in COLUMNS})
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow([*COLUMNS, *extra])
-        for row in history:
-            w.writerow(["" if row.get(c) is None else row.get(c) for c in (*COLUMNS, *extra)])
-    tmp.replace(path)
-    return path
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow([*COLUMNS, *extra])
+    for row in history:
+        w.writerow(["" if row.get(c) is None else row.get(c) for c in (*COLUMNS, *extra)])
+    return atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 
 def write_png(history: Sequence[dict[str, Any]], path: Path) -> Path:
@@ -54,10 +58,9 @@ def write_png(history: Sequence[dict[str, Any]], path: Path) -> Path:
     ax_m.legend(fontsize="small")
     ax_m.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(path)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def write_curves(history: Sequence[dict[str, Any]], run_dir: Path) -> tuple[Path, Path]:

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from segstudio.core.errors import SegstudioError
+from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.errors import SegstudioError, io_error
 from segstudio.engine.checkpoint import Checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -111,11 +112,13 @@ class OnnxRuntimeModel(torch.nn.Module):
         return torch.from_numpy(out)
 
 
-def parity(onnx_path: str | Path, ckpt: Checkpoint, *, seed: int = 0) -> float:
-    """Largest absolute logit difference between onnxruntime (CPU) and torch on the check inputs."""
+def parity(onnx_path: str | Path | bytes, ckpt: Checkpoint, *, seed: int = 0) -> float:
+    """Largest absolute logit difference between onnxruntime (CPU) and torch on the check inputs
+    (``onnx_path``: the file, or the serialized model)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    source = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     model = ckpt.model.to("cpu").eval()
     worst = 0.0
@@ -124,7 +127,8 @@ def parity(onnx_path: str | Path, ckpt: Checkpoint, *, seed: int = 0) -> float:
             ref = model(torch.from_numpy(x)).float().numpy()
             got = session.run(None, {name: x})[0]
             if got.shape != ref.shape:
-                raise ExportError(f"The ONNX graph returns {got.shape}, torch {ref.shape}.", path=Path(onnx_path))
+                raise ExportError(f"The ONNX graph returns {got.shape}, torch {ref.shape}.",
+                                  path=None if isinstance(onnx_path, bytes) else Path(onnx_path))
             worst = max(worst, float(np.abs(got - ref).max()))
     return worst
 
@@ -141,42 +145,50 @@ def export_onnx(
 
     Raises ``ExportError`` when the export fails or the parity check exceeds ``tolerance``.
     """
+    import io
+
     import onnx
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device="cpu")
     out_path = Path(out).expanduser()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.is_dir():
+        raise ExportError("The ONNX output path is a folder.", path=out_path,
+                          fix=f"Give a file name, e.g. {out_path / 'model.onnx'}.")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise io_error(e, out_path, action="create the folder of") from e
     model = ckpt.model.to("cpu").eval()
     s, c = ckpt.preprocessing.image_size, ckpt.preprocessing.in_channels
     example = torch.zeros(1, c, s, s)
     t0 = time.perf_counter()
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
     try:
-        _export(model, example, str(tmp), opset=opset)
-        proto = onnx.load(str(tmp))
+        buf = io.BytesIO()
+        _export(model, example, buf, opset=opset)
+        proto = onnx.load_from_string(buf.getvalue())
         meta = proto.metadata_props.add()
         meta.key = "segstudio_config"
         meta.value = json.dumps(ckpt.info, default=str)
         proto.producer_name = "segstudio"
-        onnx.save(proto, str(tmp))
-        tmp.replace(out_path)
+        data = proto.SerializeToString()
     except (RuntimeError, ValueError, TypeError) as e:
         raise ExportError(
             f"The model could not be exported to ONNX ({e}).",
             path=ckpt.path,
             fix=f"Try another opset (--opset), or an architecture the ONNX exporter supports; opset was {opset}.",
         ) from e
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    diff = parity(out_path, ckpt) if check else None
+    # checked before it is written: a graph that disagrees never replaces a previous export
+    diff = parity(data, ckpt) if check else None
     report = ExportReport(out_path, opset, (1, c, s, s), diff, tolerance, time.perf_counter() - t0)
     if check and not report.passed:
         raise ExportError(
-            f"The exported graph disagrees with the checkpoint: max |difference| {diff:.3g} > {tolerance:g}.",
+            f"The exported graph disagrees with the checkpoint: max |difference| {diff:.3g} > {tolerance:g}; "
+            "nothing was written.",
             path=out_path,
             fix="Try another opset (--opset) or report the architecture.",
         )
+    # written whole, atomically: a reader (or a kill -9) sees the previous file or the new one, never a torn one
+    atomic_write_bytes(out_path, data)
     log.info("exported %s (max abs diff %s)", out_path, diff)
     return report
 
@@ -185,8 +197,22 @@ def read_metadata(onnx_path: str | Path) -> dict[str, object]:
     """The checkpoint config stored in an exported model."""
     import onnx
 
-    proto = onnx.load(str(onnx_path), load_external_data=False)
+    path = Path(onnx_path)
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except OSError as e:
+        raise io_error(e, path, action="read") from e
+    except Exception as e:  # protobuf's DecodeError and friends: a damaged or foreign file
+        raise ExportError(f"This is not a readable ONNX file ({type(e).__name__}).", path=path,
+                          fix="Export it again with segstudio export-onnx.") from None
     for p in proto.metadata_props:
         if p.key == "segstudio_config":
-            return dict(json.loads(p.value))
+            try:
+                doc = json.loads(p.value)
+            except (ValueError, RecursionError):
+                doc = None
+            if not isinstance(doc, dict):
+                raise ExportError("The segstudio_config of this ONNX file is damaged.", path=path,
+                                  fix="Export it again with segstudio export-onnx.")
+            return doc
     raise ExportError("This ONNX file was not exported by segstudio (no segstudio_config).", path=Path(onnx_path))

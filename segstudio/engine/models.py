@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from segstudio.core.errors import UnknownKeyError
-from segstudio.engine.config import ConfigError, ModelConfig
-from segstudio.engine.nets import FCN, SegNet
+from segstudio.engine.config import ENCODER_NAME, MAX_CLASSES, ConfigError, ModelConfig
+from segstudio.engine.nets import FCN, FCN_BACKBONES, SegNet
 from segstudio.engine.weights import (
     HF_HOST,
     TORCH_HOST,
@@ -92,10 +92,13 @@ def _build_smp(cfg: ModelConfig, out_channels: int, arch: str, *, pretrained: bo
         if "encoder name" in msg:
             raise UnknownKeyError("encoder", cfg.encoder, smp.encoders.get_encoder_names()) from None
         raise ConfigError(f"Cannot build {arch} with encoder {cfg.encoder!r}: {msg}") from None
-    except (TypeError, ValueError, AssertionError, RuntimeError) as e:
+    except (OSError, MemoryError):
+        raise
+    except Exception as e:  # any other failure of smp/timm on these parameters is a config problem
         if "huggingface" in type(e).__module__ or "hub" in str(e).lower():
             raise
-        raise ConfigError(f"Cannot build {arch} with encoder {cfg.encoder!r}: {e}") from None
+        raise ConfigError(f"Cannot build {arch} with encoder {cfg.encoder!r}: {e}",
+                          fix="Check model.params and model.encoder_depth for this architecture.") from None
 
 
 def _build_fcn(cfg: ModelConfig, out_channels: int, *, pretrained: bool) -> nn.Module:
@@ -123,13 +126,15 @@ def _build_segnet(cfg: ModelConfig, out_channels: int, *, pretrained: bool) -> n
     if pretrained:
         raise ConfigError("SegNet has no hub weights.", fix="Set model.encoder_weights=null or to a local weights file.")
     p = dict(cfg.params)
-    return SegNet(
-        in_channels=cfg.in_channels,
-        classes=out_channels,
-        depth=cfg.encoder_depth or int(p.pop("depth", 5)),
-        width=float(p.pop("width", 1.0)),
-        aux=cfg.aux_head,
-    )
+    try:
+        depth = cfg.encoder_depth or int(p.pop("depth", 5))
+        width = float(p.pop("width", 1.0))
+    except (TypeError, ValueError):
+        raise ConfigError("SegNet's model.params depth and width must be numbers.") from None
+    if not (1 <= depth <= 5 and 0.0 < width <= 4.0):
+        raise ConfigError(f"SegNet needs depth 1..5 and width in (0, 4], not {depth} and {width}.",
+                          fix="Set model.params.depth / model.params.width within those ranges.")
+    return SegNet(in_channels=cfg.in_channels, classes=out_channels, depth=depth, width=width, aux=cfg.aux_head)
 
 
 Builder = Callable[[ModelConfig, int, str], nn.Module]
@@ -147,6 +152,33 @@ def canonical_architecture(name: str) -> str:
     return key
 
 
+def check_encoder(architecture: str, encoder: str) -> None:
+    """Refuse an encoder name the registry does not know, before smp or timm sees it: a name is an smp
+    encoder or ``tu-`` + a timm model, never a path (``tu-../../x``) or a hub address."""
+    arch = canonical_architecture(architecture)
+    if arch == "segnet":
+        return  # SegNet has its own VGG-style encoder; the field is not used
+    if arch == "fcn":
+        if encoder not in FCN_BACKBONES:
+            raise UnknownKeyError("FCN backbone", encoder, FCN_BACKBONES)
+        return
+    if not isinstance(encoder, str) or ENCODER_NAME.fullmatch(encoder) is None or ".." in encoder:
+        raise ConfigError(f"model.encoder {str(encoder)[:80]!r} is not an encoder name.",
+                          fix="Use an smp encoder (e.g. resnet34) or tu-<timm model> (e.g. tu-convnext_tiny).")
+    if encoder.startswith("tu-"):
+        import timm
+
+        if not timm.is_model(encoder[3:]):
+            raise ConfigError(f"model.encoder {encoder!r}: timm has no model {encoder[3:]!r}.",
+                              fix="Use tu-<name> with a name from timm.list_models(), e.g. tu-convnext_tiny.")
+        return
+    import segmentation_models_pytorch as smp
+
+    names = smp.encoders.get_encoder_names()
+    if encoder not in names:
+        raise UnknownKeyError("encoder", encoder, [*names, "tu-<timm model>"])
+
+
 def _encoder_module(net: nn.Module) -> nn.Module:
     for attr in ("encoder", "backbone"):
         if hasattr(net, attr):
@@ -162,6 +194,10 @@ def build_model(cfg: ModelConfig, *, out_channels: int) -> SegmentationModel:
     offline and uncached it raises ``WeightsUnavailableError`` within about a second.
     """
     arch = canonical_architecture(cfg.architecture)
+    check_encoder(arch, cfg.encoder)
+    if not 1 <= out_channels <= MAX_CLASSES:
+        raise ConfigError(f"A model with {out_channels} output channels cannot be built; at most {MAX_CLASSES}.",
+                          fix=f"Use a class schema with at most {MAX_CLASSES} classes.")
     weights = cfg.encoder_weights
     local = weights is not None and is_local_weights(weights)
     hub = weights is not None and not local
@@ -192,4 +228,5 @@ __all__ = [
     "architecture_names",
     "build_model",
     "canonical_architecture",
+    "check_encoder",
 ]

@@ -8,7 +8,8 @@
 
 Probabilities go to ``<dir>/<sample id without suffix>.npz`` (``probabilities``: ``(K, H, W) float16``,
 ``class_ids``, ``class_names``); uncertainty to ``<dir>/<...>.png`` (entropy × 255, ``uint8``). Every file is
-written atomically.
+written atomically (``core.atomic``: the old or the new file after a crash; a full disk or a folder that cannot be
+written is our error naming it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes
-from segstudio.core.errors import SegstudioError, UnknownKeyError
+from segstudio.core.errors import SegstudioError, UnknownKeyError, io_error
 from segstudio.datasets.base import Dataset
 from segstudio.workspace.maskio import write_mask
 
@@ -33,6 +34,16 @@ def _stem(out: Path, sample_id: str) -> Path:
     if rel.is_absolute() or ".." in rel.parts:  # image-list ids are paths as given: keep the file name only
         rel = PurePosixPath(rel.name)
     return out.joinpath(*rel.parts)
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:  # a file where the folder belongs
+        raise SegstudioError("A file is in the way of the output folder.", path=folder,
+                             fix="Choose another --out folder, or move that file.") from e
+    except OSError as e:
+        raise io_error(e, folder, action="create the output folder") from e
 
 
 def class_folders(dataset: Dataset) -> dict[int, str]:
@@ -73,7 +84,7 @@ class PredictionWriter:
                 )
         self.prob_dir = Path(probabilities).expanduser() if probabilities is not None else None
         self.unc_dir = Path(uncertainty).expanduser() if uncertainty is not None else None
-        self.out.mkdir(parents=True, exist_ok=True)
+        _mkdir(self.out)
 
     def write(
         self,
@@ -89,14 +100,14 @@ class PredictionWriter:
         written = []
         if self.layout == "index":
             stem = _stem(self.out, sample_id)
-            stem.parent.mkdir(parents=True, exist_ok=True)
+            _mkdir(stem.parent)
             written.append(write_mask(stem, np.ascontiguousarray(mask))[0])
         else:
             name = PurePosixPath(sample_id).stem + ".png"
             for cid, folder in sorted(self.folders.items()):
                 plane = np.where(mask == cid, 255, 0).astype(np.uint8)
                 path = self.out / folder / name
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _mkdir(path.parent)
                 ok, buf = cv2.imencode(".png", plane)
                 if not ok:  # pragma: no cover - OpenCV always encodes a uint8 plane
                     raise SegstudioError("OpenCV could not encode a mask.", path=path)
@@ -105,7 +116,7 @@ class PredictionWriter:
         if self.prob_dir is not None and probabilities is not None:
             stem = _stem(self.prob_dir, sample_id)
             path = stem.with_name(stem.name + ".npz")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _mkdir(path.parent)
             npz = io.BytesIO()
             np.savez_compressed(
                 npz,
@@ -117,7 +128,7 @@ class PredictionWriter:
         if self.unc_dir is not None and uncertainty is not None:
             stem = _stem(self.unc_dir, sample_id)
             path = stem.with_name(stem.name + ".png")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _mkdir(path.parent)
             ok, enc = cv2.imencode(".png", np.clip(uncertainty * 255.0 + 0.5, 0, 255).astype(np.uint8))
             atomic_write_bytes(path, enc.tobytes())
         return written

@@ -103,13 +103,13 @@ def retrain(
     """Fine-tune ``base_checkpoint`` and compare; yields the trainer's events, :class:`RetrainProgress` while
     scoring, and one :class:`RetrainCompared` last. A cancelled fine-tune ends after its ``Finished`` event
     (nothing is compared). Raises ``SegstudioError`` before training when the validation split is empty."""
-    from segstudio.engine.checkpoint import read_config
+    from segstudio.engine.checkpoint import read_info
     from segstudio.engine.infer import InferenceOptions, Predictor
     from segstudio.engine.train import train
 
     base_path = Path(base_checkpoint)
     # the config only: the weights are loaded once, by the trainer (init_from) and later by the predictor
-    base_config = TrainConfig.from_dict(read_config(base_path)["train"])
+    base_config = read_info(base_path).config
     corr = dict(corrections or {})
     val_samples = [dataset.get(i) for i in val_ids if i in dataset]
     val_samples = [s for s in val_samples if s.has_gt or s.id in corr]

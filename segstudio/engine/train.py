@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from segstudio.core.atomic import atomic_write_text
 from segstudio.datasets.base import Dataset
 from segstudio.engine.augment import Augmenter, copy_paste, cutmix
 from segstudio.engine.cancel import CancelToken
@@ -48,6 +49,7 @@ from segstudio.engine.losses import CompositeLoss, build_loss
 from segstudio.engine.models import build_model
 from segstudio.engine.optim import build_optimizer, lr_factor
 from segstudio.engine.preprocess import normalize_batch
+from segstudio.engine.rundir import CONFIG_NAME, check_run_dir, claim_run_dir
 from segstudio.engine.runtime import resolve_device, seed_everything
 from segstudio.engine.task import Task, resolve_task
 from segstudio.engine.valmetrics import MetricAccumulator
@@ -148,12 +150,10 @@ class _Trainer:
 
     def _init_weights(self, path: Path) -> None:
         """Fine-tuning: start from another run's weights (same architecture, encoder and classes)."""
-        from safetensors.torch import load_file
+        from segstudio.engine.checkpoint import load_weights, read_info
 
-        from segstudio.engine.checkpoint import WEIGHTS_FILE, read_config
-
-        doc = read_config(path)
-        theirs, their_task = TrainConfig.from_dict(doc["train"]).model, Task.from_dict(doc["task"])
+        info = read_info(path)
+        theirs, their_task = info.config.model, info.task
         mine = self.cfg.model
 
         def shape(m: Any) -> tuple[Any, ...]:
@@ -165,7 +165,7 @@ class _Trainer:
                        f"this run a {mine.architecture}/{mine.encoder} with {self.task.out_channels}")
         else:
             try:
-                self.model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(self.device)))
+                self.model.load_state_dict(load_weights(info.path, device=str(self.device)))
             except RuntimeError as exc:  # same names, other shapes: a model changed outside segstudio
                 problem = str(exc).splitlines()[0]
         if problem:
@@ -221,23 +221,26 @@ class _Trainer:
         return tensors, meta
 
     def _restore(self, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        from segstudio.engine.checkpoint import WEIGHTS_FILE
+        from segstudio.engine.checkpoint import CheckpointError, load_weights
 
         tensors, meta = load_training_state(path)
-        self.model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(self.device)))
-        self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta))
-        self.loss.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("loss.")})
-        swa = {k[4:]: v for k, v in tensors.items() if k.startswith("swa.")}
-        if swa:
-            self.swa_model = torch.optim.swa_utils.AveragedModel(self.model)
-            self.swa_model.load_state_dict(swa)
-        self.start_epoch = int(meta["completed_epochs"])
-        self.global_step = int(meta["global_step"])
-        self.best, self.bad_epochs = meta.get("best"), int(meta.get("bad_epochs", 0))
-        self.history = list(meta.get("history", []))
-        self.train_seconds = float(meta.get("train_seconds", 0.0))
+        try:
+            self.model.load_state_dict(load_weights(path, device=str(self.device)))
+            self.optimizer.load_state_dict(unflatten_optimizer(tensors, meta))
+            self.loss.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("loss.")})
+            swa = {k[4:]: v for k, v in tensors.items() if k.startswith("swa.")}
+            if swa:
+                self.swa_model = torch.optim.swa_utils.AveragedModel(self.model)
+                self.swa_model.load_state_dict(swa)
+            self.start_epoch = int(meta["completed_epochs"])
+            self.global_step = int(meta["global_step"])
+            self.best, self.bad_epochs = meta.get("best"), int(meta.get("bad_epochs", 0))
+            self.history = list(meta.get("history", []))
+            self.train_seconds = float(meta.get("train_seconds", 0.0))
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
+            raise CheckpointError(f"The last checkpoint's training state does not fit this run ({e}).", path=path,
+                                  fix="Resume with the run's own train_config.json, or start a new run "
+                                  "(a new --out).") from None
         log.info("resuming %s after epoch %d", self.run_dir, self.start_epoch)
 
     def _save(self, kind: str, *, epoch: int, completed: int, metrics: dict[str, Any], model: torch.nn.Module | None = None) -> CheckpointSaved:
@@ -328,8 +331,7 @@ class _Trainer:
 
     def _run(self) -> Iterator[Event]:
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "train_config.json").write_text(cfg.to_json(), encoding="utf-8")
+        atomic_write_text(self.run_dir / CONFIG_NAME, cfg.to_json())
         yield RunStarted(self.run_dir, str(self.device), cfg.epochs, self.start_epoch, self.steps_per_epoch,
                          len(self.splits.train), len(self.splits.val), self.splits.source, self.task.class_names, self.task.mode)
         self.model.train()
@@ -414,11 +416,11 @@ class _Trainer:
         best_path = self.run_dir / "checkpoints" / "best"
         summary = Finished(self.run_dir, best_path if best_path.exists() else None, last_saved, self.best,
                            completed, self.train_seconds, cancelled, stopped_early)
-        (self.run_dir / "run.json").write_text(json.dumps({
+        atomic_write_text(self.run_dir / "run.json", json.dumps({
             "epochs_completed": completed, "train_seconds": self.train_seconds, "cancelled": cancelled,
             "stopped_early": stopped_early, "best_monitor": self.best, "monitor": cfg.monitor,
             "split": self.splits.source, "device": str(self.device),
-        }, indent=2, default=str), encoding="utf-8")
+        }, indent=2, default=str))
         yield summary
 
     def _finish_swa(self, epoch: int) -> Iterator[Event]:
@@ -452,15 +454,19 @@ def train(
 ) -> Iterator[Event]:
     """Train ``config`` on ``dataset`` (GT, with ``corrections`` overriding it), writing into ``run_dir``.
 
-    Setup errors (bad config, unknown key, offline weights) raise before the first event. ``resume=True``
-    continues from ``run_dir/checkpoints/last`` (raise ``epochs`` in the config to train further).
+    Setup errors (bad config, unknown key, offline weights) raise before the first event. ``run_dir`` must be
+    new, empty or a folder without a run (``RunExistsError`` otherwise: a trained model is never replaced), and
+    writable. ``resume=True`` continues from ``run_dir/checkpoints/last`` (raise ``epochs`` in the config to
+    train further).
     ``init_from``: a checkpoint folder whose weights the model starts from (fine-tuning; same architecture).
     ``val_ids``: a fixed validation split (sample ids) instead of the config's; every other labelled sample
     trains. ``sample_weights``: sample id -> how often it is drawn relative to the others (default 1).
     """
-    trainer = _Trainer(config, dataset, run_dir=Path(run_dir), cancel=cancel, corrections=corrections, resume=resume,
+    folder = check_run_dir(Path(run_dir), resume=resume)
+    trainer = _Trainer(config, dataset, run_dir=folder, cancel=cancel, corrections=corrections, resume=resume,
                        init_from=Path(init_from) if init_from is not None else None, val_ids=val_ids,
                        sample_weights=sample_weights)
+    claim_run_dir(folder, config=trainer.cfg, resume=resume)
     return trainer.run()
 
 
