@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from segstudio.core.errors import SegstudioError
 from segstudio.core.types import ClassSchema
 from segstudio.gui.canvas import ImageCanvas
 from segstudio.masks import (
@@ -128,6 +129,8 @@ class EditorController(QObject):
     sig_mask_replaced = Signal()  # a new sample (or a revert) replaced the whole mask
     sig_mask_edited = Signal(object)  # BBox of pixels that changed
     sig_saved = Signal(object)  # MaskVersion
+    sig_refused = Signal(str)  # an edit refused (a read-only workspace): the message to show
+    sig_journal_changed = Signal(bool)  # whether every unsaved edit is in the recovery journal
 
     def __init__(self, canvas: ImageCanvas, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -148,6 +151,9 @@ class EditorController(QObject):
         self._error_class: int | None = None
         self._journal: JournalWriter | None = None
         self._journal_box: BBox | None = None
+        #: every unsaved edit is in the recovery journal (False after an append failed, e.g. on a full disk,
+        #: until the next save): what the status bar and a failed save tell the user
+        self.journal_ok = True
         self._loaded_serial = 0
         self.author = ""
         canvas.sig_pointer.connect(self._on_canvas_pointer)
@@ -155,6 +161,25 @@ class EditorController(QObject):
     # loading ----------------------------------------------------------------------------------------------------
     def set_workspace(self, workspace: Workspace | None) -> None:
         self.workspace = workspace
+
+    @property
+    def read_only(self) -> bool:
+        """Edits are refused: the workspace is open read-only."""
+        return self.workspace is not None and self.workspace.read_only
+
+    def _refuse(self) -> bool:
+        """Tell why an edit is refused (once per gesture); True when it is."""
+        if not self.read_only:
+            return False
+        assert self.workspace is not None
+        self.sig_refused.emit(f"This workspace is open read-only ({self.workspace.read_only_reason}): edits "
+                              "cannot be saved, so none are made.")
+        return True
+
+    def _set_journal_ok(self, ok: bool) -> None:
+        if ok != self.journal_ok:
+            self.journal_ok = ok
+            self.sig_journal_changed.emit(ok)
 
     def load(self, target: EditTarget, *, recovered: np.ndarray | None = None) -> None:
         """Edit ``target``; the previous sample must have been saved (or discarded) by the caller.
@@ -179,12 +204,17 @@ class EditorController(QObject):
         self.canvas.set_tool_outline(())
         self._render_all()
         self.sig_mask_replaced.emit()
+        self._set_journal_ok(True)
         if recovered is not None:
             self.replace_mask(recovered)
-            journal = self._open_journal()
-            if journal is not None:
-                # a snapshot makes the new journal restorable on its own, should this session die too
-                journal.append_snapshot(self.mask.array)
+            try:
+                journal = self._open_journal()
+                if journal is not None:
+                    # a snapshot makes the new journal restorable on its own, should this session die too
+                    journal.append_snapshot(self.mask.array)
+            except SegstudioError as exc:
+                log.error("cannot journal the recovered mask: %s", exc)
+                self._set_journal_ok(False)
         self.sig_history_changed.emit()
 
     def _renderer_schema(self) -> ClassSchema | None:
@@ -317,7 +347,8 @@ class EditorController(QObject):
 
     def _open_journal(self) -> JournalWriter | None:
         """The recovery journal of this sample, created at its first edit (opening a sample writes nothing)."""
-        if self._journal is None and self.workspace is not None and self.target is not None and self.mask is not None:
+        if (self._journal is None and self.workspace is not None and not self.workspace.read_only
+                and self.target is not None and self.mask is not None):
             self._journal = self.workspace.journal.open(
                 self.target.sample_id, base_version=self.target.base_version, shape=self.mask.shape,
                 dtype=self.mask.dtype,
@@ -326,16 +357,20 @@ class EditorController(QObject):
 
     def _flush_journal(self) -> None:
         box, self._journal_box = self._journal_box, None
-        if box is None or self.mask is None or self._open_journal() is None:
-            return
-        assert self._journal is not None
-        box = box.clip(self.mask.shape)
-        if box.is_empty:
+        if box is None or self.mask is None:
             return
         try:
-            self._journal.append_patch(top=box.y0, left=box.x0, values=np.array(self.mask.array[box.slices]))
-        except OSError as exc:  # the edit stays in memory and in the autosave; say so in the log
+            journal = self._open_journal()
+            if journal is None:
+                return
+            box = box.clip(self.mask.shape)
+            if box.is_empty:
+                return
+            journal.append_patch(top=box.y0, left=box.x0, values=np.array(self.mask.array[box.slices]))
+        except (SegstudioError, OSError) as exc:
+            # The edit is in memory only: the status bar says so, and a later save (or snapshot) covers it.
             log.error("cannot append to the recovery journal: %s", exc)
+            self._set_journal_ok(False)
 
     # tools ------------------------------------------------------------------------------------------------------
     def set_tool(self, name: str) -> None:
@@ -375,6 +410,10 @@ class EditorController(QObject):
 
     def _on_canvas_pointer(self, phase: str, ev: PointerEvent) -> None:
         if self.mask is None:
+            return
+        if self.read_only:
+            if phase == "press":
+                self._refuse()
             return
         if self.tool_name == ACCEPT_LASSO:
             self._accept_lasso_pointer(phase, ev)
@@ -424,7 +463,7 @@ class EditorController(QObject):
         Locked classes stay untouched (the tool context's guard applies here too).
         """
         t, m = self.target, self.mask
-        if t is None or m is None or t.prediction is None:
+        if t is None or m is None or t.prediction is None or self._refuse():
             return None
         region = None
         if polygon is not None:
@@ -439,7 +478,7 @@ class EditorController(QObject):
 
     def replace_mask(self, array: np.ndarray) -> None:
         """Put ``array`` in the editor as one undoable step (e.g. reverting to an older version)."""
-        if self.mask is None:
+        if self.mask is None or self._refuse():
             return
         self.mask.assign(BBox.full(self.mask.shape), array.astype(self.mask.dtype, copy=False))
 
@@ -458,6 +497,7 @@ class EditorController(QObject):
         rec = ws.save_mask(t.sample_id, np.array(m.array), source=source, author=self.author, note=note,
                            journal_seq=seq)
         m.mark_clean()
+        self._set_journal_ok(True)  # nothing is unsaved now, journaled or not
         self.sig_saved.emit(rec)
         return rec
 
@@ -466,12 +506,16 @@ class EditorController(QObject):
         if self._journal is not None:
             self._journal.discard()
             self._journal = None
+        self._set_journal_ok(True)
 
     def close_journal(self) -> None:
         if self._journal is not None:
             self._flush_journal()
-            if self.mask is not None and not self.mask.dirty:
-                self._journal.discard()
-            else:
-                self._journal.close()
+            try:
+                if self.mask is not None and not self.mask.dirty:
+                    self._journal.discard()
+                else:
+                    self._journal.close()
+            except SegstudioError as exc:  # a journal left behind is offered again, never harmful
+                log.warning("could not close the recovery journal: %s", exc)
             self._journal = None

@@ -26,7 +26,7 @@ from segstudio.core.paths import config_dir, sample_dataset_dir
 from segstudio.core.settings import AppSettings, load_settings, save_settings
 from segstudio.datasets.base import Dataset
 from segstudio.datasets.registry import AmbiguousFormatError, format_descriptions
-from segstudio.gui import mask_ops
+from segstudio.gui import mask_ops, workspace_dialogs
 from segstudio.gui.about import AboutDialog
 from segstudio.gui.actions import build_actions
 from segstudio.gui.browser import SampleBrowser
@@ -52,6 +52,7 @@ from segstudio.gui.window_chrome import (
     build_status_bar,
 )
 from segstudio.workspace import MaskVersion, ReviewState, ReviewStatus
+from segstudio.workspace.lock import WorkspaceLockedError
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.status = build_status_bar(self.statusBar())
         self._class_actions = build_class_keys(self, self.class_panel)
 
+        self._autosave_failed = False
         self.autosave = QTimer(self)
         self.autosave.setInterval(AUTOSAVE_MS)
         self.autosave.timeout.connect(self._on_autosave_timeout)
@@ -138,6 +140,8 @@ class MainWindow(QMainWindow):
         self.editor.sig_dirty_changed.connect(self._on_editor_dirty_changed)
         self.editor.sig_history_changed.connect(self._on_editor_history_changed)
         self.editor.sig_saved.connect(self._on_editor_saved)
+        self.editor.sig_refused.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.editor.sig_journal_changed.connect(lambda _ok: self._on_editor_dirty_changed(self.editor.dirty))
         self.brush_size.valueChanged.connect(lambda _v: self._sync_tool_context())
         self.training_panel.sig_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.training.sig_run_started.connect(lambda _run: self.show_training_panel())
@@ -161,11 +165,8 @@ class MainWindow(QMainWindow):
         except SegstudioError as exc:
             show_error("Cannot open dataset", str(exc))
             return None
-        try:
-            self.review.open(ds, predictions=predictions)
-        except SegstudioError as exc:
-            show_error("Cannot open the workspace or predictions", str(exc))
-            self.review.open(ds)
+        if not self._open_workspace(ds, predictions=predictions):
+            return None
         self.predictions_view.dataset_opening(explicit_folder=self.review.predictions is not None)
         self.settings = self.settings.with_recent(str(Path(path).resolve()))
         self._save_settings()
@@ -175,6 +176,41 @@ class MainWindow(QMainWindow):
         if problems:
             self.statusBar().showMessage(f"{len(problems)} problem(s) found; flagged samples are marked", 8000)
         return ds
+
+    def _open_workspace(self, ds: Dataset, *, predictions: str | Path | None, read_only: bool = False) -> bool:
+        """Attach the dataset's workspace; asks before opening one another segstudio holds (read-only or not at
+        all) and tells when a damaged one was rebuilt. False: the dataset is not opened (the session is as it
+        was)."""
+        try:
+            self.review.open(ds, predictions=predictions, read_only=read_only)
+        except WorkspaceLockedError as exc:
+            if not workspace_dialogs.ask_open_read_only(self, exc):
+                return False
+            return self._open_workspace(ds, predictions=predictions, read_only=True)
+        except SegstudioError as exc:
+            if predictions is None:
+                show_error("Cannot open the workspace", str(exc))
+                return False
+            show_error("Cannot open the workspace or predictions", str(exc))
+            return self._open_workspace(ds, predictions=None, read_only=read_only)
+        ws = self.review.workspace
+        if ws is not None and ws.rebuild_report is not None:
+            workspace_dialogs.tell_rebuilt(self, ws.rebuild_report)
+        self._show_workspace_state()
+        return True
+
+    def _show_workspace_state(self) -> None:
+        """A read-only workspace says so in the status bar (and the title, see ``_update_title``)."""
+        ws = self.review.workspace
+        if ws is not None and ws.read_only:
+            self.status.workspace.setText("read-only")
+            self.status.workspace.setToolTip(f"Nothing is saved: {ws.read_only_reason}")
+            self.statusBar().showMessage(f"Workspace opened read-only ({ws.read_only_reason}): nothing you do is "
+                                         "saved.", 15000)
+        else:
+            self.status.workspace.setText("")
+            self.status.workspace.setToolTip("")
+        self.setWindowTitle(self._title())
 
     def _choose_format(self, path: str | Path, names: list[str]) -> str | None:
         """Ask which format to open an ambiguous path as; each choice shows the format's description."""
@@ -194,10 +230,11 @@ class MainWindow(QMainWindow):
         self.predictions_view.inference.stop_and_wait(60)
         self.save_current()
         try:
-            self.review.open(ds, predictions=folder)
+            self.review.open(ds, predictions=folder, read_only=self.review.read_only)
         except SegstudioError as exc:
             show_error("Cannot open the predictions folder", str(exc))
             return False
+        self._show_workspace_state()
         self.predictions_view.dataset_opening(explicit_folder=True)
         cur = self.session.current
         self.session.set_dataset(ds, extra=self.prepare_sample, side=self.review.prediction_mask)
@@ -206,7 +243,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _offer_recovery(self) -> None:
-        pending = self.review.pending_recoveries()
+        pending = self.review.pending_recoveries()  # none when read-only: the journals are the holder's
         if not pending:
             return
         names = "\n".join(f"  {p.sample_id} ({p.patches} stroke(s))" for p in pending[:12])
@@ -264,6 +301,11 @@ class MainWindow(QMainWindow):
         if cur is not None and cur.sample.id == sample_id:
             return
         self.save_current()
+        if self.editor.dirty and not self.review.read_only:
+            # The save failed: leaving would drop the edits (or, at the next visit, their journal). Stay.
+            self.statusBar().showMessage("Stayed on this image: its edits are not saved yet (see the message). "
+                                         "Save again with Ctrl+S once the problem is fixed.", 15000)
+            return
         self.session.go_to_id(sample_id)
 
     def go_next(self) -> None:
@@ -293,19 +335,27 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Every sample is reviewed.", 5000)
 
     # saving and reviewing ---------------------------------------------------------------------------------------
-    def save_current(self) -> MaskVersion | None:
-        """Autosave on leaving a sample: the mask (when edited) and a changed comment."""
+    def save_current(self, *, quiet: bool = False) -> MaskVersion | None:
+        """Autosave on leaving a sample: the mask (when edited) and a changed comment. A failure is a message
+        box (``quiet``: the status bar)."""
         cur = self.session.current
         rec = None
         try:
             rec = self.editor.save()
-            if cur is not None:
+            if cur is not None and not self.review.read_only:
                 comment = self.review_panel.comment_text()
                 state = self.review.review(cur.sample.id)
                 if comment != state.comment:
                     self.review.set_status(cur.sample.id, state.status, comment=comment)
         except (SegstudioError, OSError) as exc:
-            show_error("Could not save", f"{exc}\n\nYour edits are still in the recovery journal.")
+            where = ("Your edits are still in the recovery journal." if self.editor.journal_ok else
+                     "Your edits could NOT be written to the recovery journal either: they exist only in this "
+                     "window. Free some space, then save again (Ctrl+S) before closing.")
+            if quiet:
+                self.statusBar().showMessage(f"Could not save: {getattr(exc, 'message', exc)} {where}", 15000)
+            else:
+                show_error("Could not save", f"{exc}\n\n{where}")
+            self._on_editor_dirty_changed(self.editor.dirty)
         return rec
 
     def save_now(self) -> None:
@@ -316,8 +366,16 @@ class MainWindow(QMainWindow):
         cur = self.session.current
         if cur is None:
             return
+        if self.review.read_only:
+            ws = self.review.workspace
+            reason = ws.read_only_reason if ws is not None else ""
+            self.statusBar().showMessage(f"Not recorded: this workspace is open read-only ({reason}).", 8000)
+            return
         self.save_current()
-        self.review.set_status(cur.sample.id, status, comment=self.review_panel.comment_text())
+        try:
+            self.review.set_status(cur.sample.id, status, comment=self.review_panel.comment_text())
+        except SegstudioError as exc:
+            show_error("Could not record the review decision", str(exc))
 
     # editing ----------------------------------------------------------------------------------------------------
     def set_tool(self, name: str) -> None:
@@ -482,12 +540,16 @@ class MainWindow(QMainWindow):
             self.review_panel.set_summary(self.review.summary(), len(ds))
 
     def _update_title(self) -> None:
+        self.setWindowTitle(self._title())
+
+    def _title(self) -> str:
         cur, ds = self.session.current, self.session.dataset
-        if cur is None or ds is None:
-            return
+        ro = " [read-only]" if self.review.read_only else ""
+        if ds is None:
+            return f"segstudio{ro}"
         star = "• " if self.editor.dirty else ""
-        self.setWindowTitle(f"{star}{cur.sample.name} ({ds.index_of(cur.sample.id) + 1}/{len(ds)}) — "
-                            f"{ds.root.name} — segstudio")
+        where = f"{cur.sample.name} ({ds.index_of(cur.sample.id) + 1}/{len(ds)}) — " if cur is not None else ""
+        return f"{star}{where}{ds.root.name}{ro} — segstudio"
 
     def _on_browser_sample_activated(self, sample_id: str) -> None:
         self.go_to_sample(sample_id)
@@ -548,7 +610,14 @@ class MainWindow(QMainWindow):
             self.browser.model_.set_scores(sample_id, comparison.mean_dice, comparison.mean_iou)
 
     def _on_editor_dirty_changed(self, dirty: bool) -> None:
-        self.status.saved.setText("unsaved changes" if dirty else "")
+        # the truth about where unsaved edits are: in the recovery journal, or (after a failed append) nowhere
+        if not dirty:
+            text = ""
+        elif self.editor.journal_ok:
+            text = "unsaved changes (in the recovery journal)"
+        else:
+            text = "unsaved changes — NOT in the recovery journal: save now"
+        self.status.saved.setText(text)
         self._update_title()
 
     def _on_editor_history_changed(self) -> None:
@@ -570,8 +639,10 @@ class MainWindow(QMainWindow):
             self.review.start_scoring([rec.sample_id])
 
     def _on_autosave_timeout(self) -> None:
-        if self.editor.dirty and not self.editor.gesture_active:
-            self.save_current()
+        if self.editor.dirty and not self.editor.gesture_active and not self.review.read_only:
+            self.save_current(quiet=self._autosave_failed)
+            # a full disk fails every autosave: the dialog once, then the status bar until a save works
+            self._autosave_failed = self.editor.dirty
 
     # persistence ------------------------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
@@ -585,7 +656,7 @@ class MainWindow(QMainWindow):
     def _save_settings(self) -> None:
         try:
             save_settings(self.settings)
-        except OSError as exc:
+        except (SegstudioError, OSError) as exc:  # a full disk must not stop the window (DiskFullError)
             log.warning("cannot save settings: %s", exc)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -594,6 +665,10 @@ class MainWindow(QMainWindow):
             return
         self.predictions_view.inference.stop_and_wait(60)
         self.save_current()
+        if (self.editor.dirty and not self.review.read_only
+                and not workspace_dialogs.confirm_close_unsaved(self, self.editor.journal_ok)):
+            event.ignore()
+            return
         self.editor.close_journal()
         self.session.close()
         self.browser.model_.thumbnails.shutdown()  # no thumbnail is written to the cache after the window closed

@@ -24,6 +24,7 @@ from segstudio.workspace import (
     ReviewStatus,
     Workspace,
     user_data_dir,
+    workspace_dir_for,
 )
 from segstudio.workspace.model_predictions import MODEL_METRICS_KEY, ModelPredictions, rescore_model_metrics
 
@@ -89,24 +90,42 @@ class ReviewController(QObject):
 
     # opening ----------------------------------------------------------------------------------------------------
     def open(self, dataset: Dataset, *, predictions: str | Path | None = None,
-             workspace_dir: str | Path | None = None) -> None:
-        """Attach the workspace (beside the dataset, or in the user data dir when that is read-only)."""
-        self.close()
-        self.dataset = dataset
+             workspace_dir: str | Path | None = None, read_only: bool = False) -> None:
+        """Attach the workspace (beside the dataset, or in the user data dir when that is read-only).
+
+        The new workspace is opened before the old one closes, so a refusal (``WorkspaceLockedError``: another
+        segstudio holds it; a damaged workspace that cannot be rebuilt) leaves the session as it was. The
+        dataset's sample ids go along for a rebuild of a workspace older than self-describing versions."""
         if workspace_dir is None and _is_bundled(dataset.root):
             # the bundled sample belongs to the app: its workspace lives with the user's data, never in resources/
             workspace_dir = user_data_dir() / "workspaces" / "bundled-sample-lungs"
-        self.workspace = (Workspace(workspace_dir, dataset_root=dataset.root) if workspace_dir is not None
-                          else Workspace.for_dataset(dataset.root))
-        self.predictions = PredictionFolder(predictions, dataset) if predictions else None
-        # remembered so that opening the workspace itself (file manager, MIME association) reopens all of it
-        ws_settings = self.workspace.settings
-        remembered = ws_settings.replace(dataset_format=dataset.format_name,
-                                         predictions_dir=str(self.predictions.folder) if self.predictions else "")
-        if remembered != ws_settings:
-            self.workspace.save_settings(remembered)
-        log.info("workspace %s; predictions: %s", self.workspace.folder,
-                 f"{len(self.predictions)} in {self.predictions.folder}" if self.predictions else "none")
+        folder = workspace_dir if workspace_dir is not None else workspace_dir_for(dataset.root)
+        ids = (s.id for s in dataset.samples)
+        ws = Workspace(folder, dataset_root=dataset.root, read_only=read_only, sample_ids=ids)
+        try:
+            preds = PredictionFolder(predictions, dataset) if predictions else None
+        except BaseException:
+            ws.close()
+            raise
+        self.close()
+        self.dataset, self.workspace, self.predictions = dataset, ws, preds
+        if not ws.read_only:
+            # remembered so that opening the workspace itself (file manager, MIME association) reopens all of it
+            ws_settings = ws.settings
+            remembered = ws_settings.replace(dataset_format=dataset.format_name,
+                                             predictions_dir=str(preds.folder) if preds else "")
+            if remembered != ws_settings:
+                try:
+                    ws.save_settings(remembered)
+                except SegstudioError as exc:  # a full disk: the session still opens
+                    log.warning("could not remember the dataset in %s: %s", ws.folder, exc)
+        log.info("workspace %s%s; predictions: %s", ws.folder, f" (read-only: {ws.read_only_reason})" if ws.read_only
+                 else "", f"{len(preds)} in {preds.folder}" if preds else "none")
+
+    @property
+    def read_only(self) -> bool:
+        """The workspace is open read-only (held by another segstudio, or nothing can be written)."""
+        return self.workspace is not None and self.workspace.read_only
 
     def close(self) -> None:
         self._stop.set()
@@ -203,7 +222,8 @@ class ReviewController(QObject):
 
     # recovery ---------------------------------------------------------------------------------------------------
     def pending_recoveries(self) -> list[PendingRecovery]:
-        if self.workspace is None or self.dataset is None:
+        # read-only: the journals may be the live ones of the segstudio that holds the workspace
+        if self.workspace is None or self.dataset is None or self.workspace.read_only:
             return []
         return [p for p in self.workspace.pending_recoveries() if p.sample_id in self.dataset]
 
@@ -250,7 +270,9 @@ class ReviewController(QObject):
 
     def _on_relay_scored(self, scored: ScoredSample) -> None:
         comp = scored.comparison
-        if self.workspace is not None and isinstance(self.predictions, ModelPredictions):
+        if self.workspace is not None and self.workspace.read_only:
+            pass  # the scores are shown; the cache is only written by the instance that holds the workspace
+        elif self.workspace is not None and isinstance(self.predictions, ModelPredictions):
             rescore_model_metrics(self.workspace.metrics, scored.sample_id, comp,
                                   entry=self.predictions.entry(scored.sample_id))
         elif self.workspace is not None and comp is not None:

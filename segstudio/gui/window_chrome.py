@@ -21,6 +21,7 @@ class StatusWidgets(NamedTuple):
     saved: QLabel
     dataset: QLabel
     zoom: QLabel
+    workspace: QLabel  # "read-only" and why, when the workspace cannot be written
 
 
 class Docks(NamedTuple):
@@ -116,6 +117,6 @@ def build_status_bar(bar: QStatusBar) -> StatusWidgets:
     for lbl in (w.position, w.intensity):
         bar.addWidget(lbl)
     bar.addWidget(w.label, 1)
-    for lbl in (w.review, w.saved, w.dataset, w.zoom):
+    for lbl in (w.workspace, w.review, w.saved, w.dataset, w.zoom):
         bar.addPermanentWidget(lbl)
     return w
