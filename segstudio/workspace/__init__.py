@@ -4,7 +4,7 @@ Ring 1: stdlib sqlite3, numpy, OpenCV, psygnal, platformdirs only.
 """
 
 from segstudio.core.atomic import atomic_write_bytes, atomic_write_text
-from segstudio.workspace.db import SCHEMA_VERSION, Database
+from segstudio.workspace.db import SCHEMA_VERSION, Database, WorkspaceDamagedError
 from segstudio.workspace.events import WorkspaceEvents
 from segstudio.workspace.journal import JournalWriter, PendingRecovery, RecoveryJournal, replay
 from segstudio.workspace.locate import (
@@ -13,7 +13,9 @@ from segstudio.workspace.locate import (
     workspace_dir_for,
     workspace_settings_at,
 )
+from segstudio.workspace.lock import LockHolder, WorkspaceLock, WorkspaceLockedError
 from segstudio.workspace.maskio import read_mask, write_mask
+from segstudio.workspace.rebuild import RebuildReport
 from segstudio.workspace.records import (
     MaskSource,
     MaskVersion,
@@ -31,11 +33,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "Database",
     "JournalWriter",
+    "LockHolder",
     "MaskSource",
     "MaskVersion",
     "MetricsEntry",
     "PendingRecovery",
     "PredictionEntry",
+    "RebuildReport",
     "RecoveryJournal",
     "ReviewState",
     "ReviewStatus",
@@ -43,7 +47,10 @@ __all__ = [
     "RunStatus",
     "StateStore",
     "Workspace",
+    "WorkspaceDamagedError",
     "WorkspaceEvents",
+    "WorkspaceLock",
+    "WorkspaceLockedError",
     "WorkspaceSettings",
     "atomic_write_bytes",
     "atomic_write_text",

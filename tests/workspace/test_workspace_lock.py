@@ -176,3 +176,18 @@ def test_eight_processes_creating_one_workspace(tmp_path: Path, mode: str) -> No
         assert writers and all(r["outcome"] == "writer" or r["outcome"].startswith("locked:") for r in results)
     with Workspace(folder) as ws:
         assert ws.rebuild_report is None and ws.db.schema_version() == SCHEMA_VERSION
+
+
+def test_a_read_only_journal_deletes_nothing(tmp_path: Path) -> None:
+    from segstudio.workspace import RecoveryJournal
+
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    headless = folder / "x-0123456789.journal"
+    headless.write_bytes(b"not a journal frame")
+    ro = RecoveryJournal(folder, read_only=True)
+    assert ro.pending() == [] and headless.exists()
+    with pytest.raises(ReadOnlyError):
+        ro.mark_saved("x", version=1)
+    assert headless.exists()
+    assert RecoveryJournal(folder).pending() == [] and not headless.exists()  # the writer tidies it
