@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -60,6 +61,22 @@ def _gui_parser(commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParser
     return p
 
 
+#: exit status after the reader of stdout went away (``segstudio info | head``): 128 + SIGPIPE, as a C tool's
+EXIT_BROKEN_PIPE = 141
+
+
+def _broken_pipe() -> int:
+    """Stop quietly, as other command-line tools do, when stdout's reader has gone: no traceback, and nothing
+    more written (stdout points to /dev/null, so the interpreter's final flush cannot fail again)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     commands = _available()
@@ -73,8 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         module.add_arguments(parser)
         ns = parser.parse_args(args_list[1:])
         setup_logging(console=bool(getattr(ns, "verbose", False)))
+        # exit codes (docs/cli.md): 0 success, 1 done but some inputs failed (listed), 2 a user error with a
+        # message, 130 interrupted, 141 stdout closed by its reader
         try:
-            return int(module.run(ns) or 0)
+            rc = int(module.run(ns) or 0)
+            sys.stdout.flush()
+            return rc
+        except BrokenPipeError:
+            return _broken_pipe()
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
@@ -82,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from segstudio.core.errors import SegstudioError
 
             if isinstance(exc, SegstudioError):
-                print(f"segstudio {name}: error: {exc}", file=sys.stderr)
+                try:
+                    print(f"segstudio {name}: error: {exc}", file=sys.stderr)
+                except BrokenPipeError:
+                    pass
                 return 2
             raise
 

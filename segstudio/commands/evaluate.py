@@ -1,7 +1,8 @@
 """``segstudio evaluate CHECKPOINT DATASET [--json]``: per-class and mean Dice, IoU and pixel accuracy.
 
 CHECKPOINT may also be a folder of predicted masks (the layout ``segstudio predict`` writes): then nothing is
-predicted, the masks are scored as they are.
+predicted, the masks are scored as they are. A sample whose GT or prediction cannot be read is left out of the
+figures, listed (stderr, and ``problems`` in the JSON), and the exit code is 1; 0 when every sample was scored.
 """
 
 from __future__ import annotations
@@ -61,10 +62,15 @@ def run(args: argparse.Namespace) -> int:
         result = run_to_end(evaluate_folder(dataset, args.checkpoint, samples=samples, ignore_index=args.ignore_index,
                                             split=args.split))
     doc = result.to_dict(per_sample=args.per_sample)
+    # a sample whose GT or prediction cannot be read is left out and listed; the exit code says so (1)
+    status = 1 if doc["problems"] else 0
+    for p in doc["problems"]:
+        print(f"skipped {p['sample_id']}: {p['message']}" + (f" [{p['path']}]" if p["path"] else ""),
+              file=sys.stderr)
     if args.json:
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 0
+        return status
     print(f"{doc['samples']} samples ({args.split}) from {doc['source']}")
     print(f"{'class':<24} {'dice':>7} {'iou':>7} {'prec':>7} {'recall':>7}")
     for c in doc["per_class"]:
@@ -75,4 +81,6 @@ def run(args: argparse.Namespace) -> int:
           f"iou {_f(doc['sample_iou'])}")
     if doc["skipped"]:
         print(f"skipped (no GT or no prediction): {len(doc['skipped'])}")
-    return 0
+    if doc["problems"]:
+        print(f"left out, unreadable (listed on stderr): {len(doc['problems'])}")
+    return status

@@ -158,11 +158,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"error: {e}", file=sys.stderr)
         return 2
-    except SegstudioError as e:  # DatasetError, UnknownKeyError (format or option value)
+    except SegstudioError as e:  # DatasetError, UnknownKeyError (format or option value): a user error, 2
         if args.json:
             print(json.dumps({"error": str(e)}))
         else:
             print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(json.dumps(report, indent=None if args.json else 2) if args.json else render_text(report))
     return 0

@@ -564,9 +564,11 @@ def validate(cfg: TrainConfig) -> None:
         (0.0 <= cfg.augment.cutmix_p <= 1.0 and 0.0 <= cfg.augment.copy_paste_p <= 1.0,
          "mixing probabilities must be in [0, 1]", "augment"),
     ]
+    fixes = {"model.encoder": "Use an smp encoder name (e.g. resnet34) or tu-<timm model> (e.g. tu-convnext_tiny)."}
     for ok, msg, key in checks:
         if not ok:
-            raise ConfigError(f"Invalid config: {msg} ({key}).", fix=f"Set {key} within its range (docs/training.md).")
+            raise ConfigError(f"Invalid config: {msg} ({key}).",
+                              fix=fixes.get(key, f"Set {key} within its range (docs/training.md)."))
     if isinstance(cfg.loss.class_weights, str) and cfg.loss.class_weights != "balanced":
         raise ConfigError("loss.class_weights must be null, \"balanced\" or a list of numbers.")
     reserved = sorted(RESERVED_MODEL_PARAMS & set(cfg.model.params))

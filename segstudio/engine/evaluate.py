@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.errors import DatasetError
+from segstudio.core.errors import DatasetError, SegstudioError
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.engine.cancel import CancelToken
 from segstudio.metrics import ClassCounts, SampleComparison, class_counts, comparison_from_counts
@@ -38,6 +38,27 @@ class SampleEvaluated:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """In place of a predicted mask: the prediction could not be made or read (the sample is skipped and listed
+    in :attr:`Evaluation.problems`)."""
+
+    message: str
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationProblem:
+    """A sample left out of the figures because a file of it could not be read or used."""
+
+    sample_id: str
+    message: str
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sample_id": self.sample_id, "path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """The figures of one evaluation. ``summary`` holds the pooled per-class figures and their means;
     ``samples`` the per-sample comparisons, in dataset order."""
@@ -49,6 +70,8 @@ class Evaluation:
     skipped: tuple[str, ...] = ()
     source: str = ""
     split: str = "all"
+    #: samples left out because their GT or prediction could not be read (a corrupt mask, a wrong size, ...)
+    problems: tuple[EvaluationProblem, ...] = ()
 
     @property
     def dice(self) -> float:
@@ -74,6 +97,7 @@ class Evaluation:
             "split": self.split,
             "samples": len(self.samples),
             "skipped": list(self.skipped),
+            "problems": [p.to_dict() for p in self.problems],
             "dice": num(self.dice),
             "iou": num(self.iou),
             "pixel_accuracy": num(self.pixel_accuracy),
@@ -110,7 +134,7 @@ def _valid(gt: np.ndarray, ignore_index: int | None) -> np.ndarray | None:
 
 def iter_evaluation(
     dataset: Dataset,
-    predictions: Iterator[tuple[str, np.ndarray | None]],
+    predictions: Iterator[tuple[str, np.ndarray | Unreadable | None]],
     *,
     total: int,
     ignore_index: int | None = None,
@@ -119,39 +143,66 @@ def iter_evaluation(
     split: str = "all",
     reference: Callable[[str], np.ndarray | None] | None = None,
 ) -> Iterator[SampleEvaluated | Evaluation]:
-    """Score ``(sample id, predicted mask or None)`` pairs against the dataset's GT; yield a
+    """Score ``(sample id, predicted mask, None or Unreadable)`` pairs against the dataset's GT; yield a
     :class:`SampleEvaluated` per sample and the :class:`Evaluation` last (also after a cancel, over the samples
     scored so far). ``ignore_index``: a GT value left out of every figure, beside the schema's own.
     ``reference``: the mask to score against per sample id (default: the dataset's GT), e.g. the user's
-    correction where there is one."""
+    correction where there is one. A sample whose GT or prediction cannot be read or used is skipped and
+    listed in ``Evaluation.problems`` (the run goes on); only when no sample can be scored is it an error."""
     schema = dataset.schema
     pooled: ClassCounts | None = None
     comps: list[SampleComparison] = []
     skipped: list[str] = []
+    problems: list[EvaluationProblem] = []
+
+    def problem(sid: str, message: str, path: Any = None) -> None:
+        if path is None:
+            try:
+                s = dataset.get(sid)
+                path = s.gt if isinstance(s.gt, str | Path) else s.image
+            except (KeyError, SegstudioError):
+                path = None
+        problems.append(EvaluationProblem(sid, message, None if path is None else str(path)))
+        log.warning("evaluation: sample %s skipped: %s", sid, message)
+
     for k, (sid, pred) in enumerate(predictions):
         if cancel is not None and cancel.cancelled:
             log.info("evaluation cancelled after %d of %d samples", k, total)
             break
-        gt = reference(sid) if reference is not None else dataset.load_gt(sid)
+        if isinstance(pred, Unreadable):
+            problem(sid, f"no prediction: {pred.message}", pred.path)
+            continue
+        try:
+            gt = reference(sid) if reference is not None else dataset.load_gt(sid)
+        except (SegstudioError, OSError, ValueError) as e:  # one bad mask is reported, never ends the run
+            problem(sid, f"the ground truth cannot be read: {getattr(e, 'message', None) or e}",
+                    getattr(e, "path", None))
+            continue
         if gt is None or pred is None:
             skipped.append(sid)
             continue
         if gt.shape != pred.shape:
-            raise DatasetError(
-                f"Sample {sid!r}: the prediction is {pred.shape[1]}x{pred.shape[0]}, the GT {gt.shape[1]}x{gt.shape[0]}.",
-                path=dataset.get(sid).image,
-                fix="Predict at the image's own size.",
-            )
-        counts = class_counts(gt, pred.astype(gt.dtype, copy=False), schema=schema, valid=_valid(gt, ignore_index))
+            problem(sid, f"the prediction is {pred.shape[1]}x{pred.shape[0]}, the GT "
+                    f"{gt.shape[1]}x{gt.shape[0]}")
+            continue
+        try:
+            counts = class_counts(gt, pred.astype(gt.dtype, copy=False), schema=schema,
+                                  valid=_valid(gt, ignore_index))
+        except ValueError as e:  # values that are no class id (a damaged mask, or a missing --ignore-index)
+            problem(sid, f"the masks cannot be scored: {e}")
+            continue
         pooled = counts if pooled is None else pooled + counts
         comp = comparison_from_counts(counts, schema=schema, sample_id=sid)
         comps.append(comp)
         yield SampleEvaluated(k, total, comp)
     if pooled is None:
+        why = f" ({len(problems)} could not be read; first: {problems[0].sample_id}: {problems[0].message})" \
+            if problems else ""
         raise DatasetError(
-            "No sample had both ground truth and a prediction to compare.",
+            f"No sample had both ground truth and a prediction to compare{why}.",
             path=dataset.root,
-            fix="Check that the predictions are named like the dataset's images and that the split has GT.",
+            fix="Check that the predictions are named like the dataset's images, that the split has GT, and that "
+            "its masks are readable (segstudio info).",
         )
     summary = comparison_from_counts(pooled, schema=schema)
     yield Evaluation(
@@ -162,6 +213,7 @@ def iter_evaluation(
         skipped=tuple(skipped),
         source=source,
         split=split,
+        problems=tuple(problems),
     )
 
 
@@ -218,9 +270,9 @@ def evaluate_checkpoint(
     check_classes(dataset, predictor.schema)
     chosen = list(samples) if samples is not None else [s for s in dataset.samples if s.has_gt]
 
-    def pairs() -> Iterator[tuple[str, np.ndarray | None]]:
+    def pairs() -> Iterator[tuple[str, np.ndarray | Unreadable | None]]:
         for r in predict(dataset, predictor, samples=chosen, cancel=cancel, workspace=workspace):
-            yield (r.sample_id, r.mask if isinstance(r, Prediction) else None)
+            yield (r.sample_id, r.mask if isinstance(r, Prediction) else Unreadable(r.message))
 
     src = " + ".join(str(p) for p in predictor.checkpoint_paths)
     yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel,
@@ -242,9 +294,13 @@ def evaluate_folder(
     pf = PredictionFolder(folder, dataset)
     chosen = list(samples) if samples is not None else [s for s in dataset.samples if s.has_gt]
 
-    def pairs() -> Iterator[tuple[str, np.ndarray | None]]:
+    def pairs() -> Iterator[tuple[str, np.ndarray | Unreadable | None]]:
         for s in chosen:
-            yield s.id, pf.load(s)
+            try:
+                yield s.id, pf.load(s)
+            except (SegstudioError, OSError, ValueError) as e:
+                yield s.id, Unreadable(getattr(e, "message", None) or str(e),
+                                       None if getattr(e, "path", None) is None else str(e.path))
 
     yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel,
                                source=str(pf.folder), split=split)

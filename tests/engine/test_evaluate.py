@@ -16,6 +16,7 @@ from segstudio.engine.cancel import CancelToken
 from segstudio.engine.evaluate import (
     Evaluation,
     SampleEvaluated,
+    Unreadable,
     evaluate_checkpoint,
     evaluate_folder,
     iter_evaluation,
@@ -72,8 +73,9 @@ def test_ignore_index_leaves_pixels_out():
     p = np.array([[0, 1, 0, 1], [1, 1, 1, 1]], np.uint8)
     schema = ClassSchema.from_names(("background", "fg"))
     ds = _memory_dataset({"a.png": g}, schema)
-    with pytest.raises(ValueError):
-        run_to_end(iter_evaluation(ds, iter([("a.png", p)]), total=1))  # 9 is no class: an error, not a score
+    # 9 is no class: the sample is left out and reported, not scored (alone, nothing is left to score)
+    with pytest.raises(DatasetError, match="outside"):
+        run_to_end(iter_evaluation(ds, iter([("a.png", p)]), total=1))
     ev = run_to_end(iter_evaluation(ds, iter([("a.png", p)]), total=1, ignore_index=9))
     keep = g != 9
     assert ev.dice == pytest.approx(_dice(g[keep] == 1, p[keep] == 1))
@@ -137,3 +139,32 @@ def test_a_checkpoint_of_other_classes_is_refused():
     pred = Predictor([pointwise_checkpoint(("background", "left", "right"))], options=InferenceOptions(device="cpu"))
     with pytest.raises(DatasetError, match="not the dataset's"):
         run_to_end(evaluate_checkpoint(ds, pred))
+
+
+def test_one_unreadable_gt_is_skipped_and_reported_not_fatal():
+    """Issue 13, case 8: one corrupt GT mask must not abort a whole evaluation."""
+    g = np.ones((4, 4), np.uint8)
+    schema = ClassSchema.from_names(("background", "fg"))
+
+    def read_gt(ds, s):
+        if s.id == "bad.png":
+            raise DatasetError("Not a readable image file.", path=Path("/mem/masks/bad.png"), fix="Re-export it.")
+        return g
+
+    samples = [Sample(id=k, image=Path("/mem") / k, gt=k) for k in ("a.png", "bad.png", "c.png")]
+    ds = Dataset(root=Path("/mem"), format_name="test", schema=schema, samples=samples,
+                 read_image=lambda d, s: np.zeros((4, 4), np.uint8), read_gt=read_gt)
+    preds = iter([("a.png", g), ("bad.png", g), ("c.png", Unreadable("the image is damaged", "/mem/c.png"))])
+    ev = run_to_end(iter_evaluation(ds, preds, total=3))
+    assert len(ev.samples) == 1 and ev.dice == 1.0
+    doc = ev.to_dict()
+    assert [(p["sample_id"], p["path"]) for p in doc["problems"]] == [("bad.png", "/mem/masks/bad.png"),
+                                                                       ("c.png", "/mem/c.png")]
+    assert "Not a readable image file" in doc["problems"][0]["message"]
+
+
+def test_a_prediction_of_another_size_is_reported_not_fatal():
+    g = np.ones((4, 4), np.uint8)
+    ds = _memory_dataset({"a.png": g, "b.png": g}, ClassSchema.from_names(("background", "fg")))
+    ev = run_to_end(iter_evaluation(ds, iter([("a.png", g), ("b.png", np.ones((2, 2), np.uint8))]), total=2))
+    assert len(ev.samples) == 1 and ev.problems[0].sample_id == "b.png" and "2x2" in ev.problems[0].message
