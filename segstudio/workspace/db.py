@@ -25,6 +25,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -386,13 +387,27 @@ class Database:
             return conn
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self._wal(conn)
         # WAL + NORMAL survives any process crash (kill -9); only a power cut can undo the last commits.
         # Mask files themselves are fsync'd, so the worst case is a version row to re-save, never a
         # row pointing at a missing file.
         conn.execute("PRAGMA synchronous = NORMAL" if mode == "wal" else "PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> str:
+        """Switch to WAL. Several processes creating one file at once may see "locked" here without SQLite's
+        busy handler being asked (it is skipped where waiting could deadlock), so wait here instead."""
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as e:
+                code = getattr(e, "sqlite_errorcode", 0) & 0xFF
+                if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.01)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's raw connection (opened on first use, autocommit; transactions via :meth:`write`)."""
