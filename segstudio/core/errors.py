@@ -81,6 +81,8 @@ def free_bytes(folder: str | Path) -> int | None:
 
 
 def _mib(n: int) -> str:
+    if n < 2**20:
+        return f"{max(1, round(n / 1024))} KiB"
     return f"{n / 2**20:.1f} MiB"
 
 

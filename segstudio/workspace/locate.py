@@ -79,7 +79,9 @@ def workspace_dir_for(dataset_root: str | Path, *, data_dir: Path | None = None)
     if home:
         return Path(home).expanduser().resolve() / slug(str(root))
     sibling = root.parent / (root.name + WORKSPACE_SUFFIX)
-    if sibling.is_dir() and is_writable_dir(sibling):
+    if sibling.is_dir() and (is_writable_dir(sibling) or (sibling / "workspace.sqlite").is_file()):
+        # A sibling that holds a workspace is the user's work even when it cannot be written now (permissions,
+        # a full disk): it opens read-only rather than a new, empty workspace elsewhere hiding it.
         return sibling
     if not sibling.exists() and is_writable_dir(root.parent):
         return sibling

@@ -95,3 +95,21 @@ def test_damaged_settings_are_set_aside(tmp_path: Path) -> None:
     (tmp_path / "workspace.json").write_text("{oops")
     assert load_workspace_settings(tmp_path) == WorkspaceSettings()
     assert (tmp_path / "workspace.json.bad").read_text() == "{oops"
+
+
+def test_an_unwritable_sibling_workspace_is_still_the_one_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's corrections are in the sibling: a new empty workspace elsewhere would hide them."""
+    monkeypatch.delenv("SEGSTUDIO_WORKSPACE_HOME", raising=False)
+    ds = tmp_path / "data"
+    ds.mkdir()
+    with Workspace.for_dataset(ds) as ws:
+        ws.reviews.set("x.png", "accepted")
+        folder = ws.folder
+    folder.chmod(0o555)
+    try:
+        assert workspace_dir_for(ds, data_dir=tmp_path / "user") == folder
+        with Workspace.for_dataset(ds, data_dir=tmp_path / "user") as again:
+            assert again.read_only
+            assert again.reviews.get("x.png").status == "accepted"
+    finally:
+        folder.chmod(0o755)
