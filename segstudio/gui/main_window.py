@@ -57,6 +57,10 @@ from segstudio.workspace.lock import WorkspaceLockedError
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 10_000
+
+#: Actions that write to the workspace: disabled while it is open read-only.
+WORKSPACE_WRITE_ACTIONS = ("save", "train_start", "train_retrain", "predict_current", "predict_all",
+                           "predict_selected", "accept_pseudo_labels")
 EDIT_TOOLS = ("brush", "eraser", "polygon", "lasso", "fill", "rectangle", "accept-lasso")
 
 
@@ -200,8 +204,11 @@ class MainWindow(QMainWindow):
         return True
 
     def _show_workspace_state(self) -> None:
-        """A read-only workspace says so in the status bar (and the title, see ``_update_title``)."""
+        """A read-only workspace says so in the status bar (and the title, see ``_update_title``); the actions
+        that would write to it (save, train, predict, pseudo-labels) are disabled rather than failing later."""
         ws = self.review.workspace
+        for name in WORKSPACE_WRITE_ACTIONS:
+            self.actions_[name].setEnabled(not self.review.read_only)
         if ws is not None and ws.read_only:
             self.status.workspace.setText("read-only")
             self.status.workspace.setToolTip(f"Nothing is saved: {ws.read_only_reason}")

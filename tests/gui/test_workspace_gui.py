@@ -85,6 +85,12 @@ def test_read_only_window_refuses_edits_and_decisions_out_loud(qtbot, holder, sa
     assert "Not recorded" in win.statusBar().currentMessage()
     assert win.review.review(sid).status is ReviewStatus.UNREVIEWED
     assert not list((_bundled_workspace() / "journal").glob("*.journal"))
+    # what would write to the workspace is disabled up front, and the training panel says why
+    from segstudio.gui.main_window import WORKSPACE_WRITE_ACTIONS
+
+    assert not any(win.actions_[name].isEnabled() for name in WORKSPACE_WRITE_ACTIONS)
+    assert not win.training_panel.start_button.isEnabled()
+    assert "read-only" in win.training_panel.state_label.text()
     win.close()
 
 

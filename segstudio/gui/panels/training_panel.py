@@ -449,7 +449,9 @@ class TrainingPanel(QWidget):
 
     def _sync_enabled(self) -> None:
         running = self.controller.running
-        has_data = self.controller.dataset is not None and self.controller.workspace is not None
+        ws = self.controller.workspace
+        read_only = ws is not None and ws.read_only
+        has_data = self.controller.dataset is not None and ws is not None and not read_only
         self.start_button.setEnabled(has_data and not running)
         self.retrain_button.setEnabled(has_data and not running and self.controller.chosen_model() is not None)
         self.stop_button.setEnabled(running)
@@ -457,7 +459,10 @@ class TrainingPanel(QWidget):
                   self.image_size, self.batch_size, self.steps, self.device, self.threads, self.corrections,
                   self.retrain_epochs, self.reviewed_weight, self.reset_validation_button):
             w.setEnabled(not running)
-        if not has_data and not running:
+        if read_only and not running:
+            self.state_label.setText("This workspace is open read-only: training and retraining need a writable "
+                                     "workspace (close the other segstudio, or free disk space, and reopen).")
+        elif not has_data and not running:
             self.state_label.setText("Open a dataset to train on it.")
 
     def checkpoint_of(self, run_id: str) -> Path | None:
