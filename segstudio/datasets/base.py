@@ -7,15 +7,45 @@ Opening a dataset lists files and parses annotation indexes only; images and mas
 from __future__ import annotations
 
 import enum
+import logging
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from segstudio.core.errors import SegstudioError
 from segstudio.core.types import ClassSchema
+
+log = logging.getLogger(__name__)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every character UTF-8 cannot encode written as an escape, so that it can be stored (SQLite),
+    logged and printed.
+
+    A file name that is not valid UTF-8 reaches Python as lone surrogates (``os.fsdecode``): the byte ``0xff``
+    is ``\\udcff`` and becomes the four characters ``\\xff``; other lone surrogates (from JSON ``\\ud800``)
+    become ``\\ud800``. Valid text is returned unchanged (and checked cheaply: ASCII first)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif 0xD800 <= o <= 0xDFFF:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class ProblemKind(enum.StrEnum):
@@ -41,15 +71,24 @@ class Problem:
     path: Path | None = None
     sample_id: str | None = None
 
+    def __post_init__(self) -> None:
+        # messages quote file names, which may not be valid UTF-8; a problem must always be printable and storable
+        object.__setattr__(self, "message", safe_text(self.message))
+
+    @property
+    def path_text(self) -> str | None:
+        """``path`` as printable, storable text (see ``safe_text``)."""
+        return safe_text(str(self.path)) if self.path is not None else None
+
     def __str__(self) -> str:
-        where = f" [{self.path}]" if self.path is not None else ""
+        where = f" [{self.path_text}]" if self.path is not None else ""
         return f"{self.kind.value}: {self.message}{where}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value,
             "message": self.message,
-            "path": str(self.path) if self.path is not None else None,
+            "path": self.path_text,
             "sample_id": self.sample_id,
         }
 
@@ -104,9 +143,42 @@ class Dataset:
 
     def __post_init__(self) -> None:
         self._index = {s.id: i for i, s in enumerate(self.samples)}
+        if any(not s.id.isascii() for s in self.samples):
+            self._make_ids_storable()
         if len(self._index) != len(self.samples):
             dupes = [k for k, v in Counter(s.id for s in self.samples).items() if v > 1]
             raise ValueError(f"Duplicate sample ids: {dupes[:5]}")
+
+    def _make_ids_storable(self) -> None:
+        """Give samples whose file name is not valid UTF-8 a storable id (``safe_text``: the workspace keeps ids in
+        SQLite as UTF-8) and report it; the image keeps its real path and still loads. Should the escaped id equal
+        another sample's, the later sample is left out and reported (rename it)."""
+        out: list[Sample] = []
+        taken = {s.id for s in self.samples if safe_text(s.id) == s.id}
+        for s in self.samples:
+            sid = safe_text(s.id)
+            if sid == s.id:
+                out.append(s)
+                continue
+            if sid in taken:
+                self.problems.append(Problem(
+                    ProblemKind.OTHER,
+                    f"The file name is not valid UTF-8 and, escaped as {sid!r}, collides with another sample; "
+                    "left out. Fix: rename it.",
+                    s.image,
+                ))
+                continue
+            taken.add(sid)
+            note = Problem(
+                ProblemKind.OTHER,
+                f"The file name is not valid UTF-8; it is listed as {sid!r}. Fix: rename it (UTF-8) so that other "
+                "tools and systems show the same name.",
+                s.image,
+                sid,
+            )
+            out.append(replace(s, id=sid, problems=(*s.problems, note)))
+        self.samples = out
+        self._index = {s.id: i for i, s in enumerate(out)}
 
     # container --------------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -130,11 +202,21 @@ class Dataset:
     # content ----------------------------------------------------------------------------------------------------
     def load_image(self, sample: Sample | str) -> np.ndarray:
         s = self.get(sample) if isinstance(sample, str) else sample
-        return self.read_image(self, s)
+        try:
+            return self.read_image(self, s)
+        except SegstudioError:
+            raise
+        except Exception as e:
+            raise _reader_failed(self, s, e, what="image") from e
 
     def load_gt(self, sample: Sample | str) -> np.ndarray | None:
         s = self.get(sample) if isinstance(sample, str) else sample
-        return self.read_gt(self, s)
+        try:
+            return self.read_gt(self, s)
+        except SegstudioError:
+            raise
+        except Exception as e:
+            raise _reader_failed(self, s, e, what="ground truth") from e
 
     # summaries --------------------------------------------------------------------------------------------------
     def split_counts(self) -> dict[str, int]:
@@ -149,6 +231,31 @@ class Dataset:
         for s in self.samples:
             out.extend(s.problems)
         return out
+
+
+def _gt_path(sample: Sample) -> Path:
+    loc = sample.gt
+    if isinstance(loc, str | Path):
+        return Path(loc)
+    if isinstance(loc, tuple) and loc and isinstance(loc[0], tuple) and len(loc[0]) > 1:
+        return Path(str(loc[0][1]))
+    path = getattr(loc, "json_path", None)
+    return Path(path) if path is not None else sample.image
+
+
+def _reader_failed(ds: Dataset, sample: Sample, err: Exception, *, what: str) -> SegstudioError:
+    """Our error for an exception a format reader let through (a reader bug or a parser library's surprise): the
+    caller gets the file and a fix, the log gets the traceback. The hostile-input suites treat it as a failure."""
+    from segstudio.datasets.io import ReaderFailedError
+
+    path = sample.image if what == "image" else _gt_path(sample)
+    log.error("the %s reader of %s failed on %s", ds.format_name, safe_text(sample.id), what, exc_info=err)
+    text = str(err)
+    return ReaderFailedError(
+        f"Cannot read the {what} of {safe_text(sample.id)} ({type(err).__name__}: {safe_text(text[:200])}).",
+        path=path,
+        fix="Check the file; if it opens elsewhere, report this with the log file (Help > Show log).",
+    )
 
 
 @runtime_checkable
@@ -168,8 +275,18 @@ class DatasetFormat(Protocol):
 
 
 def relative_id(path: Path, root: Path) -> str:
-    """Stable sample id: ``path`` relative to ``root`` in POSIX form."""
-    return path.resolve().relative_to(root.resolve()).as_posix()
+    """Stable sample id: ``path`` relative to ``root`` in POSIX form.
+
+    Lexical first (paths are built as ``root / name``), so that a link inside the dataset pointing elsewhere keeps
+    its own name; resolved when ``path`` was spelled another way; the bare name as a last resort."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        pass
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return path.name
 
 
 def sample_ids(samples: Sequence[Sample]) -> list[str]:

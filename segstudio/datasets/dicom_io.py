@@ -6,6 +6,7 @@ The array returned is what the GUI windows for display, so the header window is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,24 @@ def _dcmread(path: Path, *, pixels: bool) -> Any:
     try:
         return pydicom.dcmread(str(path), stop_before_pixels=not pixels)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as e:
-        raise CorruptImageError(f"Not a readable DICOM file ({e}).", path=path, fix="Re-export or remove it.") from e
+        raise CorruptImageError(f"Not a readable DICOM file ({str(e)[:200]}).", path=path,
+                                fix="Re-export or remove it.") from e
+    except Exception as e:  # pydicom is a large parser that raises assorted types on hostile headers
+        raise CorruptImageError(
+            f"Not a readable DICOM file ({type(e).__name__}: {str(e)[:200]}).", path=path, fix="Re-export or remove it."
+        ) from e
+
+
+def _header_int(ds: Any, key: str, default: int, *, path: Path) -> int:
+    """A whole-number header value (Rows, BitsAllocated, ...); a malformed one names the file."""
+    try:
+        value = ds.get(key, default)
+        return default if value is None or value == "" else int(value)
+    except Exception as e:  # a value of the wrong VR, a multi-valued tag, bytes where a number belongs
+        raise CorruptImageError(
+            f"The DICOM header's {key} is not a whole number ({type(e).__name__}).", path=path,
+            fix="Re-export or remove the file.",
+        ) from e
 
 
 def is_dicom(path: Path) -> bool:
@@ -52,38 +70,43 @@ def is_dicom(path: Path) -> bool:
 def dicom_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` from the header."""
     ds = _dcmread(path, pixels=False)
-    try:
-        return int(ds.Columns), int(ds.Rows)
-    except AttributeError as e:
-        raise CorruptImageError("The DICOM file has no image (no Rows/Columns).", path=path) from e
+    cols, rows = _header_int(ds, "Columns", 0, path=path), _header_int(ds, "Rows", 0, path=path)
+    if rows <= 0 or cols <= 0:
+        raise CorruptImageError("The DICOM file has no image (no Rows/Columns).", path=path)
+    return cols, rows
 
 
 def _first(value: Any) -> float | None:
     if value is None:
         return None
     try:
-        return float(value[0]) if hasattr(value, "__len__") and not isinstance(value, str) else float(value)
-    except (TypeError, ValueError, IndexError):
+        f = float(value[0]) if hasattr(value, "__len__") and not isinstance(value, str) else float(value)
+    except Exception:  # header values of any VR reach here; a window that cannot be read is simply absent
         return None
+    return f if math.isfinite(f) else None
 
 
 def dicom_window(path: Path) -> Window | None:
     """The header's first WindowCenter/WindowWidth, in the units of ``read_dicom``'s array; None if absent."""
     ds = _dcmread(path, pixels=False)
-    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    try:
+        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+        slope_v, intercept_v = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    except Exception:  # a header element that fails to decode: no window, the image still shows
+        return None
     if center is None or width is None or width <= 0:
         return None
-    slope = _first(ds.get("RescaleSlope")) or 1.0
-    intercept = _first(ds.get("RescaleIntercept")) or 0.0
+    slope = _first(slope_v) or 1.0
+    intercept = _first(intercept_v) or 0.0
     # The header window is in modality units (e.g. HU); undo the rescale to reach stored values.
     stored_center = (center - intercept) / slope
     stored_width = width / abs(slope)
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    signed = _header_int(ds, "PixelRepresentation", 0, path=path) == 1
     if signed:
         stored_center += SIGNED_OFFSET
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         # read_dicom inverts MONOCHROME1 within its dtype's range; the window follows.
-        top = 255 if int(ds.get("BitsAllocated", 16)) <= 8 and not signed else 65535
+        top = 255 if _header_int(ds, "BitsAllocated", 16, path=path) <= 8 and not signed else 65535
         stored_center = top - stored_center
     return Window(stored_center, stored_width)
 
@@ -91,7 +114,7 @@ def dicom_window(path: Path) -> Window | None:
 def read_dicom(path: Path, *, max_pixels: int | None) -> np.ndarray:
     """Decode the first frame: ``(H, W) uint8/uint16`` (MONOCHROME1 inverted) or ``(H, W, 3) uint8`` RGB."""
     header = _dcmread(path, pixels=False)
-    rows, cols = int(header.get("Rows", 0)), int(header.get("Columns", 0))
+    rows, cols = _header_int(header, "Rows", 0, path=path), _header_int(header, "Columns", 0, path=path)
     if rows <= 0 or cols <= 0:
         raise CorruptImageError("The DICOM file has no image (no Rows/Columns).", path=path)
     if max_pixels is not None and rows * cols > max_pixels:
@@ -111,9 +134,9 @@ def read_dicom(path: Path, *, max_pixels: int | None) -> np.ndarray:
             path=path,
             fix="Compressed transfer syntaxes need a codec (pylibjpeg / gdcm); or export the series uncompressed.",
         ) from e
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+    if _header_int(ds, "NumberOfFrames", 1, path=path) > 1 and arr.ndim >= 3:
         arr = arr[0]  # 2-D tool: the first frame of a multi-frame object
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))[:32]
     if arr.ndim == 3:
         if photometric.startswith("YBR"):
             from pydicom.pixels import convert_color_space

@@ -65,6 +65,13 @@ class ImageTooLargeError(DatasetProblemError):
     kind = ProblemKind.TOO_LARGE
 
 
+class ReaderFailedError(DatasetProblemError):
+    """A format reader failed in a way it does not handle (a bug, or a parser library's surprise); raised by
+    ``Dataset.load_image`` / ``load_gt`` and ``open_dataset`` in place of the raw exception, which is logged."""
+
+    kind = ProblemKind.CORRUPT
+
+
 def problem_from_error(err: DatasetError, sample_id: str | None = None) -> Problem:
     """The ``Problem`` an error stands for (``OTHER`` unless it is a ``DatasetProblemError``)."""
     if isinstance(err, DatasetProblemError):
@@ -267,17 +274,16 @@ def read_mask(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) 
     return _read_raster(Path(path), max_pixels=max_pixels, keep_palette=True)
 
 
-def read_binary_mask(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A 0/255, 0/1, 1-bit or 24-bit mask as ``(H, W) bool`` (PH2's 24-bit masks included).
+def read_binary_mask(
+    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, foreground_value: int = 1
+) -> np.ndarray:
+    """A binary mask as ``(H, W) bool``: values above ``foreground_value // 2`` are foreground.
 
-    Values above half the dtype's range count as foreground, so masks resized with interpolation still threshold
-    cleanly; a 0/1 mask (max value 1) is taken as-is.
+    The convention is the caller's, never this mask's own maximum (which lost a 0/1 mask with one stray 2): the
+    default 1 makes any non-zero value foreground; 255 reads 0/255 masks with interpolated edges cleanly. 1-bit
+    and 24-bit masks (PH2's) read as 0/255. Datasets decide the value once: ``segstudio.datasets.binary``.
     """
     arr = read_mask(path, max_pixels=max_pixels)
     if arr.ndim == 3:
         arr = arr.max(axis=2)
-    top = int(arr.max()) if arr.size else 0
-    if top <= 1:
-        return arr.astype(bool)
-    half = 127 if top <= 255 else 32767
-    return arr > half
+    return arr > foreground_value // 2

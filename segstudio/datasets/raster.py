@@ -8,33 +8,61 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.geometry import GeometryError, run_indices, segmentation_runs
+from segstudio.core.geometry import (
+    GeometryError,
+    OutlineBudget,
+    check_raster_size,
+    run_indices,
+    segmentation_runs,
+)
 from segstudio.datasets.base import ProblemKind
 from segstudio.datasets.io import DatasetProblemError
 
 
 def paint_annotations(
-    shapes: Iterable[tuple[int, Any]],
+    shapes: Iterable[tuple[int, Any] | tuple[int, Any, str]],
     *,
     height: int,
     width: int,
     dtype: np.dtype,
     multilabel: bool,
     source: Path,
+    max_pixels: int | None,
 ) -> np.ndarray:
-    """``(class id, COCO segmentation)`` pairs -> ``(height, width)`` mask of ``dtype``.
+    """``(class id, COCO segmentation[, label])`` -> ``(height, width)`` mask of ``dtype``.
 
     Semantic: later shapes overwrite earlier ones. Multi-label: bit ``class id`` is set (``uint64``).
-    A shape that cannot be rasterised raises ``DatasetProblemError`` (``bad_annotation``) naming ``source``.
+    ``label`` names the shape in messages (``annotation id 17``); without it the shape's position is used.
+    A shape that cannot be rasterised (malformed, far outside the image, or past the outline every shape of one
+    mask shares, ``MAX_OUTLINE_PX``) raises ``DatasetProblemError`` (``bad_annotation``) naming ``source`` and it.
     """
+    try:
+        height, width = check_raster_size(height, width)
+    except GeometryError as e:
+        raise DatasetProblemError(
+            f"Cannot draw the annotations of this image: {e}",
+            path=source,
+            fix="Fix the image's height and width in the annotation file.",
+            kind=ProblemKind.BAD_ANNOTATION,
+        ) from e
+    if max_pixels is not None and height * width > max_pixels:
+        raise DatasetProblemError(
+            f"The annotations are for a {width}x{height} image, over the limit of {max_pixels:,} pixels; not drawn.",
+            path=source,
+            fix="Check the image's size; if it is genuine, raise the pixel limit (max_pixels).",
+            kind=ProblemKind.TOO_LARGE,
+        )
     # Painted in column-major order (the order of COCO's runs), transposed once at the end.
     flat = np.zeros(height * width, dtype)
-    for n, (cls, seg) in enumerate(shapes):
+    budget = OutlineBudget()
+    for n, shape in enumerate(shapes):
+        cls, seg = shape[0], shape[1]
         try:
-            idx = run_indices(*segmentation_runs(seg, height=height, width=width))
+            idx = run_indices(*segmentation_runs(seg, height=height, width=width, budget=budget))
         except GeometryError as e:
+            label = shape[2] if len(shape) > 2 else f"annotation {n} of this image"  # type: ignore[misc]
             raise DatasetProblemError(
-                f"Annotation {n} of this image cannot be rasterised: {e}",
+                f"{str(label)[:1].upper()}{str(label)[1:]} cannot be drawn: {e}",
                 path=source,
                 fix="Fix or remove that annotation.",
                 kind=ProblemKind.BAD_ANNOTATION,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.errors import DatasetError, UnknownKeyError
+from segstudio.core.errors import DatasetError, SegstudioError, UnknownKeyError
 from segstudio.datasets.base import Dataset, DatasetFormat
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,25 @@ def open_dataset(path: str | Path, *, format: str | None = None, **options: Any)
     p = Path(path).expanduser()
     if not p.exists():
         raise DatasetError("The dataset path does not exist.", path=p, fix="Check the path for typos.")
-    with listing_scope():  # the sniffers and the reader list each folder once between them
-        return _open(p, format=format, options=options)
+    with listing_scope() as skipped:  # the sniffers and the reader list each folder once between them
+        try:
+            ds = _open(p, format=format, options=options)
+        except SegstudioError:
+            raise
+        except Exception as e:  # a reader bug or a parser library's surprise: our error, the traceback logged
+            from segstudio.datasets.io import ReaderFailedError
+
+            log.error("opening %s failed", p, exc_info=e)
+            raise ReaderFailedError(
+                f"Cannot open the dataset ({type(e).__name__}: {str(e)[:200]}).",
+                path=p,
+                fix="Check the annotation files named in the log; if they look fine, report this with the log file.",
+            ) from e
+    # Entries skipped while listing (symlink loops, broken links, unreadable folders) are the dataset's problems:
+    # the rest of it opened.
+    known = {(q.kind, q.path) for q in ds.problems}
+    ds.problems.extend(q for q in skipped if (q.kind, q.path) not in known)
+    return ds
 
 
 def _open(p: Path, *, format: str | None, options: dict[str, Any]) -> Dataset:  # noqa: A002

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextvars
+import errno
 import gc
-import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segstudio.core.types import RGB, ClassInfo, ClassSchema, default_colour
+from segstudio.core.types import MAX_MULTILABEL_CLASSES, RGB, ClassInfo, ClassSchema, default_colour
+from segstudio.datasets import documents
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, DatasetProblemError, read_image
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -32,52 +37,150 @@ def gc_paused() -> Iterator[None]:
 
 
 def subfolders(path: Path) -> list[Path]:
-    """Visible sub-folders of ``path``, sorted by name."""
-    try:
-        return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
-    except OSError:
-        return []
+    """Visible sub-folders of ``path``, sorted by name; unreadable entries are skipped and reported."""
+    return [path / n for n in scan_folder(path).dirs]
 
 
-#: Folder listings shared by the sniffers and the reader during one ``open_dataset`` call (see ``listing_scope``).
-_LISTINGS: contextvars.ContextVar[dict[str, list[str]] | None] = contextvars.ContextVar("listings", default=None)
+@dataclass(frozen=True)
+class FolderScan:
+    """One folder's visible entries (sorted names): files, and sub-folders (links to folders included)."""
+
+    files: tuple[str, ...]
+    dirs: tuple[str, ...]
+
+
+class _Scope:
+    """Listings and listing problems shared by the sniffers and the reader during one ``open_dataset`` call."""
+
+    def __init__(self) -> None:
+        self.scans: dict[str, FolderScan] = {}
+        self.images: dict[str, list[str]] = {}
+        self.problems: dict[str, Problem] = {}
+
+
+_SCOPE: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("listings", default=None)
 
 
 @contextmanager
-def listing_scope() -> Iterator[None]:
-    """Within this scope each folder is listed once: detection and opening share the 10k-name listings."""
-    token = _LISTINGS.set({})
+def listing_scope() -> Iterator[list[Problem]]:
+    """Within this scope each folder is listed once: detection and opening share the 10k-name listings.
+
+    Yields a list that, when the scope ends, holds the problems met while listing (unreadable folders and
+    entries), one per path."""
+    scope = _Scope()
+    found: list[Problem] = []
+    token = _SCOPE.set(scope)
     try:
-        yield
+        yield found
     finally:
-        _LISTINGS.reset(token)
+        _SCOPE.reset(token)
+        found.extend(scope.problems.values())
+
+
+def listing_problems() -> list[Problem]:
+    """The listing problems met so far in the current scope (``[]`` outside one)."""
+    scope = _SCOPE.get()
+    return list(scope.problems.values()) if scope is not None else []
+
+
+def report_listing_problem(problem: Problem) -> None:
+    """Keep ``problem`` for the dataset being opened (logged too: outside a scope that is all that happens)."""
+    scope = _SCOPE.get()
+    key = str(problem.path)
+    if scope is not None:
+        if key in scope.problems:
+            return
+        scope.problems[key] = problem
+    log.warning("%s", problem)
+
+
+# errno values that mean "this path is not there / not a folder": a sniffer probing a layout meets them all the
+# time, so they are not problems of the dataset.
+_ABSENT = {errno.ENOENT, errno.ENOTDIR}
+
+
+def _entry_problem(path: Path, err: OSError | None, *, what: str) -> Problem:
+    if err is not None and err.errno == errno.ELOOP:
+        msg, fix = f"Skipped {what}: it is a symbolic link that points to itself (a loop).", "Remove or fix the link."
+    elif err is not None and err.errno in (errno.EACCES, errno.EPERM):
+        msg, fix = f"Skipped {what}: permission denied.", "Make it readable for this user, or move it out."
+    elif err is None:
+        msg, fix = f"Skipped {what}: a broken symbolic link (its target does not exist).", "Remove or fix the link."
+    else:
+        msg, fix = f"Skipped {what}: it cannot be read ({err.strerror or err}).", "Check the disk and the file."
+    return Problem(ProblemKind.CORRUPT, f"{msg} Fix: {fix}", path)
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    """The visible entries of ``folder`` (one ``scandir``; cached within a ``listing_scope``).
+
+    An entry that cannot be inspected (a symlink loop, a broken link, permission denied) is skipped and reported
+    (``corrupt``, naming it and the fix) and the rest of the folder is listed: one bad entry never empties a
+    listing. A folder that cannot be listed at all is reported the same way (unless it simply does not exist).
+    """
+    scope = _SCOPE.get()
+    key = str(folder)
+    if scope is not None and key in scope.scans:
+        return scope.scans[key]
+    scan = _scan(folder)
+    if scope is not None:
+        scope.scans[key] = scan
+    return scan
+
+
+def _scan(folder: Path) -> FolderScan:
+    files: list[str] = []
+    dirs: list[str] = []
+    try:
+        it = os.scandir(folder)
+    except OSError as err:
+        if err.errno not in _ABSENT:
+            report_listing_problem(_entry_problem(folder, err, what="this folder"))
+        return FolderScan((), ())
+    with it:
+        while True:
+            try:
+                entry = next(it)
+            except StopIteration:
+                break
+            except OSError as err:  # reading the folder itself failed part way
+                report_listing_problem(_entry_problem(folder, err, what="the rest of this folder"))
+                break
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                # d_type answers both without a system call, except for links, which are followed here
+                is_dir = entry.is_dir()
+                if not is_dir and entry.is_symlink() and not entry.is_file():
+                    report_listing_problem(_entry_problem(folder / name, None, what="this entry"))
+                    continue
+            except OSError as err:
+                report_listing_problem(_entry_problem(folder / name, err, what="this entry"))
+                continue
+            (dirs if is_dir else files).append(name)
+    files.sort()
+    dirs.sort()
+    return FolderScan(tuple(files), tuple(dirs))
 
 
 def image_files(folder: Path) -> list[str]:
-    """Names of the image files directly in ``folder`` (``os.scandir`` and string tests: fast on 10k files)."""
-    cache = _LISTINGS.get()
-    if cache is None:
-        return _list_image_files(folder)
+    """Names of the image files directly in ``folder`` (one ``scandir``, string tests: fast on 10k files)."""
+    scope = _SCOPE.get()
     key = str(folder)
-    if key not in cache:
-        cache[key] = _list_image_files(folder)
-    return list(cache[key])
-
-
-def _list_image_files(folder: Path) -> list[str]:
+    if scope is not None and key in scope.images:
+        return list(scope.images[key])
     exts = IMAGE_EXTENSIONS
-    try:
-        with os.scandir(folder) as it:
-            names = [
-                e.name
-                for e in it
-                if not e.name.startswith(".") and "." in e.name and "." + e.name.rsplit(".", 1)[1].lower() in exts
-                and not e.is_dir()
-            ]
-    except OSError:
-        return []
-    names.sort()
-    return names
+    names = [n for n in scan_folder(folder).files if "." in n and "." + n.rsplit(".", 1)[1].lower() in exts]
+    if scope is not None:
+        scope.images[key] = names
+    return list(names)
+
+
+def files_with_suffix(folder: Path, suffix: str) -> list[Path]:
+    """Files directly in ``folder`` whose name ends with ``suffix`` (case-insensitive), sorted by name."""
+    low = suffix.lower()
+    return [folder / n for n in scan_folder(folder).files if n.lower().endswith(low)]
 
 
 def id_prefix(folder: Path, root: Path) -> str:
@@ -108,6 +211,8 @@ def safe_relative(rel: str) -> str | None:
     and 10k file names are checked without a system call each.
     """
     text = rel.replace("\\", "/")
+    if "\x00" in text:  # no file system has such names; Path would raise ValueError on it
+        return None
     if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         return None
     parts = [p for p in text.split("/") if p not in ("", ".")]
@@ -145,49 +250,101 @@ class DirListing:
         folder, _, name = rel.rpartition("/")
         names = self._names.get(folder)
         if names is None:
-            try:
-                with os.scandir(self.base / folder if folder else self.base) as it:
-                    names = frozenset(e.name for e in it if not e.is_dir())
-            except OSError:
-                names = frozenset()
+            names = frozenset(scan_folder(self.base / folder if folder else self.base).files)
             self._names[folder] = names
         return name in names
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file; a broken one raises ``DatasetProblemError`` (kind ``BAD_ANNOTATION``) naming it."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError as e:
-        raise DatasetProblemError("The file does not exist.", path=path, kind=ProblemKind.MISSING_MASK) from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetProblemError(
-            f"Cannot parse the JSON file ({e}).",
-            path=path,
-            fix="Check the file is complete, valid JSON (UTF-8).",
-            kind=ProblemKind.BAD_ANNOTATION,
-        ) from e
+    """Parse a JSON file; a broken one raises ``DatasetProblemError`` (kind ``BAD_ANNOTATION``) naming it.
+
+    Bounded in size and depth: see ``segstudio.datasets.documents.read_json``."""
+    return documents.read_json(path)
 
 
 def parse_colour(value: Any) -> RGB | None:
-    try:
-        r, g, b = (int(v) for v in value)
-    except (TypeError, ValueError):
+    """``[r, g, b]`` of whole numbers 0..255 (extra items ignored, e.g. alpha), else None."""
+    if not isinstance(value, list | tuple) or len(value) < 3:
         return None
-    if not all(0 <= c <= 255 for c in (r, g, b)):
+    rgb = [documents.as_int(v, lo=0, hi=255) for v in value[:3]]
+    if any(c is None for c in rgb):
         return None
+    r, g, b = rgb
+    assert r is not None and g is not None and b is not None
     return (r, g, b)
 
 
-def schema_from_json(d: dict[str, Any]) -> ClassSchema:
-    """A schema from a ``classes.json``-shaped dict (``classes: [{id, name, colour, ignore?}]``)."""
+#: Largest class id of a semantic schema (masks are at most uint16).
+MAX_CLASS_ID = 65535
+
+
+def make_schema(classes: Sequence[ClassInfo], *, path: Path, multilabel: bool = False,
+                ignore_index: int | None = None) -> ClassSchema:
+    """``ClassSchema`` whose rule breaks (repeated ids, too many bits) become a ``DatasetProblemError`` naming
+    the class file ``path``."""
+    top = MAX_MULTILABEL_CLASSES - 1 if multilabel else MAX_CLASS_ID
+    for c in classes:
+        if not 0 <= c.id <= top:
+            raise DatasetProblemError(
+                f"Class id {c.id} is outside 0..{top}"
+                + (" (one bit per class in a multi-label mask)." if multilabel else " (masks are 16-bit at most)."),
+                path=path,
+                fix="Number the classes from 0.",
+                kind=ProblemKind.BAD_ANNOTATION,
+            )
+    if ignore_index is not None and not 0 <= ignore_index <= MAX_CLASS_ID:
+        raise DatasetProblemError(
+            f"ignore_index {ignore_index} is outside 0..{MAX_CLASS_ID}.", path=path, fix="Use e.g. 255.",
+            kind=ProblemKind.BAD_ANNOTATION,
+        )
+    try:
+        return ClassSchema(tuple(classes), multilabel=multilabel, ignore_index=ignore_index)
+    except ValueError as e:
+        raise DatasetProblemError(
+            f"The class list is not valid: {documents.describe_error(e)}.", path=path,
+            fix="Give every class its own id.", kind=ProblemKind.BAD_ANNOTATION,
+        ) from e
+
+
+def schema_from_json(d: Any, *, path: Path) -> ClassSchema:
+    """A schema from a ``classes.json``-shaped dict (``classes: [{id, name, colour, ignore?}]``); anything
+    malformed raises ``DatasetProblemError`` naming ``path``."""
+    if not isinstance(d, dict):
+        raise documents.bad_field(path, "classes.json", "(top level)", d, "an object {\"classes\": [...]}")
+    entries = documents.get_list(d, "classes")
+    if entries is None or len(entries) > MAX_CLASS_ID + 1:
+        raise documents.bad_field(path, "classes.json", "classes", d.get("classes"), "a list of classes")
     classes = []
-    for i, c in enumerate(d.get("classes", [])):
-        cid = int(c.get("id", i))
+    for i, c in enumerate(entries):
+        if not isinstance(c, dict):
+            raise documents.bad_field(path, f"Class {i}", "(entry)", c, "an object {id, name, colour}")
+        cid = documents.get_int(c, "id") if "id" in c else i
+        if cid is None:
+            raise documents.bad_field(path, f"Class {i}", "id", c.get("id"), "a whole number")
+        name = documents.get_str(c, "name") if "name" in c else f"class {cid}"
+        if name is None:
+            raise documents.bad_field(path, f"Class {i}", "name", c.get("name"), "a string")
         colour = parse_colour(c.get("colour", c.get("color"))) or default_colour(cid)
-        classes.append(ClassInfo(cid, str(c.get("name", f"class {cid}")), colour, bool(c.get("ignore", False))))
-    return ClassSchema(tuple(classes), multilabel=bool(d.get("multilabel", False)), ignore_index=d.get("ignore_index"))
+        classes.append(ClassInfo(cid, name, colour, documents.get_bool(c, "ignore")))
+    ignore = d.get("ignore_index")
+    ignore_index = documents.as_int(ignore) if ignore is not None else None
+    if ignore is not None and ignore_index is None:
+        raise documents.bad_field(path, "classes.json", "ignore_index", ignore, "a whole number or null")
+    return make_schema(classes, path=path, multilabel=documents.get_bool(d, "multilabel"),
+                       ignore_index=ignore_index)
+
+
+def read_class_names(path: Path) -> list[str]:
+    """A class list file (``labels.txt``: one name a line), bounded and UTF-8; errors name the file."""
+    names = documents.read_lines(path)
+    if len(names) > MAX_CLASS_ID + 1:
+        raise DatasetProblemError(
+            f"The class list names {len(names):,} classes, more than a mask can hold ({MAX_CLASS_ID + 1:,}).",
+            path=path,
+            fix="Check it is the class list (one name a line).",
+            kind=ProblemKind.BAD_ANNOTATION,
+        )
+    return names
 
 
 def semantic_schema(names: Sequence[str], *, background: str | None = "background") -> ClassSchema:

@@ -56,13 +56,14 @@ def test_info_text_lists_problems_and_options(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_info_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # user errors exit 2 (docs/cli.md)
     rc, _, err = _run([str(tmp_path / "nope")], capsys)
-    assert rc == 1 and "does not exist" in err
+    assert rc == 2 and "does not exist" in err
     (tmp_path / "empty").mkdir()
     rc, out, _ = _run([str(tmp_path / "empty"), "--json"], capsys)
-    assert rc == 1 and "No known dataset format" in json.loads(out)["error"]
+    assert rc == 2 and "No known dataset format" in json.loads(out)["error"]
     rc, _, err = _run([str(tmp_path), "--format", "yolo"], capsys)
-    assert rc == 1 and "Valid formats" in err
+    assert rc == 2 and "Valid formats" in err
     rc, _, err = _run([str(tmp_path), "-o", "novalue"], capsys)
     assert rc == 2 and "KEY=VALUE" in err
 

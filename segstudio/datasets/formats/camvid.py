@@ -20,6 +20,7 @@ import numpy as np
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.documents import describe, describe_error, read_text
 from segstudio.datasets.formats.paired import SPLIT_NAMES, check_index_range
 from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.raster import decode_colours, palette_keys
@@ -28,7 +29,9 @@ from segstudio.datasets.util import (
     default_image_reader,
     image_files,
     image_shape,
+    make_schema,
     max_pixels_of,
+    read_class_names,
     resolve_inside,
     subfolders,
 )
@@ -39,41 +42,59 @@ SPLITS = ("train", "val", "test")
 VOID_NAMES = frozenset({"void", "ignore", "unlabelled", "unlabeled"})
 
 
+def _colour_row(values: list[str], *, path: Path, line: int, form: str) -> tuple[int, int, int]:
+    rgb = [int(v) if v.strip().isdigit() else -1 for v in values[:3]]
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise DatasetProblemError(
+            f"Line {line} is not {form} with R, G, B whole numbers 0..255: {describe(','.join(values))}.",
+            path=path,
+            fix=f"Write each line as {form}.",
+            kind=ProblemKind.BAD_ANNOTATION,
+        )
+    return (rgb[0], rgb[1], rgb[2])
+
+
 def read_label_colors(path: Path) -> list[tuple[tuple[int, int, int], str]]:
     """``label_colors.txt``: ``R G B<whitespace>Name`` per line -> ``[(rgb, name)]`` in file order."""
     out: list[tuple[tuple[int, int, int], str]] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
-        try:
-            r, g, b = (int(v) for v in parts[:3])
-            name = " ".join(parts[3:]) or f"class {len(out)}"
-        except ValueError as e:
-            raise DatasetProblemError(
-                f"Line {n} is not 'R G B<TAB>Name': {line!r}.", path=path, kind=ProblemKind.BAD_ANNOTATION
-            ) from e
-        out.append(((r, g, b), name))
-    return out
+        rgb = _colour_row(parts[:3], path=path, line=n, form="'R G B<TAB>Name'")
+        out.append((rgb, " ".join(parts[3:]) or f"class {len(out)}"))
+    return _bounded(out, path)
 
 
 def read_class_dict(path: Path) -> list[tuple[tuple[int, int, int], str]]:
     """``class_dict.csv`` (``name,r,g,b`` with a header line, as in Semantic-Segmentation-Suite's CamVid)."""
     import csv
+    import io
 
     out: list[tuple[tuple[int, int, int], str]] = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for n, row in enumerate(csv.reader(f), 1):
+    try:
+        for n, row in enumerate(csv.reader(io.StringIO(read_text(path))), 1):
             if not row or (n == 1 and not row[-1].strip().isdigit()):
                 continue
-            try:
-                r, g, b = (int(v) for v in row[1:4])
-            except ValueError as e:
-                raise DatasetProblemError(
-                    f"Line {n} is not 'name,r,g,b': {row!r}.", path=path, kind=ProblemKind.BAD_ANNOTATION
-                ) from e
-            out.append(((r, g, b), row[0].strip()))
-    return out
+            rgb = _colour_row(row[1:4], path=path, line=n, form="'name,r,g,b'")
+            out.append((rgb, row[0].strip()))
+    except csv.Error as e:
+        raise DatasetProblemError(
+            f"The CSV file is malformed ({describe_error(e)}).", path=path, fix="Write one 'name,r,g,b' per line.",
+            kind=ProblemKind.BAD_ANNOTATION,
+        ) from e
+    return _bounded(out, path)
+
+
+def _bounded(pairs: list[tuple[tuple[int, int, int], str]], path: Path) -> list[tuple[tuple[int, int, int], str]]:
+    if not pairs or len(pairs) > 256:
+        raise DatasetProblemError(
+            f"The colour file lists {len(pairs)} classes; an index label holds 1 to 256.",
+            path=path,
+            fix="One line per class, at most 256.",
+            kind=ProblemKind.BAD_ANNOTATION,
+        )
+    return pairs
 
 
 def colour_file(root: Path) -> Path | None:
@@ -94,7 +115,7 @@ def _segnet_root(path: Path) -> Path | None:
     return None
 
 
-def _schema(names: list[str], colours: list[tuple[int, int, int]] | None) -> ClassSchema:
+def _schema(names: list[str], colours: list[tuple[int, int, int]] | None, *, path: Path) -> ClassSchema:
     infos = []
     ignore = None
     for i, name in enumerate(names):
@@ -103,7 +124,7 @@ def _schema(names: list[str], colours: list[tuple[int, int, int]] | None) -> Cla
         infos.append(ClassInfo(i, name, col, ignore=is_void))
         if is_void:
             ignore = i
-    return ClassSchema(tuple(infos), ignore_index=ignore)
+    return make_schema(infos, path=path, ignore_index=ignore)
 
 
 class CamVidSegNetFormat:
@@ -123,10 +144,10 @@ class CamVidSegNetFormat:
             pairs = read_label_colors(root / "label_colors.txt")
             names, colours = [n for _, n in pairs], [c for c, _ in pairs]
         if (root / "labels.txt").is_file():
-            names = [ln.strip() for ln in (root / "labels.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+            names = read_class_names(root / "labels.txt")
         if not names:
             raise DatasetError("Neither labels.txt nor label_colors.txt names the classes.", path=root)
-        schema = _schema(names, colours)
+        schema = _schema(names, colours, path=root / "labels.txt")
         samples: list[Sample] = []
         problems: list[Problem] = []
         seen: set[str] = set()
@@ -134,7 +155,7 @@ class CamVidSegNetFormat:
             lst = root / f"{split}.txt"
             if not lst.is_file():
                 continue
-            for n, line in enumerate(lst.read_text(encoding="utf-8").splitlines(), 1):
+            for n, line in enumerate(read_text(lst).splitlines(), 1):
                 parts = line.split()
                 if not parts:
                     continue
@@ -234,7 +255,7 @@ class CamVidRGBFormat:
                 "label_colors.txt (or class_dict.csv) is missing.", path=root, fix="Add 'R G B<TAB>Name' lines."
             )
         pairs = read_colours(cfile)
-        schema = _schema([n for _, n in pairs], [c for c, _ in pairs])
+        schema = _schema([n for _, n in pairs], [c for c, _ in pairs], path=cfile)
         if schema.ignore_index is None:
             schema = ClassSchema(schema.classes, ignore_index=255)
         labelled = _rgb_pairs(root)

@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.errors import DatasetError
-from segstudio.core.types import ClassInfo, ClassSchema, default_colour
+from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
-from segstudio.datasets.io import read_binary_mask
+from segstudio.datasets.binary import to_foreground
+from segstudio.datasets.documents import MAX_TEXT_BYTES, get_bool, get_list, get_str, read_json_object
+from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.util import (
     check_same_size,
     default_image_reader,
@@ -36,7 +38,7 @@ from segstudio.datasets.util import (
     image_shape,
     max_pixels_of,
     parse_colour,
-    read_json,
+    resolve_inside,
     shared_stems,
     stem_index,
     subfolders,
@@ -88,15 +90,27 @@ def _classes_json_layout(root: Path) -> _Layout | None:
     cfg = root / "classes.json"
     if not cfg.is_file():
         return None
-    d = read_json(cfg)
-    entries = [c for c in d.get("classes", []) if isinstance(c, dict) and c.get("folder")]
-    if not entries or not d.get("images"):
+    d = read_json_object(cfg, max_bytes=MAX_TEXT_BYTES, what="classes.json")
+    images = get_str(d, "images", numbers=False)
+    entries = [c for c in get_list(d, "classes") or [] if isinstance(c, dict) and get_str(c, "folder")]
+    if not entries or not images:
         return None
+    img_dir = resolve_inside(root, images)
+    folders = [resolve_inside(root, get_str(c, "folder") or "") for c in entries]
+    if img_dir is None or any(f is None for f in folders):
+        raise DatasetProblemError(
+            "classes.json names a folder outside the dataset (an absolute path or '..').",
+            path=cfg,
+            fix="Give the image and class folders as names relative to the dataset folder.",
+            kind=ProblemKind.PATH_ESCAPE,
+        )
     return _Layout(
-        images=root / str(d["images"]),
-        classes=tuple((str(c.get("name", c["folder"])), root / str(c["folder"])) for c in entries),
+        images=img_dir,
+        classes=tuple(
+            (get_str(c, "name") or f.name, f) for c, f in zip(entries, folders, strict=True) if f is not None
+        ),
         colours=tuple(parse_colour(c.get("colour", c.get("color"))) for c in entries),
-        multilabel=bool(d["multilabel"]) if "multilabel" in d else None,
+        multilabel=get_bool(d, "multilabel") if "multilabel" in d else None,
         from_json=True,
     )
 
@@ -229,6 +243,13 @@ class ClassFoldersFormat:
     @staticmethod
     def _schema(layout: _Layout, *, multilabel: bool) -> ClassSchema:
         if multilabel:
+            if len(layout.classes) > MAX_MULTILABEL_CLASSES:
+                raise DatasetError(
+                    f"{len(layout.classes)} class folders do not fit a multi-label mask "
+                    f"({MAX_MULTILABEL_CLASSES} at most).",
+                    path=layout.images.parent,
+                    fix="Open with multilabel=False.",
+                )
             infos = [
                 ClassInfo(i, name, layout.colours[i] or default_colour(i + 1))
                 for i, (name, _) in enumerate(layout.classes)
@@ -249,7 +270,11 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     shape = image_shape(ds, sample)
     out = np.zeros(shape, ds.schema.mask_dtype())
     # the class masks decode in parallel (the PNG/BMP decoders release the GIL); a 2048² pair takes one decode
-    masks = _read_masks([p for _cid, p in parts], limit=limit)
+    raw = _read_masks([p for _cid, p in parts], limit=limit)
+    masks = []
+    for (_cid, p), m in zip(parts, raw, strict=True):
+        check_same_size(m, shape, path=p, what="its image")
+        masks.append(to_foreground(ds, sample, m, path=p))
     if ds.schema.multilabel:
         for (cid, p), m in zip(parts, masks, strict=True):
             check_same_size(m, shape, path=p, what="its image")
@@ -274,8 +299,8 @@ _DECODE_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="segstudio-c
 
 def _read_masks(paths: list[Path], *, limit: int | None) -> list[np.ndarray]:
     if len(paths) < 2:
-        return [read_binary_mask(p, max_pixels=limit) for p in paths]
-    futures = [_DECODE_POOL.submit(read_binary_mask, p, max_pixels=limit) for p in paths]
+        return [read_mask(p, max_pixels=limit) for p in paths]
+    futures = [_DECODE_POOL.submit(read_mask, p, max_pixels=limit) for p in paths]
     return [f.result() for f in futures]  # re-raises the first failure, which names its file
 
 

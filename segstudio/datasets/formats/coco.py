@@ -15,7 +15,6 @@ Overlapping instances (open option ``overlap``):
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +25,27 @@ import numpy as np
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
+from segstudio.datasets.documents import (
+    as_float,
+    describe,
+    get_id,
+    get_int,
+    get_list,
+    get_str,
+    read_json_object,
+)
 from segstudio.datasets.formats.paired import SPLIT_NAMES
 from segstudio.datasets.io import DEFAULT_MAX_PIXELS, DatasetProblemError
 from segstudio.datasets.raster import paint_annotations
 from segstudio.datasets.util import (
+    MAX_CLASS_ID,
     DirListing,
     default_image_reader,
+    files_with_suffix,
     gc_paused,
     id_prefix,
     image_shape,
-    read_json,
+    max_pixels_of,
     safe_relative,
     subfolders,
 )
@@ -62,12 +72,14 @@ def looks_like_coco(path: Path) -> bool:
 def _json_files(path: Path) -> list[tuple[str | None, Path]]:
     if path.is_file():
         return [(_split_from_name(path.stem), path)] if looks_like_coco(path) else []
-    found: list[tuple[str | None, Path]] = [(None, f) for f in sorted(path.glob("*.json")) if looks_like_coco(f)]
+    found: list[tuple[str | None, Path]] = [(None, f) for f in files_with_suffix(path, ".json") if looks_like_coco(f)]
     if not found and (path / "annotations").is_dir():
-        found = [(_split_from_name(f.stem), f) for f in sorted((path / "annotations").glob("*.json")) if looks_like_coco(f)]
+        found = [
+            (_split_from_name(f.stem), f) for f in files_with_suffix(path / "annotations", ".json") if looks_like_coco(f)
+        ]
     for sub in subfolders(path):
         if sub.name.lower() in SPLIT_NAMES:
-            found += [(SPLIT_NAMES[sub.name.lower()], f) for f in sorted(sub.glob("*.json")) if looks_like_coco(f)]
+            found += [(SPLIT_NAMES[sub.name.lower()], f) for f in files_with_suffix(sub, ".json") if looks_like_coco(f)]
     return found
 
 
@@ -89,42 +101,56 @@ class _ImageGT:
     width: int
 
 
-_Ann = tuple[int, Any, float]  # (class id, COCO segmentation, area)
+_Ann = tuple[int, Any, float, str]  # (class id, COCO segmentation, area, "annotation id N" for messages)
+_Cat = tuple[int | str, str]  # (category id, name)
 
 
 def _schema(
-    categories: list[dict[str, Any]], used: set[Any], *, multilabel: bool, problems: list[Problem], src: Path
+    categories: list[_Cat], used: set[Any], *, multilabel: bool, problems: list[Problem], src: Path
 ) -> tuple[ClassSchema, dict[Any, int]]:
     """The schema and ``category id -> class id``; drops unused duplicate-name placeholders, renames the rest."""
-    cats = sorted((c for c in categories if isinstance(c, dict) and "id" in c), key=lambda c: (str(type(c["id"])), c["id"]))
-    names = Counter(str(c.get("name", c["id"])) for c in cats)
+    cats = sorted(categories, key=lambda c: (str(type(c[0])), c[0]))
+    names = Counter(name for _, name in cats)
     kept = []
-    for c in cats:
-        name = str(c.get("name", c["id"]))
-        if names[name] > 1 and c["id"] not in used and any(d["id"] in used and d.get("name") == name for d in cats):
+    for cid, name in cats:
+        if names[name] > 1 and cid not in used and any(d in used and n == name for d, n in cats):
             problems.append(
-                Problem(ProblemKind.OTHER, f"Category id {c['id']} {name!r} repeats a name and has no annotations; dropped.", src)
+                Problem(ProblemKind.OTHER, f"Category id {describe(cid)} {describe(name)} repeats a name and has no "
+                        "annotations; dropped.", src)
             )
             continue
-        kept.append(c)
-    names = Counter(str(c.get("name", c["id"])) for c in kept)
+        kept.append((cid, name))
+    names = Counter(name for _, name in kept)
     infos: list[ClassInfo] = [] if multilabel else [ClassInfo(0, "background", (0, 0, 0))]
     cat_to_class: dict[Any, int] = {}
-    for c in kept:
-        name = str(c.get("name", c["id"]))
+    for cid, name in kept:
         if names[name] > 1:
-            problems.append(Problem(ProblemKind.OTHER, f"Category name {name!r} is used twice; shown as '{name} (id {c['id']})'.", src))
-            name = f"{name} (id {c['id']})"
-        cid = len(infos) if not multilabel else len(cat_to_class)
-        cat_to_class[c["id"]] = cid
-        infos.append(ClassInfo(cid, name, default_colour(cid + (1 if multilabel else 0))))
+            problems.append(Problem(ProblemKind.OTHER, f"Category name {describe(name)} is used twice; shown as "
+                                    f"'{name} (id {cid})'.", src))
+            name = f"{name} (id {cid})"
+        k = len(infos) if not multilabel else len(cat_to_class)
+        cat_to_class[cid] = k
+        infos.append(ClassInfo(k, name, default_colour(k + (1 if multilabel else 0))))
     if multilabel and len(infos) > MAX_MULTILABEL_CLASSES:
         raise DatasetError(
             f"{len(infos)} categories do not fit a multi-label mask ({MAX_MULTILABEL_CLASSES} at most).",
             path=src,
             fix="Open with overlap='last' or 'smallest' (semantic).",
         )
+    if len(infos) > MAX_CLASS_ID + 1:
+        raise DatasetError(f"{len(infos):,} categories do not fit a 16-bit mask.", path=src,
+                           fix="Check the categories list of the COCO file.")
     return ClassSchema(tuple(infos), multilabel=multilabel), cat_to_class
+
+
+def _list_of(doc: dict[str, Any], key: str, *, f: Path, problems: list[Problem]) -> list[Any]:
+    """``doc[key]`` when it is a list (missing: empty); anything else is reported and read as empty."""
+    value = get_list(doc, key)
+    if value is None:
+        problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"{key!r} is {describe(doc.get(key))}, not a list; "
+                                "read as empty.", f))
+        return []
+    return value
 
 
 class COCOFormat:
@@ -151,55 +177,65 @@ class COCOFormat:
         root = path if path.is_dir() else path.parent
         max_pixels = options.get("max_pixels", DEFAULT_MAX_PIXELS)
         problems: list[Problem] = []
-        docs = [(split, f, read_json(f)) for split, f in files]
-        categories: list[dict[str, Any]] = []
+        docs = [(split, f, read_json_object(f, what="COCO file")) for split, f in files]
+        categories: list[_Cat] = []
         seen_cat: set[Any] = set()
         used: set[Any] = set()
         for _, f, doc in docs:
-            if not isinstance(doc, dict):
-                raise DatasetProblemError("The COCO file is not a JSON object.", path=f, kind=ProblemKind.BAD_ANNOTATION)
-            for c in doc.get("categories", []) or []:
-                if isinstance(c, dict) and c.get("id") not in seen_cat:
-                    seen_cat.add(c.get("id"))
-                    categories.append(c)
-            used.update(a.get("category_id") for a in doc.get("annotations", []) or [] if isinstance(a, dict))
+            bad = 0
+            for c in _list_of(doc, "categories", f=f, problems=problems):
+                cid = get_id(c, "id") if isinstance(c, dict) else None
+                if cid is None:
+                    bad += 1
+                    continue
+                if cid not in seen_cat:
+                    seen_cat.add(cid)
+                    categories.append((cid, get_str(c, "name") or str(cid)))
+            if bad:
+                problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"{bad} categor(ies) without a usable id (a "
+                                        "number or a string); skipped.", f))
+            used.update(get_id(a, "category_id") for a in _list_of(doc, "annotations", f=f, problems=[])
+                        if isinstance(a, dict))
         schema, cat_to_class = _schema(categories, used, multilabel=overlap == "multilabel", problems=problems, src=files[0][1])
-        anns_by_key: dict[tuple[Path, Any], list[tuple[int, Any, float]]] = {}
+        anns_by_key: dict[tuple[Path, Any], list[_Ann]] = {}
         samples: list[Sample] = []
         for split, f, doc in docs:
-            per_image: dict[Any, list[tuple[int, Any, float]]] = defaultdict(list)
+            per_image: dict[Any, list[_Ann]] = defaultdict(list)
             bad_cats: Counter[Any] = Counter()
             malformed = 0
-            for a in doc.get("annotations", []) or []:
-                if not isinstance(a, dict) or "image_id" not in a:
+            for k, a in enumerate(_list_of(doc, "annotations", f=f, problems=problems)):
+                image_id = get_id(a, "image_id") if isinstance(a, dict) else None
+                if not isinstance(a, dict) or image_id is None:
                     malformed += 1
                     continue
-                cls = cat_to_class.get(a.get("category_id"))
+                cat = get_id(a, "category_id")
+                cls = cat_to_class.get(cat)
                 if cls is None:
-                    bad_cats[a.get("category_id")] += 1
+                    bad_cats[describe(a.get("category_id"))] += 1
                     continue
                 seg = a.get("segmentation")
                 if not isinstance(seg, list | dict):  # bbox-only or broken: nothing to paint
                     malformed += 1
                     continue
-                try:
-                    area = float(a.get("area") or 0.0)
-                except (TypeError, ValueError):
-                    area = 0.0
-                per_image[a["image_id"]].append((cls, seg, area))
-            for cat, n in bad_cats.items():
+                area = as_float(a.get("area")) or 0.0
+                ann_id = get_id(a, "id")
+                label = f"annotation id {describe(ann_id)}" if ann_id is not None else f"annotation {k} (no id)"
+                per_image[image_id].append((cls, seg, area, label))
+            for cat_text, n in bad_cats.items():
                 problems.append(
-                    Problem(ProblemKind.OUT_OF_RANGE, f"{n} annotation(s) use category_id {cat!r}, which is not defined.", f)
+                    Problem(ProblemKind.OUT_OF_RANGE, f"{n} annotation(s) use category_id {cat_text}, which is not "
+                            "defined.", f)
                 )
             if malformed:
                 problems.append(
                     Problem(
                         ProblemKind.BAD_ANNOTATION,
-                        f"{malformed} annotation(s) have no image_id or no segmentation (polygons or RLE); skipped.",
+                        f"{malformed} annotation(s) have no image_id or no segmentation (polygons or RLE), or one of "
+                        "the wrong type; skipped.",
                         f,
                     )
                 )
-            listed = {im.get("id") for im in doc.get("images", []) or [] if isinstance(im, dict)}
+            listed = {get_id(im, "id") for im in _list_of(doc, "images", f=f, problems=problems) if isinstance(im, dict)}
             orphans = sum(len(v) for k, v in per_image.items() if k not in listed)
             if orphans:
                 problems.append(
@@ -252,15 +288,17 @@ def _list_images(
     folder = f.parent
     prefix = id_prefix(folder, root)
     listing = DirListing(folder)
-    for im in doc.get("images", []) or []:
-        if not isinstance(im, dict) or "file_name" not in im:
-            problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"An image entry lacks file_name: {json.dumps(im)[:120]}", f))
+    for im in get_list(doc, "images") or []:
+        fname = get_str(im, "file_name", numbers=False) if isinstance(im, dict) else None
+        if fname is None:
+            problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"An image entry ({describe(im)}) has no file_name "
+                                    "string; skipped.", f))
             continue
-        fname = str(im["file_name"])
         rel = safe_relative(fname)
         if rel is None:
             problems.append(
-                Problem(ProblemKind.PATH_ESCAPE, f"file_name {fname!r} points outside the dataset folder; skipped.", f)
+                Problem(ProblemKind.PATH_ESCAPE, f"file_name {describe(fname)} is not a relative path inside the "
+                        "dataset folder; skipped.", f)
             )
             continue
         present = listing.exists(rel)
@@ -269,20 +307,22 @@ def _list_images(
         img = folder / rel
         sid = prefix + rel
         probs: list[Problem] = []
-        try:
-            h, w = int(im.get("height") or 0), int(im.get("width") or 0)
-        except (TypeError, ValueError):
-            h = w = 0  # read from the image header on load
+        h, w = get_int(im, "height", lo=0), get_int(im, "width", lo=0)
+        if (h is None and im.get("height") is not None) or (w is None and im.get("width") is not None):
+            probs.append(Problem(ProblemKind.BAD_ANNOTATION, f"height {describe(im.get('height'))} / width "
+                                 f"{describe(im.get('width'))} are not whole numbers >= 0; the image's own size is "
+                                 "used.", f, sid))
+        h, w = (h or 0, w or 0) if h and w else (0, 0)  # 0: read from the image header on load
         if not present:
             probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image file named in the JSON is missing.", img, sid))
         if max_pixels is not None and h * w > int(max_pixels):
             probs.append(
                 Problem(ProblemKind.TOO_LARGE, f"The JSON declares {w}x{h} pixels, over the limit; not decoded.", img, sid)
             )
-        anns = per_image.get(im.get("id"), [])
-        key = (f, im.get("id"))
-        anns_by_key[key] = anns
-        out.append(Sample(sid, img, split, _ImageGT(f, im.get("id"), h, w), tuple(probs)))
+        image_id = get_id(im, "id")
+        anns = per_image.get(image_id, []) if image_id is not None else []
+        anns_by_key[(f, image_id)] = anns
+        out.append(Sample(sid, img, split, _ImageGT(f, image_id, h, w), tuple(probs)))
     return out
 
 
@@ -306,12 +346,13 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     if ds.options.get("overlap") == "smallest":
         anns = sorted(anns, key=lambda t: -t[2])  # stable: equal areas keep file order
     return paint_annotations(
-        ((cls, seg) for cls, seg, _area in anns),
+        ((cls, seg, label) for cls, seg, _area, label in anns),
         height=h,
         width=w,
         dtype=ds.schema.mask_dtype(),
         multilabel=ds.schema.multilabel,
         source=loc.json_path,
+        max_pixels=max_pixels_of(ds),
     )
 
 

@@ -21,7 +21,13 @@ from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relat
 from segstudio.datasets.dicom_io import Window, dicom_window, is_dicom
 from segstudio.datasets.formats.paired import _read_gt as read_paired_gt
 from segstudio.datasets.io import DICOM_EXTENSIONS, DatasetProblemError
-from segstudio.datasets.util import default_image_reader, image_files, semantic_schema, stem_index
+from segstudio.datasets.util import (
+    default_image_reader,
+    image_files,
+    report_listing_problem,
+    semantic_schema,
+    stem_index,
+)
 
 MASK_FOLDERS = ("masks", "mask", "labels", "segmentations")
 _MAX_SCAN = 200_000
@@ -30,9 +36,17 @@ _SNIFF_DEPTH = 3
 _SNIFF_NAMES = 20_000
 
 
+def _walk_error(err: OSError) -> None:
+    if err.filename is not None:
+        report_listing_problem(
+            Problem(ProblemKind.CORRUPT, f"Skipped this folder: it cannot be read ({err.strerror or err}). Fix: make it "
+                    "readable for this user, or move it out.", Path(os.fsdecode(err.filename)))
+        )
+
+
 def _dicom_files(root: Path) -> list[Path]:
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_walk_error):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in MASK_FOLDERS)
         for n in sorted(filenames):
             ext = "." + n.rsplit(".", 1)[1].lower() if "." in n else ""

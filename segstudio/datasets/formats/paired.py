@@ -1,9 +1,10 @@
 """Paired folders: an image folder and a mask folder whose files share stems (``cxr/x.png`` + ``masks/x.png``).
 
 Masks are 8/16-bit index PNGs or 0/255 (or 0/1) binary masks, or colour-coded masks when ``classes.json`` gives
-each class's colour. Without a class list the dataset is binary
-(background / foreground) and any value above half the range counts as foreground, so masks resized with
-interpolation still read cleanly. With ``classes`` (option, ``classes.json`` or ``labels.txt``) the mask values
+each class's colour. Without a class list the dataset is binary (background / foreground): its foreground value
+(1 or 255, option ``foreground_value``) is decided once for the whole dataset, values above half of it are
+foreground (masks resized with interpolation still read cleanly) and values outside the convention are reported
+(``segstudio.datasets.binary``). With ``classes`` (option, ``classes.json`` or ``labels.txt``) the mask values
 are class ids; values with no class (and not the ignore index) are an ``out_of_range`` problem.
 
 Splits: when the root holds ``train/``, ``val``/``valid``/``validation/`` and/or ``test/`` folders that each contain
@@ -20,6 +21,7 @@ import numpy as np
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
+from segstudio.datasets.binary import to_foreground
 from segstudio.datasets.formats.class_folders import GENERIC_MASK_NAMES, IMAGE_FOLDER_NAMES, MASKISH_RE
 from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.raster import decode_colours, palette_keys
@@ -30,6 +32,7 @@ from segstudio.datasets.util import (
     image_files,
     image_shape,
     max_pixels_of,
+    read_class_names,
     read_json,
     schema_from_json,
     semantic_schema,
@@ -78,10 +81,9 @@ def _class_schema(root: Path, options: dict[str, Any]) -> ClassSchema | None:
     if options.get("classes"):
         return semantic_schema([str(c) for c in options["classes"]], background=None)
     if (root / "classes.json").is_file():
-        return schema_from_json(read_json(root / "classes.json"))
+        return schema_from_json(read_json(root / "classes.json"), path=root / "classes.json")
     if (root / "labels.txt").is_file():
-        names = [ln.strip() for ln in (root / "labels.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
-        return semantic_schema(names, background=None)
+        return semantic_schema(read_class_names(root / "labels.txt"), background=None)
     return None
 
 
@@ -203,8 +205,7 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
         else:
             return _decode_colour_mask(ds, m, p)
     if ds.options.get("binary"):
-        top = int(m.max()) if m.size else 0
-        return (m > (0 if top <= 1 else (127 if top <= 255 else 32767))).astype(np.uint8)
+        return to_foreground(ds, sample, m, path=p).astype(np.uint8)
     check_index_range(m, ds.schema, path=p)
     return m.astype(ds.schema.mask_dtype(), copy=False)
 

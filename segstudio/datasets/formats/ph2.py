@@ -20,7 +20,8 @@ import numpy as np
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
-from segstudio.datasets.io import read_binary_mask
+from segstudio.datasets.binary import to_foreground
+from segstudio.datasets.io import read_mask
 from segstudio.datasets.util import (
     check_same_size,
     default_image_reader,
@@ -143,9 +144,10 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     shape = image_shape(ds, sample)
     out = np.zeros(shape, ds.schema.mask_dtype())
     for cid, p in parts:
-        # 1-bit and 24-bit BMP both occur (IMD002); read_binary_mask thresholds either.
-        m = read_binary_mask(p, max_pixels=max_pixels_of(ds))
-        check_same_size(m, shape, path=p, what="the dermoscopic image")
+        # 1-bit and 24-bit BMP both occur (IMD002); both read under the dataset's one foreground value.
+        raw = read_mask(p, max_pixels=max_pixels_of(ds))
+        check_same_size(raw, shape, path=p, what="the dermoscopic image")
+        m = to_foreground(ds, sample, raw, path=p)
         if ds.schema.multilabel:
             out[m] |= np.uint64(1) << np.uint64(cid)
         else:

@@ -24,14 +24,25 @@ from segstudio.core.errors import DatasetError
 from segstudio.core.geometry import GeometryError, flatten_points
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.documents import (
+    MAX_TEXT_BYTES,
+    bad_field,
+    describe,
+    get_list,
+    get_str,
+    read_json,
+    read_json_object,
+)
 from segstudio.datasets.formats.paired import SPLIT_NAMES
 from segstudio.datasets.io import DatasetProblemError
 from segstudio.datasets.raster import paint_annotations
 from segstudio.datasets.util import (
     default_image_reader,
+    files_with_suffix,
     image_files,
     image_shape,
-    read_json,
+    max_pixels_of,
+    read_class_names,
     resolve_inside,
     stem_index,
     subfolders,
@@ -49,21 +60,24 @@ class _JsonGT:
     json_path: Path
 
 
-def shape_polygon(shape_type: str, points: list[list[float]]) -> list[float]:
-    """labelme shape -> flat polygon ``[x1, y1, ...]`` (rectangles as 4 corners, circles as 64-gons)."""
-    if shape_type == "rectangle" and len(points) >= 2:
-        (x0, y0), (x1, y1) = points[0][:2], points[1][:2]
+def shape_polygon(shape_type: str, points: Any) -> list[float]:
+    """labelme shape -> flat polygon ``[x1, y1, ...]`` (rectangles as 4 corners, circles as 64-gons).
+
+    Raises ``GeometryError`` for points that are not ``[x, y]`` number pairs."""
+    flat = flatten_points(points)  # checked numbers first: the arithmetic below never sees strings or huge ints
+    if shape_type == "rectangle" and len(flat) >= 4:
+        x0, y0, x1, y1 = flat[:4]
         return [x0, y0, x1, y0, x1, y1, x0, y1]
-    if shape_type == "circle" and len(points) >= 2:
-        (cx, cy), (px, py) = points[0][:2], points[1][:2]
+    if shape_type == "circle" and len(flat) >= 4:
+        cx, cy, px, py = flat[:4]
         r = math.hypot(px - cx, py - cy)
         return [v for k in range(64) for v in (cx + r * math.cos(2 * math.pi * k / 64), cy + r * math.sin(2 * math.pi * k / 64))]
-    return flatten_points(points)
+    return flat
 
 
 def _labelme_jsons(folder: Path) -> list[Path]:
     out = []
-    for f in sorted(folder.glob("*.json")):
+    for f in files_with_suffix(folder, ".json"):
         try:
             with open(f, "rb") as fh:
                 head = fh.read(4096)
@@ -75,7 +89,7 @@ def _labelme_jsons(folder: Path) -> list[Path]:
 
 
 def _classes_from_labels_txt(path: Path) -> tuple[list[str], bool, bool]:
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    lines = read_class_names(path)
     has_ignore = bool(lines) and lines[0] == "__ignore__"
     if has_ignore:
         lines = lines[1:]
@@ -105,7 +119,7 @@ class LabelmeFormat:
         docs: list[tuple[Path, dict[str, Any]]] = []
         for f in files:
             try:
-                d = read_json(f)
+                d = read_json(f, max_bytes=MAX_TEXT_BYTES)
             except DatasetProblemError as e:
                 problems.append(e.to_problem())
                 continue
@@ -118,10 +132,11 @@ class LabelmeFormat:
         else:
             names = sorted(
                 {
-                    str(s.get("label"))
+                    label
                     for _, d in docs
-                    for s in d.get("shapes", []) or []
-                    if isinstance(s, dict) and str(s.get("shape_type") or "polygon") in AREA_SHAPES
+                    for s in get_list(d, "shapes") or []
+                    if isinstance(s, dict) and (get_str(s, "shape_type") or "polygon") in AREA_SHAPES
+                    and (label := get_str(s, "label")) is not None
                 }
             )
         if multilabel:
@@ -130,16 +145,17 @@ class LabelmeFormat:
             infos = [ClassInfo(0, "background", (0, 0, 0))] + [ClassInfo(i + 1, n, default_colour(i + 1)) for i, n in enumerate(names)]
             schema = ClassSchema(tuple(infos), ignore_index=255 if ignore else None)
         by_name = {c.name: c.id for c in schema if not (c.id == 0 and not multilabel)}
-        shapes_of: dict[Path, list[tuple[int, Any]]] = {}
+        shapes_of: dict[Path, list[tuple[int, Any, str]]] = {}
         samples = []
         no_area: Counter[str] = Counter()
         img_index = stem_index(image_files(root))
         seen_ids: dict[str, Path] = {}
         for f, d in docs:
-            rel = d.get("imagePath")
-            img = resolve_inside(f.parent, str(rel)) if rel else None
-            if rel and img is None:
-                problems.append(Problem(ProblemKind.PATH_ESCAPE, f"imagePath {rel!r} points outside the dataset; skipped.", f))
+            rel = get_str(d, "imagePath", numbers=False)
+            img = resolve_inside(f.parent, rel) if rel else None
+            if (rel and img is None) or (rel is None and d.get("imagePath") is not None):
+                problems.append(Problem(ProblemKind.PATH_ESCAPE, f"imagePath {describe(d.get('imagePath'))} is not a "
+                                        "relative path inside the dataset; skipped.", f))
                 continue
             if img is None or not img.is_file():
                 beside = img_index.get(f.stem)
@@ -152,20 +168,26 @@ class LabelmeFormat:
             probs: list[Problem] = []
             if not img.is_file():
                 probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image of this JSON is missing.", img, sid))
-            shapes: list[tuple[int, Any]] = []
-            for n, s in enumerate(d.get("shapes", []) or []):
-                stype = str(s.get("shape_type") or "polygon")
-                if stype not in AREA_SHAPES:
-                    no_area[stype] += 1
+            shapes: list[tuple[int, Any, str]] = []
+            for n, s in enumerate(get_list(d, "shapes") or []):
+                if not isinstance(s, dict):
+                    probs.append(Problem(ProblemKind.BAD_ANNOTATION, f"Shape {n} is {describe(s)}, not an object.", f, sid))
                     continue
-                label = str(s.get("label"))
-                if label not in by_name:
-                    probs.append(Problem(ProblemKind.OUT_OF_RANGE, f"Shape {n} has label {label!r}, not in the class list.", f, sid))
+                stype = get_str(s, "shape_type") or "polygon"
+                if stype not in AREA_SHAPES:
+                    no_area[stype[:40]] += 1
+                    continue
+                label = get_str(s, "label")
+                if label is None or label not in by_name:
+                    probs.append(Problem(ProblemKind.OUT_OF_RANGE, f"Shape {n} has label {describe(s.get('label'))}, "
+                                         "not in the class list.", f, sid))
                     continue
                 try:
-                    shapes.append((by_name[label], [shape_polygon(stype, s.get("points") or [])]))
-                except (GeometryError, TypeError, ValueError) as e:
-                    probs.append(Problem(ProblemKind.BAD_ANNOTATION, f"Shape {n} ({label!r}) is malformed: {e}", f, sid))
+                    shapes.append((by_name[label], [shape_polygon(stype, s.get("points") or [])],
+                                   f"shape {n} ({describe(label)})"))
+                except GeometryError as e:
+                    probs.append(Problem(ProblemKind.BAD_ANNOTATION, f"Shape {n} ({describe(label)}) is malformed: {e}",
+                                         f, sid))
             shapes_of[f] = shapes
             samples.append(Sample(sid, img, None, _JsonGT(f), tuple(probs)))
         if no_area:
@@ -194,6 +216,7 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
         dtype=ds.schema.mask_dtype(),
         multilabel=ds.schema.multilabel,
         source=sample.gt.json_path,
+        max_pixels=max_pixels_of(ds),
     )
 
 
@@ -255,23 +278,29 @@ def _read_hand_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     if not isinstance(sample.gt, _JsonGT):
         return None
     f = sample.gt.json_path
-    d = read_json(f)  # annotations are read on demand: opening only lists files
+    d = read_json_object(f, max_bytes=MAX_TEXT_BYTES, what="annotation file")  # read on demand: opening lists files
     by_name: dict[str, int] = ds.options["_by_name"]
     shapes = []
-    for n, a in enumerate(d.get("annotations", []) if isinstance(d, dict) else []):
-        label = str(a.get("label"))
-        if label not in by_name:
+    annotations = get_list(d, "annotations")
+    if annotations is None:
+        raise bad_field(f, "The annotation file", "annotations", d.get("annotations"), "a list")
+    for n, a in enumerate(annotations):
+        if not isinstance(a, dict):
+            raise bad_field(f, f"Annotation {n}", "(entry)", a, "an object {label, points}")
+        label = get_str(a, "label")
+        if label is None or label not in by_name:
             raise DatasetProblemError(
-                f"Annotation {n} has label {label!r}, not one of the 29 hand-bone classes.",
+                f"Annotation {n} has label {describe(a.get('label'))}, not one of the 29 hand-bone classes.",
                 path=f,
                 kind=ProblemKind.OUT_OF_RANGE,
             )
         try:
-            shapes.append((by_name[label], [flatten_points(a.get("points") or [])]))
+            shapes.append((by_name[label], [flatten_points(a.get("points") or [])], f"annotation {n} ({label})"))
         except GeometryError as e:
             raise DatasetProblemError(f"Annotation {n} ({label!r}) is malformed: {e}", path=f, kind=ProblemKind.BAD_ANNOTATION) from e
     h, w = image_shape(ds, sample)
-    return paint_annotations(shapes, height=h, width=w, dtype=ds.schema.mask_dtype(), multilabel=True, source=f)
+    return paint_annotations(shapes, height=h, width=w, dtype=ds.schema.mask_dtype(), multilabel=True, source=f,
+                             max_pixels=max_pixels_of(ds))
 
 
 FORMAT_LABELME = LabelmeFormat()

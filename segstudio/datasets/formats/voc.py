@@ -15,17 +15,21 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.errors import DatasetError
-from segstudio.core.types import ClassInfo, ClassSchema
+from segstudio.core.types import ClassInfo
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
+from segstudio.datasets.documents import describe, read_lines
 from segstudio.datasets.formats.paired import check_index_range
-from segstudio.datasets.io import read_mask
+from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
     check_same_size,
     default_image_reader,
     image_files,
     image_shape,
+    make_schema,
     max_pixels_of,
+    read_class_names,
+    safe_relative,
     stem_index,
     subfolders,
 )
@@ -70,22 +74,32 @@ class VOCFormat:
         if root is None:
             raise DatasetError("No JPEGImages/ + SegmentationClass/ here.", path=path, fix="Open the VOC20xx folder.")
         if (root / "labels.txt").is_file():
-            names = [ln.strip() for ln in (root / "labels.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+            names = read_class_names(root / "labels.txt")
         else:
             names = list(VOC_CLASSES)
-        schema = ClassSchema(tuple(ClassInfo(i, n, voc_colour(i)) for i, n in enumerate(names)), ignore_index=VOID)
+        if len(names) > VOID:
+            raise DatasetError(
+                f"labels.txt names {len(names)} classes; a VOC palette mask holds {VOID} (255 is void).",
+                path=root / "labels.txt",
+                fix="Check it is the class list (one name a line).",
+            )
+        schema = make_schema([ClassInfo(i, n, voc_colour(i)) for i, n in enumerate(names)], path=root / "labels.txt",
+                             ignore_index=VOID)
         images = stem_index(image_files(root / "JPEGImages"))
         masks = stem_index(image_files(root / "SegmentationClass"))
+        problems: list[Problem] = []
         sets = root / "ImageSets" / "Segmentation"
         lists = {s: sets / f"{s}.txt" for s in ("train", "val", "test") if (sets / f"{s}.txt").is_file()}
         if not lists and (sets / "trainval.txt").is_file():
             lists = {"trainval": sets / "trainval.txt"}
-        problems: list[Problem] = []
         samples: list[Sample] = []
         seen: set[str] = set()
         order: list[tuple[str | None, str]] = []
         for list_name, f in lists.items():
-            order += [(list_name, ln.split()[0]) for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            try:
+                order += [(list_name, ln.split()[0]) for ln in read_lines(f)]
+            except DatasetProblemError as e:  # one broken list: its images are not listed, the other lists are
+                problems.append(e.to_problem())
         if not lists:
             order = [(None, stem) for stem in sorted(masks)]
         for split, stem in order:
@@ -93,6 +107,10 @@ class VOCFormat:
                 continue
             seen.add(stem)
             if stem not in images:
+                if safe_relative(stem + ".jpg") != stem + ".jpg":
+                    problems.append(Problem(ProblemKind.PATH_ESCAPE, f"Listed ({split}) name {describe(stem)} is not "
+                                            "a file name.", lists.get(split or "", root)))
+                    continue
                 problems.append(Problem(ProblemKind.MISSING_IMAGE, f"Listed ({split}) but not in JPEGImages/.", root / "JPEGImages" / f"{stem}.jpg"))
                 continue
             img = root / "JPEGImages" / images[stem]
