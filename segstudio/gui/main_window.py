@@ -618,13 +618,16 @@ class MainWindow(QMainWindow):
 
     def _on_editor_dirty_changed(self, dirty: bool) -> None:
         # the truth about where unsaved edits are: in the recovery journal, or (after a failed append) nowhere
+        # The label is short (the status bar is narrow); the tooltip says the whole of it.
         if not dirty:
-            text = ""
+            text, tip = "", ""
         elif self.editor.journal_ok:
-            text = "unsaved changes (in the recovery journal)"
+            text, tip = "unsaved (journaled)", "Unsaved changes, kept in the recovery journal until they are saved."
         else:
-            text = "unsaved changes — NOT in the recovery journal: save now"
+            text, tip = ("UNSAVED, not journaled", "Unsaved changes that are NOT in the recovery journal (it could "
+                         "not be written): they exist only in this window. Free disk space and save now (Ctrl+S).")
         self.status.saved.setText(text)
+        self.status.saved.setToolTip(tip)
         self._update_title()
 
     def _on_editor_history_changed(self) -> None:

@@ -117,7 +117,9 @@ class Workspace:
         self.took_over: LockHolder | None = None
         self.read_only_reason: str | None = None
         if read_only:
-            self.db = self._open_read_only("opened read-only", sample_ids)
+            held = read_holder(self.folder) if self.folder.is_dir() else None
+            why = f"in use by {held.describe()}" if held is not None and not held.is_stale() else "opened read-only"
+            self.db = self._open_read_only(why, sample_ids)
         else:
             self.db = self._open_writable(sample_ids, rebuild=rebuild)
         self.events = WorkspaceEvents()

@@ -108,7 +108,8 @@ def test_full_disk_on_save_tells_the_truth_about_the_journal(window, monkeypatch
     sid = window.session.current.sample.id
     # 1. the journal works, the version file cannot be written
     editor.replace_mask(np.zeros_like(editor.mask.array))
-    assert editor.journal_ok and "in the recovery journal" in window.status.saved.text()
+    assert editor.journal_ok and window.status.saved.text() == "unsaved (journaled)"
+    assert "in the recovery journal" in window.status.saved.toolTip()
     monkeypatch.setattr(atomic.os, "write", enospc)
     assert window.save_current() is None
     assert "disk is full" in shown[-1] and "still in the recovery journal" in shown[-1]
@@ -116,7 +117,8 @@ def test_full_disk_on_save_tells_the_truth_about_the_journal(window, monkeypatch
     monkeypatch.setattr(journal_mod.os, "write", enospc)
     editor.replace_mask(np.ones_like(editor.mask.array))
     assert not editor.journal_ok
-    assert "NOT in the recovery journal" in window.status.saved.text()
+    assert window.status.saved.text() == "UNSAVED, not journaled"
+    assert "NOT in the recovery journal" in window.status.saved.toolTip()
     window.save_current()
     assert "could NOT be written to the recovery journal" in shown[-1]
     window.go_next()  # leaving would lose them: the window stays
