@@ -28,7 +28,7 @@ MAX_TEXT_BYTES = 64 * 2**20
 _MISSING_FIX = "Check the file is complete, valid JSON (UTF-8)."
 
 
-def _size_checked(path: Path, max_bytes: int) -> None:
+def _size_checked(path: Path, max_bytes: int) -> int:
     try:
         size = os.stat(path).st_size
     except FileNotFoundError as e:
@@ -43,6 +43,7 @@ def _size_checked(path: Path, max_bytes: int) -> None:
             fix="Check it is the right file (not a data dump renamed); split it if it is genuine.",
             kind=ProblemKind.TOO_LARGE,
         )
+    return size
 
 
 def _unreadable(path: Path, err: OSError) -> DatasetProblemError:
@@ -63,10 +64,11 @@ def _unreadable(path: Path, err: OSError) -> DatasetProblemError:
 
 def read_bytes(path: Path, *, max_bytes: int = MAX_TEXT_BYTES) -> bytes:
     """The file's bytes, after checking its size; errors name the file."""
-    _size_checked(path, max_bytes)
+    size = _size_checked(path, max_bytes)
     try:
         with open(path, "rb") as f:
-            return f.read(max_bytes + 1)[:max_bytes]
+            # read(n) reserves n bytes up front: ask for the size seen (+1 for a file still growing), not the limit
+            return f.read(size + 1)[:max_bytes]
     except OSError as e:
         raise _unreadable(path, e) from e
 

@@ -167,7 +167,12 @@ def _decode_cv2(path: Path) -> np.ndarray:
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile + imdecode copes with non-ASCII paths
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as e:  # OpenCV asserts on some malformed inputs instead of returning None
+        raise CorruptImageError(
+            f"OpenCV could not decode the image ({str(e).strip()[-160:]}).", path=path, fix="Re-export or remove the file."
+        ) from e
     if arr is None:
         raise CorruptImageError("OpenCV could not decode the image.", path=path, fix="Re-export or remove the file.")
     if arr.ndim == 3:
