@@ -462,7 +462,7 @@ def load_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
             fix="Resume from RUN_DIR/checkpoints/last, which the trainer writes every epoch.",
         )
     meta = read_json_document(p / STATE_JSON, error=CheckpointError, what="training state", max_bytes=64 << 20)
-    if not isinstance(meta, dict) or not isinstance(meta.get("param_groups"), list):
+    if not isinstance(meta, dict):
         raise CheckpointError("The training state is damaged (training_state.json).", path=p / STATE_JSON,
                               fix="Start a new run, or resume from another copy of the run folder.")
     return _load_tensors(p / STATE_TENSORS), meta

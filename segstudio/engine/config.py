@@ -41,7 +41,7 @@ MAX_FOLDS = 100
 #: free-form parameter objects (``model.params``, loss term ``params``): nesting, items, and numbers in them
 MAX_PARAMS_DEPTH = 4
 MAX_PARAMS_ITEMS = 64
-MAX_PARAM_NUMBER = 4096
+MAX_PARAM_NUMBER = 1024
 #: longest string value (names, split names, encoders)
 MAX_TEXT = 256
 #: largest config file read (a run config is a few KiB)
@@ -49,6 +49,7 @@ MAX_CONFIG_BYTES = 4 << 20
 _INT_LIMIT = 2**63 - 1
 #: encoder names: an smp name or ``tu-`` + a timm name — never a path
 ENCODER_NAME = re.compile(r"(tu-)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d{1,2})?")
 
 
 @dataclass(frozen=True)
@@ -407,6 +408,10 @@ def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
             kwargs[k] = parse_loss_expression(v)
             continue
         kwargs[k] = _coerce(hints[k], v, prefix + k)
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in kwargs:
+            raise ConfigError(f"Config key {prefix + f.name!r} is missing.", fix=f"Give {prefix + f.name}.")
     return cls(**kwargs)
 
 
@@ -464,11 +469,18 @@ def _resolve_key(key: str) -> str:
     raise UnknownKeyError("config key", key, sorted(paths))
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, key: str) -> Any:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"The value of --set {key} is {len(text)} characters long.", fix="Give a short value.")
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return text  # "none" stays a string: only optional fields read it as null (a preset is named "none")
+    except RecursionError:
+        raise ConfigError(f"The value of --set {key} is nested too deeply.", fix="Give a plain value.") from None
+    except ValueError as e:  # an integer with thousands of digits
+        raise ConfigError(f"The value of --set {key} is not a usable number ({e}).",
+                          fix="Give a number within the field's range (docs/training.md).") from None
 
 
 def apply_overrides(cfg: TrainConfig, assignments: Iterable[str]) -> TrainConfig:
@@ -482,7 +494,7 @@ def apply_overrides(cfg: TrainConfig, assignments: Iterable[str]) -> TrainConfig
         node = d
         for p in path[:-1]:
             node = node[p]
-        node[path[-1]] = _parse_value(text)
+        node[path[-1]] = _parse_value(text, key.strip())
     return TrainConfig.from_dict(d)
 
 
@@ -557,6 +569,7 @@ def validate(cfg: TrainConfig) -> None:
         (0.0 <= cfg.swa_start < 1.0, "swa_start must be in [0, 1)", "swa_start"),
         (cfg.swa_lr is None or 0.0 < cfg.swa_lr <= 10.0, "swa_lr must be null or positive", "swa_lr"),
         (0 <= cfg.seed < 2**63, "seed must be 0 or a positive integer", "seed"),
+        (DEVICE_NAME.fullmatch(cfg.device) is not None, "device must be auto, cpu, mps, cuda or cuda:N", "device"),
         (1 <= len(cfg.loss.terms) <= 16, "the loss needs 1 to 16 terms", "loss.terms"),
         (all(0.0 <= t.weight <= 1e6 for t in cfg.loss.terms), "loss term weights must be in [0, 1e6]", "loss.terms"),
         (not isinstance(cfg.loss.class_weights, tuple) or all(0.0 <= w <= 1e6 for w in cfg.loss.class_weights),

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.atomic import atomic_write_bytes, sweep_stale_temps
 from segstudio.core.errors import SegstudioError, io_error
 from segstudio.engine.checkpoint import Checkpoint, load_checkpoint
 
@@ -188,6 +188,7 @@ def export_onnx(
             fix="Try another opset (--opset) or report the architecture.",
         )
     # written whole, atomically: a reader (or a kill -9) sees the previous file or the new one, never a torn one
+    sweep_stale_temps(out_path.parent, recursive=False)
     atomic_write_bytes(out_path, data)
     log.info("exported %s (max abs diff %s)", out_path, diff)
     return report

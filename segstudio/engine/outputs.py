@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.atomic import atomic_write_bytes, sweep_stale_temps
 from segstudio.core.errors import SegstudioError, UnknownKeyError, io_error
 from segstudio.datasets.base import Dataset
 from segstudio.workspace.maskio import write_mask
@@ -85,6 +85,10 @@ class PredictionWriter:
         self.prob_dir = Path(probabilities).expanduser() if probabilities is not None else None
         self.unc_dir = Path(uncertainty).expanduser() if uncertainty is not None else None
         _mkdir(self.out)
+        # temp files a killed earlier run left behind (their writer is gone; a live one's are kept)
+        for folder in (self.out, self.prob_dir, self.unc_dir):
+            if folder is not None:
+                sweep_stale_temps(folder)
 
     def write(
         self,
