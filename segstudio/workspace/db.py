@@ -298,6 +298,10 @@ class Connection:
             raise self._error(e, "write") from e
 
 
+#: How long a read-only open waits for a database that another process is creating to reach this schema.
+_CREATION_WAIT_S = 5.0
+
+
 class Database:
     """``workspace.sqlite`` in ``folder``: per-thread connections, serialised writes, migrated on open.
 
@@ -342,6 +346,12 @@ class Database:
         conn = self.connection()
         if read_only and not memory:
             have = self.schema_version()
+            # A database written moments ago may be one another process is creating right now (it holds the
+            # lock and is migrating): wait for it a little rather than call a brand-new workspace outdated.
+            deadline = time.monotonic() + _CREATION_WAIT_S
+            while have < SCHEMA_VERSION and self._recently_written() and time.monotonic() < deadline:
+                time.sleep(0.05)
+                have = self.schema_version()
             if have != SCHEMA_VERSION:
                 self.close()
                 raise WorkspaceError(
@@ -408,6 +418,14 @@ class Database:
                     conn.close()
                     raise
                 time.sleep(0.01)
+
+    def _recently_written(self) -> bool:
+        try:
+            stamps = [p.stat().st_mtime for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+                      if p.exists()]  # fmt: skip
+        except OSError:
+            return False
+        return bool(stamps) and time.time() - max(stamps) < _CREATION_WAIT_S
 
     def connection(self) -> sqlite3.Connection:
         """This thread's raw connection (opened on first use, autocommit; transactions via :meth:`write`)."""
