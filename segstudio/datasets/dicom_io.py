@@ -6,16 +6,14 @@ The array returned is what the GUI windows for display, so the header window is 
 
 from __future__ import annotations
 
-import io
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segstudio.datasets.io import CorruptImageError, DatasetProblemError, ImageTooLargeError
+from segstudio.datasets.io import ClampedFile, CorruptImageError, DatasetProblemError, ImageTooLargeError
 
 #: Added to signed pixels (CT) so that they fit ``uint16``; ``Window`` values include it.
 SIGNED_OFFSET = 32768
@@ -32,51 +30,12 @@ class Window:
         return {"center": self.center, "width": self.width}
 
 
-class _ClampedFile(io.RawIOBase):
-    """A file whose reads never ask for more than is left in it.
-
-    pydicom reads an element with ``read(declared length)``, and Python reserves that many bytes before reading:
-    a 200-byte file whose header declares a 512 MiB element made it allocate 512 MiB. Clamped here, a lying
-    length costs what the file holds and pydicom reports the short read."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self._f = open(path, "rb")  # noqa: SIM115 - closed with this object
-        self._size = os.fstat(self._f.fileno()).st_size
-        self.name = str(path)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, n: int | None = -1) -> bytes:
-        left = max(self._size - self._f.tell(), 0)
-        return self._f.read(left if n is None or n < 0 else min(n, left))
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._f.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
 def _dcmread(path: Path, *, pixels: bool) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        with _ClampedFile(path) as f:
+        with ClampedFile(path) as f:
             return pydicom.dcmread(f, stop_before_pixels=not pixels)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as e:
         raise CorruptImageError(f"Not a readable DICOM file ({str(e)[:200]}).", path=path,

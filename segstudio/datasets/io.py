@@ -6,7 +6,9 @@ format can turn it into a ``Problem`` and go on with the rest of the dataset.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,55 @@ class ReaderFailedError(DatasetProblemError):
     ``Dataset.load_image`` / ``load_gt`` and ``open_dataset`` in place of the raw exception, which is logged."""
 
     kind = ProblemKind.CORRUPT
+
+
+class ClampedFile(io.RawIOBase):
+    """A file whose reads never ask for more than is left in it.
+
+    Parsers read a chunk with ``read(declared length)``, and Python reserves that many bytes before reading: a
+    200-byte DICOM whose header declares a 512 MiB element made pydicom allocate 512 MiB, and a 100-byte PNG
+    whose IDAT chunk claims 512 MiB made PIL do the same while skipping it. Clamped here, a lying length costs
+    what the file holds and the parser reports the short read. Unbuffered on purpose: a buffered reader
+    reserves the requested size again."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._f = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self._size = os.fstat(self._f.fileno()).st_size
+        self.name = str(path)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = max(self._size - self._f.tell(), 0)
+        return self._f.read(left if n is None or n < 0 else min(n, left))
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()`` that answers False instead of raising (a name too long, a NUL byte, a loop)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def problem_from_error(err: DatasetError, sample_id: str | None = None) -> Problem:
@@ -152,15 +203,20 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # callers apply their own limit
-            with Image.open(p) as im:
+            with ClampedFile(p) as f, Image.open(f) as im:  # type: ignore[arg-type]
                 return int(im.size[0]), int(im.size[1])
     except Image.DecompressionBombError as e:
         dims = _png_dims(p)
         if dims is not None:
             return dims  # the caller compares the size with its own limit
         raise _pil_bomb(p, e, None) from e
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise CorruptImageError(f"Cannot read the image header: {e}", path=p, fix="Re-export or remove the file.") from e
+    except DatasetError:
+        raise
+    except Exception as e:  # PIL's plugins raise assorted types (struct.error, IndexError, ...) on hostile headers
+        raise CorruptImageError(
+            f"Cannot read the image header ({type(e).__name__}: {str(e)[:200]}).", path=p,
+            fix="Re-export or remove the file.",
+        ) from e
 
 
 def _decode_cv2(path: Path) -> np.ndarray:
@@ -222,7 +278,7 @@ def _wide_colour_tiff(im: Image.Image) -> bool:
 
 
 def _read_raster(path: Path, *, max_pixels: int | None, keep_palette: bool) -> np.ndarray:
-    if not path.is_file():
+    if not is_file(path):
         raise DatasetProblemError(
             "The file does not exist.", path=path, fix="Check the dataset folder.", kind=ProblemKind.MISSING_IMAGE
         )
@@ -233,7 +289,7 @@ def _read_raster(path: Path, *, max_pixels: int | None, keep_palette: bool) -> n
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. TIFF tag warnings; errors still raise
-            with Image.open(path) as im:
+            with ClampedFile(path) as f, Image.open(f) as im:  # type: ignore[arg-type]
                 _check_pixels(path, im.size[0], im.size[1], max_pixels)
                 ihdr = _png_ihdr(path)
                 # PIL narrows 16-bit colour PNGs and TIFFs to 8 bits; OpenCV keeps them (after PIL proved the
@@ -256,7 +312,12 @@ def _read_raster(path: Path, *, max_pixels: int | None, keep_palette: bool) -> n
         ) from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise CorruptImageError(
-            f"The image is corrupt or truncated ({e}).", path=path, fix="Re-export or remove the file."
+            f"The image is corrupt or truncated ({str(e)[:200]}).", path=path, fix="Re-export or remove the file."
+        ) from e
+    except Exception as e:  # PIL's plugins raise assorted types (struct.error, IndexError, ...) on hostile files
+        raise CorruptImageError(
+            f"The image cannot be decoded ({type(e).__name__}: {str(e)[:200]}).", path=path,
+            fix="Re-export or remove the file.",
         ) from e
 
 

@@ -326,6 +326,7 @@ _SEGNET_LIST = "/SegNet/CamVid/train/a.png /SegNet/CamVid/trainannot/a.png\n"
 
 @SETTINGS
 @given(lst=hostile_text(_SEGNET_LIST), labels=hostile_text("Sky\nBuilding\nVoid\n"))
+@example(lst=_SEGNET_LIST.encode() + b"x" * 5000, labels=b"Sky\n")  # a name too long: is_file() raised
 def test_fuzz_camvid_segnet_lists(lst: bytes, labels: bytes) -> None:
     def build(tmp: Path) -> Path:
         _png(tmp / "train" / "a.png", _IMG)
@@ -446,9 +447,16 @@ def hostile_image(draw: Any, *, mask: bool) -> tuple[str, bytes]:
     return _IMAGE_FORMATS[fmt], bytes(data)
 
 
+#: A 12x10 PNG whose IDAT chunk claims 512 MiB: PIL read(declared length) while skipping it (found by this suite).
+_LYING_CHUNK = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x0c\x00\x00\x00\n\x08\x00\x00\x00\x00\xa5G\xe0&"
+                b" \x00\x00\x0cIDATx\x9cc`\x18h\x00\x00\x00\x82\x00\x01_\xf5\x9b%\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
 @SETTINGS
 @given(img=hostile_image(mask=False))
 @example(img=(".png", _lying_png(100_000, 100_000)))  # a decompression bomb's header
+@example(img=(".png", _LYING_CHUNK))
+@example(img=(".tif", b""))  # OpenCV asserted on an empty TIFF
 def test_fuzz_image_files(img: tuple[str, bytes]) -> None:
     suffix, data = img
 
@@ -462,6 +470,7 @@ def test_fuzz_image_files(img: tuple[str, bytes]) -> None:
 
 @SETTINGS
 @given(mask=hostile_image(mask=True), others=st.sampled_from(["0/1", "0/255", "none"]))
+@example(mask=(".png", _LYING_CHUNK), others="0/1")
 def test_fuzz_mask_files(mask: tuple[str, bytes], others: str) -> None:
     suffix, data = mask
 
@@ -536,6 +545,7 @@ def hostile_dicom(draw: Any) -> bytes:
 
 @SETTINGS
 @given(dcm=hostile_dicom())
+@example(dcm=_DICOM[:132] + b"\x00" * 7 + b" ")  # an element declaring 512 MiB: pydicom reserved it
 def test_fuzz_dicom_headers(dcm: bytes) -> None:
     def build(tmp: Path) -> Path:
         (tmp / "a.dcm").write_bytes(dcm)

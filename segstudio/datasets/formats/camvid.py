@@ -22,7 +22,7 @@ from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.documents import describe, describe_error, read_text
 from segstudio.datasets.formats.paired import SPLIT_NAMES, check_index_range
-from segstudio.datasets.io import DatasetProblemError, read_mask
+from segstudio.datasets.io import DatasetProblemError, is_file, read_mask
 from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
     check_same_size,
@@ -167,7 +167,7 @@ class CamVidSegNetFormat:
                         Problem(ProblemKind.PATH_ESCAPE, f"Line {n} points outside the dataset: {line!r}.", lst)
                     )
                     continue
-                if not img.is_file():
+                if not is_file(img):
                     problems.append(Problem(ProblemKind.MISSING_IMAGE, f"Listed in {lst.name} line {n}.", img))
                     continue
                 sid = relative_id(img, root)
@@ -176,7 +176,7 @@ class CamVidSegNetFormat:
                     continue
                 seen.add(sid)
                 probs: tuple[Problem, ...] = ()
-                if ann is None or not ann.is_file():
+                if ann is None or not is_file(ann):
                     probs = (Problem(ProblemKind.MISSING_MASK, "Its label file is missing.", ann or img, sid),)
                     ann = None
                 samples.append(Sample(sid, img, split, ann, probs))

@@ -35,7 +35,7 @@ from segstudio.datasets.documents import (
     read_json_object,
 )
 from segstudio.datasets.formats.paired import SPLIT_NAMES
-from segstudio.datasets.io import DEFAULT_MAX_PIXELS, DatasetProblemError
+from segstudio.datasets.io import DEFAULT_MAX_PIXELS, DatasetProblemError, is_file
 from segstudio.datasets.raster import paint_annotations
 from segstudio.datasets.util import (
     MAX_CLASS_ID,
@@ -333,7 +333,7 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     h, w = loc.height, loc.width
     if h <= 0 or w <= 0:
         h, w = image_shape(ds, sample)
-    elif sample.image.is_file():
+    elif is_file(sample.image):
         real = image_shape(ds, sample)
         if real != (h, w):
             raise DatasetProblemError(

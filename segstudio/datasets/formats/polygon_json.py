@@ -34,7 +34,7 @@ from segstudio.datasets.documents import (
     read_json_object,
 )
 from segstudio.datasets.formats.paired import SPLIT_NAMES
-from segstudio.datasets.io import DatasetProblemError
+from segstudio.datasets.io import DatasetProblemError, is_file
 from segstudio.datasets.raster import paint_annotations
 from segstudio.datasets.util import (
     default_image_reader,
@@ -157,16 +157,16 @@ class LabelmeFormat:
                 problems.append(Problem(ProblemKind.PATH_ESCAPE, f"imagePath {describe(d.get('imagePath'))} is not a "
                                         "relative path inside the dataset; skipped.", f))
                 continue
-            if img is None or not img.is_file():
+            if img is None or not is_file(img):
                 beside = img_index.get(f.stem)
                 img = root / beside if beside else (img or f.with_suffix(".png"))
-            sid = relative_id(img, root) if img.is_file() else f.with_suffix(img.suffix).name
+            sid = relative_id(img, root) if is_file(img) else f.with_suffix(img.suffix).name
             if sid in seen_ids:
                 problems.append(Problem(ProblemKind.OTHER, f"A second annotation file for {sid}; only {seen_ids[sid].name} is used.", f))
                 continue
             seen_ids[sid] = f
             probs: list[Problem] = []
-            if not img.is_file():
+            if not is_file(img):
                 probs.append(Problem(ProblemKind.MISSING_IMAGE, "The image of this JSON is missing.", img, sid))
             shapes: list[tuple[int, Any, str]] = []
             for n, s in enumerate(get_list(d, "shapes") or []):
