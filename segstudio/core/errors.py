@@ -20,7 +20,8 @@ class SegstudioError(Exception):
     def _render(self) -> str:
         parts = [self.message]
         if self.path is not None:
-            parts.append(f"File: {self.path}")
+            # a file name that is not valid UTF-8 holds lone surrogates, which a strict stdout cannot print
+            parts.append("File: " + str(self.path).encode("utf-8", "backslashreplace").decode("utf-8"))
         if self.fix:
             parts.append(f"Fix: {self.fix}")
         return "\n".join(parts)
