@@ -119,4 +119,5 @@ def run(args: argparse.Namespace) -> int:
           f"{f' ({cached} from the workspace cache)' if cached else ''}{f', {failed} failed' if failed else ''}")
     if args.layout == "index":
         print(f"view them: segstudio {args.dataset} --predictions {args.out}")
-    return 1 if failed or cancel.cancelled else 0
+    # docs/cli.md: 130 interrupted (Ctrl+C stops after the current batch), 1 done but some samples failed (listed)
+    return 130 if cancel.cancelled else (1 if failed else 0)

@@ -87,7 +87,14 @@ def load_state_dict_file(path: str | Path) -> dict:
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return dict(load_file(str(p), device="cpu"))
+        try:
+            return dict(load_file(str(p), device="cpu"))
+        except Exception as e:  # SafetensorError, OSError: damaged, truncated, a pickle in disguise, unreadable
+            raise WeightsUnavailableError(
+                f"The weights file is not a readable safetensors file ({e}).",
+                path=p,
+                fix="Use an intact .safetensors file, or set model.encoder_weights=null.",
+            ) from None
     try:
         sd = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:

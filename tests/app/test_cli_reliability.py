@@ -136,3 +136,30 @@ def test_damaged_checkpoint_to_predict_exits_2(tmp_path: Path, paired: Path, cap
     rc = cli.main(["predict", str(ck), str(paired), "--out", str(tmp_path / "p")])
     err = capsys.readouterr().err
     assert rc == 2 and str(ck / "config.json") in err and "Traceback" not in err
+
+
+def test_predict_stopped_by_ctrl_c_exits_130(paired: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """docs/cli.md: 130 when interrupted (predict stops after the current batch), 1 only for failed samples."""
+    import signal
+    from types import SimpleNamespace
+
+    from segstudio import cli
+    from segstudio.core.types import ClassSchema
+    from segstudio.engine.infer import Prediction
+
+    schema = ClassSchema.from_names(("background", "foreground"))
+    fake = SimpleNamespace(schema=schema, device="cpu", members=[SimpleNamespace(checkpoint=None)],
+                           task=SimpleNamespace(class_ids=(0, 1), class_names=("background", "foreground")))
+    monkeypatch.setattr("segstudio.engine.predictor.Predictor.load", classmethod(lambda cls, paths, options=None: fake))
+
+    def predict(dataset, predictor, *, samples, cancel, workspace):
+        for i, s in enumerate(samples):
+            yield Prediction(sample_id=s.id, index=i, total=len(samples), mask=np.zeros((32, 32), np.uint8))
+            signal.raise_signal(signal.SIGINT)  # what Ctrl+C delivers: the command cancels
+            if cancel.cancelled:
+                return
+
+    monkeypatch.setattr("segstudio.engine.infer.predict", predict)
+    rc = cli.main(["predict", str(tmp_path / "ck"), str(paired), "--out", str(tmp_path / "p")])
+    out = capsys.readouterr().out
+    assert rc == 130 and "stopped early" in out

@@ -302,3 +302,13 @@ def test_prediction_writer_reports_a_file_in_the_way(tmp_path):
     with pytest.raises(SegstudioError) as e:
         PredictionWriter(blocker, None)
     assert str(blocker) in str(e.value)
+
+
+def test_a_damaged_local_encoder_weights_file_is_our_error(tmp_path):
+    from dataclasses import replace
+
+    bad = tmp_path / "enc.safetensors"
+    bad.write_bytes(pickle.dumps({"w": 1}))
+    with pytest.raises(SegstudioError) as e:
+        build_model(replace(tiny_config().model, encoder_weights=str(bad)), out_channels=2)
+    _assert_ours(e.value, bad)
