@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         samples = select_samples(dataset, args.split, checkpoint=predictor.members[0].checkpoint)
         workspace = None
         if args.workspace is not None:
-            from segstudio.workspace.workspace import Workspace
+            from segstudio.commands.workspace_arg import open_cache_workspace
 
-            workspace = Workspace(args.workspace, dataset_root=dataset.root)
+            workspace = open_cache_workspace(args.workspace, dataset_root=dataset.root)
         try:
             result = run_to_end(evaluate_checkpoint(dataset, predictor, samples=samples, ignore_index=args.ignore_index,
                                                     workspace=workspace, split=args.split))

@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
                               uncertainty=args.uncertainty)
     workspace = None
     if args.workspace is not None:
-        from segstudio.workspace.workspace import Workspace
+        from segstudio.commands.workspace_arg import open_cache_workspace
 
-        workspace = Workspace(args.workspace, dataset_root=dataset.root)
+        workspace = open_cache_workspace(args.workspace, dataset_root=dataset.root)
     cancel = CancelToken()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel()) if main_thread else None

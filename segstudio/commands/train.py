@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         from segstudio.engine.data import corrections_from
         from segstudio.workspace.workspace import Workspace
 
-        corrections = corrections_from(Workspace(args.workspace).versions)
+        # read-only: training only reads the corrections (lazily, while it runs), so it can run beside the app
+        # that holds the workspace
+        corrections = corrections_from(Workspace(args.workspace, read_only=True).versions)
     cancel = CancelToken()
     bar = ProgressBar(sys.stderr, quiet=args.quiet)
 

@@ -200,7 +200,7 @@ def predict(
                 mask = apply_steps(mask, probs=p, steps=opts.post, ctx=ctx)
             unc = predictor.uncertainty(p) if opts.uncertainty else None
             prob_np = p.float().cpu().numpy() if opts.probabilities else None
-            if store is not None:
+            if store is not None and not getattr(workspace, "read_only", False):  # a read-only cache is only read
                 store.save(sid, mask, checkpoint_id=cid, model_stamp=stamp)
             yield Prediction(sid, k, total, mask, probabilities=prob_np, uncertainty=unc, seconds=per_sample)
 

@@ -49,3 +49,48 @@ def test_predict_folder_with_ensemble_and_cache(tmp_path, capsys):
     with Workspace(ws) as w:
         entries = w.predictions.entries()
         assert len(entries) == 3 and all("+" in e.checkpoint_id for e in entries)  # keyed by the ensemble
+
+
+def test_predict_beside_the_app_reads_the_held_workspace_and_writes_nothing(tmp_path, capsys):
+    """The app holds the workspace (its lock): predict still runs, reads the cache read-only and says so."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    torch.set_num_threads(1)
+    names = ("background", "foreground")
+    a = train_tiny(tmp_path / "a", size=32, epochs=1, names=names)
+    images = tmp_path / "images"
+    images.mkdir()
+    src = make_dataset(n=2, size=48, names=names, seed=3)
+    for s in src.samples:
+        cv2.imwrite(str(images / s.id), src.load_image(s))
+    ws = tmp_path / "ws"
+    assert _predict([str(a), str(images), "--out", str(tmp_path / "o1"), "--workspace", str(ws)]) == 0
+    capsys.readouterr()
+    with Workspace(ws) as w:
+        before = sorted((e.sample_id, e.checkpoint_id) for e in w.predictions.entries())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys
+            from segstudio.workspace import Workspace
+            ws = Workspace(sys.argv[1]); print("READY", flush=True); sys.stdin.readline(); ws.close()
+        """), str(ws)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "READY"
+        assert _predict([str(a), str(images), "--out", str(tmp_path / "o2"), "--workspace", str(ws)]) == 0
+        out, err = capsys.readouterr()
+        assert "in use by process" in err and "nothing is written" in err
+        assert "(2 from the workspace cache)" in out
+        b = train_tiny(tmp_path / "b", size=32, epochs=1, seed=1, names=names)  # not cached: predicted, not stored
+        assert _predict([str(b), str(images), "--out", str(tmp_path / "o3"), "--workspace", str(ws)]) == 0
+        assert "2 masks written" in capsys.readouterr().out
+    finally:
+        holder.communicate("\n", timeout=30)
+    with Workspace(ws) as w:
+        assert sorted((e.sample_id, e.checkpoint_id) for e in w.predictions.entries()) == before
