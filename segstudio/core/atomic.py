@@ -44,16 +44,17 @@ def temp_path_for(path: Path) -> Path:
     return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host (owned by anyone)."""
+    if pid <= 0:
+        return False
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    except OSError:
+    except OSError:  # EPERM: it exists, owned by someone else
         return True
     return True
 
@@ -83,7 +84,7 @@ def sweep_stale_temps(folder: str | Path, *, recursive: bool = True, min_age_s: 
             continue
         if age < min_age_s:
             continue
-        stale = (pid is not None and not _pid_alive(pid)) or (pid is None and age > 3600)
+        stale = (pid is not None and not pid_alive(pid)) or (pid is None and age > 3600)
         if not stale:
             continue
         try:

@@ -87,6 +87,23 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+def disk_full_error(path: Path, *, what: str, action: str = "write", needed: int | None = None,
+                    errno: int | None = None) -> DiskFullError:
+    """The disk holding ``path`` is full: the folder, its free space, the space needed, and that nothing saved
+    before was touched."""
+    folder = path.parent
+    free = free_bytes(folder)
+    need = f"about {_mib(needed)}" if needed else "a few MiB"
+    have = f"{_mib(free)} free" if free is not None else "free space unknown"
+    return DiskFullError(
+        f"Cannot {action} {what}: the disk is full ({have} in {folder}; {need} needed). "
+        "What was saved before is intact.",
+        path=path,
+        fix=f"Free {need} on the disk holding {folder}, then save again.",
+        errno=errno,
+    )
+
+
 def io_error(err: OSError, path: str | Path, *, action: str = "write", needed: int | None = None) -> FileIOError:
     """Our error for an ``OSError`` met while doing ``action`` on ``path``: what, which file, and the fix.
 
@@ -97,16 +114,7 @@ def io_error(err: OSError, path: str | Path, *, action: str = "write", needed: i
     folder = p.parent if p.suffix or not p.is_dir() else p
     reason = err.strerror or str(err)
     if err.errno in _ENOSPC:
-        free = free_bytes(folder)
-        need = f"about {_mib(needed)}" if needed else "a few MiB"
-        have = f"{_mib(free)} free" if free is not None else "free space unknown"
-        return DiskFullError(
-            f"Cannot {action} {p.name}: the disk is full ({have} in {folder}; {need} needed). "
-            "What was saved before is intact.",
-            path=p,
-            fix=f"Free {need} on the disk holding {folder}, then save again.",
-            errno=err.errno,
-        )
+        return disk_full_error(p, what=p.name, action=action, needed=needed, errno=err.errno)
     import errno as _errno
 
     if err.errno in (_errno.EACCES, _errno.EPERM):

@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from segstudio.core.errors import DiskFullError, ReadOnlyError, SegstudioError, WorkspaceError, free_bytes
+from segstudio.core.errors import (
+    ReadOnlyError,
+    SegstudioError,
+    WorkspaceError,
+    disk_full_error,
+    free_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -209,14 +215,7 @@ def db_error(err: sqlite3.Error, path: Path, *, action: str = "read") -> Segstud
     text = str(err)
     low = text.lower()
     if primary == sqlite3.SQLITE_FULL or "disk is full" in low:
-        free = free_bytes(path.parent)
-        have = f"{free / 2**20:.1f} MiB free" if free is not None else "free space unknown"
-        return DiskFullError(
-            f"Cannot {action} the workspace database: the disk is full ({have} in {path.parent}; a few MiB needed). "
-            "What was saved before is intact.",
-            path=path,
-            fix=f"Free a few MiB on the disk holding {path.parent}, then try again.",
-        )
+        return disk_full_error(path, what="the workspace database", action=action)
     if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in low or "not a database" in low:
         return WorkspaceDamagedError(f"The workspace database is damaged ({text}).", path=path, fix=_REBUILD_FIX)
     if primary == sqlite3.SQLITE_READONLY or "readonly" in low:

@@ -56,3 +56,21 @@ def bounded(fn: Callable[[], Any], *, what: str, seconds: float = 5.0, max_mib: 
             tracemalloc.stop()
     assert peak <= max_mib * 2**20, f"{what}: allocated {peak / 2**20:.0f} MiB on a small hostile input"
     return outcome
+
+
+def json_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a JSON document (keys and list indices), the root first: where a mutation may go."""
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += json_paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += json_paths(v, (*prefix, i))
+    return out
+
+
+def get_path(doc: Any, path: tuple[Any, ...]) -> Any:
+    for p in path:
+        doc = doc[p]
+    return doc

@@ -39,7 +39,7 @@ from segstudio.engine.models import build_model
 from segstudio.engine.task import resolve_task
 
 from .conftest import FUZZ_EXAMPLES
-from .fuzzkit import bounded
+from .fuzzkit import bounded, get_path, json_paths
 
 SETTINGS = settings(
     max_examples=FUZZ_EXAMPLES,
@@ -80,23 +80,6 @@ def _fragment(draw: Any) -> str:
     ))
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _get(doc: Any, path: tuple) -> Any:
-    for p in path:
-        doc = doc[p]
-    return doc
-
-
 @st.composite
 def mutated(draw: Any, base: dict[str, Any]) -> str:
     """The text of ``base`` with 1-3 mutations, sometimes truncated or replaced outright."""
@@ -106,21 +89,21 @@ def mutated(draw: Any, base: dict[str, Any]) -> str:
     fragments: dict[str, str] = {}
     for i in range(draw(st.integers(1, 3))):
         mark = f"@@HOSTILE{i}@@"
-        path = draw(st.sampled_from(_paths(doc)))
+        path = draw(st.sampled_from(json_paths(doc)))
         kind = draw(st.sampled_from(["replace", "replace", "replace", "add", "delete"]))
         if not path:
             kind = "add"
-        target = _get(doc, path)
+        target = get_path(doc, path)
         if kind == "add" and isinstance(target, dict):
             target[draw(st.sampled_from(KEYS))] = mark
         elif kind == "add" and isinstance(target, list):
             target.append(mark)
         elif kind == "delete" and path:
-            parent = _get(doc, path[:-1])
+            parent = get_path(doc, path[:-1])
             del parent[path[-1]]
             continue
         elif path:
-            _get(doc, path[:-1])[path[-1]] = mark
+            get_path(doc, path[:-1])[path[-1]] = mark
         else:
             continue
         fragments[mark] = draw(_fragment())
