@@ -39,7 +39,8 @@ _EMPTY = np.zeros(0, np.uint8)
 
 def use_cv2(a: np.ndarray) -> bool:
     """True when OpenCV's (threaded, SIMD) element-wise ops are the faster choice for ``a``."""
-    return a.dtype in _CV2_DTYPES and a.size >= _CV2_MIN_PIXELS
+    # a one-column array of up to four rows is taken by OpenCV's bindings for a Scalar, not a matrix: numpy then
+    return a.dtype in _CV2_DTYPES and a.size >= _CV2_MIN_PIXELS and a.ndim == 2 and min(a.shape) > 1
 
 
 def nonzero_u8(a: np.ndarray) -> np.ndarray:

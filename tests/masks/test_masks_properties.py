@@ -7,7 +7,7 @@ from __future__ import annotations
 from unittest import mock
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from segstudio.core.types import ClassSchema
@@ -208,8 +208,14 @@ def test_multilabel_action_sequences(seed, actions, merge):
     check_sequence(True, seed, actions, merge_area=merge)
 
 
+_CTX0 = ToolContext(class_id=0, size=1.0, connectivity=4)
+
+
 @SETTINGS
 @given(seed=st.integers(0, 1000), actions=st.lists(action(False), min_size=1, max_size=8), merge=MERGE)
+# a one-pixel-wide column of up to four rows is a Scalar to OpenCV's bindings (the undo was wrong there)
+@example(seed=0, actions=[("op", "fill_holes", _CTX0, 0, 0), ("tool", "brush", _CTX0, [(0.0, 0.0), (0.0, 3.0)], False)],
+         merge=None)
 def test_semantic_action_sequences_through_the_opencv_paths(seed, actions, merge):
     # large crops take OpenCV's masked xor; lowering the threshold runs those paths on these small masks too
     with mock.patch("segstudio.masks.history._CV2_MIN_PIXELS", 2):
