@@ -37,6 +37,9 @@ if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < DEFAULT_MAX_P
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+#: The EXIF Orientation tag (1 = as stored; 2-8 = mirrored and/or rotated, see :func:`apply_orientation`).
+EXIF_ORIENTATION = 0x0112
+
 
 class DatasetProblemError(DatasetError):
     """A ``DatasetError`` that maps to one ``ProblemKind``, so that callers can collect it as a ``Problem``."""
@@ -193,8 +196,51 @@ def _png_dims(path: Path) -> tuple[int, int] | None:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF Orientation (1-8) of an opened image; 1 when it has none or an invalid one.
+
+    Cheap: EXIF is parsed only where the file carries it. JPEG's APP1 (and WebP's, and a PNG ``eXIf`` chunk
+    before the pixel data) is in ``im.info`` once opened; TIFF tags are parsed by opening; a PNG ``eXIf`` after
+    the pixel data appears in ``im.info`` once the image is loaded. Other images are not looked at. (PIL and
+    OpenCV turn a TIFF themselves while decoding it; PIL drops its tag then, and reports its size as shown.)"""
+    try:
+        if "exif" in im.info:
+            value = im.getexif().get(EXIF_ORIENTATION)
+        elif im.format == "TIFF":
+            value = getattr(im, "tag_v2", {}).get(EXIF_ORIENTATION)
+        else:
+            return 1
+    except Exception:  # a damaged EXIF block does not make the pixels unreadable: shown as stored
+        log.debug("unreadable EXIF in %s", getattr(im, "filename", "?"), exc_info=True)
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """``(H, W[, C])`` stored pixels -> as shown (the EXIF Orientation applied as PIL's ``exif_transpose`` and
+    every viewer does); 5-8 swap height and width."""
+    if orientation == 2:
+        out = arr[:, ::-1]
+    elif orientation == 3:
+        out = arr[::-1, ::-1]
+    elif orientation == 4:
+        out = arr[::-1]
+    elif orientation == 5:
+        out = arr.swapaxes(0, 1)
+    elif orientation == 6:
+        out = np.rot90(arr, k=-1)
+    elif orientation == 7:
+        out = arr[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        out = np.rot90(arr, k=1)
+    else:
+        return arr
+    return np.ascontiguousarray(out)
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` from the header only (no pixel decoding). Raises ``CorruptImageError``."""
+    """``(width, height)`` as shown (EXIF Orientation applied), from the header only (no pixel decoding). Raises
+    ``CorruptImageError``."""
     p = Path(path)
     if p.suffix.lower() in DICOM_EXTENSIONS:
         from segstudio.datasets.dicom_io import dicom_size
@@ -204,7 +250,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # callers apply their own limit
             with ClampedFile(p) as f, Image.open(f) as im:  # type: ignore[arg-type]
-                return int(im.size[0]), int(im.size[1])
+                w, h = int(im.size[0]), int(im.size[1])
+                # PIL reports a TIFF's size as shown already
+                return (h, w) if im.format != "TIFF" and exif_orientation(im) >= 5 else (w, h)
     except Image.DecompressionBombError as e:
         dims = _png_dims(p)
         if dims is not None:
@@ -296,9 +344,12 @@ def _read_raster(path: Path, *, max_pixels: int | None, keep_palette: bool) -> n
                 # file sound by loading it).
                 wide_colour = (ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 6)) or _wide_colour_tiff(im)
                 im.load()
-                if wide_colour:
-                    return _decode_cv2(path)
-                return _pil_array(im, keep_palette=keep_palette, path=path)
+                arr = _decode_cv2(path) if wide_colour else _pil_array(im, keep_palette=keep_palette, path=path)
+                if im.format == "TIFF":
+                    return arr  # PIL and OpenCV both turn a TIFF by its Orientation themselves
+                # Shown as every viewer (and labelme, where polygons are drawn) shows it: the masks align with that.
+                # After load, so that a PNG eXIf chunk behind the pixel data is seen too.
+                return apply_orientation(arr, exif_orientation(im))
     except DatasetError:
         raise
     except Image.DecompressionBombError as e:
@@ -325,7 +376,8 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     """Decode an image for display and training.
 
     Returns ``(H, W)`` grayscale or ``(H, W, 3)`` RGB, ``uint8`` or ``uint16`` (16-bit PNG/TIFF/DICOM keep full
-    depth). Alpha is dropped, palettes are expanded, 1-bit images become 0/255.
+    depth). Alpha is dropped, palettes are expanded, 1-bit images become 0/255. An EXIF Orientation (JPEG, PNG,
+    TIFF, WebP) is applied: the pixels are as viewers show them.
     Raises ``CorruptImageError`` / ``ImageTooLargeError`` / ``DatasetError`` naming the file.
     """
     return _read_raster(Path(path), max_pixels=max_pixels, keep_palette=False)
@@ -335,7 +387,8 @@ def read_mask(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) 
     """Decode a mask file without changing its values.
 
     Returns ``(H, W)`` ``uint8``/``uint16`` (index or binary masks; palette PNGs keep their indices; 1-bit
-    images become 0/255) or ``(H, W, 3)`` ``uint8`` for colour-coded masks. Raises like ``read_image``.
+    images become 0/255) or ``(H, W, 3)`` ``uint8`` for colour-coded masks; an EXIF Orientation is applied as in
+    ``read_image``. Raises like ``read_image``.
     """
     return _read_raster(Path(path), max_pixels=max_pixels, keep_palette=True)
 

@@ -35,6 +35,18 @@ _FORMAT_MODULES: dict[str, str] = {
 
 _loaded: dict[str, DatasetFormat] = {}
 
+#: How deep detection looks through lone sub-folders (a README beside ``data/``; an archive unpacked into a folder
+#: of its own name, holding the dataset's folder).
+LONE_SUBFOLDER_DEPTH = 2
+
+#: Folders that never make a dataset root ambiguous: archive debris and segstudio's own workspaces beside a dataset
+#: (``<dataset>.segstudio``, see ``workspace.locate``).
+_NOT_DATA_DIRS = ("__MACOSX",)
+_NOT_DATA_SUFFIXES = (".segstudio",)
+
+#: The key of ``Dataset.options`` that says a lone sub-folder was opened (its path relative to the folder given).
+OPENED_SUBFOLDER = "opened_subfolder"
+
 #: Two candidates closer than this in confidence make a detection ambiguous. The one intended overlap (an image
 #: folder beside a union mask folder and >= 2 class folders, as in Montgomery's data/) is settled by the sniffers:
 #: class-folders 0.8, paired-folders 0.6 (docs/formats.md, "Detection").
@@ -92,8 +104,65 @@ def detect(path: str | Path) -> list[Detection]:
     return found
 
 
+def lone_subfolder(path: Path) -> Path | None:
+    """The one data folder inside ``path``, when ``path`` holds nothing else but files (a README, a licence, a
+    checksum list) and folders that are never data (hidden ones, ``__MACOSX``, segstudio workspaces)."""
+    try:
+        if not path.is_dir():
+            return None
+        entries = list(path.iterdir())
+    except (OSError, ValueError):
+        return None
+    dirs = []
+    for e in entries:
+        name = e.name
+        if name.startswith(".") or name in _NOT_DATA_DIRS or name.endswith(_NOT_DATA_SUFFIXES):
+            continue
+        try:
+            if e.is_dir():
+                dirs.append(e)
+        except OSError:
+            continue
+    return dirs[0] if len(dirs) == 1 else None
+
+
+def _locate(p: Path, format: str | None) -> tuple[Path, list[Detection]]:  # noqa: A002
+    """Where the dataset is, and what was detected there (empty with ``format`` given): ``p``, or its lone
+    sub-folder (up to ``LONE_SUBFOLDER_DEPTH`` deep) when nothing is recognised at ``p`` itself (with ``format``:
+    that format does not recognise it)."""
+
+    def found_at(q: Path) -> list[Detection]:
+        if format is None:
+            return detect(q)
+        try:
+            conf = float(get_format(format).sniff(q))
+        except Exception:  # a sniffer's failure: not recognised here, the reader will say why
+            log.exception("sniffer of %s failed on %s", format, q)
+            conf = 0.0
+        return [Detection(format, conf)] if conf > 0 else []
+
+    here = found_at(p)
+    if here or not p.is_dir():
+        return p, here
+    q = p
+    for _ in range(LONE_SUBFOLDER_DEPTH):
+        sub = lone_subfolder(q)
+        if sub is None:
+            break
+        there = found_at(sub)
+        if there:
+            log.info("no dataset recognised in %s; opening its only data folder %s", p, sub)
+            return sub, there
+        q = sub
+    return p, here
+
+
 def open_dataset(path: str | Path, *, format: str | None = None, **options: Any) -> Dataset:  # noqa: A002
-    """Open ``path`` with the named format, or with the detected one."""
+    """Open ``path`` with the named format, or with the detected one.
+
+    A folder where nothing is recognised but that holds one data folder beside non-data files (Montgomery as
+    distributed: ``README.md`` + ``data/``) opens that folder: the dataset's ``root`` is the sub-folder, and
+    ``options[OPENED_SUBFOLDER]`` names it relative to ``path``, so that callers can say which folder opened."""
     from segstudio.datasets.util import listing_scope
 
     p = Path(path).expanduser()
@@ -101,7 +170,10 @@ def open_dataset(path: str | Path, *, format: str | None = None, **options: Any)
         raise DatasetError("The dataset path does not exist.", path=p, fix="Check the path for typos.")
     with listing_scope() as skipped:  # the sniffers and the reader list each folder once between them
         try:
-            ds = _open(p, format=format, options=options)
+            q, found = _locate(p, format)
+            ds = _open(q, format=format, found=found, options=options)
+            if q != p:
+                ds.options[OPENED_SUBFOLDER] = q.relative_to(p).as_posix()
         except SegstudioError:
             raise
         except Exception as e:  # a reader bug or a parser library's surprise: our error, the traceback logged
@@ -120,9 +192,8 @@ def open_dataset(path: str | Path, *, format: str | None = None, **options: Any)
     return ds
 
 
-def _open(p: Path, *, format: str | None, options: dict[str, Any]) -> Dataset:  # noqa: A002
+def _open(p: Path, *, format: str | None, found: list[Detection], options: dict[str, Any]) -> Dataset:  # noqa: A002
     if format is None:
-        found = detect(p)
         if not found:
             raise DatasetError(
                 "No known dataset format was recognised here.",
