@@ -11,12 +11,17 @@ Layout::
 Semantic (default): background is 0 and class folder ``i`` is id ``i + 1``. Where two class masks overlap the
 later class wins and an ``overlap`` problem is recorded for that sample (never silently): open with
 ``multilabel=True`` to keep every class (one bit per class folder, no background class).
+
+``classes.json`` entries that carry an ``id`` (as ``WRITER`` writes them, issue 14) give the whole schema: ids,
+names, colours, the ignore index, a background class without a folder, and ``ignore_folder`` for ignore pixels.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +29,19 @@ from typing import Any
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.binary import to_foreground
-from segstudio.datasets.documents import MAX_TEXT_BYTES, get_bool, get_list, get_str, read_json_object
+from segstudio.datasets.documents import (
+    MAX_TEXT_BYTES,
+    get_bool,
+    get_int,
+    get_list,
+    get_str,
+    read_json_object,
+)
 from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.util import (
     check_same_size,
@@ -39,10 +52,12 @@ from segstudio.datasets.util import (
     max_pixels_of,
     parse_colour,
     resolve_inside,
+    schema_from_json,
     shared_stems,
     stem_index,
     subfolders,
 )
+from segstudio.datasets.writing import ExportItem, WriteProgress
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +99,12 @@ class _Layout:
     colours: tuple[tuple[int, int, int] | None, ...]
     multilabel: bool | None
     from_json: bool
+    #: the whole schema, when classes.json gives every class its id (as segstudio's export writes it)
+    schema: ClassSchema | None = None
+    #: the id (semantic) or bit (multi-label) of each folder in ``classes``, with ``schema``
+    ids: tuple[int, ...] = ()
+    #: folder of ignore-index pixels (semantic, an ignore index that is no class)
+    ignore_folder: Path | None = None
 
 
 def _classes_json_layout(root: Path) -> _Layout | None:
@@ -97,7 +118,20 @@ def _classes_json_layout(root: Path) -> _Layout | None:
         return None
     img_dir = resolve_inside(root, images)
     folders = [resolve_inside(root, get_str(c, "folder") or "") for c in entries]
-    if img_dir is None or any(f is None for f in folders):
+    multilabel = get_bool(d, "multilabel") if "multilabel" in d else None
+    schema: ClassSchema | None = None
+    ids: tuple[int, ...] = ()
+    ignore_folder: Path | None = None
+    escaped = False
+    if all("id" in c for c in get_list(d, "classes") or [] if isinstance(c, dict)):
+        # Explicit ids (segstudio's export): the schema reads back whole, background and ignore included.
+        schema = schema_from_json(d, path=cfg)
+        ids = tuple(get_int(c, "id") or 0 for c in entries)
+        ignore_name = get_str(d, "ignore_folder")
+        if ignore_name:
+            ignore_folder = resolve_inside(root, ignore_name)
+            escaped = ignore_folder is None
+    if img_dir is None or escaped or any(f is None for f in folders):
         raise DatasetProblemError(
             "classes.json names a folder outside the dataset (an absolute path or '..').",
             path=cfg,
@@ -110,8 +144,11 @@ def _classes_json_layout(root: Path) -> _Layout | None:
             (get_str(c, "name") or f.name, f) for c, f in zip(entries, folders, strict=True) if f is not None
         ),
         colours=tuple(parse_colour(c.get("colour", c.get("color"))) for c in entries),
-        multilabel=get_bool(d, "multilabel") if "multilabel" in d else None,
+        multilabel=multilabel,
         from_json=True,
+        schema=schema,
+        ids=ids,
+        ignore_folder=ignore_folder,
     )
 
 
@@ -188,11 +225,20 @@ class ClassFoldersFormat:
         multilabel = options.get("multilabel")
         if multilabel is None:
             multilabel = bool(layout.multilabel)
-        schema = self._schema(layout, multilabel=bool(multilabel))
         problems: list[Problem] = []
         class_stems: list[tuple[int, Path, dict[str, str]]] = []
-        class_ids = [c.id for c in schema.classes if not (not multilabel and c.id == 0)]
-        for cid, (cname, folder) in zip(class_ids, layout.classes, strict=True):
+        folders = list(layout.classes)
+        if layout.schema is not None and layout.schema.multilabel == bool(multilabel):
+            schema = layout.schema
+            class_ids = list(layout.ids)
+            if layout.ignore_folder is not None and schema.ignore_index is not None and not multilabel:
+                # painted last: ignore pixels are ignore whatever class folder also claims them
+                folders.append(("ignore", layout.ignore_folder))
+                class_ids.append(schema.ignore_index)
+        else:
+            schema = self._schema(layout, multilabel=bool(multilabel))
+            class_ids = [c.id for c in schema.classes if not (not multilabel and c.id == 0)]
+        for cid, (cname, folder) in zip(class_ids, folders, strict=True):
             if not folder.is_dir():
                 problems.append(Problem(ProblemKind.MISSING_MASK, f"Class folder of {cname!r} is missing.", folder))
                 class_stems.append((cid, folder, {}))
@@ -215,7 +261,7 @@ class ClassFoldersFormat:
                     sample_problems.append(
                         Problem(
                             ProblemKind.MISSING_MASK,
-                            f"No mask for this image in {folder.name}/ (class {schema.by_id(cid).name!r}); "
+                            f"No mask for this image in {folder.name}/ (class {_class_name(schema, cid)!r}); "
                             "that class is taken as empty.",
                             folder / f"{stem}.png",
                             sid,
@@ -237,7 +283,8 @@ class ClassFoldersFormat:
             read_image=default_image_reader,
             read_gt=_read_gt,
             problems=problems,
-            options={**options, "multilabel": bool(multilabel), "images": layout.images.name},
+            options={**options, "multilabel": bool(multilabel), "images": layout.images.name,
+                     "_fill": _fill_value(schema, class_ids)},
         )
 
     @staticmethod
@@ -262,13 +309,25 @@ class ClassFoldersFormat:
         return ClassSchema(tuple(infos))
 
 
+def _fill_value(schema: ClassSchema, folder_ids: list[int]) -> int:
+    """The id of pixels no class folder claims: the one semantic class without a folder (background), else 0."""
+    if schema.multilabel:
+        return 0
+    rest = [c.id for c in schema.classes if c.id not in set(folder_ids)]
+    return rest[0] if len(rest) == 1 else 0
+
+
+def _class_name(schema: ClassSchema, cid: int) -> str:
+    return schema.by_id(cid).name if schema.has_id(cid) else "ignore"
+
+
 def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     if sample.gt is None:
         return None
     parts: tuple[tuple[int, Path], ...] = sample.gt  # type: ignore[assignment]
     limit = max_pixels_of(ds)
     shape = image_shape(ds, sample)
-    out = np.zeros(shape, ds.schema.mask_dtype())
+    out = np.full(shape, ds.options.get("_fill", 0), ds.schema.mask_dtype())
     # the class masks decode in parallel (the PNG/BMP decoders release the GIL); a 2048² pair takes one decode
     raw = _read_masks([p for _cid, p in parts], limit=limit)
     masks = []
@@ -286,7 +345,7 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
         check_same_size(m, shape, path=p, what="its image")
         both = int(np.count_nonzero(np.logical_and(m, taken)))
         if both:
-            overlaps.append(f"{ds.schema.by_id(cid).name!r} overlaps earlier classes on {both} px")
+            overlaps.append(f"{_class_name(ds.schema, cid)!r} overlaps earlier classes on {both} px")
         np.copyto(out, out.dtype.type(cid), where=m)
         np.logical_or(taken, m, out=taken)
     if overlaps:
@@ -316,3 +375,87 @@ def _report_overlap(ds: Dataset, sample: Sample, overlaps: list[str]) -> None:
 
 
 FORMAT = ClassFoldersFormat()
+
+
+# --- writing (issue 14) ----------------------------------------------------------------------------------------------
+
+#: Semantic class names written without a folder: their pixels are those no class folder claims.
+BACKGROUND_NAMES = frozenset({"background", "_background_", "bg"})
+
+
+def _folder_names(schema: ClassSchema, written: list[int]) -> dict[int, str]:
+    """A folder name per written class id: the class name made a file name, never an image-folder or union-mask
+    name (which would make paired-folders detection compete), unique ignoring case."""
+    from segstudio.datasets.formats.paired import safe_file_name
+
+    reserved = set(IMAGE_FOLDER_NAMES) | set(GENERIC_MASK_NAMES) | {"ignore"}
+    out: dict[int, str] = {}
+    taken: set[str] = set()
+    for cid in written:
+        name = re.sub(r"\s+", "_", safe_file_name(schema.by_id(cid).name))
+        if name.lower() in reserved:
+            name = f"class_{name}"
+        if name.lower() in taken:
+            name = f"{name}_{cid}"
+        taken.add(name.lower())
+        out[cid] = name
+    return out
+
+
+class ClassFoldersWriter:
+    name = "class-folders"
+    description = "images/ + one 0/255 mask folder per class + classes.json; multi-label overlaps kept."
+    multilabel = True
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        # paired imports this module for its folder names, so its write helpers are imported here
+        from segstudio.datasets.formats.paired import (
+            _stem,
+            classes_json,
+            copy_file,
+            encode_grey_png,
+            flat_names,
+            load_export_mask,
+            refuse_unknown_values,
+        )
+
+        if schema.multilabel:
+            written = list(schema.ids)
+        else:
+            written = [c.id for c in schema.classes if not (c.id == 0 and c.name.strip().lower() in BACKGROUND_NAMES)]
+        folders = _folder_names(schema, written)
+        ignore_folder = None
+        if not schema.multilabel and schema.ignore_index is not None and not schema.has_id(schema.ignore_index):
+            ignore_folder = "ignore"
+        doc = json.loads(classes_json(schema))
+        for entry in doc["classes"]:
+            if entry["id"] in folders:
+                entry["folder"] = folders[entry["id"]]
+        doc["images"] = "images"
+        if ignore_folder:
+            doc["ignore_folder"] = ignore_folder
+        atomic_write_bytes(out / "classes.json", (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+        names = flat_names(items)
+        targets = [(cid, folders[cid]) for cid in written]
+        if ignore_folder is not None and schema.ignore_index is not None:
+            targets.append((schema.ignore_index, ignore_folder))
+        for n, (it, name) in enumerate(zip(items, names, strict=True), 1):
+            last = copy_file(it.image_path, out / "images" / name)
+            mask = load_export_mask(it, schema)
+            if mask is not None:
+                if not schema.multilabel:
+                    refuse_unknown_values(mask, schema, it)
+                for cid, folder in targets:
+                    if schema.multilabel:
+                        plane = (mask & np.uint64(1 << cid)) != 0
+                    else:
+                        plane = mask == cid
+                    # 0/255: the convention of the NLM masks, and what every viewer shows as a mask
+                    data = encode_grey_png(plane.view(np.uint8) * np.uint8(255))
+                    last = atomic_write_bytes(out / folder / f"{_stem(name)}.png", data)
+            yield WriteProgress(n, len(items), last)
+
+
+WRITER = ClassFoldersWriter()
