@@ -7,20 +7,29 @@
 Default: semantic background / lesion. With ``colours=True`` the schema is multi-label: bit 0 lesion, bits 1..6
 the PH2 colour classes (white, red, light brown, dark brown, blue-gray, black) from the ``_roi`` masks, which
 overlap the lesion by design, then one bit per named region label found (``_LabelStreaks`` -> "streaks").
+
+``WRITER`` (issue 14) writes the case folders with a 1-bit lesion BMP; it takes background/lesion schemas only.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import re
-from pathlib import Path
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.binary import to_foreground
+from segstudio.datasets.formats.paired import copy_file, load_export_mask
 from segstudio.datasets.io import read_mask
 from segstudio.datasets.util import (
     check_same_size,
@@ -29,6 +38,7 @@ from segstudio.datasets.util import (
     max_pixels_of,
     subfolders,
 )
+from segstudio.datasets.writing import DatasetExportError, ExportItem, WriteProgress
 
 IMAGES_FOLDER = "PH2 Dataset images"
 _CASE = re.compile(r"^IMD\d+$")
@@ -156,3 +166,88 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
 
 
 FORMAT = PH2Format()
+
+
+# --- writing (issue 14) ----------------------------------------------------------------------------------------------
+
+
+def _check_schema(schema: ClassSchema) -> None:
+    if schema.multilabel or set(schema.ids) != {0, 1} or schema.ignore_index is not None:
+        what = ("multi-label" if schema.multilabel
+                else f"classes {', '.join(schema.names)}" + (f" and ignore index {schema.ignore_index}"
+                                                              if schema.ignore_index is not None else ""))
+        raise DatasetExportError(
+            f"The PH2 layout holds one binary lesion mask per image (background 0, lesion 1); this schema has {what}.",
+            fix="Merge the classes into one lesion class, or export as class-folders or paired-folders.",
+        )
+
+
+def _case_names(items: Sequence[ExportItem]) -> list[str]:
+    """``IMDxxx`` per item: the image's own name where it is one (PH2 read back keeps its ids), else the next
+    free number."""
+    stems = [PurePosixPath(it.rel.name).stem for it in items]
+    counts = Counter(stems)
+    keep = [s if _CASE.match(s) and counts[s] == 1 else None for s in stems]
+    taken = {s for s in keep if s}
+    out, k = [], 1
+    for s in keep:
+        if s is None:
+            while f"IMD{k:03d}" in taken:
+                k += 1
+            s = f"IMD{k:03d}"
+            taken.add(s)
+        out.append(s)
+    return out
+
+
+def _bmp_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="BMP")
+    return buf.getvalue()
+
+
+class PH2Writer:
+    name = "ph2"
+    description = "PH2 case folders: IMDxxx_Dermoscopic_Image/IMDxxx.bmp + IMDxxx_lesion/IMDxxx_lesion.bmp (binary)."
+    multilabel = False
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        """BMP images are copied byte for byte; other images are re-encoded as 24-bit (or grey) BMP, losslessly
+        for 8-bit images (16-bit ones are refused: BMP holds 8 bits a channel). Lesions are 1-bit BMPs (0/255
+        read back), as in PH2 itself. Images whose name is not ``IMDxxx`` get the next free number, listed in
+        ``ph2_names.csv``."""
+        _check_schema(schema)
+        cases = _case_names(items)
+        cases_root = out / IMAGES_FOLDER
+        renamed = [(c, it.sample_id) for c, it in zip(cases, items, strict=True) if PurePosixPath(it.rel.name).stem != c]
+        if renamed:
+            rows = "".join(f"{c},{json.dumps(sid, ensure_ascii=False)}\n" for c, sid in renamed)
+            atomic_write_bytes(out / "ph2_names.csv", ("case,source\n" + rows).encode("utf-8"))
+        for n, (it, case) in enumerate(zip(items, cases, strict=True), 1):
+            img_dst = cases_root / case / f"{case}_Dermoscopic_Image" / f"{case}.bmp"
+            if it.image_path.suffix.lower() == ".bmp":
+                last = copy_file(it.image_path, img_dst)
+            else:
+                img = it.load_image()
+                if img.dtype != np.uint8:
+                    raise DatasetExportError(
+                        f"{it.sample_id} is a {img.dtype} image; a PH2 BMP holds 8 bits a channel.",
+                        path=it.image_path, fix="Export as paired-folders, which copies the image as it is.",
+                    )
+                last = atomic_write_bytes(img_dst, _bmp_bytes(img))
+            mask = load_export_mask(it, schema)
+            if mask is not None:
+                if mask.size and int(mask.max()) > 1:
+                    raise DatasetExportError(
+                        f"The mask of {it.sample_id} holds values above 1; PH2 holds background and lesion only.",
+                        path=it.image_path, fix="Check the class mapping of the export.",
+                    )
+                # a bool array becomes a 1-bit BMP, PH2's own encoding (read back as 0/255)
+                lesion = _bmp_bytes(np.ascontiguousarray(mask == 1))
+                last = atomic_write_bytes(cases_root / case / f"{case}_lesion" / f"{case}_lesion.bmp", lesion)
+            yield WriteProgress(n, len(items), last)
+
+
+WRITER = PH2Writer()
