@@ -10,20 +10,41 @@ names get `` (id N)`` appended. Both are reported.
 Overlapping instances (open option ``overlap``):
   * ``"last"`` (default): semantic, annotations painted in file order, so the later (top) one wins;
   * ``"smallest"``: semantic, larger areas painted first, so small objects (windows) stay on top of large ones;
-  * ``"multilabel"``: one bit per category, every overlap kept.
+  * ``"multilabel"``: one bit per category, every overlap kept (the default for files segstudio wrote from a
+    multi-label schema: ``info.segstudio.multilabel``).
+
+Crowd regions (``iscrowd: 1``; open option ``crowd``):
+  * ``"include"`` (default): painted as their category, like any other annotation (what ``annToMask`` gives);
+  * ``"ignore"``: painted last with the ignore index (255; 65535 past 255 classes), so training and metrics skip
+    them, as COCO's evaluation does. Multi-label masks have no ignore value: crowd regions are left out and
+    reported.
+
+Writing (:data:`WRITER`, ``coco``): one JSON per split, see :class:`COCOWriter`.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
-from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassInfo, ClassSchema, default_colour
+from segstudio.core.geometry import mask_to_rle
+from segstudio.core.types import (
+    DEFAULT_IGNORE_INDEX,
+    MAX_MULTILABEL_CLASSES,
+    ClassInfo,
+    ClassSchema,
+    default_colour,
+)
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.documents import (
     as_float,
@@ -49,8 +70,12 @@ from segstudio.datasets.util import (
     safe_relative,
     subfolders,
 )
+from segstudio.datasets.writing import DatasetExportError, ExportItem, WriteProgress
+
+log = logging.getLogger(__name__)
 
 OVERLAP_POLICIES = ("last", "smallest", "multilabel")
+CROWD_POLICIES = ("include", "ignore")
 _SNIFF_BYTES = 1 << 16
 
 
@@ -80,6 +105,9 @@ def _json_files(path: Path) -> list[tuple[str | None, Path]]:
     for sub in subfolders(path):
         if sub.name.lower() in SPLIT_NAMES:
             found += [(SPLIT_NAMES[sub.name.lower()], f) for f in files_with_suffix(sub, ".json") if looks_like_coco(f)]
+        elif (sub / ROBOFLOW_JSON).is_file() and looks_like_coco(sub / ROBOFLOW_JSON):
+            # a Roboflow-style folder with a split name of its own (``fold1/``): the folder names the split
+            found.append((sub.name, sub / ROBOFLOW_JSON))
     return found
 
 
@@ -101,12 +129,13 @@ class _ImageGT:
     width: int
 
 
-_Ann = tuple[int, Any, float, str]  # (class id, COCO segmentation, area, "annotation id N" for messages)
+_Ann = tuple[int, Any, float, str, bool]  # (class id, COCO segmentation, area, "annotation id N", crowd as ignore)
 _Cat = tuple[int | str, str]  # (category id, name)
 
 
 def _schema(
-    categories: list[_Cat], used: set[Any], *, multilabel: bool, problems: list[Problem], src: Path
+    categories: list[_Cat], used: set[Any], *, multilabel: bool, problems: list[Problem], src: Path,
+    crowd_ignore: bool = False,
 ) -> tuple[ClassSchema, dict[Any, int]]:
     """The schema and ``category id -> class id``; drops unused duplicate-name placeholders, renames the rest."""
     cats = sorted(categories, key=lambda c: (str(type(c[0])), c[0]))
@@ -140,7 +169,10 @@ def _schema(
     if len(infos) > MAX_CLASS_ID + 1:
         raise DatasetError(f"{len(infos):,} categories do not fit a 16-bit mask.", path=src,
                            fix="Check the categories list of the COCO file.")
-    return ClassSchema(tuple(infos), multilabel=multilabel), cat_to_class
+    ignore = None
+    if crowd_ignore and not multilabel:
+        ignore = DEFAULT_IGNORE_INDEX if len(infos) <= DEFAULT_IGNORE_INDEX else MAX_CLASS_ID
+    return ClassSchema(tuple(infos), multilabel=multilabel, ignore_index=ignore), cat_to_class
 
 
 def _list_of(doc: dict[str, Any], key: str, *, f: Path, problems: list[Problem]) -> list[Any]:
@@ -161,16 +193,17 @@ class COCOFormat:
         return 0.9 if _json_files(path) else 0.0
 
     def open(self, path: Path, **options: Any) -> Dataset:
-        """Options: ``overlap`` ("last" | "smallest" | "multilabel"), ``max_pixels``."""
+        """Options: ``overlap`` ("last" | "smallest" | "multilabel"), ``crowd`` ("include" | "ignore"),
+        ``max_pixels``."""
         with gc_paused():
             return self._open(Path(path), options)
 
     def _open(self, path: Path, options: dict[str, Any]) -> Dataset:
-        overlap = str(options.get("overlap", "last"))
-        if overlap not in OVERLAP_POLICIES:
-            from segstudio.core.errors import UnknownKeyError
+        from segstudio.core.errors import UnknownKeyError
 
-            raise UnknownKeyError("overlap policy", overlap, list(OVERLAP_POLICIES))
+        crowd = str(options.get("crowd", "include"))
+        if crowd not in CROWD_POLICIES:
+            raise UnknownKeyError("crowd policy", crowd, list(CROWD_POLICIES))
         files = _json_files(path)
         if not files:
             raise DatasetError("No COCO JSON (images + annotations + categories) found.", path=path)
@@ -178,6 +211,11 @@ class COCOFormat:
         max_pixels = options.get("max_pixels", DEFAULT_MAX_PIXELS)
         problems: list[Problem] = []
         docs = [(split, f, read_json_object(f, what="COCO file")) for split, f in files]
+        overlap = str(options.get("overlap") or ("multilabel" if all(_written_multilabel(d) for _, _, d in docs) else "last"))
+        if overlap not in OVERLAP_POLICIES:
+            raise UnknownKeyError("overlap policy", overlap, list(OVERLAP_POLICIES))
+        crowd_ignore = crowd == "ignore"
+        crowd_left_out = 0
         categories: list[_Cat] = []
         seen_cat: set[Any] = set()
         used: set[Any] = set()
@@ -196,7 +234,8 @@ class COCOFormat:
                                         "number or a string); skipped.", f))
             used.update(get_id(a, "category_id") for a in _list_of(doc, "annotations", f=f, problems=[])
                         if isinstance(a, dict))
-        schema, cat_to_class = _schema(categories, used, multilabel=overlap == "multilabel", problems=problems, src=files[0][1])
+        schema, cat_to_class = _schema(categories, used, multilabel=overlap == "multilabel", problems=problems,
+                                       src=files[0][1], crowd_ignore=crowd_ignore)
         anns_by_key: dict[tuple[Path, Any], list[_Ann]] = {}
         samples: list[Sample] = []
         for split, f, doc in docs:
@@ -220,7 +259,12 @@ class COCOFormat:
                 area = as_float(a.get("area")) or 0.0
                 ann_id = get_id(a, "id")
                 label = f"annotation id {describe(ann_id)}" if ann_id is not None else f"annotation {k} (no id)"
-                per_image[image_id].append((cls, seg, area, label))
+                is_crowd = crowd_ignore and bool(get_int(a, "iscrowd", lo=0))
+                if is_crowd and schema.ignore_index is None:  # multi-label: no ignore value to paint
+                    crowd_left_out += 1
+                    continue
+                paint = schema.ignore_index if is_crowd and schema.ignore_index is not None else cls
+                per_image[image_id].append((paint, seg, area, label, is_crowd))
             for cat_text, n in bad_cats.items():
                 problems.append(
                     Problem(ProblemKind.OUT_OF_RANGE, f"{n} annotation(s) use category_id {cat_text}, which is not "
@@ -253,6 +297,9 @@ class COCOFormat:
                     max_pixels=max_pixels,
                 )
             )
+        if crowd_left_out:
+            problems.append(Problem(ProblemKind.OTHER, f"{crowd_left_out} crowd region(s) left out: a multi-label mask "
+                                    "has no ignore value (crowd='ignore').", files[0][1]))
         ids = Counter(s.id for s in samples)
         if any(v > 1 for v in ids.values()):
             dup = {k for k, v in ids.items() if v > 1}
@@ -269,8 +316,15 @@ class COCOFormat:
             read_image=default_image_reader,
             read_gt=_read_gt,
             problems=problems,
-            options={**options, "overlap": overlap, "_anns": anns_by_key},
+            options={**options, "overlap": overlap, "crowd": crowd, "_anns": anns_by_key},
         )
+
+
+def _written_multilabel(doc: dict[str, Any]) -> bool:
+    """The file says segstudio wrote it from a multi-label schema (``info.segstudio.multilabel``)."""
+    info = doc.get("info")
+    mark = info.get("segstudio") if isinstance(info, dict) else None
+    return isinstance(mark, dict) and mark.get("multilabel") is True
 
 def _list_images(
     doc: dict[str, Any],
@@ -345,8 +399,10 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     anns = ds.options["_anns"].get((loc.json_path, loc.image_id), [])
     if ds.options.get("overlap") == "smallest":
         anns = sorted(anns, key=lambda t: -t[2])  # stable: equal areas keep file order
+    if ds.options.get("crowd") == "ignore":
+        anns = sorted(anns, key=lambda t: t[4])  # crowd regions on top: ignored whatever lies beneath
     return paint_annotations(
-        ((cls, seg, label) for cls, seg, _area, label in anns),
+        ((cls, seg, label) for cls, seg, _area, label, _crowd in anns),
         height=h,
         width=w,
         dtype=ds.schema.mask_dtype(),
@@ -357,3 +413,250 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
 
 
 FORMAT = COCOFormat()
+
+
+# --- writing -------------------------------------------------------------------------------------------------------
+# The helpers below are shared by the polygon JSON writers and the export-only layouts (they import them from here).
+
+#: Names a semantic class 0 has when it is the background (not written as a category / class of its own).
+BACKGROUND_NAMES = frozenset({"background", "_background_", "__background__", "bg", "back ground"})
+#: ``split`` -> folder of the COCO export (Roboflow's names, which the reader maps back through ``SPLIT_NAMES``).
+_SPLIT_FOLDERS = {"train": "train", "val": "valid", "test": "test"}
+#: The file name of a per-split COCO file (Roboflow's); the reader also takes any sub-folder holding one as a split.
+ROBOFLOW_JSON = "_annotations.coco.json"
+ENCODINGS = ("rle", "polygon")
+INSTANCE_MODES = ("class", "components")
+
+
+def export_option(options: Mapping[str, Any], key: str, valid: Sequence[str], *, writer: str) -> str:
+    """``options[key]`` (default: ``valid[0]``), checked against ``valid`` before anything is written."""
+    value = str(options.get(key, valid[0]))
+    if value not in valid:
+        raise DatasetExportError(
+            f"The {writer} export has no {key} {value!r}.",
+            fix=f"Use one of: {', '.join(valid)} (default {valid[0]}).",
+        )
+    return value
+
+
+def is_background(schema: ClassSchema, cls: ClassInfo) -> bool:
+    """A semantic class 0 named like the background: the pixels no class covers, not a class of its own."""
+    return not schema.multilabel and cls.id == 0 and cls.name.strip().lower() in BACKGROUND_NAMES
+
+
+def is_ignored(schema: ClassSchema, cls: ClassInfo) -> bool:
+    return not schema.multilabel and (cls.ignore or cls.id == schema.ignore_index)
+
+
+def written_classes(schema: ClassSchema) -> list[ClassInfo]:
+    """The classes a vector or per-class layout writes: all of a multi-label schema; a semantic schema's without
+    the background class 0 and the ignore class(es)."""
+    return [c for c in schema if not is_background(schema, c) and not is_ignored(schema, c)]
+
+
+def checked_mask(mask: np.ndarray, *, schema: ClassSchema, item: ExportItem) -> np.ndarray:
+    """``mask`` after checking it is a 2-D mask of the export schema (a caller's bug otherwise, said plainly)."""
+    want = schema.mask_dtype()
+    if mask.ndim != 2 or (schema.multilabel and mask.dtype != want) or (not schema.multilabel and mask.dtype.kind != "u"):
+        raise DatasetExportError(
+            f"The mask of {item.sample_id} is {mask.dtype}{list(mask.shape)}, not a 2-D {want} mask of the export's "
+            f"{'multi-label' if schema.multilabel else 'semantic'} class schema.",
+            path=item.image_path,
+            fix="Export with the schema the masks were made in (this is a bug if it came from the app).",
+        )
+    return mask
+
+
+def class_planes(mask: np.ndarray, classes: Sequence[ClassInfo], *, multilabel: bool) -> Iterator[tuple[ClassInfo, np.ndarray]]:
+    """``(class, (H, W) bool)`` for each of ``classes`` present in ``mask`` (semantic index map or ``uint64``
+    bitmask), in the order given. Absent classes are skipped without building a plane."""
+    if multilabel:
+        present = int(np.bitwise_or.reduce(mask, axis=None)) if mask.size else 0
+        for c in classes:
+            if present >> c.id & 1:
+                yield c, (mask & np.uint64(1 << c.id)) != 0
+    else:
+        present_ids = set(np.unique(mask).tolist())
+        for c in classes:
+            if c.id in present_ids:
+                yield c, mask == c.id
+
+
+def mask_to_polygons(plane: np.ndarray) -> list[list[float]]:
+    """``(H, W) bool`` -> COCO polygons ``[x1, y1, x2, y2, ...]``, one per 8-connected component.
+
+    The outlines follow pixel edges (vertices on pixel corners), traced by ``cv2.findContours`` on the mask
+    upsampled 2x: a boundary pixel's centre at ``u`` in the upsampled grid lies on the corner ``ceil(u / 2)``. Holes
+    are joined to their component's outline by a zero-width cut (out to the hole and back along the same segment),
+    which the even-odd fill of pycocotools (and of labelme's Qt and PIL drawing) leaves empty. Rasterised with
+    pycocotools (``annToMask``, our readers) the polygons give back the mask exactly; tools that draw a polygon's
+    boundary pixels as well (PIL ``ImageDraw.polygon(outline=1)``, labelme2voc) add the pixels along its right and
+    bottom edges.
+    """
+    import cv2
+
+    if not plane.any():
+        return []
+    up = np.repeat(np.repeat(np.ascontiguousarray(plane, np.uint8), 2, axis=0), 2, axis=1)
+    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return []
+    links = hierarchy[0]
+    out: list[list[float]] = []
+    for i, contour in enumerate(contours):
+        if links[i][3] != -1:  # a hole: joined to its parent below
+            continue
+        outline = _corners(contour)
+        parts = [outline]
+        child = links[i][2]
+        while child != -1:
+            hole = _corners(contours[child])
+            parts.append(np.vstack([outline[:1], hole, hole[:1], outline[:1]]))
+            child = links[child][0]
+        out.append(np.vstack(parts).astype(np.float64).ravel().tolist())
+    return out
+
+
+def _corners(contour: np.ndarray) -> np.ndarray:
+    pts = (contour.reshape(-1, 2).astype(np.int64) + 1) // 2
+    keep = np.ones(len(pts), bool)
+    keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)
+    pts = pts[keep]
+    if len(pts) > 1 and (pts[0] == pts[-1]).all():
+        pts = pts[:-1]
+    return pts
+
+
+def components(plane: np.ndarray) -> list[np.ndarray]:
+    """The 8-connected components of ``(H, W) bool`` as full-size planes (the connectivity ``mask_to_polygons``
+    and COCO's instance masks use), in raster order of their first pixel."""
+    import cv2
+
+    n, labels = cv2.connectedComponents(plane.astype(np.uint8), connectivity=8)
+    return [labels == k for k in range(1, n)]
+
+
+def copy_image(item: ExportItem, dest: Path) -> Path:
+    """The source image, byte for byte, at ``dest`` (atomically)."""
+    try:
+        data = Path(item.image_path).read_bytes()
+    except OSError as e:
+        raise DatasetExportError(
+            f"Cannot read the image of {item.sample_id} to copy it ({e.strerror or e}).",
+            path=item.image_path,
+            fix="Check the source dataset is still there and readable, then export again.",
+        ) from e
+    return atomic_write_bytes(dest, data)
+
+
+def mask_or_shape(item: ExportItem, schema: ClassSchema) -> tuple[np.ndarray | None, tuple[int, int]]:
+    """The item's mask (checked) or None, and the image's ``(H, W)`` (the mask's; else read from the header)."""
+    from segstudio.datasets.io import image_size
+
+    mask = item.load_mask()
+    if mask is not None:
+        mask = checked_mask(mask, schema=schema, item=item)
+        return mask, (int(mask.shape[0]), int(mask.shape[1]))
+    w, h = image_size(item.image_path)
+    return None, (h, w)
+
+
+def split_folder(split: str | None) -> str | None:
+    """The folder a split is written in: Roboflow's names for train/val/test, else the split's own name made
+    safe as one folder name; ``None`` for no split (the export's root)."""
+    if split is None:
+        return None
+    if split in _SPLIT_FOLDERS:
+        return _SPLIT_FOLDERS[split]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in split).strip(".") or "split"
+    return safe
+
+
+def rel_in_split(item: ExportItem, folder: str | None) -> PurePosixPath:
+    """``item.rel`` without a leading folder that already names the item's split (``valid/x.jpg`` written into
+    ``valid/`` stays ``valid/x.jpg``, not ``valid/valid/x.jpg``), so sample ids read back alike."""
+    rel = item.rel
+    if folder is None or len(rel.parts) < 2:
+        return rel
+    head = rel.parts[0]
+    same = head == folder or head == item.split or (
+        head.lower() in SPLIT_NAMES and SPLIT_NAMES[head.lower()] == SPLIT_NAMES.get(folder.lower(), folder)
+    )
+    return PurePosixPath(*rel.parts[1:]) if same else rel
+
+
+class COCOWriter:
+    """One COCO instances JSON per split (Roboflow layout), images copied byte for byte.
+
+    Layout: items without a split -> ``annotations.json`` at the root, images at their sample path; a split ->
+    ``<folder>/_annotations.coco.json`` with its images in ``<folder>/`` (``train``, ``valid``, ``test``, or the
+    split's own name): the reader maps them back to the same splits and sample ids.
+
+    Categories are the schema's classes: a semantic schema's class ``c`` is category id ``c`` (the background
+    class 0 and the ignore index are not categories: COCO has neither, so ignore pixels are left out and read back
+    as background); a multi-label schema's bit ``b`` is category id ``b + 1``, and ``info.segstudio.multilabel``
+    makes the reader open it multi-label. Overlapping classes are separate annotations, never flattened.
+
+    Options: ``encoding`` ``rle`` (compressed RLE, exact; default) | ``polygon`` (pixel-edge outlines, holes cut
+    in, see :func:`mask_to_polygons`: exact under pycocotools); ``instances`` ``class`` (one annotation per class
+    per image; default) | ``components`` (one per 8-connected component). Images without a mask are listed with
+    no annotations (COCO cannot tell them from empty masks: they read back as empty).
+    """
+
+    name = "coco"
+    description = "COCO instances JSON per split (compressed RLE or polygons), images copied."
+    multilabel = True
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        encoding = export_option(options, "encoding", ENCODINGS, writer="COCO")
+        instances = export_option(options, "instances", INSTANCE_MODES, writer="COCO")
+        classes = written_classes(schema)
+        cat_id = {c.id: c.id + 1 if schema.multilabel else c.id for c in classes}
+        categories = [{"id": cat_id[c.id], "name": c.name, "supercategory": "none",
+                       "color": "#{:02x}{:02x}{:02x}".format(*c.colour)} for c in classes]
+        docs: dict[str | None, dict[str, list[dict[str, Any]]]] = {}
+        ann_id = 0
+        total = len(items)
+        for done, item in enumerate(items, 1):
+            folder = split_folder(item.split)
+            doc = docs.setdefault(folder, {"images": [], "annotations": []})
+            rel = rel_in_split(item, folder)
+            dest = out / folder / rel if folder else out / rel
+            mask, (h, w) = mask_or_shape(item, schema)
+            image_id = len(doc["images"]) + 1
+            doc["images"].append({"id": image_id, "file_name": rel.as_posix(), "height": h, "width": w})
+            if mask is not None:
+                for cls, plane in class_planes(mask, classes, multilabel=schema.multilabel):
+                    for part in components(plane) if instances == "components" else [plane]:
+                        ann_id += 1
+                        doc["annotations"].append(
+                            _annotation(part, ann_id=ann_id, image_id=image_id, category_id=cat_id[cls.id],
+                                        encoding=encoding)
+                        )
+            copy_image(item, dest)
+            yield WriteProgress(done, total, dest)
+        info = {
+            "description": "Exported by segstudio",
+            "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "segstudio": {"multilabel": schema.multilabel},
+        }
+        for folder, doc in docs.items():
+            path = out / folder / ROBOFLOW_JSON if folder else out / "annotations.json"
+            body = {"info": info, "licenses": [], "categories": categories, **doc}
+            atomic_write_bytes(path, json.dumps(body, separators=(",", ":")).encode("utf-8"))
+            log.info("wrote %s (%d images, %d annotations)", path, len(doc["images"]), len(doc["annotations"]))
+
+
+def _annotation(plane: np.ndarray, *, ann_id: int, image_id: int, category_id: int, encoding: str) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_to_rle(plane)
+    x, y, bw, bh = (float(v) for v in mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()}))
+    segmentation: Any = rle if encoding == "rle" else mask_to_polygons(plane)
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "segmentation": segmentation,
+            "area": int(plane.sum()), "bbox": [x, y, bw, bh], "iscrowd": 0}
+
+
+WRITER = COCOWriter()

@@ -1,9 +1,12 @@
 """Per-image polygon JSON: labelme files, and the hand-bone X-ray competition layout.
 
-``labelme``: ``x.json`` beside (or pointing with ``imagePath`` to) ``x.png``; ``shapes`` of type polygon, rectangle
-or circle are painted in file order (semantic: later wins; ``multilabel=True``: every class kept). Classes come
-from ``labels.txt`` (labelme's ``__ignore__`` / ``_background_`` convention understood) or from the labels used.
-Point and line shapes have no area; they are counted and reported once.
+``labelme``: ``x.json`` beside (or pointing with ``imagePath`` to) ``x.png``; ``shapes`` of type polygon, rectangle,
+circle or mask (labelme >= 5.3: a base64 PNG of the shape's bounding box) are painted in file order (semantic:
+later wins; ``multilabel=True``: every class kept). Classes come from ``classes.json`` (segstudio's: ids, colours,
+multi-label), else ``labels.txt`` beside the JSON files or one folder up (labelme's example layout), else the labels
+used. labelme's converters' convention holds: ``__ignore__`` is the ignore index (255; shapes with that label mark
+pixels to ignore) and ``_background_`` is background (0; its shapes paint background, cutting holes). Point and
+line shapes have no area; they are counted and reported once.
 
 ``hand-bone``: ``DCM/IDxxx/<image>.png`` with ``outputs_json/IDxxx/<image>.json`` shaped
 ``{"annotations": [{"label": "finger-1", "points": [[x, y], ...], "type": "poly_seg"}, ...]}``; the 29 bone
@@ -12,17 +15,24 @@ classes overlap, so the schema is multi-label. ``train/`` and ``test/`` folders 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import json
+import logging
 import math
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
-from segstudio.core.geometry import GeometryError, flatten_points
-from segstudio.core.types import ClassInfo, ClassSchema, default_colour
+from segstudio.core.geometry import GeometryError, flatten_points, mask_to_rle
+from segstudio.core.types import DEFAULT_IGNORE_INDEX, ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.documents import (
     MAX_TEXT_BYTES,
@@ -32,6 +42,14 @@ from segstudio.datasets.documents import (
     get_str,
     read_json,
     read_json_object,
+)
+from segstudio.datasets.formats.coco import (
+    class_planes,
+    copy_image,
+    is_ignored,
+    mask_or_shape,
+    mask_to_polygons,
+    written_classes,
 )
 from segstudio.datasets.formats.paired import SPLIT_NAMES
 from segstudio.datasets.io import DatasetProblemError, is_file
@@ -44,15 +62,34 @@ from segstudio.datasets.util import (
     max_pixels_of,
     read_class_names,
     resolve_inside,
+    schema_from_json,
     stem_index,
     subfolders,
 )
+from segstudio.datasets.writing import DatasetExportError, ExportItem, WriteProgress
+
+log = logging.getLogger(__name__)
 
 HAND_BONE_CLASSES = (
     *(f"finger-{i}" for i in range(1, 20)),
     "Trapezium", "Trapezoid", "Capitate", "Hamate", "Scaphoid", "Lunate", "Triquetrum", "Pisiform", "Radius", "Ulna",
 )  # fmt: skip
-AREA_SHAPES = frozenset({"polygon", "rectangle", "circle", "poly_seg"})
+AREA_SHAPES = frozenset({"polygon", "rectangle", "circle", "poly_seg", "mask"})
+#: labelme's reserved labels (labels.txt, labelme2voc): the ignore index and the background
+IGNORE_LABEL = "__ignore__"
+BACKGROUND_LABEL = "_background_"
+
+
+@dataclass(frozen=True)
+class MaskShape:
+    """A labelme ``mask`` shape: a PNG (base64) of the pixels inside its bounding box, placed with its top-left
+    corner at ``(x, y)``; decoded when the GT is drawn (the image's size is known then)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    png_base64: str
 
 
 @dataclass(frozen=True)
@@ -89,14 +126,58 @@ def _labelme_jsons(folder: Path) -> list[Path]:
 
 
 def _classes_from_labels_txt(path: Path) -> tuple[list[str], bool, bool]:
+    """Class names of a labels.txt, without labelme's reserved lines (wherever they stand), and whether
+    ``__ignore__`` / ``_background_`` were listed."""
     lines = read_class_names(path)
-    has_ignore = bool(lines) and lines[0] == "__ignore__"
-    if has_ignore:
-        lines = lines[1:]
-    has_bg = bool(lines) and lines[0] == "_background_"
-    if has_bg:
-        lines = lines[1:]
-    return lines, has_ignore, has_bg
+    has_ignore = IGNORE_LABEL in lines
+    has_bg = BACKGROUND_LABEL in lines
+    return [n for n in lines if n not in (IGNORE_LABEL, BACKGROUND_LABEL)], has_ignore, has_bg
+
+
+def _labels_txt(root: Path) -> Path | None:
+    """``labels.txt`` beside the JSON files, else one folder up (labelme's examples keep it beside the
+    annotation folder: ``labels.txt`` + ``data_annotated/``)."""
+    for folder in (root, root.parent):
+        if (folder / "labels.txt").is_file():
+            return folder / "labels.txt"
+    return None
+
+
+def _mask_shape(points: Any, data: Any) -> MaskShape:
+    """A labelme ``mask`` shape's box and PNG, checked for shape (the pixels are checked when drawn)."""
+    flat = flatten_points(points)
+    if len(flat) != 4:
+        raise GeometryError("A mask shape needs two points, its box's top-left and bottom-right corners.")
+    x0, y0, x1, y1 = (int(v) for v in flat)  # labelme truncates the box to whole pixels, inclusive
+    if x1 < x0 or y1 < y0:
+        raise GeometryError(f"The mask's box ({x0}, {y0}) - ({x1}, {y1}) is upside down.")
+    if not isinstance(data, str) or not data:
+        raise GeometryError("A mask shape needs its 'mask': a base64 PNG of the box's pixels.")
+    return MaskShape(x0, y0, x1 - x0 + 1, y1 - y0 + 1, data)
+
+
+def mask_shape_rle(shape: MaskShape, *, height: int, width: int) -> dict[str, Any]:
+    """The mask shape as a compressed COCO RLE of the ``height x width`` image; ``GeometryError`` when the PNG is
+    not a PNG, is not the box's size, or the box is not inside the image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if shape.x < 0 or shape.y < 0 or shape.x + shape.width > width or shape.y + shape.height > height:
+        raise GeometryError(
+            f"The mask's box ({shape.x}, {shape.y}) size {shape.width}x{shape.height} is not inside the "
+            f"{width}x{height} image."
+        )
+    try:
+        raw = base64.b64decode(shape.png_base64, validate=True)
+        with Image.open(io.BytesIO(raw)) as im:
+            if im.size != (shape.width, shape.height):  # checked before decoding: no decompression bomb
+                raise GeometryError(f"The mask PNG is {im.size[0]}x{im.size[1]}, not its box's "
+                                    f"{shape.width}x{shape.height}.")
+            pixels = np.asarray(im.convert("L")) > 0
+    except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as e:
+        raise GeometryError(f"The mask is not a base64 PNG ({type(e).__name__}).") from e
+    full = np.zeros((height, width), bool)
+    full[shape.y : shape.y + shape.height, shape.x : shape.x + shape.width] = pixels
+    return mask_to_rle(full)
 
 
 class LabelmeFormat:
@@ -109,12 +190,12 @@ class LabelmeFormat:
         return 0.85 if path.is_dir() and _labelme_jsons(path) else 0.0
 
     def open(self, path: Path, **options: Any) -> Dataset:
-        """Options: ``multilabel`` (bool), ``classes`` (names in id order)."""
+        """Options: ``multilabel`` (bool), ``classes`` (names in id order). Without them, ``classes.json`` (the
+        schema, as segstudio writes it) decides both."""
         root = Path(path) if Path(path).is_dir() else Path(path).parent
         files = _labelme_jsons(root)
         if not files:
             raise DatasetError("No labelme JSON files here.", path=root)
-        multilabel = bool(options.get("multilabel", False))
         problems: list[Problem] = []
         docs: list[tuple[Path, dict[str, Any]]] = []
         for f in files:
@@ -124,27 +205,14 @@ class LabelmeFormat:
                 problems.append(e.to_problem())
                 continue
             docs.append((f, d if isinstance(d, dict) else {}))
-        ignore = False
-        if options.get("classes"):
-            names = [str(c) for c in options["classes"]]
-        elif (root / "labels.txt").is_file():
-            names, ignore, _bg = _classes_from_labels_txt(root / "labels.txt")
-        else:
-            names = sorted(
-                {
-                    label
-                    for _, d in docs
-                    for s in get_list(d, "shapes") or []
-                    if isinstance(s, dict) and (get_str(s, "shape_type") or "polygon") in AREA_SHAPES
-                    and (label := get_str(s, "label")) is not None
-                }
-            )
-        if multilabel:
-            schema = ClassSchema(tuple(ClassInfo(i, n, default_colour(i + 1)) for i, n in enumerate(names)), multilabel=True)
-        else:
-            infos = [ClassInfo(0, "background", (0, 0, 0))] + [ClassInfo(i + 1, n, default_colour(i + 1)) for i, n in enumerate(names)]
-            schema = ClassSchema(tuple(infos), ignore_index=255 if ignore else None)
-        by_name = {c.name: c.id for c in schema if not (c.id == 0 and not multilabel)}
+        schema = self._schema(root, docs, options=options, problems=problems)
+        multilabel = schema.multilabel
+        by_name = {c.name: c.id for c in schema if not (c.id == 0 and not multilabel) and not is_ignored(schema, c)}
+        if not multilabel:
+            by_name[BACKGROUND_LABEL] = 0
+            if schema.ignore_index is not None:
+                by_name[IGNORE_LABEL] = schema.ignore_index
+        reserved_left_out = 0
         shapes_of: dict[Path, list[tuple[int, Any, str]]] = {}
         samples = []
         no_area: Counter[str] = Counter()
@@ -178,13 +246,17 @@ class LabelmeFormat:
                     no_area[stype[:40]] += 1
                     continue
                 label = get_str(s, "label")
+                if multilabel and label in (IGNORE_LABEL, BACKGROUND_LABEL):
+                    reserved_left_out += 1  # a bitmask has no ignore value, and no bit to clear for background
+                    continue
                 if label is None or label not in by_name:
                     probs.append(Problem(ProblemKind.OUT_OF_RANGE, f"Shape {n} has label {describe(s.get('label'))}, "
                                          "not in the class list.", f, sid))
                     continue
                 try:
-                    shapes.append((by_name[label], [shape_polygon(stype, s.get("points") or [])],
-                                   f"shape {n} ({describe(label)})"))
+                    seg: Any = (_mask_shape(s.get("points"), s.get("mask")) if stype == "mask"
+                                else [shape_polygon(stype, s.get("points") or [])])
+                    shapes.append((by_name[label], seg, f"shape {n} ({describe(label)})"))
                 except GeometryError as e:
                     probs.append(Problem(ProblemKind.BAD_ANNOTATION, f"Shape {n} ({describe(label)}) is malformed: {e}",
                                          f, sid))
@@ -193,6 +265,9 @@ class LabelmeFormat:
         if no_area:
             listed = ", ".join(f"{n} {t}" for t, n in no_area.items())
             problems.append(Problem(ProblemKind.OTHER, f"Shapes without area are not part of the masks: {listed}.", root))
+        if reserved_left_out:
+            problems.append(Problem(ProblemKind.OTHER, f"{reserved_left_out} {IGNORE_LABEL} / {BACKGROUND_LABEL} "
+                                    "shape(s) left out: a multi-label mask has no ignore value or background class.", root))
         return Dataset(
             root=root,
             format_name=self.name,
@@ -204,13 +279,56 @@ class LabelmeFormat:
             options={**options, "_shapes": shapes_of},
         )
 
+    @staticmethod
+    def _schema(root: Path, docs: list[tuple[Path, dict[str, Any]]], *, options: Mapping[str, Any],
+                problems: list[Problem]) -> ClassSchema:
+        multilabel = bool(options.get("multilabel", False))
+        if not options.get("classes") and "multilabel" not in options and (root / "classes.json").is_file():
+            return schema_from_json(read_json_object(root / "classes.json", max_bytes=MAX_TEXT_BYTES,
+                                                     what="class list"), path=root / "classes.json")
+        ignore = False
+        labels_txt = _labels_txt(root)
+        if options.get("classes"):
+            names = [str(c) for c in options["classes"] if str(c) not in (IGNORE_LABEL, BACKGROUND_LABEL)]
+            ignore = IGNORE_LABEL in [str(c) for c in options["classes"]]
+        elif labels_txt is not None:
+            names, ignore, _bg = _classes_from_labels_txt(labels_txt)
+            if labels_txt.parent != root:
+                log.info("labelme class list from %s (beside the annotation folder)", labels_txt)
+        else:
+            used = {
+                label
+                for _, d in docs
+                for s in get_list(d, "shapes") or []
+                if isinstance(s, dict) and (get_str(s, "shape_type") or "polygon") in AREA_SHAPES
+                and (label := get_str(s, "label")) is not None
+            }
+            ignore = IGNORE_LABEL in used
+            names = sorted(used - {IGNORE_LABEL, BACKGROUND_LABEL})
+        if multilabel:
+            return ClassSchema(tuple(ClassInfo(i, n, default_colour(i + 1)) for i, n in enumerate(names)), multilabel=True)
+        infos = [ClassInfo(0, "background", (0, 0, 0))] + [ClassInfo(i + 1, n, default_colour(i + 1)) for i, n in enumerate(names)]
+        return ClassSchema(tuple(infos), ignore_index=DEFAULT_IGNORE_INDEX if ignore else None)
+
+
+def _drawable(shapes: list[tuple[int, Any, str]], *, height: int, width: int, source: Path) -> Iterator[tuple[int, Any, str]]:
+    """The shapes with labelme mask shapes turned into RLEs of this image (checked against its size)."""
+    for cls, seg, label in shapes:
+        if isinstance(seg, MaskShape):
+            try:
+                seg = mask_shape_rle(seg, height=height, width=width)
+            except GeometryError as e:
+                raise DatasetProblemError(f"{label[:1].upper()}{label[1:]} cannot be drawn: {e}", path=source,
+                                          fix="Fix or remove that mask shape.", kind=ProblemKind.BAD_ANNOTATION) from e
+        yield cls, seg, label
+
 
 def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     if not isinstance(sample.gt, _JsonGT):
         return None
     h, w = image_shape(ds, sample)
     return paint_annotations(
-        ds.options["_shapes"].get(sample.gt.json_path, []),
+        _drawable(ds.options["_shapes"].get(sample.gt.json_path, []), height=h, width=w, source=sample.gt.json_path),
         height=h,
         width=w,
         dtype=ds.schema.mask_dtype(),
@@ -305,3 +423,155 @@ def _read_hand_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
 
 FORMAT_LABELME = LabelmeFormat()
 FORMAT_HAND_BONE = HandBoneFormat()
+
+
+# --- writing -------------------------------------------------------------------------------------------------------
+
+
+def _points(flat: list[float]) -> list[list[float]]:
+    return [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
+
+
+def _json_bytes(doc: Any) -> bytes:
+    return json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
+
+
+def _labelme_shapes(mask: np.ndarray, schema: ClassSchema) -> list[dict[str, Any]]:
+    """One polygon shape per 8-connected component per class (holes cut in, see ``mask_to_polygons``); a semantic
+    mask's ignore pixels become ``__ignore__`` shapes, last."""
+    out: list[tuple[str, list[float]]] = []
+    for cls, plane in class_planes(mask, written_classes(schema), multilabel=schema.multilabel):
+        out += [(cls.name, poly) for poly in mask_to_polygons(plane)]
+    if not schema.multilabel and schema.ignore_index is not None:
+        out += [(IGNORE_LABEL, poly) for poly in mask_to_polygons(mask == schema.ignore_index)]
+    return [{"label": label, "points": _points(poly), "group_id": None, "description": "", "shape_type": "polygon",
+             "flags": {}, "mask": None} for label, poly in out]
+
+
+class LabelmeWriter:
+    """labelme JSON per image, images copied byte for byte.
+
+    ``x.json`` beside ``x.png`` (``imagePath`` the image's name); a sample in a sub-folder (``a/x.png``) gets its
+    JSON at the root as ``a__x.json`` with ``imagePath`` ``a/x.png``, since the reader lists the root's JSON files.
+    Shapes: one ``polygon`` per connected component per class, on pixel corners, holes joined to their outline
+    by a zero-width cut (labelme draws and fills polygons even-odd, so the hole shows as a hole; labelme2voc's PIL
+    fill adds the pixels along the right and bottom edges). Overlapping (multi-label) classes are separate
+    shapes. Semantic ignore pixels are ``__ignore__`` shapes. ``labels.txt`` lists ``__ignore__``,
+    ``_background_`` and the classes (labelme2voc's order: line ``i`` is id ``i - 1``); ``classes.json`` keeps the
+    exact schema (ids, colours, multi-label) for segstudio. labelme has no splits: they are not written. Images
+    without a mask get a JSON without shapes (read back as empty).
+    """
+
+    name = "labelme"
+    description = "labelme JSON per image (polygons per component and class), labels.txt, images copied."
+    multilabel = True
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        names = [c.name for c in written_classes(schema)]
+        reserved = [n for n in names if n in (IGNORE_LABEL, BACKGROUND_LABEL)]
+        if reserved:
+            raise DatasetExportError(f"Class {reserved[0]!r} is a label labelme reserves.",
+                                     fix="Rename the class in the export's class mapping.")
+        jsons: dict[str, str] = {}
+        for item in items:
+            rel = item.rel
+            name = (rel.with_suffix(".json").name if len(rel.parts) == 1
+                    else "__".join(rel.with_suffix(".json").parts))
+            if name in jsons:
+                raise DatasetExportError(
+                    f"{item.sample_id} and {jsons[name]} would both be annotated in {name}.",
+                    path=item.image_path, fix="Rename one of the images (labelme pairs a JSON with an image by name).",
+                )
+            jsons[name] = item.sample_id
+        if any(item.split for item in items):
+            log.info("labelme has no splits: the export's split assignment is not written")
+        total = len(items)
+        atomic_write_bytes(out / "labels.txt", "\n".join([IGNORE_LABEL, BACKGROUND_LABEL, *names, ""]).encode("utf-8"))
+        atomic_write_bytes(out / "classes.json", _json_bytes(schema.to_dict()))
+        for done, item in enumerate(items, 1):
+            rel = item.rel
+            mask, (h, w) = mask_or_shape(item, schema)
+            copy_image(item, out / rel)
+            json_rel = rel.with_suffix(".json") if len(rel.parts) == 1 else PurePosixPath("__".join(rel.with_suffix(".json").parts))
+            image_path = rel.name if len(rel.parts) == 1 else rel.as_posix()
+            doc: dict[str, Any] = {"version": "5.5.0", "flags": {}, "shapes": _labelme_shapes(mask, schema) if mask is not None else [],
+                   "imagePath": image_path, "imageData": None, "imageHeight": h, "imageWidth": w}
+            dest = atomic_write_bytes(out / json_rel, _json_bytes(doc))
+            yield WriteProgress(done, total, dest)
+
+
+_HAND_SPLITS = {"train": "train", "val": "val", "test": "test"}
+
+
+class HandBoneWriter:
+    """The hand-bone competition layout: ``[split/]DCM/<case>/<image>`` + ``[split/]outputs_json/<case>/<stem>.json``.
+
+    Each JSON holds ``{"annotations": [{"id", "type": "poly_seg", "attributes": {}, "points", "label"}],
+    "filename"}``: one ``poly_seg`` per connected component per class (holes cut in as for labelme), classes
+    overlapping freely. The reader knows the 29 bone classes only, so the schema's classes must be among them
+    (semantic schemas too; background and ignore are not written). ``<case>`` is the sample's folder (``ID001``)
+    or ``ID000`` for samples at the root; splits ``train``/``val``/``test`` become the reader's split folders;
+    images without a mask get no JSON (the reader lists them without GT, like the competition's test set).
+    """
+
+    name = "hand-bone"
+    description = "Hand-bone layout: DCM/IDxxx images + outputs_json/IDxxx poly_seg JSON (29 bone classes)."
+    multilabel = True
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        classes = written_classes(schema)
+        unknown = [c.name for c in classes if c.name not in HAND_BONE_CLASSES]
+        if unknown:
+            raise DatasetExportError(
+                f"The hand-bone layout holds the 29 bone classes only; {', '.join(map(repr, unknown[:5]))} "
+                f"{'is' if len(unknown) == 1 else 'are'} not among them.",
+                fix="Rename the classes to bone names (finger-1 ... Ulna) in the export, or export to labelme or "
+                "coco, which keep any class.",
+            )
+        splits = {item.split for item in items}
+        if len(splits) > 1 and None in splits or any(s is not None and s not in _HAND_SPLITS for s in splits):
+            raise DatasetExportError(
+                f"The hand-bone layout has split folders train/val/test only, used by every image or by none; this "
+                f"export has {', '.join(sorted(str(s) for s in splits))}.",
+                fix="Export one split at a time, or assign every image to train, val or test.",
+            )
+        places = [self._place(item) for item in items]
+        seen: dict[PurePosixPath, str] = {}
+        for item, (_img, js) in zip(items, places, strict=True):
+            if js in seen:
+                raise DatasetExportError(f"{item.sample_id} and {seen[js]} would share {js}.", path=item.image_path,
+                                         fix="Rename one of the images: a case folder pairs JSON and image by stem.")
+            seen[js] = item.sample_id
+        total = len(items)
+        for done, (item, (img_rel, json_rel)) in enumerate(zip(items, places, strict=True), 1):
+            mask, _shape = mask_or_shape(item, schema)
+            dest = copy_image(item, out / img_rel)
+            if mask is not None:
+                anns: list[dict[str, Any]] = []
+                for cls, plane in class_planes(mask, classes, multilabel=schema.multilabel):
+                    for poly in mask_to_polygons(plane):
+                        anns.append({"id": f"segstudio-{len(anns) + 1}", "type": "poly_seg", "attributes": {},
+                                     "points": _points(poly), "label": cls.name})
+                dest = atomic_write_bytes(out / json_rel, _json_bytes({"annotations": anns, "filename": img_rel.name}))
+            yield WriteProgress(done, total, dest)
+
+    @staticmethod
+    def _place(item: ExportItem) -> tuple[PurePosixPath, PurePosixPath]:
+        parts = list(item.rel.parts)
+        if len(parts) > 1 and parts[0].lower() in SPLIT_NAMES:
+            parts = parts[1:]
+        if len(parts) > 1 and parts[0] == "DCM":
+            parts = parts[1:]
+        case = "_".join(parts[:-1]) or "ID000"
+        name = parts[-1]
+        base = PurePosixPath(_HAND_SPLITS[item.split]) if item.split else PurePosixPath()
+        stem = name.rsplit(".", 1)[0]
+        return base / "DCM" / case / name, base / "outputs_json" / case / f"{stem}.json"
+
+
+WRITER_LABELME = LabelmeWriter()
+WRITER_HAND_BONE = HandBoneWriter()
