@@ -7,21 +7,39 @@ a line) and ``label_colors.txt`` (``R G B<TAB>Name``). The last label (``Void``/
 ``camvid-rgb`` (the original 32 classes): colour-coded ``<frame>_L.png`` beside (or in a folder next to)
 ``<frame>.png``, decoded with ``label_colors.txt`` (or ``class_dict.csv``: ``name,r,g,b``). Pixels of a colour not in the file become the ignore index and
 are reported (``unknown_colour``) with their pixel counts.
+
+Writers (issue 14): ``WRITER_SEGNET`` and ``WRITER_RGB`` write these layouts back; schemas a class list cannot
+express (ids not 0..n-1, an ignore index that is no Void class) are refused before anything is written.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.documents import describe, describe_error, read_text
-from segstudio.datasets.formats.paired import SPLIT_NAMES, check_index_range
+from segstudio.datasets.formats.paired import (
+    SPLIT_NAMES,
+    _stem,
+    check_index_range,
+    copy_file,
+    encode_grey_png,
+    flat_names,
+    load_export_mask,
+    refuse_multilabel,
+    refuse_unknown_values,
+    split_folder_name,
+)
 from segstudio.datasets.io import DatasetProblemError, is_file, read_mask
 from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
@@ -35,6 +53,7 @@ from segstudio.datasets.util import (
     resolve_inside,
     subfolders,
 )
+from segstudio.datasets.writing import DatasetExportError, ExportItem, WriteProgress
 
 log = logging.getLogger(__name__)
 
@@ -305,3 +324,132 @@ def _read_rgb_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
 
 FORMAT_SEGNET = CamVidSegNetFormat()
 FORMAT_RGB = CamVidRGBFormat()
+
+
+# --- writing (issue 14) ----------------------------------------------------------------------------------------------
+
+#: Colours tried, in order, for ignore pixels that are no class (camvid-rgb): the first no class uses.
+_SPARE_COLOURS = ((0, 0, 0), (224, 224, 192), (255, 255, 255), (1, 1, 1))
+
+
+def check_listed_schema(schema: ClassSchema, *, fmt: str, ignore_outside: tuple[int | None, ...]) -> None:
+    """Raise unless ``schema`` reads back alike from a CamVid class list: ids 0..n-1 in order (the list's line
+    numbers), at most 256 classes, names that survive a whitespace-split line, the ignore class named Void (the
+    reader's rule), and an ignore index outside the classes only among ``ignore_outside``."""
+    refuse_multilabel(schema, fmt=fmt)
+    fix = "Export as paired-folders (classes.json keeps any schema), or rename/merge classes to fit."
+    if list(schema.ids) != list(range(len(schema))) or len(schema) > 256:
+        raise DatasetExportError(
+            f"{fmt} numbers classes by their line in the class list (0..n-1, at most 256); this schema has ids "
+            f"{list(schema.ids)[:12]}{' ...' if len(schema) > 12 else ''}.", fix=fix,
+        )
+    odd = [c.name for c in schema.classes if not c.name.strip() or " ".join(c.name.split()) != c.name]
+    if odd:
+        raise DatasetExportError(
+            f"{fmt} keeps class names one a line, single-spaced; these names would change: {odd[:5]}.", fix=fix,
+        )
+    voids = [c.id for c in schema.classes if c.name.strip().lower() in VOID_NAMES]
+    flags = [c.id for c in schema.classes if c.ignore]
+    inside = schema.ignore_index is not None and schema.has_id(schema.ignore_index)
+    ok = voids == flags and (
+        (inside and voids == [schema.ignore_index]) or (not inside and not voids and schema.ignore_index in ignore_outside)
+    )
+    if not ok:
+        raise DatasetExportError(
+            f"{fmt} marks the ignore label by a class named Void (or Ignore, Unlabelled); this schema's ignore index "
+            f"is {schema.ignore_index} and its Void-named / ignore classes are {voids} / {flags}.", fix=fix,
+        )
+
+
+def _label_colors(schema: ClassSchema) -> bytes:
+    return "".join(f"{r} {g} {b}\t{c.name}\n" for c in schema.classes for r, g, b in [c.colour]).encode("utf-8")
+
+
+def _split_of(it: ExportItem, *, default: str | None, fmt: str) -> str | None:
+    if not it.split:
+        return default
+    sub = split_folder_name(it.split)
+    if sub is None:
+        raise DatasetExportError(
+            f"{fmt} keeps the splits train, val and test; {it.sample_id} is in {it.split!r}.",
+            fix="Filter the export to those splits, or rename the split.",
+        )
+    return sub
+
+
+class CamVidSegNetWriter:
+    name = "camvid-segnet"
+    description = "CamVid SegNet layout: <split>/ + <split>annot/ index PNGs, train/val/test.txt, labels + colours."
+    multilabel = False
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        """Images are copied byte for byte; labels are 8-bit grey index PNGs as SegNet's. Images without a split
+        go to ``train`` (the layout has no unsplit images)."""
+        check_listed_schema(schema, fmt="camvid-segnet", ignore_outside=(None,))
+        splits = [_split_of(it, default="train", fmt="camvid-segnet") or "train" for it in items]
+        unsplit = sum(1 for it in items if not it.split)
+        if unsplit:
+            log.info("camvid-segnet export: %d images without a split written to train", unsplit)
+        by_item = dict(zip(map(id, items), splits, strict=True))
+        names = flat_names(items, group=lambda it: by_item[id(it)], spaces=False)
+        atomic_write_bytes(out / "labels.txt", "".join(f"{c.name}\n" for c in schema.classes).encode("utf-8"))
+        atomic_write_bytes(out / "label_colors.txt", _label_colors(schema))
+        lines: dict[str, list[str]] = {}
+        for split, name in zip(splits, names, strict=True):
+            lines.setdefault(split, []).append(
+                f"/SegNet/CamVid/{split}/{name} /SegNet/CamVid/{split}annot/{_stem(name)}.png\n"
+            )
+        for split, rows in lines.items():
+            atomic_write_bytes(out / f"{split}.txt", "".join(rows).encode("utf-8"))
+        for n, (it, split, name) in enumerate(zip(items, splits, names, strict=True), 1):
+            last = copy_file(it.image_path, out / split / name)
+            mask = load_export_mask(it, schema)
+            if mask is not None:
+                refuse_unknown_values(mask, schema, it)
+                data = encode_grey_png(mask.astype(np.uint8, copy=False))
+                last = atomic_write_bytes(out / f"{split}annot" / f"{_stem(name)}.png", data)
+            yield WriteProgress(n, len(items), last)
+
+
+class CamVidRGBWriter:
+    name = "camvid-rgb"
+    description = "CamVid original layout: <frame>_L.png colour labels beside the frames + label_colors.txt."
+    multilabel = False
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        """Frames are copied byte for byte into ``train/ val/ test/`` (or the root without a split), each beside
+        its ``<frame>_L.png``. Ignore pixels that are no class get a colour no class has (read back as ignore,
+        reported as an unknown colour). A schema without an ignore index reads back with 255, the reader's."""
+        check_listed_schema(schema, fmt="camvid-rgb", ignore_outside=(None, 255))
+        colours = [c.colour for c in schema.classes]
+        if len(set(colours)) != len(colours):
+            raise DatasetExportError(
+                "camvid-rgb tells classes apart by colour, and some classes of this schema share one.",
+                fix="Give every class its own colour, or export as camvid-segnet / paired-folders (index labels).",
+            )
+        lut = np.zeros((256, 3), np.uint8)
+        lut[: len(schema)] = schema.palette(len(schema))
+        if schema.ignore_index is not None and not schema.has_id(schema.ignore_index):
+            lut[schema.ignore_index] = next(c for c in _SPARE_COLOURS if c not in colours)
+        splits = [_split_of(it, default=None, fmt="camvid-rgb") for it in items]
+        names = flat_names(items)  # the reader pairs frames and labels by stem over every folder
+        names = [n if not _stem(n).endswith("_L") else f"{_stem(n)}_{n[len(_stem(n)):]}" for n in names]
+        atomic_write_bytes(out / "label_colors.txt", _label_colors(schema))
+        for n, (it, split, name) in enumerate(zip(items, splits, names, strict=True), 1):
+            folder = out / split if split else out
+            last = copy_file(it.image_path, folder / name)
+            mask = load_export_mask(it, schema)
+            if mask is not None:
+                refuse_unknown_values(mask, schema, it)
+                buf = io.BytesIO()
+                Image.fromarray(lut[mask.astype(np.uint8, copy=False)], mode="RGB").save(buf, format="PNG", compress_level=3)
+                last = atomic_write_bytes(folder / f"{_stem(name)}_L.png", buf.getvalue())
+            yield WriteProgress(n, len(items), last)
+
+
+WRITER_SEGNET = CamVidSegNetWriter()
+WRITER_RGB = CamVidRGBWriter()

@@ -270,14 +270,22 @@ def safe_file_name(name: str) -> str:
     return text or "_"
 
 
-def flat_names(items: Sequence[ExportItem], *, group: Callable[[ExportItem], str] = lambda _it: "") -> list[str]:
+def flat_names(
+    items: Sequence[ExportItem], *, group: Callable[[ExportItem], str] = lambda _it: "", spaces: bool = True
+) -> list[str]:
     """One output file name per item, unique (case-insensitively: macOS and Windows fold case) within its
     ``group`` (a split folder), by stem: layouts that match images and masks by stem need unique stems.
 
     The image's own name is kept where it is unique; colliding names (``a/x.png`` and ``b/x.png``) take their
-    sub-folders (``a__x.png``), and a number as the last resort."""
-    base = [safe_file_name(it.rel.name) for it in items]
-    full = [safe_file_name("__".join(it.rel.parts)) for it in items]
+    sub-folders (``a__x.png``), and a number as the last resort. ``spaces=False``: whitespace becomes ``_``
+    (for layouts whose list files are split on whitespace)."""
+
+    def clean(name: str) -> str:
+        text = safe_file_name(name)
+        return text if spaces else re.sub(r"\s", "_", text)
+
+    base = [clean(it.rel.name) for it in items]
+    full = [clean("__".join(it.rel.parts)) for it in items]
     keys = [(group(it), _stem(n).lower()) for it, n in zip(items, base, strict=True)]
     counts = Counter(keys)
     names = [b if counts[k] == 1 else f for b, f, k in zip(base, full, keys, strict=True)]
