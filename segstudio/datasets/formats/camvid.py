@@ -30,10 +30,10 @@ from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relat
 from segstudio.datasets.documents import describe, describe_error, read_text
 from segstudio.datasets.formats.paired import (
     SPLIT_NAMES,
-    _stem,
     check_index_range,
     copy_file,
     encode_grey_png,
+    file_stem,
     flat_names,
     load_export_mask,
     refuse_multilabel,
@@ -399,7 +399,7 @@ class CamVidSegNetWriter:
         lines: dict[str, list[str]] = {}
         for split, name in zip(splits, names, strict=True):
             lines.setdefault(split, []).append(
-                f"/SegNet/CamVid/{split}/{name} /SegNet/CamVid/{split}annot/{_stem(name)}.png\n"
+                f"/SegNet/CamVid/{split}/{name} /SegNet/CamVid/{split}annot/{file_stem(name)}.png\n"
             )
         for split, rows in lines.items():
             atomic_write_bytes(out / f"{split}.txt", "".join(rows).encode("utf-8"))
@@ -409,7 +409,7 @@ class CamVidSegNetWriter:
             if mask is not None:
                 refuse_unknown_values(mask, schema, it)
                 data = encode_grey_png(mask.astype(np.uint8, copy=False))
-                last = atomic_write_bytes(out / f"{split}annot" / f"{_stem(name)}.png", data)
+                last = atomic_write_bytes(out / f"{split}annot" / f"{file_stem(name)}.png", data)
             yield WriteProgress(n, len(items), last)
 
 
@@ -437,7 +437,7 @@ class CamVidRGBWriter:
             lut[schema.ignore_index] = next(c for c in _SPARE_COLOURS if c not in colours)
         splits = [_split_of(it, default=None, fmt="camvid-rgb") for it in items]
         names = flat_names(items)  # the reader pairs frames and labels by stem over every folder
-        names = [n if not _stem(n).endswith("_L") else f"{_stem(n)}_{n[len(_stem(n)):]}" for n in names]
+        names = [n if not file_stem(n).endswith("_L") else f"{file_stem(n)}_{n[len(file_stem(n)):]}" for n in names]
         atomic_write_bytes(out / "label_colors.txt", _label_colors(schema))
         for n, (it, split, name) in enumerate(zip(items, splits, names, strict=True), 1):
             folder = out / split if split else out
@@ -447,7 +447,7 @@ class CamVidRGBWriter:
                 refuse_unknown_values(mask, schema, it)
                 buf = io.BytesIO()
                 Image.fromarray(lut[mask.astype(np.uint8, copy=False)], mode="RGB").save(buf, format="PNG", compress_level=3)
-                last = atomic_write_bytes(folder / f"{_stem(name)}_L.png", buf.getvalue())
+                last = atomic_write_bytes(folder / f"{file_stem(name)}_L.png", buf.getvalue())
             yield WriteProgress(n, len(items), last)
 
 

@@ -412,10 +412,10 @@ class ClassFoldersWriter:
     ) -> Iterator[WriteProgress]:
         # paired imports this module for its folder names, so its write helpers are imported here
         from segstudio.datasets.formats.paired import (
-            _stem,
             classes_json,
             copy_file,
             encode_grey_png,
+            file_stem,
             flat_names,
             load_export_mask,
             refuse_unknown_values,
@@ -454,7 +454,7 @@ class ClassFoldersWriter:
                         plane = mask == cid
                     # 0/255: the convention of the NLM masks, and what every viewer shows as a mask
                     data = encode_grey_png(plane.view(np.uint8) * np.uint8(255))
-                    last = atomic_write_bytes(out / folder / f"{_stem(name)}.png", data)
+                    last = atomic_write_bytes(out / folder / f"{file_stem(name)}.png", data)
             yield WriteProgress(n, len(items), last)
 
 

@@ -2,7 +2,9 @@
 
 ``dicom``: every ``.dcm``/``.dicom`` file (and extension-less files with the DICOM magic) under the folder is one
 sample; pixels keep their stored depth and the header's window/level is available through ``sample_window``.
-Masks, when present, lie in a ``masks/`` folder beside the series with the same stem (binary or index PNG).
+Masks, when present, lie in a ``masks/`` folder beside the series with the same stem (binary or index PNG);
+a ``classes.json`` beside them names the classes (mask values are then class ids). ``WRITER_DICOM`` (issue 14)
+writes this layout: the DICOM files copied byte for byte, index PNG masks, ``classes.json``.
 
 ``image-folder``: a flat folder of images without ground truth (to review predictions); 16-bit PNG/TIFF and
 DICOM kept at full depth. It is the weakest candidate in detection.
@@ -11,23 +13,39 @@ DICOM kept at full depth. It is the weakest candidate in detection.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
+from segstudio.core.types import ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.dicom_io import Window, dicom_window, is_dicom
 from segstudio.datasets.formats.paired import _read_gt as read_paired_gt
+from segstudio.datasets.formats.paired import (
+    classes_json,
+    copy_file,
+    encode_index_png,
+    file_stem,
+    flat_names,
+    load_export_mask,
+    refuse_multilabel,
+    refuse_unknown_values,
+)
 from segstudio.datasets.io import DICOM_EXTENSIONS, DatasetProblemError
 from segstudio.datasets.util import (
     default_image_reader,
     image_files,
+    read_json,
     report_listing_problem,
+    schema_from_json,
     semantic_schema,
     stem_index,
 )
+from segstudio.datasets.writing import DatasetExportError, ExportItem, WriteProgress
 
 MASK_FOLDERS = ("masks", "mask", "labels", "segmentations")
 _MAX_SCAN = 200_000
@@ -103,7 +121,14 @@ class DicomFormat:
         mask_dir = next((root / m for m in MASK_FOLDERS if (root / m).is_dir()), None)
         masks = stem_index(image_files(mask_dir)) if mask_dir else {}
         classes = options.get("classes")
-        schema = semantic_schema([str(c) for c in classes], background=None) if classes else semantic_schema(["foreground"])
+        from_json = not classes and (root / "classes.json").is_file()
+        if classes:
+            schema = semantic_schema([str(c) for c in classes], background=None)
+        elif from_json:
+            # written by segstudio's export (or by hand): mask values are these class ids
+            schema = schema_from_json(read_json(root / "classes.json"), path=root / "classes.json")
+        else:
+            schema = semantic_schema(["foreground"])
         samples = []
         for f in files:
             sid = relative_id(f, root)
@@ -121,7 +146,7 @@ class DicomFormat:
             read_image=default_image_reader,
             read_gt=read_paired_gt,
             problems=[],
-            options={**options, "binary": not classes},
+            options={**options, "binary": not classes and not from_json},
         )
 
 
@@ -165,3 +190,42 @@ def window_or_none(ds: Dataset, sample: Sample) -> dict[str, float] | None:
 
 FORMAT_DICOM = DicomFormat()
 FORMAT_IMAGE_FOLDER = ImageFolderFormat()
+
+
+# --- writing (issue 14) ----------------------------------------------------------------------------------------------
+
+
+class DicomWriter:
+    name = "dicom"
+    description = "A folder of the source DICOM files (copied as they are) + masks/ index PNGs + classes.json."
+    multilabel = False
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        """The files lie flat in ``out`` (the reader pairs masks by stem; a lone series sub-folder would also look
+        like a paired-folders image folder); a file without the ``.dcm`` extension gets it, so that its stem is
+        its whole name. Masks are palette PNGs (16-bit grey past id 255). Splits are not kept (the layout has
+        none)."""
+        refuse_multilabel(schema, fmt="dicom (one index PNG per image)")
+        not_dicom = [it.sample_id for it in items
+                     if it.image_path.suffix.lower() not in DICOM_EXTENSIONS and not is_dicom(it.image_path)]
+        if not_dicom:
+            raise DatasetExportError(
+                f"The dicom layout holds DICOM files; {len(not_dicom)} images are not DICOM (e.g. {not_dicom[0]}).",
+                fix="Export as paired-folders, which takes any image.",
+            )
+        names = flat_names(items)
+        names = [n if "." + n.rsplit(".", 1)[-1].lower() in DICOM_EXTENSIONS else n + ".dcm" for n in names]
+        atomic_write_bytes(out / "classes.json", classes_json(schema))
+        (out / "masks").mkdir(parents=True, exist_ok=True)
+        for n, (it, name) in enumerate(zip(items, names, strict=True), 1):
+            last = copy_file(it.image_path, out / name)
+            mask = load_export_mask(it, schema)
+            if mask is not None:
+                refuse_unknown_values(mask, schema, it)
+                last = atomic_write_bytes(out / "masks" / f"{file_stem(name)}.png", encode_index_png(mask, schema))
+            yield WriteProgress(n, len(items), last)
+
+
+WRITER_DICOM = DicomWriter()

@@ -4,21 +4,35 @@
 Path: the ``VOC20xx`` folder, or a ``VOCdevkit`` holding exactly one. Classes: the 21 VOC classes with the VOC
 palette, or ``labels.txt`` beside the folders for custom VOC-style sets. Masks saved as RGB (palette lost) are
 decoded with the palette colours; colours outside it are reported like CamVid's.
+
+``WRITER`` (issue 14) writes this layout: images copied as they are, masks as VOC-palette PNGs, lists per split.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
-from segstudio.core.types import ClassInfo
+from segstudio.core.types import ClassInfo, ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.documents import describe, read_lines
-from segstudio.datasets.formats.paired import check_index_range
+from segstudio.datasets.formats.paired import (
+    check_index_range,
+    copy_file,
+    encode_palette_png,
+    file_stem,
+    flat_names,
+    load_export_mask,
+    refuse_multilabel,
+    refuse_unknown_values,
+    split_folder_name,
+)
 from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
@@ -33,6 +47,7 @@ from segstudio.datasets.util import (
     stem_index,
     subfolders,
 )
+from segstudio.datasets.writing import DatasetExportError, ExportItem, WriteProgress
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +169,80 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
 
 
 FORMAT = VOCFormat()
+
+
+# --- writing (issue 14) ----------------------------------------------------------------------------------------------
+
+
+def _check_schema(schema: ClassSchema) -> None:
+    refuse_multilabel(schema, fmt="voc (one palette PNG per image)")
+    fix = "Export as paired-folders (classes.json keeps any schema), or rename/merge classes to fit."
+    if list(schema.ids) != list(range(len(schema))) or len(schema) > VOID:
+        raise DatasetExportError(
+            f"VOC numbers classes 0..n-1 by their line in labels.txt (at most {VOID}; 255 is void); this schema has "
+            f"ids {list(schema.ids)[:12]}{' ...' if len(schema) > 12 else ''}.", fix=fix,
+        )
+    if schema.ignore_index not in (None, VOID) or any(c.ignore for c in schema.classes):
+        raise DatasetExportError(
+            f"VOC's only ignore label is void (255), outside the class list; this schema ignores "
+            f"{schema.ignore_index} ({', '.join(c.name for c in schema.classes if c.ignore) or 'no class'}).", fix=fix,
+        )
+    odd = [c.name for c in schema.classes if not c.name.strip() or c.name != c.name.strip() or "\n" in c.name
+           or "\r" in c.name]
+    if odd:
+        raise DatasetExportError(f"labels.txt keeps one name a line; these names would change: {odd[:5]}.", fix=fix)
+
+
+def _voc_splits(items: Sequence[ExportItem]) -> list[str | None]:
+    """The list each item goes in: train/val/test (synonyms folded), ``trainval`` when that is the only one;
+    images without a split go to train beside split ones, and no lists are written when no item has a split."""
+    given = {it.split for it in items if it.split}
+    if not given:
+        return [None] * len(items)
+    if given == {"trainval"}:
+        return ["trainval" if it.split else "train" for it in items]
+    unknown = sorted(s for s in given if split_folder_name(s) is None)
+    if unknown:
+        raise DatasetExportError(
+            f"VOC keeps the splits train, val and test (ImageSets/Segmentation); this export has {unknown}.",
+            fix="Filter the export to those splits, or rename the split.",
+        )
+    return [split_folder_name(it.split) or "train" for it in items]
+
+
+class VOCWriter:
+    name = "voc"
+    description = "Pascal VOC: JPEGImages + SegmentationClass palette PNGs (255 void) + ImageSets/Segmentation lists."
+    multilabel = False
+
+    def write(
+        self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
+    ) -> Iterator[WriteProgress]:
+        """Images are copied byte for byte into ``JPEGImages/`` keeping their extension (the reader takes any
+        image; re-encoding a PNG as JPEG would change its pixels). Masks use the VOC palette, void 255 in VOC's
+        border colour. ``labels.txt`` is written when the classes are not VOC's 21."""
+        _check_schema(schema)
+        splits = _voc_splits(items)
+        names = flat_names(items, spaces=False)  # the lists hold stems, one a line
+        if tuple(schema.names) != VOC_CLASSES:
+            atomic_write_bytes(out / "labels.txt", "".join(f"{n}\n" for n in schema.names).encode("utf-8"))
+        lists: dict[str, list[str]] = {}
+        for split, name in zip(splits, names, strict=True):
+            if split is not None:
+                lists.setdefault(split, []).append(file_stem(name) + "\n")
+        for split, rows in lists.items():
+            atomic_write_bytes(out / "ImageSets" / "Segmentation" / f"{split}.txt", "".join(rows).encode("utf-8"))
+        palette = np.array([voc_colour(i) for i in range(256)], np.uint8)
+        palette[VOID] = (224, 224, 192)
+        (out / "SegmentationClass").mkdir(parents=True, exist_ok=True)  # the reader needs it even with no mask
+        for n, (it, name) in enumerate(zip(items, names, strict=True), 1):
+            last = copy_file(it.image_path, out / "JPEGImages" / name)
+            mask = load_export_mask(it, schema)
+            if mask is not None:
+                refuse_unknown_values(mask, schema, it)
+                last = atomic_write_bytes(out / "SegmentationClass" / f"{file_stem(name)}.png",
+                                          encode_palette_png(mask, palette))
+            yield WriteProgress(n, len(items), last)
+
+
+WRITER = VOCWriter()
