@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "score a checkpoint or predictions folder against GT"),
     "export-onnx": ("export_onnx", "export a checkpoint to ONNX with a parity check"),
     "screenshot": ("screenshot", "render the main window offscreen to a PNG"),
+    "export": ("export", "export the dataset with its corrections to a format (manifest, change report)"),
+    "restore-backup": ("restore_backup", "undo a write-back: put the replaced GT files back"),
 }
 
 

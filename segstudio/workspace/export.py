@@ -30,7 +30,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -567,7 +567,7 @@ def _remove_tree(path: Path) -> None:
         log.warning("could not remove the unfinished export %s: %s (it is swept on a later export)", path, e)
 
 
-def run_export(req: ExportRequest | ExportPlan, *, cancel: CancelLike | None = None) -> Iterator[ExportEvent]:
+def run_export(req: ExportRequest | ExportPlan, *, cancel: CancelLike | None = None) -> Generator[ExportEvent, None, None]:
     """Export as planned (a request is planned first). Yields :class:`ExportStarted`, one
     :class:`ExportProgress` per image, then :class:`ExportFinished`, or :class:`ExportCancelled` when ``cancel``
     was set (checked between images). A cancel or an error leaves the destination as it was."""
