@@ -355,3 +355,12 @@ def test_writes_nothing_outside_out_and_leaves_the_source_alone(writer: str, tmp
     new = sorted(set(after) - set(before))
     assert new and all(p.startswith(str(Path("exports") / "out")) for p in new), new
     assert {k: v for k, v in after.items() if k in before} == before  # the source is byte-identical
+
+
+def test_a_mask_value_without_a_class_is_refused_naming_the_sample(tmp_path: Path) -> None:
+    schema = ClassSchema((ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "thing", (255, 0, 0))))
+    img = tmp_path / "x.png"
+    Image.fromarray(_rgb(4, 4, 0)).save(img)
+    item = ExportItem("images/x.png", img, lambda: np.zeros((4, 4, 3), np.uint8), lambda: _rects(4, 4, (0, 1, 0, 1, 9)))
+    with pytest.raises(DatasetExportError, match=r"images/x\.png.*\[9\]"):
+        _write("paired-folders", [item], schema, tmp_path / "out")
