@@ -173,6 +173,8 @@ def mask_shape_rle(shape: MaskShape, *, height: int, width: int) -> dict[str, An
                 raise GeometryError(f"The mask PNG is {im.size[0]}x{im.size[1]}, not its box's "
                                     f"{shape.width}x{shape.height}.")
             pixels = np.asarray(im.convert("L")) > 0
+    except GeometryError:
+        raise
     except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as e:
         raise GeometryError(f"The mask is not a base64 PNG ({type(e).__name__}).") from e
     full = np.zeros((height, width), bool)
