@@ -46,6 +46,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("save", "&Save Correction", "&File", "save_now", (_SK.Save,), "fa5s.save",
                "Save the mask as a new version now (it also saves by itself every 10 s and on image change)",
                toolbar="main", separator_before=True),
+    ActionSpec("export", "&Export…", "&File", "export_view.show_export_dialog", ("Ctrl+E",), "fa5s.file-export",
+               "Export the dataset with its corrections in a format another tool trains on (Ctrl+E)",
+               separator_before=True),
+    ActionSpec("writeback", "&Write Back to Dataset…", "&File", "export_view.start_writeback", (), "fa5s.file-import",
+               "Replace the dataset's own GT files with the corrected masks, after a confirmation; the originals "
+               "are kept in a backup"),
+    ActionSpec("restore_backup", "Restore &Backup…", "&File", "export_view.show_restore_dialog", (), "fa5s.history",
+               "Put the GT files a write-back replaced back from its backup"),
     ActionSpec("quit", "&Quit", "&File", "close", ("Ctrl+Q",), "fa5s.power-off", separator_before=True),
     # Edit
     ActionSpec("undo", "&Undo", "&Edit", "undo", ("Ctrl+Z",), "fa5s.undo", "Undo (Ctrl+Z)", toolbar="tools"),

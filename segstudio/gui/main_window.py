@@ -25,7 +25,7 @@ from segstudio.core.logsetup import log_file
 from segstudio.core.paths import config_dir, sample_dataset_dir
 from segstudio.core.settings import AppSettings, load_settings, save_settings
 from segstudio.datasets.base import Dataset
-from segstudio.datasets.registry import AmbiguousFormatError, format_descriptions
+from segstudio.datasets.registry import OPENED_SUBFOLDER, AmbiguousFormatError, format_descriptions
 from segstudio.gui import mask_ops, workspace_dialogs
 from segstudio.gui.about import AboutDialog
 from segstudio.gui.actions import build_actions
@@ -34,6 +34,7 @@ from segstudio.gui.canvas import ImageCanvas
 from segstudio.gui.controller import LoadedSample, OpenRequest, SessionController
 from segstudio.gui.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
 from segstudio.gui.errors import show_error
+from segstudio.gui.export_view import ExportView
 from segstudio.gui.loop_view import LoopView
 from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
@@ -59,8 +60,9 @@ log = logging.getLogger(__name__)
 AUTOSAVE_MS = 10_000
 
 #: Actions that write to the workspace: disabled while it is open read-only.
+#: Export only reads, so it stays; write-back and restore keep and read their backups in the workspace.
 WORKSPACE_WRITE_ACTIONS = ("save", "train_start", "train_retrain", "predict_current", "predict_all",
-                           "predict_selected", "accept_pseudo_labels")
+                           "predict_selected", "accept_pseudo_labels", "writeback", "restore_backup")
 EDIT_TOOLS = ("brush", "eraser", "polygon", "lasso", "fill", "rectangle", "accept-lasso")
 
 
@@ -97,6 +99,8 @@ class MainWindow(QMainWindow):
                                    layers=self.layers_panel, editor=self.editor, actions={}, parent=self)
         self.predictions_view = PredictionsView(self)  # the Model menu's handlers: made before the actions
         self.loop = LoopView(self)  # review queue and pseudo-labels (Navigate / Model menus)
+        self.export_view = ExportView(review=self.review, session=self.session, status_bar=self.statusBar(),
+                                      save=self.save_current, open_dataset=self.open_dataset, parent=self)
         self.actions_ = build_actions(self)
         self.view.bind_actions(self.actions_)
         self.bars = build_menus_and_toolbars(self, self.actions_, self.docks)
@@ -160,6 +164,7 @@ class MainWindow(QMainWindow):
         req = OpenRequest.resolve(path, format_name=format_name, predictions=predictions)
         path, format_name, predictions = req.path, req.format_name, req.predictions
         self.predictions_view.inference.stop_and_wait(60)  # its workspace is about to close
+        self.export_view.stop_and_wait(60)
         self.save_current()
         try:
             ds = self.session.load(path, format_name=format_name)
@@ -179,6 +184,8 @@ class MainWindow(QMainWindow):
         problems = ds.all_problems()
         if problems:
             self.statusBar().showMessage(f"{len(problems)} problem(s) found; flagged samples are marked", 8000)
+        elif ds.options.get(OPENED_SUBFOLDER):
+            self.statusBar().showMessage(f"Opened the data folder {ds.root} (nothing to open beside it)", 8000)
         return ds
 
     def _open_workspace(self, ds: Dataset, *, predictions: str | Path | None, read_only: bool = False) -> bool:
@@ -235,6 +242,7 @@ class MainWindow(QMainWindow):
         if not self.training_panel.stop_for_close(action="open a predictions folder"):
             return False
         self.predictions_view.inference.stop_and_wait(60)
+        self.export_view.stop_and_wait(60)
         self.save_current()
         try:
             self.review.open(ds, predictions=folder, read_only=self.review.read_only)
@@ -674,6 +682,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.predictions_view.inference.stop_and_wait(60)
+        self.export_view.stop_and_wait(60)
         self.save_current()
         if (self.editor.dirty and not self.review.read_only
                 and not workspace_dialogs.confirm_close_unsaved(self, self.editor.journal_ok)):
