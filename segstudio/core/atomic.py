@@ -7,11 +7,14 @@ one file system.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from segstudio.core.errors import SegstudioError, io_error
@@ -101,6 +104,37 @@ def sweep_stale_temps(folder: str | Path, *, recursive: bool = True, min_age_s: 
     return removed
 
 
+#: Inside :func:`deferred_durability`: skip the per-file fsyncs (the caller makes the whole batch durable once).
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("segstudio_deferred_fsync", default=False)
+
+
+@contextlib.contextmanager
+def deferred_durability() -> Iterator[None]:
+    """Within this block (in this thread or task), atomic writes still go through temp file + rename, so each
+    file is whole or absent, but skip their fsyncs. For a batch written into a staging folder that is renamed
+    into place at the end (an export of thousands of files): the caller calls :func:`sync_tree` on the folder
+    before publishing it, one flush instead of two fsyncs per file."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
+def sync_tree(folder: str | Path) -> None:
+    """Make every file under ``folder`` durable (``os.sync`` where there is one, else an fsync per file)."""
+    if hasattr(os, "sync"):
+        os.sync()
+        return
+    for p in Path(folder).rglob("*"):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
 def _write_temp(path: Path, data: bytes | bytearray | memoryview) -> Path:
     """The bytes in a new fsync'd temp file beside ``path`` (removed again if writing fails)."""
     try:
@@ -118,7 +152,8 @@ def _write_temp(path: Path, data: bytes | bytearray | memoryview) -> Path:
             pos = 0
             while pos < len(view):
                 pos += os.write(fd, view[pos : pos + _CHUNK])
-            os.fsync(fd)
+            if not _DEFERRED.get():
+                os.fsync(fd)
         finally:
             os.close(fd)
     except BaseException as e:
@@ -153,7 +188,8 @@ def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview) -
         if isinstance(e, OSError):
             raise io_error(e, path) from e
         raise
-    fsync_dir(path.parent)
+    if not _DEFERRED.get():
+        fsync_dir(path.parent)
     return path
 
 
