@@ -31,6 +31,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -487,7 +488,13 @@ def class_pixels(mask: np.ndarray | None, schema: ClassSchema) -> dict[str, int]
             if k:
                 out[c.name] = k
         return out
-    hist = np.bincount(mask.ravel().astype(np.intp, copy=False))
+    if mask.dtype == np.uint8:
+        import cv2
+
+        # a histogram: several times faster than bincount on a 1024² mask (every exported mask is counted)
+        hist = cv2.calcHist([np.ascontiguousarray(mask)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    else:
+        hist = np.bincount(mask.ravel().astype(np.intp, copy=False))
     return {_value_name(schema, int(v)): int(hist[v]) for v in np.flatnonzero(hist)}
 
 
@@ -498,42 +505,64 @@ def _value_name(schema: ClassSchema, v: int) -> str:
 
 
 class _Collector:
-    """Per-item figures gathered as the writer loads each mask (the writer may load from threads)."""
+    """Loads each item's mask (and its figures: pixel counts, changes against the GT) a few items ahead of the
+    writer, on two threads (decoding and numpy release the GIL), and keeps the figures for the manifest. Bounded:
+    at most ``ahead`` masks wait in memory."""
 
-    def __init__(self, plan: ExportPlan) -> None:
+    def __init__(self, plan: ExportPlan, *, ahead: int = 4, threads: int = 2) -> None:
         self.plan = plan
         self.lock = threading.Lock()
         self.pixels: dict[str, dict[str, int]] = {}
         self.changes: dict[str, dict[str, tuple[int, int]]] = {}
         self.gt_problem: dict[str, str] = {}
+        self._ahead = ahead
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="segstudio-export")
+        self._futures: dict[int, Future[np.ndarray | None]] = {}
+        self._next = 0
 
-    def loader(self, it: PlannedItem) -> Any:
-        req, mapping = self.plan.request, self.plan.mapping
+    def close(self) -> None:
+        with self.lock:
+            for f in self._futures.values():
+                f.cancel()
+            self._futures.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def loader(self, index: int) -> Callable[[], np.ndarray | None]:
         def load() -> np.ndarray | None:
-            raw = load_choice(req.dataset, req.workspace, it.sample, it.choice)
-            mask = mapping.apply(raw) if raw is not None else None
-            changes: dict[str, tuple[int, int]] = {}
-            if it.choice.kind != "gt":
-                try:
-                    gt = req.dataset.load_gt(it.sample) if it.sample.has_gt else None
-                    changes = change_counts(mapping.apply(gt) if gt is not None else None, mask, mapping.schema)
-                except SegstudioError as e:
-                    log.warning("export: the original GT of %s cannot be compared: %s", it.sample.id, e)
-                    with self.lock:
-                        self.gt_problem[it.sample.id] = e.message
-            pixels = class_pixels(mask, mapping.schema)
             with self.lock:
-                self.pixels[it.sample.id] = pixels
-                self.changes[it.sample.id] = changes
-            return mask
+                stop = min(len(self.plan.items), index + self._ahead + 1)
+                while self._next < stop:
+                    k = self._next
+                    self._futures[k] = self._pool.submit(self._load, self.plan.items[k])
+                    self._next += 1
+                fut = self._futures.pop(index, None)
+            return fut.result() if fut is not None else self._load(self.plan.items[index])
 
         return load
 
+    def _load(self, it: PlannedItem) -> np.ndarray | None:
+        req, mapping = self.plan.request, self.plan.mapping
+        raw = load_choice(req.dataset, req.workspace, it.sample, it.choice)
+        mask = mapping.apply(raw) if raw is not None else None
+        changes: dict[str, tuple[int, int]] = {}
+        if it.choice.kind != "gt":
+            try:
+                gt = req.dataset.load_gt(it.sample) if it.sample.has_gt else None
+                changes = change_counts(mapping.apply(gt) if gt is not None else None, mask, mapping.schema)
+            except SegstudioError as e:
+                log.warning("export: the original GT of %s cannot be compared: %s", it.sample.id, e)
+                with self.lock:
+                    self.gt_problem[it.sample.id] = e.message
+        pixels = class_pixels(mask, mapping.schema)
+        with self.lock:
+            self.pixels[it.sample.id] = pixels
+            self.changes[it.sample.id] = changes
+        return mask
 
-def export_items(plan: ExportPlan, collector: _Collector | None = None) -> list[ExportItem]:
+
+def export_items(plan: ExportPlan, collector: _Collector) -> list[ExportItem]:
     ds = plan.request.dataset
-    col = collector or _Collector(plan)
+    col = collector
 
     def image_loader(s: Sample) -> Callable[[], np.ndarray]:
         return lambda: ds.load_image(s)
@@ -543,10 +572,10 @@ def export_items(plan: ExportPlan, collector: _Collector | None = None) -> list[
             sample_id=it.sample.id,
             image_path=it.sample.image,
             load_image=image_loader(it.sample),
-            load_mask=col.loader(it),
+            load_mask=col.loader(i),
             split=it.sample.split,
         )
-        for it in plan.items
+        for i, it in enumerate(plan.items)
     ]
 
 
@@ -609,6 +638,7 @@ def run_export(req: ExportRequest | ExportPlan, *, cancel: CancelLike | None = N
         finished = True
         yield ExportFinished(out, out / MANIFEST_NAME, out / REPORT_NAME, counts)
     finally:
+        col.close()
         if not finished:
             _remove_tree(tmp)
 
