@@ -72,13 +72,15 @@ class FormatOption:
     label: str
     choices: tuple[tuple[Any, str], ...]
     tip: str = ""
+    in_summary: bool = False  # the choice is named in the summary line ("→ coco, compressed RLE (exact)")
 
 
 #: The options each writer takes (``DatasetWriter.write(options=)``), as the dialog offers them.
 FORMAT_OPTIONS: dict[str, tuple[FormatOption, ...]] = {
     "coco": (
         FormatOption("encoding", "Masks as", (("rle", "compressed RLE (exact)"), ("polygon", "polygons")),
-                     "RLE reads back pixel for pixel; polygons are editable in other tools (IoU ≥ 0.99 per shape)"),
+                     "RLE reads back pixel for pixel; polygons are editable in other tools (IoU ≥ 0.99 per shape)",
+                     in_summary=True),
         FormatOption("instances", "One annotation per", (("class", "class and image"),
                                                         ("components", "connected region"))),
     ),
@@ -369,7 +371,8 @@ class ExportDialog(QDialog):
 
     def format_label(self) -> str:
         fmt = self.format_name() or "?"
-        texts = [box.currentText() for box in self.option_boxes.values()]
+        specs = {o.key: o for o in FORMAT_OPTIONS.get(fmt, ())}
+        texts = [box.currentText() for key, box in self.option_boxes.items() if specs[key].in_summary]
         return f"{fmt}, {texts[0]}" if texts else fmt
 
     def request(self, *, out: Path | None = None) -> ExportRequest:

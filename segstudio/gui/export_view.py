@@ -77,7 +77,8 @@ class ExportView(QObject):
         self._job = ""
         self.progress = QProgressBar()
         self.progress.setObjectName("exportProgress")
-        self.progress.setMaximumWidth(240)
+        self.progress.setMinimumWidth(190)  # "exporting 1234/5678" on one line, however crowded the bar is
+        self.progress.setMaximumWidth(260)
         self.eta = QLabel()
         self.eta.setObjectName("exportEta")
         self.cancel_button = QToolButton()
