@@ -55,7 +55,7 @@ test: lint contracts typecheck pytest
 
 # The attack suites of tests/stress at full size; `make test` runs the same tests with small counts.
 stress: $(STAMP)
-	SEGSTUDIO_STRESS=full QT_QPA_PLATFORM=offscreen $(PY) -m pytest -p no:cacheprovider tests/stress $(PYTEST_ARGS)
+	SEGSTUDIO_STRESS=full QT_QPA_PLATFORM=offscreen $(PY) -m pytest -p no:cacheprovider --timeout 3600 tests/stress $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench $(if $(BENCH),--only $(BENCH),)
