@@ -118,7 +118,10 @@ def deferred_durability() -> Iterator[None]:
     try:
         yield
     finally:
-        _DEFERRED.reset(token)
+        try:
+            _DEFERRED.reset(token)
+        except ValueError:  # ended from another context (a generator closed elsewhere): just switch it off
+            _DEFERRED.set(False)
 
 
 def sync_tree(folder: str | Path) -> None:

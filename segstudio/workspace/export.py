@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from segstudio import __version__
-from segstudio.core.atomic import atomic_write_bytes, fsync_dir, temp_path_for
+from segstudio.core.atomic import atomic_write_bytes, deferred_durability, fsync_dir, sync_tree, temp_path_for
 from segstudio.core.errors import SegstudioError, UnknownKeyError
 from segstudio.core.types import ClassInfo, ClassSchema
 from segstudio.datasets.base import Dataset, Sample
@@ -610,6 +610,10 @@ def run_export(req: ExportRequest | ExportPlan, *, cancel: CancelLike | None = N
     col = _Collector(plan)
     written: dict[int, Path] = {}
     finished = False
+    # Files go into a staging folder that is published whole at the end, so each need not be fsync'd on its own:
+    # one flush (sync_tree) before the rename makes the export durable at a fraction of the cost.
+    deferred = deferred_durability()
+    deferred.__enter__()
     try:
         yield ExportStarted(total, out)
         t0 = time.monotonic()
@@ -634,10 +638,12 @@ def run_export(req: ExportRequest | ExportPlan, *, cancel: CancelLike | None = N
             yield ExportCancelled(done, total, out)
             return
         counts = _write_sidecars(plan, col, tmp, written)
+        sync_tree(tmp)
         _move_into_place(tmp, out)
         finished = True
         yield ExportFinished(out, out / MANIFEST_NAME, out / REPORT_NAME, counts)
     finally:
+        deferred.__exit__(None, None, None)
         col.close()
         if not finished:
             _remove_tree(tmp)
