@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.datasets.writing import get_writer, writer_names
-from segstudio.workspace import Workspace
+from segstudio.workspace import Workspace, is_writable_dir
 from segstudio.workspace.export import (
     ExportPlan,
     ExportRequest,
@@ -150,7 +150,8 @@ def suggested_destination(dataset: Dataset, fmt: str) -> Path:
     """``<dataset>-<format>`` beside the dataset folder (a fresh name), or under ``~/segstudio-exports`` when that
     folder cannot be written (the bundled sample inside an installed app)."""
     src = dataset_folder(dataset)
-    base = src.parent if os.access(src.parent, os.W_OK) else Path.home() / "segstudio-exports"
+    # permission bits decide, even for root: a folder marked read-only (a shared dataset) is left alone
+    base = src.parent if is_writable_dir(src.parent) else Path.home() / "segstudio-exports"
     cand = base / f"{src.name}-{fmt}"
     i = 2
     while cand.exists():
@@ -448,7 +449,7 @@ class ExportDialog(QDialog):
             if resolved == ws or resolved.is_relative_to(ws):
                 return "An export never writes into the workspace. Choose a folder outside it."
         parent = next((p for p in (resolved, *resolved.parents) if p.exists()), None)
-        if parent is None or not os.access(parent, os.W_OK):
+        if parent is None or not is_writable_dir(parent):
             return f"{parent or resolved} cannot be written. Choose a folder you can write to."
         return ""
 
