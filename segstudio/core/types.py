@@ -11,6 +11,11 @@ import numpy as np
 
 RGB = tuple[int, int, int]
 
+#: Names a class has when it is the background (the pixels no object covers), compared lower-cased and stripped:
+#: the one list the metrics (background left out of the means), the engine and the writers share.
+BACKGROUND_NAMES = frozenset({"background", "_background_", "__background__", "bg", "backgr", "backgrounds",
+                              "back ground"})
+
 #: Index value that marks "ignore" pixels in semantic masks, where a format has one (VOC, CamVid void).
 DEFAULT_IGNORE_INDEX = 255
 

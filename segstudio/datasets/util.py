@@ -386,3 +386,7 @@ def image_shape(ds: Dataset, sample: Sample) -> tuple[int, int]:
 
     w, h = image_size(sample.image)
     return (h, w)
+
+
+#: Folder or list names that mean a split, and the split they mean.
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.errors import SegstudioError
-from segstudio.core.types import ClassSchema
+from segstudio.core.types import BACKGROUND_NAMES, ClassSchema
 
 #: Target value of pixels that take no part in losses or metrics (torch's CrossEntropy default).
 IGNORE = -100
-BACKGROUND_NAMES = frozenset({"background", "bg", "_background_", "backgrounds"})
 
 
 class TaskError(SegstudioError):

@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.types import ClassSchema
+from segstudio.core.types import BACKGROUND_NAMES, ClassSchema
 from segstudio.metrics.confusion import ClassCounts, class_counts
 from segstudio.metrics.scores import dice, hd95, iou, precision, recall
 
 #: Semantic class names that mean "no object here".
-BACKGROUND_NAMES = frozenset({"background", "_background_", "bg", "backgr"})
 
 
 class ErrorCode(enum.IntEnum):

@@ -41,7 +41,7 @@ import numpy as np
 from segstudio import __version__
 from segstudio.core.atomic import atomic_write_bytes, deferred_durability, fsync_dir, sync_tree, temp_path_for
 from segstudio.core.errors import SegstudioError, UnknownKeyError
-from segstudio.core.types import ClassInfo, ClassSchema
+from segstudio.core.types import BACKGROUND_NAMES, ClassInfo, ClassSchema
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.writing import DatasetExportError, ExportItem, get_writer, writer_names
 from segstudio.workspace.model_predictions import ModelPredictions
@@ -54,7 +54,6 @@ PREDICTION_MODES = ("none", "accepted", "unreviewed")
 MANIFEST_NAME = "export.json"
 REPORT_NAME = "changes.csv"
 MANIFEST_FORMAT = 1
-_BACKGROUND_NAMES = ("background", "_background_")
 
 
 class CancelLike(Protocol):
@@ -155,7 +154,7 @@ def background_class(schema: ClassSchema) -> ClassInfo | None:
     """The semantic class that is "nothing here" (by name: CamVid's class 0 is Sky, so never just id 0)."""
     if schema.multilabel:
         return None
-    return next((c for c in schema if c.name.strip().lower() in _BACKGROUND_NAMES), None)
+    return next((c for c in schema if c.name.strip().lower() in BACKGROUND_NAMES), None)
 
 
 def class_mapping(schema: ClassSchema, *, classes: tuple[str, ...] | None = None,

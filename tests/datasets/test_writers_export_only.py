@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from writerkit import dataset_items, write_checked
 
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
-from segstudio.datasets.base import Dataset
 from segstudio.datasets.io import read_image, read_mask
 from segstudio.datasets.registry import open_dataset
 from segstudio.datasets.writing import DatasetExportError, ExportItem, get_writer
@@ -21,15 +21,8 @@ from segstudio.datasets.writing import DatasetExportError, ExportItem, get_write
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def _items(ds: Dataset) -> list[ExportItem]:
-    return [ExportItem(s.id, s.image, lambda s=s: ds.load_image(s), lambda s=s: ds.load_gt(s), s.split) for s in ds]
-
-
-def _write(name: str, items: list[ExportItem], schema: ClassSchema, out: Path, **options: object) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    progress = list(get_writer(name).write(items, schema=schema, out=out, options=options))
-    assert [p.done for p in progress] == list(range(1, len(items) + 1))
-    return out
+_items = dataset_items
+_write = write_checked
 
 
 def _decode_rle(rle: str, *, height: int, width: int) -> np.ndarray:

@@ -8,11 +8,15 @@ that is reported by pytest as a crash of the whole run, which is exactly the fai
 
 from __future__ import annotations
 
+import copy
+import json
 import signal
 import threading
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
+
+from hypothesis import strategies as st
 
 from segstudio.core.errors import SegstudioError
 
@@ -74,3 +78,41 @@ def get_path(doc: Any, path: tuple[Any, ...]) -> Any:
     for p in path:
         doc = doc[p]
     return doc
+
+
+def mutated_json(base: Any, *, fragment: Callable[[], st.SearchStrategy[str]], keys: list[str]) -> st.SearchStrategy[str]:
+    """The text of the JSON document ``base`` with 1-3 mutations (replace a value, add a key or item, delete
+    one), each new value a ``fragment()`` of hostile JSON text; sometimes truncated, sometimes another document
+    altogether. ``keys``: the names an added key may take (the format's own, so the parser reaches them)."""
+
+    @st.composite
+    def build(draw: Any) -> str:
+        if draw(st.integers(0, 19)) == 0:  # a document of another shape altogether
+            return draw(fragment())
+        doc = copy.deepcopy(base)
+        fragments: dict[str, str] = {}
+        for i in range(draw(st.integers(1, 3))):
+            mark = f"@@HOSTILE{i}@@"
+            path = draw(st.sampled_from(json_paths(doc)))
+            kind = draw(st.sampled_from(["replace", "replace", "replace", "add", "delete"])) if path else "add"
+            target = get_path(doc, path)
+            if kind == "add" and isinstance(target, dict):
+                target[draw(st.sampled_from(keys))] = mark
+            elif kind == "add" and isinstance(target, list):
+                target.append(mark)
+            elif kind == "delete" and path:
+                del get_path(doc, path[:-1])[path[-1]]
+                continue
+            elif path:
+                get_path(doc, path[:-1])[path[-1]] = mark
+            else:
+                continue
+            fragments[mark] = draw(fragment())
+        text = json.dumps(doc)
+        for mark, frag in fragments.items():
+            text = text.replace(json.dumps(mark), frag)
+        if draw(st.integers(0, 9)) == 0:
+            text = text[: draw(st.integers(0, len(text)))]
+        return text
+
+    return build()

@@ -13,7 +13,6 @@ the checkpoint ones).
 
 from __future__ import annotations
 
-import copy
 import json
 import pickle
 import struct
@@ -39,7 +38,7 @@ from segstudio.engine.models import build_model
 from segstudio.engine.task import resolve_task
 
 from .conftest import FUZZ_EXAMPLES
-from .fuzzkit import bounded, get_path, json_paths
+from .fuzzkit import bounded, mutated_json
 
 SETTINGS = settings(
     max_examples=FUZZ_EXAMPLES,
@@ -80,39 +79,8 @@ def _fragment(draw: Any) -> str:
     ))
 
 
-@st.composite
-def mutated(draw: Any, base: dict[str, Any]) -> str:
-    """The text of ``base`` with 1-3 mutations, sometimes truncated or replaced outright."""
-    if draw(st.integers(0, 19)) == 0:  # a document of another shape altogether
-        return draw(_fragment())
-    doc = copy.deepcopy(base)
-    fragments: dict[str, str] = {}
-    for i in range(draw(st.integers(1, 3))):
-        mark = f"@@HOSTILE{i}@@"
-        path = draw(st.sampled_from(json_paths(doc)))
-        kind = draw(st.sampled_from(["replace", "replace", "replace", "add", "delete"]))
-        if not path:
-            kind = "add"
-        target = get_path(doc, path)
-        if kind == "add" and isinstance(target, dict):
-            target[draw(st.sampled_from(KEYS))] = mark
-        elif kind == "add" and isinstance(target, list):
-            target.append(mark)
-        elif kind == "delete" and path:
-            parent = get_path(doc, path[:-1])
-            del parent[path[-1]]
-            continue
-        elif path:
-            get_path(doc, path[:-1])[path[-1]] = mark
-        else:
-            continue
-        fragments[mark] = draw(_fragment())
-    text = json.dumps(doc)
-    for mark, frag in fragments.items():
-        text = text.replace(json.dumps(mark), frag)
-    if draw(st.integers(0, 9)) == 0:
-        text = text[: draw(st.integers(0, len(text)))]
-    return text
+def mutated(base: Any) -> st.SearchStrategy[str]:
+    return mutated_json(base, fragment=_fragment, keys=KEYS)
 
 
 # run configs ----------------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ bit-flipped, or with headers declaring huge sizes (decompression bombs). Figures
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import struct
@@ -36,7 +35,7 @@ from segstudio.datasets import open_dataset
 from segstudio.datasets.io import ReaderFailedError
 
 from .conftest import FUZZ_EXAMPLES
-from .fuzzkit import bounded, get_path, json_paths
+from .fuzzkit import bounded, mutated_json
 
 SETTINGS = settings(
     max_examples=FUZZ_EXAMPLES,
@@ -119,36 +118,8 @@ def _fragment(draw: Any) -> str:
     ))
 
 
-@st.composite
-def mutated(draw: Any, base: Any) -> str:
-    """The text of ``base`` with 1-3 mutations (replace, add, delete), sometimes truncated or another shape."""
-    if draw(st.integers(0, 19)) == 0:
-        return draw(_fragment())
-    doc = copy.deepcopy(base)
-    fragments: dict[str, str] = {}
-    for i in range(draw(st.integers(1, 3))):
-        mark = f"@@HOSTILE{i}@@"
-        path = draw(st.sampled_from(json_paths(doc)))
-        kind = draw(st.sampled_from(["replace", "replace", "replace", "add", "delete"])) if path else "add"
-        target = get_path(doc, path)
-        if kind == "add" and isinstance(target, dict):
-            target[draw(st.sampled_from(KEYS))] = mark
-        elif kind == "add" and isinstance(target, list):
-            target.append(mark)
-        elif kind == "delete" and path:
-            del get_path(doc, path[:-1])[path[-1]]
-            continue
-        elif path:
-            get_path(doc, path[:-1])[path[-1]] = mark
-        else:
-            continue
-        fragments[mark] = draw(_fragment())
-    text = json.dumps(doc)
-    for mark, frag in fragments.items():
-        text = text.replace(json.dumps(mark), frag)
-    if draw(st.integers(0, 9)) == 0:
-        text = text[: draw(st.integers(0, len(text)))]
-    return text
+def mutated(base: Any) -> st.SearchStrategy[str]:
+    return mutated_json(base, fragment=_fragment, keys=KEYS)
 
 
 def _write_text(path: Path, text: str) -> None:

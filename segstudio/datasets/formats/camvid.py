@@ -28,9 +28,8 @@ from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.documents import describe, describe_error, read_text
-from segstudio.datasets.formats.paired import (
-    SPLIT_NAMES,
-    check_index_range,
+from segstudio.datasets.formats.paired import check_index_range
+from segstudio.datasets.formats.writer_kit import (
     copy_file,
     encode_grey_png,
     file_stem,
@@ -43,6 +42,7 @@ from segstudio.datasets.formats.paired import (
 from segstudio.datasets.io import DatasetProblemError, is_file, read_mask
 from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
+    SPLIT_NAMES,
     check_same_size,
     default_image_reader,
     image_files,

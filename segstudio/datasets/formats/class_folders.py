@@ -386,7 +386,7 @@ BACKGROUND_NAMES = frozenset({"background", "_background_", "bg"})
 def _folder_names(schema: ClassSchema, written: list[int]) -> dict[int, str]:
     """A folder name per written class id: the class name made a file name, never an image-folder or union-mask
     name (which would make paired-folders detection compete), unique ignoring case."""
-    from segstudio.datasets.formats.paired import safe_file_name
+    from segstudio.datasets.formats.writer_kit import safe_file_name
 
     reserved = set(IMAGE_FOLDER_NAMES) | set(GENERIC_MASK_NAMES) | {"ignore"}
     out: dict[int, str] = {}
@@ -411,7 +411,7 @@ class ClassFoldersWriter:
         self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
     ) -> Iterator[WriteProgress]:
         # paired imports this module for its folder names, so its write helpers are imported here
-        from segstudio.datasets.formats.paired import (
+        from segstudio.datasets.formats.writer_kit import (
             classes_json,
             copy_file,
             encode_grey_png,

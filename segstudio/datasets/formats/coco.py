@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,11 +55,25 @@ from segstudio.datasets.documents import (
     get_str,
     read_json_object,
 )
-from segstudio.datasets.formats.paired import SPLIT_NAMES
+from segstudio.datasets.formats.writer_kit import (
+    ENCODINGS,
+    INSTANCE_MODES,
+    ROBOFLOW_JSON,
+    class_planes,
+    components,
+    copy_image,
+    export_option,
+    mask_or_shape,
+    mask_to_polygons,
+    rel_in_split,
+    split_folder,
+    written_classes,
+)
 from segstudio.datasets.io import DEFAULT_MAX_PIXELS, DatasetProblemError, is_file
 from segstudio.datasets.raster import paint_annotations
 from segstudio.datasets.util import (
     MAX_CLASS_ID,
+    SPLIT_NAMES,
     DirListing,
     default_image_reader,
     files_with_suffix,
@@ -70,7 +84,7 @@ from segstudio.datasets.util import (
     safe_relative,
     subfolders,
 )
-from segstudio.datasets.writing import DatasetExportError, ExportItem, WriteProgress
+from segstudio.datasets.writing import ExportItem, WriteProgress
 
 log = logging.getLogger(__name__)
 
@@ -415,177 +429,7 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
 FORMAT = COCOFormat()
 
 
-# --- writing -------------------------------------------------------------------------------------------------------
-# The helpers below are shared by the polygon JSON writers and the export-only layouts (they import them from here).
-
-#: Names a semantic class 0 has when it is the background (not written as a category / class of its own).
-BACKGROUND_NAMES = frozenset({"background", "_background_", "__background__", "bg", "back ground"})
-#: ``split`` -> folder of the COCO export (Roboflow's names, which the reader maps back through ``SPLIT_NAMES``).
-_SPLIT_FOLDERS = {"train": "train", "val": "valid", "test": "test"}
-#: The file name of a per-split COCO file (Roboflow's); the reader also takes any sub-folder holding one as a split.
-ROBOFLOW_JSON = "_annotations.coco.json"
-ENCODINGS = ("rle", "polygon")
-INSTANCE_MODES = ("class", "components")
-
-
-def export_option(options: Mapping[str, Any], key: str, valid: Sequence[str], *, writer: str) -> str:
-    """``options[key]`` (default: ``valid[0]``), checked against ``valid`` before anything is written."""
-    value = str(options.get(key, valid[0]))
-    if value not in valid:
-        raise DatasetExportError(
-            f"The {writer} export has no {key} {value!r}.",
-            fix=f"Use one of: {', '.join(valid)} (default {valid[0]}).",
-        )
-    return value
-
-
-def is_background(schema: ClassSchema, cls: ClassInfo) -> bool:
-    """A semantic class 0 named like the background: the pixels no class covers, not a class of its own."""
-    return not schema.multilabel and cls.id == 0 and cls.name.strip().lower() in BACKGROUND_NAMES
-
-
-def is_ignored(schema: ClassSchema, cls: ClassInfo) -> bool:
-    return not schema.multilabel and (cls.ignore or cls.id == schema.ignore_index)
-
-
-def written_classes(schema: ClassSchema) -> list[ClassInfo]:
-    """The classes a vector or per-class layout writes: all of a multi-label schema; a semantic schema's without
-    the background class 0 and the ignore class(es)."""
-    return [c for c in schema if not is_background(schema, c) and not is_ignored(schema, c)]
-
-
-def checked_mask(mask: np.ndarray, *, schema: ClassSchema, item: ExportItem) -> np.ndarray:
-    """``mask`` after checking it is a 2-D mask of the export schema (a caller's bug otherwise, said plainly)."""
-    want = schema.mask_dtype()
-    if mask.ndim != 2 or (schema.multilabel and mask.dtype != want) or (not schema.multilabel and mask.dtype.kind != "u"):
-        raise DatasetExportError(
-            f"The mask of {item.sample_id} is {mask.dtype}{list(mask.shape)}, not a 2-D {want} mask of the export's "
-            f"{'multi-label' if schema.multilabel else 'semantic'} class schema.",
-            path=item.image_path,
-            fix="Export with the schema the masks were made in (this is a bug if it came from the app).",
-        )
-    return mask
-
-
-def class_planes(mask: np.ndarray, classes: Sequence[ClassInfo], *, multilabel: bool) -> Iterator[tuple[ClassInfo, np.ndarray]]:
-    """``(class, (H, W) bool)`` for each of ``classes`` present in ``mask`` (semantic index map or ``uint64``
-    bitmask), in the order given. Absent classes are skipped without building a plane."""
-    if multilabel:
-        present = int(np.bitwise_or.reduce(mask, axis=None)) if mask.size else 0
-        for c in classes:
-            if present >> c.id & 1:
-                yield c, (mask & np.uint64(1 << c.id)) != 0
-    else:
-        # a histogram, not np.unique: no sort of the whole mask (a third of a 1024² COCO export's time otherwise)
-        present_ids = set(np.flatnonzero(np.bincount(mask.ravel(order="K"))).tolist()) if mask.size else set()
-        for c in classes:
-            if c.id in present_ids:
-                yield c, mask == c.id
-
-
-def mask_to_polygons(plane: np.ndarray) -> list[list[float]]:
-    """``(H, W) bool`` -> COCO polygons ``[x1, y1, x2, y2, ...]``, one per 8-connected component.
-
-    The outlines follow pixel edges (vertices on pixel corners), traced by ``cv2.findContours`` on the mask
-    upsampled 2x: a boundary pixel's centre at ``u`` in the upsampled grid lies on the corner ``ceil(u / 2)``. Holes
-    are joined to their component's outline by a zero-width cut (out to the hole and back along the same segment),
-    which the even-odd fill of pycocotools (and of labelme's Qt and PIL drawing) leaves empty. Rasterised with
-    pycocotools (``annToMask``, our readers) the polygons give back the mask exactly; tools that draw a polygon's
-    boundary pixels as well (PIL ``ImageDraw.polygon(outline=1)``, labelme2voc) add the pixels along its right and
-    bottom edges.
-    """
-    import cv2
-
-    if not plane.any():
-        return []
-    up = np.repeat(np.repeat(np.ascontiguousarray(plane, np.uint8), 2, axis=0), 2, axis=1)
-    contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return []
-    links = hierarchy[0]
-    out: list[list[float]] = []
-    for i, contour in enumerate(contours):
-        if links[i][3] != -1:  # a hole: joined to its parent below
-            continue
-        outline = _corners(contour)
-        parts = [outline]
-        child = links[i][2]
-        while child != -1:
-            hole = _corners(contours[child])
-            parts.append(np.vstack([outline[:1], hole, hole[:1], outline[:1]]))
-            child = links[child][0]
-        out.append(np.vstack(parts).astype(np.float64).ravel().tolist())
-    return out
-
-
-def _corners(contour: np.ndarray) -> np.ndarray:
-    pts = (contour.reshape(-1, 2).astype(np.int64) + 1) // 2
-    keep = np.ones(len(pts), bool)
-    keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)
-    pts = pts[keep]
-    if len(pts) > 1 and (pts[0] == pts[-1]).all():
-        pts = pts[:-1]
-    return pts
-
-
-def components(plane: np.ndarray) -> list[np.ndarray]:
-    """The 8-connected components of ``(H, W) bool`` as full-size planes (the connectivity ``mask_to_polygons``
-    and COCO's instance masks use), in raster order of their first pixel."""
-    import cv2
-
-    n, labels = cv2.connectedComponents(plane.astype(np.uint8), connectivity=8)
-    return [labels == k for k in range(1, n)]
-
-
-def copy_image(item: ExportItem, dest: Path) -> Path:
-    """The source image, byte for byte, at ``dest`` (atomically)."""
-    try:
-        data = Path(item.image_path).read_bytes()
-    except OSError as e:
-        raise DatasetExportError(
-            f"Cannot read the image of {item.sample_id} to copy it ({e.strerror or e}).",
-            path=item.image_path,
-            fix="Check the source dataset is still there and readable, then export again.",
-        ) from e
-    return atomic_write_bytes(dest, data)
-
-
-def mask_or_shape(item: ExportItem, schema: ClassSchema) -> tuple[np.ndarray | None, tuple[int, int]]:
-    """The item's mask (checked) or None, and the image's ``(H, W)`` (the mask's; else read from the header)."""
-    from segstudio.datasets.io import image_size
-
-    mask = item.load_mask()
-    if mask is not None:
-        mask = checked_mask(mask, schema=schema, item=item)
-        return mask, (int(mask.shape[0]), int(mask.shape[1]))
-    w, h = image_size(item.image_path)
-    return None, (h, w)
-
-
-def split_folder(split: str | None) -> str | None:
-    """The folder a split is written in: Roboflow's names for train/val/test, else the split's own name made
-    safe as one folder name; ``None`` for no split (the export's root)."""
-    if split is None:
-        return None
-    if split in _SPLIT_FOLDERS:
-        return _SPLIT_FOLDERS[split]
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in split).strip(".") or "split"
-    return safe
-
-
-def rel_in_split(item: ExportItem, folder: str | None) -> PurePosixPath:
-    """``item.rel`` without a leading folder that already names the item's split (``valid/x.jpg`` written into
-    ``valid/`` stays ``valid/x.jpg``, not ``valid/valid/x.jpg``), so sample ids read back alike."""
-    rel = item.rel
-    if folder is None or len(rel.parts) < 2:
-        return rel
-    head = rel.parts[0]
-    same = head == folder or head == item.split or (
-        head.lower() in SPLIT_NAMES and SPLIT_NAMES[head.lower()] == SPLIT_NAMES.get(folder.lower(), folder)
-    )
-    return PurePosixPath(*rel.parts[1:]) if same else rel
-
-
+# --- writing (shared helpers: formats/writer_kit.py) ---------------------------------------------------------------
 class COCOWriter:
     """One COCO instances JSON per split (Roboflow layout), images copied byte for byte.
 

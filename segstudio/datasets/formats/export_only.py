@@ -29,7 +29,7 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.types import ClassInfo, ClassSchema
-from segstudio.datasets.formats.coco import (
+from segstudio.datasets.formats.writer_kit import (
     class_planes,
     copy_image,
     export_option,

@@ -25,7 +25,7 @@ from segstudio.core.types import ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.dicom_io import Window, dicom_window, is_dicom
 from segstudio.datasets.formats.paired import _read_gt as read_paired_gt
-from segstudio.datasets.formats.paired import (
+from segstudio.datasets.formats.writer_kit import (
     classes_json,
     copy_file,
     encode_index_png,

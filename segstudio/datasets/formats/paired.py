@@ -16,17 +16,12 @@ the pair of folders, each becomes a split.
 
 from __future__ import annotations
 
-import io
-import json
-import re
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
@@ -34,9 +29,22 @@ from segstudio.core.types import ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.binary import to_foreground
 from segstudio.datasets.formats.class_folders import GENERIC_MASK_NAMES, IMAGE_FOLDER_NAMES, MASKISH_RE
+from segstudio.datasets.formats.writer_kit import (
+    classes_json,
+    copy_file,
+    encode_index_png,
+    file_stem,
+    flat_names,
+    load_export_mask,
+    refuse_bad_splits,
+    refuse_multilabel,
+    refuse_unknown_values,
+    split_folder_name,
+)
 from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.raster import decode_colours, palette_keys
 from segstudio.datasets.util import (
+    SPLIT_NAMES,
     check_same_size,
     default_image_reader,
     id_prefix,
@@ -51,11 +59,10 @@ from segstudio.datasets.util import (
     stem_index,
     subfolders,
 )
-from segstudio.datasets.writing import DatasetExportError, ExportItem, WriteProgress
+from segstudio.datasets.writing import ExportItem, WriteProgress
 
 #: Suffixes a mask's stem may add to its image's stem (ISIC ``_segmentation``, CamVid ``_L``, ...).
 MASK_SUFFIXES = ("", "_mask", "_masks", "-mask", "_segmentation", "_seg", "_label", "_labels", "_gt", "_anno")
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def _pair_in(folder: Path, *, images: str | None = None, masks: str | None = None) -> tuple[Path, Path] | None:
@@ -252,182 +259,6 @@ FORMAT = PairedFoldersFormat()
 # --- writing (issue 14) ----------------------------------------------------------------------------------------------
 # The helpers below are shared by the folder writers (class-folders, PH2, CamVid, VOC, DICOM): the paired layout is
 # the simplest of them and the others already import from here.
-
-#: Characters no file name may hold on some system we run on (Windows), plus the separators.
-_BAD_NAME_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
-
-#: Formats that keep overlapping classes, named when a palette layout refuses a multi-label schema.
-OVERLAP_FORMATS = "class-folders, binary-pngs or coco"
-
-
-def refuse_multilabel(schema: ClassSchema, *, fmt: str) -> None:
-    """Raise before anything is written when ``fmt`` (one index map per image) is given a multi-label schema."""
-    if schema.multilabel:
-        raise DatasetExportError(
-            f"{fmt} holds one class per pixel, but this schema is multi-label: overlapping classes would be "
-            "flattened.",
-            fix=f"Export as {OVERLAP_FORMATS}, which keep overlaps.",
-        )
-
-
-def safe_file_name(name: str) -> str:
-    """``name`` usable as one file name everywhere (separators and reserved characters become ``_``)."""
-    text = _BAD_NAME_CHARS.sub("_", name).strip(" .")
-    return text or "_"
-
-
-def flat_names(
-    items: Sequence[ExportItem], *, group: Callable[[ExportItem], str] = lambda _it: "", spaces: bool = True
-) -> list[str]:
-    """One output file name per item, unique (case-insensitively: macOS and Windows fold case) within its
-    ``group`` (a split folder), by stem: layouts that match images and masks by stem need unique stems.
-
-    The image's own name is kept where it is unique; colliding names (``a/x.png`` and ``b/x.png``) take their
-    sub-folders (``a__x.png``), and a number as the last resort. ``spaces=False``: whitespace becomes ``_``
-    (for layouts whose list files are split on whitespace)."""
-
-    def clean(name: str) -> str:
-        text = safe_file_name(name)
-        return text if spaces else re.sub(r"\s", "_", text)
-
-    base = [clean(it.rel.name) for it in items]
-    full = [clean("__".join(it.rel.parts)) for it in items]
-    keys = [(group(it), file_stem(n).lower()) for it, n in zip(items, base, strict=True)]
-    counts = Counter(keys)
-    names = [b if counts[k] == 1 else f for b, f, k in zip(base, full, keys, strict=True)]
-    taken: set[tuple[str, str]] = set()
-    out = []
-    for it, n in zip(items, names, strict=True):
-        stem, ext = file_stem(n), n[len(file_stem(n)):]
-        cand, k = n, 1
-        while (group(it), file_stem(cand).lower()) in taken:
-            cand, k = f"{stem}__{k}{ext}", k + 1
-        taken.add((group(it), file_stem(cand).lower()))
-        out.append(cand)
-    return out
-
-
-def file_stem(name: str) -> str:
-    """``x.png`` -> ``x`` (a name without a dot, or a dot file, is its own stem)."""
-    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-
-
-def copy_file(src: Path, dst: Path) -> Path:
-    """``src`` copied byte for byte to ``dst`` (atomically: whole or absent)."""
-    try:
-        data = Path(src).read_bytes()
-    except OSError as e:
-        raise DatasetExportError(
-            f"Cannot read the source image ({e.strerror or e}).", path=src, fix="Check that the dataset is reachable."
-        ) from e
-    return atomic_write_bytes(dst, data)
-
-
-def load_export_mask(item: ExportItem, schema: ClassSchema) -> np.ndarray | None:
-    """The item's mask checked against ``schema`` (2-D; semantic values fit a PNG: at most 16 bits), or None."""
-    mask = item.load_mask()
-    if mask is None:
-        return None
-    if mask.ndim != 2 or mask.dtype.kind not in "ui":
-        raise DatasetExportError(
-            f"The mask of {item.sample_id} is {mask.dtype} {mask.shape}, not a 2-D integer mask.",
-            path=item.image_path, fix="This is a bug in the export; report it with the log file.",
-        )
-    if not schema.multilabel:
-        top = int(mask.max()) if mask.size else 0
-        if top > 65535:
-            raise DatasetExportError(
-                f"The mask of {item.sample_id} holds the value {top}, which no class of this semantic schema has.",
-                path=item.image_path, fix="Export with the multi-label schema, or check the class mapping.",
-            )
-    return mask
-
-
-def unknown_values(mask: np.ndarray, schema: ClassSchema) -> list[int]:
-    """Values of a semantic ``mask`` that are neither a class id nor the ignore index."""
-    if mask.dtype == np.uint8:
-        import cv2
-
-        # a histogram: ~5x faster than bincount on a 1024² mask, and every exported mask is checked
-        present = np.flatnonzero(cv2.calcHist([np.ascontiguousarray(mask)], [0], None, [256], [0, 256]).ravel())
-    else:
-        present = np.flatnonzero(np.bincount(mask.ravel().astype(np.int64, copy=False)))
-    allowed = set(schema.ids) | ({schema.ignore_index} if schema.ignore_index is not None else set())
-    return [int(v) for v in present if int(v) not in allowed]
-
-
-def refuse_unknown_values(mask: np.ndarray, schema: ClassSchema, item: ExportItem) -> None:
-    bad = unknown_values(mask, schema)
-    if bad:
-        raise DatasetExportError(
-            f"The mask of {item.sample_id} holds values with no class: {bad[:8]}; the classes are "
-            f"{sorted(schema.ids)}.",
-            path=item.image_path, fix="Check the class mapping of the export (merged or dropped classes).",
-        )
-
-
-#: Colour of ignore pixels in a palette when the ignore index is no class (VOC's void border colour).
-IGNORE_COLOUR = (224, 224, 192)
-
-
-def encode_index_png(mask: np.ndarray, schema: ClassSchema) -> bytes:
-    """A semantic mask as PNG: an 8-bit palette PNG whose palette holds the schema's colours (viewers show
-    colours, the pixel values stay class ids), or a 16-bit grey PNG when ids exceed 255 (PNG palettes hold 256)."""
-    if schema.mask_dtype() == np.uint8:
-        pal = schema.palette(256)
-        if schema.ignore_index is not None and not schema.has_id(schema.ignore_index):
-            pal[schema.ignore_index] = IGNORE_COLOUR
-        return encode_palette_png(mask, pal)
-    return encode_grey_png(mask.astype(np.uint16, copy=False))
-
-
-def encode_palette_png(mask: np.ndarray, palette: np.ndarray) -> bytes:
-    """An 8-bit palette PNG of a 2-D index ``mask`` (values 0..255) with ``palette`` (``(256, 3) uint8``)."""
-    im = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="P")
-    im.putpalette(palette.ravel().tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=3)  # ~2x faster than the default 6 for a file ~1.5x larger
-    return buf.getvalue()
-
-
-def encode_grey_png(mask: np.ndarray) -> bytes:
-    """An 8- or 16-bit grey PNG of a 2-D ``uint8``/``uint16`` array."""
-    import cv2
-
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask), [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise DatasetExportError(f"OpenCV could not encode a {mask.dtype} {mask.shape} mask as PNG.")
-    return buf.tobytes()
-
-
-def classes_json(schema: ClassSchema, **extra: Any) -> bytes:
-    """``classes.json`` text that ``schema_from_json`` reads back to ``schema`` (ids, names, colours, ignore)."""
-    doc = {**extra, **schema.to_dict()}
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def split_folder_name(split: str | None) -> str | None:
-    """The folder name a split is written as (``valid`` -> ``val``), or None for an unknown name."""
-    return SPLIT_NAMES.get(split.lower()) if split else None
-
-
-def refuse_bad_splits(items: Sequence[ExportItem], *, fmt: str, flat_option: str | None) -> bool:
-    """True when ``items`` carry splits (all of them ``train``/``val``/``test`` or a synonym); False when none do.
-    Mixed or unknown splits raise: the layout has no place for them."""
-    named = [it for it in items if it.split]
-    if not named:
-        return False
-    unknown = sorted({str(it.split) for it in named if split_folder_name(it.split) is None})
-    if unknown or len(named) != len(items):
-        what = (f"splits it has no folder for ({', '.join(unknown)})" if unknown
-                else f"{len(items) - len(named)} images without a split beside others with one")
-        fix = "Filter the export to train/val/test splits"
-        raise DatasetExportError(
-            f"{fmt} keeps splits as train/ val/ test/ folders; this export has {what}.",
-            fix=fix + (f", or export with the option {flat_option}=false for one flat folder." if flat_option else "."),
-        )
-    return True
-
 
 class PairedFoldersWriter:
     name = "paired-folders"

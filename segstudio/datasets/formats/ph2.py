@@ -29,7 +29,7 @@ from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.binary import to_foreground
-from segstudio.datasets.formats.paired import copy_file, load_export_mask
+from segstudio.datasets.formats.writer_kit import copy_file, load_export_mask
 from segstudio.datasets.io import read_mask
 from segstudio.datasets.util import (
     check_same_size,

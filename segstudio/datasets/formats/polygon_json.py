@@ -43,7 +43,7 @@ from segstudio.datasets.documents import (
     read_json,
     read_json_object,
 )
-from segstudio.datasets.formats.coco import (
+from segstudio.datasets.formats.writer_kit import (
     class_planes,
     copy_image,
     is_ignored,
@@ -51,10 +51,10 @@ from segstudio.datasets.formats.coco import (
     mask_to_polygons,
     written_classes,
 )
-from segstudio.datasets.formats.paired import SPLIT_NAMES
 from segstudio.datasets.io import DatasetProblemError, is_file
 from segstudio.datasets.raster import paint_annotations
 from segstudio.datasets.util import (
+    SPLIT_NAMES,
     default_image_reader,
     files_with_suffix,
     image_files,

@@ -22,8 +22,8 @@ from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.documents import describe, read_lines
-from segstudio.datasets.formats.paired import (
-    check_index_range,
+from segstudio.datasets.formats.paired import check_index_range
+from segstudio.datasets.formats.writer_kit import (
     copy_file,
     encode_palette_png,
     file_stem,
