@@ -43,6 +43,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_predictions", "Open &Predictions Folder…", "&File", "open_predictions_dialog", (),
                "fa5s.robot", "Show a folder of predicted masks as the prediction layer"),
     ActionSpec("open_sample", "Open the Bundled &Sample", "&File", "open_sample_dataset", (), "fa5s.lungs"),
+    ActionSpec("start_screen", "Start S&creen", "&File", "show_start_screen", (), "fa5s.home",
+               "Recent datasets and workspaces with their review progress; open a folder, a file or the sample"),
     ActionSpec("save", "&Save Correction", "&File", "save_now", (_SK.Save,), "fa5s.save",
                "Save the mask as a new version now (it also saves by itself every 10 s and on image change)",
                toolbar="main", separator_before=True),

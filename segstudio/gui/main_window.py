@@ -11,12 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QTimer, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
     QMainWindow,
     QMessageBox,
+    QStackedWidget,
     QWidget,
 )
 
@@ -32,6 +33,7 @@ from segstudio.gui.actions import build_actions
 from segstudio.gui.browser import SampleBrowser
 from segstudio.gui.canvas import ImageCanvas
 from segstudio.gui.controller import LoadedSample, OpenRequest, SessionController
+from segstudio.gui.drop import DropController
 from segstudio.gui.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
 from segstudio.gui.errors import show_error
 from segstudio.gui.export_view import ExportView
@@ -44,6 +46,7 @@ from segstudio.gui.predictions_view import PredictionsView
 from segstudio.gui.review import ReviewController
 from segstudio.gui.shortcuts import ShortcutsDialog
 from segstudio.gui.split_view import SplitView
+from segstudio.gui.start_screen import StartScreen
 from segstudio.gui.training import TrainingController
 from segstudio.gui.view import ViewController
 from segstudio.gui.window_chrome import (
@@ -83,7 +86,12 @@ class MainWindow(QMainWindow):
         self.review.reviewer = self.settings.reviewer
         self.canvas = ImageCanvas(self)
         self.split = SplitView(self.canvas, self)
-        self.setCentralWidget(self.split)
+        # the central pages: the start screen while nothing is open (or on File → Start Screen), else the review
+        self.start_screen = StartScreen(self)
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(self.start_screen)
+        self.pages.addWidget(self.split)
+        self.setCentralWidget(self.pages)
         self.editor = EditorController(self.canvas, self)
         self.editor.author = self.settings.reviewer
         self.browser = SampleBrowser(self)
@@ -126,8 +134,11 @@ class MainWindow(QMainWindow):
         self.actions_["view_single"].setChecked(True)
         self.set_tool("brush")
         self.actions_["tool_brush"].setChecked(True)
+        self.drops = DropController(self, dataset=lambda: self.session.dataset, open_dataset=self.open_dataset,
+                                    open_predictions=self.open_predictions)
         self._wire()
         self._restore_geometry()
+        self.show_start_screen()
 
     def _wire(self) -> None:
         self.session.sig_dataset_opened.connect(self._on_session_dataset_opened)
@@ -153,6 +164,11 @@ class MainWindow(QMainWindow):
         self.brush_size.valueChanged.connect(lambda _v: self._sync_tool_context())
         self.training_panel.sig_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.training.sig_run_started.connect(lambda _run: self.show_training_panel())
+        self.start_screen.sig_open_requested.connect(self.open_dataset)
+        self.start_screen.sig_open_folder_requested.connect(self.open_folder_dialog)
+        self.start_screen.sig_open_file_requested.connect(self.open_file_dialog)
+        self.start_screen.sig_open_sample_requested.connect(self.open_sample_dataset)
+        self.start_screen.sig_back_requested.connect(self.show_review_page)
 
     # opening ----------------------------------------------------------------------------------------------------
     def open_dataset(self, path: str | Path, *, format_name: str | None = None,
@@ -278,6 +294,33 @@ class MainWindow(QMainWindow):
                     self.review.discard_recovery(p)
             except SegstudioError as exc:
                 show_error("Cannot restore unsaved work", str(exc))
+
+    def show_start_screen(self) -> None:
+        """The start screen as the central page, its recent list read afresh; with a dataset open it leads back."""
+        ds = self.session.dataset
+        self.start_screen.set_back_target(ds.root.name if ds is not None else None)
+        self.start_screen.set_recent(self.settings.recent_datasets)
+        self.pages.setCurrentWidget(self.start_screen)
+
+    def show_review_page(self) -> None:
+        if self.session.dataset is not None:
+            self.pages.setCurrentWidget(self.split)
+
+    # drag and drop (gui.drop decides what a drop is) ----------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        self.drops.drag_entered(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, _event) -> None:  # noqa: ANN001, N802
+        self.drops.drag_left()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        self.drops.dropped(event)
 
     def open_sample_dataset(self) -> None:
         self.open_dataset(sample_dataset_dir())
@@ -469,6 +512,7 @@ class MainWindow(QMainWindow):
 
     # handlers ---------------------------------------------------------------------------------------------------
     def _on_session_dataset_opened(self, ds: Dataset) -> None:
+        self.pages.setCurrentWidget(self.split)
         self.browser.set_dataset(ds)
         self.browser.model_.set_reviews(self.review.reviews())
         self.browser.model_.set_scores_many(self.review.cached_scores())
@@ -560,11 +604,12 @@ class MainWindow(QMainWindow):
     def _title(self) -> str:
         cur, ds = self.session.current, self.session.dataset
         ro = " [read-only]" if self.review.read_only else ""
+        # Qt draws "[*]" as the platform's unsaved mark (an asterisk; the close button's dot on macOS)
+        self.setWindowModified(ds is not None and self.editor.dirty)
         if ds is None:
             return f"segstudio{ro}"
-        star = "• " if self.editor.dirty else ""
         where = f"{cur.sample.name} ({ds.index_of(cur.sample.id) + 1}/{len(ds)}) — " if cur is not None else ""
-        return f"{star}{where}{ds.root.name}{ro} — segstudio"
+        return f"{where}{ds.root.name} ({ds.format_name}){ro}[*] — segstudio"
 
     def _on_browser_sample_activated(self, sample_id: str) -> None:
         self.go_to_sample(sample_id)
@@ -690,6 +735,7 @@ class MainWindow(QMainWindow):
             return
         self.editor.close_journal()
         self.session.close()
+        self.start_screen.shutdown()
         self.browser.model_.thumbnails.shutdown()  # no thumbnail is written to the cache after the window closed
         self.review.close()
         qs = window_settings()
