@@ -36,10 +36,22 @@ def _available() -> dict[str, tuple[str, str]]:
     }
 
 
-def _gui_parser(commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
-    epilog = "commands (segstudio COMMAND --help for each):\n" + "\n".join(
-        f"  {name:<13} {help_}" for name, (_, help_) in commands.items()
+def _command_list(commands: dict[str, tuple[str, str]]) -> str:
+    return "commands (segstudio COMMAND --help for each):\n" + "\n".join(
+        f"  {name:<15} {help_}" for name, (_, help_) in commands.items()
     )
+
+
+GUI_EXAMPLES = """examples:
+  segstudio                                   # the bundled sample (8 chest X-rays with lung masks)
+  segstudio ~/data/lungs                      # a dataset folder (format detected)
+  segstudio ~/data/coco/annotations.json --predictions ~/preds/coco
+  segstudio info ~/data/lungs --stats         # headless: describe a dataset
+"""
+
+
+def _gui_parser(commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
+    epilog = _command_list(commands) + "\n\n" + GUI_EXAMPLES
     p = argparse.ArgumentParser(
         prog="segstudio",
         description="Open a segmentation dataset to review GT against predictions, correct masks and retrain. "
@@ -88,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in commands:
         name = args_list[0]
         module = importlib.import_module(f"segstudio.commands.{commands[name][0]}")
-        parser = argparse.ArgumentParser(prog=f"segstudio {name}", description=commands[name][1])
+        parser = argparse.ArgumentParser(prog=f"segstudio {name}", description=commands[name][1],
+                                         epilog=getattr(module, "EXAMPLES", None),
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(parser)
         ns = parser.parse_args(args_list[1:])
         setup_logging(console=bool(getattr(ns, "verbose", False)))
@@ -115,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
 
     ns = _gui_parser(commands).parse_args(args_list)
+    problem = _missing_path(ns, commands)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     setup_logging(console=ns.verbose)
     if ns.selftest:
         from pathlib import Path
@@ -127,7 +145,96 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(report.summary(), flush=True)
         return report.exit_code
+    problem = display_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     from segstudio.gui.app import run_app
 
     return run_app(dataset=ns.dataset, format_name=ns.format, predictions=ns.predictions,
                    sample_id=ns.sample)
+
+
+def _missing_path(ns: argparse.Namespace, commands: dict[str, tuple[str, str]]) -> str | None:
+    """The error for ``segstudio WORD`` when WORD is neither a command nor an existing path (never a window on a
+    dataset that is not there); ``None`` when the paths given exist."""
+    import difflib
+    from pathlib import Path
+
+    if ns.dataset is not None and not Path(ns.dataset).expanduser().exists():
+        word = ns.dataset
+        close = difflib.get_close_matches(word, list(commands), n=3, cutoff=0.6)
+        hint = f"\nDid you mean: {' or '.join(f'segstudio {c}' for c in close)}?" if close else ""
+        return (f"segstudio: error: {word!r} is not a command, and there is no file or folder {word!r} "
+                f"(looked in {Path.cwd()}).{hint}\n"
+                f"Fix: give an existing dataset folder or annotation file, or one of the commands.\n\n"
+                f"{_command_list(commands)}\n\nsegstudio --help shows every option.")
+    if ns.predictions is not None and not Path(ns.predictions).expanduser().exists():
+        return (f"segstudio: error: the predictions folder {ns.predictions!r} does not exist.\n"
+                "Fix: give the folder `segstudio predict ... --out DIR` wrote, or leave --predictions out.")
+    return None
+
+
+#: the libraries Qt's xcb platform plugin loads (find_library name -> Debian/Ubuntu package): tools/sysdeps.sh
+XCB_LIBRARIES: dict[str, str] = {
+    "xcb-cursor": "libxcb-cursor0",
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-image": "libxcb-image0",
+    "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0",
+    "xcb-randr": "libxcb-randr0",
+    "xcb-xkb": "libxcb-xkb1",
+    "xcb-xfixes": "libxcb-xfixes0",
+    "xkbcommon": "libxkbcommon0",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+    "EGL": "libegl1",
+    "GL": "libgl1",
+    "fontconfig": "libfontconfig1",
+    "dbus-1": "libdbus-1-3",
+    "glib-2.0": "libglib2.0-0",
+}
+
+_OFFSCREEN_FIX = ("Without a display, `segstudio screenshot --out FILE` renders the window to a PNG, and "
+                  "QT_QPA_PLATFORM=offscreen runs it headless (tests, --selftest).")
+
+
+def display_problem(environ: dict[str, str] | None = None) -> str | None:
+    """Why a window cannot open here (a message with the fix), or ``None``. Checked before Qt is imported: Qt
+    itself aborts the process (SIGABRT, exit 134) without a display or with its xcb libraries missing.
+
+    Linux only (Windows and macOS always have their platform); ``SEGSTUDIO_SKIP_DISPLAY_CHECK=1`` skips it."""
+    env = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux") or env.get("SEGSTUDIO_SKIP_DISPLAY_CHECK") == "1":
+        return None
+    platform = env.get("QT_QPA_PLATFORM", "").split(":", 1)[0].strip().lower()
+    if platform not in ("", "xcb"):
+        return None  # offscreen, wayland, vnc, eglfs, ...: Qt's own checks are good enough there
+    display, wayland = env.get("DISPLAY", ""), env.get("WAYLAND_DISPLAY", "")
+    if not display and (platform == "xcb" or not wayland):
+        why = ("QT_QPA_PLATFORM=xcb but DISPLAY is not set" if platform == "xcb"
+               else "neither DISPLAY nor WAYLAND_DISPLAY is set")
+        return (f"segstudio: error: cannot open a window: no display ({why}).\n"
+                "Fix: run it in a desktop session (or over `ssh -X`). " + _OFFSCREEN_FIX)
+    if platform == "xcb" or not wayland:
+        missing = _missing_xcb_libraries()
+        if missing:
+            pkgs = " ".join(missing.values())
+            return ("segstudio: error: cannot open a window: Qt's xcb platform needs libraries that are not installed: "
+                    + ", ".join(f"lib{lib} ({pkg})" for lib, pkg in missing.items()) + ".\n"
+                    f"Fix (Debian/Ubuntu): sudo apt-get install {pkgs}\n"
+                    "  (in a source checkout: sudo tools/sysdeps.sh installs all of them). " + _OFFSCREEN_FIX)
+    return None
+
+
+def _missing_xcb_libraries() -> dict[str, str]:
+    """The xcb plugin's libraries ``ctypes.util.find_library`` cannot find; empty when the lookup itself does not
+    work here (no ldconfig: it cannot find the C library either), so a working system is never refused."""
+    import ctypes.util
+
+    try:
+        if ctypes.util.find_library("c") is None:
+            return {}
+        return {lib: pkg for lib, pkg in XCB_LIBRARIES.items() if ctypes.util.find_library(lib) is None}
+    except Exception:  # noqa: BLE001 - a failing lookup must not stop the app; Qt reports what is missing itself
+        return {}

@@ -11,9 +11,18 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from segstudio.commands.predict import add_inference_arguments, inference_options
+from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+
+EXAMPLES = """examples:
+  segstudio evaluate runs/lungs/checkpoints/best ~/data/lungs --split val
+  segstudio evaluate ~/preds/lungs ~/data/lungs               # a folder of predicted masks, scored as it is
+  segstudio evaluate runs/lungs/checkpoints/best ~/data/lungs --json --per-sample > scores.json
+"""
 
 HELP = "score a checkpoint or predictions folder against GT"
 
@@ -28,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (means, per class) instead of a table")
     parser.add_argument("--per-sample", action="store_true", help="with --json: include per-sample figures")
     add_inference_arguments(parser)
+    add_progress_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console")
 
 
@@ -35,10 +45,26 @@ def _f(v: float | None) -> str:
     return "   -  " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
 
+def _drain(args: argparse.Namespace, events: Iterator[Any]) -> Any:
+    """Run an evaluation generator to its result, with progress on stderr."""
+    from segstudio.engine.evaluate import Evaluation, SampleEvaluated
+
+    result = None
+    with Progress("evaluate", mode=progress_mode(args)) as bar:
+        for ev in events:
+            if isinstance(ev, SampleEvaluated):
+                bar.update(ev.index + 1, ev.total)
+            elif isinstance(ev, Evaluation):
+                result = ev
+    if result is None:  # pragma: no cover - the generators always end with the Evaluation
+        raise RuntimeError("the evaluation ended without a result")
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     from segstudio.datasets.registry import open_dataset
     from segstudio.engine.checkpoint import CONFIG_FILE
-    from segstudio.engine.evaluate import evaluate_checkpoint, evaluate_folder, run_to_end, select_samples
+    from segstudio.engine.evaluate import evaluate_checkpoint, evaluate_folder, select_samples
 
     dataset = open_dataset(args.dataset, format=args.format)
     if (args.checkpoint / CONFIG_FILE).is_file():
@@ -52,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
 
             workspace = open_cache_workspace(args.workspace, dataset_root=dataset.root)
         try:
-            result = run_to_end(evaluate_checkpoint(dataset, predictor, samples=samples, ignore_index=args.ignore_index,
+            result = _drain(args, evaluate_checkpoint(dataset, predictor, samples=samples, ignore_index=args.ignore_index,
                                                     workspace=workspace, split=args.split))
         finally:
             if workspace is not None:
                 workspace.close()
     else:
         samples = select_samples(dataset, args.split)
-        result = run_to_end(evaluate_folder(dataset, args.checkpoint, samples=samples, ignore_index=args.ignore_index,
+        result = _drain(args, evaluate_folder(dataset, args.checkpoint, samples=samples, ignore_index=args.ignore_index,
                                             split=args.split))
     doc = result.to_dict(per_sample=args.per_sample)
     # a sample whose GT or prediction cannot be read is left out and listed; the exit code says so (1)

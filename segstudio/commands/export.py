@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+
+from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+
+EXAMPLES = """examples:
+  segstudio export ~/data/lungs --to coco --out ~/exports/lungs-coco
+  segstudio export ~/data/lungs --to nnunet --out ~/exports/nnunet --status accepted,corrected --split train,val
+  segstudio export ~/data/road --to binary-pngs --out /tmp/road --classes road --rename road=drivable
+  segstudio export ~/data/lungs --to coco --out /tmp/x --progress json 2> progress.jsonl
+"""
 
 HELP = "export the dataset with its corrections to a format (filters, versions, renaming; manifest + change report)"
 
@@ -42,35 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="writer option, repeatable (see docs/formats.md)")
     parser.add_argument("--workspace", type=Path, metavar="DIR", help="workspace to read (default: the dataset's)")
     parser.add_argument("--format", metavar="NAME", help="source format, when detection is ambiguous")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def _fmt_time(s: float | None) -> str:
-    if s is None:
-        return "--:--"
-    s = int(s)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
-
-
-class ProgressBar:
-    """One line on a terminal (redrawn at most 10 times a second), nothing otherwise."""
-
-    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
-        self.stream, self.enabled, self.last = stream, enabled, 0.0
-
-    def update(self, done: int, total: int, eta_s: float | None) -> None:
-        if not self.enabled or total <= 0:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.1 and done < total:
-            return
-        self.last = now
-        width = 30
-        filled = int(width * done / total)
-        self.stream.write(f"\rexport [{'#' * filled}{'.' * (width - filled)}] {done}/{total} eta {_fmt_time(eta_s)}")
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
+    add_progress_arguments(parser, quiet_help="no progress bar")
 
 
 def _open_workspace(folder: Path | None, dataset_root: Path) -> Any:
@@ -109,18 +89,20 @@ def run(args: argparse.Namespace) -> int:
     ds = open_dataset(args.dataset, format=args.format)
     ws = _open_workspace(args.workspace, Path(ds.root))
     events = None
+    bar: Progress | None = None
     try:
         req = ExportRequest(
             dataset=ds, workspace=ws, to=args.to, out=args.out, statuses=args.status, splits=args.split,
             classes=tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None,
             rename=rename, version=args.version, predictions=args.predictions, options=options,
         )
-        bar = ProgressBar(sys.stderr, enabled=not args.quiet and sys.stderr.isatty())
+        bar = Progress("export", mode=progress_mode(args))
         events = run_export(req)
         for ev in events:
             if isinstance(ev, ExportProgress):
-                bar.update(ev.done, ev.total, ev.eta_s)
+                bar.update(ev.done, ev.total, eta_s=ev.eta_s)
             elif isinstance(ev, ExportFinished):
+                bar.close()
                 c = ev.counts
                 used = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.items()
                                  if k not in ("images", "changed", "files"))
@@ -129,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(ev, ExportCancelled):
                 return 130
     finally:
+        if bar is not None:
+            bar.close()
         if events is not None:
             events.close()  # Ctrl+C: the unfinished export's temp folder goes now, not at garbage collection
         if ws is not None:

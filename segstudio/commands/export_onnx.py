@@ -6,6 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+EXAMPLES = """examples:
+  segstudio export-onnx runs/lungs/checkpoints/best --out lungs.onnx
+  segstudio export-onnx runs/lungs/checkpoints/best --out lungs.onnx --opset 18 --json
+"""
+
 HELP = "export a checkpoint to ONNX with a parity check"
 
 

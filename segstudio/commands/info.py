@@ -7,6 +7,15 @@ import json
 import sys
 from typing import Any
 
+from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+
+EXAMPLES = """examples:
+  segstudio info resources/samples/lungs
+  segstudio info ~/data/road --stats            # + per-class pixel frequencies (progress on stderr)
+  segstudio info ~/data/coco.json --json > report.json
+  segstudio info ~/data/road --stats --progress json 2> progress.jsonl
+"""
+
 HELP = "describe a dataset: format, classes, splits, image sizes, problems (--stats: class pixel frequencies)"
 
 
@@ -23,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="format option, repeatable: multilabel=true, overlap=smallest, images=cxr, classes=bg,lesion",
     )
+    add_progress_arguments(parser)
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -40,43 +50,30 @@ def parse_option(text: str) -> tuple[str, Any]:
     return key.strip(), value.strip()
 
 
-class _Bar:
-    """A one-line progress bar on stderr (only when stderr is a terminal, or when forced in tests)."""
-
-    def __init__(self, label: str, *, enabled: bool) -> None:
-        self.label, self.enabled = label, enabled
-
-    def update(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        width = 30
-        filled = int(width * done / total)
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def _run_scan(gen: Any, bar: _Bar) -> Any:
+def _run_scan(gen: Any, progress: Progress) -> Any:
     from segstudio.datasets.stats import ScanProgress
 
     result = None
-    for ev in gen:
-        if isinstance(ev, ScanProgress):
-            bar.update(ev.done, ev.total)
-        else:
-            result = ev
+    with progress:
+        for ev in gen:
+            if isinstance(ev, ScanProgress):
+                progress.update(ev.done, ev.total)
+            else:
+                result = ev
     return result
 
 
-def describe(path: str, *, format_name: str | None, options: dict[str, Any], stats: bool, progress: bool) -> dict[str, Any]:
-    """The report as a JSON-ready dict (raises ``DatasetError`` when the dataset cannot be opened)."""
+def describe(path: str, *, format_name: str | None, options: dict[str, Any], stats: bool,
+             progress: bool | str = "none") -> dict[str, Any]:
+    """The report as a JSON-ready dict (raises ``DatasetError`` when the dataset cannot be opened). ``progress``:
+    a mode of :mod:`segstudio.commands.progress` (``True``: a bar)."""
+    mode = "bar" if progress is True else ("none" if progress is False else progress)
     from segstudio.datasets.registry import detect, open_dataset
     from segstudio.datasets.stats import scan_sizes, scan_stats
 
     candidates = [] if format_name else [{"format": d.name, "confidence": round(d.confidence, 3)} for d in detect(path)]
     ds = open_dataset(path, format=format_name, **options)
-    sizes = _run_scan(scan_sizes(ds), _Bar("sizes", enabled=progress))
+    sizes = _run_scan(scan_sizes(ds), Progress("sizes", mode=mode))
     extra = list(sizes.problems)
     report: dict[str, Any] = {
         "path": str(ds.root),
@@ -92,7 +89,7 @@ def describe(path: str, *, format_name: str | None, options: dict[str, Any], sta
         "image_size": sizes.to_dict(),
     }
     if stats:
-        cs = _run_scan(scan_stats(ds), _Bar("masks", enabled=progress))
+        cs = _run_scan(scan_stats(ds), Progress("masks", mode=mode))
         extra += list(cs.problems)
         report["stats"] = cs.to_dict()
     report["problems"] = [p.to_dict() for p in ds.all_problems() + extra]
@@ -150,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             format_name=args.format,
             options=options,
             stats=args.stats,
-            progress=not args.json and sys.stderr.isatty(),
+            progress=progress_mode(args),
         )
     except AmbiguousFormatError as e:
         if args.json:

@@ -15,6 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+
+EXAMPLES = """examples:
+  segstudio predict runs/lungs/checkpoints/best ~/data/lungs --out ~/preds/lungs
+  segstudio ~/data/lungs --predictions ~/preds/lungs        # then review them in the app
+  segstudio predict runs/a/checkpoints/best ~/data/road --ensemble runs/b/checkpoints/best --mode tile \\
+      --tta hflip --post keep_largest --out /tmp/road-preds --progress json 2> progress.jsonl
+"""
+
 HELP = "run a checkpoint over a dataset and write masks"
 
 
@@ -64,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probabilities", type=Path, metavar="DIR", help="also write (K, H, W) float16 probabilities (.npz)")
     parser.add_argument("--uncertainty", type=Path, metavar="DIR", help="also write per-pixel entropy as 8-bit PNGs")
     add_inference_arguments(parser)
+    add_progress_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console")
 
 
@@ -96,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel()) if main_thread else None
     failed, done, cached = 0, 0, 0
     t0 = time.perf_counter()
+    bar = Progress("predict", mode=progress_mode(args))
     try:
         for r in predict(dataset, predictor, samples=samples, cancel=cancel, workspace=workspace):
             if isinstance(r, Prediction):
@@ -105,17 +116,17 @@ def run(args: argparse.Namespace) -> int:
                 cached += r.cached
             else:
                 failed += 1
-                print(f"failed: {r.sample_id}: {r.message}", file=sys.stderr)
-            if sys.stderr.isatty():
-                sys.stderr.write(f"\r{r.index + 1}/{r.total}")
+                bar.note(f"failed: {r.sample_id}: {r.message}")
+            bar.update(r.index + 1, r.total)
     finally:
+        bar.close(written=done, failed=failed, cached=cached, cancelled=cancel.cancelled)
         if main_thread:
             signal.signal(signal.SIGINT, previous)
         if workspace is not None:
             workspace.close()
     secs = time.perf_counter() - t0
     state = "stopped early: " if cancel.cancelled else ""
-    print(f"\r{state}{done} masks written to {args.out} in {secs:.1f}s on {predictor.device}"
+    print(f"{state}{done} masks written to {args.out} in {secs:.1f}s on {predictor.device}"
           f"{f' ({cached} from the workspace cache)' if cached else ''}{f', {failed} failed' if failed else ''}")
     if args.layout == "index":
         print(f"view them: segstudio {args.dataset} --predictions {args.out}")

@@ -10,6 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
+EXAMPLES = """examples:
+  segstudio restore-backup ~/data/lungs --list
+  segstudio restore-backup ~/data/lungs                     # the newest backup
+  segstudio restore-backup ~/data/lungs.segstudio 20240501-101500 --force
+"""
+
 HELP = "put back the GT files a write-back replaced (from <workspace>/backups/)"
 
 

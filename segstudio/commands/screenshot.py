@@ -6,6 +6,11 @@ import argparse
 import os
 from pathlib import Path
 
+EXAMPLES = """examples:
+  segstudio screenshot --out window.png                      # the bundled sample
+  segstudio screenshot ~/data/lungs --predictions ~/preds/lungs --view "gt|pred" --out review.png
+"""
+
 HELP = "render the main window offscreen to a PNG"
 
 

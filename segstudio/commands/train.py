@@ -9,11 +9,18 @@ from __future__ import annotations
 import argparse
 import math
 import signal
-import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+
+from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+
+EXAMPLES = """examples:
+  segstudio train ~/data/lungs --recipe lungs-lr --out runs/lungs
+  segstudio train ~/data/lungs --recipe lungs-lr --set epochs=5 --set image_size=256 --out runs/quick
+  segstudio train ~/data/lungs --workspace ~/data/lungs.segstudio --recipe lungs-lr --out runs/corrected
+  segstudio train ~/data/lungs --out runs/lungs --resume          # continue after Ctrl+C
+"""
 
 HELP = "train a model on a dataset (recipe or config)"
 
@@ -35,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train on the corrections saved in this workspace too (a correction replaces its sample's GT)",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar; print one line per epoch")
+    add_progress_arguments(parser, quiet_help="no progress bar; print one line per epoch")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console")
 
 
@@ -46,35 +53,34 @@ def _fmt_time(s: float | None) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
 
 
-class ProgressBar:
-    """One-line bar on a terminal (``\\r`` redraws), plain lines otherwise."""
+class EpochProgress:
+    """The trainer's events on the progress adapter: one bar per epoch (batches, loss, lr, the run's ETA);
+    ``line`` writes a summary line (epoch results, checkpoints) on stderr without breaking the bar."""
 
-    def __init__(self, stream: TextIO, *, quiet: bool = False) -> None:
-        self.stream = stream
-        self.tty = stream.isatty() and not quiet
-        self.quiet = quiet
-        self.last_draw = 0.0
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.bar: Progress | None = None
+        self.epoch: int | None = None
+        self.lines = Progress("train", mode=mode)  # its lines when no epoch bar is open
 
     def batch(self, ev: Any) -> None:
-        if not self.tty:
-            return
-        now = time.monotonic()
-        if now - self.last_draw < 0.1 and ev.step != ev.steps:
-            return
-        self.last_draw = now
-        width = 24
-        done = int(width * ev.step / max(ev.steps, 1))
-        bar = "#" * done + "-" * (width - done)
-        self.stream.write(
-            f"\repoch {ev.epoch + 1} [{bar}] {ev.step}/{ev.steps} loss {ev.loss:.4f} lr {ev.lr:.2e} eta {_fmt_time(ev.eta_s)}"
-        )
-        self.stream.flush()
+        if self.bar is None or self.epoch != ev.epoch:
+            self.end_epoch()
+            self.epoch = ev.epoch
+            self.bar = Progress(f"epoch {ev.epoch + 1}", ev.steps, mode=self.mode, unit="batch")
+        self.bar.update(ev.step, ev.steps, eta_s=ev.eta_s, loss=float(ev.loss), lr=float(ev.lr))
+
+    def end_epoch(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def line(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        (self.bar or self.lines).note(text)
+
+    def close(self) -> None:
+        self.end_epoch()
+        self.lines.close()
 
 
 def _load_config(args: argparse.Namespace) -> Any:
@@ -109,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         # that holds the workspace
         corrections = corrections_from(Workspace(args.workspace, read_only=True).versions)
     cancel = CancelToken()
-    bar = ProgressBar(sys.stderr, quiet=args.quiet)
+    bar = EpochProgress(progress_mode(args))
 
     def on_sigint(signum: int, frame: Any) -> None:
         if cancel.cancelled:
@@ -133,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(ev, BatchEnd):
                 bar.batch(ev)
             elif isinstance(ev, EpochEnd):
+                bar.end_epoch()
                 val = "" if ev.val_loss is None else f" val_loss {ev.val_loss:.4f} dice {ev.dice:.4f} iou {ev.iou:.4f}"
                 per = " ".join(f"{c.name}={c.dice:.3f}" for c in ev.per_class)
                 bar.line(
@@ -144,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(ev, Finished):
                 finished = ev
     finally:
+        bar.close()
         if main_thread:
             signal.signal(signal.SIGINT, previous)
     if finished is None:  # pragma: no cover - the generator always ends with Finished

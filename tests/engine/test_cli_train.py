@@ -48,7 +48,7 @@ def fake_open(monkeypatch):
 def test_ctrl_c_stops_cleanly_keeps_checkpoint_and_resumes(fake_open, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     fired = []
-    original = train_cmd.ProgressBar.batch
+    original = train_cmd.EpochProgress.batch
 
     def batch_then_interrupt(self, ev):
         original(self, ev)
@@ -56,14 +56,14 @@ def test_ctrl_c_stops_cleanly_keeps_checkpoint_and_resumes(fake_open, tmp_path, 
             fired.append(ev)
             signal.raise_signal(signal.SIGINT)  # what Ctrl+C delivers
 
-    monkeypatch.setattr(train_cmd.ProgressBar, "batch", batch_then_interrupt)
+    monkeypatch.setattr(train_cmd.EpochProgress, "batch", batch_then_interrupt)
     rc = train_cmd.run(_parse(["ds", *TINY, "--set", "epochs=2", "--out", str(out), "--set", "augment.preset=none"]))
     assert rc == 130
     assert "--resume" in capsys.readouterr().out
     assert (out / "checkpoints" / "last" / "model.safetensors").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
-    monkeypatch.setattr(train_cmd.ProgressBar, "batch", original)
+    monkeypatch.setattr(train_cmd.EpochProgress, "batch", original)
     rc = train_cmd.run(_parse(["ds", "--out", str(out), "--resume"]))
     assert rc == 0
     run = json.loads((out / "run.json").read_text())
