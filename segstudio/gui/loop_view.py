@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 
 from segstudio.gui.pseudo_labels import accept_predictions
 from segstudio.gui.review_queue import ReviewQueue
+from segstudio.workspace.queue import STRATEGIES
 
 if TYPE_CHECKING:
     from segstudio.gui.main_window import MainWindow
@@ -23,7 +24,12 @@ class LoopView(QObject):
         window.review_panel.sig_queue_next_requested.connect(self.go_next_in_queue)
         window.review_panel.sig_queue_strategy_changed.connect(self._on_queue_strategy_changed)
         window.training_panel.sig_promoted.connect(lambda _p: window.predictions_view.refresh_predictions())
-        window.session.sig_dataset_opened.connect(lambda _ds: window.review_panel.set_strategy(self.queue.strategy))
+        window.session.sig_dataset_opened.connect(self._on_session_dataset_opened)
+        # scores of a predictions folder arrive in the background: the queue's line follows them (coalesced)
+        self._info_timer = QTimer(self, singleShot=True, interval=200)
+        self._info_timer.timeout.connect(self.update_queue_info)
+        window.review.sig_scored.connect(lambda _sid, _comp: self._info_timer.start())
+        window.review.sig_scoring_finished.connect(self.update_queue_info)
 
     # the queue --------------------------------------------------------------------------------------------------
     def go_next_in_queue(self) -> None:
@@ -37,12 +43,18 @@ class LoopView(QObject):
         w.go_to_sample(nxt.sample_id)
         w.statusBar().showMessage(f"Next to review: {nxt.reason}", 6000)
 
+    def _on_session_dataset_opened(self, _ds: object) -> None:
+        self.w.review_panel.set_strategy(self.queue.strategy)
+        self.update_queue_info()
+
     def _on_queue_strategy_changed(self, key: str) -> None:
         self.queue.set_strategy(key)
         self.update_queue_info()
 
     def update_queue_info(self) -> None:
+        self._info_timer.stop()
         cur = self.w.session.current
+        self.w.review_panel.set_strategy_notes({k: self.queue.unavailable(k) for k in STRATEGIES})
         self.w.review_panel.set_queue_info(self.queue.describe(cur.sample.id if cur is not None else None))
 
     # pseudo-labels ----------------------------------------------------------------------------------------------

@@ -1,24 +1,30 @@
 """The "next to review" queue in the window: which sample comes next under the chosen strategy (see
-``segstudio.workspace.queue``), from the model's per-sample figures the app writes when it predicts."""
+``segstudio.workspace.queue``), from the per-sample figures of the current prediction source: the model's, written
+when the app predicts, or a predictions folder's, written when the review controller scores it."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
 
+from segstudio.datasets.predictions import PredictionFolder
 from segstudio.gui.review import ReviewController
 from segstudio.workspace.queue import (
     MODEL_METRICS_KEY,
     QUEUE_FIELDS,
+    SOURCE_FOLDER,
+    SOURCE_MODEL,
     STRATEGIES,
     QueueItem,
+    default_strategy,
     next_in_queue,
     review_queue,
+    unavailable_reason,
 )
 from segstudio.workspace.records import MetricsEntry
 
 #: workspace state key of the chosen strategy
 STRATEGY_STATE_KEY = "review_queue_strategy"
-DEFAULT_STRATEGY = "uncertainty"
+DEFAULT_STRATEGY = default_strategy(SOURCE_MODEL)
 
 
 class ReviewQueue(QObject):
@@ -27,10 +33,20 @@ class ReviewQueue(QObject):
         self.review = review
 
     @property
+    def source(self) -> str:
+        """``SOURCE_FOLDER`` while a predictions folder is the prediction source, else ``SOURCE_MODEL``."""
+        return SOURCE_FOLDER if isinstance(self.review.predictions, PredictionFolder) else SOURCE_MODEL
+
+    @property
     def strategy(self) -> str:
         ws = self.review.workspace
         value = ws.state.get(STRATEGY_STATE_KEY) if ws is not None else None
-        return value if isinstance(value, str) and value in STRATEGIES else DEFAULT_STRATEGY
+        # until the user chooses, the first strategy that works with what is open
+        return value if isinstance(value, str) and value in STRATEGIES else default_strategy(self.source)
+
+    def unavailable(self, strategy: str | None = None) -> str | None:
+        """Why ``strategy`` (default: the chosen one) cannot work with the current prediction source."""
+        return unavailable_reason(self.strategy if strategy is None else strategy, source=self.source)
 
     def set_strategy(self, key: str) -> None:
         ws = self.review.workspace
@@ -41,8 +57,10 @@ class ReviewQueue(QObject):
         ws, ds = self.review.workspace, self.review.dataset
         if ws is None or ds is None:
             return []
-        # only the fields the queue reads: this runs on every image change
-        return [e for e in ws.metrics.entries(key=MODEL_METRICS_KEY, data_fields=QUEUE_FIELDS) if e.sample_id in ds]
+        # the scores of the current source (model or predictions folder); only the fields the queue reads: this
+        # runs on every image change
+        key = self.review.metrics_key if self.source == SOURCE_FOLDER else MODEL_METRICS_KEY
+        return [e for e in ws.metrics.entries(key=key, data_fields=QUEUE_FIELDS) if e.sample_id in ds]
 
     def items(self, entries: list[MetricsEntry] | None = None) -> list[QueueItem]:
         ws, ds = self.review.workspace, self.review.dataset
@@ -66,6 +84,12 @@ class ReviewQueue(QObject):
         items = self.items(entries)
         nxt = next_in_queue(items, current)
         if nxt is None:
+            reason = self.unavailable()
+            if reason is not None:
+                return reason
+            if not entries and self.source == SOURCE_FOLDER:
+                return ("No scores for the predictions folder yet: they are computed in the background (the "
+                        "folder needs predictions of images with GT or a correction).")
             if not entries:
                 return "No model predictions yet: predict the images (Model menu) to fill the queue."
             if self.strategy == "pseudo-labels":

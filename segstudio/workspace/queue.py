@@ -12,7 +12,11 @@ by another model. Strategies:
   candidates to accept as labels after a look.
 
 Samples already decided (accepted, corrected, rejected, flagged) leave the queue, except under ``pseudo-labels``
-where only accepted or corrected ones do (a flagged unlabelled image may still deserve a label). Pure Python.
+where only accepted or corrected ones do (a flagged unlabelled image may still deserve a label).
+
+The figures may also come from a predictions folder the user opened (``SOURCE_FOLDER``): its per-sample entries
+(key ``"gt-vs-predictions-folder"``, written when the app scores the folder) carry ``mean_dice`` only, so
+``disagreement`` works with them and the others say why they do not (``unavailable_reason``). Pure Python.
 """
 
 from __future__ import annotations
@@ -25,7 +29,18 @@ from typing import Any
 from segstudio.workspace.model_predictions import MODEL_METRICS_KEY
 from segstudio.workspace.records import MetricsEntry, ReviewStatus
 
-__all__ = ["MODEL_METRICS_KEY", "QUEUE_FIELDS", "STRATEGIES", "QueueItem", "next_in_queue", "review_queue"]
+__all__ = [
+    "MODEL_METRICS_KEY",
+    "QUEUE_FIELDS",
+    "SOURCE_FOLDER",
+    "SOURCE_MODEL",
+    "STRATEGIES",
+    "QueueItem",
+    "default_strategy",
+    "next_in_queue",
+    "review_queue",
+    "unavailable_reason",
+]
 
 #: the fields of an entry's ``data`` the queue reads (``MetricsStore.entries(data_fields=...)``)
 QUEUE_FIELDS = ("uncertainty", "change")
@@ -36,6 +51,31 @@ STRATEGIES: dict[str, str] = {
     "changed": "Changed most since the last model",
     "pseudo-labels": "Confident predictions on unlabelled images",
 }
+
+#: where the queue's figures come from: the model's predictions in the workspace, or a predictions folder
+SOURCE_MODEL = "model"
+SOURCE_FOLDER = "folder"
+
+#: why a strategy cannot work from a predictions folder (a folder holds label maps: no uncertainty, one model)
+_FOLDER_UNAVAILABLE = {
+    "uncertainty": "Most uncertain needs the model's own predictions (a predictions folder holds label maps, "
+                   "without the model's uncertainty): choose disagreement, or predict with a model.",
+    "changed": "Changed since the last model needs the predictions of two models; a predictions folder is one "
+               "set of predictions: choose disagreement, or predict with two models in turn.",
+    "pseudo-labels": "Confident predictions need the model's uncertainty, which a predictions folder does not "
+                     "hold: predict with a model to find pseudo-label candidates.",
+}
+
+
+def unavailable_reason(strategy: str, *, source: str) -> str | None:
+    """Why ``strategy`` cannot order samples from ``source`` (``SOURCE_MODEL`` / ``SOURCE_FOLDER``); ``None``
+    when it can."""
+    return _FOLDER_UNAVAILABLE.get(strategy) if source == SOURCE_FOLDER else None
+
+
+def default_strategy(source: str) -> str:
+    """The strategy used until the user picks one: the first that works from ``source``."""
+    return next(k for k in STRATEGIES if unavailable_reason(k, source=source) is None)
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,21 @@ def test_metrics_entries_of_a_key_round_trip(tmp_path) -> None:
         assert light[0].data == {"change": 0.25, "missing": None} and light[0].mean_dice == pytest.approx(0.9)
     finally:
         ws.close()
+
+
+def test_a_predictions_folder_orders_by_disagreement_only() -> None:
+    from segstudio.workspace.queue import (
+        SOURCE_FOLDER,
+        SOURCE_MODEL,
+        STRATEGIES,
+        default_strategy,
+        unavailable_reason,
+    )
+
+    assert all(unavailable_reason(k, source=SOURCE_MODEL) is None for k in STRATEGIES)
+    assert unavailable_reason("disagreement", source=SOURCE_FOLDER) is None
+    assert "two models" in (unavailable_reason("changed", source=SOURCE_FOLDER) or "")
+    assert "uncertainty" in (unavailable_reason("uncertainty", source=SOURCE_FOLDER) or "")
+    assert unavailable_reason("pseudo-labels", source=SOURCE_FOLDER) is not None
+    assert default_strategy(SOURCE_MODEL) == "uncertainty"
+    assert default_strategy(SOURCE_FOLDER) == "disagreement"

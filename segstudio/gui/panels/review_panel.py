@@ -112,8 +112,9 @@ class ReviewPanel(QWidget):
         self.queue_strategy.setObjectName("queueStrategy")
         for key, label in STRATEGIES.items():
             self.queue_strategy.addItem(label, key)
-        self.queue_strategy.setToolTip("How the next sample to review is chosen, from the current model's "
-                                       "predictions (predict the images first)")
+        self.queue_strategy.setToolTip("How the next sample to review is chosen, from the predictions' scores: the "
+                                       "model's (predict the images first) or an opened predictions folder's "
+                                       "(disagreement only)")
         self.queue_strategy.currentIndexChanged.connect(
             lambda _i: self.sig_queue_strategy_changed.emit(self.strategy()))
         self.queue_next = QPushButton("Next to review (Q)")
@@ -150,6 +151,16 @@ class ReviewPanel(QWidget):
         i = self.queue_strategy.findData(key)
         if i >= 0:
             self.queue_strategy.setCurrentIndex(i)
+
+    def set_strategy_notes(self, notes: dict[str, str | None]) -> None:
+        """Mark the strategies that cannot work with what is open: ``notes[key]`` says why (``None``: it works).
+        They stay selectable (the choice is remembered for when a model is there) but say "model only"."""
+        for i in range(self.queue_strategy.count()):
+            key = str(self.queue_strategy.itemData(i))
+            note = notes.get(key)
+            label = STRATEGIES.get(key, key)
+            self.queue_strategy.setItemText(i, f"{label} (model only)" if note else label)
+            self.queue_strategy.setItemData(i, note, Qt.ItemDataRole.ToolTipRole)
 
     def set_queue_info(self, text: str) -> None:
         self.queue_info.setText(text)
