@@ -1,0 +1,89 @@
+"""Edit → Preferences and the getting-started tour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QLabel, QWidget
+
+from segstudio.core.settings import AppSettings, dataset_key, load_settings, save_settings
+from segstudio.core.types import ClassSchema
+from segstudio.gui.actions import build_actions
+from segstudio.gui.preferences_dialog import PreferencesDialog, apply_shortcuts
+
+
+class _Host(QWidget):
+    """Every handler the actions table names, doing nothing."""
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self
+
+    def __call__(self, *a: object) -> None:
+        return None
+
+
+def test_dialog_edits_land_in_result_settings(qtbot) -> None:
+    host = _Host()
+    qtbot.addWidget(host)
+    actions = build_actions(host)
+    schema = ClassSchema.from_names(["background", "left lung", "right lung"])
+    dlg = PreferencesDialog(AppSettings(), schema=schema, dataset_root="/data/mc", actions=actions)
+    qtbot.addWidget(dlg)
+    applied: list[AppSettings] = []
+    dlg.sig_applied.connect(applied.append)
+
+    dlg.set_class_colour("left lung", (10, 20, 30))
+    assert dlg.class_colours()["left lung"] == (10, 20, 30)
+    assert dlg.class_colours()["right lung"] != (10, 20, 30)
+    dlg.opacity.setValue(80)
+    dlg.mask_style.setCurrentIndex(dlg.mask_style.findData("contour"))
+    dlg.autosave.setValue(30)
+    dlg.reviewer.setText("  Dr Ada ")
+    dlg.threads.setValue(3)
+    dlg.ws_radios["user_data"].setChecked(True)
+    assert dlg.set_shortcut("save", "Ctrl+Shift+S")
+    # "A" is Accept's: refused, with a message naming the holder, and nothing changed
+    assert not dlg.set_shortcut("export", "A")
+    assert "Accept" in dlg.shortcut_message.text()
+    assert not dlg.set_shortcut("export", "3")  # class keys are taken too
+    assert dlg.shortcut("export") == ("Ctrl+E",)
+
+    s = dlg.result_settings()
+    assert s.colours.by_dataset == {dataset_key("/data/mc"): {"left lung": (10, 20, 30)}}
+    assert s.overlay.opacity == 0.8 and s.overlay.contour_only
+    assert (s.autosave_s, s.reviewer, s.compute.threads, s.workspace.location) == (30, "Dr Ada", 3, "user_data")
+    assert s.shortcuts == {"save": ("Ctrl+Shift+S",)}
+
+    dlg.apply()
+    assert applied == [s]
+    apply_shortcuts(actions, s.shortcuts)
+    assert actions["save"].shortcut().toString() == "Ctrl+Shift+S"
+    dlg.reset_all_shortcuts()
+    assert dlg.result_settings().shortcuts == {}
+    apply_shortcuts(actions, {})
+    assert actions["save"].shortcut().toString() == "Ctrl+S"
+
+
+def test_class_wide_colour_and_reset(qtbot) -> None:
+    schema = ClassSchema.from_names(["bg", "lesion"])
+    start = AppSettings().colours
+    dlg = PreferencesDialog(AppSettings(), schema=schema)  # no dataset root: the pick is for the class name
+    qtbot.addWidget(dlg)
+    dlg.set_class_colour("lesion", (1, 2, 3))
+    assert dlg.result_settings().colours.by_class == {"lesion": (1, 2, 3)}
+    dlg.reset_colours.click()
+    assert dlg.result_settings().colours == start
+
+
+def test_dialog_without_schema_or_actions_still_works(qtbot, tmp_path: Path) -> None:
+    s = AppSettings(reviewer="x", shortcuts={"next": ("J",)})
+    dlg = PreferencesDialog(s, schema=None, actions=None)
+    qtbot.addWidget(dlg)
+    assert dlg.findChild(QLabel, "prefsNoSchema") is not None
+    assert dlg.shortcut("next") == ("J",)
+    out = dlg.result_settings()
+    assert out == s
+    save_settings(out, tmp_path / "s.json")
+    assert load_settings(tmp_path / "s.json") == s
