@@ -91,15 +91,23 @@ class DropOverlay(QWidget):
         self.label = QLabel(self)
         self.label.setObjectName("dropOverlayText")
         self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.label.setWordWrap(True)
+        self.hint = QLabel(self)
+        self.hint.setObjectName("dropOverlayHint")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(24, 24, 24, 24)
+        lay.setContentsMargins(48, 48, 48, 48)
+        lay.addStretch(1)
         lay.addWidget(self.label)
+        lay.addWidget(self.hint)
+        lay.addStretch(1)
         self.hide()
         parent.installEventFilter(self)
 
-    def show_text(self, text: str) -> None:
+    def show_text(self, text: str, hint: str = "") -> None:
         self.label.setText(text)
+        self.hint.setText(hint)
+        self.hint.setVisible(bool(hint))
         self.setGeometry(self.parentWidget().rect())
         self.raise_()
         self.show()
@@ -129,7 +137,7 @@ class DropController(QObject):
             event.ignore()
             return
         event.acceptProposedAction()
-        self.overlay.show_text(self._describe(paths[0]))
+        self.overlay.show_text(*self._describe(paths[0]))
 
     def drag_left(self) -> None:
         self.overlay.hide()
@@ -156,10 +164,10 @@ class DropController(QObject):
         elif kind is DropAs.DATASET:
             self._open_dataset(path)
 
-    def _describe(self, path: Path) -> str:
-        # cheap on purpose (this runs on every drag-enter): no sniffing, no listing
-        what = "folder" if path.is_dir() else "file"
+    def _describe(self, path: Path) -> tuple[str, str]:
+        """(headline, hint) for the overlay; cheap on purpose (it runs on every drag-enter): no sniffing."""
+        text = f"Drop to open “{path.name}”"
         if self._dataset() is not None and path.is_dir():
-            return (f"Drop to open the {what}\n{path.name}\n\nas a dataset, or as predictions for the open "
-                    "dataset when its masks are named like its images")
-        return f"Drop to open the {what}\n{path.name}"
+            return text, ("A folder of masks named like the open dataset's images can become its prediction "
+                          "layer instead: you will be asked.")
+        return text, "A dataset folder, an annotation file (COCO, labelme…) or a workspace."

@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         self.actions_["tool_brush"].setChecked(True)
         self.drops = DropController(self, dataset=lambda: self.session.dataset, open_dataset=self.open_dataset,
                                     open_predictions=self.open_predictions)
+        self._layout_before_start: QByteArray | None = None
         self._wire()
         self._restore_geometry()
         self.show_start_screen()
@@ -300,11 +301,24 @@ class MainWindow(QMainWindow):
         ds = self.session.dataset
         self.start_screen.set_back_target(ds.root.name if ds is not None else None)
         self.start_screen.set_recent(self.settings.recent_datasets)
+        if ds is not None and self._layout_before_start is None:
+            # the docks describe the open dataset: out of the way on the start screen, back as they were after it
+            # (saveState keeps which tab of a tabified group was in front). Not at startup: hiding them there
+            # changes the window's minimum size before the restored geometry applies.
+            self._layout_before_start = self.saveState()
+            for d in self.docks:
+                d.hide()
         self.pages.setCurrentWidget(self.start_screen)
 
     def show_review_page(self) -> None:
         if self.session.dataset is not None:
+            self._restore_docks()
             self.pages.setCurrentWidget(self.split)
+
+    def _restore_docks(self) -> None:
+        if self._layout_before_start is not None:
+            self.restoreState(self._layout_before_start)
+            self._layout_before_start = None
 
     # drag and drop (gui.drop decides what a drop is) ----------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
@@ -512,6 +526,7 @@ class MainWindow(QMainWindow):
 
     # handlers ---------------------------------------------------------------------------------------------------
     def _on_session_dataset_opened(self, ds: Dataset) -> None:
+        self._restore_docks()
         self.pages.setCurrentWidget(self.split)
         self.browser.set_dataset(ds)
         self.browser.model_.set_reviews(self.review.reviews())
@@ -738,6 +753,7 @@ class MainWindow(QMainWindow):
         self.start_screen.shutdown()
         self.browser.model_.thumbnails.shutdown()  # no thumbnail is written to the cache after the window closed
         self.review.close()
+        self._restore_docks()  # the layout saved is the review page's, not the start screen's
         qs = window_settings()
         qs.setValue("geometry", self.saveGeometry())
         qs.setValue("state", self.saveState())

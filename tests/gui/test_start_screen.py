@@ -85,12 +85,13 @@ def test_start_screen_lists_recent_datasets_with_progress_and_opens_one(qtbot, t
     qtbot.waitUntil(lambda: win.editor.target is not None, timeout=10_000)
     assert win.session.dataset is not None and win.session.dataset.root == reviewed.resolve()
     assert not win.review.read_only
-    assert win.pages.currentWidget() is win.split
+    assert win.pages.currentWidget() is win.split and win.docks.browser.isVisible()
     # File → Start Screen mid-session, and back
     win.actions_["start_screen"].trigger()
     assert win.pages.currentWidget() is screen and screen.back_button.isVisibleTo(screen)
+    assert not win.docks.browser.isVisible()  # the docks describe the dataset: hidden on the start screen
     screen.back_button.click()
-    assert win.pages.currentWidget() is win.split
+    assert win.pages.currentWidget() is win.split and win.docks.browser.isVisible()
     _finish(win)
 
 
