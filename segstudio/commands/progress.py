@@ -135,8 +135,11 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # a script reading the JSON sees that it ended early, and why
+            self.close(error=exc_type.__name__)
 
 
 def _plain(v: Any) -> Any:

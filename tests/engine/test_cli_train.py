@@ -103,3 +103,24 @@ def test_workspace_corrections_reach_the_trainer(fake_open, tmp_path, monkeypatc
     rc = train_cmd.run(_parse(["ds", *TINY, "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "r"), "--quiet"]))
     assert rc == 0
     assert list(seen) == ["img0.png"] and (seen["img0.png"]() == 2).all()
+
+
+def test_train_progress_json_one_event_per_batch_and_epoch_lines_as_messages(fake_open, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = train_cmd.run(_parse(["ds", *TINY, "--set", "augment.preset=none", "--out", str(out), "--progress", "json"]))
+    assert rc == 0
+    cap = capsys.readouterr()
+    events = [json.loads(line) for line in cap.err.splitlines() if line.strip()]  # every stderr line is JSON
+    batches = [e for e in events if e["event"] == "progress"]
+    assert [e["done"] for e in batches] == [1, 2] and all(e["label"] == "epoch 1" and "loss" in e for e in batches)
+    assert any(e["event"] == "message" and e["text"].startswith("epoch 1: loss") for e in events)
+    assert any(e["event"] == "done" and e["label"] == "epoch 1" for e in events)
+    assert "best checkpoint" in cap.out and "{" not in cap.out
+
+
+def test_train_quiet_prints_epoch_lines_but_no_bar(fake_open, tmp_path, capsys):
+    rc = train_cmd.run(_parse(["ds", *TINY, "--set", "augment.preset=none", "--out", str(tmp_path / "r"),
+                               "--quiet", "--progress", "bar"]))
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "epoch 1: loss" in err and "batch/s" not in err and "\r" not in err

@@ -94,3 +94,32 @@ def test_predict_beside_the_app_reads_the_held_workspace_and_writes_nothing(tmp_
         holder.communicate("\n", timeout=30)
     with Workspace(ws) as w:
         assert sorted((e.sample_id, e.checkpoint_id) for e in w.predictions.entries()) == before
+
+
+def test_predict_and_evaluate_progress_json_on_stderr_result_on_stdout(tmp_path, capsys, monkeypatch):
+    import json
+
+    from segstudio.commands import evaluate as evaluate_cmd
+
+    torch.set_num_threads(1)
+    names = ("background", "foreground")
+    ck = train_tiny(tmp_path / "a", size=32, epochs=1, names=names)
+    src = make_dataset(n=3, size=48, names=names, seed=9)
+    monkeypatch.setattr("segstudio.datasets.registry.open_dataset", lambda path, format=None: src)
+    out = tmp_path / "out"
+    assert _predict([str(ck), "ds", "--out", str(out), "--progress", "json"]) == 0
+    cap = capsys.readouterr()
+    events = [json.loads(line) for line in cap.err.splitlines() if line.strip()]  # only JSON lines
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [e["done"] for e in progress] == [1, 2, 3] and all(e["total"] == 3 for e in progress)
+    assert events[-1]["event"] == "done" and events[-1]["written"] == 3 and events[-1]["failed"] == 0
+    assert "3 masks written" in cap.out and "{" not in cap.out
+
+    parser = argparse.ArgumentParser()
+    evaluate_cmd.add_arguments(parser)
+    assert evaluate_cmd.run(parser.parse_args([str(out), "ds", "--json", "--progress", "json"])) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["samples"] == 3  # stdout: the result only
+    events = [json.loads(line) for line in cap.err.splitlines() if line.strip()]
+    assert [e["done"] for e in events if e["event"] == "progress"] == [1, 2, 3]
+    assert events[-1]["event"] == "done" and events[-1]["label"] == "evaluate"
