@@ -435,7 +435,7 @@ class PreferencesDialog(QDialog):
         self.colour_table.setRowCount(len(cols))
         for r, (name, rgb) in enumerate(cols.items()):
             self.colour_table.setItem(r, 0, QTableWidgetItem(name))
-            item = QTableWidgetItem(_swatch(rgb), "#%02x%02x%02x" % rgb)
+            item = QTableWidgetItem(_swatch(rgb), f"#{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}")
             item.setToolTip("Double-click to pick another colour")
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.colour_table.setItem(r, 1, item)

@@ -87,3 +87,58 @@ def test_dialog_without_schema_or_actions_still_works(qtbot, tmp_path: Path) -> 
     assert out == s
     save_settings(out, tmp_path / "s.json")
     assert load_settings(tmp_path / "s.json") == s
+
+
+def test_tour_walks_five_steps_on_the_window_and_does_not_block_it(window, qtbot) -> None:
+    from segstudio.gui.tour import Tour
+
+    tour = Tour(window)
+    done: list[bool] = []
+    tour.sig_finished.connect(done.append)
+    tour.start()
+    b = tour.bubble
+    assert b.isVisible() and b.parent() is window and not b.isWindow()  # a child: the rest takes input
+    assert tour.anchor_widget("open") is not None and tour.highlight.isVisible()
+    assert window.geometry().contains(b.geometry().translated(window.pos())) or b.x() >= 0
+    titles = []
+    for i in range(5):
+        assert tour.index == i and "of 5" in b.counter.text()
+        titles.append(b.title.text())
+        b.next.click()
+    assert [t.split(" ", 1)[1] for t in titles] == ["Open a dataset", "Compare", "Correct", "Retrain", "Export"]
+    assert done == [True] and not b.isVisible() and not tour.active
+    assert window.settings.show_tour  # nothing ticked: still shown at start
+
+
+def test_tour_back_skip_and_dont_show_again_persists(window, qtbot) -> None:
+    from segstudio.gui.tour import Tour
+
+    tour = Tour(window)
+    done: list[bool] = []
+    tour.sig_finished.connect(done.append)
+    tour.start()
+    assert not tour.bubble.back.isEnabled()
+    tour.bubble.next.click()
+    tour.bubble.back.click()
+    assert tour.index == 0
+    tour.bubble.dont_show.setChecked(True)
+    tour.bubble.skip.click()
+    assert done == [False] and not tour.bubble.isVisible()
+    assert window.settings.show_tour is False
+    assert load_settings().show_tour is False
+    again = Tour(window)  # Help → Getting Started Tour still works, and shows the box ticked
+    again.start()
+    assert again.bubble.isVisible() and again.bubble.dont_show.isChecked()
+    again.skip()
+
+
+def test_tour_anchors_by_mapping_and_missing_ones_centre(window, qtbot) -> None:
+    from segstudio.gui.tour import Tour
+
+    tour = Tour(window, anchors={"open": window.browser, "compare": "noSuchWidget"})
+    tour.start()
+    assert tour.anchor_widget("open") is window.browser
+    tour.next()
+    assert tour.anchor_widget("compare") is None and not tour.highlight.isVisible()
+    assert tour.bubble.arrow_side == ""
+    tour.skip()
