@@ -1,13 +1,17 @@
 """Sample browser widget: the "Samples" dock — filter bar, the virtual sample table and a progress summary.
 
 The model and its sort/filter proxies live in ``browser_model`` (see there for how 10,000 rows stay cheap).
+Names are elided in the middle ("MCUCX…0_0.png": the numbers that tell samples apart stay), the full id and path
+are the name's tooltip, and the header's state (column widths, order, sort) is remembered in ``window.ini`` beside
+the window's geometry (DESIGN rule 9: ``QSettings`` for window and view state only).
 """
 
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QModelIndex, QPersistentModelIndex, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -21,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.errors import UnknownKeyError
+from segstudio.core.paths import config_dir
 from segstudio.datasets.base import Dataset
 from segstudio.gui.browser_model import (
     COLUMNS,
@@ -41,6 +46,19 @@ from segstudio.gui.thumbnails import THUMBNAIL_PX
 log = logging.getLogger(__name__)
 
 Index = QModelIndex | QPersistentModelIndex
+
+#: ``window.ini`` key of the sample table's header state (``QHeaderView.saveState``: widths, order, sort)
+HEADER_STATE_KEY = "browser/header"
+#: the name column keeps room for the dataset's names up to this many average characters beside the thumbnail
+#: ("MCUCXR_0004_0.png" whole: eliding it hides the digits that tell samples apart); longer names elide in the
+#: middle rather than widen the window
+_NAME_MIN_CHARS, _NAME_MAX_CHARS = 8, 22
+
+
+def view_settings() -> QSettings:
+    """The file the main window keeps its geometry in (``config_dir()/window.ini``)."""
+    return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
 
 class SampleBrowser(QWidget):
     """The "Samples" dock: filter bar, the sample table and a one-line progress summary.
@@ -98,6 +116,15 @@ class SampleBrowser(QWidget):
                     self.proxy.rowsRemoved, self.proxy.layoutChanged, self.proxy.modelReset):
             sig.connect(self._on_rows_changed)
         self.model_.modelReset.connect(self._on_model_reset)
+        # the header's state is saved a moment after the user last dragged or sorted, and when the table hides
+        self._save_timer = QTimer(self, singleShot=True, interval=500)
+        self._save_timer.timeout.connect(self.save_view_state)
+        self._sizing = False  # programmatic resizing: not the user's choice, not saved
+        self._restored = self._restore_view_state()
+        hh = self.view.horizontalHeader()
+        for sig in (hh.sectionResized, hh.sectionMoved, hh.sortIndicatorChanged):
+            sig.connect(self._on_header_changed)
+        self._fit_minimum_width()
         self._refresh_summary()
 
     def _build_view(self, px: int) -> QTableView:
@@ -123,10 +150,11 @@ class SampleBrowser(QWidget):
         hh.setSortIndicatorClearable(True)  # a third click goes back to dataset order
         hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         view.setSortingEnabled(True)
+        hh.setSectionsMovable(True)  # the name stays first (Qt's default); the order is remembered
+        # the name takes what the other columns leave; its minimum is kept by the view's (see _fit_minimum_width)
         hh.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         fm = view.fontMetrics()
-        hh.setMinimumSectionSize(40)
-        view.setMinimumWidth(px + fm.horizontalAdvance("MCUCXR_0000_0.png") + 3 * fm.horizontalAdvance("0.000") + 60)
+        hh.setMinimumSectionSize(fm.horizontalAdvance(HEADERS[PROBLEMS]) + 20)
         for col, sample in ((SPLIT, "train"), (STATUS, "unreviewed"), (DICE, "0.000"), (IOU, "0.000"),
                             (PROBLEMS, "99")):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
@@ -139,8 +167,55 @@ class SampleBrowser(QWidget):
 
     def set_score_columns_visible(self, visible: bool) -> None:
         """Dice and IoU columns only make sense with predictions; without them the name gets the room."""
-        self.view.setColumnHidden(DICE, not visible)
-        self.view.setColumnHidden(IOU, not visible)
+        self._sizing = True
+        try:
+            self.view.setColumnHidden(DICE, not visible)
+            self.view.setColumnHidden(IOU, not visible)
+        finally:
+            self._sizing = False
+        self._fit_minimum_width()
+
+    # the header's state -----------------------------------------------------------------------------------------
+    def save_view_state(self) -> None:
+        """Remember the column widths, order and sort (the window also calls this when it closes)."""
+        self._save_timer.stop()
+        qs = view_settings()
+        qs.setValue(HEADER_STATE_KEY, self.view.horizontalHeader().saveState())
+        qs.sync()
+
+    def _restore_view_state(self) -> bool:
+        state = view_settings().value(HEADER_STATE_KEY)
+        hh = self.view.horizontalHeader()
+        if not isinstance(state, QByteArray) or not hh.restoreState(state):
+            return False
+        # a file from an older layout must not leave the name squeezed or unstretched
+        hh.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        col = hh.sortIndicatorSection()
+        if 0 <= col < len(COLUMNS):
+            self.proxy.sort(col, hh.sortIndicatorOrder())
+        return True
+
+    def _fit_minimum_width(self) -> None:
+        """The table is never narrower than the visible columns plus a readable name: the dock (and so the
+        window) keeps room for "MCUCXR_0004_0.png" beside the Dice and IoU columns (longer names elide in the middle)."""
+        view, hh = self.view, self.view.horizontalHeader()
+        fm = view.fontMetrics()
+        names = [str(self.model_.data(self.model_.index(r, NAME))) for r in range(min(200, self.model_.rowCount()))]
+        text = max((fm.horizontalAdvance(n) for n in names), default=0)
+        text = min(max(text, _NAME_MIN_CHARS * fm.averageCharWidth()), _NAME_MAX_CHARS * fm.averageCharWidth())
+        name = view.iconSize().width() + text + 16  # icon, its spacing and the cell's margins
+        others = sum(hh.sectionSize(c) for c in range(hh.count()) if c != NAME and not hh.isSectionHidden(c))
+        scroll = view.verticalScrollBar().sizeHint().width()
+        view.setMinimumWidth(name + others + scroll + 2 * view.frameWidth())
+
+    def _on_header_changed(self, *_args: object) -> None:
+        if not self._sizing:
+            self._save_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802
+        if self._save_timer.isActive():  # the window is closing: what the user just dragged is not lost
+            self.save_view_state()
+        super().hideEvent(event)
 
     # navigation -------------------------------------------------------------------------------------------------
     def current_id(self) -> str | None:
@@ -298,10 +373,15 @@ class SampleBrowser(QWidget):
         ds = self.model_.dataset
         splits = {s.split for s in ds.samples if s.split} if ds is not None else set()
         # a column of dashes only takes room from the names; otherwise as wide as the longest split name
-        self.view.setColumnHidden(SPLIT, not splits)
-        if splits:
-            fm = self.view.fontMetrics()
-            self.view.setColumnWidth(SPLIT, max(fm.horizontalAdvance(t) for t in (*splits, HEADERS[SPLIT])) + 24)
+        self._sizing = True
+        try:
+            self.view.setColumnHidden(SPLIT, not splits)
+            if splits and not self._restored:  # a width the user chose wins over the fitted one
+                fm = self.view.fontMetrics()
+                self.view.setColumnWidth(SPLIT, max(fm.horizontalAdvance(t) for t in (*splits, HEADERS[SPLIT])) + 24)
+        finally:
+            self._sizing = False
+        self._fit_minimum_width()
         self._current_id = None
         self.proxy.pinned = -1
         self._unpin_row = -1

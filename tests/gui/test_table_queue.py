@@ -68,3 +68,87 @@ def test_model_only_strategies_say_why_with_a_predictions_folder(montgomery_wind
     win.actions_["next_in_queue"].trigger()
     assert win.session.current.sample.id == first
     assert "two models" in win.statusBar().currentMessage()
+
+
+# the table ------------------------------------------------------------------------------------------------------
+def _browser(qtbot, n: int = 30):
+    """A browser over ``n`` in-memory samples ``s/img_<i>.png`` (no files)."""
+    import numpy as np
+
+    from segstudio.core.types import ClassInfo, ClassSchema
+    from segstudio.datasets.base import Dataset, Sample
+    from segstudio.gui.browser import SampleBrowser
+
+    schema = ClassSchema(classes=(ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "lesion", (255, 0, 0))))
+    samples = [Sample(id=f"s/img_{i}.png", image=Path(f"/nowhere/s/img_{i}.png"), gt=f"s/img_{i}.png")
+               for i in range(n)]
+    ds = Dataset(root=Path("/nowhere"), format_name="test", schema=schema, samples=samples,
+                 read_image=lambda _d, _s: np.zeros((8, 8), np.uint8),
+                 read_gt=lambda _d, _s: np.zeros((8, 8), np.uint8))
+    b = SampleBrowser()
+    qtbot.addWidget(b)
+    b.resize(700, 500)
+    b.show()
+    qtbot.waitExposed(b)
+    b.set_dataset(ds)
+    return b
+
+
+def test_names_elide_in_the_middle_with_the_full_name_as_tooltip(qtbot) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from segstudio.gui.browser_model import NAME
+
+    b = _browser(qtbot)
+    assert b.view.textElideMode() == Qt.TextElideMode.ElideMiddle
+    opt = QStyleOptionViewItem()
+    b.view.initViewItemOption(opt)  # what the name column's delegate paints with
+    assert opt.textElideMode == Qt.TextElideMode.ElideMiddle
+    assert b.view.itemDelegateForColumn(NAME) is None or b.view.itemDelegateForColumn(NAME) is b.view.itemDelegate()
+    idx = b.proxy.index(3, NAME)
+    tip = str(idx.data(Qt.ItemDataRole.ToolTipRole))
+    assert tip.splitlines()[0] == "s/img_3.png"
+    # elided in the middle: the numbers at the end that tell samples apart stay
+    fm = b.view.fontMetrics()
+    elided = fm.elidedText("MCUCXR_0004_0.png", opt.textElideMode, fm.horizontalAdvance("MCUCX…0_0.png"))
+    assert elided.startswith("MCUC") and elided.endswith("0.png") and "…" in elided
+
+
+def test_column_widths_order_and_sort_survive_a_restart(qtbot) -> None:
+    from segstudio.core.paths import config_dir
+    from segstudio.gui.browser import HEADER_STATE_KEY, view_settings
+    from segstudio.gui.browser_model import DICE, IOU, STATUS
+
+    b = _browser(qtbot)
+    b.set_score_columns_visible(True)
+    hh = b.view.horizontalHeader()
+    hh.resizeSection(STATUS, 151)
+    hh.resizeSection(DICE, 77)
+    hh.moveSection(hh.visualIndex(IOU), hh.visualIndex(STATUS))  # IoU before Review
+    b.sort_by("dice", ascending=False)
+    b.hide()  # the window closing: the pending save is written now
+    assert view_settings().contains(HEADER_STATE_KEY)
+    assert view_settings().fileName().startswith(str(config_dir()))  # the test's own config dir
+    b.deleteLater()
+
+    again = _browser(qtbot)
+    again.set_score_columns_visible(True)
+    hh2 = again.view.horizontalHeader()
+    assert hh2.sectionSize(STATUS) == 151
+    assert hh2.sectionSize(DICE) == 77
+    assert hh2.visualIndex(IOU) < hh2.visualIndex(STATUS)
+    assert again.sort_state() == ("dice", False)
+    ids = again.visible_ids()
+    assert ids and ids[0] == again.model_.sample_id(again.proxy.dataset_row(0))
+
+
+def test_default_window_shows_montgomery_names_whole_beside_the_scores(montgomery_window: MainWindow) -> None:
+    from segstudio.gui.browser_model import DICE, NAME
+
+    win = montgomery_window
+    view = win.browser.view
+    assert not view.isColumnHidden(DICE)
+    fm = view.fontMetrics()
+    need = view.iconSize().width() + fm.horizontalAdvance("MCUCXR_0004_0.png")
+    assert view.horizontalHeader().sectionSize(NAME) >= need
