@@ -59,11 +59,11 @@ def test_model_only_strategies_say_why_with_a_predictions_folder(montgomery_wind
     combo = panel.queue_strategy
     panel.set_strategy("uncertainty")
     assert "uncertainty" in panel.queue_info.text() and "predictions folder" in panel.queue_info.text()
-    assert "(model only)" in combo.itemText(combo.findData("uncertainty"))
+    assert "Model only" in combo.itemText(combo.findData("uncertainty"))
     panel.set_strategy("changed")
     assert "two models" in panel.queue_info.text()
-    assert "(model only)" in combo.itemText(combo.findData("changed"))
-    assert "(model only)" not in combo.itemText(combo.findData("disagreement"))
+    assert "Model only" in combo.itemText(combo.findData("changed"))
+    assert "Model only" not in combo.itemText(combo.findData("disagreement"))
     first = win.session.current.sample.id
     win.actions_["next_in_queue"].trigger()
     assert win.session.current.sample.id == first

@@ -154,12 +154,12 @@ class ReviewPanel(QWidget):
 
     def set_strategy_notes(self, notes: dict[str, str | None]) -> None:
         """Mark the strategies that cannot work with what is open: ``notes[key]`` says why (``None``: it works).
-        They stay selectable (the choice is remembered for when a model is there) but say "model only"."""
+        They stay selectable (the choice is remembered for when a model is there) but say "Model only"."""
         for i in range(self.queue_strategy.count()):
             key = str(self.queue_strategy.itemData(i))
             note = notes.get(key)
             label = STRATEGIES.get(key, key)
-            self.queue_strategy.setItemText(i, f"{label} (model only)" if note else label)
+            self.queue_strategy.setItemText(i, f"Model only: {label}" if note else label)  # the box is narrow
             self.queue_strategy.setItemData(i, note, Qt.ItemDataRole.ToolTipRole)
 
     def set_queue_info(self, text: str) -> None:
