@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QPainter, QPainterPath, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Anchor = QWidget | QAction | str
 ACCENT = QColor("#8fb8e8")
-BUBBLE_BG = QColor("#1b2430")
+BUBBLE_BG = QColor("#262a33")  # the stylesheet's widget background, so the labels blend in
 ARROW = 12
 
 
@@ -209,6 +209,7 @@ class Tour(QObject):
         b.back.setEnabled(self.index > 0)
         b.next.setText("Finish" if self.index == len(self.steps) - 1 else "Next")
         self._place()
+        QTimer.singleShot(0, self._place_if_active)  # a dock just raised lays out on the next turn
         b.show()
         b.raise_()
         b.next.setFocus()
@@ -230,7 +231,7 @@ class Tour(QObject):
             w = a
         if w is not None and not w.isVisible():
             dock = _dock_of(w)
-            if dock is not None and dock.isVisible():
+            if dock is not None and dock.toggleViewAction().isChecked():
                 dock.raise_()  # tabbed behind another dock: bring it forward
         return w if w is not None and w.isVisible() else None
 
@@ -243,6 +244,10 @@ class Tour(QObject):
         menu_bar = getattr(self.window, "menuBar", None)
         return menu_bar() if callable(menu_bar) else None
 
+    def _place_if_active(self) -> None:
+        if self.active:
+            self._place()
+
     def _place(self) -> None:
         step = self.steps[self.index]
         b, win = self.bubble, self.window
@@ -250,13 +255,13 @@ class Tour(QObject):
         size = b.sizeHint()
         b.resize(b.width(), size.height())
         target = self.anchor_widget(step.key)
-        if target is None:
+        r = QRect(target.mapTo(win, QPoint(0, 0)), target.size()) if target is not None else QRect()
+        if target is None or not win.rect().contains(r.center()):
             self.highlight.hide()
             b.arrow_side = ""
             b.move((win.width() - b.width()) // 2, (win.height() - b.height()) // 2)
             b.update()
             return
-        r = QRect(target.mapTo(win, QPoint(0, 0)), target.size())
         self.highlight.setGeometry(r.adjusted(-4, -4, 4, 4))
         self.highlight.show()
         self.highlight.raise_()
@@ -271,7 +276,7 @@ class Tour(QObject):
             side, pos = "top", QPoint(cx, r.bottom() + 2)
         else:
             side, pos = "bottom", QPoint(cx, max(0, r.top() - h - 2))
-        b.move(pos)
+        b.move(min(max(pos.x(), 0), max(0, W - w)), min(max(pos.y(), 0), max(0, H - h)))
         b.arrow_side = side
         if side in ("left", "right"):
             b.arrow_at = min(max(r.center().y() - pos.y(), 2 * ARROW + 8), h - 2 * ARROW - 8)
