@@ -128,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             raise
 
+    if args_list and not args_list[0].startswith("-"):  # `segstudio inof PATH`: the typo, not argparse's complaint
+        problem = _missing_path(argparse.Namespace(dataset=args_list[0], predictions=None), commands)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
     ns = _gui_parser(commands).parse_args(args_list)
     problem = _missing_path(ns, commands)
     if problem:

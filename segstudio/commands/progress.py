@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -73,8 +74,10 @@ class Progress:
         if self._bar is None:
             from tqdm import tqdm
 
+            # a terminal that reports no width (a bare pty) would get an empty bar: 80 columns there
+            sized = _columns(self.stream) > 0
             self._bar = tqdm(total=self.total, desc=self.label, unit=self.unit, file=self.stream,
-                             dynamic_ncols=True, mininterval=0.1, leave=True)
+                             dynamic_ncols=sized, ncols=None if sized else 80, mininterval=0.1, leave=True)
         return self._bar
 
     def _emit(self, obj: dict[str, Any]) -> None:
@@ -140,6 +143,13 @@ class Progress:
             self.close()
         else:  # a script reading the JSON sees that it ended early, and why
             self.close(error=exc_type.__name__)
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 80  # not a real file (tests): tqdm's own default
 
 
 def _plain(v: Any) -> Any:

@@ -46,6 +46,12 @@ def test_a_typo_of_a_command_is_an_error_with_a_suggestion_and_no_window() -> No
     assert res.stdout == ""
 
 
+def test_a_typo_followed_by_arguments_still_names_the_typo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["inof", str(SAMPLE), "--stats"]) == 2
+    err = capsys.readouterr().err
+    assert "'inof' is not a command" in err and "Did you mean: segstudio info?" in err
+
+
 def test_a_path_that_does_not_exist_is_an_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dataset"
     res = _segstudio(str(missing))
