@@ -199,14 +199,34 @@ class SampleBrowser(QWidget):
         """The table is never narrower than the visible columns plus a readable name: the dock (and so the
         window) keeps room for "MCUCXR_0004_0.png" beside the Dice and IoU columns (longer names elide in the middle)."""
         view, hh = self.view, self.view.horizontalHeader()
+        if self.model_.rowCount() == 0:  # nothing listed: no claim on the window's width (the start screen)
+            view.setMinimumWidth(0)
+            return
         fm = view.fontMetrics()
-        names = [str(self.model_.data(self.model_.index(r, NAME))) for r in range(min(200, self.model_.rowCount()))]
-        text = max((fm.horizontalAdvance(n) for n in names), default=0)
-        text = min(max(text, _NAME_MIN_CHARS * fm.averageCharWidth()), _NAME_MAX_CHARS * fm.averageCharWidth())
+        # A floor, not the names' full width: a hard minimum as wide as the longest name pushed the first window past
+        # a 1366 px screen. The dock starts wide enough for the names when the window has room (preferred_width).
+        text = _NAME_MIN_CHARS * fm.averageCharWidth()
         name = view.iconSize().width() + text + 16  # icon, its spacing and the cell's margins
         others = sum(hh.sectionSize(c) for c in range(hh.count()) if c != NAME and not hh.isSectionHidden(c))
         scroll = view.verticalScrollBar().sizeHint().width()
         view.setMinimumWidth(name + others + scroll + 2 * view.frameWidth())
+        names = [str(self.model_.data(self.model_.index(r, NAME))) for r in range(min(200, self.model_.rowCount()))]
+        full = max((fm.horizontalAdvance(n) for n in names), default=0)
+        full = min(max(full, text), _NAME_MAX_CHARS * fm.averageCharWidth())
+        self._prefer_width(view.iconSize().width() + full + 16 + others + scroll + 2 * view.frameWidth())
+
+    def _prefer_width(self, width: int) -> None:
+        """Widen the dock holding the table to ``width`` where the window has room (the central view keeps its
+        minimum): the names show whole at a usual window size, and a small screen still fits the window."""
+        from PySide6.QtWidgets import QDockWidget, QMainWindow
+
+        dock = self.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        window = dock.parentWidget() if dock is not None else None
+        if dock is None or not isinstance(window, QMainWindow) or dock.isFloating() or dock.width() >= width:
+            return
+        window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
 
     def _on_header_changed(self, *_args: object) -> None:
         if not self._sizing:

@@ -143,12 +143,26 @@ def test_column_widths_order_and_sort_survive_a_restart(qtbot) -> None:
     assert ids and ids[0] == again.model_.sample_id(again.proxy.dataset_row(0))
 
 
-def test_default_window_shows_montgomery_names_whole_beside_the_scores(montgomery_window: MainWindow) -> None:
+def test_names_stay_readable_beside_the_scores_and_show_whole_where_there_is_room(
+        qtbot, montgomery: Path, montgomery_predictions: tuple[Path, str]) -> None:
+    """At 1200 px the table keeps a readable floor (never a bare "…") without pushing the window wider than asked;
+    in a window with room the dock widens so the Montgomery names show whole beside Dice and IoU."""
     from segstudio.gui.browser_model import DICE, NAME
 
-    win = montgomery_window
-    view = win.browser.view
-    assert not view.isColumnHidden(DICE)
-    fm = view.fontMetrics()
-    need = view.iconSize().width() + fm.horizontalAdvance("MCUCXR_0004_0.png")
-    assert view.horizontalHeader().sectionSize(NAME) >= need
+    folder, _worst = montgomery_predictions
+    for width, whole in ((1200, False), (1600, True)):
+        win = MainWindow()
+        qtbot.addWidget(win)
+        win.resize(width, 800)
+        win.show()
+        qtbot.waitExposed(win)
+        assert win.open_dataset(montgomery, predictions=folder) is not None
+        qtbot.waitUntil(lambda w=win: w.editor.target is not None, timeout=10_000)
+        view = win.browser.view
+        assert not view.isColumnHidden(DICE)
+        fm = view.fontMetrics()
+        floor = view.iconSize().width() + 8 * fm.averageCharWidth()
+        need = view.iconSize().width() + fm.horizontalAdvance("MCUCXR_0004_0.png")
+        assert view.horizontalHeader().sectionSize(NAME) >= (need if whole else floor)
+        assert win.width() <= max(width, win.minimumSizeHint().width())
+        win.close()
