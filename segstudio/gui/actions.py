@@ -75,6 +75,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("replace_class", "Re&place Class…", "&Edit", "run_mask_op", (), "fa5s.exchange-alt",
                arg="replace_class"),
     # Tools
+    ActionSpec("preferences", "Pre&ferences…", "&Edit", "show_preferences", ("Ctrl+,",), "fa5s.cog",
+               "Colours, opacity, autosave, device and threads, workspace location, reviewer, shortcuts",
+               separator_before=True),
     ActionSpec("tool_pan", "&Pan / Zoom", "&Tools", "set_tool", ("H",), "fa5s.hand-paper", "Pan and zoom (H)",
                True, "tools", "pan", "tool"),
     ActionSpec("tool_brush", "&Brush", "&Tools", "set_tool", ("B",), "fa5s.paint-brush",
@@ -172,6 +175,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Stop the prediction run after the current batch; what is predicted stays (Ctrl+.)"),
     # Help
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", ("F1",), "fa5s.keyboard"),
+    ActionSpec("tour", "Getting Started &Tour", "&Help", "show_tour", (), "fa5s.route",
+               "Five steps through the window: open, compare, correct, retrain, export"),
     ActionSpec("about", "&About segstudio", "&Help", "show_about", (), "fa5s.info-circle"),
     ActionSpec("open_logs", "Open &Log Folder", "&Help", "open_log_folder", (), "fa5s.file-alt"),
 )

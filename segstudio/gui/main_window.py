@@ -43,10 +43,19 @@ from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.predictions_view import PredictionsView
+from segstudio.gui.preferences_dialog import (
+    PreferencesDialog,
+    apply_compute,
+    apply_settings,
+    apply_shortcuts,
+    apply_workspace_location,
+    effective_schema,
+)
 from segstudio.gui.review import ReviewController
 from segstudio.gui.shortcuts import ShortcutsDialog
 from segstudio.gui.split_view import SplitView
 from segstudio.gui.start_screen import StartScreen
+from segstudio.gui.tour import Tour
 from segstudio.gui.training import TrainingController
 from segstudio.gui.view import ViewController
 from segstudio.gui.window_chrome import (
@@ -120,9 +129,15 @@ class MainWindow(QMainWindow):
 
         self._autosave_failed = False
         self.autosave = QTimer(self)
-        self.autosave.setInterval(AUTOSAVE_MS)
+        self.autosave.setInterval(max(1, self.settings.autosave_s) * 1000 if self.settings.autosave_s else AUTOSAVE_MS)
         self.autosave.timeout.connect(self._on_autosave_timeout)
-        self.autosave.start()
+        if self.settings.autosave_s != 0:
+            self.autosave.start()
+        # preferences the window applies at start (the dialog re-applies them when they change)
+        apply_shortcuts(self.actions_, self.settings.shortcuts)
+        apply_compute(self.training_panel, self.settings.compute)
+        apply_workspace_location(self.settings)
+        self._tour: Tour | None = None
 
         # GT and the error map by default: agreement shows the GT colours, disagreement is painted over them.
         # The prediction itself is one key (V) or one split view away.
@@ -185,6 +200,8 @@ class MainWindow(QMainWindow):
         self.save_current()
         try:
             ds = self.session.load(path, format_name=format_name)
+            # the colours the user chose (palette for datasets without colours, overrides) before any panel shows it
+            ds.schema = effective_schema(ds.schema, self.settings, str(Path(ds.root).resolve()))
         except AmbiguousFormatError as exc:
             choice = self._choose_format(path, [n for n, _ in exc.candidates])
             return self.open_dataset(path, format_name=choice, predictions=predictions) if choice else None
@@ -520,6 +537,35 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
+
+    def show_preferences(self) -> PreferencesDialog:
+        """Edit → Preferences…: one dialog over the typed settings; applied when accepted (non-blocking)."""
+        ds = self.session.dataset
+        dlg = PreferencesDialog(self.settings, schema=ds.schema if ds is not None else None,
+                                dataset_root=str(Path(ds.root).resolve()) if ds is not None else None,
+                                actions=self.actions_, parent=self)
+        dlg.sig_applied.connect(self._on_preferences_applied)
+        dlg.open()
+        return dlg
+
+    def _on_preferences_applied(self, new: AppSettings) -> None:
+        old = self.settings
+        apply_settings(self, old, new)
+        self._save_settings()
+        ds = self.session.dataset
+        if ds is not None and old.colours != new.colours:
+            ds.schema = effective_schema(ds.schema, new, str(Path(ds.root).resolve()))
+            self.class_panel.set_schema(ds.schema)
+            self.layers_panel.set_schema(ds.schema)
+            self.session.reload_current()  # overlays drawn again in the new colours
+
+    def show_tour(self) -> Tour:
+        """Help → Getting Started Tour: five non-modal steps over the window."""
+        if self._tour is not None and self._tour.active:
+            self._tour.skip()
+        self._tour = Tour(self)
+        self._tour.start()
+        return self._tour
 
     def open_log_folder(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file().parent)))

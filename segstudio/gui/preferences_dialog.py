@@ -61,7 +61,15 @@ NATIVE = QKeySequence.SequenceFormat.NativeText
 #: Keys the window binds outside the actions table (class selection by number).
 RESERVED_KEYS: dict[str, str] = {str(d): f"selecting class {d}" for d in range(10)}
 WORKSPACE_ENV = "SEGSTUDIO_WORKSPACE_HOME"
-_ENV_FROM_OUTSIDE = os.environ.get(WORKSPACE_ENV)
+#: The value this module last put into ``WORKSPACE_ENV`` (None: it has not set one). Any other value there came
+#: from outside segstudio (the user's environment, a test harness) and wins over the preference.
+_set_here: str | None = None
+
+
+def workspace_env_from_outside() -> str | None:
+    """``SEGSTUDIO_WORKSPACE_HOME`` when it was set outside segstudio (it then wins over the preference)."""
+    current = os.environ.get(WORKSPACE_ENV)
+    return current if current is not None and current != _set_here else None
 
 
 def _norm(key: object) -> str:
@@ -85,14 +93,18 @@ def apply_shortcuts(actions: Mapping[str, QAction], overrides: Mapping[str, tupl
 
 def apply_workspace_location(settings: AppSettings) -> None:
     """Point ``SEGSTUDIO_WORKSPACE_HOME`` (read by ``workspace.locate``) at the chosen location for datasets
-    opened from now on. A value set in the environment before segstudio started wins and is left alone."""
-    if _ENV_FROM_OUTSIDE:
+    opened from now on. A value set outside segstudio (the environment, a test harness) wins and is left alone:
+    only a value this function set is ever changed or removed."""
+    global _set_here
+    if workspace_env_from_outside() is not None:
         return
     home = settings.workspace.home()
     if home is None:
-        os.environ.pop(WORKSPACE_ENV, None)
+        if _set_here is not None:
+            os.environ.pop(WORKSPACE_ENV, None)
+        _set_here = None
     else:
-        os.environ[WORKSPACE_ENV] = str(home)
+        os.environ[WORKSPACE_ENV] = _set_here = str(home)
 
 
 def effective_schema(schema: ClassSchema, settings: AppSettings, dataset_root: str | None) -> ClassSchema:
@@ -329,8 +341,9 @@ class PreferencesDialog(QDialog):
         row.addWidget(self.ws_folder, 1)
         row.addWidget(browse)
         lay.addLayout(row)
-        if _ENV_FROM_OUTSIDE:
-            env = QLabel(f"{WORKSPACE_ENV} is set ({_ENV_FROM_OUTSIDE}); it wins over this choice.", page)
+        outside = workspace_env_from_outside()
+        if outside:
+            env = QLabel(f"{WORKSPACE_ENV} is set ({outside}); it wins over this choice.", page)
             env.setObjectName("prefsWorkspaceEnv")
             env.setWordWrap(True)
             lay.addWidget(env)
