@@ -180,24 +180,24 @@ def _missing_path(ns: argparse.Namespace, commands: dict[str, tuple[str, str]]) 
     return None
 
 
-#: the libraries Qt's xcb platform plugin loads (find_library name -> Debian/Ubuntu package): tools/sysdeps.sh
-XCB_LIBRARIES: dict[str, str] = {
-    "xcb-cursor": "libxcb-cursor0",
-    "xcb-icccm": "libxcb-icccm4",
-    "xcb-keysyms": "libxcb-keysyms1",
-    "xcb-image": "libxcb-image0",
-    "xcb-render-util": "libxcb-render-util0",
-    "xcb-shape": "libxcb-shape0",
-    "xcb-randr": "libxcb-randr0",
-    "xcb-xkb": "libxcb-xkb1",
-    "xcb-xfixes": "libxcb-xfixes0",
-    "xkbcommon": "libxkbcommon0",
-    "xkbcommon-x11": "libxkbcommon-x11-0",
-    "EGL": "libegl1",
-    "GL": "libgl1",
-    "fontconfig": "libfontconfig1",
-    "dbus-1": "libdbus-1-3",
-    "glib-2.0": "libglib2.0-0",
+#: the libraries Qt's xcb platform plugin loads (name -> (soname, Debian/Ubuntu package)): tools/sysdeps.sh
+XCB_LIBRARIES: dict[str, tuple[str, str]] = {
+    "xcb-cursor": ("libxcb-cursor.so.0", "libxcb-cursor0"),
+    "xcb-icccm": ("libxcb-icccm.so.4", "libxcb-icccm4"),
+    "xcb-keysyms": ("libxcb-keysyms.so.1", "libxcb-keysyms1"),
+    "xcb-image": ("libxcb-image.so.0", "libxcb-image0"),
+    "xcb-render-util": ("libxcb-render-util.so.0", "libxcb-render-util0"),
+    "xcb-shape": ("libxcb-shape.so.0", "libxcb-shape0"),
+    "xcb-randr": ("libxcb-randr.so.0", "libxcb-randr0"),
+    "xcb-xkb": ("libxcb-xkb.so.1", "libxcb-xkb1"),
+    "xcb-xfixes": ("libxcb-xfixes.so.0", "libxcb-xfixes0"),
+    "xkbcommon": ("libxkbcommon.so.0", "libxkbcommon0"),
+    "xkbcommon-x11": ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0"),
+    "EGL": ("libEGL.so.1", "libegl1"),
+    "GL": ("libGL.so.1", "libgl1"),
+    "fontconfig": ("libfontconfig.so.1", "libfontconfig1"),
+    "dbus-1": ("libdbus-1.so.3", "libdbus-1-3"),
+    "glib-2.0": ("libglib-2.0.so.0", "libglib2.0-0"),
 }
 
 _OFFSCREEN_FIX = ("Without a display, `segstudio screenshot --out FILE` renders the window to a PNG, and "
@@ -233,13 +233,15 @@ def display_problem(environ: dict[str, str] | None = None) -> str | None:
 
 
 def _missing_xcb_libraries() -> dict[str, str]:
-    """The xcb plugin's libraries ``ctypes.util.find_library`` cannot find; empty when the lookup itself does not
-    work here (no ldconfig: it cannot find the C library either), so a working system is never refused."""
-    import ctypes.util
+    """The xcb plugin's libraries the dynamic loader cannot load, as name -> package. ``dlopen`` by soname asks
+    what Qt will ask, in-process and in ~10 ms; ``ctypes.util.find_library`` would spawn ldconfig (and gcc for
+    each missing one) on every start. Qt loads these libraries next anyway, so loading them early costs nothing."""
+    import ctypes
 
-    try:
-        if ctypes.util.find_library("c") is None:
-            return {}
-        return {lib: pkg for lib, pkg in XCB_LIBRARIES.items() if ctypes.util.find_library(lib) is None}
-    except Exception:  # noqa: BLE001 - a failing lookup must not stop the app; Qt reports what is missing itself
-        return {}
+    missing = {}
+    for lib, (soname, pkg) in XCB_LIBRARIES.items():
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            missing[lib] = pkg
+    return missing
