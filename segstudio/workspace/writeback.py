@@ -36,7 +36,7 @@ from segstudio.core.types import ClassSchema
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.binary import binary_values
 from segstudio.datasets.writing import DatasetExportError
-from segstudio.workspace.export import CancelLike, MaskChoice, choose_masks, load_choice
+from segstudio.workspace.export_masks import CancelLike, MaskChoice, choose_masks, load_choice
 from segstudio.workspace.records import ReviewStatus
 from segstudio.workspace.workspace import Workspace
 
