@@ -30,13 +30,11 @@ from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relat
 from segstudio.datasets.documents import describe, describe_error, read_text
 from segstudio.datasets.formats.paired import check_index_range
 from segstudio.datasets.formats.writer_kit import (
-    copy_file,
+    copy_with_mask,
     encode_grey_png,
     file_stem,
     flat_names,
-    load_export_mask,
     refuse_multilabel,
-    refuse_unknown_values,
     split_folder_name,
 )
 from segstudio.datasets.io import DatasetProblemError, is_file, read_mask
@@ -404,10 +402,8 @@ class CamVidSegNetWriter:
         for split, rows in lines.items():
             atomic_write_bytes(out / f"{split}.txt", "".join(rows).encode("utf-8"))
         for n, (it, split, name) in enumerate(zip(items, splits, names, strict=True), 1):
-            last = copy_file(it.image_path, out / split / name)
-            mask = load_export_mask(it, schema)
+            last, mask = copy_with_mask(it, out / split / name, schema=schema)
             if mask is not None:
-                refuse_unknown_values(mask, schema, it)
                 data = encode_grey_png(mask.astype(np.uint8, copy=False))
                 last = atomic_write_bytes(out / f"{split}annot" / f"{file_stem(name)}.png", data)
             yield WriteProgress(n, len(items), last)
@@ -441,10 +437,8 @@ class CamVidRGBWriter:
         atomic_write_bytes(out / "label_colors.txt", _label_colors(schema))
         for n, (it, split, name) in enumerate(zip(items, splits, names, strict=True), 1):
             folder = out / split if split else out
-            last = copy_file(it.image_path, folder / name)
-            mask = load_export_mask(it, schema)
+            last, mask = copy_with_mask(it, folder / name, schema=schema)
             if mask is not None:
-                refuse_unknown_values(mask, schema, it)
                 buf = io.BytesIO()
                 Image.fromarray(lut[mask.astype(np.uint8, copy=False)], mode="RGB").save(buf, format="PNG", compress_level=3)
                 last = atomic_write_bytes(folder / f"{file_stem(name)}_L.png", buf.getvalue())

@@ -42,6 +42,14 @@ from segstudio.datasets.documents import (
     get_str,
     read_json_object,
 )
+from segstudio.datasets.formats.writer_kit import (
+    classes_json,
+    copy_with_mask,
+    encode_grey_png,
+    file_stem,
+    flat_names,
+    safe_file_name,
+)
 from segstudio.datasets.io import DatasetProblemError, read_mask
 from segstudio.datasets.util import (
     check_same_size,
@@ -386,8 +394,6 @@ BACKGROUND_NAMES = frozenset({"background", "_background_", "bg"})
 def _folder_names(schema: ClassSchema, written: list[int]) -> dict[int, str]:
     """A folder name per written class id: the class name made a file name, never an image-folder or union-mask
     name (which would make paired-folders detection compete), unique ignoring case."""
-    from segstudio.datasets.formats.writer_kit import safe_file_name
-
     reserved = set(IMAGE_FOLDER_NAMES) | set(GENERIC_MASK_NAMES) | {"ignore"}
     out: dict[int, str] = {}
     taken: set[str] = set()
@@ -410,17 +416,6 @@ class ClassFoldersWriter:
     def write(
         self, items: Sequence[ExportItem], *, schema: ClassSchema, out: Path, options: Mapping[str, Any]
     ) -> Iterator[WriteProgress]:
-        # paired imports this module for its folder names, so its write helpers are imported here
-        from segstudio.datasets.formats.writer_kit import (
-            classes_json,
-            copy_file,
-            encode_grey_png,
-            file_stem,
-            flat_names,
-            load_export_mask,
-            refuse_unknown_values,
-        )
-
         if schema.multilabel:
             written = list(schema.ids)
         else:
@@ -442,11 +437,8 @@ class ClassFoldersWriter:
         if ignore_folder is not None and schema.ignore_index is not None:
             targets.append((schema.ignore_index, ignore_folder))
         for n, (it, name) in enumerate(zip(items, names, strict=True), 1):
-            last = copy_file(it.image_path, out / "images" / name)
-            mask = load_export_mask(it, schema)
+            last, mask = copy_with_mask(it, out / "images" / name, schema=schema)
             if mask is not None:
-                if not schema.multilabel:
-                    refuse_unknown_values(mask, schema, it)
                 for cid, folder in targets:
                     if schema.multilabel:
                         plane = (mask & np.uint64(1 << cid)) != 0

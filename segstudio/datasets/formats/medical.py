@@ -27,13 +27,11 @@ from segstudio.datasets.dicom_io import Window, dicom_window, is_dicom
 from segstudio.datasets.formats.paired import _read_gt as read_paired_gt
 from segstudio.datasets.formats.writer_kit import (
     classes_json,
-    copy_file,
+    copy_with_mask,
     encode_index_png,
     file_stem,
     flat_names,
-    load_export_mask,
     refuse_multilabel,
-    refuse_unknown_values,
 )
 from segstudio.datasets.io import DICOM_EXTENSIONS, DatasetProblemError
 from segstudio.datasets.util import (
@@ -220,10 +218,8 @@ class DicomWriter:
         atomic_write_bytes(out / "classes.json", classes_json(schema))
         (out / "masks").mkdir(parents=True, exist_ok=True)
         for n, (it, name) in enumerate(zip(items, names, strict=True), 1):
-            last = copy_file(it.image_path, out / name)
-            mask = load_export_mask(it, schema)
+            last, mask = copy_with_mask(it, out / name, schema=schema)
             if mask is not None:
-                refuse_unknown_values(mask, schema, it)
                 last = atomic_write_bytes(out / "masks" / f"{file_stem(name)}.png", encode_index_png(mask, schema))
             yield WriteProgress(n, len(items), last)
 

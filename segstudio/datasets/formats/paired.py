@@ -31,14 +31,12 @@ from segstudio.datasets.binary import to_foreground
 from segstudio.datasets.formats.class_folders import GENERIC_MASK_NAMES, IMAGE_FOLDER_NAMES, MASKISH_RE
 from segstudio.datasets.formats.writer_kit import (
     classes_json,
-    copy_file,
+    copy_with_mask,
     encode_index_png,
     file_stem,
     flat_names,
-    load_export_mask,
     refuse_bad_splits,
     refuse_multilabel,
-    refuse_unknown_values,
     split_folder_name,
 )
 from segstudio.datasets.io import DatasetProblemError, read_mask
@@ -257,8 +255,6 @@ FORMAT = PairedFoldersFormat()
 
 
 # --- writing (issue 14) ----------------------------------------------------------------------------------------------
-# The helpers below are shared by the folder writers (class-folders, PH2, CamVid, VOC, DICOM): the paired layout is
-# the simplest of them and the others already import from here.
 
 class PairedFoldersWriter:
     name = "paired-folders"
@@ -282,10 +278,8 @@ class PairedFoldersWriter:
         atomic_write_bytes(out / "classes.json", classes_json(schema))
         for n, (it, name) in enumerate(zip(items, names, strict=True), 1):
             base = folder(it)
-            last = copy_file(it.image_path, base / "images" / name)
-            mask = load_export_mask(it, schema)
+            last, mask = copy_with_mask(it, base / "images" / name, schema=schema)
             if mask is not None:
-                refuse_unknown_values(mask, schema, it)
                 last = atomic_write_bytes(base / "masks" / f"{file_stem(name)}.png", encode_index_png(mask, schema))
             yield WriteProgress(n, len(items), last)
 

@@ -29,7 +29,7 @@ from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema, default_colour
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
 from segstudio.datasets.binary import to_foreground
-from segstudio.datasets.formats.writer_kit import copy_file, load_export_mask
+from segstudio.datasets.formats.writer_kit import copy_image, load_export_mask
 from segstudio.datasets.io import read_mask
 from segstudio.datasets.util import (
     check_same_size,
@@ -228,7 +228,7 @@ class PH2Writer:
         for n, (it, case) in enumerate(zip(items, cases, strict=True), 1):
             img_dst = cases_root / case / f"{case}_Dermoscopic_Image" / f"{case}.bmp"
             if it.image_path.suffix.lower() == ".bmp":
-                last = copy_file(it.image_path, img_dst)
+                last = copy_image(it, img_dst)
             else:
                 img = it.load_image()
                 if img.dtype != np.uint8:

@@ -24,13 +24,11 @@ from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relat
 from segstudio.datasets.documents import describe, read_lines
 from segstudio.datasets.formats.paired import check_index_range
 from segstudio.datasets.formats.writer_kit import (
-    copy_file,
+    copy_with_mask,
     encode_palette_png,
     file_stem,
     flat_names,
-    load_export_mask,
     refuse_multilabel,
-    refuse_unknown_values,
     split_folder_name,
 )
 from segstudio.datasets.io import DatasetProblemError, read_mask
@@ -236,10 +234,8 @@ class VOCWriter:
         palette[VOID] = (224, 224, 192)
         (out / "SegmentationClass").mkdir(parents=True, exist_ok=True)  # the reader needs it even with no mask
         for n, (it, name) in enumerate(zip(items, names, strict=True), 1):
-            last = copy_file(it.image_path, out / "JPEGImages" / name)
-            mask = load_export_mask(it, schema)
+            last, mask = copy_with_mask(it, out / "JPEGImages" / name, schema=schema)
             if mask is not None:
-                refuse_unknown_values(mask, schema, it)
                 last = atomic_write_bytes(out / "SegmentationClass" / f"{file_stem(name)}.png",
                                           encode_palette_png(mask, palette))
             yield WriteProgress(n, len(items), last)

@@ -80,42 +80,15 @@ def file_stem(name: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
 
 
-def copy_file(src: Path, dst: Path) -> Path:
-    """``src`` copied byte for byte to ``dst`` (atomically: whole or absent)."""
-    try:
-        data = Path(src).read_bytes()
-    except OSError as e:
-        raise DatasetExportError(
-            f"Cannot read the source image ({e.strerror or e}).", path=src, fix="Check that the dataset is reachable."
-        ) from e
-    return atomic_write_bytes(dst, data)
-
-
 def load_export_mask(item: ExportItem, schema: ClassSchema) -> np.ndarray | None:
-    """The item's mask checked against ``schema`` (2-D; semantic values fit a PNG: at most 16 bits), or None."""
+    """The item's mask checked against ``schema`` (see ``checked_mask``), or None for an image without GT."""
     mask = item.load_mask()
-    if mask is None:
-        return None
-    if mask.ndim != 2 or mask.dtype.kind not in "ui":
-        raise DatasetExportError(
-            f"The mask of {item.sample_id} is {mask.dtype} {mask.shape}, not a 2-D integer mask.",
-            path=item.image_path, fix="This is a bug in the export; report it with the log file.",
-        )
-    if not schema.multilabel:
-        top = int(mask.max()) if mask.size else 0
-        if top > 65535:
-            raise DatasetExportError(
-                f"The mask of {item.sample_id} holds the value {top}, which no class of this semantic schema has.",
-                path=item.image_path, fix="Export with the multi-label schema, or check the class mapping.",
-            )
-    return mask
+    return None if mask is None else checked_mask(mask, schema=schema, item=item)
 
 
 def unknown_values(mask: np.ndarray, schema: ClassSchema) -> list[int]:
     """Values of a semantic ``mask`` that are neither a class id nor the ignore index."""
     if mask.dtype == np.uint8:
-        import cv2
-
         # a histogram: ~5x faster than bincount on a 1024² mask, and every exported mask is checked
         present = np.flatnonzero(cv2.calcHist([np.ascontiguousarray(mask)], [0], None, [256], [0, 256]).ravel())
     else:
@@ -124,14 +97,20 @@ def unknown_values(mask: np.ndarray, schema: ClassSchema) -> list[int]:
     return [int(v) for v in present if int(v) not in allowed]
 
 
-def refuse_unknown_values(mask: np.ndarray, schema: ClassSchema, item: ExportItem) -> None:
-    bad = unknown_values(mask, schema)
-    if bad:
-        raise DatasetExportError(
-            f"The mask of {item.sample_id} holds values with no class: {bad[:8]}; the classes are "
-            f"{sorted(schema.ids)}.",
-            path=item.image_path, fix="Check the class mapping of the export (merged or dropped classes).",
-        )
+def copy_with_mask(item: ExportItem, dest: Path, *, schema: ClassSchema) -> tuple[Path, np.ndarray | None]:
+    """The source image copied to ``dest`` (see ``copy_image``), and the item's checked mask or None; a semantic
+    mask holding a value with no class is refused, naming the sample (the folder writers' per-image step)."""
+    last = copy_image(item, dest)
+    mask = load_export_mask(item, schema)
+    if mask is not None and not schema.multilabel:
+        bad = unknown_values(mask, schema)
+        if bad:
+            raise DatasetExportError(
+                f"The mask of {item.sample_id} holds values with no class: {bad[:8]}; the classes are "
+                f"{sorted(schema.ids)}.",
+                path=item.image_path, fix="Check the class mapping of the export (merged or dropped classes).",
+            )
+    return last, mask
 
 
 #: Colour of ignore pixels in a palette when the ignore index is no class (VOC's void border colour).
@@ -328,9 +307,8 @@ def mask_or_shape(item: ExportItem, schema: ClassSchema) -> tuple[np.ndarray | N
     """The item's mask (checked) or None, and the image's ``(H, W)`` (the mask's; else read from the header)."""
     from segstudio.datasets.io import image_size
 
-    mask = item.load_mask()
+    mask = load_export_mask(item, schema)
     if mask is not None:
-        mask = checked_mask(mask, schema=schema, item=item)
         return mask, (int(mask.shape[0]), int(mask.shape[1]))
     w, h = image_size(item.image_path)
     return None, (h, w)
