@@ -92,8 +92,8 @@ WRITER_MODULES: dict[str, str] = {
     "camvid-segnet": "segstudio.datasets.formats.camvid:WRITER_SEGNET",
     "camvid-rgb": "segstudio.datasets.formats.camvid:WRITER_RGB",
     "coco": "segstudio.datasets.formats.coco:WRITER",
-    "labelme": "segstudio.datasets.formats.polygon_json:WRITER_LABELME",
-    "hand-bone": "segstudio.datasets.formats.polygon_json:WRITER_HAND_BONE",
+    "labelme": "segstudio.datasets.formats.polygon_json_write:WRITER_LABELME",
+    "hand-bone": "segstudio.datasets.formats.polygon_json_write:WRITER_HAND_BONE",
     "voc": "segstudio.datasets.formats.voc:WRITER",
     "dicom": "segstudio.datasets.formats.medical:WRITER_DICOM",
     # export-only layouts
