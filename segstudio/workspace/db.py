@@ -208,15 +208,32 @@ _REBUILD_FIX = (
 )
 
 
+def _primary_code(err: sqlite3.Error) -> int | None:
+    code = getattr(err, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _is_full(err: sqlite3.Error) -> bool:
+    return _primary_code(err) == sqlite3.SQLITE_FULL or "disk is full" in str(err).lower()
+
+
+def is_damage(err: sqlite3.Error) -> bool:
+    """True when ``err`` says the database file is damaged (not SQLite, a corrupt page): what :func:`db_error`
+    turns into a :class:`WorkspaceDamagedError`."""
+    if _is_full(err):
+        return False
+    low = str(err).lower()
+    return _primary_code(err) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in low or "not a database" in low
+
+
 def db_error(err: sqlite3.Error, path: Path, *, action: str = "read") -> SegstudioError:
     """Our error for an SQLite error met while doing ``action`` on the database at ``path``."""
-    code = getattr(err, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
+    primary = _primary_code(err)
     text = str(err)
     low = text.lower()
-    if primary == sqlite3.SQLITE_FULL or "disk is full" in low:
+    if _is_full(err):
         return disk_full_error(path, what="the workspace database", action=action)
-    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in low or "not a database" in low:
+    if is_damage(err):
         return WorkspaceDamagedError(f"The workspace database is damaged ({text}).", path=path, fix=_REBUILD_FIX)
     if primary == sqlite3.SQLITE_READONLY or "readonly" in low:
         return ReadOnlyError(

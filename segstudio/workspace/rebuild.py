@@ -35,7 +35,15 @@ from urllib.parse import quote
 
 from segstudio.core.atomic import fsync_dir, temp_path_for
 from segstudio.core.errors import SegstudioError, WorkspaceError, io_error
-from segstudio.workspace.db import SUSPECT_MARK, Database, WorkspaceDamagedError, db_error, migrate, to_db
+from segstudio.workspace.db import (
+    SUSPECT_MARK,
+    Database,
+    WorkspaceDamagedError,
+    db_error,
+    is_damage,
+    migrate,
+    to_db,
+)
 from segstudio.workspace.journal import _read_frames
 from segstudio.workspace.locate import slug
 from segstudio.workspace.maskio import read_mask
@@ -115,10 +123,6 @@ def _connect_ro(path: Path, *, snapshot: bool = False) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True, isolation_level=None)
 
 
-def _is_damage(err: sqlite3.Error) -> bool:
-    return isinstance(db_error(err, Path("x")), WorkspaceDamagedError)
-
-
 def assess(folder: Path, *, snapshot: bool = False) -> str | None:
     """Why ``workspace.sqlite`` in ``folder`` cannot be trusted (a phrase: "is empty (0 bytes)"), or ``None``
     when it is sound or absent with nothing to account for (a new workspace). Writes nothing (``snapshot``: not
@@ -144,7 +148,7 @@ def assess(folder: Path, *, snapshot: bool = False) -> str | None:
     try:
         conn = _connect_ro(path, snapshot=snapshot)
     except sqlite3.Error as e:
-        if _is_damage(e):
+        if is_damage(e):
             return f"is damaged ({e})"
         raise db_error(e, path, action="open") from e
     try:
@@ -168,7 +172,7 @@ def assess(folder: Path, *, snapshot: bool = False) -> str | None:
         if n_versions == 0 and _has_version_files(folder):
             return "knows none of the mask versions on disk"
     except sqlite3.Error as e:
-        if _is_damage(e):
+        if is_damage(e):
             return f"is damaged ({e})"
         raise db_error(e, path) from e
     finally:
