@@ -33,8 +33,8 @@ from segstudio.engine.config import (
     MAX_IMAGE_SIZE,
     NORMALIZATIONS,
     TrainConfig,
-    read_json_document,
 )
+from segstudio.engine.jsonfile import read_json_document
 from segstudio.engine.models import SegmentationModel, build_model
 from segstudio.engine.preprocess import Preprocessing
 from segstudio.engine.task import Task
