@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,90 +83,87 @@ def _open_checked(folder: Path) -> Any:
     return ws
 
 
+def _run_kill_trials(folder: Path, body: str, *, name: str, seed: int, figures: Any,
+                     count_lost: Callable[[Any, list[dict[str, Any]]], int]) -> None:
+    """Kill a child running ``body`` at random points; after each kill open the workspace checked and let
+    ``count_lost(ws, acks)`` count the bytes of acknowledged writes that are missing (there must be none)."""
+
+    def check(acks: list[dict[str, Any]]) -> int:
+        ws = _open_checked(folder)
+        try:
+            return count_lost(ws, acks)
+        finally:
+            ws.close()
+
+    report = kill_trials(child_code=_child(folder, body), trials=KILL_POINTS, check=check, seed=seed)
+    assert report.bytes_lost == 0
+    figures.add(f"kill.{name}.survived", report.survived)
+    figures.add("kill.bytes_lost", report.bytes_lost)
+
+
 def test_kill_during_mask_save(tmp_path: Path, figures: Any) -> None:
     from segstudio.workspace.maskio import read_mask
 
     folder = tmp_path / "ws"
     seen: dict[Path, str] = {}  # every version file any trial saw, and its checksum
 
-    def check(acks: list[dict[str, Any]]) -> int:
-        ws = _open_checked(folder)
-        try:
-            recorded = {}
-            for sid in ws.versions.corrected_ids():
-                for v in ws.versions.versions(sid):
-                    data = v.path.read_bytes()
-                    assert hashlib.sha256(data).hexdigest() == v.sha256, f"{v.path} differs from its checksum"
-                    ws.versions.load(v)
-                    recorded[v.path] = v.sha256
-            for p in folder.glob("masks/*/v*.*"):  # orphans (killed between file and row) are complete files
-                digest = hashlib.sha256(p.read_bytes()).hexdigest()
-                if p not in recorded:
-                    read_mask(p)
-                assert seen.setdefault(p, digest) == digest, f"{p} was overwritten"
-            lost = 0
-            for a in acks:
-                got = [v for v in ws.versions.versions(a["sample"]) if v.version == a["version"]]
-                if not got or got[0].sha256 != a["sha256"]:
-                    lost += int(a["bytes"])
-            return lost
-        finally:
-            ws.close()
+    def count_lost(ws: Any, acks: list[dict[str, Any]]) -> int:
+        recorded = {}
+        for sid in ws.versions.corrected_ids():
+            for v in ws.versions.versions(sid):
+                data = v.path.read_bytes()
+                assert hashlib.sha256(data).hexdigest() == v.sha256, f"{v.path} differs from its checksum"
+                ws.versions.load(v)
+                recorded[v.path] = v.sha256
+        for p in folder.glob("masks/*/v*.*"):  # orphans (killed between file and row) are complete files
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+            if p not in recorded:
+                read_mask(p)
+            assert seen.setdefault(p, digest) == digest, f"{p} was overwritten"
+        lost = 0
+        for a in acks:
+            got = [v for v in ws.versions.versions(a["sample"]) if v.version == a["version"]]
+            if not got or got[0].sha256 != a["sha256"]:
+                lost += int(a["bytes"])
+        return lost
 
-    report = kill_trials(child_code=_child(folder, _MASK_SAVE), trials=KILL_POINTS, check=check, seed=131)
-    assert report.bytes_lost == 0
-    figures.add("kill.mask_save.survived", report.survived)
-    figures.add("kill.bytes_lost", report.bytes_lost)
+    _run_kill_trials(folder, _MASK_SAVE, name="mask_save", seed=131, figures=figures, count_lost=count_lost)
 
 
 def test_kill_during_sqlite_write(tmp_path: Path, figures: Any) -> None:
     folder = tmp_path / "ws"
 
-    def check(acks: list[dict[str, Any]]) -> int:
-        ws = _open_checked(folder)
-        try:
-            lost = 0
-            for a in acks:
-                state = ws.reviews.get(a["sample"])
-                history = ws.reviews.history(a["sample"])
-                ok = state.comment == a["comment"] and [h.comment for h in history] == [a["comment"]]
-                ok = ok and ws.state.get(a["key"]) == {"i": a["i"]}
-                if not ok:
-                    lost += len(json.dumps(a))
-            return lost
-        finally:
-            ws.close()
+    def count_lost(ws: Any, acks: list[dict[str, Any]]) -> int:
+        lost = 0
+        for a in acks:
+            state = ws.reviews.get(a["sample"])
+            history = ws.reviews.history(a["sample"])
+            ok = state.comment == a["comment"] and [h.comment for h in history] == [a["comment"]]
+            ok = ok and ws.state.get(a["key"]) == {"i": a["i"]}
+            if not ok:
+                lost += len(json.dumps(a))
+        return lost
 
-    report = kill_trials(child_code=_child(folder, _SQLITE_WRITE), trials=KILL_POINTS, check=check, seed=132)
-    assert report.bytes_lost == 0
-    figures.add("kill.sqlite_write.survived", report.survived)
-    figures.add("kill.bytes_lost", report.bytes_lost)
+    _run_kill_trials(folder, _SQLITE_WRITE, name="sqlite_write", seed=132, figures=figures, count_lost=count_lost)
 
 
 def test_kill_during_journal_append(tmp_path: Path, figures: Any) -> None:
     folder = tmp_path / "ws"
 
-    def check(acks: list[dict[str, Any]]) -> int:
-        ws = _open_checked(folder)
-        try:
-            if not acks:
-                return 0
-            sid = acks[0]["sample"]
-            pending = {p.sample_id: p for p in ws.pending_recoveries()}
-            if sid not in pending:
-                return 64 * len(acks)
-            assert pending[sid].patches >= len(acks)
-            mask = ws.recover(sid, gt=np.zeros((512, 512), np.uint8))
-            lost = 0
-            for a in acks:
-                patch = mask[a["top"] : a["top"] + 8, a["left"] : a["left"] + 8]
-                if not np.all(patch == a["value"]):
-                    lost += 64
-            return lost
-        finally:
-            ws.close()
+    def count_lost(ws: Any, acks: list[dict[str, Any]]) -> int:
+        if not acks:
+            return 0
+        sid = acks[0]["sample"]
+        pending = {p.sample_id: p for p in ws.pending_recoveries()}
+        if sid not in pending:
+            return 64 * len(acks)
+        assert pending[sid].patches >= len(acks)
+        mask = ws.recover(sid, gt=np.zeros((512, 512), np.uint8))
+        lost = 0
+        for a in acks:
+            patch = mask[a["top"] : a["top"] + 8, a["left"] : a["left"] + 8]
+            if not np.all(patch == a["value"]):
+                lost += 64
+        return lost
 
-    report = kill_trials(child_code=_child(folder, _JOURNAL_APPEND), trials=KILL_POINTS, check=check, seed=133)
-    assert report.bytes_lost == 0
-    figures.add("kill.journal_append.survived", report.survived)
-    figures.add("kill.bytes_lost", report.bytes_lost)
+    _run_kill_trials(folder, _JOURNAL_APPEND, name="journal_append", seed=133, figures=figures, count_lost=count_lost)
