@@ -1,7 +1,7 @@
 """The window's side of export and write-back (issue 14): File → Export…, Write Back to Dataset… and Restore
-Backup…. It shows the dialogs (``export_dialog``), runs the jobs on a ``GeneratorWorker`` — the export
-(``workspace.export.run_export``), planning and running a write-back (``workspace.writeback``), restoring a
-backup — shows their progress with an ETA and a Cancel button in the status bar, and reports the result ("Open
+Backup…. It shows the dialogs (``export_dialog``, ``writeback_dialogs``), runs the jobs on a ``GeneratorWorker``
+— the export (``workspace.export.run_export``), planning and running a write-back (``workspace.writeback``),
+restoring a backup — shows their progress with an ETA and a Cancel button in the status bar, and reports the result ("Open
 the export" / "Show folder"). It computes nothing itself.
 
 Collaborators are handed in (DESIGN rule 10): the review controller (dataset, workspace, read-only), the session
@@ -21,8 +21,9 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar, QStatusBar, QToolButton, QWidget
 
 from segstudio.gui.errors import show_error
-from segstudio.gui.export_dialog import ExportDialog, RestoreDialog, WritebackDialog
+from segstudio.gui.export_dialog import ExportDialog
 from segstudio.gui.workers import GeneratorWorker
+from segstudio.gui.writeback_dialogs import RestoreDialog, WritebackDialog
 from segstudio.workspace.export import ExportCancelled, ExportFinished, ExportPlan, ExportProgress, run_export
 from segstudio.workspace.writeback import (
     BACKUPS,

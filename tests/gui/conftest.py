@@ -41,17 +41,30 @@ def montgomery_predictions(montgomery: Path, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture
-def window(qtbot, sample_dataset_path: Path):
-    """The main window on the bundled sample, shown; background jobs are stopped before it goes."""
+def show_window(qtbot):
+    """Makes main windows: ``show_window(path, predictions=..., size=(w, h))`` is a new window shown at that size,
+    with ``path`` opened (and its first sample loaded) when one is given."""
     from segstudio.gui.main_window import MainWindow
 
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_dataset(sample_dataset_path) is not None
-    qtbot.waitUntil(lambda: win.editor.target is not None, timeout=10_000)
+    def make(path: Path | None = None, *, predictions: Path | None = None,
+             size: tuple[int, int] = (1200, 800)) -> MainWindow:
+        win = MainWindow()
+        qtbot.addWidget(win)
+        win.resize(*size)
+        win.show()
+        qtbot.waitExposed(win)
+        if path is not None:
+            assert win.open_dataset(path, predictions=predictions) is not None
+            qtbot.waitUntil(lambda: win.editor.target is not None, timeout=10_000)
+        return win
+
+    return make
+
+
+@pytest.fixture
+def window(show_window, sample_dataset_path: Path):
+    """The main window on the bundled sample, shown; background jobs are stopped before it goes."""
+    win = show_window(sample_dataset_path)
     yield win
     win.training.stop_and_wait(60)
     win.predictions_view.inference.stop_and_wait(60)

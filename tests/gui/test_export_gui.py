@@ -14,9 +14,10 @@ import pytest
 from canvas_driver import drag
 
 from segstudio.datasets import open_dataset
-from segstudio.gui.export_dialog import ExportDialog, RestoreDialog, WritebackDialog, format_choices
+from segstudio.gui.export_dialog import ExportDialog, format_choices
 from segstudio.gui.export_view import format_eta
 from segstudio.gui.main_window import WORKSPACE_WRITE_ACTIONS, MainWindow
+from segstudio.gui.writeback_dialogs import RestoreDialog, WritebackDialog
 from segstudio.workspace.export import MANIFEST_NAME, REPORT_NAME
 
 
@@ -153,18 +154,12 @@ def test_formats_that_cannot_hold_multilabel_are_disabled(qtbot, sample_dataset_
     assert dlg.format_name() is not None and choices[dlg.format_name()].enabled
 
 
-def test_write_back_and_restore_on_a_copy(qtbot, tmp_path: Path, sample_dataset_path: Path) -> None:
+def test_write_back_and_restore_on_a_copy(qtbot, show_window, tmp_path: Path, sample_dataset_path: Path) -> None:
     copy = tmp_path / "lungs"
     shutil.copytree(sample_dataset_path, copy)
     original = _digest(copy)
     bundled = _digest(sample_dataset_path)
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_dataset(copy) is not None
-    qtbot.waitUntil(lambda: win.editor.target is not None, timeout=10_000)
+    win = show_window(copy)
     try:
         sid, painted = _paint_and_save(win)
         view = win.export_view

@@ -28,20 +28,11 @@ def _drop(win: MainWindow, path: Path) -> None:
                                            Qt.KeyboardModifier.NoModifier))
 
 
-def _window(qtbot) -> MainWindow:  # noqa: ANN001
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1300, 850)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
-
-
-def test_the_first_hour_on_montgomery(qtbot, montgomery: Path, montgomery_predictions: tuple[Path, str]) -> None:
+def test_the_first_hour_on_montgomery(qtbot, show_window, montgomery: Path, montgomery_predictions: tuple[Path, str]) -> None:
     folder, worst = montgomery_predictions
     as_distributed = montgomery.parent  # montgomery_cxr/: README.md + data/
 
-    win = _window(qtbot)
+    win = show_window(size=(1300, 850))
     assert win.pages.currentWidget() is win.start_screen  # nothing open yet: the start screen
 
     _drop(win, as_distributed)
@@ -76,7 +67,7 @@ def test_the_first_hour_on_montgomery(qtbot, montgomery: Path, montgomery_predic
 
     recent = load_settings().recent_datasets[0]  # what the start screen offers first after the restart
     assert recent in (str(as_distributed.resolve()), str(montgomery.resolve()))
-    again = _window(qtbot)
+    again = show_window(size=(1300, 850))
     assert again.pages.currentWidget() is again.start_screen
     assert again.open_dataset(recent) is not None  # what clicking that entry does
     qtbot.waitUntil(lambda: again.editor.target is not None, timeout=20_000)

@@ -13,13 +13,8 @@ from segstudio.gui.main_window import MainWindow
 
 
 @pytest.fixture
-def window(qtbot) -> MainWindow:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1300, 850)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+def window(show_window) -> MainWindow:
+    return show_window(size=(1300, 850))
 
 
 @pytest.mark.parametrize(

@@ -12,16 +12,10 @@ from segstudio.workspace import ReviewStatus
 
 
 @pytest.fixture
-def montgomery_window(qtbot, montgomery: Path, montgomery_predictions: tuple[Path, str]):
+def montgomery_window(qtbot, show_window, montgomery: Path, montgomery_predictions: tuple[Path, str]):
     """The main window on the real Montgomery data with a predictions folder and no model; scoring finished."""
     folder, _worst = montgomery_predictions
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_dataset(montgomery, predictions=folder) is not None
-    qtbot.waitUntil(lambda: win.editor.target is not None, timeout=10_000)
+    win = show_window(montgomery, predictions=folder)
     assert win.review.wait_for_scoring(60_000)
     n = len(win.session.dataset.samples)
     qtbot.waitUntil(lambda: len(win.review.cached_scores()) == n, timeout=10_000)
@@ -144,20 +138,14 @@ def test_column_widths_order_and_sort_survive_a_restart(qtbot) -> None:
 
 
 def test_names_stay_readable_beside_the_scores_and_show_whole_where_there_is_room(
-        qtbot, montgomery: Path, montgomery_predictions: tuple[Path, str]) -> None:
+        show_window, montgomery: Path, montgomery_predictions: tuple[Path, str]) -> None:
     """At 1200 px the table keeps a readable floor (never a bare "…") without pushing the window wider than asked;
     in a window with room the dock widens so the Montgomery names show whole beside Dice and IoU."""
     from segstudio.gui.browser_model import DICE, NAME
 
     folder, _worst = montgomery_predictions
     for width, whole in ((1200, False), (1600, True)):
-        win = MainWindow()
-        qtbot.addWidget(win)
-        win.resize(width, 800)
-        win.show()
-        qtbot.waitExposed(win)
-        assert win.open_dataset(montgomery, predictions=folder) is not None
-        qtbot.waitUntil(lambda w=win: w.editor.target is not None, timeout=10_000)
+        win = show_window(montgomery, predictions=folder, size=(width, 800))
         view = win.browser.view
         assert not view.isColumnHidden(DICE)
         fm = view.fontMetrics()
