@@ -43,14 +43,14 @@ from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.predictions_view import PredictionsView
-from segstudio.gui.preferences_dialog import (
-    PreferencesDialog,
+from segstudio.gui.preferences import (
     apply_compute,
     apply_settings,
     apply_shortcuts,
     apply_workspace_location,
     effective_schema,
 )
+from segstudio.gui.preferences_dialog import PreferencesDialog
 from segstudio.gui.review import ReviewController
 from segstudio.gui.shortcuts import ShortcutsDialog
 from segstudio.gui.split_view import SplitView

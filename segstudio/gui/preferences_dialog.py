@@ -3,16 +3,15 @@
 Tabs: Appearance (palette, class colours, opacity, mask style), Review (reviewer, autosave, tour), Training
 (device, CPU threads), Workspace (where workspaces go) and Shortcuts (every action, rebound by pressing keys;
 a key another action holds is refused with a message). Nothing is written here: ``result_settings()`` is the
-edited copy and ``sig_applied`` carries it on OK / Apply; the window saves it and calls :func:`apply_settings`.
+edited copy and ``sig_applied`` carries it on OK / Apply; the window saves it and calls
+:func:`segstudio.gui.preferences.apply_settings`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
@@ -53,101 +52,19 @@ from segstudio.core.settings import (
 )
 from segstudio.core.types import ClassSchema
 from segstudio.gui.actions import ACTIONS
+from segstudio.gui.preferences import (
+    PORTABLE,
+    RESERVED_KEYS,
+    WORKSPACE_ENV,
+    default_shortcuts,
+    effective_schema,
+    portable_key,
+    workspace_env_from_outside,
+)
 
 log = logging.getLogger(__name__)
 
-PORTABLE = QKeySequence.SequenceFormat.PortableText
 NATIVE = QKeySequence.SequenceFormat.NativeText
-#: Keys the window binds outside the actions table (class selection by number).
-RESERVED_KEYS: dict[str, str] = {str(d): f"selecting class {d}" for d in range(10)}
-WORKSPACE_ENV = "SEGSTUDIO_WORKSPACE_HOME"
-#: The value this module last put into ``WORKSPACE_ENV`` (None: it has not set one). Any other value there came
-#: from outside segstudio (the user's environment, a test harness) and wins over the preference.
-_set_here: str | None = None
-
-
-def workspace_env_from_outside() -> str | None:
-    """``SEGSTUDIO_WORKSPACE_HOME`` when it was set outside segstudio (it then wins over the preference)."""
-    current = os.environ.get(WORKSPACE_ENV)
-    return current if current is not None and current != _set_here else None
-
-
-def _norm(key: object) -> str:
-    return QKeySequence(key).toString(PORTABLE)  # type: ignore[call-overload]
-
-
-def default_shortcuts() -> dict[str, tuple[str, ...]]:
-    """Action name → its keys as the actions table declares them (portable text)."""
-    return {s.name: tuple(k for k in (_norm(x) for x in s.shortcuts) if k) for s in ACTIONS}
-
-
-def apply_shortcuts(actions: Mapping[str, QAction], overrides: Mapping[str, tuple[str, ...]]) -> None:
-    """Give every action its keys: the user's override, else the actions table's default (so a reset sticks)."""
-    defaults = default_shortcuts()
-    for name, act in actions.items():
-        if name in overrides:
-            act.setShortcuts([QKeySequence(k) for k in overrides[name]])
-        elif name in defaults:
-            act.setShortcuts([QKeySequence(k) for k in defaults[name]])
-
-
-def apply_workspace_location(settings: AppSettings) -> None:
-    """Point ``SEGSTUDIO_WORKSPACE_HOME`` (read by ``workspace.locate``) at the chosen location for datasets
-    opened from now on. A value set outside segstudio (the environment, a test harness) wins and is left alone:
-    only a value this function set is ever changed or removed."""
-    global _set_here
-    if workspace_env_from_outside() is not None:
-        return
-    home = settings.workspace.home()
-    if home is None:
-        if _set_here is not None:
-            os.environ.pop(WORKSPACE_ENV, None)
-        _set_here = None
-    else:
-        os.environ[WORKSPACE_ENV] = _set_here = str(home)
-
-
-def effective_schema(schema: ClassSchema, settings: AppSettings, dataset_root: str | None) -> ClassSchema:
-    """The colours a dataset shows: its own, else the chosen palette; then the user's overrides."""
-    return recolour(schema, palette=settings.colours.palette,
-                    overrides=settings.colours.overrides_for(dataset_root))
-
-
-def apply_settings(window: Any, old: AppSettings, new: AppSettings) -> None:
-    """Re-apply what changed between ``old`` and ``new`` to a running MainWindow (duck-typed): overlay opacity and
-    mask style, autosave interval, reviewer, shortcuts, training defaults and workspace location. Class colours
-    need the open dataset re-coloured with :func:`effective_schema` (the window's business)."""
-    from segstudio.gui.editor import GT_LAYER
-
-    window.settings = new
-    if old.overlay.opacity != new.overlay.opacity:
-        window.layers_panel.rows[GT_LAYER].opacity.setValue(round(new.overlay.opacity * 100))
-    if old.overlay.contour_only != new.overlay.contour_only:
-        window.view.set_contour_mode(new.overlay.contour_only)
-    if old.autosave_s != new.autosave_s:
-        if new.autosave_s > 0:
-            window.autosave.setInterval(new.autosave_s * 1000)
-            window.autosave.start()
-        else:
-            window.autosave.stop()
-    if old.reviewer != new.reviewer:
-        window.review.reviewer = new.reviewer
-        window.editor.author = new.reviewer
-        window.review_panel.set_reviewer(new.reviewer)
-    if old.shortcuts != new.shortcuts:
-        apply_shortcuts(window.actions_, new.shortcuts)
-    if old.compute != new.compute:
-        apply_compute(window.training_panel, new.compute)
-    if old.workspace != new.workspace:
-        apply_workspace_location(new)
-
-
-def apply_compute(training_panel: Any, compute: ComputeSettings) -> None:
-    """The training form's device and thread count take the defaults from the settings."""
-    from segstudio.gui.training import default_threads
-
-    training_panel.device.set_device(compute.device)
-    training_panel.threads.setValue(compute.threads or default_threads())
 
 
 def _swatch(rgb: RGB, w: int = 28, h: int = 16) -> QIcon:
@@ -354,7 +271,7 @@ class PreferencesDialog(QDialog):
         page = QWidget(self)
         self._defaults = default_shortcuts()
         for name, act in self._actions.items():
-            self._defaults.setdefault(name, tuple(_norm(k) for k in act.shortcuts()))
+            self._defaults.setdefault(name, tuple(portable_key(k) for k in act.shortcuts()))
         self._keys = {n: tuple(self._settings.shortcuts.get(n, d)) for n, d in self._defaults.items()}
         specs = {s.name: s for s in ACTIONS}
         names = [s.name for s in ACTIONS] + [n for n in self._actions if n not in specs]
@@ -488,7 +405,7 @@ class PreferencesDialog(QDialog):
     def set_shortcut(self, name: str, key: str) -> bool:
         """Bind ``key`` (portable text, "" clears) as ``name``'s first shortcut; its other keys stay. A key held
         by another action (or by class selection) is refused: False, and the message says who holds it."""
-        key = _norm(key) if key else ""
+        key = portable_key(key) if key else ""
         old = self._keys.get(name, ())
         if not key:
             self._keys[name] = ()

@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QLabel, QWidget
 from segstudio.core.settings import AppSettings, dataset_key, load_settings, save_settings
 from segstudio.core.types import ClassSchema
 from segstudio.gui.actions import build_actions
-from segstudio.gui.preferences_dialog import PreferencesDialog, apply_shortcuts
+from segstudio.gui.preferences import apply_shortcuts
+from segstudio.gui.preferences_dialog import PreferencesDialog
 
 
 class _Host(QWidget):
