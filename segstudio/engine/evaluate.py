@@ -28,7 +28,7 @@ from segstudio.metrics import ClassCounts, SampleComparison, class_counts, compa
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SampleEvaluated:
     """Progress: one sample scored (``index`` 0-based of ``total``)."""
 
@@ -37,7 +37,7 @@ class SampleEvaluated:
     comparison: SampleComparison
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Unreadable:
     """In place of a predicted mask: the prediction could not be made or read (the sample is skipped and listed
     in :attr:`Evaluation.problems`)."""
@@ -46,7 +46,7 @@ class Unreadable:
     path: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvaluationProblem:
     """A sample left out of the figures because a file of it could not be read or used."""
 
@@ -162,7 +162,7 @@ def iter_evaluation(
                 path = s.gt if isinstance(s.gt, str | Path) else s.image
             except (KeyError, SegstudioError):
                 path = None
-        problems.append(EvaluationProblem(sid, message, None if path is None else str(path)))
+        problems.append(EvaluationProblem(sample_id=sid, message=message, path=None if path is None else str(path)))
         log.warning("evaluation: sample %s skipped: %s", sid, message)
 
     for k, (sid, pred) in enumerate(predictions):
@@ -194,7 +194,7 @@ def iter_evaluation(
         pooled = counts if pooled is None else pooled + counts
         comp = comparison_from_counts(counts, schema=schema, sample_id=sid)
         comps.append(comp)
-        yield SampleEvaluated(k, total, comp)
+        yield SampleEvaluated(index=k, total=total, comparison=comp)
     if pooled is None:
         why = f" ({len(problems)} could not be read; first: {problems[0].sample_id}: {problems[0].message})" \
             if problems else ""
@@ -272,7 +272,7 @@ def evaluate_checkpoint(
 
     def pairs() -> Iterator[tuple[str, np.ndarray | Unreadable | None]]:
         for r in predict(dataset, predictor, samples=chosen, cancel=cancel, workspace=workspace):
-            yield (r.sample_id, r.mask if isinstance(r, Prediction) else Unreadable(r.message))
+            yield (r.sample_id, r.mask if isinstance(r, Prediction) else Unreadable(message=r.message))
 
     src = " + ".join(str(p) for p in predictor.checkpoint_paths)
     yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel,
@@ -299,8 +299,8 @@ def evaluate_folder(
             try:
                 yield s.id, pf.load(s)
             except (SegstudioError, OSError, ValueError) as e:
-                yield s.id, Unreadable(getattr(e, "message", None) or str(e),
-                                       None if getattr(e, "path", None) is None else str(e.path))
+                yield s.id, Unreadable(message=getattr(e, "message", None) or str(e),
+                                       path=None if getattr(e, "path", None) is None else str(e.path))
 
     yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel,
                                source=str(pf.folder), split=split)

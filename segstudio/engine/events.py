@@ -1,5 +1,6 @@
 """Typed progress events the training generator yields (DESIGN rule 5). The GUI worker and the CLI's progress
-bar render the same objects; all are frozen dataclasses of plain Python values."""
+bar render the same objects; all are frozen, keyword-only dataclasses of plain Python values
+(construct them with keywords; match them with ``isinstance``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunStarted:
     run_dir: Path
     device: str
@@ -21,7 +22,7 @@ class RunStarted:
     mode: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BatchEnd:
     epoch: int  # 0-based
     step: int  # 1-based within the epoch
@@ -34,14 +35,14 @@ class BatchEnd:
     parts: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClassMetrics:
     name: str
     dice: float
     iou: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EpochEnd:
     epoch: int
     train_loss: float
@@ -59,7 +60,7 @@ class EpochEnd:
     improved: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckpointSaved:
     path: Path
     epoch: int
@@ -67,7 +68,7 @@ class CheckpointSaved:
     monitor: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finished:
     run_dir: Path
     best_checkpoint: Path | None

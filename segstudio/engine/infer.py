@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["InferenceOptions", "Prediction", "PredictionFailed", "Predictor", "checkpoint_id", "items_of", "model_stamp", "predict"]
 
 
-@dataclass(frozen=True, eq=False)  # arrays inside: identity, not an ambiguous element-wise ==
+@dataclass(frozen=True, eq=False, kw_only=True)  # arrays inside: identity, not an ambiguous element-wise ==
 class Prediction:
     """One sample's answer. ``mask``: ``(H, W)`` in the schema's convention (class ids, or ``uint64`` bits);
     ``probabilities``: ``(K, H, W) float32`` when asked for; ``uncertainty``: ``(H, W) float32`` in [0, 1];
@@ -55,7 +55,7 @@ class Prediction:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PredictionFailed:
     """A sample that could not be predicted (unreadable image…); the run goes on with the others."""
 
@@ -174,7 +174,7 @@ def predict(
     for k, item in enumerate(all_items):
         hit = _cached(store, item[0], cid, stamp) if use_cache else None
         if hit is not None:
-            yield Prediction(item[0], k, total, hit, cached=True)
+            yield Prediction(sample_id=item[0], index=k, total=total, mask=hit, cached=True)
         else:
             todo.append((k, item))
     if not todo or (cancel is not None and cancel.cancelled):
@@ -192,7 +192,7 @@ def predict(
         for pos, img in batch:
             k, (sid, _) = todo[pos]
             if isinstance(img, SegstudioError):
-                yield PredictionFailed(sid, k, total, str(img))
+                yield PredictionFailed(sample_id=sid, index=k, total=total, message=str(img))
                 continue
             p = by_pos[pos]
             mask = predictor.hard_mask(p)
@@ -202,7 +202,7 @@ def predict(
             prob_np = p.float().cpu().numpy() if opts.probabilities else None
             if store is not None and not getattr(workspace, "read_only", False):  # a read-only cache is only read
                 store.save(sid, mask, checkpoint_id=cid, model_stamp=stamp)
-            yield Prediction(sid, k, total, mask, probabilities=prob_np, uncertainty=unc, seconds=per_sample)
+            yield Prediction(sample_id=sid, index=k, total=total, mask=mask, probabilities=prob_np, uncertainty=unc, seconds=per_sample)
 
 
 def _cached(store: Any, sample_id: str, cid: str, stamp: str) -> np.ndarray | None:

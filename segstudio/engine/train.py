@@ -332,8 +332,10 @@ class _Trainer:
     def _run(self) -> Iterator[Event]:
         cfg = self.cfg
         atomic_write_text(self.run_dir / CONFIG_NAME, cfg.to_json())
-        yield RunStarted(self.run_dir, str(self.device), cfg.epochs, self.start_epoch, self.steps_per_epoch,
-                         len(self.splits.train), len(self.splits.val), self.splits.source, self.task.class_names, self.task.mode)
+        yield RunStarted(run_dir=self.run_dir, device=str(self.device), epochs=cfg.epochs, start_epoch=self.start_epoch,
+                         steps_per_epoch=self.steps_per_epoch, train_samples=len(self.splits.train),
+                         val_samples=len(self.splits.val), split_source=self.splits.source,
+                         class_names=self.task.class_names, mode=self.task.mode)
         self.model.train()
         cancelled = stopped_early = False
         epoch = completed = self.start_epoch
@@ -365,8 +367,9 @@ class _Trainer:
                 pace = session_step_time / session_steps
                 left = self.total_steps - self.global_step
                 eta = left * pace * (1.15 if self.val_data.samples else 1.0)
-                yield BatchEnd(epoch, step, self.steps_per_epoch, self.global_step, loss_val, lr, eta,
-                               {k: float(v) for k, v in parts.items()} if not self.cuda or step % 10 == 0 else {})
+                yield BatchEnd(epoch=epoch, step=step, steps=self.steps_per_epoch, global_step=self.global_step,
+                           loss=loss_val, lr=lr, eta_s=eta,
+                           parts={k: float(v) for k, v in parts.items()} if not self.cuda or step % 10 == 0 else {})
             if self.cancel.cancelled:
                 cancelled = True
                 self.train_seconds += time.perf_counter() - t_epoch
@@ -390,7 +393,9 @@ class _Trainer:
             row.update({f"iou:{c.name}": c.iou for c in per})
             self.history.append(row)
             eta = sum(epoch_times) / len(epoch_times) * (cfg.epochs - completed)
-            yield EpochEnd(epoch, train_loss, val_loss, dice, iou, pix, tuple(per), row["lr"], epoch_times[-1], eta, monitor, improved)
+            yield EpochEnd(epoch=epoch, train_loss=train_loss, val_loss=val_loss, dice=dice, iou=iou, pixel_accuracy=pix,
+                           per_class=tuple(per), lr=row["lr"], seconds=epoch_times[-1], eta_s=eta, monitor=monitor,
+                           improved=improved)
             metrics = {k: v for k, v in row.items() if k != "lr"} | {"monitor": monitor, "monitor_name": cfg.monitor}
             if improved:
                 self.best, self.bad_epochs = monitor, 0
@@ -414,8 +419,9 @@ class _Trainer:
         elif self.swa_model is not None:
             yield from self._finish_swa(epoch)
         best_path = self.run_dir / "checkpoints" / "best"
-        summary = Finished(self.run_dir, best_path if best_path.exists() else None, last_saved, self.best,
-                           completed, self.train_seconds, cancelled, stopped_early)
+        summary = Finished(run_dir=self.run_dir, best_checkpoint=best_path if best_path.exists() else None,
+                           last_checkpoint=last_saved, best_monitor=self.best, epochs_completed=completed,
+                           train_seconds=self.train_seconds, cancelled=cancelled, stopped_early=stopped_early)
         atomic_write_text(self.run_dir / "run.json", json.dumps({
             "epochs_completed": completed, "train_seconds": self.train_seconds, "cancelled": cancelled,
             "stopped_early": stopped_early, "best_monitor": self.best, "monitor": cfg.monitor,

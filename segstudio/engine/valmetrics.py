@@ -62,7 +62,7 @@ class MetricAccumulator:
             dice = 2 * float(inter[i]) / denom if denom > 0 else math.nan
             union = denom - float(inter[i])
             iou = float(inter[i]) / union if union > 0 else math.nan
-            per.append(ClassMetrics(name, dice, iou))
+            per.append(ClassMetrics(name=name, dice=dice, iou=iou))
         chosen = [per[i] for i in self.task.metric_indices]
         dices = [c.dice for c in chosen if not math.isnan(c.dice)]
         ious = [c.iou for c in chosen if not math.isnan(c.iou)]

@@ -16,7 +16,7 @@ class ReviewStatus(enum.StrEnum):
     FLAGGED = "flagged"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReviewState:
     """A sample's review decision. ``time`` is seconds since the epoch (UTC), ``None`` when never reviewed."""
 
@@ -36,7 +36,7 @@ class MaskSource(enum.StrEnum):
     IMPORT = "import"  #: brought in from outside (a file, another tool)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MaskVersion:
     """One saved mask of a sample. Versions count 1, 2, … per sample; version 0 means "the dataset's GT".
 
@@ -57,7 +57,7 @@ class MaskVersion:
     parent: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricsEntry:
     """Cached figures of one sample under ``key`` (e.g. ``"gt-vs:<checkpoint id>"`` or ``"quality"``).
 
@@ -75,7 +75,7 @@ class MetricsEntry:
     time: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PredictionEntry:
     """A cached prediction mask of one sample by one checkpoint; ``model_stamp`` identifies the exact weights."""
 
@@ -98,7 +98,7 @@ class RunStatus(enum.StrEnum):
         return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunRecord:
     """A training run of this workspace; its files live in ``folder`` (``runs/<id>/``)."""
 

@@ -154,7 +154,7 @@ def test_one_unreadable_gt_is_skipped_and_reported_not_fatal():
     samples = [Sample(id=k, image=Path("/mem") / k, gt=k) for k in ("a.png", "bad.png", "c.png")]
     ds = Dataset(root=Path("/mem"), format_name="test", schema=schema, samples=samples,
                  read_image=lambda d, s: np.zeros((4, 4), np.uint8), read_gt=read_gt)
-    preds = iter([("a.png", g), ("bad.png", g), ("c.png", Unreadable("the image is damaged", "/mem/c.png"))])
+    preds = iter([("a.png", g), ("bad.png", g), ("c.png", Unreadable(message="the image is damaged", path="/mem/c.png"))])
     ev = run_to_end(iter_evaluation(ds, preds, total=3))
     assert len(ev.samples) == 1 and ev.dice == 1.0
     doc = ev.to_dict()

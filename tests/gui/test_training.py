@@ -118,15 +118,17 @@ def test_readable_messages_for_gpu_out_of_memory_and_a_diverging_loss() -> None:
 
     oom = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)")
     assert "GPU ran out of memory" in describe_error(oom) and "batch size" in describe_error(oom)
-    ok = BatchEnd(0, 1, 4, 1, 0.7, 1e-3, None, {"ce": 0.7})
-    unmeasured = BatchEnd(0, 2, 4, 2, math.nan, 1e-3, None, {})  # CUDA steps whose loss was not read
-    nan = BatchEnd(0, 3, 4, 3, math.nan, 1e-3, None, {"ce": math.nan})
+    ok = BatchEnd(epoch=0, step=1, steps=4, global_step=1, loss=0.7, lr=1e-3, eta_s=None, parts={"ce": 0.7})
+    unmeasured = BatchEnd(epoch=0, step=2, steps=4, global_step=2, loss=math.nan, lr=1e-3, eta_s=None, parts={})  # CUDA steps whose loss was not read
+    nan = BatchEnd(epoch=0, step=3, steps=4, global_step=3, loss=math.nan, lr=1e-3, eta_s=None,
+                   parts={"ce": math.nan})
     assert list(guard_finite_loss([ok, unmeasured])) == [ok, unmeasured]
     with pytest.raises(NonFiniteLossError) as info:
         list(guard_finite_loss([ok, nan]))
     text = describe_error(info.value)
     assert "diverged" in text and "learning rate" in text
-    bad_epoch = EpochEnd(0, math.inf, None, math.nan, math.nan, math.nan, (), 1e-3, 1.0, None, math.nan, False)
+    bad_epoch = EpochEnd(epoch=0, train_loss=math.inf, val_loss=None, dice=math.nan, iou=math.nan, pixel_accuracy=math.nan,
+                         per_class=(), lr=1e-3, seconds=1.0, eta_s=None, monitor=math.nan, improved=False)
     with pytest.raises(NonFiniteLossError):
         list(guard_finite_loss([bad_epoch]))
 
