@@ -6,7 +6,6 @@ Opening a dataset lists files and parses annotation indexes only; images and mas
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -18,79 +17,12 @@ import numpy as np
 
 from segstudio.core.errors import SegstudioError
 from segstudio.core.types import ClassSchema
+from segstudio.datasets.problems import Problem as Problem
+from segstudio.datasets.problems import ProblemKind as ProblemKind
+from segstudio.datasets.problems import ReaderFailedError
+from segstudio.datasets.problems import safe_text as safe_text
 
 log = logging.getLogger(__name__)
-
-
-def safe_text(text: str) -> str:
-    """``text`` with every character UTF-8 cannot encode written as an escape, so that it can be stored (SQLite),
-    logged and printed.
-
-    A file name that is not valid UTF-8 reaches Python as lone surrogates (``os.fsdecode``): the byte ``0xff``
-    is ``\\udcff`` and becomes the four characters ``\\xff``; other lone surrogates (from JSON ``\\ud800``)
-    become ``\\ud800``. Valid text is returned unchanged (and checked cheaply: ASCII first)."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if 0xDC80 <= o <= 0xDCFF:
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-class ProblemKind(enum.StrEnum):
-    MISSING_MASK = "missing_mask"
-    MISSING_IMAGE = "missing_image"
-    SIZE_MISMATCH = "size_mismatch"
-    UNKNOWN_COLOUR = "unknown_colour"
-    OUT_OF_RANGE = "out_of_range"
-    CORRUPT = "corrupt"
-    PATH_ESCAPE = "path_escape"
-    TOO_LARGE = "too_large"
-    OVERLAP = "overlap"
-    BAD_ANNOTATION = "bad_annotation"
-    OTHER = "other"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something wrong with one file (or the dataset as a whole): collected, never raised one by one."""
-
-    kind: ProblemKind
-    message: str
-    path: Path | None = None
-    sample_id: str | None = None
-
-    def __post_init__(self) -> None:
-        # messages quote file names, which may not be valid UTF-8; a problem must always be printable and storable
-        object.__setattr__(self, "message", safe_text(self.message))
-
-    @property
-    def path_text(self) -> str | None:
-        """``path`` as printable, storable text (see ``safe_text``)."""
-        return safe_text(str(self.path)) if self.path is not None else None
-
-    def __str__(self) -> str:
-        where = f" [{self.path_text}]" if self.path is not None else ""
-        return f"{self.kind.value}: {self.message}{where}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "message": self.message,
-            "path": self.path_text,
-            "sample_id": self.sample_id,
-        }
 
 
 @dataclass(frozen=True)
@@ -246,8 +178,6 @@ def _gt_path(sample: Sample) -> Path:
 def _reader_failed(ds: Dataset, sample: Sample, err: Exception, *, what: str) -> SegstudioError:
     """Our error for an exception a format reader let through (a reader bug or a parser library's surprise): the
     caller gets the file and a fix, the log gets the traceback. The hostile-input suites treat it as a failure."""
-    from segstudio.datasets.io import ReaderFailedError
-
     path = sample.image if what == "image" else _gt_path(sample)
     log.error("the %s reader of %s failed on %s", ds.format_name, safe_text(sample.id), what, exc_info=err)
     text = str(err)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.datasets.io import ClampedFile, CorruptImageError, DatasetProblemError, ImageTooLargeError
+from segstudio.datasets.clamped_file import ClampedFile
+from segstudio.datasets.problems import CorruptImageError, DatasetProblemError, ImageTooLargeError
 
 #: Added to signed pixels (CT) so that they fit ``uint16``; ``Window`` values include it.
 SIGNED_OFFSET = 32768

@@ -6,9 +6,7 @@ format can turn it into a ``Problem`` and go on with the rest of the dataset.
 
 from __future__ import annotations
 
-import io
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,9 @@ from PIL import Image, UnidentifiedImageError
 
 from segstudio.core.errors import DatasetError
 from segstudio.datasets.base import Problem, ProblemKind
+from segstudio.datasets.clamped_file import ClampedFile
+from segstudio.datasets.problems import CorruptImageError, DatasetProblemError, ImageTooLargeError
+from segstudio.datasets.problems import ReaderFailedError as ReaderFailedError  # re-exported (readers, tests)
 
 log = logging.getLogger(__name__)
 
@@ -39,83 +40,6 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 #: The EXIF Orientation tag (1 = as stored; 2-8 = mirrored and/or rotated, see :func:`apply_orientation`).
 EXIF_ORIENTATION = 0x0112
-
-
-class DatasetProblemError(DatasetError):
-    """A ``DatasetError`` that maps to one ``ProblemKind``, so that callers can collect it as a ``Problem``."""
-
-    kind: ProblemKind = ProblemKind.OTHER
-
-    def __init__(
-        self, message: str, *, path: str | Path | None = None, fix: str | None = None, kind: ProblemKind | None = None
-    ) -> None:
-        if kind is not None:
-            self.kind = kind
-        super().__init__(message, path=path, fix=fix)
-
-    def to_problem(self, sample_id: str | None = None) -> Problem:
-        msg = self.message if not self.fix else f"{self.message} Fix: {self.fix}"
-        return Problem(self.kind, msg, path=self.path, sample_id=sample_id)
-
-
-class CorruptImageError(DatasetProblemError):
-    """The file is not a readable image (truncated, corrupt, or not an image at all)."""
-
-    kind = ProblemKind.CORRUPT
-
-
-class ImageTooLargeError(DatasetProblemError):
-    """The image header declares more pixels than the limit: a possible decompression bomb."""
-
-    kind = ProblemKind.TOO_LARGE
-
-
-class ReaderFailedError(DatasetProblemError):
-    """A format reader failed in a way it does not handle (a bug, or a parser library's surprise); raised by
-    ``Dataset.load_image`` / ``load_gt`` and ``open_dataset`` in place of the raw exception, which is logged."""
-
-    kind = ProblemKind.CORRUPT
-
-
-class ClampedFile(io.RawIOBase):
-    """A file whose reads never ask for more than is left in it.
-
-    Parsers read a chunk with ``read(declared length)``, and Python reserves that many bytes before reading: a
-    200-byte DICOM whose header declares a 512 MiB element made pydicom allocate 512 MiB, and a 100-byte PNG
-    whose IDAT chunk claims 512 MiB made PIL do the same while skipping it. Clamped here, a lying length costs
-    what the file holds and the parser reports the short read. Unbuffered on purpose: a buffered reader
-    reserves the requested size again."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self._f = open(path, "rb")  # noqa: SIM115 - closed with this object
-        self._size = os.fstat(self._f.fileno()).st_size
-        self.name = str(path)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, n: int | None = -1) -> bytes:
-        left = max(self._size - self._f.tell(), 0)
-        return self._f.read(left if n is None or n < 0 else min(n, left))
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._f.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
 
 
 def is_file(path: Path) -> bool:
