@@ -25,3 +25,5 @@ class WorkspaceEvents:
     prediction_saved = Signal(object)
     #: ``RunRecord`` — a run was created or changed status / best metric
     run_changed = Signal(object)
+    #: ``ModelEvent`` — the model registry recorded an adoption, promotion, refusal or rollback
+    model_changed = Signal(object)

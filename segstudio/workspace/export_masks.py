@@ -213,7 +213,8 @@ def choose_masks(dataset: Dataset, workspace: Workspace | None, samples: list[Sa
         return [MaskChoice("gt") if s.has_gt else MaskChoice("none") for s in samples]
     model = None
     if predictions == "unreviewed":
-        ckpt = workspace.settings.current_checkpoint or None
+        cur = workspace.models.current()
+        ckpt = cur.checkpoint if cur is not None else None
         model = ModelPredictions(workspace.predictions, dataset, checkpoint=ckpt)
     latest = workspace.versions.latest_all() if version != "original" else {}
     out = []

@@ -25,7 +25,7 @@ from segstudio.core.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2
 FILE_NAME = "workspace.json"
 
 
@@ -42,12 +42,21 @@ class WorkspaceSettings:
     format_options: dict[str, Any] = field(default_factory=dict)
     #: a folder of predicted masks shown as the prediction layer (``segstudio PATH --predictions DIR``)
     predictions_dir: str = ""
-    #: checkpoint directory of the current ("promoted") model; ``""`` = none yet
+    #: checkpoint folder of the current model (relative to the workspace when inside it); ``""`` = none yet.
+    #: Written by the model registry (``models.json``, the record of every promotion) for people reading this file
     current_checkpoint: str = ""
-    #: the fixed split that judges a retrained model against the current one
-    validation_split: str = "val"
     #: training weight of reviewed/corrected samples relative to untouched GT
     reviewed_weight: float = 1.0
+    #: the promotion gate (``segstudio.metrics.gate``): confidence of the bootstrap interval of the change in Dice
+    gate_confidence: float = 0.95
+    #: the interval's lower end must be above this change in mean Dice for a promotion
+    gate_min_gain: float = 0.0
+    #: a class whose Dice drops by more than this refuses the promotion
+    gate_class_margin: float = 0.02
+    #: bootstrap resamples
+    gate_resamples: int = 2000
+    #: promote a retrained model by itself when the gate says "promote" (else a person decides)
+    auto_promote: bool = True
     #: keys of a newer schema, kept verbatim so a round trip through this version loses nothing
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -57,6 +66,11 @@ class WorkspaceSettings:
 
     def replace(self, **changes: Any) -> WorkspaceSettings:
         return dataclasses.replace(self, **changes)
+
+    def gate_thresholds(self) -> dict[str, Any]:
+        """Keyword arguments of ``segstudio.metrics.gate.GateThresholds``."""
+        return {"confidence": self.gate_confidence, "min_gain": self.gate_min_gain,
+                "class_margin": self.gate_class_margin, "resamples": self.gate_resamples}
 
 
 def _text(v: Any) -> str | None:
@@ -69,18 +83,36 @@ def _weight(v: Any) -> float | None:
     return float(v) if 0.0 <= v <= 100.0 else None
 
 
+def _ranged(v: Any, lo: float, hi: float) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if lo <= v <= hi else None
+
+
+def _drop_validation_split(d: dict[str, Any]) -> dict[str, Any]:
+    """v1 → v2: ``validation_split`` (never used) goes; the frozen split lives in the model registry."""
+    out = {k: v for k, v in d.items() if k != "validation_split"}
+    out["version"] = 2
+    return out
+
+
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "dataset_root": _text,
     "dataset_format": _text,
     "format_options": lambda v: dict(v) if isinstance(v, dict) else None,
     "predictions_dir": _text,
     "current_checkpoint": _text,
-    "validation_split": lambda v: v if isinstance(v, str) and v else None,
     "reviewed_weight": _weight,
+    "gate_confidence": lambda v: _ranged(v, 0.5, 0.999),
+    "gate_min_gain": lambda v: _ranged(v, -1.0, 1.0),
+    "gate_class_margin": lambda v: _ranged(v, 0.0, 1.0),
+    "gate_resamples": lambda v: int(v) if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 1_000_000
+    else None,
+    "auto_promote": lambda v: v if isinstance(v, bool) else None,
 }
 
 #: ``MIGRATIONS[v]`` turns a version-``v`` dict into a version-``v + 1`` dict.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _drop_validation_split}
 
 
 def settings_from_dict(raw: dict[str, Any]) -> WorkspaceSettings:

@@ -7,6 +7,7 @@
   masks/<sample>/vNNNN.png|npz     corrections, one file per version
   predictions/<checkpoint>/<sample>.png|npz
   runs/<run id>/config.json …     training runs
+  models.json             the model registry: current model, promotions / refusals / rollbacks, frozen split
   journal/<sample>.journal        unsaved strokes (crash recovery)
   workspace.lock          who writes this workspace now (``segstudio.workspace.lock``)
 ```
@@ -41,6 +42,7 @@ from segstudio.workspace.events import WorkspaceEvents
 from segstudio.workspace.journal import PendingRecovery, RecoveryJournal
 from segstudio.workspace.locate import is_writable_dir, workspace_dir_for
 from segstudio.workspace.lock import LockHolder, WorkspaceLock, WorkspaceLockedError, read_holder
+from segstudio.workspace.models import ModelRegistry
 from segstudio.workspace.rebuild import RebuildReport, assess, rebuild_in_memory, rebuild_on_disk
 from segstudio.workspace.records import MaskSource, MaskVersion
 from segstudio.workspace.reviews import ReviewStore
@@ -92,7 +94,8 @@ class Workspace:
 
     Parts: ``reviews`` (:class:`ReviewStore`), ``versions`` (:class:`VersionStore`), ``metrics``
     (:class:`MetricsStore`), ``predictions`` (:class:`PredictionStore`), ``runs`` (:class:`RunStore`),
-    ``journal`` (:class:`RecoveryJournal`), ``state`` (:class:`StateStore`) and ``events``
+    ``journal`` (:class:`RecoveryJournal`), ``models`` (:class:`ModelRegistry`: the current model, its history,
+    the frozen validation split), ``state`` (:class:`StateStore`) and ``events``
     (:class:`WorkspaceEvents`).
     """
 
@@ -130,6 +133,9 @@ class Workspace:
         self.runs = RunStore(self.db, self.events)
         self.journal = RecoveryJournal(self.folder / "journal", fsync=fsync_journal, read_only=self.read_only)
         self.state = StateStore(self.db)
+        self.models = ModelRegistry(self.folder, writable=self.db.check_writable, read_only=self.read_only,
+                                    legacy_state=self.state.get, on_change=self.events.model_changed.emit,
+                                    mirror=self._mirror_current_model)
         if dataset_root is not None and not self.read_only:
             self._remember_dataset(Path(dataset_root).expanduser().resolve())
 
@@ -245,6 +251,9 @@ class Workspace:
     def save_settings(self, settings: WorkspaceSettings) -> Path:
         self.db.check_writable()
         return save_workspace_settings(self.folder, settings)
+
+    def _mirror_current_model(self, checkpoint: str) -> None:
+        self.save_settings(self.settings.replace(current_checkpoint=checkpoint))
 
     @property
     def dataset_root(self) -> Path | None:

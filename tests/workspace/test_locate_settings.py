@@ -81,11 +81,12 @@ def test_settings_round_trip_and_dataset_recorded(tmp_path: Path) -> None:
 
 def test_bad_values_fall_back_and_unknown_keys_survive(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "workspace.json").write_text(
-        json.dumps({"version": 1, "reviewed_weight": "heavy", "validation_split": "test", "from_the_future": [1, 2]})
+        json.dumps({"version": 2, "reviewed_weight": "heavy", "gate_class_margin": 7, "from_the_future": [1, 2]})
     )
     with caplog.at_level(logging.WARNING):
         s = load_workspace_settings(tmp_path)
-    assert s.reviewed_weight == WorkspaceSettings().reviewed_weight and s.validation_split == "test"
+    assert s.reviewed_weight == WorkspaceSettings().reviewed_weight
+    assert s.gate_class_margin == WorkspaceSettings().gate_class_margin
     assert "reviewed_weight" in caplog.text
     save_workspace_settings(tmp_path, s)
     assert json.loads((tmp_path / "workspace.json").read_text())["from_the_future"] == [1, 2]

@@ -88,7 +88,7 @@ def test_full_disk_on_a_review_and_on_settings(tmp_path: Path, monkeypatch: pyte
         assert ws.reviews.get("a.png").status is ReviewStatus.ACCEPTED
         monkeypatch.setattr(atomic.os, "write", _enospc)
         with pytest.raises(DiskFullError, match="workspace.json"):
-            ws.save_settings(ws.settings.replace(validation_split="test"))
+            ws.save_settings(ws.settings.replace(gate_class_margin=0.05))
 
 
 def test_opening_when_nothing_can_be_written_is_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
