@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from segstudio.metrics.gate import GateResult
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,3 +84,51 @@ class Finished:
 
 
 Event = RunStarted | BatchEnd | EpochEnd | CheckpointSaved | Finished
+
+
+# the retraining round (``segstudio.engine.retrain``) -----------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class RetrainProgress:
+    """Scoring after the fine-tune: ``model`` is ``"current"`` or ``"new"``; ``index`` 0-based of ``total``."""
+
+    model: str
+    index: int
+    total: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainCompared:
+    """A round's verdict: both models' evaluations on the frozen validation split (``before``/``after``,
+    ``segstudio.engine.evaluate.Evaluation``), the promotion gate's result, and what the round did about it
+    (``decision``: ``segstudio.engine.retrain.Decision``; empty when no workspace decided)."""
+
+    base_checkpoint: Path
+    new_checkpoint: Path
+    before: Any
+    after: Any
+    #: the headline mean (``"dice"`` or ``"iou"``, pooled over the validation images)
+    metric: str
+    gate: GateResult
+    val_ids: tuple[str, ...]
+    reviewed: int
+    epochs: int
+    train_seconds: float = 0.0
+    decision: str = ""
+    run_id: str = ""
+
+    @property
+    def improved(self) -> bool:
+        """The gate says promote (a proven gain, no class worse beyond the margin)."""
+        return self.gate.promote
+
+    @property
+    def before_value(self) -> float:
+        return float(getattr(self.before, self.metric))
+
+    @property
+    def after_value(self) -> float:
+        return float(getattr(self.after, self.metric))
+
+    @property
+    def delta(self) -> float:
+        return self.after_value - self.before_value

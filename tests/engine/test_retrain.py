@@ -121,7 +121,8 @@ def test_retrain_round_compares_on_the_fixed_split(base_run, tmp_path):
     assert isinstance(verdict, RetrainCompared)
     assert verdict.val_ids == tuple(val) and verdict.reviewed == 1 and verdict.epochs == 1
     assert verdict.new_checkpoint.is_dir() and verdict.base_checkpoint == base
-    assert verdict.improved == (verdict.after.dice > verdict.before.dice)
+    assert verdict.improved == verdict.gate.promote and verdict.decision == ""  # no workspace decided anything
+    assert verdict.gate.images + len(verdict.gate.unpaired) == len(val)
     assert verdict.delta == pytest.approx(verdict.after.dice - verdict.before.dice)
     assert len(verdict.before.samples) == len(verdict.after.samples) == len(val)
 
