@@ -1,12 +1,14 @@
-"""The main window's actions, declared once as a table (DESIGN rule 10): text, shortcut, icon, menu, handler.
+"""The main window's actions, declared once as a table (DESIGN rule 10): text, shortcut, icon, menu, tool bar.
 
-Handlers are method names on the window; ``arg`` (when set) is passed to the handler, so one handler serves a
-family of actions (tools, review states, view modes). ``group`` makes checkable actions exclusive.
+The table holds no handlers: whoever builds the actions passes a mapping from action name to a callable of the
+controller that owns the behaviour (the window composes that mapping). ``arg`` (when set) is passed to the
+callable, so one callable serves a family of actions (tools, review states, view modes). ``group`` makes checkable
+actions exclusive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import qtawesome as qta
@@ -21,7 +23,6 @@ class ActionSpec:
     name: str
     text: str
     menu: str
-    handler: str  # method of the window, or "controller.method" of one of its controllers
     shortcuts: tuple[Key, ...] = ()
     icon: str | None = None
     tip: str = ""
@@ -36,158 +37,161 @@ _SK = QKeySequence.StandardKey
 
 ACTIONS: tuple[ActionSpec, ...] = (
     # File
-    ActionSpec("open_folder", "&Open Dataset Folder…", "&File", "open_folder_dialog", (_SK.Open,),
+    ActionSpec("open_folder", "&Open Dataset Folder…", "&File", (_SK.Open,),
                "fa5s.folder-open", "Open a dataset folder (format detected)", toolbar="main"),
-    ActionSpec("open_file", "Open &Annotation File…", "&File", "open_file_dialog", ("Ctrl+Shift+O",),
+    ActionSpec("open_file", "Open &Annotation File…", "&File", ("Ctrl+Shift+O",),
                "fa5s.file-code", "Open a COCO / labelme JSON or another annotation file"),
-    ActionSpec("open_predictions", "Open &Predictions Folder…", "&File", "open_predictions_dialog", (),
+    ActionSpec("open_predictions", "Open &Predictions Folder…", "&File", (),
                "fa5s.robot", "Show a folder of predicted masks as the prediction layer"),
-    ActionSpec("open_sample", "Open the Bundled &Sample", "&File", "open_sample_dataset", (), "fa5s.lungs"),
-    ActionSpec("start_screen", "Start S&creen", "&File", "show_start_screen", (), "fa5s.home",
+    ActionSpec("open_sample", "Open the Bundled &Sample", "&File", (), "fa5s.lungs"),
+    ActionSpec("start_screen", "Start S&creen", "&File", (), "fa5s.home",
                "Recent datasets and workspaces with their review progress; open a folder, a file or the sample"),
-    ActionSpec("save", "&Save Correction", "&File", "save_now", (_SK.Save,), "fa5s.save",
+    ActionSpec("save", "&Save Correction", "&File", (_SK.Save,), "fa5s.save",
                "Save the mask as a new version now (it also saves by itself every 10 s and on image change)",
                toolbar="main", separator_before=True),
-    ActionSpec("export", "&Export…", "&File", "export_view.show_export_dialog", ("Ctrl+E",), "fa5s.file-export",
+    ActionSpec("export", "&Export…", "&File", ("Ctrl+E",), "fa5s.file-export",
                "Export the dataset with its corrections in a format another tool trains on (Ctrl+E)",
                separator_before=True),
-    ActionSpec("writeback", "&Write Back to Dataset…", "&File", "export_view.start_writeback", (), "fa5s.file-import",
+    ActionSpec("writeback", "&Write Back to Dataset…", "&File", (), "fa5s.file-import",
                "Replace the dataset's own GT files with the corrected masks, after a confirmation; the originals "
                "are kept in a backup"),
-    ActionSpec("restore_backup", "Restore &Backup…", "&File", "export_view.show_restore_dialog", (), "fa5s.history",
+    ActionSpec("restore_backup", "Restore &Backup…", "&File", (), "fa5s.history",
                "Put the GT files a write-back replaced back from its backup"),
-    ActionSpec("quit", "&Quit", "&File", "close", ("Ctrl+Q",), "fa5s.power-off", separator_before=True),
+    ActionSpec("quit", "&Quit", "&File", ("Ctrl+Q",), "fa5s.power-off", separator_before=True),
     # Edit
-    ActionSpec("undo", "&Undo", "&Edit", "undo", ("Ctrl+Z",), "fa5s.undo", "Undo (Ctrl+Z)", toolbar="tools"),
-    ActionSpec("redo", "&Redo", "&Edit", "redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "fa5s.redo",
+    ActionSpec("undo", "&Undo", "&Edit", ("Ctrl+Z",), "fa5s.undo", "Undo (Ctrl+Z)", toolbar="tools"),
+    ActionSpec("redo", "&Redo", "&Edit", ("Ctrl+Shift+Z", "Ctrl+Y"), "fa5s.redo",
                "Redo (Ctrl+Shift+Z)", toolbar="tools"),
-    ActionSpec("accept_prediction", "Accept &Prediction (Whole Image)", "&Edit", "accept_prediction",
-               ("Ctrl+Shift+A",), "fa5s.check-double", "Copy the prediction into the mask (one undoable step)",
+    ActionSpec("accept_prediction", "Accept &Prediction (Whole Image)", "&Edit", ("Ctrl+Shift+A",), "fa5s.check-double", "Copy the prediction into the mask (one undoable step)",
                toolbar="tools", separator_before=True),
-    ActionSpec("fill_holes", "&Fill Holes in Class", "&Edit", "run_mask_op", (), "fa5s.fill", arg="fill_holes",
+    ActionSpec("fill_holes", "&Fill Holes in Class", "&Edit", (), "fa5s.fill", arg="fill_holes",
                separator_before=True),
-    ActionSpec("remove_islands", "Remove &Islands Smaller Than…", "&Edit", "run_mask_op", (), "fa5s.broom",
+    ActionSpec("remove_islands", "Remove &Islands Smaller Than…", "&Edit", (), "fa5s.broom",
                arg="remove_islands"),
-    ActionSpec("keep_largest", "&Keep Largest Components…", "&Edit", "run_mask_op", (), "fa5s.object-group",
+    ActionSpec("keep_largest", "&Keep Largest Components…", "&Edit", (), "fa5s.object-group",
                arg="keep_largest"),
-    ActionSpec("dilate", "&Dilate Class…", "&Edit", "run_mask_op", (), "fa5s.expand-arrows-alt", arg="dilate"),
-    ActionSpec("erode", "&Erode Class…", "&Edit", "run_mask_op", (), "fa5s.compress-arrows-alt", arg="erode"),
-    ActionSpec("replace_class", "Re&place Class…", "&Edit", "run_mask_op", (), "fa5s.exchange-alt",
+    ActionSpec("dilate", "&Dilate Class…", "&Edit", (), "fa5s.expand-arrows-alt", arg="dilate"),
+    ActionSpec("erode", "&Erode Class…", "&Edit", (), "fa5s.compress-arrows-alt", arg="erode"),
+    ActionSpec("replace_class", "Re&place Class…", "&Edit", (), "fa5s.exchange-alt",
                arg="replace_class"),
     # Tools
-    ActionSpec("preferences", "Pre&ferences…", "&Edit", "show_preferences", ("Ctrl+,",), "fa5s.cog",
+    ActionSpec("preferences", "Pre&ferences…", "&Edit", ("Ctrl+,",), "fa5s.cog",
                "Colours, opacity, autosave, device and threads, workspace location, reviewer, shortcuts",
                separator_before=True),
-    ActionSpec("tool_pan", "&Pan / Zoom", "&Tools", "set_tool", ("H",), "fa5s.hand-paper", "Pan and zoom (H)",
+    ActionSpec("tool_pan", "&Pan / Zoom", "&Tools", ("H",), "fa5s.hand-paper", "Pan and zoom (H)",
                True, "tools", "pan", "tool"),
-    ActionSpec("tool_brush", "&Brush", "&Tools", "set_tool", ("B",), "fa5s.paint-brush",
+    ActionSpec("tool_brush", "&Brush", "&Tools", ("B",), "fa5s.paint-brush",
                "Brush (B): paint the selected class; right button erases; [ and ] size", True, "tools", "brush",
                "tool"),
-    ActionSpec("tool_eraser", "&Eraser", "&Tools", "set_tool", ("E",), "fa5s.eraser", "Eraser (E)", True,
+    ActionSpec("tool_eraser", "&Eraser", "&Tools", ("E",), "fa5s.eraser", "Eraser (E)", True,
                "tools", "eraser", "tool"),
-    ActionSpec("tool_polygon", "P&olygon", "&Tools", "set_tool", ("P",), "fa5s.draw-polygon",
+    ActionSpec("tool_polygon", "P&olygon", "&Tools", ("P",), "fa5s.draw-polygon",
                "Polygon (P): click vertices, double-click or Enter closes; Shift erases", True, "tools", "polygon",
                "tool"),
-    ActionSpec("tool_lasso", "&Lasso", "&Tools", "set_tool", ("L",), "fa5s.bezier-curve",
+    ActionSpec("tool_lasso", "&Lasso", "&Tools", ("L",), "fa5s.bezier-curve",
                "Lasso (L): draw a freehand outline to fill", True, "tools", "lasso", "tool"),
-    ActionSpec("tool_fill", "&Flood Fill", "&Tools", "set_tool", ("K",), "fa5s.fill-drip",
+    ActionSpec("tool_fill", "&Flood Fill", "&Tools", ("K",), "fa5s.fill-drip",
                "Flood fill (K): the clicked region takes the selected class", True, "tools", "fill", "tool"),
-    ActionSpec("tool_rectangle", "&Rectangle", "&Tools", "set_tool", ("M",), "fa5s.vector-square",
+    ActionSpec("tool_rectangle", "&Rectangle", "&Tools", ("M",), "fa5s.vector-square",
                "Rectangle (M)", True, "tools", "rectangle", "tool"),
-    ActionSpec("tool_accept_lasso", "Accept Prediction &Inside Lasso", "&Tools", "set_tool", ("Shift+L",),
+    ActionSpec("tool_accept_lasso", "Accept Prediction &Inside Lasso", "&Tools", ("Shift+L",),
                "fa5s.magic", "Draw a lasso; the prediction inside it is copied into the mask (Shift+L)", True,
                "tools", "accept-lasso", "tool"),
-    ActionSpec("brush_smaller", "Brush &Smaller", "&Tools", "change_brush_size", ("[",), None, arg=-1,
+    ActionSpec("brush_smaller", "Brush &Smaller", "&Tools", ("[",), None, arg=-1,
                separator_before=True),
-    ActionSpec("brush_larger", "Brush &Larger", "&Tools", "change_brush_size", ("]",), None, arg=+1),
-    ActionSpec("brush_shape", "Square Brush", "&Tools", "set_square_brush", ("Shift+B",), "fa5s.square",
+    ActionSpec("brush_larger", "Brush &Larger", "&Tools", ("]",), None, arg=+1),
+    ActionSpec("brush_shape", "Square Brush", "&Tools", ("Shift+B",), "fa5s.square",
                checkable=True),
-    ActionSpec("finish_shape", "Close Polygon", "&Tools", "finish_polygon", ("Return", "Enter"), None),
-    ActionSpec("cancel_shape", "Cancel Shape", "&Tools", "cancel_gesture", ("Esc",), None),
+    ActionSpec("finish_shape", "Close Polygon", "&Tools", ("Return", "Enter"), None),
+    ActionSpec("cancel_shape", "Cancel Shape", "&Tools", ("Esc",), None),
     # Navigate
-    ActionSpec("prev", "&Previous Image", "&Navigate", "go_previous", ("Left", "PgUp", "Backspace"),
+    ActionSpec("prev", "&Previous Image", "&Navigate", ("Left", "PgUp", "Backspace"),
                "fa5s.arrow-left", "Previous sample in the list's order (←)", toolbar="main"),
-    ActionSpec("next", "&Next Image", "&Navigate", "go_next", ("Right", "PgDown", "N", "Space"),
+    ActionSpec("next", "&Next Image", "&Navigate", ("Right", "PgDown", "N", "Space"),
                "fa5s.arrow-right", "Next sample in the list's order (→, Space)", toolbar="main"),
-    ActionSpec("next_unreviewed", "Next &Unreviewed", "&Navigate", "go_next_unreviewed", ("Ctrl+Right",),
+    ActionSpec("next_unreviewed", "Next &Unreviewed", "&Navigate", ("Ctrl+Right",),
                "fa5s.forward"),
     # Review
-    ActionSpec("next_in_queue", "Next to Re&view (Queue)", "&Navigate", "loop.go_next_in_queue", ("Q",),
+    ActionSpec("next_in_queue", "Next to Re&view (Queue)", "&Navigate", ("Q",),
                "fa5s.list-ol", "The next sample of the review queue: most uncertain, most disagreement, changed "
                "most, or confident unlabelled (pseudo-labels), as chosen in the Review panel (Q)"),
-    ActionSpec("review_accept", "&Accept", "&Review", "set_review_status", ("A",), "fa5s.check",
+    ActionSpec("review_accept", "&Accept", "&Review", ("A",), "fa5s.check",
                "Accept this sample (A)", toolbar="main", arg="accepted"),
-    ActionSpec("review_reject", "&Reject", "&Review", "set_review_status", ("R",), "fa5s.times",
+    ActionSpec("review_reject", "&Reject", "&Review", ("R",), "fa5s.times",
                "Reject this sample (R)", toolbar="main", arg="rejected"),
-    ActionSpec("review_flag", "&Flag", "&Review", "set_review_status", ("F",), "fa5s.flag",
+    ActionSpec("review_flag", "&Flag", "&Review", ("F",), "fa5s.flag",
                "Flag this sample for a second look (F)", toolbar="main", arg="flagged"),
-    ActionSpec("review_clear", "&Clear Decision", "&Review", "set_review_status", ("U",), "fa5s.circle",
+    ActionSpec("review_clear", "&Clear Decision", "&Review", ("U",), "fa5s.circle",
                arg="unreviewed"),
     # View
-    ActionSpec("fit", "&Fit to Window", "&View", "view.zoom_fit", ("Ctrl+0", "Home"), "fa5s.expand",
+    ActionSpec("fit", "&Fit to Window", "&View", ("Ctrl+0", "Home"), "fa5s.expand",
                "Fit the image (Ctrl+0)", toolbar="main", separator_before=True),
-    ActionSpec("zoom_1to1", "Actual &Size (1:1)", "&View", "view.zoom_1to1", ("Ctrl+1",), "fa5s.search"),
-    ActionSpec("zoom_in", "Zoom &In", "&View", "view.zoom_in", (_SK.ZoomIn, "+", "="), "fa5s.search-plus"),
-    ActionSpec("zoom_out", "Zoom &Out", "&View", "view.zoom_out", (_SK.ZoomOut, "-"), "fa5s.search-minus"),
-    ActionSpec("toggle_gt", "Show &GT / Correction", "&View", "view.set_gt_visible", ("G",), "fa5s.layer-group",
+    ActionSpec("zoom_1to1", "Actual &Size (1:1)", "&View", ("Ctrl+1",), "fa5s.search"),
+    ActionSpec("zoom_in", "Zoom &In", "&View", (_SK.ZoomIn, "+", "="), "fa5s.search-plus"),
+    ActionSpec("zoom_out", "Zoom &Out", "&View", (_SK.ZoomOut, "-"), "fa5s.search-minus"),
+    ActionSpec("toggle_gt", "Show &GT / Correction", "&View", ("G",), "fa5s.layer-group",
                "Show or hide the GT / correction overlay (G)", True, "main", separator_before=True),
-    ActionSpec("toggle_pred", "Show P&rediction", "&View", "view.set_pred_visible", ("V",), "fa5s.robot",
+    ActionSpec("toggle_pred", "Show P&rediction", "&View", ("V",), "fa5s.robot",
                "Show or hide the prediction overlay (V)", True, "main"),
-    ActionSpec("toggle_error", "Show &Error Map", "&View", "view.set_error_visible", ("X",), "fa5s.not-equal",
+    ActionSpec("toggle_error", "Show &Error Map", "&View", ("X",), "fa5s.not-equal",
                "Show or hide the error map: FP red (predicted, not in GT), FN blue (in GT, missed), wrong class yellow (X)", True, "main"),
-    ActionSpec("toggle_uncertainty", "Show &Uncertainty", "&View", "predictions_view.set_uncertainty_visible",
-               ("Shift+V",), "fa5s.fire", "Show or hide the model's per-pixel uncertainty as a heat map (Shift+V)",
+    ActionSpec("toggle_uncertainty", "Show &Uncertainty", "&View", ("Shift+V",), "fa5s.fire", "Show or hide the model's per-pixel uncertainty as a heat map (Shift+V)",
                True),
-    ActionSpec("contour_mode", "&Contours Only", "&View", "view.set_contour_mode", ("C",), "fa5s.draw-polygon",
+    ActionSpec("contour_mode", "&Contours Only", "&View", ("C",), "fa5s.draw-polygon",
                "Draw masks as outlines (C)", True),
-    ActionSpec("view_single", "Single View", "&View", "view.set_view_mode", ("Alt+1",), "fa5s.square", None, True,
+    ActionSpec("view_single", "Single View", "&View", ("Alt+1",), "fa5s.square", None, True,
                None, "single", "view", True),
-    ActionSpec("view_gt_pred", "Split: GT | Prediction", "&View", "view.set_view_mode", ("Alt+2",), "fa5s.columns",
+    ActionSpec("view_gt_pred", "Split: GT | Prediction", "&View", ("Alt+2",), "fa5s.columns",
                None, True, "main", "gt|pred", "view"),
-    ActionSpec("view_before_after", "Split: Before | After", "&View", "view.set_view_mode", ("Alt+3",),
+    ActionSpec("view_before_after", "Split: Before | After", "&View", ("Alt+3",),
                "fa5s.history", None, True, None, "before|after", "view"),
-    ActionSpec("invert", "&Invert Image", "&View", "view.set_invert", ("I",), "fa5s.adjust", checkable=True,
+    ActionSpec("invert", "&Invert Image", "&View", ("I",), "fa5s.adjust", checkable=True,
                separator_before=True),
-    ActionSpec("view.reset_display", "&Reset Window/Level", "&View", "view.reset_display", ("Ctrl+R",), "fa5s.undo-alt"),
+    ActionSpec("view.reset_display", "&Reset Window/Level", "&View", ("Ctrl+R",), "fa5s.undo-alt"),
     # Train
-    ActionSpec("train_start", "&Start Training", "&Train", "start_training", ("Ctrl+T",), "fa5s.play",
+    ActionSpec("train_start", "&Start Training", "&Train", ("Ctrl+T",), "fa5s.play",
                "Train a model on this dataset in the background with the Training panel's settings (Ctrl+T)"),
-    ActionSpec("train_stop", "S&top Training", "&Train", "training_panel.stop_training", ("Ctrl+Shift+T",),
+    ActionSpec("train_stop", "S&top Training", "&Train", ("Ctrl+Shift+T",),
                "fa5s.stop", "Stop the run after the current batch; its last checkpoint is kept"),
-    ActionSpec("train_retrain", "&Retrain on Corrections", "&Train", "start_retrain", ("Ctrl+Shift+R",),
+    ActionSpec("train_retrain", "&Retrain on Corrections", "&Train", ("Ctrl+Shift+R",),
                "fa5s.redo-alt", "Fine-tune the current model on GT and corrections, compare before/after on the "
                "same validation images, promote if better (Ctrl+Shift+R)"),
-    ActionSpec("train_panel", "Show the Training &Panel", "&Train", "show_training_panel", (), "fa5s.chart-line",
+    ActionSpec("train_panel", "Show the Training &Panel", "&Train", (), "fa5s.chart-line",
                separator_before=True),
-    # Model (gui.predictions_view)
-    ActionSpec("predict_current", "Predict &Current Image", "&Model", "predictions_view.predict_current", ("Ctrl+P",),
+    # Model (gui.predictions_view.PredictionsController)
+    ActionSpec("predict_current", "Predict &Current Image", "&Model", ("Ctrl+P",),
                "fa5s.magic", "Predict this image with the current model now (Ctrl+P)"),
-    ActionSpec("predict_all", "Predict &All Images", "&Model", "predictions_view.predict_all", ("Ctrl+Shift+P",),
+    ActionSpec("predict_all", "Predict &All Images", "&Model", ("Ctrl+Shift+P",),
                "fa5s.play-circle", "Predict every image with the current model in the background (Ctrl+Shift+P)"),
-    ActionSpec("predict_selected", "Predict &Selected Images", "&Model", "predictions_view.predict_selected",
-               ("Ctrl+Alt+P",), "fa5s.tasks",
+    ActionSpec("predict_selected", "Predict &Selected Images", "&Model", ("Ctrl+Alt+P",), "fa5s.tasks",
                "Predict the images selected in the sample list (Ctrl/Shift-click) in the background (Ctrl+Alt+P)"),
-    ActionSpec("accept_pseudo_labels", "Accept Predictions as &Labels (Unlabelled)", "&Model",
-               "loop.accept_selected_predictions", ("Ctrl+Alt+A",), "fa5s.tags",
+    ActionSpec("accept_pseudo_labels", "Accept Predictions as &Labels (Unlabelled)", "&Model", ("Ctrl+Alt+A",), "fa5s.tags",
                "Pseudo-labels: the predictions of the selected unlabelled images become their labels and train "
                "the next round; labelled or corrected images are left alone (Ctrl+Alt+A)", separator_before=True),
-    ActionSpec("predict_stop", "S&top Predicting", "&Model", "predictions_view.stop", ("Ctrl+.",), "fa5s.stop-circle",
+    ActionSpec("predict_stop", "S&top Predicting", "&Model", ("Ctrl+.",), "fa5s.stop-circle",
                "Stop the prediction run after the current batch; what is predicted stays (Ctrl+.)"),
     # Help
-    ActionSpec("shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", ("F1",), "fa5s.keyboard"),
-    ActionSpec("tour", "Getting Started &Tour", "&Help", "show_tour", (), "fa5s.route",
+    ActionSpec("shortcuts", "&Keyboard Shortcuts", "&Help", ("F1",), "fa5s.keyboard"),
+    ActionSpec("tour", "Getting Started &Tour", "&Help", (), "fa5s.route",
                "Five steps through the window: open, compare, correct, retrain, export"),
-    ActionSpec("about", "&About segstudio", "&Help", "show_about", (), "fa5s.info-circle"),
-    ActionSpec("open_logs", "Open &Log Folder", "&Help", "open_log_folder", (), "fa5s.file-alt"),
+    ActionSpec("about", "&About segstudio", "&Help", (), "fa5s.info-circle"),
+    ActionSpec("open_logs", "Open &Log Folder", "&Help", (), "fa5s.file-alt"),
 )
 
 
-def build_actions(window: QWidget, specs: tuple[ActionSpec, ...] = ACTIONS) -> dict[str, QAction]:
-    """Create a QAction per spec, parented to ``window`` and wired to ``window.<handler>``."""
+def build_actions(parent: QWidget, handlers: Mapping[str, Callable[..., object]],
+                  specs: tuple[ActionSpec, ...] = ACTIONS) -> dict[str, QAction]:
+    """Create a QAction per spec, parented to ``parent`` and wired to ``handlers[spec.name]``: called with
+    ``spec.arg`` when the spec has one, with the checked state when it is checkable, else with nothing. Every
+    spec needs a handler and every handler a spec (a typo is an error here, not a dead menu entry)."""
+    missing = [s.name for s in specs if s.name not in handlers]
+    unknown = sorted(set(handlers) - {s.name for s in specs})
+    if missing or unknown:
+        raise ValueError(f"actions without a handler: {missing}; handlers without an action: {unknown}")
     out: dict[str, QAction] = {}
     groups: dict[str, QActionGroup] = {}
     for spec in specs:
-        act = QAction(spec.text, window)
+        act = QAction(spec.text, parent)
         act.setObjectName(f"action_{spec.name}")
         if spec.icon:
             act.setIcon(qta.icon(spec.icon, color="#d0d0d0", color_active="#ffffff"))
@@ -198,16 +202,12 @@ def build_actions(window: QWidget, specs: tuple[ActionSpec, ...] = ACTIONS) -> d
         act.setStatusTip(tip)
         act.setCheckable(spec.checkable)
         if spec.group:
-            groups.setdefault(spec.group, QActionGroup(window)).addAction(act)
-        handler: Callable = window
-        for part in spec.handler.split("."):  # "view.set_invert": a method of one of the window's controllers
-            handler = getattr(handler, part)
-        if spec.group:
+            groups.setdefault(spec.group, QActionGroup(parent)).addAction(act)
+        handler = handlers[spec.name]
+        if spec.group or spec.arg is not None:
             act.triggered.connect(lambda _c=False, h=handler, a=spec.arg: h(a))
         elif spec.checkable:
             act.toggled.connect(handler)
-        elif spec.arg is not None:
-            act.triggered.connect(lambda _c=False, h=handler, a=spec.arg: h(a))
         else:
             act.triggered.connect(lambda _c=False, h=handler: h())
         out[spec.name] = act

@@ -49,7 +49,7 @@ def create_main_window(*, dataset: str | None = None, format_name: str | None = 
         req = OpenRequest.resolve(path, format_name=format_name, predictions=predictions)
         ds = win.session.load(req.path, format_name=req.format_name)
         win.review.open(ds, predictions=req.predictions)
-        win.session.set_dataset(ds, extra=win.prepare_sample, side=win.review.prediction_mask)
+        win.session.set_dataset(ds, extra=win.review_screen.prepare_sample, side=win.review.prediction_mask)
     else:
         win.open_dataset(path, format_name=format_name, predictions=predictions)
     if sample_id and not win.session.go_to_id(sample_id):

@@ -1,7 +1,8 @@
 """Drag and drop onto the main window: a dataset folder, an annotation file, a workspace or a predictions folder,
 at the start screen or mid-session.
 
-``DropController`` receives the window's drag events and two openers (``open_dataset``, ``open_predictions``); it
+``DropController`` filters the window's drag events (an event filter: the window forwards nothing) and takes two
+openers (``open_dataset``, ``open_predictions``); it
 decides what a drop is with :func:`classify_drop` and asks with :func:`ask_dataset_or_predictions` when a folder
 could be either (a module function, so tests answer it without a modal dialog, as ``workspace_dialogs`` does).
 While a drag hovers, an overlay says what a drop would do.
@@ -130,6 +131,25 @@ class DropController(QObject):
         self._open_predictions = open_predictions
         self.overlay = DropOverlay(window)
         window.setAcceptDrops(True)
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self._window:
+            kind = event.type()
+            if kind == QEvent.Type.DragEnter:
+                self.drag_entered(event)  # type: ignore[arg-type]
+                return True
+            if kind == QEvent.Type.DragMove:
+                mime = event.mimeData()  # type: ignore[attr-defined]
+                event.acceptProposedAction() if mime.hasUrls() else event.ignore()  # type: ignore[attr-defined]
+                return True
+            if kind == QEvent.Type.DragLeave:
+                self.drag_left()
+                return True
+            if kind == QEvent.Type.Drop:
+                self.dropped(event)  # type: ignore[arg-type]
+                return True
+        return super().eventFilter(watched, event)
 
     def drag_entered(self, event: QDragEnterEvent | QDragMoveEvent) -> None:
         paths = dropped_paths(event.mimeData())

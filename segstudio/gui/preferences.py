@@ -7,16 +7,20 @@ Shortcuts (the actions table's keys, or the user's), the training form's device 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from PySide6.QtGui import QAction, QKeySequence
 
+from segstudio.core.errors import SegstudioError
 from segstudio.core.palettes import recolour
-from segstudio.core.settings import AppSettings, ComputeSettings
+from segstudio.core.settings import AppSettings, ComputeSettings, save_settings
 from segstudio.core.types import ClassSchema
 from segstudio.gui.actions import ACTIONS
+from segstudio.gui.panels.training_panel import TrainingPanel
+
+log = logging.getLogger(__name__)
 
 PORTABLE = QKeySequence.SequenceFormat.PortableText
 #: Keys the window binds outside the actions table (class selection by number).
@@ -75,38 +79,23 @@ def effective_schema(schema: ClassSchema, settings: AppSettings, dataset_root: s
                     overrides=settings.colours.overrides_for(dataset_root))
 
 
-def apply_settings(window: Any, old: AppSettings, new: AppSettings) -> None:
-    """Re-apply what changed between ``old`` and ``new`` to a running MainWindow (duck-typed): overlay opacity and
-    mask style, autosave interval, reviewer, shortcuts, training defaults and workspace location. Class colours
-    need the open dataset re-coloured with :func:`effective_schema` (the window's business)."""
-    from segstudio.gui.editor import GT_LAYER
-
-    window.settings = new
-    if old.overlay.opacity != new.overlay.opacity:
-        window.layers_panel.rows[GT_LAYER].opacity.setValue(round(new.overlay.opacity * 100))
-    if old.overlay.contour_only != new.overlay.contour_only:
-        window.view.set_contour_mode(new.overlay.contour_only)
-    if old.autosave_s != new.autosave_s:
-        if new.autosave_s > 0:
-            window.autosave.setInterval(new.autosave_s * 1000)
-            window.autosave.start()
-        else:
-            window.autosave.stop()
-    if old.reviewer != new.reviewer:
-        window.review.reviewer = new.reviewer
-        window.editor.author = new.reviewer
-        window.review_panel.set_reviewer(new.reviewer)
-    if old.shortcuts != new.shortcuts:
-        apply_shortcuts(window.actions_, new.shortcuts)
-    if old.compute != new.compute:
-        apply_compute(window.training_panel, new.compute)
-    if old.workspace != new.workspace:
-        apply_workspace_location(new)
-
-
-def apply_compute(training_panel: Any, compute: ComputeSettings) -> None:
+def apply_compute(training_panel: TrainingPanel, compute: ComputeSettings) -> None:
     """The training form's device and thread count take the defaults from the settings."""
     from segstudio.gui.training import default_threads
 
     training_panel.device.set_device(compute.device)
     training_panel.threads.setValue(compute.threads or default_threads())
+
+
+class SettingsStore:
+    """The app's settings while the window runs: ``value`` is replaced (never mutated; ``AppSettings`` is frozen)
+    by whoever changes them, and ``save`` writes it."""
+
+    def __init__(self, value: AppSettings) -> None:
+        self.value = value
+
+    def save(self) -> None:
+        try:
+            save_settings(self.value)
+        except (SegstudioError, OSError) as exc:  # a full disk must not stop the window (DiskFullError)
+            log.warning("cannot save settings: %s", exc)

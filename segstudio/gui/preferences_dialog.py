@@ -4,7 +4,7 @@ Tabs: Appearance (palette, class colours, opacity, mask style), Review (reviewer
 (device, CPU threads), Workspace (where workspaces go) and Shortcuts (every action, rebound by pressing keys;
 a key another action holds is refused with a message). Nothing is written here: ``result_settings()`` is the
 edited copy and ``sig_applied`` carries it on OK / Apply; the window saves it and calls
-:func:`segstudio.gui.preferences.apply_settings`.
+:class:`segstudio.gui.preferences_controller.PreferencesController`.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ class ReviewController(QObject):
 
     # reviews ----------------------------------------------------------------------------------------------------
     def review(self, sample_id: str) -> ReviewState:
-        return ReviewState(sample_id) if self.workspace is None else self.workspace.reviews.get(sample_id)
+        return ReviewState(sample_id=sample_id) if self.workspace is None else self.workspace.reviews.get(sample_id)
 
     def reviews(self) -> dict[str, ReviewState]:
         return {} if self.workspace is None else self.workspace.reviews.all()

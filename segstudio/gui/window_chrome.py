@@ -61,7 +61,18 @@ def build_docks(window: QMainWindow, *, browser: QWidget, classes: QWidget, laye
     return docks
 
 
-def build_menus_and_toolbars(window: QMainWindow, actions: dict[str, QAction], docks: Docks) -> Bars:
+def build_brush_size() -> QSpinBox:
+    """The brush size box (image pixels) the Tools tool bar shows."""
+    size = QSpinBox()
+    size.setRange(1, 500)
+    size.setValue(20)
+    size.setSuffix(" px")
+    size.setToolTip("Brush size in image pixels ([ and ])")
+    return size
+
+
+def build_menus_and_toolbars(window: QMainWindow, actions: dict[str, QAction], docks: Docks, *,
+                             brush_size: QSpinBox) -> Bars:
     """Menus and tool bars in the order of ``ACTIONS``; View also toggles the docks."""
     menus: dict[str, QMenu] = {}
     bars: dict[str, QToolBar] = {}
@@ -85,14 +96,9 @@ def build_menus_and_toolbars(window: QMainWindow, actions: dict[str, QAction], d
             bars[spec.toolbar].addAction(actions[spec.name])
     recent = QMenu("Open &Recent", window)
     menus["&File"].insertMenu(actions["open_sample"], recent)
-    size = QSpinBox()
-    size.setRange(1, 500)
-    size.setValue(20)
-    size.setSuffix(" px")
-    size.setToolTip("Brush size in image pixels ([ and ])")
     bars["tools"].addSeparator()
-    bars["tools"].addWidget(size)
-    return Bars(bars["main"], bars["tools"], recent, size)
+    bars["tools"].addWidget(brush_size)
+    return Bars(bars["main"], bars["tools"], recent, brush_size)
 
 
 def build_class_keys(window: QWidget, class_panel: ClassPanel) -> list[QAction]:

@@ -28,14 +28,14 @@ def _digest(folder: Path) -> dict[str, str]:
 
 def _paint_and_save(win: MainWindow) -> tuple[str, np.ndarray]:
     """A class-2 stroke in a corner the GT leaves as background, saved as a version; (sample id, the mask)."""
-    win.set_tool("brush")
+    win.tools.set_tool("brush")
     win.class_panel.select_class(2)
     win.brush_size.setValue(16)
     base = np.array(win.editor.mask.array)
     drag(win.canvas, [(40.0, 40.0), (70.0, 50.0), (100.0, 60.0)])
     painted = np.array(win.editor.mask.array)
     assert (painted != base).sum() > 300
-    rec = win.save_current()
+    rec = win.navigation.save_current()
     assert rec is not None
     return win.session.current.sample.id, painted
 

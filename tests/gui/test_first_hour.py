@@ -41,7 +41,7 @@ def test_the_first_hour_on_montgomery(qtbot, show_window, montgomery: Path, mont
     assert ds is not None and ds.root.resolve() == montgomery.resolve() and len(ds) == 40
     assert win.pages.currentWidget() is not win.start_screen
 
-    assert win.open_predictions(folder)
+    assert win.opening.open_predictions(folder)
     assert win.review.wait_for_scoring(60_000)
     qtbot.waitUntil(lambda: len(win.review.cached_scores()) == 40, timeout=20_000)
 
@@ -49,16 +49,16 @@ def test_the_first_hour_on_montgomery(qtbot, show_window, montgomery: Path, mont
     qtbot.waitUntil(lambda: win.session.current is not None and win.session.current.sample.id == worst,
                     timeout=10_000)
 
-    win.set_tool("brush")
+    win.tools.set_tool("brush")
     win.class_panel.select_class(1)
     win.brush_size.setValue(20)
     before = np.array(win.editor.mask.array)
     drag(win.canvas, [(60.0, 60.0), (110.0, 70.0), (160.0, 80.0)])
     corrected = np.array(win.editor.mask.array)
     assert (corrected != before).sum() > 300
-    assert win.save_current() is not None
+    assert win.navigation.save_current() is not None
 
-    dlg = win.show_preferences()
+    dlg = win.preferences.show_preferences()
     dlg.set_class_colour("left lung", (10, 20, 30))
     dlg.apply()
     assert dict((c.name, c.colour) for c in win.session.dataset.schema)["left lung"] == (10, 20, 30)

@@ -58,7 +58,7 @@ def test_train_predict_correct_retrain_promote_on_montgomery(qtbot, montgomery: 
 
     # 3. correct one image with the brush, through the canvas, and save it
     sid = win.session.current.sample.id
-    win.set_tool("brush")
+    win.tools.set_tool("brush")
     win.class_panel.select_class(2)
     win.brush_size.setValue(24)
     base = np.array(win.editor.mask.array)
@@ -76,7 +76,7 @@ def test_train_predict_correct_retrain_promote_on_montgomery(qtbot, montgomery: 
     assert np.array_equal(ws.versions.load(ws.versions.latest(sid)), corrected_mask)
     assert np.array_equal(win.editor.mask.array, corrected_mask)  # on screen
     win.go_next()
-    win.go_to_sample(sid)  # and read back afresh: the correction is the mask, the prediction stays beside it
+    win.navigation.go_to_sample(sid)  # and read back afresh: the correction is the mask, the prediction stays beside it
     assert np.array_equal(win.editor.target.base, corrected_mask) and win.editor.target.prediction is not None
 
     # 5. retrain: one click, the before/after table, promote (by itself when better, else by the user)

@@ -141,7 +141,7 @@ def test_settings_and_geometry_persist(qtbot, sample_dataset_path: Path) -> None
 
 def test_bad_dataset_path_shows_an_error_and_keeps_the_window(window: MainWindow, monkeypatch, tmp_path) -> None:
     shown: list[str] = []
-    monkeypatch.setattr("segstudio.gui.main_window.show_error", lambda title, msg, details="": shown.append(msg))
+    monkeypatch.setattr("segstudio.gui.opening.show_error", lambda title, msg, details="": shown.append(msg))
     assert window.open_dataset(tmp_path / "does-not-exist") is None
     assert shown and "does-not-exist" in shown[0]
     assert window.session.dataset is not None and len(window.session.dataset) == 8

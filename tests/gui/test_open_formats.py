@@ -60,7 +60,7 @@ def test_ambiguous_detection_asks_for_the_format(window: MainWindow, monkeypatch
         return items[1], True
 
     monkeypatch.setattr(controller, "open_dataset", fake_open)
-    monkeypatch.setattr("segstudio.gui.main_window.QInputDialog.getItem", choose)
+    monkeypatch.setattr("segstudio.gui.opening.QInputDialog.getItem", choose)
     ds = window.open_dataset(sample_dataset_path)
     assert ds is not None and ds.format_name == "class-folders"
     assert calls == [None, "class-folders"]
@@ -77,7 +77,7 @@ def test_a_broken_mask_is_reported_and_the_rest_opens(window: MainWindow, tmp_pa
     monkeypatch.setattr(window.statusBar(), "showMessage", lambda text, *_a: messages.append(text))
     ds = window.open_dataset(data)
     assert ds is not None and len(ds) == 8
-    window.go_to_sample(f"cxr/{victim.name}")
+    window.navigation.go_to_sample(f"cxr/{victim.name}")
     cur = window.session.current
     assert cur.sample.id == f"cxr/{victim.name}"
     assert cur.image.shape == (512, 512) and cur.gt is None

@@ -8,27 +8,20 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from segstudio.core.settings import AppSettings, dataset_key, load_settings, save_settings
 from segstudio.core.types import ClassSchema
-from segstudio.gui.actions import build_actions
+from segstudio.gui.actions import ACTIONS, build_actions
 from segstudio.gui.preferences import apply_shortcuts
 from segstudio.gui.preferences_dialog import PreferencesDialog
 
 
-class _Host(QWidget):
-    """Every handler the actions table names, doing nothing."""
-
-    def __getattr__(self, name: str):  # noqa: ANN204
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self
-
-    def __call__(self, *a: object) -> None:
-        return None
+def _idle_handlers() -> dict[str, object]:
+    """A handler for every action of the table, doing nothing."""
+    return {s.name: lambda *_a: None for s in ACTIONS}
 
 
 def test_dialog_edits_land_in_result_settings(qtbot) -> None:
-    host = _Host()
+    host = QWidget()
     qtbot.addWidget(host)
-    actions = build_actions(host)
+    actions = build_actions(host, _idle_handlers())
     schema = ClassSchema.from_names(["background", "left lung", "right lung"])
     dlg = PreferencesDialog(AppSettings(), schema=schema, dataset_root="/data/mc", actions=actions)
     qtbot.addWidget(dlg)
@@ -143,3 +136,16 @@ def test_tour_anchors_by_mapping_and_missing_ones_centre(window, qtbot) -> None:
     assert tour.anchor_widget("compare") is None and not tour.highlight.isVisible()
     assert tour.bubble.arrow_side == ""
     tour.skip()
+
+
+def test_every_action_needs_a_handler_and_every_handler_an_action(qtbot) -> None:
+    import pytest
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    handlers = _idle_handlers()
+    del handlers["save"]
+    with pytest.raises(ValueError, match="save"):
+        build_actions(host, handlers)
+    with pytest.raises(ValueError, match="no_such_action"):
+        build_actions(host, {**_idle_handlers(), "no_such_action": lambda: None})

@@ -55,7 +55,7 @@ def test_review_session_survives_restart(qtbot, montgomery: Path, montgomery_pre
     scores = win.review.cached_scores()
     assert scores[worst][0] < 0.2 < min(d for sid, (d, _i) in scores.items() if sid != worst)
 
-    win.go_to_sample(ids[0])
+    win.navigation.go_to_sample(ids[0])
     assert win.session.current.sample.id == worst
     assert win.editor.target.prediction is not None
     # Next follows the visible (worst-first) order
@@ -65,7 +65,7 @@ def test_review_session_survives_restart(qtbot, montgomery: Path, montgomery_pre
     assert win.session.current.sample.id == worst
 
     # paint a stroke of class 2 through the real canvas
-    win.set_tool("brush")
+    win.tools.set_tool("brush")
     win.class_panel.select_class(2)
     win.brush_size.setValue(16)
     base = np.array(win.editor.mask.array)
@@ -75,14 +75,14 @@ def test_review_session_survives_restart(qtbot, montgomery: Path, montgomery_pre
     assert set(np.unique(painted[painted != base]).tolist()) == {2}
     assert win.editor.dirty
 
-    win.undo()
+    win.editor.undo()
     assert np.array_equal(win.editor.mask.array, base)
-    win.redo()
+    win.editor.redo()
     assert np.array_equal(win.editor.mask.array, painted)
 
     # accept the sample: the correction is saved as a version, the decision recorded
     win.review_panel.comment.setPlainText("lungs were swapped in the prediction")
-    win.set_review_status("accepted")
+    win.navigation.set_review_status("accepted")
     ws = win.review.workspace
     assert ws is not None
     assert ws.reviews.get(worst).status == ReviewStatus.ACCEPTED
@@ -113,12 +113,12 @@ _CRASHER = textwrap.dedent(r"""
     app = QApplication([])
     win = MainWindow()
     win.show()
-    win.autosave.stop()  # the journal, not an autosave, must carry the work
+    win.navigation.autosave.stop()  # the journal, not an autosave, must carry the work
     win.open_dataset({data!r}, format_name="class-folders", predictions={preds!r})
-    win.go_to_sample({sid!r})
+    win.navigation.go_to_sample({sid!r})
     win.class_panel.select_class(1)
     win.brush_size.setValue(20)
-    win.set_tool("brush")
+    win.tools.set_tool("brush")
     ed = win.editor
     ed._on_canvas_pointer("press", PointerEvent(200.0, 200.0))
     for i in range(1, 30):
@@ -169,7 +169,7 @@ def test_killed_session_is_recovered(qtbot, montgomery: Path, montgomery_predict
     latest = ws.versions.latest(sid)
     assert latest is not None and np.array_equal(ws.versions.load(latest), painted)
     assert ws.pending_recoveries() == []
-    win.go_to_sample(sid)
+    win.navigation.go_to_sample(sid)
     assert np.array_equal(win.editor.mask.array, painted)
     win.close()
     assert _digest(montgomery) == before

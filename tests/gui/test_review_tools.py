@@ -40,7 +40,7 @@ def window(qtbot, sample_dataset_path: Path, sample_predictions: Path) -> MainWi
     win.show()
     qtbot.waitExposed(win)
     assert win.open_dataset(sample_dataset_path, predictions=sample_predictions) is not None
-    win.autosave.stop()
+    win.navigation.autosave.stop()
     return win
 
 
@@ -52,7 +52,7 @@ def _pixels(win: MainWindow) -> np.ndarray:
 def test_number_keys_select_the_class_and_brush_paints_it(window: MainWindow, qtbot) -> None:
     qtbot.keyClick(window.canvas, Qt.Key.Key_2)
     assert window.class_panel.selected_class() == 2 and window.editor.context.class_id == 2
-    window.set_tool("brush")
+    window.tools.set_tool("brush")
     window.brush_size.setValue(10)
     before = np.array(window.editor.mask.array)
     drag(window.canvas, [(20.0, 20.0), (60.0, 20.0)])
@@ -81,7 +81,7 @@ def test_locked_class_is_never_painted_over(window: MainWindow) -> None:
     item = window.class_panel.tree.topLevelItem(1)
     item.setCheckState(1, Qt.CheckState.Checked)  # lock "left lung"
     assert window.editor.context.locked == frozenset({1})
-    window.set_tool("brush")
+    window.tools.set_tool("brush")
     window.brush_size.setValue(40)
     # from inside the locked lung out across the image: only unlocked pixels may change
     drag(window.canvas, [(cx, cy), (cx - 120, cy), (cx - 240, cy)])
@@ -93,12 +93,12 @@ def test_locked_class_is_never_painted_over(window: MainWindow) -> None:
 def test_accept_prediction_whole_and_inside_lasso(window: MainWindow) -> None:
     pred = window.editor.target.prediction
     gt = np.array(window.editor.mask.array)
-    window.accept_prediction()
+    window.tools.accept_prediction()
     assert np.array_equal(window.editor.mask.array, pred)
-    window.undo()
+    window.editor.undo()
     assert np.array_equal(window.editor.mask.array, gt)
 
-    window.set_tool("accept-lasso")
+    window.tools.set_tool("accept-lasso")
     h, w = gt.shape
     square = [(0.0, 0.0), (w / 2, 0.0), (w / 2, float(h)), (0.0, float(h)), (0.0, 1.0)]
     drag(window.canvas, square)
@@ -110,8 +110,8 @@ def test_accept_prediction_whole_and_inside_lasso(window: MainWindow) -> None:
 def test_accepting_saves_a_version_and_revert_restores(window: MainWindow) -> None:
     sid = window.session.current.sample.id
     gt = np.array(window.editor.mask.array)
-    window.accept_prediction()
-    window.set_review_status("accepted")
+    window.tools.accept_prediction()
+    window.navigation.set_review_status("accepted")
     ws = window.review.workspace
     v1 = ws.versions.latest(sid)
     assert v1 is not None and v1.version == 1
@@ -177,7 +177,7 @@ def test_display_controls_change_pixels_not_data(window: MainWindow) -> None:
     window.layers_panel.preset.activated.emit(window.layers_panel.preset.currentIndex())
     assert window.view.display.window is not None
     # right drag in pan mode changes window/level
-    window.set_tool("pan")
+    window.tools.set_tool("pan")
     vp = window.canvas.viewport()
     before = (window.view.display.window, window.view.display.level)
     from PySide6.QtTest import QTest
@@ -203,7 +203,7 @@ def test_contour_mode_and_class_visibility(window: MainWindow) -> None:
 
 
 def test_polygon_tool_closes_on_enter(window: MainWindow, qtbot) -> None:
-    window.set_tool("polygon")
+    window.tools.set_tool("polygon")
     window.class_panel.select_class(1)
     before = np.array(window.editor.mask.array)
     for x, y in ((400.0, 420.0), (480.0, 420.0), (480.0, 500.0)):
@@ -212,7 +212,7 @@ def test_polygon_tool_closes_on_enter(window: MainWindow, qtbot) -> None:
     changed = window.editor.mask.array != before
     assert changed.sum() > 1000
     assert set(np.unique(window.editor.mask.array[changed]).tolist()) == {1}
-    window.undo()
+    window.editor.undo()
     assert np.array_equal(window.editor.mask.array, before)
 
 

@@ -177,7 +177,7 @@ def test_title_names_the_dataset_and_shows_unsaved_state(qtbot, tmp_path: Path, 
     title = win.windowTitle()
     assert f"lungs ({ds.format_name})" in title and "[*]" in title
     assert not win.isWindowModified()
-    win.set_tool("brush")
+    win.tools.set_tool("brush")
     drag(win.canvas, [(100, 100), (140, 120), (180, 140)])
     assert win.editor.dirty
     assert win.isWindowModified()

@@ -81,7 +81,7 @@ def test_read_only_window_refuses_edits_and_decisions_out_loud(qtbot, holder, sa
     assert np.array_equal(win.editor.mask.array, before) and not win.editor.dirty  # type: ignore[union-attr]
     assert "read-only" in win.statusBar().currentMessage()
     sid = win.session.current.sample.id  # type: ignore[union-attr]
-    win.set_review_status("accepted")
+    win.navigation.set_review_status("accepted")
     assert "Not recorded" in win.statusBar().currentMessage()
     assert win.review.review(sid).status is ReviewStatus.UNREVIEWED
     assert not list((_bundled_workspace() / "journal").glob("*.journal"))
@@ -111,7 +111,7 @@ def test_full_disk_on_save_tells_the_truth_about_the_journal(window, monkeypatch
     assert editor.journal_ok and window.status.saved.text() == "unsaved (journaled)"
     assert "in the recovery journal" in window.status.saved.toolTip()
     monkeypatch.setattr(atomic.os, "write", enospc)
-    assert window.save_current() is None
+    assert window.navigation.save_current() is None
     assert "disk is full" in shown[-1] and "still in the recovery journal" in shown[-1]
     # 2. the journal cannot be written either: the message and the status bar say the edits are only here
     monkeypatch.setattr(journal_mod.os, "write", enospc)
@@ -119,13 +119,13 @@ def test_full_disk_on_save_tells_the_truth_about_the_journal(window, monkeypatch
     assert not editor.journal_ok
     assert window.status.saved.text() == "UNSAVED, not journaled"
     assert "NOT in the recovery journal" in window.status.saved.toolTip()
-    window.save_current()
+    window.navigation.save_current()
     assert "could NOT be written to the recovery journal" in shown[-1]
     window.go_next()  # leaving would lose them: the window stays
     assert window.session.current.sample.id == sid and editor.dirty
     monkeypatch.undo()
     monkeypatch.setattr(mw, "show_error", lambda _title, text, *_: shown.append(text))
-    rec = window.save_current()  # space again: the save goes through and the truth is restored
+    rec = window.navigation.save_current()  # space again: the save goes through and the truth is restored
     assert rec is not None and rec.sample_id == sid and editor.journal_ok and window.status.saved.text() != ""
 
 

@@ -73,14 +73,14 @@ def test_long_session_keeps_memory_bounded_and_autosaves_intact(qtbot, tmp_path:
     ds = win.open_dataset(root)
     assert ds is not None and len(ds.samples) == IMAGES
     ids = [s.id for s in ds.samples]
-    win.set_tool("brush")
+    win.tools.set_tool("brush")
     win.brush_size.setValue(14)
     rng = random.Random(13)
     expected: dict[str, str] = {}  # digests, not arrays: the test must not be what grows
     strokes = 0
     rss_warm = None
     for n, sid in enumerate(ids):
-        win.go_to_sample(sid)
+        win.navigation.go_to_sample(sid)
         qtbot.waitUntil(lambda sid=sid: win.editor.target is not None and win.editor.target.sample_id == sid,
                         timeout=20_000)
         for k in range(STROKES_PER_IMAGE):
@@ -89,13 +89,13 @@ def test_long_session_keeps_memory_bounded_and_autosaves_intact(qtbot, tmp_path:
             drag(win.canvas, [(x + 12 * j, y + 7 * j) for j in range(8)])
             strokes += 1
             if k % 20 == 19:  # the autosave timer firing mid-image (every 10 s in real use)
-                win._on_autosave_timeout()
+                win.navigation._on_autosave_timeout()
         expected[sid] = hashlib.sha256(np.ascontiguousarray(win.editor.mask.array).tobytes()).hexdigest()
         QApplication.processEvents()
         if n + 1 == max(2, IMAGES // 10):
             gc.collect()
             rss_warm = _rss_mib()
-    win.save_current()
+    win.navigation.save_current()
     QApplication.processEvents()
     gc.collect()
     rss_end = _rss_mib()
