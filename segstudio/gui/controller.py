@@ -13,8 +13,8 @@ from PySide6.QtCore import QObject, Signal
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.registry import open_dataset
-from segstudio.gui.prefetch import ExtraLoader, Prefetcher, SideLoader
 from segstudio.workspace import workspace_settings_at
+from segstudio.workspace.prefetch import ExtraLoader, Prefetcher, SideLoader
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class SessionController(QObject):
         return ds
 
     def set_dataset(self, ds: Dataset, *, extra: ExtraLoader | None = None, side: SideLoader | None = None) -> None:
-        """Show ``ds``; ``side`` and ``extra`` are the prefetcher's loaders (see ``gui.prefetch``)."""
+        """Show ``ds``; ``side`` and ``extra`` are the prefetcher's loaders (see ``workspace.prefetch``)."""
         if self.prefetcher is not None:
             self.prefetcher.shutdown()
         self.prefetcher = Prefetcher(ds, extra=extra, side=side)

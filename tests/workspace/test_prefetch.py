@@ -13,7 +13,7 @@ from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassInfo, ClassSchema
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.registry import open_dataset
-from segstudio.gui.prefetch import Prefetcher
+from segstudio.workspace.prefetch import Prefetcher
 
 SCHEMA = ClassSchema(classes=(ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "fg", (255, 0, 0))))
 
@@ -117,7 +117,7 @@ def test_a_failed_load_is_not_cached_and_is_logged(pf_factory, caplog) -> None:
     ds, loader = make()
     loader.fail.add("s2")
     pf = pf_factory(ds)
-    caplog.set_level(logging.INFO, logger="segstudio.gui.prefetch")
+    caplog.set_level(logging.INFO, logger="segstudio.workspace.prefetch")
     pf.request(["s2", "s3"])
     assert pf.wait_idle()
     assert pf.get("s2") is None and pf.get("s3") is not None
