@@ -1,6 +1,7 @@
-"""The verdict of a retraining round: per-class Dice and IoU of the current model and of the retrained one on the
-same fixed validation images, the change, and the choice — keep the promoted model or go back, promote a model
-that did not score better or keep the current one.
+"""The verdict of a retraining round: the promotion gate's verdict (the bootstrap interval of the change in mean
+Dice, and per class whether it got worse beyond the margin), per-class Dice and IoU of the current model and of the
+retrained one on the same frozen validation images, and the choice — keep the promoted model or go back, promote a
+model the gate did not let through (recorded as a person's decision) or keep the current one.
 
 The dialog is modeless: the window stays usable while it is open (the refreshed predictions arrive behind it).
 """
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import (
 
 BETTER = QColor(46, 160, 67)
 WORSE = QColor(218, 54, 51)
-COLUMNS = ("Class", "Dice before", "Dice after", "Δ Dice", "IoU before", "IoU after", "Δ IoU")
+COLUMNS = ("Class", "Dice before", "Dice after", "Δ Dice", "IoU before", "IoU after", "Δ IoU", "Gate")
 
 
 def _fmt(v: float) -> str:
@@ -37,19 +38,47 @@ def _delta(a: float, b: float) -> float:
     return b - a if math.isfinite(a) and math.isfinite(b) else math.nan
 
 
+def class_verdict(comp: Any, class_id: int | None) -> str:
+    """The gate's word on one class (``""`` for classes it does not judge, such as background)."""
+    gate = comp.gate
+    if class_id is None:
+        return gate.verdict.label
+    for c in gate.per_class:
+        if c.class_id == class_id:
+            if c.regressed:
+                return f"worse by more than {gate.thresholds.class_margin:.3f}"
+            return "better" if math.isfinite(c.delta) and c.delta > 0 else "within the margin"
+    return ""
+
+
+def gate_summary(comp: Any) -> str:
+    """One line: the mean per-image change, its interval, and over how many images."""
+    g = comp.gate
+    if not math.isfinite(g.mean_delta):
+        return "No validation image could be paired: nothing was measured."
+    return (f"Mean per-image Dice change {g.mean_delta:+.4f}, {g.thresholds.confidence:.0%} bootstrap interval "
+            f"[{g.ci_low:+.4f}, {g.ci_high:+.4f}] over {g.images} image(s); promoted only when the interval is "
+            f"above {g.thresholds.min_gain:+.3f} and no class drops by more than {g.thresholds.class_margin:.3f}.")
+
+
 def comparison_rows(comp: Any) -> list[tuple[str, float, float, float, float, bool]]:
     """``(class, dice before, dice after, iou before, iou after, scored)`` per class, then the mean row.
     ``scored``: the class counts in the means (background and ignored classes do not)."""
+    return [row[1:] for row in _rows(comp)]
+
+
+def _rows(comp: Any) -> list[tuple[int | None, str, float, float, float, float, bool]]:
     before = {c.class_id: c for c in comp.before.summary.per_class}
     after = {c.class_id: c for c in comp.after.summary.per_class}
     scored = set(comp.after.summary.scored_ids)
-    rows = []
+    rows: list[tuple[int | None, str, float, float, float, float, bool]] = []
     for cid, b in before.items():
         a = after.get(cid)
         if a is None:
             continue
-        rows.append((b.name, b.dice, a.dice, b.iou, a.iou, cid in scored))
-    rows.append(("Mean (scored classes)", comp.before.dice, comp.after.dice, comp.before.iou, comp.after.iou, True))
+        rows.append((cid, b.name, b.dice, a.dice, b.iou, a.iou, cid in scored))
+    rows.append((None, "Mean (scored classes)", comp.before.dice, comp.after.dice, comp.before.iou, comp.after.iou,
+                 True))
     return rows
 
 
@@ -71,6 +100,12 @@ class RetrainDialog(QDialog):
         self.headline = QLabel(self)
         self.headline.setObjectName("retrainHeadline")
         self.headline.setWordWrap(True)
+        self.gate_label = QLabel(gate_summary(comparison), self)
+        self.gate_label.setObjectName("gateSummary")
+        self.gate_label.setWordWrap(True)
+        self.reason_label = QLabel(f"Gate: {comparison.gate.reason}.", self)
+        self.reason_label.setObjectName("gateReason")
+        self.reason_label.setWordWrap(True)
         self.detail = QLabel(self)
         self.detail.setWordWrap(True)
         self.detail.setStyleSheet("color: palette(mid);")
@@ -96,21 +131,24 @@ class RetrainDialog(QDialog):
         self.keep_button.clicked.connect(self._on_keep_clicked)
         lay = QVBoxLayout(self)
         lay.addWidget(self.headline)
+        lay.addWidget(self.gate_label)
+        lay.addWidget(self.reason_label)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.detail)
         lay.addWidget(self.buttons)
         self._fill(run_name)
         self._sync()
-        self.resize(720, 150 + 30 * self.table.rowCount())
+        self.resize(860, 210 + 30 * self.table.rowCount())
 
     def _fill(self, run_name: str) -> None:
         comp = self.comparison
-        rows = comparison_rows(comp)
+        rows = _rows(comp)
         self.table.setRowCount(len(rows))
         bold = QFont()
         bold.setBold(True)
-        for r, (name, db, da, ib, ia, scored) in enumerate(rows):
-            values = (name, _fmt(db), _fmt(da), _delta(db, da), _fmt(ib), _fmt(ia), _delta(ib, ia))
+        for r, (cid, name, db, da, ib, ia, scored) in enumerate(rows):
+            word = class_verdict(comp, cid) if scored else ""
+            values = (name, _fmt(db), _fmt(da), _delta(db, da), _fmt(ib), _fmt(ia), _delta(ib, ia), word)
             for c, v in enumerate(values):
                 if isinstance(v, float):
                     item = QTableWidgetItem("—" if not math.isfinite(v) else f"{v:+.4f}")
@@ -118,7 +156,12 @@ class RetrainDialog(QDialog):
                         item.setForeground(QBrush(BETTER if v > 0 else WORSE))
                 else:
                     item = QTableWidgetItem(v)
-                if c:
+                    if c == len(values) - 1 and v:
+                        worse = v.startswith("worse") or v == "refused"
+                        good = v.startswith("better")
+                        if worse or good:
+                            item.setForeground(QBrush(WORSE if worse else BETTER))
+                if 0 < c < len(values) - 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if r == len(rows) - 1:
                     item.setFont(bold)
@@ -141,10 +184,12 @@ class RetrainDialog(QDialog):
         if self.promoted:
             state = "The retrained model is now the current model; its predictions are being refreshed."
         elif comp.improved:
-            state = "The retrained model scored better, but the previous model is kept."
+            state = "The gate lets the retrained model through, but the previous model is kept until you promote it."
         else:
-            state = "The retrained model did not score better: the current model stays unless you promote it."
-        verdict = "Better" if comp.improved else "Not better"
+            state = ("The current model stays. Promoting the retrained model anyway is recorded as your decision, "
+                     "with these figures.")
+        verdict = {"promote": "Better, proven", "not_proven": "Not proven",
+                   "refused": "Refused"}[comp.gate.verdict.value]
         self.headline.setText(f"<b>{verdict}.</b> {change} {state}")
         self.promote_button.setVisible(not self.promoted)
         self.keep_button.setVisible(self.promoted)

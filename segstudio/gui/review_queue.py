@@ -10,15 +10,15 @@ from segstudio.datasets.predictions import PredictionFolder
 from segstudio.gui.review import ReviewController
 from segstudio.workspace.queue import (
     MODEL_METRICS_KEY,
-    QUEUE_FIELDS,
     SOURCE_FOLDER,
     SOURCE_MODEL,
     STRATEGIES,
     QueueItem,
     default_strategy,
     next_in_queue,
-    review_queue,
     unavailable_reason,
+    workspace_entries,
+    workspace_queue,
 )
 from segstudio.workspace.records import MetricsEntry
 
@@ -60,17 +60,13 @@ class ReviewQueue(QObject):
         # the scores of the current source (model or predictions folder); only the fields the queue reads: this
         # runs on every image change
         key = self.review.metrics_key if self.source == SOURCE_FOLDER else MODEL_METRICS_KEY
-        return [e for e in ws.metrics.entries(key=key, data_fields=QUEUE_FIELDS) if e.sample_id in ds]
+        return workspace_entries(ws, ds, key=key)
 
     def items(self, entries: list[MetricsEntry] | None = None) -> list[QueueItem]:
         ws, ds = self.review.workspace, self.review.dataset
         if ws is None or ds is None:
             return []
-        entries = self._entries() if entries is None else entries
-        labelled = {s.id for s in ds.samples if s.has_gt} | ws.versions.corrected_ids()
-        statuses = {sid: st.status for sid, st in self.review.reviews().items()}
-        return review_queue(self.strategy, entries, statuses=statuses, labelled=labelled,
-                            order=[s.id for s in ds.samples])
+        return workspace_queue(ws, ds, self.strategy, entries=self._entries() if entries is None else entries)
 
     def next_after(self, current: str | None) -> QueueItem | None:
         return next_in_queue(self.items(), current)

@@ -22,20 +22,16 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
+from segstudio.engine.events import CheckpointSaved, Finished, RetrainCompared
+from segstudio.engine.retrain import RETRAIN_EPOCHS, ROUND_FILE, Decision, plan_round, promote_round
 from segstudio.gui.workers import GeneratorWorker, guard_finite_loss
 from segstudio.workspace import RunRecord, RunStatus, Workspace
+from segstudio.workspace.models import ModelEvent, run_checkpoint
+
+__all__ = ["RETRAIN_EPOCHS", "DeviceOption", "TrainingController", "default_threads", "detect_devices_job",
+           "make_config", "read_curves", "recipe_description", "recipe_names", "run_checkpoint"]
 
 log = logging.getLogger(__name__)
-
-#: workspace state key of the model the user chose ("use this model"): {"run": id, "checkpoint": path}
-MODEL_STATE_KEY = "model"
-#: workspace state key of the validation split frozen for retraining rounds: {"ids": [...], "from_run": id}
-VALIDATION_STATE_KEY = "retrain_validation"
-#: default length of a retraining round (epochs of fine-tuning)
-RETRAIN_EPOCHS = 5
-#: in a retraining round's run folder: what it started from (a round is judged as a whole, so never resumed)
-ROUND_FILE = "retrain.json"
-
 
 @dataclass(frozen=True)
 class DeviceOption:
@@ -100,44 +96,6 @@ def read_curves(run_folder: Path) -> list[dict[str, float]]:
     return rows
 
 
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    import json
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    except OSError as exc:
-        log.warning("cannot write %s: %s", path, exc)
-
-
-def _write_comparison(folder: Path, comp: Any) -> None:
-    """``comparison.json`` in the round's run folder: the before/after figures stay with the run."""
-    doc = {"metric": comp.metric, "improved": comp.improved, "base_checkpoint": str(comp.base_checkpoint),
-           "new_checkpoint": str(comp.new_checkpoint), "validation_ids": list(comp.val_ids),
-           "reviewed_samples": comp.reviewed, "epochs": comp.epochs,
-           "before": comp.before.to_dict(), "after": comp.after.to_dict()}
-    _write_json(folder / "comparison.json", doc)
-
-
-def read_comparison(folder: Path) -> dict[str, Any] | None:
-    """What :func:`_write_comparison` wrote, or None (a training run, or an unreadable file)."""
-    import json
-
-    try:
-        return dict(json.loads((folder / "comparison.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return None
-
-
-def model_checkpoint(run: RunRecord) -> Path | None:
-    """The checkpoint a run offers as its model: ``best`` when it has one, else ``last``."""
-    for kind in ("best", "last"):
-        path = run.folder / "checkpoints" / kind
-        if (path / "config.json").is_file():
-            return path
-    return None
-
-
 class TrainingController(QObject):
     """Starts, follows and stops one training run; records it in the workspace.
 
@@ -163,8 +121,8 @@ class TrainingController(QObject):
         self._finished: Any = None
         #: the verdict of the last retraining round (``engine.retrain.RetrainCompared``), until the next run
         self.last_comparison: Any = None
-        #: promote a retrained model by itself when it scores better (else the user decides)
-        self.auto_promote = True
+        #: who is named in the model history (the reviewer's name)
+        self.author = ""
 
     @property
     def running(self) -> bool:
@@ -178,110 +136,105 @@ class TrainingController(QObject):
     def runs(self) -> list[RunRecord]:
         return self.workspace.runs.all() if self.workspace is not None else []
 
+    # the current model (the workspace's model registry) -----------------------------------------------------------
     def chosen_model(self) -> Path | None:
-        if self.workspace is None:
-            return None
-        value = self.workspace.state.get(MODEL_STATE_KEY)
-        return Path(value["checkpoint"]) if isinstance(value, dict) and "checkpoint" in value else None
+        cur = self.workspace.models.current() if self.workspace is not None else None
+        return cur.checkpoint if cur is not None else None
 
     def chosen_run_id(self) -> str | None:
-        if self.workspace is None:
-            return None
-        value = self.workspace.state.get(MODEL_STATE_KEY)
-        return str(value["run"]) if isinstance(value, dict) and value.get("run") else None
+        cur = self.workspace.models.current() if self.workspace is not None else None
+        return cur.run_id or None if cur is not None else None
 
-    def use_model(self, run_id: str, *, checkpoint: Path | None = None) -> Path:
+    def history(self) -> list[ModelEvent]:
+        return self.workspace.models.history() if self.workspace is not None else []
+
+    @property
+    def auto_promote(self) -> bool:
+        """Promote a retrained model by itself when the gate says so (the workspace's ``auto_promote``)."""
+        return self.workspace.settings.auto_promote if self.workspace is not None else True
+
+    @auto_promote.setter
+    def auto_promote(self, on: bool) -> None:
+        if self.workspace is not None and self.workspace.settings.auto_promote != on:
+            self.workspace.save_settings(self.workspace.settings.replace(auto_promote=bool(on)))
+
+    def use_model(self, run_id: str, *, checkpoint: Path | None = None, reason: str = "chosen in the run history",
+                  ) -> Path:
         """Make ``run_id``'s best (else last) checkpoint — or ``checkpoint`` — the workspace's model."""
         if self.workspace is None:
             raise SegstudioError("No dataset is open.", fix="Open a dataset first.")
         run = self.workspace.runs.get(run_id)
-        path = checkpoint if checkpoint is not None else model_checkpoint(run)
+        path = checkpoint if checkpoint is not None else run_checkpoint(run.folder)
         if path is None or not (Path(path) / "config.json").is_file():
             raise SegstudioError(f"Run {run_id} has no checkpoint.", path=run.folder,
                                  fix="Choose a run that trained at least one epoch.")
-        self.workspace.state.set(MODEL_STATE_KEY, {"run": run_id, "checkpoint": str(path)})
+        self.workspace.models.adopt(Path(path), run_id=run_id, reason=reason, author=self.author)
         self.sig_model_chosen.emit(Path(path))
         return Path(path)
 
     # retraining -------------------------------------------------------------------------------------------------
     def validation_ids(self) -> list[str] | None:
         """The frozen validation split of the retraining rounds (None until the first round fixes it)."""
-        value = self.workspace.state.get(VALIDATION_STATE_KEY) if self.workspace is not None else None
-        return [str(i) for i in value["ids"]] if isinstance(value, dict) and value.get("ids") else None
+        split = self.workspace.models.validation_split() if self.workspace is not None else None
+        return list(split.ids) if split is not None else None
 
     def reset_validation(self) -> None:
         """Forget the frozen split: the next round chooses it again from the current model's config."""
         if self.workspace is not None:
-            self.workspace.state.set(VALIDATION_STATE_KEY, None)
+            self.workspace.models.reset_validation()
 
     def retrain(self, *, epochs: int = RETRAIN_EPOCHS, reviewed_weight: float | None = None,
                 threads: int | None = None) -> RunRecord:
-        """One round: fine-tune the current model on GT ∪ corrections (reviewed samples weighted), then score it
-        and the current model on the frozen validation split. The verdict arrives as ``sig_retrain_compared``;
-        a better model is promoted (``auto_promote``), a worse one waits for :meth:`promote`."""
+        """One round (``segstudio.engine.retrain``): fine-tune the current model on GT ∪ corrections (reviewed
+        samples weighted), score it and the current model on the frozen validation split, let the promotion gate
+        judge. The verdict arrives as ``sig_retrain_compared``; the engine records it in the model registry (a
+        proven better model is promoted when ``auto_promote``), a refused one waits for :meth:`promote`."""
         ws, dataset = self._check_idle()
-        base = self.chosen_model()
-        base_run = self.chosen_run_id()
-        if base is None or base_run is None or not (base / "config.json").is_file():
-            raise SegstudioError("There is no current model to retrain.",
-                                 fix="Train a model first, or pick one in the run history (Use this model).")
-        from segstudio.engine.config import TrainConfig, fine_tune_config  # plain Python: no torch
-
-        weight = float(reviewed_weight if reviewed_weight is not None else ws.settings.reviewed_weight)
-        if weight != ws.settings.reviewed_weight:
-            ws.save_settings(ws.settings.replace(reviewed_weight=weight))
-        base_cfg = TrainConfig.load(base / "config.json")
-        config = fine_tune_config(base_cfg, epochs=epochs)
-        try:
-            base_name = ws.runs.get(base_run).name or base_run
-        except SegstudioError:
-            base_name = base_run
-        run = ws.runs.create(config.to_dict(), name=f"retrain of {base_name}")
-        _write_json(run.folder / ROUND_FILE, {"base_checkpoint": str(base), "base_run": base_run, "epochs": epochs,
-                                              "reviewed_weight": weight})
-        frozen = self.validation_ids()
-        versions = ws.versions
+        plan = plan_round(ws, epochs=epochs, reviewed_weight=reviewed_weight, author=self.author)
         n_threads = threads or default_threads()
         self.last_comparison = None
 
         def job(token: Any) -> Iterator[Any]:
             import torch
 
-            from segstudio.engine.data import corrections_from
-            from segstudio.engine.retrain import retrain, validation_ids
+            from segstudio.engine.retrain import run_round
 
             torch.set_num_threads(n_threads)
-            val = frozen
-            if val is None:
-                val = list(validation_ids(dataset, base_cfg))
-                ws.state.set(VALIDATION_STATE_KEY, {"ids": val, "from_run": base_run})
-            return guard_finite_loss(retrain(dataset, base_checkpoint=base, run_dir=run.folder, val_ids=val,
-                                             corrections=corrections_from(versions), reviewed_weight=weight,
-                                             epochs=epochs, cancel=token))
+            return guard_finite_loss(run_round(ws, dataset, plan, cancel=token))
 
-        return self._start_job(run, config, job, what=f"retraining round from {base}", threads=n_threads)
+        return self._start_job(plan.run, plan.config, job, what=f"retraining round from {plan.base.checkpoint}",
+                               threads=n_threads)
 
-    def promote(self, comparison: Any = None) -> Path:
-        """Make the retrained model of ``comparison`` (default: the last round's) the current model."""
+    def promote(self, comparison: RetrainCompared | None = None) -> Path:
+        """Make the retrained model of ``comparison`` (default: the last round's) the current model, recorded as a
+        person's decision with the round's figures."""
         comp = comparison if comparison is not None else self.last_comparison
         if comp is None or self.workspace is None:
             raise SegstudioError("There is no retrained model to promote.", fix="Run a retraining round first.")
-        run_id = self._run_of(Path(comp.new_checkpoint))
-        return self.use_model(run_id, checkpoint=Path(comp.new_checkpoint))
+        path = promote_round(self.workspace, comp.run_id, author=self.author)
+        self.sig_model_chosen.emit(path)
+        return path
 
-    def keep_previous(self, comparison: Any = None) -> Path:
-        """Go back to the model a retraining round started from."""
+    def keep_previous(self, comparison: RetrainCompared | None = None) -> Path:
+        """Go back to the model a retraining round started from (a rollback when the round's model was promoted)."""
         comp = comparison if comparison is not None else self.last_comparison
         if comp is None or self.workspace is None:
             raise SegstudioError("There is no retraining round to undo.")
-        base = Path(comp.base_checkpoint)
-        return self.use_model(self._run_of(base), checkpoint=base)
+        if self.chosen_model() == Path(comp.new_checkpoint):
+            self.workspace.models.rollback(reason="the previous model kept after looking at the round",
+                                           author=self.author)
+        current = self.chosen_model()
+        assert current is not None
+        self.sig_model_chosen.emit(current)
+        return current
 
-    def _run_of(self, checkpoint: Path) -> str:
-        for run in self.runs():
-            if checkpoint.resolve().is_relative_to(run.folder.resolve()):
-                return run.id
-        raise SegstudioError("That checkpoint belongs to no run of this workspace.", path=checkpoint)
+    def rollback(self) -> Path:
+        """Back to the model that was current before the current one."""
+        if self.workspace is None:
+            raise SegstudioError("No dataset is open.", fix="Open a dataset first.")
+        ev = self.workspace.models.rollback(author=self.author)
+        self.sig_model_chosen.emit(ev.checkpoint)
+        return ev.checkpoint
 
     def _check_idle(self) -> tuple[Workspace, Dataset]:
         if self.running:
@@ -360,11 +313,9 @@ class TrainingController(QObject):
 
     # worker handlers --------------------------------------------------------------------------------------------
     def _on_worker_progress(self, ev: object) -> None:
-        path = getattr(ev, "path", None)
-        kind = type(ev).__name__
-        if kind == "CheckpointSaved" and getattr(ev, "kind", "") == "last" and path is not None:
-            self.last_checkpoint = Path(path)
-        elif kind == "Finished":
+        if isinstance(ev, CheckpointSaved) and ev.kind == "last":
+            self.last_checkpoint = Path(ev.path)
+        elif isinstance(ev, Finished):
             self._finished = ev
         self.sig_event.emit(ev)
 
@@ -379,32 +330,27 @@ class TrainingController(QObject):
 
     def _on_worker_finished(self, last: object) -> None:
         fin = self._finished if self._finished is not None else last
-        if type(last).__name__ == "RetrainCompared":
-            self._end_round(last, fin)
+        if isinstance(last, RetrainCompared):
+            self._end_round(last)
             return
         best = getattr(fin, "best_monitor", None)
         epochs = getattr(fin, "epochs_completed", 0)
         secs = getattr(fin, "train_seconds", 0.0)
         early = " (stopped early: no improvement)" if getattr(fin, "stopped_early", False) else ""
         self._end(RunStatus.FINISHED, message=f"{epochs} epoch(s) in {secs:.0f} s{early}", best=best)
-        if self.chosen_model() is None and self.run is not None and model_checkpoint(self.run) is not None:
+        if self.chosen_model() is None and self.run is not None and run_checkpoint(self.run.folder) is not None:
             # the first model of a workspace becomes its model: predicting and retraining work at once
-            self.use_model(self.run.id)
+            self.use_model(self.run.id, reason="the workspace's first model")
 
-    def _end_round(self, comp: Any, fin: Any) -> None:
-        """A retraining round ended with a verdict: record it, promote a better model, tell the window."""
+    def _end_round(self, comp: RetrainCompared) -> None:
+        """A round ended with a verdict, which the engine recorded (run record, registry, comparison.json): show
+        it."""
         self.last_comparison = comp
-        run = self.run
-        verdict = "better" if comp.improved else "not better"
-        message = (f"fine-tuned {comp.epochs} epoch(s) in {getattr(fin, 'train_seconds', 0.0):.0f} s; "
-                   f"{comp.metric} on {len(comp.val_ids)} validation image(s) {comp.before_value:.4f} → "
-                   f"{comp.after_value:.4f} ({verdict})")
-        if run is not None:
-            _write_comparison(run.folder, comp)
-        self.monitor_name = comp.metric
-        self._end(RunStatus.FINISHED, message=message, best=comp.after_value)
-        if comp.improved and self.auto_promote:
-            self.promote(comp)
+        if self.run is not None and self.workspace is not None:
+            self.run = self.workspace.runs.get(self.run.id)
+            self.sig_run_ended.emit(self.run)
+        if comp.decision == Decision.PROMOTED:
+            self.sig_model_chosen.emit(Path(comp.new_checkpoint))
         if self.run is not None:
             self.sig_retrain_compared.emit(self.run, comp)
 

@@ -39,7 +39,7 @@ from segstudio.core.errors import ReadOnlyError, SegstudioError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FILE_NAME", "CurrentModel", "ModelAction", "ModelEvent", "ModelRegistry", "ValidationSplit"]
+__all__ = ["FILE_NAME", "CurrentModel", "ModelAction", "ModelEvent", "ModelRegistry", "ValidationSplit", "run_checkpoint"]
 
 FILE_NAME = "models.json"
 REGISTRY_VERSION = 1
@@ -320,3 +320,12 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def run_checkpoint(run_folder: Path) -> Path | None:
+    """The checkpoint a run folder offers as its model: ``best`` when it has one, else ``last``; None without."""
+    for kind in ("best", "last"):
+        path = Path(run_folder) / "checkpoints" / kind
+        if (path / "config.json").is_file():
+            return path
+    return None

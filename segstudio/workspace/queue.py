@@ -24,10 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segstudio.workspace.model_predictions import MODEL_METRICS_KEY
 from segstudio.workspace.records import MetricsEntry, ReviewStatus
+
+if TYPE_CHECKING:
+    from segstudio.datasets.base import Dataset
+    from segstudio.workspace.workspace import Workspace
 
 __all__ = [
     "MODEL_METRICS_KEY",
@@ -40,6 +44,8 @@ __all__ = [
     "next_in_queue",
     "review_queue",
     "unavailable_reason",
+    "workspace_entries",
+    "workspace_queue",
 ]
 
 #: the fields of an entry's ``data`` the queue reads (``MetricsStore.entries(data_fields=...)``)
@@ -137,3 +143,19 @@ def review_queue(
 def next_in_queue(queue: list[QueueItem], current: str | None) -> QueueItem | None:
     """The first item that is not ``current`` (the sample on screen is the one being reviewed now)."""
     return next((q for q in queue if q.sample_id != current), None)
+
+
+def workspace_entries(workspace: Workspace, dataset: Dataset, *, key: str = MODEL_METRICS_KEY) -> list[MetricsEntry]:
+    """The per-sample figures the queue reads (only the fields it needs), for the samples of ``dataset``."""
+    return [e for e in workspace.metrics.entries(key=key, data_fields=QUEUE_FIELDS) if e.sample_id in dataset]
+
+
+def workspace_queue(workspace: Workspace, dataset: Dataset, strategy: str, *, key: str = MODEL_METRICS_KEY,
+                    entries: list[MetricsEntry] | None = None) -> list[QueueItem]:
+    """The queue of ``dataset`` under ``strategy`` from what ``workspace`` holds: the figures stored under ``key``
+    (the model's by default), the review states, and which samples have GT or a correction. The app's queue and
+    ``segstudio queue`` both read it here."""
+    entries = workspace_entries(workspace, dataset, key=key) if entries is None else entries
+    labelled = {s.id for s in dataset.samples if s.has_gt} | workspace.versions.corrected_ids()
+    statuses = {sid: st.status for sid, st in workspace.reviews.all().items()}
+    return review_queue(strategy, entries, statuses=statuses, labelled=labelled, order=[s.id for s in dataset.samples])

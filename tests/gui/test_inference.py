@@ -15,7 +15,6 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from segstudio.gui.editor import PRED_LAYER
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.predictions_view import STALE_PRED_TITLE, UNC_LAYER
-from segstudio.gui.training import MODEL_STATE_KEY
 from segstudio.workspace import MaskSource
 from segstudio.workspace.model_predictions import MODEL_METRICS_KEY, uncertainty_path
 
@@ -51,7 +50,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, sample_dataset_path: P
 def _choose(win: MainWindow, checkpoint: Path) -> None:
     ws = win.review.workspace
     assert ws is not None
-    ws.state.set(MODEL_STATE_KEY, {"run": "", "checkpoint": str(checkpoint)})
+    ws.models.adopt(checkpoint, run_id="")
     win.training.sig_model_chosen.emit(checkpoint)
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 from test_training import _tiny
 
+from segstudio.engine.events import BatchEnd
+from segstudio.engine.retrain import Decision, read_comparison
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.retrain_dialog import RetrainDialog, comparison_rows
-from segstudio.gui.training import VALIDATION_STATE_KEY, read_comparison
 from segstudio.workspace import MaskSource, RunStatus
+from segstudio.workspace.models import ModelAction
 
 
 def _train_first_model(window: MainWindow, qtbot) -> Path:
@@ -58,14 +60,15 @@ def test_a_round_compares_on_the_frozen_split_and_waits_for_the_user_when_not_pr
     run, comp = blocker.args
     assert run.status is RunStatus.FINISHED and run.name.startswith("retrain of")
     ws = window.review.workspace
-    frozen = ws.state.get(VALIDATION_STATE_KEY)["ids"]
+    frozen = list(ws.models.validation_split().ids)
     assert list(comp.val_ids) == frozen and corrected not in frozen  # the corrected image trains
     assert comp.reviewed == 1 and ws.settings.reviewed_weight == 3.0
     assert comp.base_checkpoint == base and comp.new_checkpoint.is_relative_to(run.folder)
     # the verdict is kept with the run and in the log
     saved = read_comparison(run.folder)
-    assert saved is not None and saved["improved"] == comp.improved and saved["validation_ids"] == frozen
-    assert "retrained" in panel.log_view.toPlainText()
+    assert saved is not None and saved["verdict"] == comp.gate.verdict.value and saved["validation_ids"] == frozen
+    assert comp.decision in (Decision.AWAITING, Decision.KEPT) and saved["decision"] == comp.decision
+    assert "retrained" in panel.log_view.toPlainText() and "gate:" in panel.log_view.toPlainText()
     # the table: one row per class and the means, before and after
     dlg = panel.retrain_dialog
     assert isinstance(dlg, RetrainDialog) and dlg.isVisible() and not dlg.isModal()
@@ -74,6 +77,14 @@ def test_a_round_compares_on_the_frozen_split_and_waits_for_the_user_when_not_pr
     mean_row = dlg.table.rowCount() - 1
     assert dlg.table.item(mean_row, 1).text() == f"{comp.before.dice:.4f}"
     assert dlg.table.item(mean_row, 2).text() == f"{comp.after.dice:.4f}"
+    # the gate: its interval above the table, its verdict per class and on the mean row
+    assert f"[{comp.gate.ci_low:+.4f}, {comp.gate.ci_high:+.4f}]" in dlg.gate_label.text()
+    assert comp.gate.reason in dlg.reason_label.text()
+    gate_col = dlg.table.columnCount() - 1
+    assert dlg.table.horizontalHeaderItem(gate_col).text() == "Gate"
+    assert dlg.table.item(mean_row, gate_col).text() == comp.gate.verdict.label
+    assert dlg.table.item(0, gate_col).text() == ""  # background is not judged
+    assert all(dlg.table.item(r, gate_col).text() for r in (1, 2))
     # not auto-promoted: the current model stays until the user promotes
     assert window.training.chosen_model() == base
     assert dlg.promote_button.isVisibleTo(dlg) and not dlg.keep_button.isVisibleTo(dlg)
@@ -84,27 +95,38 @@ def test_a_round_compares_on_the_frozen_split_and_waits_for_the_user_when_not_pr
     # and back
     dlg.keep_button.click()
     assert window.training.chosen_model() == base
+    actions = [e.action for e in ws.models.history()]
+    assert actions[-2:] == [ModelAction.PROMOTE, ModelAction.ROLLBACK]
+    assert "by hand" in ws.models.history()[-2].reason
+    # the model history in the panel shows it, newest first
+    tree = panel.model_history.tree
+    assert tree.topLevelItem(0).text(2) == "rolled back to" and tree.topLevelItem(1).text(2) == "promoted"
 
 
 def test_a_better_model_is_promoted_by_itself(window: MainWindow, qtbot, monkeypatch) -> None:
     base = _train_first_model(window, qtbot)
     window.training_panel.retrain_epochs.setValue(1)
-    # whatever the tiny fine-tune scores, judge it better: the promotion path is what is under test
+    # whatever the tiny fine-tune scores, the gate lets it through: the promotion path is what is under test
+    import dataclasses
+
     import segstudio.engine.retrain as rt
+    from segstudio.metrics.gate import Verdict
 
-    real = rt.RetrainCompared
+    real = rt.promotion_gate
 
-    def better(*args, **kw):
-        comp = real(*args, **kw)
-        return real(**{**comp.__dict__, "improved": True})
+    def proven(before, after, *, thresholds=None):
+        return dataclasses.replace(real(before, after, thresholds=thresholds), verdict=Verdict.PROMOTE,
+                                   reason="better (constructed for the test)")
 
-    monkeypatch.setattr(rt, "RetrainCompared", better)
+    monkeypatch.setattr(rt, "promotion_gate", proven)
     with qtbot.waitSignal(window.training.sig_retrain_compared, timeout=180_000) as blocker:
         window.training_panel.start_retrain()
     comp = blocker.args[1]
     assert window.training.chosen_model() == comp.new_checkpoint != base
     dlg = window.training_panel.retrain_dialog
-    assert dlg.promoted and dlg.headline.text().startswith("<b>Better.</b>")
+    assert dlg.promoted and dlg.headline.text().startswith("<b>Better, proven.</b>")
+    promoted = window.review.workspace.models.history()[-1]
+    assert promoted.action is ModelAction.PROMOTE and promoted.figures["gate"]["verdict"] == "promote"
     # a second round starts from the promoted model and keeps the same validation images
     first_val = list(comp.val_ids)
     with qtbot.waitSignal(window.training.sig_retrain_compared, timeout=180_000) as blocker:
@@ -140,7 +162,7 @@ def test_a_stopped_round_ends_cancelled_without_a_verdict_and_is_not_resumable(w
     window.training.sig_retrain_compared.connect(lambda run, comp: verdicts.append(comp))
 
     def stop_on_first_batch(ev: object) -> None:
-        if type(ev).__name__ == "BatchEnd":
+        if isinstance(ev, BatchEnd):
             window.training_panel.stop_training()
 
     window.training.sig_event.connect(stop_on_first_batch)

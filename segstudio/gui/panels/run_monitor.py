@@ -13,6 +13,15 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QWidget
 
 from segstudio.core.types import ClassSchema
+from segstudio.engine.events import (
+    BatchEnd,
+    CheckpointSaved,
+    EpochEnd,
+    Finished,
+    RetrainCompared,
+    RetrainProgress,
+    RunStarted,
+)
 from segstudio.gui.panels.curve_plot import CurvePlot, Series
 from segstudio.gui.training import read_curves
 from segstudio.workspace import RunRecord, RunStatus
@@ -124,9 +133,8 @@ class RunMonitor(QObject):
         self.log(f"run {run.id} started")
 
     def on_event(self, ev: object) -> None:
-        kind = type(ev).__name__
         e: Any = ev
-        if kind == "RunStarted":
+        if isinstance(e, RunStarted):
             total = (e.epochs - e.start_epoch) * e.steps_per_epoch
             self._epochs, self._first_step = e.epochs, e.start_epoch * e.steps_per_epoch
             self.progress.setRange(0, max(total, 1))
@@ -134,7 +142,7 @@ class RunMonitor(QObject):
             self.log(f"training on {e.device}: {e.train_samples} training / {e.val_samples} validation samples "
                      f"({e.split_source} split), {e.epochs} epoch(s) × {e.steps_per_epoch} step(s), "
                      f"classes {', '.join(e.class_names)}")
-        elif kind == "BatchEnd":
+        elif isinstance(e, BatchEnd):
             self.progress.setValue(e.global_step - self._first_step)
             if math.isfinite(e.loss):
                 self._batch_x.append(e.epoch + e.step / max(e.steps, 1))
@@ -143,7 +151,7 @@ class RunMonitor(QObject):
                                      f"loss {e.loss:.4f} · {format_eta(e.eta_s)}")
             if not self._redraw_timer.isActive():
                 self._redraw_timer.start()
-        elif kind == "EpochEnd":
+        elif isinstance(e, EpochEnd):
             self._epoch_x.append(e.epoch + 1.0)
             self._train_y.append(e.train_loss)
             self._val_y.append(math.nan if e.val_loss is None else e.val_loss)
@@ -159,24 +167,24 @@ class RunMonitor(QObject):
             self.state_label.setText(f"Epoch {e.epoch + 1}/{self._epochs} done · Dice {e.dice:.3f} · "
                                      f"{format_eta(e.eta_s)}")
             self.redraw()
-        elif kind == "CheckpointSaved":
+        elif isinstance(e, CheckpointSaved):
             path, folder = Path(e.path), self.run_folder
             shown = path.relative_to(folder) if folder is not None and path.is_relative_to(folder) else path
             self.log(f"saved the {e.kind} checkpoint (epoch {e.epoch + 1}): {shown}")
-        elif kind == "Finished":
+        elif isinstance(e, Finished):
             self.log(f"{'stopped' if e.cancelled else 'finished'} after {e.epochs_completed} epoch(s), "
                      f"{e.train_seconds:.0f} s of training")
-        elif kind == "RetrainProgress":
+        elif isinstance(e, RetrainProgress):
             if e.index == 0:
                 self.progress.setRange(0, max(2 * e.total, 1))
                 self.log(f"scoring the {e.model} model on the {e.total} fixed validation image(s)")
             done = e.index + 1 + (e.total if e.model == "new" else 0)
             self.progress.setValue(done)
             self.state_label.setText(f"Comparing the models: {e.model} model, image {e.index + 1}/{e.total}")
-        elif kind == "RetrainCompared":
-            verdict = "better" if e.improved else "not better"
+        elif isinstance(e, RetrainCompared):
+            g = e.gate
             self.log(f"{e.metric}: current model {e.before_value:.4f}, retrained {e.after_value:.4f} "
-                     f"({e.delta:+.4f}, {verdict})")
+                     f"({e.delta:+.4f}); gate: {g.verdict.label} — {g.reason}")
 
     def end(self, run: RunRecord) -> str:
         """Show the run's final state; returns a one-line summary."""

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.gui.errors import show_error
+from segstudio.gui.panels.model_history import ModelHistory
 from segstudio.gui.panels.run_history import RunHistory
 from segstudio.gui.panels.run_monitor import RunMonitor
 from segstudio.gui.retrain_dialog import RetrainDialog
@@ -41,9 +42,9 @@ from segstudio.gui.training import (
     default_threads,
     detect_devices_job,
     make_config,
-    model_checkpoint,
     recipe_description,
     recipe_names,
+    run_checkpoint,
 )
 from segstudio.gui.workers import GeneratorWorker
 from segstudio.workspace import RunRecord, Workspace
@@ -181,6 +182,8 @@ class TrainingPanel(QWidget):
         self.reset_validation_button.setToolTip("The next round freezes a new validation split from the current "
                                                 "model's config (rounds are only comparable on the same split)")
         self.reset_validation_button.clicked.connect(self._on_reset_validation_clicked)
+        self.model_history = ModelHistory(self)
+        self.model_history.sig_rollback_requested.connect(self.rollback)
         settings = QWidget(self)
         form = QFormLayout(settings)
         for label, w in (("Recipe", self.recipe), ("", self.description), ("Architecture", self.architecture),
@@ -195,6 +198,8 @@ class TrainingPanel(QWidget):
                          ("Reviewed images weigh", self.reviewed_weight), ("Validation", self.validation_label),
                          ("", self.reset_validation_button)):
             form.addRow(label, w)
+        form.addRow(QLabel("<b>Model history</b>", self))
+        form.addRow(self.model_history)
         self.start_button = QPushButton("Train", self)
         self.start_button.setObjectName("trainButton")
         self.start_button.clicked.connect(self.start_training)
@@ -276,6 +281,8 @@ class TrainingPanel(QWidget):
             self.model_label.setToolTip(str(path))
         if ws is not None:
             self.reviewed_weight.setValue(ws.settings.reviewed_weight)
+        names = {r.id: r.name for r in self.controller.runs()}
+        self.model_history.set_history(self.controller.history(), names)
         frozen = self.controller.validation_ids()
         self.validation_label.setText(
             f"{len(frozen)} image(s), frozen since the first round" if frozen
@@ -357,6 +364,7 @@ class TrainingPanel(QWidget):
 
     def _on_controller_retrain_compared(self, run: RunRecord, comparison: Any) -> None:
         promoted = self.controller.chosen_model() == comparison.new_checkpoint
+        self._show_model()
         if self.retrain_dialog is not None:
             self.retrain_dialog.close()
         dlg = RetrainDialog(comparison, promoted=promoted, run_name=run.name, parent=self.window())
@@ -374,6 +382,16 @@ class TrainingPanel(QWidget):
         except SegstudioError as exc:
             show_error("Cannot promote the model", str(exc))
             return
+        self.sig_promoted.emit(path)
+
+    def rollback(self) -> None:
+        """Back to the model before the current one (the Roll back button of the model history)."""
+        try:
+            path = self.controller.rollback()
+        except SegstudioError as exc:
+            show_error("Cannot roll back", str(exc))
+            return
+        self.sig_message.emit(f"Rolled back: {path} is the current model again.")
         self.sig_promoted.emit(path)
 
     def _keep_previous(self, comparison: Any) -> None:
@@ -467,4 +485,4 @@ class TrainingPanel(QWidget):
 
     def checkpoint_of(self, run_id: str) -> Path | None:
         run = next((r for r in self.controller.runs() if r.id == run_id), None)
-        return model_checkpoint(run) if run is not None else None
+        return run_checkpoint(run.folder) if run is not None else None
