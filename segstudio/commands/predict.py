@@ -47,7 +47,9 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     g.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
                    help="what runs the network: auto (default: onnxruntime on the CPU, torch on a GPU), torch, onnxruntime")
-    g.add_argument("--workspace", type=Path, metavar="DIR", help="cache masks per (sample, checkpoint) in this workspace")
+    g.add_argument("--workspace", type=Path, metavar="DIR",
+                   help="cache masks per (sample, checkpoint) in this workspace; predict also stores the figures the "
+                   "review queue ranks by (Dice vs the correction or GT, uncertainty, change since the last model)")
 
 
 def inference_options(args: argparse.Namespace, *, probabilities: bool = False, uncertainty: bool = False) -> Any:
@@ -85,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.engine.outputs import PredictionWriter
     from segstudio.engine.predictor import Predictor
 
-    opts = inference_options(args, probabilities=args.probabilities is not None, uncertainty=args.uncertainty is not None)
+    # with a workspace, the uncertainty is measured as in the app: the review queue ranks by it
+    opts = inference_options(args, probabilities=args.probabilities is not None,
+                             uncertainty=args.uncertainty is not None or args.workspace is not None)
     predictor = Predictor.load([args.checkpoint, *args.ensemble], options=opts)
     dataset = open_dataset(args.dataset, format=args.format)
     samples = (dataset.samples if args.split in (None, "all")
@@ -100,7 +104,17 @@ def run(args: argparse.Namespace) -> int:
     if args.workspace is not None:
         from segstudio.commands.workspace_arg import open_cache_workspace
 
-        workspace = open_cache_workspace(args.workspace, dataset_root=dataset.root)
+        workspace = open_cache_workspace(args.workspace, dataset_root=dataset.root,
+                                         dataset_format=dataset.format_name)
+    scorer = None
+    if workspace is not None and not workspace.read_only:
+        from segstudio.engine.infer import checkpoint_id, model_stamp
+        from segstudio.engine.workspace_predict import WorkspaceScorer
+
+        # the same figures the app stores per prediction (Dice against the correction or GT, uncertainty, change
+        # since the previous model), so that `segstudio queue` and the app's queue rank these predictions
+        scorer = WorkspaceScorer(workspace, dataset, checkpoint_id=checkpoint_id(predictor),
+                                 stamp=model_stamp(predictor), sample_ids=[s.id for s in samples])
     cancel = CancelToken()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel()) if main_thread else None
@@ -112,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(r, Prediction):
                 writer.write(r.sample_id, r.mask, probabilities=r.probabilities, uncertainty=r.uncertainty,
                              class_ids=predictor.task.class_ids, class_names=predictor.task.class_names)
+                if scorer is not None:
+                    scorer.finish(r)
                 done += 1
                 cached += r.cached
             else:

@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   segstudio train ~/data/lungs --recipe lungs-lr --out runs/lungs
   segstudio train ~/data/lungs --recipe lungs-lr --set epochs=5 --set image_size=256 --out runs/quick
   segstudio train ~/data/lungs --workspace ~/data/lungs.segstudio --recipe lungs-lr --out runs/corrected
+  segstudio train ~/data/lungs --workspace ~/data/lungs.segstudio --recipe lungs-lr   # a run of the workspace
   segstudio train ~/data/lungs --out runs/lungs --resume          # continue after Ctrl+C
 """
 
@@ -36,10 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--set loss.terms=0.5*ce+0.5*dice (repeatable)",
     )
     parser.add_argument("--format", dest="format", metavar="NAME", help="dataset format, when detection is ambiguous")
-    parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="run folder (checkpoints, curves)")
+    parser.add_argument("--out", type=Path, metavar="RUN_DIR",
+                        help="run folder (checkpoints, curves); without it, --workspace keeps the run in the workspace")
     parser.add_argument(
         "--workspace", type=Path, metavar="DIR",
-        help="train on the corrections saved in this workspace too (a correction replaces its sample's GT)",
+        help="train on the corrections saved in this workspace too (a correction replaces its sample's GT); without "
+        "--out the run is recorded in the workspace (its run history) and becomes its model when it has none",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     add_progress_arguments(parser, quiet_help="no progress bar; print one line per epoch")
@@ -83,6 +86,30 @@ class EpochProgress:
         self.lines.close()
 
 
+def report_event(bar: EpochProgress, ev: Any, *, model: str) -> None:
+    """One trainer event on the progress bar or as a line (``train`` and ``retrain`` show a run the same way)."""
+    from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, RunStarted
+
+    if isinstance(ev, RunStarted):
+        bar.line(
+            f"training {model} ({ev.mode}: {', '.join(ev.class_names)}) on "
+            f"{ev.device}: {ev.train_samples} train / {ev.val_samples} val samples ({ev.split_source}), "
+            f"epochs {ev.start_epoch + 1}..{ev.epochs}, {ev.steps_per_epoch} steps each"
+        )
+    elif isinstance(ev, BatchEnd):
+        bar.batch(ev)
+    elif isinstance(ev, EpochEnd):
+        bar.end_epoch()
+        val = "" if ev.val_loss is None else f" val_loss {ev.val_loss:.4f} dice {ev.dice:.4f} iou {ev.iou:.4f}"
+        per = " ".join(f"{c.name}={c.dice:.3f}" for c in ev.per_class)
+        bar.line(
+            f"epoch {ev.epoch + 1}: loss {ev.train_loss:.4f}{val}{' [' + per + ']' if per else ''} "
+            f"({ev.seconds:.1f}s, eta {_fmt_time(ev.eta_s)}){' *' if ev.improved else ''}"
+        )
+    elif isinstance(ev, CheckpointSaved) and ev.kind != "last":
+        bar.line(f"saved {ev.kind} checkpoint: {ev.path}")
+
+
 def _load_config(args: argparse.Namespace) -> Any:
     from segstudio.engine.config import TrainConfig
     from segstudio.engine.recipes import load_recipe
@@ -98,15 +125,59 @@ def _load_config(args: argparse.Namespace) -> Any:
     return cfg.with_overrides(args.overrides)
 
 
+def _run_in_workspace(args: argparse.Namespace, cfg: Any, dataset: Any) -> int:
+    """A run recorded in the workspace, as the app records one: ``runs/<id>/``, its status followed, and it becomes
+    the workspace's model when the workspace has none."""
+    import math
+
+    from segstudio.commands.loop_workspace import take_workspace
+    from segstudio.engine.data import corrections_from
+    from segstudio.workspace import RunStatus
+    from segstudio.workspace.models import run_checkpoint
+
+    if args.resume:
+        from segstudio.core.errors import SegstudioError
+
+        raise SegstudioError("--resume needs the run folder.", fix="Add --out <workspace>/runs/<run id> --resume.")
+    ws = take_workspace(args.workspace.expanduser(), root=Path(dataset.root), dataset=dataset)
+    try:
+        rec = ws.runs.create(cfg.to_dict(), name=cfg.name or cfg.model.architecture)
+        args.out = rec.folder
+        ws.runs.update(rec.id, status=RunStatus.RUNNING)
+        try:
+            rc, finished = _train(args, cfg, dataset, corrections_from(ws.versions))
+        except BaseException as exc:
+            ws.runs.update(rec.id, status=RunStatus.FAILED, message=str(exc).splitlines()[0] if str(exc) else "failed")
+            raise
+        best = finished.best_monitor if finished is not None else None
+        ok = best is not None and math.isfinite(best)
+        status = RunStatus.CANCELLED if finished is None or finished.cancelled else RunStatus.FINISHED
+        epochs = finished.epochs_completed if finished is not None else 0
+        ws.runs.update(rec.id, status=status, message=f"{epochs} epoch(s) from the command line",
+                       best_metric=best if ok else None, best_metric_name=cfg.monitor if ok else None)
+        model = run_checkpoint(rec.folder)
+        if status is RunStatus.FINISHED and ws.models.current() is None and model is not None:
+            ws.models.adopt(model, run_id=rec.id, reason="the workspace's first model (segstudio train)")
+            print(f"the workspace's current model: {model}")
+        print(f"run {rec.id} recorded in the workspace {ws.folder}")
+        return rc
+    finally:
+        ws.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from segstudio.datasets.registry import open_dataset
-    from segstudio.engine.cancel import CancelToken
-    from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, Finished, RunStarted
-    from segstudio.engine.train import train
 
     cfg = _load_config(args)
     dataset = open_dataset(args.dataset, format=args.format)
     corrections = None
+    if args.out is None:
+        if args.workspace is None:
+            from segstudio.core.errors import SegstudioError
+
+            raise SegstudioError("Say where the run goes.", fix="Add --out RUN_DIR, or --workspace DIR to keep the "
+                                 "run in a workspace's run history.")
+        return _run_in_workspace(args, cfg, dataset)
     if args.workspace is not None:
         from segstudio.engine.data import corrections_from
         from segstudio.workspace.workspace import Workspace
@@ -114,6 +185,15 @@ def run(args: argparse.Namespace) -> int:
         # read-only: training only reads the corrections (lazily, while it runs), so it can run beside the app
         # that holds the workspace
         corrections = corrections_from(Workspace(args.workspace, read_only=True).versions)
+    return _train(args, cfg, dataset, corrections)[0]
+
+
+def _train(args: argparse.Namespace, cfg: Any, dataset: Any, corrections: Any) -> tuple[int, Any]:
+    """Train with the progress bar and Ctrl+C handling; ``(exit status, Finished event or None)``."""
+    from segstudio.engine.cancel import CancelToken
+    from segstudio.engine.events import Finished
+    from segstudio.engine.train import train
+
     cancel = CancelToken()
     bar = EpochProgress(progress_mode(args))
 
@@ -130,38 +210,22 @@ def run(args: argparse.Namespace) -> int:
     finished = None
     try:
         for ev in events:
-            if isinstance(ev, RunStarted):
-                bar.line(
-                    f"training {cfg.model.architecture}/{cfg.model.encoder} ({ev.mode}: {', '.join(ev.class_names)}) on "
-                    f"{ev.device}: {ev.train_samples} train / {ev.val_samples} val samples ({ev.split_source}), "
-                    f"epochs {ev.start_epoch + 1}..{ev.epochs}, {ev.steps_per_epoch} steps each"
-                )
-            elif isinstance(ev, BatchEnd):
-                bar.batch(ev)
-            elif isinstance(ev, EpochEnd):
-                bar.end_epoch()
-                val = "" if ev.val_loss is None else f" val_loss {ev.val_loss:.4f} dice {ev.dice:.4f} iou {ev.iou:.4f}"
-                per = " ".join(f"{c.name}={c.dice:.3f}" for c in ev.per_class)
-                bar.line(
-                    f"epoch {ev.epoch + 1}: loss {ev.train_loss:.4f}{val}{' [' + per + ']' if per else ''} "
-                    f"({ev.seconds:.1f}s, eta {_fmt_time(ev.eta_s)}){' *' if ev.improved else ''}"
-                )
-            elif isinstance(ev, CheckpointSaved) and ev.kind != "last":
-                bar.line(f"saved {ev.kind} checkpoint: {ev.path}")
-            elif isinstance(ev, Finished):
+            if isinstance(ev, Finished):
                 finished = ev
+            else:
+                report_event(bar, ev, model=f"{cfg.model.architecture}/{cfg.model.encoder}")
     finally:
         bar.close()
         if main_thread:
             signal.signal(signal.SIGINT, previous)
     if finished is None:  # pragma: no cover - the generator always ends with Finished
-        return 1
+        return 1, None
     if finished.cancelled:
         print(
             f"stopped after {finished.epochs_completed} complete epoch(s); last checkpoint: {finished.last_checkpoint}\n"
             f"resume with: segstudio train {args.dataset} --out {args.out} --resume"
         )
-        return 130
+        return 130, finished
     best = "n/a" if finished.best_monitor is None else f"{finished.best_monitor:.4f}"
     print(
         f"done: {finished.epochs_completed} epoch(s) in {finished.train_seconds:.1f}s"
@@ -169,4 +233,4 @@ def run(args: argparse.Namespace) -> int:
         f"best checkpoint: {finished.best_checkpoint}\nlast checkpoint: {finished.last_checkpoint}\n"
         f"curves: {args.out / 'curves.csv'}, {args.out / 'curves.png'}"
     )
-    return 0
+    return 0, finished

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 
-def open_cache_workspace(folder: str | Path, *, dataset_root: Path) -> Any:
-    """The workspace at ``folder``, writable when free, else read-only with a note on stderr."""
+def open_cache_workspace(folder: str | Path, *, dataset_root: Path, dataset_format: str = "") -> Any:
+    """The workspace at ``folder``, writable when free, else read-only with a note on stderr. A writable one
+    remembers ``dataset_format``, as the app does (the loop's commands and the app reopen the dataset alike)."""
     from segstudio.workspace.lock import WorkspaceLockedError
     from segstudio.workspace.workspace import Workspace
 
@@ -27,4 +28,11 @@ def open_cache_workspace(folder: str | Path, *, dataset_root: Path) -> Any:
     if ws.read_only:
         print(f"note: the workspace opens read-only ({ws.read_only_reason}); nothing is written to it",
               file=sys.stderr)
+    elif dataset_format and ws.settings.dataset_format != dataset_format:
+        from segstudio.core.errors import SegstudioError
+
+        try:
+            ws.save_settings(ws.settings.replace(dataset_format=dataset_format))
+        except SegstudioError as exc:
+            print(f"note: could not remember the dataset's format: {exc}", file=sys.stderr)
     return ws

@@ -37,8 +37,8 @@ from segstudio.workspace.model_predictions import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PredictorCache", "SampleFailed", "SamplePredicted", "predict_into_workspace", "store_model_metrics",
-           "workspace_reference"]
+__all__ = ["PredictorCache", "SampleFailed", "SamplePredicted", "WorkspaceScorer", "predict_into_workspace",
+           "store_model_metrics", "workspace_reference"]
 
 #: results finished in the helper thread but not yet handed on, at most (bounds memory: each holds a mask)
 _POST_BACKLOG = 8
@@ -146,6 +146,51 @@ def store_model_metrics(workspace: Workspace, ev: SamplePredicted) -> None:
                           suspicion=ev.mean_uncertainty, stamp=ev.stamp)
 
 
+class WorkspaceScorer:
+    """Turns each ``engine.infer.Prediction`` of one predictor into the workspace's record of it: the uncertainty
+    map beside the cached mask, the figures against the reference and against the previous model's prediction,
+    stored under ``MODEL_METRICS_KEY``. Thread-safe for one caller at a time (the app's helper thread, the CLI)."""
+
+    def __init__(self, workspace: Workspace, dataset: Dataset, *, checkpoint_id: str, stamp: str,
+                 sample_ids: Sequence[str], reference: Callable[[str], np.ndarray | None] | None = None) -> None:
+        if workspace.read_only:
+            raise SegstudioError("The workspace is open read-only: predictions cannot be stored in it.",
+                                 path=workspace.folder, fix=workspace.read_only_reason or "Close the other instance.")
+        self.workspace, self.dataset = workspace, dataset
+        self.checkpoint_id, self.stamp = checkpoint_id, stamp
+        self.reference = reference or workspace_reference(workspace, dataset)
+        self.previous = _previous_entries(workspace, set(sample_ids), checkpoint_id)
+
+    def finish(self, ev: Any) -> SamplePredicted:
+        store, schema = self.workspace.predictions, self.dataset.schema
+        entry = store.get(ev.sample_id, checkpoint_id=self.checkpoint_id)
+        unc = ev.uncertainty
+        if entry is not None:
+            if unc is not None:
+                save_uncertainty(entry.path, unc)
+            else:
+                unc = load_uncertainty(entry.path)
+        comp = change = None
+        try:
+            r = self.reference(ev.sample_id)
+            if r is not None and r.shape == ev.mask.shape:
+                comp = compare_masks(r, ev.mask, schema=schema, sample_id=ev.sample_id)
+            prev = self.previous.get(ev.sample_id)
+            if prev is not None and prev.path.is_file():
+                old = store.load(prev)
+                if old.shape == ev.mask.shape:
+                    change = 1.0 - float(compare_masks(old, ev.mask, schema=schema).mean_dice)
+        except SegstudioError as exc:  # a damaged reference only costs the figures of that sample
+            log.warning("cannot score the prediction of %s: %s", ev.sample_id, exc)
+        mean_unc = float(np.mean(unc)) if unc is not None else None
+        out = SamplePredicted(sample_id=ev.sample_id, index=ev.index, total=ev.total, mask=ev.mask, uncertainty=unc,
+                              mean_uncertainty=mean_unc, comparison=comp, change=change,
+                              checkpoint_id=self.checkpoint_id, stamp=self.stamp, entry=entry, cached=ev.cached,
+                              seconds=ev.seconds)
+        store_model_metrics(self.workspace, out)
+        return out
+
+
 def predict_into_workspace(dataset: Dataset, workspace: Workspace, checkpoint: Path, *,
                            sample_ids: Sequence[str] | None = None,
                            reference: Callable[[str], np.ndarray | None] | None = None, backend: str = "auto",
@@ -160,40 +205,10 @@ def predict_into_workspace(dataset: Dataset, workspace: Workspace, checkpoint: P
     if workspace.read_only:
         raise SegstudioError("The workspace is open read-only: predictions cannot be stored in it.",
                              path=workspace.folder, fix=workspace.read_only_reason or "Close the other instance.")
-    ref = reference or workspace_reference(workspace, dataset)
     cache = cache or PredictorCache(1, device=device)
     predictor, cid, stamp = cache.get(Path(checkpoint), backend=backend, batch_size=batch_size)
     ids = list(sample_ids) if sample_ids is not None else [s.id for s in dataset.samples]
-    previous = _previous_entries(workspace, set(ids), cid)
-    store = workspace.predictions
-    schema = dataset.schema
-
-    def finish(ev: Any) -> SamplePredicted:
-        entry = store.get(ev.sample_id, checkpoint_id=cid)
-        unc = ev.uncertainty
-        if entry is not None:
-            if unc is not None:
-                save_uncertainty(entry.path, unc)
-            else:
-                unc = load_uncertainty(entry.path)
-        comp = change = None
-        try:
-            r = ref(ev.sample_id)
-            if r is not None and r.shape == ev.mask.shape:
-                comp = compare_masks(r, ev.mask, schema=schema, sample_id=ev.sample_id)
-            prev = previous.get(ev.sample_id)
-            if prev is not None and prev.path.is_file():
-                old = store.load(prev)
-                if old.shape == ev.mask.shape:
-                    change = 1.0 - float(compare_masks(old, ev.mask, schema=schema).mean_dice)
-        except SegstudioError as exc:  # a damaged reference only costs the figures of that sample
-            log.warning("cannot score the prediction of %s: %s", ev.sample_id, exc)
-        mean_unc = float(np.mean(unc)) if unc is not None else None
-        out = SamplePredicted(sample_id=ev.sample_id, index=ev.index, total=ev.total, mask=ev.mask, uncertainty=unc,
-                              mean_uncertainty=mean_unc, comparison=comp, change=change, checkpoint_id=cid,
-                              stamp=stamp, entry=entry, cached=ev.cached, seconds=ev.seconds)
-        store_model_metrics(workspace, out)
-        return out
+    scorer = WorkspaceScorer(workspace, dataset, checkpoint_id=cid, stamp=stamp, sample_ids=ids, reference=reference)
 
     # Writing the uncertainty map and scoring run in a helper thread (OpenCV and NumPy release the GIL) while the
     # network goes on with the next batch; results still come out in order.
@@ -201,7 +216,7 @@ def predict_into_workspace(dataset: Dataset, workspace: Workspace, checkpoint: P
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-predict-post") as pool:
         for ev in predict(dataset, predictor, samples=ids, cancel=cancel, workspace=workspace):
             if isinstance(ev, Prediction):
-                pending.append(pool.submit(finish, ev))
+                pending.append(pool.submit(scorer.finish, ev))
             else:
                 failed: Future[Any] = Future()
                 failed.set_result(SampleFailed(sample_id=ev.sample_id, index=ev.index, total=ev.total,
