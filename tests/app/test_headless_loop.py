@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from segstudio.cli import main
@@ -96,6 +95,7 @@ def test_the_loop_runs_headless_and_the_app_shows_what_it_did(montgomery: Path, 
     with Workspace(folder, read_only=True) as ws:
         current = ws.models.current()
         history = ws.models.history()
+    assert history[-1].action is ModelAction.ROLLBACK and history[-1].author == ""
     assert listed["current"]["checkpoint"] == str(current.checkpoint)
     assert current.checkpoint == Path(round2["base_checkpoint"])
     text = _cli(capsys, "models", "list", folder)
@@ -117,6 +117,5 @@ def test_the_loop_runs_headless_and_the_app_shows_what_it_did(montgomery: Path, 
     assert rows[1][5] == f"{g2['mean_delta']:+.4f} [{g2['ci_low']:+.4f}, {g2['ci_high']:+.4f}]"
     assert rows[1][4] == "better (proven)"
     assert "checked by hand" in rows[0][6]
-    assert current.checkpoint.name in panel.model_label.toolTip() or str(current.checkpoint) == panel.model_label.toolTip()
-    assert np.isfinite(g2["mean_delta"])
+    assert panel.model_label.toolTip() == str(current.checkpoint)
     win.close()
