@@ -16,7 +16,8 @@ from canvas_driver import drag
 from segstudio.datasets import open_dataset
 from segstudio.gui.export_dialog import ExportDialog, format_choices
 from segstudio.gui.export_view import format_eta
-from segstudio.gui.main_window import WORKSPACE_WRITE_ACTIONS, MainWindow
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.window_status import WORKSPACE_WRITE_ACTIONS
 from segstudio.gui.writeback_dialogs import RestoreDialog, WritebackDialog
 from segstudio.workspace.export import MANIFEST_NAME, REPORT_NAME
 

@@ -95,7 +95,7 @@ def test_review_session_survives_restart(qtbot, montgomery: Path, montgomery_pre
     again = _open(qtbot, montgomery, preds)
     assert again.review.review(worst).status == ReviewStatus.ACCEPTED
     assert again.review.cached_scores()[worst][0] is not None
-    again.go_to_sample(worst)
+    again.navigation.go_to_sample(worst)
     assert np.array_equal(again.editor.mask.array, painted)
     assert again.editor.target.base_version == latest.version
     again.close()
