@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Figure, percentile
+from segstudio.engine.events import BatchEnd
 
 PREFIX = "gui_training"
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def measure_event_lateness() -> list[float]:
         panel.steps.setValue(0)
         panel.device.set_device("cpu")
         batches: list[object] = []
-        win.training.sig_event.connect(lambda ev: batches.append(ev) if type(ev).__name__ == "BatchEnd" else None)
+        win.training.sig_event.connect(lambda ev: batches.append(ev) if isinstance(ev, BatchEnd) else None)
 
         late: list[float] = []
         last = [0.0]
@@ -145,7 +146,7 @@ def bench_cancel_latency() -> list[Figure]:
 
             def on_progress(ev: object, delay_ms: int = delay_ms, asked: list[float] = asked) -> None:
                 # a timer, not the event itself: the cancel then lands at an arbitrary point inside a batch
-                if type(ev).__name__ == "BatchEnd" and not asked and not getattr(on_progress, "armed", False):
+                if isinstance(ev, BatchEnd) and not asked and not getattr(on_progress, "armed", False):
                     on_progress.armed = True  # type: ignore[attr-defined]
                     QTimer.singleShot(delay_ms, cancel)
 

@@ -174,3 +174,21 @@ def test_a_stopped_round_ends_cancelled_without_a_verdict_and_is_not_resumable(w
     assert not window.training.can_resume(run)
     assert window.training.chosen_model() == base  # nothing was promoted
     assert window.training_panel.retrain_button.isEnabled()  # and the next round can start
+
+
+def test_the_gate_thresholds_are_workspace_settings(window: MainWindow) -> None:
+    gate = window.training_panel.gate
+    ws = window.review.workspace
+    assert gate.isEnabled() and gate.class_margin.value() == ws.settings.gate_class_margin
+    gate.class_margin.setValue(0.05)
+    gate.min_gain.setValue(0.01)
+    gate.confidence.setCurrentIndex(gate.confidence.findData(0.99))
+    gate.auto_promote.setChecked(False)
+    s = ws.settings
+    assert (s.gate_class_margin, s.gate_min_gain, s.gate_confidence, s.auto_promote) == (0.05, 0.01, 0.99, False)
+    assert window.training.auto_promote is False
+    # what a round is judged by
+    from segstudio.metrics.gate import GateThresholds
+
+    th = GateThresholds(**s.gate_thresholds())
+    assert th.class_margin == 0.05 and th.confidence == 0.99

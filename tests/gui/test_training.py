@@ -16,6 +16,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from segstudio.engine.events import BatchEnd, Finished
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.workers import GeneratorWorker, NonFiniteLossError, describe_error, guard_finite_loss
 from segstudio.workspace import RunStatus
@@ -156,7 +157,7 @@ def test_cancel_takes_effect_within_one_batch_of_a_real_training(qtbot, sample_d
     cancel_at: list[float] = []
 
     def on_progress(ev: object) -> None:
-        if type(ev).__name__ == "BatchEnd" and not cancel_at:
+        if isinstance(ev, BatchEnd) and not cancel_at:
             cancel_at.append(time.monotonic())
             worker.cancel()
 
@@ -166,7 +167,7 @@ def test_cancel_takes_effect_within_one_batch_of_a_real_training(qtbot, sample_d
     after = [t for t in batch_times if t > cancel_at[0]]
     assert len(after) <= 1, f"{len(after)} batches ran after the cancel"
     last = blocker.args[0]
-    assert type(last).__name__ == "Finished" and last.cancelled
+    assert isinstance(last, Finished) and last.cancelled
     assert (tmp_path / "run" / "checkpoints" / "last" / "config.json").is_file()
 
 
@@ -262,7 +263,7 @@ def test_closing_the_window_during_training_asks_then_stops_and_keeps_the_last_c
 
     monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
     batches: list[object] = []
-    window.training.sig_event.connect(lambda ev: batches.append(ev) if type(ev).__name__ == "BatchEnd" else None)
+    window.training.sig_event.connect(lambda ev: batches.append(ev) if isinstance(ev, BatchEnd) else None)
     run = panel.start_training()
     assert run is not None
     qtbot.waitUntil(lambda: bool(batches), timeout=120_000)
@@ -282,7 +283,7 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint_in_the_same_folder(windo
     panel = window.training_panel
     _tiny(panel, epochs=3, steps=1)
     batches: list[object] = []
-    window.training.sig_event.connect(lambda ev: batches.append(ev) if type(ev).__name__ == "BatchEnd" else None)
+    window.training.sig_event.connect(lambda ev: batches.append(ev) if isinstance(ev, BatchEnd) else None)
     run = panel.start_training()
     assert run is not None
     qtbot.waitUntil(lambda: bool(batches), timeout=120_000)
@@ -331,7 +332,7 @@ def test_opening_another_dataset_during_training_asks_and_stops_the_run_first(
     answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: next(answers)))
     batches: list[object] = []
-    window.training.sig_event.connect(lambda ev: batches.append(ev) if type(ev).__name__ == "BatchEnd" else None)
+    window.training.sig_event.connect(lambda ev: batches.append(ev) if isinstance(ev, BatchEnd) else None)
     run = panel.start_training()
     assert run is not None
     qtbot.waitUntil(lambda: bool(batches), timeout=120_000)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.gui.errors import show_error
+from segstudio.gui.panels.gate_settings import GateSettings
 from segstudio.gui.panels.model_history import ModelHistory
 from segstudio.gui.panels.run_history import RunHistory
 from segstudio.gui.panels.run_monitor import RunMonitor
@@ -182,6 +183,8 @@ class TrainingPanel(QWidget):
         self.reset_validation_button.setToolTip("The next round freezes a new validation split from the current "
                                                 "model's config (rounds are only comparable on the same split)")
         self.reset_validation_button.clicked.connect(self._on_reset_validation_clicked)
+        self.gate = GateSettings(self)
+        self.gate.sig_message.connect(self.sig_message.emit)
         self.model_history = ModelHistory(self)
         self.model_history.sig_rollback_requested.connect(self.rollback)
         settings = QWidget(self)
@@ -198,6 +201,8 @@ class TrainingPanel(QWidget):
                          ("Reviewed images weigh", self.reviewed_weight), ("Validation", self.validation_label),
                          ("", self.reset_validation_button)):
             form.addRow(label, w)
+        form.addRow(QLabel("<b>Promotion gate</b>", self))
+        form.addRow(self.gate)
         form.addRow(QLabel("<b>Model history</b>", self))
         form.addRow(self.model_history)
         self.start_button = QPushButton("Train", self)
@@ -281,6 +286,7 @@ class TrainingPanel(QWidget):
             self.model_label.setToolTip(str(path))
         if ws is not None:
             self.reviewed_weight.setValue(ws.settings.reviewed_weight)
+        self.gate.set_workspace(ws)
         names = {r.id: r.name for r in self.controller.runs()}
         self.model_history.set_history(self.controller.history(), names)
         frozen = self.controller.validation_ids()
