@@ -34,6 +34,7 @@ import dataclasses
 import json
 import logging
 import math
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +211,21 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+_ROUND_SUFFIX = re.compile(r"(?:retrain of )*(.*?)(?: · round \d+)?$")
+
+
+def round_name(workspace: Workspace, base: CurrentModel) -> str:
+    """``"<the first model's run name> · round N"``: N counts the rounds the workspace has judged, plus this one."""
+    try:
+        name = workspace.runs.get(base.run_id).name if base.run_id else ""
+    except SegstudioError:
+        name = ""
+    match = _ROUND_SUFFIX.fullmatch(name or base.run_id or base.checkpoint.parent.parent.name)
+    root = (match.group(1) if match else name) or "model"
+    n = 1 + sum(1 for ev in workspace.models.history() if ev.verdict and not ev.figures.get("by_hand"))
+    return f"{root} · round {n}"
+
+
 def plan_round(workspace: Workspace, *, epochs: int = RETRAIN_EPOCHS, reviewed_weight: float | None = None,
                lr_scale: float = 0.2, device: str | None = None, author: str = "",
                auto_promote: bool | None = None) -> RoundPlan:
@@ -237,11 +253,8 @@ def plan_round(workspace: Workspace, *, epochs: int = RETRAIN_EPOCHS, reviewed_w
     config = fine_tune_config(base_config, epochs=epochs, lr_scale=lr_scale)
     if device is not None:
         config = config.with_overrides([f"device={device}"])
-    try:
-        base_name = workspace.runs.get(cur.run_id).name or cur.run_id if cur.run_id else cur.checkpoint.name
-    except SegstudioError:
-        base_name = cur.run_id
-    run = workspace.runs.create(config.to_dict(), name=f"retrain of {base_name}")
+    run_name = round_name(workspace, cur)
+    run = workspace.runs.create(config.to_dict(), name=run_name)
     _write_json(run.folder / ROUND_FILE, {
         "base_checkpoint": str(cur.checkpoint), "base_run": cur.run_id, "epochs": epochs, "lr_scale": lr_scale,
         "reviewed_weight": weight, "gate": thresholds.to_dict(),

@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.metrics.gate import MIN_IMAGES
+
 BETTER = QColor(46, 160, 67)
 WORSE = QColor(218, 54, 51)
 COLUMNS = ("Class", "Dice before", "Dice after", "Δ Dice", "IoU before", "IoU after", "Δ IoU", "Gate")
@@ -106,6 +108,8 @@ class RetrainDialog(QDialog):
         self.reason_label = QLabel(f"Gate: {comparison.gate.reason}.", self)
         self.reason_label.setObjectName("gateReason")
         self.reason_label.setWordWrap(True)
+        # the interval line says it all, unless a class or too few images decided
+        self.reason_label.setVisible(bool(comparison.gate.regressed) or comparison.gate.images < MIN_IMAGES)
         self.detail = QLabel(self)
         self.detail.setWordWrap(True)
         self.detail.setStyleSheet("color: palette(mid);")
@@ -133,12 +137,16 @@ class RetrainDialog(QDialog):
         lay.addWidget(self.headline)
         lay.addWidget(self.gate_label)
         lay.addWidget(self.reason_label)
-        lay.addWidget(self.table, 1)
+        lay.addWidget(self.table)
         lay.addWidget(self.detail)
+        lay.addStretch(1)
         lay.addWidget(self.buttons)
         self._fill(run_name)
         self._sync()
-        self.resize(860, 210 + 30 * self.table.rowCount())
+        # every row in view: the mean row is the one people look for
+        rows_h = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + rows_h + 2 * self.table.frameWidth())
+        self.resize(860, lay.totalHeightForWidth(860) if lay.hasHeightForWidth() else self.sizeHint().height())
 
     def _fill(self, run_name: str) -> None:
         comp = self.comparison

@@ -114,8 +114,8 @@ def test_the_loop_runs_headless_and_the_app_shows_what_it_did(montgomery: Path, 
     rows = [[tree.topLevelItem(i).text(c) for c in range(tree.columnCount())] for i in range(4)]
     assert [r[2] for r in rows] == ["rolled back to", "promoted", rows[2][2], "chosen"]
     g2 = round2["gate"]
-    assert rows[1][5] == f"{g2['mean_delta']:+.4f} [{g2['ci_low']:+.4f}, {g2['ci_high']:+.4f}]"
-    assert rows[1][4] == "better (proven)"
+    assert rows[1][4] == f"{g2['mean_delta']:+.4f} [{g2['ci_low']:+.4f}, {g2['ci_high']:+.4f}]"
+    assert rows[1][3] == "better (proven)"
     assert "checked by hand" in rows[0][6]
     assert panel.model_label.toolTip() == str(current.checkpoint)
     win.close()

@@ -80,7 +80,9 @@ def test_a_promoted_round(base_model, tmp_path):
 
         # the next round reuses the frozen split; this one is refused (min_gain 1 cannot be proven)
         ws.save_settings(ws.settings.replace(gate_min_gain=1.0))
-        comp2 = list(run_round(ws, ds, plan_round(ws, epochs=1)))[-1]
+        plan2 = plan_round(ws, epochs=1)
+        assert plan.run.name.endswith(" · round 1") and plan2.run.name.endswith(" · round 2")
+        comp2 = list(run_round(ws, ds, plan2))[-1]
         assert comp2.val_ids == split.ids and comp2.decision == Decision.KEPT
         assert ws.models.current().checkpoint == comp.new_checkpoint  # unchanged
         assert ws.models.history()[-1].action is ModelAction.REFUSE

@@ -58,7 +58,7 @@ def test_a_round_compares_on_the_frozen_split_and_waits_for_the_user_when_not_pr
         window.actions_["train_retrain"].trigger()
         assert window.training.running and not panel.retrain_button.isEnabled()
     run, comp = blocker.args
-    assert run.status is RunStatus.FINISHED and run.name.startswith("retrain of")
+    assert run.status is RunStatus.FINISHED and run.name.endswith(" · round 1")
     ws = window.review.workspace
     frozen = list(ws.models.validation_split().ids)
     assert list(comp.val_ids) == frozen and corrected not in frozen  # the corrected image trains

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTreeWidget, QTreeWidget
 
 from segstudio.workspace.models import ModelAction, ModelEvent
 
-COLUMNS = ("#", "When", "What", "Model", "Gate", "Δ Dice (interval)", "Reason")
+COLUMNS = ("#", "When", "What", "Gate", "Δ Dice (interval)", "Model", "Reason")
+GATE_COL, MODEL_COL, REASON_COL = 3, 5, 6
 _ACTION_TEXT = {ModelAction.ADOPT: "chosen", ModelAction.PROMOTE: "promoted", ModelAction.REFUSE: "refused",
                 ModelAction.ROLLBACK: "rolled back to"}
 _VERDICT_TEXT = {"promote": "better (proven)", "not_proven": "not proven", "refused": "refused"}
@@ -34,9 +35,9 @@ def _interval(figures: Any) -> str:
 
 def event_row(ev: ModelEvent, run_names: dict[str, str]) -> tuple[str, ...]:
     model = run_names.get(ev.run_id) or ev.run_id or ev.checkpoint.parent.parent.name
-    return (str(ev.seq), time.strftime("%Y-%m-%d %H:%M", time.localtime(ev.time)), _ACTION_TEXT[ev.action],
-            f"{model} · {ev.checkpoint.name}", _VERDICT_TEXT.get(ev.verdict, "by hand" if not ev.verdict else ev.verdict),
-            _interval(ev.figures), ev.reason + (f" ({ev.author})" if ev.author else ""))
+    return (str(ev.seq), time.strftime("%m-%d %H:%M", time.localtime(ev.time)), _ACTION_TEXT[ev.action],
+            _VERDICT_TEXT.get(ev.verdict, "by hand" if not ev.verdict else ev.verdict), _interval(ev.figures),
+            f"{model} · {ev.checkpoint.name}", ev.reason + (f" ({ev.author})" if ev.author else ""))
 
 
 class ModelHistory(QWidget):
@@ -71,13 +72,13 @@ class ModelHistory(QWidget):
         self.tree.clear()
         for ev in reversed(events):
             item = QTreeWidgetItem(list(event_row(ev, run_names)))
-            item.setToolTip(6, ev.reason)
-            item.setToolTip(3, str(ev.checkpoint))
+            item.setToolTip(REASON_COL, ev.reason)
+            item.setToolTip(MODEL_COL, str(ev.checkpoint))
             if ev.verdict in ("promote", "refused"):
-                item.setForeground(4, QBrush(BETTER if ev.verdict == "promote" else WORSE))
+                item.setForeground(GATE_COL, QBrush(BETTER if ev.verdict == "promote" else WORSE))
             if ev.action is ModelAction.REFUSE:
                 for c in range(len(COLUMNS)):
-                    if c != 4:
+                    if c != GATE_COL:
                         item.setForeground(c, QBrush(QColor(128, 128, 128)))
             item.setTextAlignment(0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.tree.addTopLevelItem(item)
