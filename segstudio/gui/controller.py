@@ -28,6 +28,8 @@ class OpenRequest:
     path: Path
     format_name: str | None = None
     predictions: Path | None = None
+    #: the workspace folder, when a workspace was opened (it need not be where the dataset's would be found)
+    workspace: Path | None = None
 
     @staticmethod
     def resolve(path: str | Path, *, format_name: str | None = None,
@@ -38,8 +40,10 @@ class OpenRequest:
         if ws is None:
             return OpenRequest(Path(path), format_name, Path(predictions) if predictions else None)
         preds = predictions or ws.predictions_dir or None
+        p = Path(path).expanduser()
+        folder = p.parent if p.name in ("workspace.sqlite", "workspace.json") else p
         return OpenRequest(Path(ws.dataset_root), format_name or ws.dataset_format or None,
-                           Path(preds) if preds else None)
+                           Path(preds) if preds else None, folder.resolve())
 
 
 @dataclass(frozen=True)

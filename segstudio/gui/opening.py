@@ -78,7 +78,7 @@ class OpenController(QObject):
         except SegstudioError as exc:
             show_error("Cannot open dataset", str(exc))
             return None
-        if not self._open_workspace(ds, predictions=predictions):
+        if not self._open_workspace(ds, predictions=predictions, folder=req.workspace):
             return None
         self.predictions.dataset_opening(explicit_folder=self.review.predictions is not None)
         self.settings.value = self.settings.value.with_recent(str(Path(path).resolve()))
@@ -92,22 +92,23 @@ class OpenController(QObject):
             self.status.show_message(f"Opened the data folder {ds.root} (nothing to open beside it)", 8000)
         return ds
 
-    def _open_workspace(self, ds: Dataset, *, predictions: str | Path | None, read_only: bool = False) -> bool:
+    def _open_workspace(self, ds: Dataset, *, predictions: str | Path | None, read_only: bool = False,
+                        folder: Path | None = None) -> bool:
         """Attach the dataset's workspace; asks before opening one another segstudio holds (read-only or not at
         all) and tells when a damaged one was rebuilt. False: the dataset is not opened (the session is as it
         was)."""
         try:
-            self.review.open(ds, predictions=predictions, read_only=read_only)
+            self.review.open(ds, predictions=predictions, read_only=read_only, workspace_dir=folder)
         except WorkspaceLockedError as exc:
             if not workspace_dialogs.ask_open_read_only(self._parent, exc):
                 return False
-            return self._open_workspace(ds, predictions=predictions, read_only=True)
+            return self._open_workspace(ds, predictions=predictions, read_only=True, folder=folder)
         except SegstudioError as exc:
             if predictions is None:
                 show_error("Cannot open the workspace", str(exc))
                 return False
             show_error("Cannot open the workspace or predictions", str(exc))
-            return self._open_workspace(ds, predictions=None, read_only=read_only)
+            return self._open_workspace(ds, predictions=None, read_only=read_only, folder=folder)
         ws = self.review.workspace
         if ws is not None and ws.rebuild_report is not None:
             workspace_dialogs.tell_rebuilt(self._parent, ws.rebuild_report)
@@ -153,7 +154,9 @@ class OpenController(QObject):
         if not self._stop_jobs(action="open a predictions folder"):
             return False
         try:
-            self.review.open(ds, predictions=folder, read_only=self.review.read_only)
+            current = self.review.workspace
+            self.review.open(ds, predictions=folder, read_only=self.review.read_only,
+                             workspace_dir=current.folder if current is not None else None)
         except SegstudioError as exc:
             show_error("Cannot open the predictions folder", str(exc))
             return False

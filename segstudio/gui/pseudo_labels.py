@@ -1,5 +1,5 @@
 """Pseudo-labels from the Review panel: :func:`segstudio.workspace.pseudo_labels.accept_predictions` with the
-predictions the window shows, telling the review controller's listeners of each accepted sample."""
+predictions the window shows (the panels hear of each accepted sample from the workspace's own events)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,4 @@ def accept_predictions(review: ReviewController, sample_ids: list[str], *, autho
     if ws is None or ds is None:
         return AcceptOutcome()
     return accept_in_workspace(ws, ds, sample_ids, prediction=review.prediction_mask,
-                               author=author or review.reviewer,
-                               on_review=lambda sid, state: review.sig_review_changed.emit(sid, state))
+                               author=author or review.reviewer)

@@ -109,6 +109,9 @@ class ReviewController(QObject):
             raise
         self.close()
         self.dataset, self.workspace, self.predictions = dataset, ws, preds
+        # the workspace says when a review changed, whoever changed it (this window, pseudo-labels, a restore);
+        # a Qt signal carries it to the GUI thread when the change was made in a worker
+        ws.events.review_changed.connect(self._on_workspace_review_changed)
         if not ws.read_only:
             # remembered so that opening the workspace itself (file manager, MIME association) reopens all of it
             ws_settings = ws.settings
@@ -132,6 +135,7 @@ class ReviewController(QObject):
         self._pool.waitForDone(5000)
         self._stop = threading.Event()
         if self.workspace is not None:
+            self.workspace.events.review_changed.disconnect(self._on_workspace_review_changed)
             self.workspace.close()
         self.dataset, self.workspace, self.predictions = None, None, None
 
@@ -211,9 +215,10 @@ class ReviewController(QObject):
     def set_status(self, sample_id: str, status: ReviewStatus | str, *, comment: str = "") -> ReviewState | None:
         if self.workspace is None:
             return None
-        state = self.workspace.reviews.set(sample_id, status, comment=comment, reviewer=self.reviewer)
-        self.sig_review_changed.emit(sample_id, state)
-        return state
+        return self.workspace.reviews.set(sample_id, status, comment=comment, reviewer=self.reviewer)
+
+    def _on_workspace_review_changed(self, state: ReviewState) -> None:
+        self.sig_review_changed.emit(state.sample_id, state)
 
     def summary(self) -> dict[ReviewStatus, int]:
         if self.workspace is None or self.dataset is None:

@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Signal
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.engine.events import CheckpointSaved, Finished, RetrainCompared
-from segstudio.engine.retrain import RETRAIN_EPOCHS, ROUND_FILE, Decision, plan_round, promote_round
+from segstudio.engine.retrain import RETRAIN_EPOCHS, ROUND_FILE, plan_round, promote_round
 from segstudio.gui.workers import GeneratorWorker, guard_finite_loss
 from segstudio.workspace import RunRecord, RunStatus, Workspace
 from segstudio.workspace.models import ModelEvent, run_checkpoint
@@ -131,7 +131,17 @@ class TrainingController(QObject):
     def set_context(self, dataset: Dataset | None, workspace: Workspace | None) -> None:
         if self.running:
             raise SegstudioError("A training run is in progress.", fix="Stop it before opening another dataset.")
+        if self.workspace is not None and self.workspace is not workspace:
+            self.workspace.events.model_changed.disconnect(self._on_workspace_model_changed)
+        if workspace is not None and workspace is not self.workspace:
+            # the registry says when the current model changed, whoever changed it: this window, or a round's
+            # promotion in the worker thread (the Qt signal then reaches the GUI thread queued)
+            workspace.events.model_changed.connect(self._on_workspace_model_changed)
         self.dataset, self.workspace = dataset, workspace
+
+    def _on_workspace_model_changed(self, ev: ModelEvent) -> None:
+        if ev.changed_current:
+            self.sig_model_chosen.emit(Path(ev.checkpoint))
 
     def runs(self) -> list[RunRecord]:
         return self.workspace.runs.all() if self.workspace is not None else []
@@ -169,7 +179,6 @@ class TrainingController(QObject):
             raise SegstudioError(f"Run {run_id} has no checkpoint.", path=run.folder,
                                  fix="Choose a run that trained at least one epoch.")
         self.workspace.models.adopt(Path(path), run_id=run_id, reason=reason, author=self.author)
-        self.sig_model_chosen.emit(Path(path))
         return Path(path)
 
     # retraining -------------------------------------------------------------------------------------------------
@@ -211,9 +220,7 @@ class TrainingController(QObject):
         comp = comparison if comparison is not None else self.last_comparison
         if comp is None or self.workspace is None:
             raise SegstudioError("There is no retrained model to promote.", fix="Run a retraining round first.")
-        path = promote_round(self.workspace, comp.run_id, author=self.author)
-        self.sig_model_chosen.emit(path)
-        return path
+        return promote_round(self.workspace, comp.run_id, author=self.author)
 
     def keep_previous(self, comparison: RetrainCompared | None = None) -> Path:
         """Go back to the model a retraining round started from (a rollback when the round's model was promoted)."""
@@ -225,16 +232,13 @@ class TrainingController(QObject):
                                            author=self.author)
         current = self.chosen_model()
         assert current is not None
-        self.sig_model_chosen.emit(current)
         return current
 
     def rollback(self) -> Path:
         """Back to the model that was current before the current one."""
         if self.workspace is None:
             raise SegstudioError("No dataset is open.", fix="Open a dataset first.")
-        ev = self.workspace.models.rollback(author=self.author)
-        self.sig_model_chosen.emit(ev.checkpoint)
-        return ev.checkpoint
+        return self.workspace.models.rollback(author=self.author).checkpoint
 
     def _check_idle(self) -> tuple[Workspace, Dataset]:
         if self.running:
@@ -349,8 +353,6 @@ class TrainingController(QObject):
         if self.run is not None and self.workspace is not None:
             self.run = self.workspace.runs.get(self.run.id)
             self.sig_run_ended.emit(self.run)
-        if comp.decision == Decision.PROMOTED:
-            self.sig_model_chosen.emit(Path(comp.new_checkpoint))
         if self.run is not None:
             self.sig_retrain_compared.emit(self.run, comp)
 

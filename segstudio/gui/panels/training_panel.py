@@ -275,14 +275,16 @@ class TrainingPanel(QWidget):
         self.history.set_model(None, path)
         ws = self.controller.workspace
         run_id = self.controller.chosen_run_id()
-        if path is None or run_id is None:
+        if path is None:
             self.model_label.setText("No current model yet: train one, or pick one in Runs (Use this model).")
         else:
-            try:
-                name = ws.runs.get(run_id).name if ws is not None else ""
-            except SegstudioError:
-                name = ""
-            self.model_label.setText(f"{name or run_id} · {path.name} checkpoint")
+            name = ""
+            if run_id and ws is not None:
+                try:
+                    name = ws.runs.get(run_id).name
+                except SegstudioError:
+                    name = ""
+            self.model_label.setText(f"{name or run_id or path.parent.parent.name} · {path.name} checkpoint")
             self.model_label.setToolTip(str(path))
         if ws is not None:
             self.reviewed_weight.setValue(ws.settings.reviewed_weight)
