@@ -116,8 +116,8 @@ def bench_cancel_latency() -> list[Figure]:
     from PySide6.QtCore import QTimer
 
     from segstudio.datasets.registry import open_dataset
-    from segstudio.gui.training import make_config
-    from segstudio.gui.workers import GeneratorWorker
+    from segstudio.gui.common.workers import GeneratorWorker
+    from segstudio.gui.loop.training import make_config
 
     worst = 0
     with tempfile.TemporaryDirectory() as d:

@@ -155,7 +155,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "fa5s.stop", "Stop the run after the current batch; its last checkpoint is kept"),
     ActionSpec("train_retrain", "&Retrain on Corrections", "&Train", ("Ctrl+Shift+R",),
                "fa5s.redo-alt", "Fine-tune the current model on GT and corrections, compare before/after on the "
-               "same validation images, promote if better (Ctrl+Shift+R)"),
+               "same validation images; the promotion gate decides (Ctrl+Shift+R)"),
     ActionSpec("train_panel", "Show the Training &Panel", "&Train", (), "fa5s.chart-line",
                separator_before=True),
     # Model (gui.predictions_view.PredictionsController)

@@ -44,7 +44,7 @@ def create_main_window(*, dataset: str | None = None, format_name: str | None = 
     _fit_to_screen(win)
     path = dataset or sample_dataset_dir()
     if headless:
-        from segstudio.gui.controller import OpenRequest
+        from segstudio.gui.window.session import OpenRequest
 
         req = OpenRequest.resolve(path, format_name=format_name, predictions=predictions)
         ds = win.session.load(req.path, format_name=req.format_name)
@@ -70,7 +70,7 @@ def _fit_to_screen(win) -> None:  # noqa: ANN001 - a QMainWindow
 
 def run_app(*, dataset: str | None = None, format_name: str | None = None, predictions: str | None = None,
             sample_id: str | None = None) -> int:
-    from segstudio.gui.errors import install_excepthook
+    from segstudio.gui.common.errors import install_excepthook
 
     app = get_app()
     install_excepthook()

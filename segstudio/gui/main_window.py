@@ -16,41 +16,41 @@ from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
 
 from segstudio.core.paths import config_dir
 from segstudio.core.settings import AppSettings, load_settings
-from segstudio.gui import workspace_dialogs
 from segstudio.gui.actions import ACTIONS, build_actions
-from segstudio.gui.browser import SampleBrowser
-from segstudio.gui.canvas import ImageCanvas
-from segstudio.gui.controller import SessionController
-from segstudio.gui.drop import DropController
-from segstudio.gui.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
-from segstudio.gui.export_view import ExportView
-from segstudio.gui.help_menu import HelpController
-from segstudio.gui.loop import LoopController
-from segstudio.gui.navigation import NavigationController
-from segstudio.gui.opening import OpenController
-from segstudio.gui.pages import PageController
+from segstudio.gui.export.export_view import ExportView
+from segstudio.gui.loop.predictions_view import PredictionsController
+from segstudio.gui.loop.review_loop import LoopController
+from segstudio.gui.loop.training import TrainingController
 from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.panels.training_panel import TrainingPanel
-from segstudio.gui.predictions_view import PredictionsController
-from segstudio.gui.preferences import SettingsStore
-from segstudio.gui.preferences_controller import PreferencesController
-from segstudio.gui.review import ReviewController
-from segstudio.gui.review_screen import ReviewScreenController
-from segstudio.gui.split_view import SplitView
-from segstudio.gui.start_screen import StartScreen
-from segstudio.gui.tools import ToolController
-from segstudio.gui.training import TrainingController
-from segstudio.gui.view import ViewController
-from segstudio.gui.window_chrome import (
+from segstudio.gui.screen.browser import SampleBrowser
+from segstudio.gui.screen.canvas import ImageCanvas
+from segstudio.gui.screen.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
+from segstudio.gui.screen.review import ReviewController
+from segstudio.gui.screen.review_screen import ReviewScreenController
+from segstudio.gui.screen.split_view import SplitView
+from segstudio.gui.screen.tools import ToolController
+from segstudio.gui.screen.view import ViewController
+from segstudio.gui.window import workspace_dialogs
+from segstudio.gui.window.chrome import (
     build_brush_size,
     build_class_keys,
     build_docks,
     build_menus_and_toolbars,
     build_status_bar,
 )
-from segstudio.gui.window_status import StatusController
+from segstudio.gui.window.drop import DropController
+from segstudio.gui.window.help_menu import HelpController
+from segstudio.gui.window.navigation import NavigationController
+from segstudio.gui.window.opening import OpenController
+from segstudio.gui.window.pages import PageController
+from segstudio.gui.window.preferences import SettingsStore
+from segstudio.gui.window.preferences_controller import PreferencesController
+from segstudio.gui.window.session import SessionController
+from segstudio.gui.window.start_screen import StartScreen
+from segstudio.gui.window.status import StatusController
 
 log = logging.getLogger(__name__)
 

@@ -117,24 +117,36 @@ class ModelRegistry:
         self._legacy = legacy_state
         self._on_change = on_change
         self._mirror = mirror
+        # the parsed file and its events, kept while the file is unchanged (size, mtime, inode): the panel asks
+        # for the current model often, and a long-lived workspace's history is thousands of entries
+        self._cache_key: tuple[int, int, int] | None = None
+        self._cache_doc: dict[str, Any] = {}
+        self._cache_events: list[ModelEvent] | None = None
 
     # reading -----------------------------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
+        """The registry document; treat it as read-only (writers copy the top level and replace keys)."""
         try:
-            size = self.path.stat().st_size
+            st = self.path.stat()
         except FileNotFoundError:
+            self._cache_key, self._cache_events = None, None
             return self._migrated()
         except OSError as exc:
             raise SegstudioError(f"Cannot read the model registry: {exc.strerror or exc}", path=self.path,
                                  fix="Check the workspace folder's permissions.") from exc
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if key == self._cache_key:
+            return self._cache_doc
         try:
-            if size > MAX_BYTES:
-                raise ValueError(f"{size} bytes is too large for a model registry")
+            if st.st_size > MAX_BYTES:
+                raise ValueError(f"{st.st_size} bytes is too large for a model registry")
             doc = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(doc, dict) or not isinstance(doc.get("history", []), list):
                 raise ValueError("not a model registry (a JSON object with a history list)")
         except (OSError, ValueError) as exc:
+            self._cache_key, self._cache_events = None, None
             return self._set_aside(exc)
+        self._cache_key, self._cache_doc, self._cache_events = key, doc, None
         return doc
 
     def _set_aside(self, exc: Exception) -> dict[str, Any]:
@@ -200,8 +212,14 @@ class ModelRegistry:
 
     def history(self) -> list[ModelEvent]:
         """Oldest first."""
-        out = [self._event(d) for d in self._load().get("history", []) if isinstance(d, Mapping)]
-        return [e for e in out if e is not None]
+        doc = self._load()
+        if self._cache_events is not None and doc is self._cache_doc:
+            return list(self._cache_events)
+        out = [self._event(d) for d in doc.get("history", []) if isinstance(d, Mapping)]
+        events = [e for e in out if e is not None]
+        if doc is self._cache_doc:
+            self._cache_events = events
+        return list(events)
 
     def last_round(self) -> ModelEvent | None:
         """The newest event that judged a retrained model (a promotion or a refusal with the gate's figures)."""
@@ -224,6 +242,12 @@ class ModelRegistry:
         self._writable()
         doc["version"] = REGISTRY_VERSION
         atomic_write_text(self.path, json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        try:
+            st = self.path.stat()
+        except OSError:
+            self._cache_key = None
+        else:  # what was just written is what the next read would parse
+            self._cache_key, self._cache_doc, self._cache_events = (st.st_size, st.st_mtime_ns, st.st_ino), doc, None
 
     def _append(self, *, action: ModelAction, checkpoint: Path, run_id: str, reason: str, author: str,
                 figures: Mapping[str, Any] | None) -> ModelEvent:
@@ -231,7 +255,7 @@ class ModelRegistry:
         if action is not ModelAction.REFUSE and not (self._abs(str(checkpoint)) / "config.json").is_file():
             raise SegstudioError("That checkpoint folder holds no model (no config.json).", path=checkpoint,
                                  fix="Choose a run's checkpoints/best or checkpoints/last folder.")
-        doc = self._load()
+        doc = dict(self._load())
         history = [d for d in doc.get("history", []) if isinstance(d, dict)]
         cur = doc.get("current") if isinstance(doc.get("current"), dict) else None
         entry = {"seq": max((int(d.get("seq", 0)) for d in history), default=0) + 1, "action": action.value,
@@ -296,7 +320,7 @@ class ModelRegistry:
     def freeze_validation(self, ids: Sequence[str], *, from_run: str) -> ValidationSplit:
         if not ids:
             raise SegstudioError("A validation split needs at least one image.", path=self.path)
-        doc = self._load()
+        doc = dict(self._load())
         doc["validation"] = {"ids": [str(i) for i in ids], "from_run": from_run, "frozen_at": time.time()}
         self._save(doc)
         return ValidationSplit(ids=tuple(str(i) for i in ids), from_run=from_run,
@@ -304,7 +328,7 @@ class ModelRegistry:
 
     def reset_validation(self) -> None:
         """Forget the frozen split: the next round chooses it again from the current model's config."""
-        doc = self._load()
+        doc = dict(self._load())
         if doc.pop("validation", None) is not None or not self.path.exists():
             self._save(doc)
 

@@ -40,7 +40,7 @@ def test_a_typo_of_a_command_is_an_error_with_a_suggestion_and_no_window() -> No
     res = _segstudio("trian")
     assert res.returncode == 2, res.stderr
     assert "'trian' is not a command" in res.stderr
-    assert "Did you mean: segstudio train?" in res.stderr
+    assert "Did you mean: segstudio train" in res.stderr  # the closest first
     for name in ("info", "train", "predict", "evaluate", "export"):  # the commands are listed
         assert f"\n  {name} " in res.stderr
     assert res.stdout == ""

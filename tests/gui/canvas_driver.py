@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from segstudio.gui.canvas import ImageCanvas
+from segstudio.gui.screen.canvas import ImageCanvas
 
 
 def view_pos(canvas: ImageCanvas, x: float, y: float) -> QPointF:

@@ -19,10 +19,18 @@ from segstudio.core.paths import cache_dir
 from segstudio.core.types import ClassInfo, ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample
 from segstudio.datasets.registry import open_dataset
-from segstudio.gui.browser import SampleBrowser
-from segstudio.gui.browser_model import DICE, IOU, NAME, STATUS, SampleIdRole, SampleTableModel, SortRole
-from segstudio.gui.qimage import qimage_to_array
-from segstudio.gui.thumbnails import THUMBNAIL_PX
+from segstudio.gui.common.qimage import qimage_to_array
+from segstudio.gui.screen.browser import SampleBrowser
+from segstudio.gui.screen.browser_model import (
+    DICE,
+    IOU,
+    NAME,
+    STATUS,
+    SampleIdRole,
+    SampleTableModel,
+    SortRole,
+)
+from segstudio.gui.screen.thumbnails import THUMBNAIL_PX
 from segstudio.workspace.records import ReviewState, ReviewStatus
 
 SCHEMA = ClassSchema(classes=(ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "lesion", (255, 0, 0))))
@@ -346,7 +354,7 @@ def test_broken_image_gets_a_placeholder_and_a_log_line(qtbot, tmp_path: Path, c
     reader = CountingReader(make)
     model = SampleTableModel()
     model.set_dataset(_files_dataset(tmp_path, reader, n=2))
-    caplog.set_level(logging.WARNING, logger="segstudio.gui.thumbnails")
+    caplog.set_level(logging.WARNING, logger="segstudio.gui.screen.thumbnails")
     placeholder = model.index(1, NAME).data(Qt.ItemDataRole.DecorationRole)
     model.index(0, NAME).data(Qt.ItemDataRole.DecorationRole)
     with qtbot.waitSignal(model.thumbnails.sig_thumbnail_failed, timeout=10_000) as blocker:
@@ -420,7 +428,7 @@ def test_names_that_repeat_across_folders_show_the_full_id() -> None:
 
 
 def test_thumbnail_cache_is_pruned_least_recently_used_first(qtbot, tmp_path: Path) -> None:
-    from segstudio.gui.thumbnails import prune_thumbnail_cache, thumbnail_dir
+    from segstudio.gui.screen.thumbnails import prune_thumbnail_cache, thumbnail_dir
 
     reader = CountingReader(_read_png)
     ds = _files_dataset(tmp_path, reader, n=3)

@@ -7,7 +7,7 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from segstudio.gui import errors
+from segstudio.gui.common import errors
 
 
 def test_uncaught_exception_shows_dialog_with_traceback(qtbot, caplog) -> None:

@@ -14,11 +14,11 @@ import pytest
 from canvas_driver import drag
 
 from segstudio.datasets import open_dataset
-from segstudio.gui.export_dialog import ExportDialog, format_choices
-from segstudio.gui.export_view import format_eta
+from segstudio.gui.export.export_dialog import ExportDialog, format_choices
+from segstudio.gui.export.export_view import format_eta
+from segstudio.gui.export.writeback_dialogs import RestoreDialog, WritebackDialog
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.window_status import WORKSPACE_WRITE_ACTIONS
-from segstudio.gui.writeback_dialogs import RestoreDialog, WritebackDialog
+from segstudio.gui.window.status import WORKSPACE_WRITE_ACTIONS
 from segstudio.workspace.export import MANIFEST_NAME, REPORT_NAME
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 
-from segstudio.gui.editor import PRED_LAYER
+from segstudio.gui.loop.predictions_view import STALE_PRED_TITLE, UNC_LAYER
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.predictions_view import STALE_PRED_TITLE, UNC_LAYER
+from segstudio.gui.screen.editor import PRED_LAYER
 from segstudio.workspace import MaskSource
 from segstudio.workspace.model_predictions import MODEL_METRICS_KEY, uncertainty_path
 
@@ -30,7 +30,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, sample_dataset_path: P
     from segstudio.engine.checkpoint import save_checkpoint
     from segstudio.engine.models import build_model
     from segstudio.engine.task import resolve_task
-    from segstudio.gui.training import make_config
+    from segstudio.gui.loop.training import make_config
 
     ds = open_dataset(sample_dataset_path)
     cfg = make_config(recipe=None, overrides=["model.encoder=resnet18", "data.image_size=64",
@@ -63,7 +63,7 @@ def _wait_job(qtbot, win: MainWindow, job: str, trigger) -> tuple[str, str, int,
 
 def test_without_a_model_predicting_says_how_to_get_one(window: MainWindow, monkeypatch) -> None:
     seen: list[str] = []
-    monkeypatch.setattr("segstudio.gui.predictions_view.show_error", lambda title, msg, details="": seen.append(msg))
+    monkeypatch.setattr("segstudio.gui.loop.predictions_view.show_error", lambda title, msg, details="": seen.append(msg))
     window.actions_["predict_all"].trigger()
     window.actions_["predict_current"].trigger()
     assert len(seen) == 2 and all("Train a model or choose one in the run history" in m for m in seen)

@@ -11,8 +11,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
 from segstudio.core.settings import load_settings
+from segstudio.gui.common.qimage import qimage_to_array
 from segstudio.gui.main_window import GT_LAYER, MainWindow
-from segstudio.gui.qimage import qimage_to_array
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_settings_and_geometry_persist(qtbot, sample_dataset_path: Path) -> None
 
 def test_bad_dataset_path_shows_an_error_and_keeps_the_window(window: MainWindow, monkeypatch, tmp_path) -> None:
     shown: list[str] = []
-    monkeypatch.setattr("segstudio.gui.opening.show_error", lambda title, msg, details="": shown.append(msg))
+    monkeypatch.setattr("segstudio.gui.window.opening.show_error", lambda title, msg, details="": shown.append(msg))
     assert window.open_dataset(tmp_path / "does-not-exist") is None
     assert shown and "does-not-exist" in shown[0]
     assert window.session.dataset is not None and len(window.session.dataset) == 8
@@ -151,7 +151,7 @@ def test_about_dialog_shows_version_and_data_licence(qtbot) -> None:
     from PySide6.QtWidgets import QLabel, QTextBrowser
 
     from segstudio import __version__
-    from segstudio.gui.about import AboutDialog
+    from segstudio.gui.window.about import AboutDialog
 
     dlg = AboutDialog()
     qtbot.addWidget(dlg)

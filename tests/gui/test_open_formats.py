@@ -42,7 +42,7 @@ def test_real_dataset_opens_in_the_app(window: MainWindow, request, fixture, rel
 
 def test_ambiguous_detection_asks_for_the_format(window: MainWindow, monkeypatch, sample_dataset_path) -> None:
     from segstudio.datasets import registry
-    from segstudio.gui import controller
+    from segstudio.gui.window import session as controller
 
     real_open = registry.open_dataset
     calls: list[str | None] = []
@@ -60,7 +60,7 @@ def test_ambiguous_detection_asks_for_the_format(window: MainWindow, monkeypatch
         return items[1], True
 
     monkeypatch.setattr(controller, "open_dataset", fake_open)
-    monkeypatch.setattr("segstudio.gui.opening.QInputDialog.getItem", choose)
+    monkeypatch.setattr("segstudio.gui.window.opening.QInputDialog.getItem", choose)
     ds = window.open_dataset(sample_dataset_path)
     assert ds is not None and ds.format_name == "class-folders"
     assert calls == [None, "class-folders"]

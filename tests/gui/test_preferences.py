@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QLabel, QWidget
 from segstudio.core.settings import AppSettings, dataset_key, load_settings, save_settings
 from segstudio.core.types import ClassSchema
 from segstudio.gui.actions import ACTIONS, build_actions
-from segstudio.gui.preferences import apply_shortcuts
-from segstudio.gui.preferences_dialog import PreferencesDialog
+from segstudio.gui.window.preferences import apply_shortcuts
+from segstudio.gui.window.preferences_dialog import PreferencesDialog
 
 
 def _idle_handlers() -> dict[str, object]:
@@ -84,7 +84,7 @@ def test_dialog_without_schema_or_actions_still_works(qtbot, tmp_path: Path) -> 
 
 
 def test_tour_walks_five_steps_on_the_window_and_does_not_block_it(window, qtbot) -> None:
-    from segstudio.gui.tour import Tour
+    from segstudio.gui.window.tour import Tour
 
     tour = Tour(window)
     done: list[bool] = []
@@ -105,7 +105,7 @@ def test_tour_walks_five_steps_on_the_window_and_does_not_block_it(window, qtbot
 
 
 def test_tour_back_skip_and_dont_show_again_persists(window, qtbot) -> None:
-    from segstudio.gui.tour import Tour
+    from segstudio.gui.window.tour import Tour
 
     tour = Tour(window)
     done: list[bool] = []
@@ -127,7 +127,7 @@ def test_tour_back_skip_and_dont_show_again_persists(window, qtbot) -> None:
 
 
 def test_tour_anchors_by_mapping_and_missing_ones_centre(window, qtbot) -> None:
-    from segstudio.gui.tour import Tour
+    from segstudio.gui.window.tour import Tour
 
     tour = Tour(window, anchors={"open": window.browser, "compare": "noSuchWidget"})
     tour.start()

@@ -11,8 +11,8 @@ from test_training import _tiny
 
 from segstudio.engine.events import BatchEnd
 from segstudio.engine.retrain import Decision, read_comparison
+from segstudio.gui.loop.retrain_dialog import RetrainDialog, comparison_rows
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.retrain_dialog import RetrainDialog, comparison_rows
 from segstudio.workspace import MaskSource, RunStatus
 from segstudio.workspace.models import ModelAction
 

@@ -4,7 +4,7 @@ model's figures, Q goes to the next one, decided samples leave the queue."""
 from __future__ import annotations
 
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.review_queue import STRATEGY_STATE_KEY
+from segstudio.gui.screen.review_queue import STRATEGY_STATE_KEY
 from segstudio.workspace import ReviewStatus
 from segstudio.workspace.queue import MODEL_METRICS_KEY
 

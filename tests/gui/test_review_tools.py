@@ -12,8 +12,8 @@ from canvas_driver import drag, view_pos
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
+from segstudio.gui.common.qimage import qimage_to_array
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.qimage import qimage_to_array
 from segstudio.workspace import ReviewStatus
 
 

@@ -14,8 +14,8 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from segstudio.core.settings import AppSettings
-from segstudio.gui import drop
-from segstudio.gui.drop import DropAs
+from segstudio.gui.window import drop
+from segstudio.gui.window.drop import DropAs
 from segstudio.workspace import ReviewStatus, Workspace
 
 

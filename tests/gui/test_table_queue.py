@@ -71,7 +71,7 @@ def _browser(qtbot, n: int = 30):
 
     from segstudio.core.types import ClassInfo, ClassSchema
     from segstudio.datasets.base import Dataset, Sample
-    from segstudio.gui.browser import SampleBrowser
+    from segstudio.gui.screen.browser import SampleBrowser
 
     schema = ClassSchema(classes=(ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "lesion", (255, 0, 0))))
     samples = [Sample(id=f"s/img_{i}.png", image=Path(f"/nowhere/s/img_{i}.png"), gt=f"s/img_{i}.png")
@@ -92,7 +92,7 @@ def test_names_elide_in_the_middle_with_the_full_name_as_tooltip(qtbot) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QStyleOptionViewItem
 
-    from segstudio.gui.browser_model import NAME
+    from segstudio.gui.screen.browser_model import NAME
 
     b = _browser(qtbot)
     assert b.view.textElideMode() == Qt.TextElideMode.ElideMiddle
@@ -111,8 +111,8 @@ def test_names_elide_in_the_middle_with_the_full_name_as_tooltip(qtbot) -> None:
 
 def test_column_widths_order_and_sort_survive_a_restart(qtbot) -> None:
     from segstudio.core.paths import config_dir
-    from segstudio.gui.browser import HEADER_STATE_KEY, view_settings
-    from segstudio.gui.browser_model import DICE, IOU, STATUS
+    from segstudio.gui.screen.browser import HEADER_STATE_KEY, view_settings
+    from segstudio.gui.screen.browser_model import DICE, IOU, STATUS
 
     b = _browser(qtbot)
     b.set_score_columns_visible(True)
@@ -141,7 +141,7 @@ def test_names_stay_readable_beside_the_scores_and_show_whole_where_there_is_roo
         show_window, montgomery: Path, montgomery_predictions: tuple[Path, str]) -> None:
     """At 1200 px the table keeps a readable floor (never a bare "…") without pushing the window wider than asked;
     in a window with room the dock widens so the Montgomery names show whole beside Dice and IoU."""
-    from segstudio.gui.browser_model import DICE, NAME
+    from segstudio.gui.screen.browser_model import DICE, NAME
 
     folder, _worst = montgomery_predictions
     for width, whole in ((1200, False), (1600, True)):

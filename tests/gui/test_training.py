@@ -17,8 +17,13 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from segstudio.engine.events import BatchEnd, Finished
+from segstudio.gui.common.workers import (
+    GeneratorWorker,
+    NonFiniteLossError,
+    describe_error,
+    guard_finite_loss,
+)
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.workers import GeneratorWorker, NonFiniteLossError, describe_error, guard_finite_loss
 from segstudio.workspace import RunStatus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,7 +142,7 @@ def test_readable_messages_for_gpu_out_of_memory_and_a_diverging_loss() -> None:
 @pytest.mark.slow
 def test_cancel_takes_effect_within_one_batch_of_a_real_training(qtbot, sample_dataset_path: Path, tmp_path: Path) -> None:
     from segstudio.datasets.registry import open_dataset
-    from segstudio.gui.training import make_config
+    from segstudio.gui.loop.training import make_config
 
     ds = open_dataset(sample_dataset_path)
     cfg = make_config(recipe="lungs-lr", overrides=["model.encoder=resnet18", "epochs=5", "data.image_size=64",
@@ -349,8 +354,8 @@ def test_opening_another_dataset_during_training_asks_and_stops_the_run_first(
 def test_curve_plot_draws_each_series_in_its_colour_and_breaks_lines_at_nan(qtbot) -> None:
     import numpy as np
 
+    from segstudio.gui.common.qimage import qimage_to_array
     from segstudio.gui.panels.curve_plot import CurvePlot, Series
-    from segstudio.gui.qimage import qimage_to_array
 
     plot = CurvePlot("Dice", x_label="epoch", y_range=(0.0, 1.0))
     qtbot.addWidget(plot)

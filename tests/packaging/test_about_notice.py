@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_about_has_third_party_tab_and_variant(qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     from PySide6.QtWidgets import QTabWidget, QTextBrowser
 
-    from segstudio.gui.about import AboutDialog
+    from segstudio.gui.window.about import AboutDialog
 
     dlg = AboutDialog()
     qtbot.addWidget(dlg)
@@ -29,7 +29,7 @@ def test_about_has_third_party_tab_and_variant(qtbot, tmp_path: Path, monkeypatc
 def test_about_prefers_the_bundled_notice(qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     from PySide6.QtWidgets import QTextBrowser
 
-    from segstudio.gui.about import AboutDialog
+    from segstudio.gui.window.about import AboutDialog
 
     res = tmp_path / "resources"
     (res / "samples" / "lungs").mkdir(parents=True)
@@ -44,7 +44,7 @@ def test_about_prefers_the_bundled_notice(qtbot, tmp_path: Path, monkeypatch) ->
 
 def test_about_dialog_does_not_import_torch() -> None:
     code = (
-        "import sys; from segstudio.gui.app import get_app; from segstudio.gui.about import AboutDialog; "
+        "import sys; from segstudio.gui.app import get_app; from segstudio.gui.window.about import AboutDialog; "
         "get_app(); AboutDialog(); print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,

@@ -31,13 +31,10 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
-from segstudio.gui.errors import show_error
-from segstudio.gui.panels.gate_settings import GateSettings
-from segstudio.gui.panels.model_history import ModelHistory
-from segstudio.gui.panels.run_history import RunHistory
-from segstudio.gui.panels.run_monitor import RunMonitor
-from segstudio.gui.retrain_dialog import RetrainDialog
-from segstudio.gui.training import (
+from segstudio.gui.common.errors import show_error
+from segstudio.gui.common.workers import GeneratorWorker
+from segstudio.gui.loop.retrain_dialog import RetrainDialog
+from segstudio.gui.loop.training import (
     RETRAIN_EPOCHS,
     TrainingController,
     default_threads,
@@ -47,7 +44,10 @@ from segstudio.gui.training import (
     recipe_names,
     run_checkpoint,
 )
-from segstudio.gui.workers import GeneratorWorker
+from segstudio.gui.panels.gate_settings import GateSettings
+from segstudio.gui.panels.model_history import ModelHistory
+from segstudio.gui.panels.run_history import RunHistory
+from segstudio.gui.panels.run_monitor import RunMonitor
 from segstudio.workspace import RunRecord, Workspace
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,8 @@ class TrainingPanel(QWidget):
         self.retrain_button = QPushButton("Retrain", self)
         self.retrain_button.setObjectName("retrainButton")
         self.retrain_button.setToolTip("Fine-tune the current model on the GT and your corrections, compare it with "
-                                       "the current model on the same validation images, promote it if better")
+                                       "the current model on the same validation images; promoted when the gate proves it "
+                                       "better")
         self.retrain_button.clicked.connect(self.start_retrain)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)

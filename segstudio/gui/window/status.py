@@ -1,0 +1,113 @@
+"""What the window says about itself: its title (sample, dataset, read-only, the unsaved mark) and the status
+bar's lines (dataset, saved / journaled state, review status, cursor readout, zoom, a read-only workspace), plus
+the enabled state of the actions that would write to the workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMainWindow
+
+from segstudio.gui.screen.canvas import ImageCanvas
+from segstudio.gui.screen.editor import EditorController
+from segstudio.gui.screen.review import ReviewController
+from segstudio.gui.window.chrome import StatusWidgets
+from segstudio.gui.window.session import SessionController
+from segstudio.workspace import MaskVersion
+
+#: Actions that write to the workspace: disabled while it is open read-only.
+#: Export only reads, so it stays; write-back and restore keep and read their backups in the workspace.
+WORKSPACE_WRITE_ACTIONS = ("save", "train_start", "train_retrain", "predict_current", "predict_all",
+                           "predict_selected", "accept_pseudo_labels", "writeback", "restore_backup")
+
+
+class StatusController(QObject):
+    def __init__(self, *, window: QMainWindow, labels: StatusWidgets, session: SessionController,
+                 review: ReviewController, editor: EditorController, canvas: ImageCanvas,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.window, self.labels = window, labels
+        self.session, self.review, self.editor = session, review, editor
+        self.actions: Mapping[str, QAction] = {}
+        canvas.sig_cursor_moved.connect(self._on_canvas_cursor_moved)
+        canvas.sig_zoom_changed.connect(lambda s: labels.zoom.setText(f"{s * 100:.0f} %"))
+        editor.sig_dirty_changed.connect(lambda _d: self.show_saved_state())
+        editor.sig_journal_changed.connect(lambda _ok: self.show_saved_state())
+        editor.sig_saved.connect(self._on_editor_saved)
+        editor.sig_refused.connect(lambda text: self.show_message(text, 8000))
+
+    def bind_actions(self, actions: Mapping[str, QAction]) -> None:
+        self.actions = actions
+
+    def show_message(self, text: str, msecs: int = 8000) -> None:
+        self.window.statusBar().showMessage(text, msecs)
+
+    def update_title(self) -> None:
+        cur, ds = self.session.current, self.session.dataset
+        ro = " [read-only]" if self.review.read_only else ""
+        # Qt draws "[*]" as the platform's unsaved mark (an asterisk; the close button's dot on macOS)
+        self.window.setWindowModified(ds is not None and self.editor.dirty)
+        if ds is None:
+            self.window.setWindowTitle(f"segstudio{ro}")
+            return
+        where = f"{cur.sample.name} ({ds.index_of(cur.sample.id) + 1}/{len(ds)}) — " if cur is not None else ""
+        self.window.setWindowTitle(f"{where}{ds.root.name} ({ds.format_name}){ro}[*] — segstudio")
+
+    def update_dataset_status(self) -> None:
+        """The dataset line: format, size, classes and how many images have a prediction."""
+        ds = self.session.dataset
+        if ds is None:
+            return
+        kind = "multi-label" if ds.schema.multilabel else "semantic"
+        preds = f" · {len(self.review.predictions)} predictions" if self.review.predictions is not None else ""
+        self.labels.dataset.setText(f"{ds.format_name} · {len(ds)} images · {len(ds.schema)} classes ({kind}){preds}")
+
+    def show_workspace_state(self) -> None:
+        """A read-only workspace says so in the status bar (and the title); the actions that would write to it
+        (save, train, predict, pseudo-labels) are disabled rather than failing later."""
+        ws = self.review.workspace
+        for name in WORKSPACE_WRITE_ACTIONS:
+            if name in self.actions:
+                self.actions[name].setEnabled(not self.review.read_only)
+        if ws is not None and ws.read_only:
+            self.labels.workspace.setText("read-only")
+            self.labels.workspace.setToolTip(f"Nothing is saved: {ws.read_only_reason}")
+            self.show_message(f"Workspace opened read-only ({ws.read_only_reason}): nothing you do is saved.", 15000)
+        else:
+            self.labels.workspace.setText("")
+            self.labels.workspace.setToolTip("")
+        self.update_title()
+
+    def show_saved_state(self) -> None:
+        """The truth about where unsaved edits are: in the recovery journal, or (after a failed append) nowhere.
+        The label is short (the status bar is narrow); the tooltip says the whole of it."""
+        if not self.editor.dirty:
+            text, tip = "", ""
+        elif self.editor.journal_ok:
+            text, tip = "unsaved (journaled)", "Unsaved changes, kept in the recovery journal until they are saved."
+        else:
+            text, tip = ("UNSAVED, not journaled", "Unsaved changes that are NOT in the recovery journal (it could "
+                         "not be written): they exist only in this window. Free disk space and save now (Ctrl+S).")
+        self.labels.saved.setText(text)
+        self.labels.saved.setToolTip(tip)
+        self.update_title()
+
+    def show_review_status(self, status: str) -> None:
+        self.labels.review.setText(status)
+
+    def _on_editor_saved(self, rec: MaskVersion) -> None:
+        self.labels.saved.setText(f"saved v{rec.version}")
+
+    def _on_canvas_cursor_moved(self, x: int, y: int) -> None:
+        cur = self.session.current
+        if cur is None or x < 0:
+            for lbl in (self.labels.position, self.labels.intensity, self.labels.label):
+                lbl.setText("")
+            return
+        self.labels.position.setText(f"x {x}, y {y}")
+        self.labels.intensity.setText(f"value {cur.intensity_at(x, y)}")
+        mask = self.editor.mask.array if self.editor.mask is not None else cur.gt
+        cls = self.session.class_at(x, y, mask=mask)
+        self.labels.label.setText(f"class: {cls}" if cls else "")
