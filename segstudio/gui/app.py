@@ -44,7 +44,7 @@ def create_main_window(*, dataset: str | None = None, format_name: str | None = 
     _fit_to_screen(win)
     path = dataset or sample_dataset_dir()
     if headless:
-        from segstudio.gui.window.session import OpenRequest
+        from segstudio.gui.screen.session import OpenRequest
 
         req = OpenRequest.resolve(path, format_name=format_name, predictions=predictions)
         ds = win.session.load(req.path, format_name=req.format_name)

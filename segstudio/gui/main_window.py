@@ -21,16 +21,19 @@ from segstudio.gui.export.export_view import ExportView
 from segstudio.gui.loop.predictions_view import PredictionsController
 from segstudio.gui.loop.review_loop import LoopController
 from segstudio.gui.loop.training import TrainingController
+from segstudio.gui.loop.training_panel import TrainingPanel
 from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
-from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.screen.browser import SampleBrowser
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
+from segstudio.gui.screen.navigation import NavigationController
 from segstudio.gui.screen.review import ReviewController
 from segstudio.gui.screen.review_screen import ReviewScreenController
+from segstudio.gui.screen.session import SessionController
 from segstudio.gui.screen.split_view import SplitView
+from segstudio.gui.screen.status import StatusController, build_status_bar
 from segstudio.gui.screen.tools import ToolController
 from segstudio.gui.screen.view import ViewController
 from segstudio.gui.window import workspace_dialogs
@@ -39,18 +42,14 @@ from segstudio.gui.window.chrome import (
     build_class_keys,
     build_docks,
     build_menus_and_toolbars,
-    build_status_bar,
 )
 from segstudio.gui.window.drop import DropController
 from segstudio.gui.window.help_menu import HelpController
-from segstudio.gui.window.navigation import NavigationController
 from segstudio.gui.window.opening import OpenController
 from segstudio.gui.window.pages import PageController
 from segstudio.gui.window.preferences import SettingsStore
 from segstudio.gui.window.preferences_controller import PreferencesController
-from segstudio.gui.window.session import SessionController
 from segstudio.gui.window.start_screen import StartScreen
-from segstudio.gui.window.status import StatusController
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +114,7 @@ class MainWindow(QMainWindow):
         self.review_screen = ReviewScreenController(
             session=self.session, review=self.review, editor=self.editor, view=self.view, tools=self.tools,
             status=self.status_controller, browser=self.browser, class_panel=self.class_panel,
-            layers_panel=self.layers_panel, review_panel=self.review_panel, training_panel=self.training_panel,
-            parent=self)
+            layers_panel=self.layers_panel, review_panel=self.review_panel, parent=self)
         self.loop = LoopController(
             session=self.session, review=self.review, navigation=self.navigation, browser=self.browser,
             review_panel=self.review_panel, training=self.training, training_panel=self.training_panel,

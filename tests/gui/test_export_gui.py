@@ -18,7 +18,7 @@ from segstudio.gui.export.export_dialog import ExportDialog, format_choices
 from segstudio.gui.export.export_view import format_eta
 from segstudio.gui.export.writeback_dialogs import RestoreDialog, WritebackDialog
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.window.status import WORKSPACE_WRITE_ACTIONS
+from segstudio.gui.screen.status import WORKSPACE_WRITE_ACTIONS
 from segstudio.workspace.export import MANIFEST_NAME, REPORT_NAME
 
 

@@ -42,7 +42,7 @@ def test_real_dataset_opens_in_the_app(window: MainWindow, request, fixture, rel
 
 def test_ambiguous_detection_asks_for_the_format(window: MainWindow, monkeypatch, sample_dataset_path) -> None:
     from segstudio.datasets import registry
-    from segstudio.gui.window import session as controller
+    from segstudio.gui.screen import session as controller
 
     real_open = registry.open_dataset
     calls: list[str | None] = []

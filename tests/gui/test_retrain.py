@@ -39,7 +39,7 @@ def _correct_one(window: MainWindow) -> str:
 
 def test_retrain_without_a_model_says_how_to_get_one(window: MainWindow, qtbot, monkeypatch) -> None:
     shown: list[str] = []
-    monkeypatch.setattr("segstudio.gui.panels.training_panel.show_error", lambda title, text, *a: shown.append(text))
+    monkeypatch.setattr("segstudio.gui.loop.training_panel.show_error", lambda title, text, *a: shown.append(text))
     assert not window.training_panel.retrain_button.isEnabled()
     assert window.training_panel.start_retrain() is None
     assert shown and "no current model" in shown[0] and "Use this model" in shown[0]

@@ -317,7 +317,7 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint_in_the_same_folder(windo
 
 
 def test_devices_are_detected_in_the_background_when_asked(qtbot) -> None:
-    from segstudio.gui.panels.training_panel import DeviceCombo
+    from segstudio.gui.loop.training_panel import DeviceCombo
 
     combo = DeviceCombo()
     qtbot.addWidget(combo)
@@ -355,7 +355,7 @@ def test_curve_plot_draws_each_series_in_its_colour_and_breaks_lines_at_nan(qtbo
     import numpy as np
 
     from segstudio.gui.common.qimage import qimage_to_array
-    from segstudio.gui.panels.curve_plot import CurvePlot, Series
+    from segstudio.gui.loop.curve_plot import CurvePlot, Series
 
     plot = CurvePlot("Dice", x_label="epoch", y_range=(0.0, 1.0))
     qtbot.addWidget(plot)

@@ -86,7 +86,7 @@ def test_read_only_window_refuses_edits_and_decisions_out_loud(qtbot, holder, sa
     assert win.review.review(sid).status is ReviewStatus.UNREVIEWED
     assert not list((_bundled_workspace() / "journal").glob("*.journal"))
     # what would write to the workspace is disabled up front, and the training panel says why
-    from segstudio.gui.window.status import WORKSPACE_WRITE_ACTIONS
+    from segstudio.gui.screen.status import WORKSPACE_WRITE_ACTIONS
 
     assert not any(win.actions_[name].isEnabled() for name in WORKSPACE_WRITE_ACTIONS)
     assert not win.training_panel.start_button.isEnabled()
@@ -96,7 +96,7 @@ def test_read_only_window_refuses_edits_and_decisions_out_loud(qtbot, holder, sa
 
 def test_full_disk_on_save_tells_the_truth_about_the_journal(window, monkeypatch: pytest.MonkeyPatch) -> None:
     from segstudio.core import atomic
-    from segstudio.gui.window import navigation as mw
+    from segstudio.gui.screen import navigation as mw
 
     shown: list[str] = []
     monkeypatch.setattr(mw, "show_error", lambda _title, text, *_: shown.append(text))

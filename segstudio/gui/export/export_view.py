@@ -40,7 +40,7 @@ from segstudio.workspace.writeback import (
 
 if TYPE_CHECKING:
     from segstudio.gui.screen.review import ReviewController
-    from segstudio.gui.window.session import SessionController
+    from segstudio.gui.screen.session import SessionController
 
 log = logging.getLogger(__name__)
 

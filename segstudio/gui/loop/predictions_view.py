@@ -30,8 +30,8 @@ from segstudio.gui.screen.browser import SampleBrowser
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import ERROR_LAYER, PRED_LAYER, EditorController
 from segstudio.gui.screen.review import ReviewController
+from segstudio.gui.screen.session import LoadedSample, SessionController
 from segstudio.gui.screen.view import ViewController
-from segstudio.gui.window.session import LoadedSample, SessionController
 from segstudio.workspace.model_predictions import ModelPredictions
 
 log = logging.getLogger(__name__)

@@ -10,15 +10,16 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QDockWidget
 
+from segstudio.datasets.base import Dataset
 from segstudio.gui.loop.pseudo_labels import accept_predictions
 from segstudio.gui.loop.training import TrainingController
+from segstudio.gui.loop.training_panel import TrainingPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
-from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.screen.browser import SampleBrowser
+from segstudio.gui.screen.navigation import NavigationController
 from segstudio.gui.screen.review import ReviewController
 from segstudio.gui.screen.review_queue import ReviewQueue
-from segstudio.gui.window.navigation import NavigationController
-from segstudio.gui.window.session import SessionController
+from segstudio.gui.screen.session import SessionController
 from segstudio.workspace.queue import STRATEGIES
 
 
@@ -70,7 +71,8 @@ class LoopController(QObject):
         self.navigation.go_to_sample(nxt.sample_id)
         self._show_message(f"Next to review: {nxt.reason}", 6000)
 
-    def _on_session_dataset_opened(self, _ds: object) -> None:
+    def _on_session_dataset_opened(self, ds: Dataset) -> None:
+        self.training_panel.set_context(ds, self.review.workspace)
         self.review_panel.set_strategy(self.queue.strategy)
         self.update_queue_info()
 

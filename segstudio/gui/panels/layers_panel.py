@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.display import DISPLAY_FILTERS, XRAY_PRESETS
 from segstudio.core.types import ClassSchema
-from segstudio.gui.screen.split_view import VIEW_MODES
+from segstudio.gui.common.view_modes import VIEW_MODES
 
 LAYERS: tuple[tuple[str, str, float], ...] = (
     ("gt", "GT / correction", 0.5),

@@ -14,14 +14,13 @@ from segstudio.datasets.base import Dataset
 from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
-from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.screen.browser import SampleBrowser
 from segstudio.gui.screen.editor import ERROR_LAYER, PRED_LAYER, EditorController
 from segstudio.gui.screen.review import ReviewController
+from segstudio.gui.screen.session import LoadedSample, SessionController
+from segstudio.gui.screen.status import StatusController
 from segstudio.gui.screen.tools import ToolController
 from segstudio.gui.screen.view import ViewController
-from segstudio.gui.window.session import LoadedSample, SessionController
-from segstudio.gui.window.status import StatusController
 from segstudio.workspace import MaskVersion, ReviewState, ReviewStatus
 
 
@@ -31,11 +30,11 @@ class ReviewScreenController(QObject):
     def __init__(self, *, session: SessionController, review: ReviewController, editor: EditorController,
                  view: ViewController, tools: ToolController, status: StatusController, browser: SampleBrowser,
                  class_panel: ClassPanel, layers_panel: LayersPanel, review_panel: ReviewPanel,
-                 training_panel: TrainingPanel, parent: QObject | None = None) -> None:
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.review, self.editor, self.view, self.tools = session, review, editor, view, tools
         self.status, self.browser, self.class_panel = status, browser, class_panel
-        self.layers_panel, self.review_panel, self.training_panel = layers_panel, review_panel, training_panel
+        self.layers_panel, self.review_panel = layers_panel, review_panel
         self.actions: Mapping[str, QAction] = {}
         session.sig_dataset_opened.connect(self._on_session_dataset_opened)
         session.sig_sample_loaded.connect(self._on_session_sample_loaded)
@@ -81,7 +80,6 @@ class ReviewScreenController(QObject):
         self.class_panel.select_class(default)
         self.layers_panel.set_schema(ds.schema)
         self.editor.set_workspace(self.review.workspace)
-        self.training_panel.set_context(ds, self.review.workspace)
         self.status.update_dataset_status()
         preds = self.review.predictions
         self.browser.set_score_columns_visible(preds is not None)

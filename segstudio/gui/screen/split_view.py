@@ -5,13 +5,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
+from segstudio.gui.common.view_modes import VIEW_MODES
 from segstudio.gui.screen.canvas import ImageCanvas
 
-VIEW_MODES: dict[str, str] = {
-    "single": "Single view",
-    "gt|pred": "GT | prediction",
-    "before|after": "Before | after",
-}
+__all__ = ["SECOND_LAYER", "VIEW_MODES", "SplitView"]
+
 SECOND_LAYER = "second"
 
 

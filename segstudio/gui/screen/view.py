@@ -13,8 +13,8 @@ from segstudio.core.display import XRAY_PRESETS, DisplaySettings, render_display
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
+from segstudio.gui.screen.session import LoadedSample, SessionController
 from segstudio.gui.screen.split_view import SECOND_LAYER, SplitView
-from segstudio.gui.window.session import LoadedSample, SessionController
 
 LAYER_ACTIONS = {GT_LAYER: "toggle_gt", PRED_LAYER: "toggle_pred", ERROR_LAYER: "toggle_error",
                  "uncertainty": "toggle_uncertainty"}  # drawn by gui.predictions_view

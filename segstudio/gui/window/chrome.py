@@ -7,21 +7,10 @@ from typing import NamedTuple
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QSpinBox, QStatusBar, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QSpinBox, QToolBar, QWidget
 
 from segstudio.gui.actions import ACTIONS
 from segstudio.gui.panels.class_panel import ClassPanel
-
-
-class StatusWidgets(NamedTuple):
-    position: QLabel
-    intensity: QLabel
-    label: QLabel
-    review: QLabel
-    saved: QLabel
-    dataset: QLabel
-    zoom: QLabel
-    workspace: QLabel  # "read-only" and why, when the workspace cannot be written
 
 
 class Docks(NamedTuple):
@@ -111,18 +100,3 @@ def build_class_keys(window: QWidget, class_panel: ClassPanel) -> list[QAction]:
         window.addAction(act)
         acts.append(act)
     return acts
-
-
-def build_status_bar(bar: QStatusBar) -> StatusWidgets:
-    w = StatusWidgets(*(QLabel() for _ in StatusWidgets._fields))
-    for name, lbl in zip(StatusWidgets._fields, w, strict=True):
-        lbl.setObjectName(f"status_{name}")
-    w.position.setMinimumWidth(110)
-    w.intensity.setMinimumWidth(120)
-    w.label.setMinimumWidth(160)
-    for lbl in (w.position, w.intensity):
-        bar.addWidget(lbl)
-    bar.addWidget(w.label, 1)
-    for lbl in (w.workspace, w.review, w.saved, w.dataset, w.zoom):
-        bar.addPermanentWidget(lbl)
-    return w

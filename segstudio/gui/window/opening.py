@@ -20,13 +20,13 @@ from segstudio.datasets.base import Dataset
 from segstudio.datasets.registry import OPENED_SUBFOLDER, AmbiguousFormatError, format_descriptions
 from segstudio.gui.common.errors import show_error
 from segstudio.gui.loop.predictions_view import PredictionsController
-from segstudio.gui.panels.training_panel import TrainingPanel
+from segstudio.gui.loop.training_panel import TrainingPanel
+from segstudio.gui.screen.navigation import NavigationController
 from segstudio.gui.screen.review import ReviewController
+from segstudio.gui.screen.session import OpenRequest, SessionController
+from segstudio.gui.screen.status import StatusController
 from segstudio.gui.window import workspace_dialogs
-from segstudio.gui.window.navigation import NavigationController
 from segstudio.gui.window.preferences import SettingsStore, effective_schema
-from segstudio.gui.window.session import OpenRequest, SessionController
-from segstudio.gui.window.status import StatusController
 from segstudio.workspace.lock import WorkspaceLockedError
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import QByteArray, QObject
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget, QWidget
 
+from segstudio.gui.screen.session import SessionController
 from segstudio.gui.window.preferences import SettingsStore
-from segstudio.gui.window.session import SessionController
 from segstudio.gui.window.start_screen import StartScreen
 
 

@@ -18,7 +18,7 @@ from segstudio.core.palettes import recolour
 from segstudio.core.settings import AppSettings, ComputeSettings, save_settings
 from segstudio.core.types import ClassSchema
 from segstudio.gui.actions import ACTIONS
-from segstudio.gui.panels.training_panel import TrainingPanel
+from segstudio.gui.loop.training_panel import TrainingPanel
 
 log = logging.getLogger(__name__)
 

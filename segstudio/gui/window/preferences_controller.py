@@ -12,14 +12,15 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QWidget
 
 from segstudio.core.settings import AppSettings
+from segstudio.gui.loop.training_panel import TrainingPanel
 from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
-from segstudio.gui.panels.training_panel import TrainingPanel
 from segstudio.gui.screen.editor import GT_LAYER, EditorController
+from segstudio.gui.screen.navigation import NavigationController
 from segstudio.gui.screen.review import ReviewController
+from segstudio.gui.screen.session import SessionController
 from segstudio.gui.screen.view import ViewController
-from segstudio.gui.window.navigation import NavigationController
 from segstudio.gui.window.preferences import (
     SettingsStore,
     apply_compute,
@@ -28,7 +29,6 @@ from segstudio.gui.window.preferences import (
     effective_schema,
 )
 from segstudio.gui.window.preferences_dialog import PreferencesDialog
-from segstudio.gui.window.session import SessionController
 
 
 class PreferencesController(QObject):

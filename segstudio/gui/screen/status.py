@@ -5,22 +5,49 @@ the enabled state of the actions that would write to the workspace."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QLabel, QMainWindow, QStatusBar
 
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import EditorController
 from segstudio.gui.screen.review import ReviewController
-from segstudio.gui.window.chrome import StatusWidgets
-from segstudio.gui.window.session import SessionController
+from segstudio.gui.screen.session import SessionController
 from segstudio.workspace import MaskVersion
 
 #: Actions that write to the workspace: disabled while it is open read-only.
 #: Export only reads, so it stays; write-back and restore keep and read their backups in the workspace.
 WORKSPACE_WRITE_ACTIONS = ("save", "train_start", "train_retrain", "predict_current", "predict_all",
                            "predict_selected", "accept_pseudo_labels", "writeback", "restore_backup")
+
+
+
+class StatusWidgets(NamedTuple):
+    position: QLabel
+    intensity: QLabel
+    label: QLabel
+    review: QLabel
+    saved: QLabel
+    dataset: QLabel
+    zoom: QLabel
+    workspace: QLabel  # "read-only" and why, when the workspace cannot be written
+
+
+def build_status_bar(bar: QStatusBar) -> StatusWidgets:
+    w = StatusWidgets(*(QLabel() for _ in StatusWidgets._fields))
+    for name, lbl in zip(StatusWidgets._fields, w, strict=True):
+        lbl.setObjectName(f"status_{name}")
+    w.position.setMinimumWidth(110)
+    w.intensity.setMinimumWidth(120)
+    w.label.setMinimumWidth(160)
+    for lbl in (w.position, w.intensity):
+        bar.addWidget(lbl)
+    bar.addWidget(w.label, 1)
+    for lbl in (w.workspace, w.review, w.saved, w.dataset, w.zoom):
+        bar.addPermanentWidget(lbl)
+    return w
 
 
 class StatusController(QObject):

@@ -33,7 +33,11 @@ from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.gui.common.errors import show_error
 from segstudio.gui.common.workers import GeneratorWorker
+from segstudio.gui.loop.gate_settings import GateSettings
+from segstudio.gui.loop.model_history import ModelHistory
 from segstudio.gui.loop.retrain_dialog import RetrainDialog
+from segstudio.gui.loop.run_history import RunHistory
+from segstudio.gui.loop.run_monitor import RunMonitor
 from segstudio.gui.loop.training import (
     RETRAIN_EPOCHS,
     TrainingController,
@@ -44,10 +48,6 @@ from segstudio.gui.loop.training import (
     recipe_names,
     run_checkpoint,
 )
-from segstudio.gui.panels.gate_settings import GateSettings
-from segstudio.gui.panels.model_history import ModelHistory
-from segstudio.gui.panels.run_history import RunHistory
-from segstudio.gui.panels.run_monitor import RunMonitor
 from segstudio.workspace import RunRecord, Workspace
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.screen.browser import SampleBrowser
 from segstudio.gui.screen.editor import EditorController
 from segstudio.gui.screen.review import ReviewController
-from segstudio.gui.window.session import SessionController
-from segstudio.gui.window.status import StatusController
+from segstudio.gui.screen.session import SessionController
+from segstudio.gui.screen.status import StatusController
 from segstudio.workspace import MaskVersion, ReviewStatus
 
 AUTOSAVE_MS = 10_000

@@ -22,8 +22,8 @@ from segstudio.engine.events import (
     RetrainProgress,
     RunStarted,
 )
+from segstudio.gui.loop.curve_plot import CurvePlot, Series
 from segstudio.gui.loop.training import read_curves
-from segstudio.gui.panels.curve_plot import CurvePlot, Series
 from segstudio.workspace import RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
