@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
+import math
 import os
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from segstudio.core.errors import SegstudioError, io_error
 
@@ -244,3 +247,21 @@ def host_name() -> str:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write_bytes` of UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON can hold it: NaN and infinities become None, paths text, tuples lists, keys text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def atomic_write_json(path: str | Path, doc: Any, *, sort_keys: bool = False) -> Path:
+    """:func:`atomic_write_text` of ``doc`` as indented, strict JSON (see :func:`json_safe`), readable by any tool."""
+    return atomic_write_text(path, json.dumps(json_safe(doc), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")

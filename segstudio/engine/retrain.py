@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from segstudio.core.atomic import atomic_write_text
+from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.engine.cancel import CancelToken
@@ -195,22 +195,6 @@ class RoundPlan:
     author: str = ""
 
 
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 _ROUND_SUFFIX = re.compile(r"(?:retrain of )*(.*?)(?: · round \d+)?$")
 
 
@@ -255,7 +239,7 @@ def plan_round(workspace: Workspace, *, epochs: int = RETRAIN_EPOCHS, reviewed_w
         config = config.with_overrides([f"device={device}"])
     run_name = round_name(workspace, cur)
     run = workspace.runs.create(config.to_dict(), name=run_name)
-    _write_json(run.folder / ROUND_FILE, {
+    atomic_write_json(run.folder / ROUND_FILE, {
         "base_checkpoint": str(cur.checkpoint), "base_run": cur.run_id, "epochs": epochs, "lr_scale": lr_scale,
         "reviewed_weight": weight, "gate": thresholds.to_dict(),
         "auto_promote": settings.auto_promote if auto_promote is None else auto_promote, "author": author})
@@ -317,7 +301,7 @@ def run_round(workspace: Workspace, dataset: Dataset, plan: RoundPlan, *, cancel
                                 figures=figures, author=plan.author)
         decision = Decision.KEPT
     compared = dataclasses.replace(compared, decision=decision, run_id=run_id)
-    _write_json(plan.run.folder / COMPARISON_FILE, comparison_doc(compared))
+    atomic_write_json(plan.run.folder / COMPARISON_FILE, comparison_doc(compared))
     message = (f"fine-tuned {compared.epochs} epoch(s) in {compared.train_seconds:.0f} s; {compared.metric} on "
                f"{len(compared.val_ids)} validation image(s) {compared.before_value:.4f} → "
                f"{compared.after_value:.4f}; gate: {gate.verdict.label}; {decision or 'undecided'}")

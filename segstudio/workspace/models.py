@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.atomic import atomic_write_text
+from segstudio.core.atomic import atomic_write_text, json_safe
 from segstudio.core.errors import ReadOnlyError, SegstudioError
 
 log = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ class ModelRegistry:
         entry = {"seq": max((int(d.get("seq", 0)) for d in history), default=0) + 1, "action": action.value,
                  "checkpoint": self._rel(checkpoint), "run": run_id,
                  "previous": cur.get("checkpoint") if cur else None, "previous_run": cur.get("run", "") if cur else "",
-                 "reason": reason, "author": author, "time": time.time(), "figures": _json_safe(dict(figures or {}))}
+                 "reason": reason, "author": author, "time": time.time(), "figures": json_safe(dict(figures or {}))}
         history.append(entry)
         doc["history"] = history
         if action is not ModelAction.REFUSE:
@@ -331,19 +331,6 @@ class ModelRegistry:
         doc = dict(self._load())
         if doc.pop("validation", None) is not None or not self.path.exists():
             self._save(doc)
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become None: the registry is strict JSON, readable by any tool."""
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def run_checkpoint(run_folder: Path) -> Path | None:

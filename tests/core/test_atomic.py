@@ -52,3 +52,16 @@ def test_deferred_durability_skips_per_file_fsyncs_but_stays_atomic(tmp_path: Pa
     atomic_write_bytes(tmp_path / "c", b"3")  # outside the block: durable again
     assert len(calls) == per_file
     sync_tree(tmp_path)
+
+
+def test_atomic_write_json_is_strict_json(tmp_path: Path) -> None:
+    import json
+    import math
+
+    from segstudio.core.atomic import atomic_write_json
+
+    doc = {"nan": math.nan, "inf": [1.0, math.inf], "path": tmp_path, 3: ("a", -math.inf), "ok": 0.5}
+    out = atomic_write_json(tmp_path / "doc.json", doc)
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"nan": None, "inf": [1.0, None], "path": str(tmp_path), "3": ["a", None], "ok": 0.5}
