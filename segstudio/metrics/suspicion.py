@@ -1,0 +1,559 @@
+"""Label suspicion: which masks of a dataset are most likely wrong, and why — ranked, with reasons in words.
+
+Two passes. The first measures each mask, class by class (parallel, OpenCV releases the GIL): area, parts,
+islands, holes, centre, how many vertices its outline needs, how well its outline follows the image's edges, and —
+when a prediction is given — Dice, the boundary distance (HD95) and, with the model's probabilities, the share of
+pixels the model confidently assigns to another class. The second pass learns each class's distribution over the
+dataset (median and spread, robustly: one bad mask cannot move it) and turns every figure into a check value in
+``[0, 1]`` by how far it lies outside; declared rules (:mod:`segstudio.metrics.label_rules`) are checked as they
+stand. A class's score combines its check values with the weights of :data:`CHECKS` as a noisy-OR,
+``1 - Π(1 - weight · value)``: one strong reason is enough, several weak ones add up. A sample's score is its most
+suspicious class's.
+
+Checks (weight; what fires it):
+
+==================  ======  ===============================================================================
+``missing``          1.0    a class that (nearly) every other image has is absent
+``side``             1.0    the class's centre lies on the other side of the image from where it belongs
+``parts``            0.8    more or fewer separate parts than the class has (rule, else the dataset's usual)
+``position``         0.7    the centre is far from where the class sits in the dataset
+``area``             0.6    far larger or smaller than the class usually is (or outside the declared range)
+``edges``            0.6    the outline runs where the image has no edge (shifted, eroded, dilated masks)
+``coarse_outline``   0.5    the outline is a coarse polygon: far fewer vertices than the class's outlines need
+``islands``          0.4    specks smaller than the minimum island size
+``holes``            0.3    background enclosed by the class
+``overlap``          0.9    two classes share pixels that may not (multi-label)
+``disagreement``     1.0    1 − Dice against the model's prediction, far above the dataset's usual
+``confident_other``  0.9    share of the class's pixels the model confidently gives to another class
+                            (confident learning: per-class thresholds from the model's own mean confidence)
+``boundary``         0.6    HD95 between the class's outline and the prediction's, far above the usual
+==================  ======  ===============================================================================
+
+"Far" is a robust z-score (distance from the median in units of 1.4826 × the median absolute deviation): below
+2 nothing, 6 and more the full value. Model checks need a prediction made by a model that did not train on the
+image (out-of-fold predictions), else it has memorised the very label it judges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.types import ClassSchema
+from segstudio.metrics.compare import background_ids, class_plane
+from segstudio.metrics.label_rules import LabelRules
+
+__all__ = ["CHECKS", "ClassFeatures", "Reason", "SampleFeatures", "SampleSuspicion", "measure_sample",
+           "rank_dataset", "score_samples"]
+
+#: check name -> (weight, one-line description)
+CHECKS: dict[str, tuple[float, str]] = {
+    "missing": (1.0, "a class nearly every image has is absent"),
+    "side": (1.0, "the class lies on the wrong side of the image"),
+    "parts": (0.8, "more or fewer separate parts than the class has"),
+    "position": (0.7, "the class sits far from where it usually is"),
+    "area": (0.6, "far larger or smaller than usual"),
+    "edges": (0.6, "the outline does not follow the image's edges"),
+    "coarse_outline": (0.5, "a coarse polygon outline"),
+    "islands": (0.4, "specks smaller than the minimum island size"),
+    "holes": (0.3, "background enclosed by the class"),
+    "overlap": (0.9, "classes overlap that may not"),
+    "disagreement": (1.0, "the model disagrees with the label"),
+    "confident_other": (0.9, "the model confidently sees another class here"),
+    "boundary": (0.6, "the outline is far from the model's"),
+}
+
+#: a class present in at least this share of the images is expected in every image
+EXPECTED_SHARE = 0.9
+#: below this many measured images a class's distribution is not learned (only rules apply)
+MIN_FOR_STATS = 8
+#: the size images are measured at (the longest side); masks keep their own size for counting
+EDGE_SIDE = 512
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassFeatures:
+    class_id: int
+    present: bool
+    #: fraction of the image
+    area: float = 0.0
+    #: parts of at least the minimum island size; specks below it
+    parts: int = 0
+    islands: int = 0
+    holes: int = 0
+    #: centre (row, column) as fractions of the image
+    cy: float = math.nan
+    cx: float = math.nan
+    #: outline vertices per 1,000 px of outline after a fine polygon approximation (coarse polygons need few)
+    vertex_density: float = math.nan
+    #: mean image gradient along the outline, relative to the image's strong gradients (0..~1)
+    edge_strength: float = math.nan
+    #: bounding boxes (y0, y1, x0, x1) of the largest part and of the smallest extra part (for highlighting)
+    box: tuple[int, int, int, int] | None = None
+    extra_box: tuple[int, int, int, int] | None = None
+    # with a prediction
+    dice: float | None = None
+    hd95: float | None = None
+    confident_other: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleFeatures:
+    sample_id: str
+    shape: tuple[int, int]
+    classes: tuple[ClassFeatures, ...]
+    #: class-id pairs that overlap, with the overlapping fraction of the image (multi-label)
+    overlaps: tuple[tuple[int, int, float], ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reason:
+    check: str
+    class_id: int | None
+    class_name: str
+    #: the check's value in [0, 1] (before its weight)
+    value: float
+    text: str
+    #: what to highlight: (y0, y1, x0, x1) in the mask's pixels
+    box: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleSuspicion:
+    sample_id: str
+    #: 0..1, higher = look first
+    score: float
+    #: strongest first
+    reasons: tuple[Reason, ...]
+    #: class name -> that class's score
+    per_class: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sample_id": self.sample_id, "score": round(self.score, 6),
+                "per_class": {k: round(v, 6) for k, v in self.per_class.items()},
+                "reasons": [{"check": r.check, "class": r.class_name, "value": round(r.value, 4), "text": r.text,
+                             "box": list(r.box) if r.box else None} for r in self.reasons],
+                "error": self.error}
+
+
+# measuring -----------------------------------------------------------------------------------------------------------
+def _gray_small(image: np.ndarray) -> tuple[np.ndarray, float]:
+    import cv2
+
+    img = image
+    if img.ndim == 3:
+        img = cv2.cvtColor(img[..., :3], cv2.COLOR_RGB2GRAY) if img.shape[2] >= 3 else img[..., 0]
+    img = img.astype(np.float32)
+    scale = min(1.0, EDGE_SIDE / max(img.shape[:2]))
+    if scale < 1.0:
+        img = cv2.resize(img, (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
+    return img, scale
+
+
+def _gradient(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    import cv2
+
+    blur = cv2.GaussianBlur(gray, (0, 0), 1.5)
+    gx = cv2.Sobel(blur, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(blur, cv2.CV_32F, 0, 1, ksize=3)
+    mag = cv2.magnitude(gx, gy)
+    strong = float(np.percentile(mag, 95)) if mag.size else 0.0
+    return mag, strong
+
+
+def _plane_features(plane: np.ndarray, *, class_id: int, shape: tuple[int, int], min_island_px: int,
+                    grad: tuple[np.ndarray, float, float] | None) -> ClassFeatures:
+    import cv2
+
+    h, w = shape
+    ys = np.flatnonzero(plane.any(axis=1))
+    if ys.size == 0:
+        return ClassFeatures(class_id=class_id, present=False)
+    xs = np.flatnonzero(plane[ys[0]:ys[-1] + 1].any(axis=0))
+    y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
+    crop[1:-1, 1:-1] = plane[y0:y1, x0:x1]
+    n, _, stats, cents = cv2.connectedComponentsWithStats(crop, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    big = np.flatnonzero(areas >= min_island_px)
+    order = big[np.argsort(-areas[big])] if big.size else np.argsort(-areas)[:1]
+    main = int(order[0]) + 1
+
+    def box_of(label: int) -> tuple[int, int, int, int]:
+        bx, by, bw, bh = (int(v) for v in stats[label, :4])
+        return (y0 + by - 1, y0 + by - 1 + bh, x0 + bx - 1, x0 + bx - 1 + bw)
+
+    extra = int(order[-1]) + 1 if len(order) > 1 else None
+    total = float(areas.sum())
+    cy = float((cents[1:, 1] * areas).sum() / total + y0 - 1) / h
+    cx = float((cents[1:, 0] * areas).sum() / total + x0 - 1) / w
+    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    parents = hierarchy[0][:, 3] if hierarchy is not None else np.empty(0, np.int32)
+    holes = int(np.count_nonzero(parents != -1))
+    outer = [c for c, p in zip(contours, parents, strict=True) if p == -1 and len(c) >= 8]
+    perim = float(sum(cv2.arcLength(c, True) for c in outer))
+    vertices = sum(len(cv2.approxPolyDP(c, 1.5, True)) for c in outer)
+    density = 1000.0 * vertices / perim if perim > 0 else math.nan
+    edge = math.nan
+    if grad is not None and outer:
+        mag, strong, scale = grad
+        pts = np.concatenate([c.reshape(-1, 2) for c in outer]).astype(np.float32)
+        px = np.clip(((pts[:, 0] + x0 - 1) * scale).astype(np.int32), 0, mag.shape[1] - 1)
+        py = np.clip(((pts[:, 1] + y0 - 1) * scale).astype(np.int32), 0, mag.shape[0] - 1)
+        # the strongest gradient within a pixel of the outline (a label is drawn on, not exactly along, an edge)
+        local = mag[py, px]
+        for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+            local = np.maximum(local, mag[np.clip(py + dy, 0, mag.shape[0] - 1), np.clip(px + dx, 0, mag.shape[1] - 1)])
+        edge = float(local.mean() / strong) if strong > 0 else math.nan
+    return ClassFeatures(class_id=class_id, present=True, area=total / (h * w), parts=int(big.size),
+                         islands=int(np.count_nonzero(areas < min_island_px)), holes=holes, cy=cy, cx=cx,
+                         vertex_density=density, edge_strength=edge, box=box_of(main),
+                         extra_box=box_of(extra) if extra is not None else None)
+
+
+def _model_figures(plane: np.ndarray, pred_plane: np.ndarray | None, *, scale: float) -> tuple[float | None, float | None]:
+    if pred_plane is None:
+        return None, None
+    inter = int(np.count_nonzero(plane & pred_plane))
+    total = int(np.count_nonzero(plane)) + int(np.count_nonzero(pred_plane))
+    dice = 1.0 if total == 0 else 2.0 * inter / total
+    hd = None
+    if plane.any() and pred_plane.any():
+        import cv2
+
+        from segstudio.metrics.scores import hd95
+
+        if scale < 1.0:  # measured at the edge size; reported in the mask's pixels
+            size = (max(1, round(plane.shape[1] * scale)), max(1, round(plane.shape[0] * scale)))
+            a = cv2.resize(plane.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+            b = cv2.resize(pred_plane.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+            hd = float(hd95(a, b)) / scale if a.any() and b.any() else None
+        else:
+            hd = float(hd95(plane, pred_plane))
+    return dice, hd
+
+
+def measure_sample(sample_id: str, mask: np.ndarray, *, schema: ClassSchema, image: np.ndarray | None = None,
+                   prediction: np.ndarray | None = None, probabilities: np.ndarray | None = None,
+                   thresholds: np.ndarray | None = None, min_island_px: int = 16) -> SampleFeatures:
+    """Pass one for one sample: the figures of every assessed class (not background, not ignored).
+
+    ``probabilities``: ``(K, H, W)`` the model's class probabilities, in the order of ``schema``'s ids; with
+    ``thresholds`` (``(K,)``, :func:`class_thresholds`) the ``confident_other`` share is measured."""
+    h, w = mask.shape[:2]
+    skip = set(background_ids(schema)) | {c.id for c in schema if c.ignore}
+    ids = [c.id for c in schema if c.id not in skip]
+    grad = None
+    scale = min(1.0, EDGE_SIDE / max(h, w))
+    if image is not None and image.shape[:2] == (h, w):
+        gray, scale = _gray_small(image)
+        mag, strong = _gradient(gray)
+        grad = (mag, strong, scale)
+    pred = prediction if prediction is not None and prediction.shape == mask.shape else None
+    conf_other: dict[int, float] = {}
+    if probabilities is not None and thresholds is not None and probabilities.shape[1:] == mask.shape \
+            and not schema.multilabel:
+        conf_other = _confident_other(mask, probabilities, thresholds, schema)
+    out = []
+    planes: dict[int, np.ndarray] = {}
+    for cid in ids:
+        plane = class_plane(mask, schema=schema, class_id=cid)
+        f = _plane_features(plane, class_id=cid, shape=(h, w), min_island_px=min_island_px, grad=grad)
+        if pred is not None:
+            dice, hd = _model_figures(plane, class_plane(pred, schema=schema, class_id=cid), scale=scale)
+            f = replace(f, dice=dice, hd95=hd)
+        if cid in conf_other:
+            f = replace(f, confident_other=conf_other[cid])
+        out.append(f)
+        if schema.multilabel and f.present:
+            planes[cid] = plane
+    overlaps = []
+    if schema.multilabel:
+        keys = sorted(planes)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                n = int(np.count_nonzero(planes[a] & planes[b]))
+                if n:
+                    overlaps.append((a, b, n / (h * w)))
+    return SampleFeatures(sample_id=sample_id, shape=(h, w), classes=tuple(out), overlaps=tuple(overlaps))
+
+
+def class_thresholds(pairs: Iterable[tuple[np.ndarray, np.ndarray]], schema: ClassSchema) -> np.ndarray:
+    """Confident learning's per-class thresholds: for each class, the model's mean probability of that class over
+    the pixels labelled with it (``pairs``: ``(mask, probabilities (K, H, W))``)."""
+    ids = list(schema.ids)
+    sums = np.zeros(len(ids))
+    counts = np.zeros(len(ids))
+    for mask, probs in pairs:
+        for k, cid in enumerate(ids):
+            sel = mask == cid
+            n = int(np.count_nonzero(sel))
+            if n:
+                sums[k] += float(probs[k][sel].sum())
+                counts[k] += n
+    out: np.ndarray = np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
+    return out
+
+
+def _confident_other(mask: np.ndarray, probs: np.ndarray, thresholds: np.ndarray,
+                     schema: ClassSchema) -> dict[int, float]:
+    ids = list(schema.ids)
+    above = probs >= thresholds[:, None, None]
+    out = {}
+    for k, cid in enumerate(ids):
+        sel = mask == cid
+        n = int(np.count_nonzero(sel))
+        if not n:
+            continue
+        others = np.delete(above, k, axis=0)
+        # a pixel labelled ``cid`` whose probability of some other class reaches that class's threshold, while its
+        # own does not: the model confidently says "another class" here
+        flagged = sel & others.any(axis=0) & ~above[k]
+        out[cid] = float(np.count_nonzero(flagged)) / n
+    return out
+
+
+# scoring -------------------------------------------------------------------------------------------------------------
+def _robust(values: Sequence[float]) -> tuple[float, float] | None:
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
+    if v.size < MIN_FOR_STATS:
+        return None
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med))) * 1.4826
+    spread = max(mad, 0.05 * abs(med), 1e-6)
+    return med, spread
+
+
+def _outlier(x: float | None, stats: tuple[float, float] | None, *, side: str = "both") -> float:
+    if x is None or stats is None or not math.isfinite(x):
+        return 0.0
+    med, spread = stats
+    z = (x - med) / spread
+    if side == "high":
+        z = max(z, 0.0)
+    elif side == "low":
+        z = max(-z, 0.0)
+    else:
+        z = abs(z)
+    return float(min(max((z - 2.0) / 4.0, 0.0), 1.0))
+
+
+def _count(n: int) -> float:
+    return 1.0 - 0.5**n
+
+
+@dataclass
+class _ClassStats:
+    present_share: float
+    area: tuple[float, float] | None
+    cy: tuple[float, float] | None
+    cx: tuple[float, float] | None
+    density: tuple[float, float] | None
+    edge: tuple[float, float] | None
+    parts_mode: int | None
+    dice_loss: tuple[float, float] | None
+    hd95: tuple[float, float] | None
+    conf: tuple[float, float] | None
+
+
+def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
+    fs = [f for s in feats for f in s.classes if f.class_id == cid]
+    present = [f for f in fs if f.present]
+    parts = [f.parts for f in present]
+    mode = None
+    if len(parts) >= MIN_FOR_STATS:
+        values, counts = np.unique(parts, return_counts=True)
+        if counts.max() >= 0.8 * len(parts):
+            mode = int(values[int(np.argmax(counts))])
+    return _ClassStats(
+        present_share=len(present) / len(fs) if fs else 0.0,
+        area=_robust([f.area for f in present]), cy=_robust([f.cy for f in present]), cx=_robust([f.cx for f in present]),
+        density=_robust([f.vertex_density for f in present]), edge=_robust([f.edge_strength for f in present]),
+        parts_mode=mode,
+        dice_loss=_robust([1.0 - f.dice for f in fs if f.dice is not None]),
+        hd95=_robust([f.hd95 for f in present if f.hd95 is not None]),
+        conf=_robust([f.confident_other for f in present if f.confident_other is not None]),
+    )
+
+
+def _side_of(f: ClassFeatures) -> tuple[str, str]:
+    return ("left" if f.cx < 0.5 else "right"), ("top" if f.cy < 0.5 else "bottom")
+
+
+def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRules,
+                   n_images: int) -> list[Reason]:
+    cid = f.class_id
+    rule = rules.of(cid)
+    out: list[Reason] = []
+
+    def add(check: str, value: float, text: str, box: tuple[int, int, int, int] | None = None) -> None:
+        if value > 0.0:
+            out.append(Reason(check=check, class_id=cid, class_name=name, value=min(1.0, value), text=text,
+                              box=box if box is not None else f.box))
+
+    if not f.present:
+        need = rule is not None and rule.components is not None and rule.components[0] > 0
+        if need or (n_images >= MIN_FOR_STATS and st.present_share >= EXPECTED_SHARE):
+            why = "the rules require it" if need else f"{st.present_share:.0%} of the images have it"
+            add("missing", 1.0, f"{name} is missing ({why})")
+        if f.dice is not None and f.dice < 0.5:
+            add("disagreement", 1.0, f"{name}: the model finds it here, the label has none")
+        return out
+    # declared rules
+    if rule is not None and rule.components is not None:
+        lo, hi = rule.components
+        if not lo <= f.parts <= hi:
+            want = str(lo) if lo == hi else f"{lo}–{hi}"
+            add("parts", 1.0, f"{name} has {f.parts} separate parts where it has {want}",
+                f.extra_box if f.parts > hi else f.box)
+    elif st.parts_mode is not None and f.parts != st.parts_mode:
+        add("parts", min(1.0, 0.6 + 0.2 * abs(f.parts - st.parts_mode)),
+            f"{name} has {f.parts} separate parts; in this dataset it has {st.parts_mode}",
+            f.extra_box if f.parts > st.parts_mode else f.box)
+    if rule is not None and rule.area is not None and not rule.area[0] <= f.area <= rule.area[1]:
+        add("area", 1.0, f"{name} covers {f.area:.1%} of the image, outside the declared {rule.area[0]:.1%}–"
+                         f"{rule.area[1]:.1%}")
+    else:
+        v = _outlier(f.area, st.area)
+        if v and st.area is not None:
+            word = "larger" if f.area > st.area[0] else "smaller"
+            add("area", v, f"{name} is much {word} than usual ({f.area:.1%} of the image; usually {st.area[0]:.1%})")
+    side_rule = rule.image_side if rule is not None else None
+    if side_rule is not None:
+        lr, tb = _side_of(f)
+        if side_rule not in (lr, tb):
+            add("side", 1.0, f"{name} lies on the image's {lr if side_rule in ('left', 'right') else tb} side, "
+                             f"where the rules put it on the {side_rule}")
+    elif st.cx is not None and math.isfinite(f.cx) and abs(st.cx[0] - 0.5) > 0.15 and (f.cx - 0.5) * (st.cx[0] - 0.5) < 0:
+        add("side", 1.0, f"{name} lies on the other side of the image (centre at {f.cx:.0%} of the width, usually "
+                         f"{st.cx[0]:.0%}): left and right swapped?")
+    pos = max(_outlier(f.cx, st.cx), _outlier(f.cy, st.cy))
+    if pos and st.cx is not None and st.cy is not None:
+        add("position", pos, f"{name} sits away from its usual place (centre at {f.cx:.0%}, {f.cy:.0%}; usually "
+                             f"{st.cx[0]:.0%}, {st.cy[0]:.0%})")
+    v = _outlier(f.edge_strength, st.edge, side="low")
+    if v and st.edge is not None:
+        add("edges", v, f"{name}'s outline runs where the image has little edge ({f.edge_strength:.2f} of the "
+                        f"usual {st.edge[0]:.2f}): shifted, grown or shrunk?")
+    v = _outlier(f.vertex_density, st.density, side="low")
+    if v and st.density is not None:
+        add("coarse_outline", v, f"{name}'s outline is a coarse polygon ({f.vertex_density:.0f} vertices per 1,000 px "
+                                 f"of outline; usually {st.density[0]:.0f})")
+    if f.islands:
+        add("islands", _count(f.islands), f"{name} has {f.islands} speck(s) smaller than the minimum island size",
+            f.extra_box)
+    if f.holes:
+        add("holes", _count(f.holes), f"{name} encloses {f.holes} hole(s)")
+    # against the model
+    if f.dice is not None:
+        v = _outlier(1.0 - f.dice, st.dice_loss, side="high")
+        if st.dice_loss is None:
+            v = max(0.0, min(1.0, (0.8 - f.dice) / 0.5))
+        if v:
+            add("disagreement", v, f"the model disagrees with {name} (Dice {f.dice:.2f})")
+    if f.hd95 is not None:
+        v = _outlier(f.hd95, st.hd95, side="high")
+        if v:
+            add("boundary", v, f"{name}'s outline is {f.hd95:.0f} px from the model's (HD95)")
+    if f.confident_other is not None:
+        v = _outlier(f.confident_other, st.conf, side="high")
+        if st.conf is None:
+            v = min(1.0, f.confident_other * 2.0)
+        if v:
+            add("confident_other", v, f"the model is confident that {f.confident_other:.0%} of {name} is another class")
+    return out
+
+
+def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
+                  rules: LabelRules | None = None) -> list[SampleSuspicion]:
+    """Pass two: every sample's suspicion against the dataset's distributions and the rules, most suspicious
+    first (ties in dataset order)."""
+    rules = rules or LabelRules()
+    names = {c.id: c.name for c in schema}
+    ok = [f for f in features if f.error is None]
+    ids = sorted({c.class_id for f in ok for c in f.classes})
+    stats = {cid: _class_stats(ok, cid) for cid in ids}
+    out = []
+    for order, s in enumerate(features):
+        if s.error is not None:
+            out.append((order, SampleSuspicion(sample_id=s.sample_id, score=0.0, reasons=(), error=s.error)))
+            continue
+        reasons: list[Reason] = []
+        per_class: dict[str, float] = {}
+        for f in s.classes:
+            rs = _class_reasons(f, stats[f.class_id], names.get(f.class_id, str(f.class_id)), rules, len(ok))
+            reasons += rs
+            per_class[names.get(f.class_id, str(f.class_id))] = _combine(rs)
+        for a, b, frac in s.overlaps:
+            if not rules.overlap_allowed(a, b) and (rules.may_overlap or not rules.empty):
+                r = Reason(check="overlap", class_id=a, class_name=names.get(a, str(a)), value=min(1.0, 0.5 + frac * 50),
+                           text=f"{names.get(a, a)} and {names.get(b, b)} overlap ({frac:.2%} of the image), which the "
+                                "rules do not allow")
+                reasons.append(r)
+                per_class[r.class_name] = max(per_class.get(r.class_name, 0.0), _combine([r]))
+        score = max(per_class.values(), default=0.0)
+        reasons.sort(key=lambda r: -CHECKS[r.check][0] * r.value)
+        out.append((order, SampleSuspicion(sample_id=s.sample_id, score=score, reasons=tuple(reasons),
+                                           per_class=per_class)))
+    out.sort(key=lambda t: (-t[1].score, t[0]))
+    return [s for _, s in out]
+
+
+def _combine(reasons: Sequence[Reason]) -> float:
+    keep = 1.0
+    for r in reasons:
+        keep *= 1.0 - CHECKS[r.check][0] * r.value
+    return 1.0 - keep
+
+
+def rank_dataset(dataset: Any, *, masks: Callable[[str], np.ndarray | None] | None = None,
+                 predictions: Callable[[str], np.ndarray | None] | None = None,
+                 probabilities: Callable[[str], np.ndarray | None] | None = None,
+                 images: Callable[[str], np.ndarray] | None = None, rules: LabelRules | None = None,
+                 sample_ids: Sequence[str] | None = None, workers: int = 2, use_images: bool = True,
+                 progress: Callable[[int, int], None] | None = None) -> list[SampleSuspicion]:
+    """Rank the labels of ``dataset`` (a ``segstudio.datasets.base.Dataset``), most suspicious first.
+
+    ``masks``: the labels to judge (default the GT; a correction store or a corrupted copy can stand in).
+    ``predictions`` / ``probabilities``: the model's, per sample id (out-of-fold, so the model has not learned the
+    label it judges); None = model-free checks only. ``images``: default ``dataset.load_image``; ``use_images=False``
+    skips the image (no ``edges`` check). A sample whose files cannot be read is listed last with its error."""
+    from segstudio.core.errors import SegstudioError
+
+    schema: ClassSchema = dataset.schema
+    ids = list(sample_ids) if sample_ids is not None else [s.id for s in dataset.samples]
+    load_mask = masks or dataset.load_gt
+    load_image = images or dataset.load_image
+    thresholds = None
+    if probabilities is not None:
+        thresholds = class_thresholds(((m, p) for m, p in ((load_mask(i), probabilities(i)) for i in ids)
+                                       if m is not None and p is not None), schema)
+
+    def measure(sid: str) -> SampleFeatures:
+        try:
+            mask = load_mask(sid)
+            if mask is None:
+                return SampleFeatures(sample_id=sid, shape=(0, 0), classes=(), error="no label")
+            image = load_image(sid) if use_images else None
+            return measure_sample(sid, mask, schema=schema, image=image,
+                                  prediction=predictions(sid) if predictions is not None else None,
+                                  probabilities=probabilities(sid) if probabilities is not None else None,
+                                  thresholds=thresholds)
+        except (SegstudioError, OSError, ValueError) as exc:
+            return SampleFeatures(sample_id=sid, shape=(0, 0), classes=(), error=str(exc).splitlines()[0])
+
+    feats: list[SampleFeatures] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="segstudio-quality") as pool:
+        for i, f in enumerate(pool.map(measure, ids)):
+            feats.append(f)
+            if progress is not None:
+                progress(i + 1, len(ids))
+    return score_samples([f for f in feats if f.error != "no label"], schema, rules=rules)
