@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models", "the workspace's models and their history; promote or roll back"),
     "queue": ("queue", "the next images to review, ranked by a strategy"),
     "pseudo-label": ("pseudo_label", "accept confident predictions of unlabelled images as labels"),
+    "quality": ("quality", "rank the labels most likely wrong first, with reasons (CSV + JSON)"),
 }
 
 
