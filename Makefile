@@ -9,13 +9,14 @@ BENCH ?=
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint typecheck contracts pytest stress bench bench-package quality package test-package sysdeps clean help
+.PHONY: run test lint typecheck contracts pytest stress bench bench-package quality label-noise package test-package sysdeps clean help
 
 help:
 	@echo "make run [DATA=/path]   set up .venv and open the app (bundled sample without DATA)"
 	@echo "make test               set up .venv with dev tools; ruff, import-linter, mypy (ring 1), pytest"
 	@echo "make stress             the attack suites at full size (fuzzed parsers, kill -9 harness, long session)"
 	@echo "make bench [BENCH=pfx]  run benchmarks, write bench/results.json"
+	@echo "make label-noise        rank seeded label-noise corruptions of the real data, write bench/label_noise.json"
 	@echo "make package            build the one-folder app, .deb and .tar.gz into dist/ (PyInstaller, minutes)"
 	@echo "make test-package       build the installers and smoke-test the installed .deb (offscreen + Xvfb)"
 	@echo "make bench-package      build the installers and record build time, sizes, frozen cold start"
@@ -64,6 +65,11 @@ bench: $(STAMP)
 # CPU, and scores their validation splits into bench/quality.json.
 quality: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) bench/quality.py
+
+# Label-noise benchmark (bench/label_noise.py, issue 16): corrupts a seeded 20 % of the Montgomery and facade masks,
+# ranks them with the suspicion scorer and writes precision/recall at k into bench/label_noise.json.
+label-noise: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m bench.label_noise
 
 # Installers (docs/packaging.md). PyInstaller comes from the `package` extra; the packaging tools (dpkg-dev,
 # zstd, xvfb) from packaging/sysdeps.sh. The torch in .venv (CUDA or CPU) decides the artifact's variant.
