@@ -352,6 +352,8 @@ def _count(n: int) -> float:
 
 @dataclass
 class _ClassStats:
+    present: int
+    measured: int
     present_share: float
     area: tuple[float, float] | None
     cy: tuple[float, float] | None
@@ -374,6 +376,7 @@ def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
         if counts.max() >= 0.8 * len(parts):
             mode = int(values[int(np.argmax(counts))])
     return _ClassStats(
+        present=len(present), measured=len(fs),
         present_share=len(present) / len(fs) if fs else 0.0,
         area=_robust([f.area for f in present]), cy=_robust([f.cy for f in present]), cx=_robust([f.cx for f in present]),
         density=_robust([f.vertex_density for f in present]), edge=_robust([f.edge_strength for f in present]),
@@ -401,8 +404,15 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
 
     if not f.present:
         need = rule is not None and rule.components is not None and rule.components[0] > 0
-        if need or (n_images >= MIN_FOR_STATS and st.present_share >= EXPECTED_SHARE):
-            why = "the rules require it" if need else f"{st.present_share:.0%} of the images have it"
+        others = st.measured - 1
+        share = st.present / others if others > 0 else 0.0
+        if need or (others >= MIN_FOR_STATS and share >= EXPECTED_SHARE):
+            if need:
+                why = "the rules require it"
+            elif st.present == others:
+                why = f"all {others} other images have it"
+            else:
+                why = f"{st.present} of the {others} other images have it"
             add("missing", 1.0, f"{name} is missing ({why})")
         if f.dice is not None and f.dice < 0.5:
             add("disagreement", 1.0, f"{name}: the model finds it here, the label has none")
@@ -503,7 +513,7 @@ def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
         reasons.sort(key=lambda r: -CHECKS[r.check][0] * r.value)
         out.append((order, SampleSuspicion(sample_id=s.sample_id, score=score, reasons=tuple(reasons),
                                            per_class=per_class)))
-    out.sort(key=lambda t: (-t[1].score, t[0]))
+    out.sort(key=lambda t: (t[1].error is not None, -t[1].score, t[0]))
     return [s for _, s in out]
 
 

@@ -1,0 +1,57 @@
+"""Out-of-fold predictions on the real Montgomery data: stratified, disjoint folds that cover every labelled image;
+each fold's model trains without its fold and predicts exactly it, with probabilities in the schema's order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segstudio.core.errors import SegstudioError
+from segstudio.engine.events import RunStarted
+from segstudio.engine.kfold import FoldPredicted, FoldStarted, OutOfFold, fold_ids, out_of_fold
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def lungs(montgomery: Path):
+    from segstudio.datasets.registry import open_dataset
+
+    return open_dataset(montgomery, format="class-folders")
+
+
+def test_folds_are_disjoint_stratified_and_seeded(lungs) -> None:
+    folds = fold_ids(lungs, 5, seed=3)
+    flat = [i for f in folds for i in f]
+    assert sorted(flat) == sorted(s.id for s in lungs.samples) and len(set(flat)) == 40
+    assert [len(f) for f in folds] == [8] * 5
+    assert fold_ids(lungs, 5, seed=3) == folds and fold_ids(lungs, 5, seed=4) != folds
+    with pytest.raises(SegstudioError, match="at least 2 folds"):
+        fold_ids(lungs, 1)
+    with pytest.raises(SegstudioError, match="cannot make 41 folds"):
+        fold_ids(lungs, 41)
+
+
+def test_out_of_fold_predicts_every_image_with_the_model_that_did_not_see_it(lungs, tmp_path: Path) -> None:
+    cfg = tiny_config("image_size=32", "max_steps_per_epoch=1", "device=cpu")
+    events = list(out_of_fold(lungs, cfg, k=2, run_root=tmp_path, seed=0))
+    result = events[-1]
+    assert isinstance(result, OutOfFold) and not result.cancelled
+    folds = result.folds
+    started = [e for e in events if isinstance(e, RunStarted)]
+    assert [(e.train_samples, e.val_samples) for e in started] == [(40 - len(f), len(f)) for f in folds]
+    assert [e.held_out for e in events if isinstance(e, FoldStarted)] == [len(f) for f in folds]
+    assert [e.predicted for e in events if isinstance(e, FoldPredicted)] == [len(f) for f in folds]
+    assert set(result.masks) == {s.id for s in lungs.samples} == set(result.probabilities)
+    assert len(result.checkpoints) == 2 and all((c / "config.json").is_file() for c in result.checkpoints)
+    # each fold's model is its own run, the last checkpoint (not the one its held-out fold liked best)
+    for i in range(len(folds)):
+        assert result.checkpoints[i] == tmp_path / f"fold-{i + 1}" / "checkpoints" / "last"
+    sid = folds[0][0]
+    probs = result.probs(sid)
+    gt = lungs.load_gt(sid)
+    assert probs.shape == (3, *gt.shape) and probs.dtype == np.float32
+    assert np.allclose(probs.sum(axis=0), 1.0, atol=0.02)  # softmax over the schema's three classes
+    assert result.mask(sid).shape == gt.shape

@@ -1,0 +1,260 @@
+"""Label suspicion on small real crops: the 40 Montgomery lung masks (and their X-rays) shrunk to 128², one label
+spoilt per test the way an annotator spoils it; each check must fire with its reason, name the class, point at
+the part, and rank the spoilt image first. Then the declared rules, the model checks, and the report's shape."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segstudio.core.types import ClassSchema
+from segstudio.datasets.base import Dataset, Sample
+from segstudio.metrics.label_rules import RulesError, read_rules, rules_from_dict
+from segstudio.metrics.suspicion import CHECKS, class_thresholds, measure_sample, rank_dataset
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def lungs(montgomery: Path) -> Dataset:
+    """The Montgomery set at 128², in memory (images and masks), as a Dataset."""
+    from segstudio.datasets.registry import open_dataset
+
+    real = open_dataset(montgomery, format="class-folders")
+    images, gts = {}, {}
+    for s in real.samples:
+        img = real.load_image(s)
+        images[s.id] = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        gts[s.id] = cv2.resize(real.load_gt(s), (SIZE, SIZE), interpolation=cv2.INTER_NEAREST)
+    samples = [Sample(id=k, image=Path("/mem") / k, gt=k) for k in images]
+    return Dataset(root=Path("/mem"), format_name="test", schema=real.schema, samples=samples,
+                   read_image=lambda ds, s: images[s.id], read_gt=lambda ds, s: gts[s.id])
+
+
+def _ids(ds: Dataset) -> dict[str, int]:
+    return {c.name: c.id for c in ds.schema}
+
+
+def _spoilt(ds: Dataset, victim: str, spoil) -> tuple[list, object]:  # noqa: ANN001
+    def masks(sid: str) -> np.ndarray:
+        m = ds.load_gt(sid).copy()
+        return spoil(m) if sid == victim else m
+
+    ranked = rank_dataset(ds, masks=masks)
+    return ranked, next(s for s in ranked if s.sample_id == victim)
+
+
+def _checks(s) -> set[str]:  # noqa: ANN001
+    return {r.check for r in s.reasons}
+
+
+def test_the_clean_set_has_nothing_strongly_suspicious(lungs: Dataset) -> None:
+    ranked = rank_dataset(lungs)
+    assert len(ranked) == 40 and all(s.error is None for s in ranked)
+    assert max(s.score for s in ranked) < 0.6
+    assert [s.score for s in ranked] == sorted((s.score for s in ranked), reverse=True)
+
+
+def test_left_and_right_swapped(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    victim = lungs.samples[5].id
+
+    def swap(m: np.ndarray) -> np.ndarray:
+        out = m.copy()
+        out[m == ids["left lung"]] = ids["right lung"]
+        out[m == ids["right lung"]] = ids["left lung"]
+        return out
+
+    ranked, s = _spoilt(lungs, victim, swap)
+    assert ranked[0].sample_id == victim and s.score > 0.9
+    side = [r for r in s.reasons if r.check == "side"]
+    assert {r.class_name for r in side} == {"left lung", "right lung"}
+    assert "swapped" in side[0].text
+
+
+def test_a_missing_class(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    victim = lungs.samples[7].id
+    ranked, s = _spoilt(lungs, victim, lambda m: np.where(m == ids["right lung"], 0, m).astype(m.dtype))
+    assert ranked[0].sample_id == victim and s.score == 1.0
+    missing = [r for r in s.reasons if r.check == "missing"]
+    assert len(missing) == 1 and missing[0].class_name == "right lung"
+    assert "all 39 other images have it" in missing[0].text
+
+
+def test_a_stray_blob_is_an_extra_part_pointed_at(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    victim = lungs.samples[11].id
+
+    def blob(m: np.ndarray) -> np.ndarray:
+        out = m.copy()
+        cv2.circle(out, (64, 120), 5, ids["left lung"], -1)
+        return out
+
+    ranked, s = _spoilt(lungs, victim, blob)
+    assert ranked[0].sample_id == victim
+    parts = next(r for r in s.reasons if r.check == "parts")
+    assert parts.class_name == "left lung" and "2 separate parts" in parts.text
+    y0, y1, x0, x1 = parts.box
+    assert y0 <= 120 < y1 and x0 <= 64 < x1  # the blob is what is highlighted
+
+
+def test_a_shifted_mask_leaves_the_edges(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    victim = lungs.samples[3].id
+
+    def shift(m: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(m)
+        lung = m == ids["right lung"]
+        out[m == ids["left lung"]] = ids["left lung"]
+        out[np.roll(lung, (14, 10), axis=(0, 1))] = ids["right lung"]
+        return out
+
+    _, s = _spoilt(lungs, victim, shift)
+    assert "edges" in _checks(s) or "position" in _checks(s)
+    assert s.per_class["right lung"] > s.per_class["left lung"]
+
+
+def test_a_coarse_polygon_outline(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    victim = lungs.samples[9].id
+
+    def coarse(m: np.ndarray) -> np.ndarray:
+        out = m.copy()
+        plane = (m == ids["left lung"]).astype(np.uint8)
+        contours, _ = cv2.findContours(plane, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        c = max(contours, key=cv2.contourArea)
+        poly = cv2.approxPolyDP(c, 0.04 * cv2.arcLength(c, True), True)
+        out[m == ids["left lung"]] = 0
+        cv2.fillPoly(out, [poly], int(ids["left lung"]))
+        return out
+
+    ranked, s = _spoilt(lungs, victim, coarse)
+    assert "coarse_outline" in _checks(s)
+    assert ranked.index(s) < 3
+
+
+def test_specks_and_holes(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    f = measure_sample("x", _with(lungs, ids), schema=lungs.schema, min_island_px=16)
+    left = next(c for c in f.classes if c.class_id == ids["left lung"])
+    assert left.islands == 2 and left.holes == 1
+
+
+def _with(ds: Dataset, ids: dict[str, int]) -> np.ndarray:
+    m = ds.load_gt(ds.samples[0].id).copy()
+    ys, xs = np.nonzero(m == ids["left lung"])
+    cy, cx = int(ys.mean()), int(xs.mean())
+    m[cy - 2:cy + 2, cx - 2:cx + 2] = 0  # a hole inside the lung
+    m[2, 2] = m[2, 6] = ids["left lung"]  # two one-pixel specks
+    return m
+
+
+def test_declared_rules_are_checked(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    rules = rules_from_dict({"classes": [
+        {"name": "left lung", "components": 1, "image_side": "left", "area": [0.2, 0.5]},
+    ]}, lungs.schema, path="rules.json")
+    ranked = rank_dataset(lungs, rules=rules)
+    # the rule puts the left lung on the image's left — wrong for a PA film — so every image breaks it, by rule
+    texts = [r.text for s in ranked for r in s.reasons if r.check in ("side", "area") and r.class_name == "left lung"]
+    assert len([t for t in texts if "where the rules put it on the left" in t]) == 40
+    assert any("outside the declared 20.0%–50.0%" in t for t in texts)
+    assert rules.of(ids["left lung"]).components == (1, 1)
+
+
+def test_rules_files_name_their_mistakes(lungs: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="unknown key") as info:
+        rules_from_dict({"classes": [{"name": "left lung", "componets": 1}]}, lungs.schema, path="r.json")
+    assert "components" in info.value.fix
+    with pytest.raises(RulesError, match="no class 'heart'"):
+        rules_from_dict({"classes": [{"name": "heart", "components": 1}]}, lungs.schema)
+    with pytest.raises(RulesError, match="area"):
+        rules_from_dict({"classes": [{"name": "left lung", "area": [0.5, 0.1]}]}, lungs.schema)
+    bad = tmp_path / "rules.json"
+    bad.write_text("{not json")
+    with pytest.raises(RulesError) as info2:
+        read_rules(bad, lungs.schema)
+    assert info2.value.path == bad
+
+
+def test_forbidden_overlap_in_a_multilabel_mask() -> None:
+    schema = ClassSchema.from_names(("radius", "ulna", "scaphoid"), multilabel=True)
+    m = np.zeros((64, 64), np.uint64)
+    m[10:30, 10:30] |= np.uint64(1 << 0)
+    m[20:40, 20:40] |= np.uint64(1 << 1)
+    m[45:55, 45:55] |= np.uint64(1 << 2)
+    f = measure_sample("x", m, schema=schema)
+    assert f.overlaps == ((0, 1, pytest.approx(100 / 64**2)),)
+    from segstudio.metrics.suspicion import score_samples
+
+    ok = rules_from_dict({"may_overlap": [["radius", "ulna"]]}, schema)
+    strict = rules_from_dict({"classes": [{"name": "radius", "components": 1}]}, schema)
+    assert "overlap" not in {r.check for r in score_samples([f], schema, rules=ok)[0].reasons}
+    reasons = score_samples([f], schema, rules=strict)[0].reasons
+    assert any(r.check == "overlap" and "radius and ulna overlap" in r.text for r in reasons)
+
+
+def test_model_checks_disagreement_and_confident_learning(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    victim = lungs.samples[2].id
+    schema_ids = list(lungs.schema.ids)
+
+    def truth(sid: str) -> np.ndarray:
+        return lungs.load_gt(sid)
+
+    def label(sid: str) -> np.ndarray:  # the label of one image lost its right lung; the model still sees it
+        m = truth(sid).copy()
+        if sid == victim:
+            m[m == ids["right lung"]] = ids["left lung"]
+        return m
+
+    def probs(sid: str) -> np.ndarray:  # a model sure of the truth, to a varying degree
+        t = truth(sid)
+        rng = np.random.default_rng(zlib.crc32(sid.encode()))
+        p = np.full((len(schema_ids), *t.shape), 0.05, np.float32)
+        for k, cid in enumerate(schema_ids):
+            sel = t == cid
+            p[k][sel] = rng.uniform(0.8, 1.0, int(sel.sum()))
+        return p
+
+    th = class_thresholds(((label(i), probs(i)) for i in [s.id for s in lungs.samples]), lungs.schema)
+    assert th.shape == (3,) and all(0.8 < t < 0.95 for t in th)
+    ranked = rank_dataset(lungs, masks=label, predictions=truth, probabilities=probs)
+    assert ranked[0].sample_id == victim
+    checks = _checks(ranked[0])
+    assert {"disagreement", "confident_other"} <= checks
+    conf = next(r for r in ranked[0].reasons if r.check == "confident_other")
+    assert conf.class_name == "left lung" and "another class" in conf.text
+
+
+def test_reports_are_json_and_weights_documented(lungs: Dataset) -> None:
+    import json
+
+    ranked = rank_dataset(lungs, use_images=False)
+    doc = json.loads(json.dumps([s.to_dict() for s in ranked], allow_nan=False))
+    assert doc[0]["sample_id"] == ranked[0].sample_id
+    assert all(0 < w <= 1 for w, _ in CHECKS.values())
+    from segstudio.metrics import suspicion
+
+    assert all(f"``{name}``" in suspicion.__doc__ for name in CHECKS)  # every check is in the documented table
+    assert not any(math.isnan(s.score) for s in ranked)
+
+
+def test_an_unreadable_label_is_listed_last_with_its_error(lungs: Dataset) -> None:
+    from segstudio.core.errors import SegstudioError
+
+    victim = lungs.samples[0].id
+
+    def masks(sid: str) -> np.ndarray:
+        if sid == victim:
+            raise SegstudioError("The mask cannot be decoded.", path=Path("/mem") / sid)
+        return lungs.load_gt(sid)
+
+    ranked = rank_dataset(lungs, masks=masks)
+    assert ranked[-1].sample_id == victim and "cannot be decoded" in ranked[-1].error
