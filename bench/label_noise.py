@@ -27,8 +27,8 @@ written into the dataset's folder) and records what it did in ``manifest()``; ``
 
 ``python -m bench.label_noise [--datasets montgomery,facade] [--out bench/label_noise.json]`` ranks each corrupted
 set with ``segstudio.metrics.suspicion.rank_dataset`` without a model and writes ``{"machine", "datasets": {name:
-{"without_model": {...}, "manifest": {...}}}}``. A "with model" row (out-of-fold predictions from the engine's
-k-fold training) is one more entry of :data:`MODES` once that API exists.
+{"without_model": {...}, "manifest": {...}}}}``. A "with model" row (out-of-fold predictions of models trained on
+the noisy labels, ``CorruptedSet.as_dataset()``) is one more entry of :data:`MODES`; it is not run yet.
 """
 
 from __future__ import annotations
@@ -427,6 +427,14 @@ class CorruptedSet:
             return out
         raise NotApplicable(f"{sample_id}: no noise kind applies to this mask")
 
+    def as_dataset(self) -> Any:
+        """The dataset with these masks as its GT (what a model trained on the noisy labels, such as the engine's
+        out-of-fold runs for a "with model" row, must see); images and everything else are the dataset's."""
+        from dataclasses import replace
+
+        return replace(self.dataset, read_gt=lambda _ds, s: self.masks(s.id), problems=list(self.dataset.problems),
+                       options=dict(self.dataset.options))
+
     def materialise(self) -> None:
         """Produce every mask now (so that the kinds and details are final)."""
         for sid in self.sample_ids:
@@ -516,8 +524,8 @@ def rank_without_model(dataset: Any, corrupted: CorruptedSet) -> list[Any]:
                         probabilities=None)
 
 
-#: row name -> ranking function. "with_model" (out-of-fold predictions, ``--folds K``) joins when the engine has
-#: a k-fold API.
+#: row name -> ranking function. A "with_model" row (``--folds K``: out-of-fold predictions of models trained on
+#: ``corrupted.as_dataset()``, passed to ``rank_dataset`` as ``predictions`` / ``probabilities``) is not here yet.
 MODES: dict[str, Callable[[Any, CorruptedSet], list[Any]]] = {"without_model": rank_without_model}
 
 

@@ -275,6 +275,17 @@ def test_the_set_is_lazy_cached_and_gives_the_gt_of_the_others():
     assert ds.options["loads"].count(chosen) == 2  # once for the set, once for the comparison above
 
 
+def test_as_dataset_serves_the_corrupted_masks_as_gt_and_leaves_the_dataset_alone():
+    ds = lungs_dataset(10)
+    cs = ln.corrupt_dataset(ds)
+    noisy = cs.as_dataset()
+    assert [s.id for s in noisy] == [s.id for s in ds] and noisy.schema == ds.schema
+    for sid in cs.sample_ids:
+        assert np.array_equal(noisy.load_gt(sid), cs.masks(sid))
+    chosen = next(iter(cs.corrupted))
+    assert not np.array_equal(ds.load_gt(chosen), noisy.load_gt(chosen))
+
+
 def test_the_same_seed_gives_the_same_set_and_masks_in_any_order():
     ds = lungs_dataset(40)
     a, b = ln.corrupt_dataset(ds, seed=3), ln.corrupt_dataset(ds, seed=3)
