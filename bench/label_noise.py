@@ -27,8 +27,9 @@ written into the dataset's folder) and records what it did in ``manifest()``; ``
 
 ``python -m bench.label_noise [--datasets montgomery,facade] [--out bench/label_noise.json]`` ranks each corrupted
 set with ``segstudio.metrics.suspicion.rank_dataset`` without a model and writes ``{"machine", "datasets": {name:
-{"without_model": {...}, "manifest": {...}}}}``. A "with model" row (out-of-fold predictions of models trained on
-the noisy labels, ``CorruptedSet.as_dataset()``) is one more entry of :data:`MODES`; it is not run yet.
+{"without_model": {...}, "manifest": {...}}}}``. With ``--folds K`` a ``with_model`` row is added: out-of-fold
+predictions of K models trained on the noisy labels (``CorruptedSet.as_dataset()``; recipes in
+:data:`FOLD_TRAINING`), with their probabilities.
 """
 
 from __future__ import annotations
@@ -524,12 +525,42 @@ def rank_without_model(dataset: Any, corrupted: CorruptedSet) -> list[Any]:
                         probabilities=None)
 
 
-#: row name -> ranking function. A "with_model" row (``--folds K``: out-of-fold predictions of models trained on
-#: ``corrupted.as_dataset()``, passed to ``rank_dataset`` as ``predictions`` / ``probabilities``) is not here yet.
+#: the training of the out-of-fold models, per dataset: its recipe and settings sized for a CPU (minutes, not hours)
+FOLD_TRAINING: dict[str, tuple[str, tuple[str, ...]]] = {
+    "montgomery": ("lungs-lr", ("model.encoder=resnet18", "image_size=128", "epochs=8", "batch_size=4",
+                                "num_workers=0")),
+    "facade": ("facade", ("model.encoder=resnet18", "image_size=256", "epochs=10", "batch_size=4", "num_workers=0")),
+}
+
+
+def rank_with_model(dataset: Any, corrupted: CorruptedSet, *, name: str, folds: int, device: str = "cpu",
+                    ) -> list[Any]:
+    """Out-of-fold predictions of ``folds`` models trained on the noisy labels (``corrupted.as_dataset()``: a
+    cleaner never has clean labels to train on), passed to the scorer with their probabilities."""
+    import tempfile
+
+    from segstudio.engine.kfold import OutOfFold, out_of_fold
+    from segstudio.engine.recipes import load_recipe
+    from segstudio.metrics.suspicion import rank_dataset
+
+    recipe, overrides = FOLD_TRAINING[name]
+    cfg = load_recipe(recipe).with_overrides(list(overrides))
+    noisy = corrupted.as_dataset()
+    oof: OutOfFold | None = None
+    with tempfile.TemporaryDirectory(prefix="label-noise-folds-") as root:
+        for ev in out_of_fold(noisy, cfg, k=folds, run_root=root, device=device):
+            if isinstance(ev, OutOfFold):
+                oof = ev
+    assert oof is not None and not oof.cancelled
+    return rank_dataset(dataset, masks=corrupted.masks, sample_ids=corrupted.sample_ids, predictions=oof.mask,
+                        probabilities=oof.probs)
+
+
+#: row name -> ranking function (``with_model`` runs with ``--folds K``)
 MODES: dict[str, Callable[[Any, CorruptedSet], list[Any]]] = {"without_model": rank_without_model}
 
 
-def run_dataset(name: str, path: Path, *, seed: int = 0, fraction: float = 0.2) -> dict[str, Any]:
+def run_dataset(name: str, path: Path, *, seed: int = 0, fraction: float = 0.2, folds: int = 0) -> dict[str, Any]:
     from segstudio.datasets.registry import open_dataset
 
     dataset = open_dataset(path)
@@ -538,7 +569,10 @@ def run_dataset(name: str, path: Path, *, seed: int = 0, fraction: float = 0.2) 
     corrupted.materialise()
     prepare_s = time.perf_counter() - t0
     out: dict[str, Any] = {"path": str(path), "format": dataset.format_name, "prepare_seconds": prepare_s}
-    for mode, rank in MODES.items():
+    modes = dict(MODES)
+    if folds:
+        modes["with_model"] = lambda ds, cs: rank_with_model(ds, cs, name=name, folds=folds)
+    for mode, rank in modes.items():
         t0 = time.perf_counter()
         ranked = rank(dataset, corrupted)
         seconds = time.perf_counter() - t0
@@ -552,7 +586,7 @@ def print_table(results: dict[str, Any]) -> None:
     kinds = list(ALL)
     print(f"\n{'dataset':<12} {'mode':<14} {'n':>4} {'k':>3} {'P@k':>6} {'R@k':>6} {'sec':>7}  per-kind recall@k")
     for name, res in results.items():
-        for mode in MODES:
+        for mode in (*MODES, "with_model"):
             row = res.get(mode)
             if row is None:
                 continue
@@ -571,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--out", type=Path, default=HERE / "label_noise.json")
+    ap.add_argument("--folds", type=int, default=0, metavar="K",
+                    help="also rank with out-of-fold predictions of K models trained on the noisy labels (minutes)")
     args = ap.parse_args(argv)
 
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
@@ -584,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {path} is missing, skipped", file=sys.stderr)
             continue
         print(f"-- {name} ({path})", flush=True)
-        results[name] = run_dataset(name, path, seed=args.seed, fraction=args.fraction)
+        results[name] = run_dataset(name, path, seed=args.seed, fraction=args.fraction, folds=args.folds)
 
     old: dict[str, Any] = {}
     if args.out.exists():

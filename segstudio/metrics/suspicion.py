@@ -322,13 +322,14 @@ def _confident_other(mask: np.ndarray, probs: np.ndarray, thresholds: np.ndarray
 
 
 # scoring -------------------------------------------------------------------------------------------------------------
-def _robust(values: Sequence[float]) -> tuple[float, float] | None:
+def _robust(values: Sequence[float], *, floor: float = 1e-6) -> tuple[float, float] | None:
+    """Median and spread (1.4826 × MAD, at least 5 % of the median and ``floor``: counts spread by at least 1)."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
     if v.size < MIN_FOR_STATS:
         return None
     med = float(np.median(v))
     mad = float(np.median(np.abs(v - med))) * 1.4826
-    spread = max(mad, 0.05 * abs(med), 1e-6)
+    spread = max(mad, 0.05 * abs(med), floor)
     return med, spread
 
 
@@ -364,6 +365,10 @@ class _ClassStats:
     dice_loss: tuple[float, float] | None
     hd95: tuple[float, float] | None
     conf: tuple[float, float] | None
+    islands: tuple[float, float] | None = None
+    holes: tuple[float, float] | None = None
+    #: the share of images whose centre lies on the same side (left/right) as the median's
+    same_side: float = 0.0
 
 
 def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
@@ -375,10 +380,15 @@ def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
         values, counts = np.unique(parts, return_counts=True)
         if counts.max() >= 0.8 * len(parts):
             mode = int(values[int(np.argmax(counts))])
+    cxs = [f.cx for f in present if math.isfinite(f.cx)]
+    med_cx = float(np.median(cxs)) if cxs else 0.5
+    same = sum(1 for x in cxs if (x - 0.5) * (med_cx - 0.5) > 0) / len(cxs) if cxs else 0.0
     return _ClassStats(
-        present=len(present), measured=len(fs),
+        present=len(present), measured=len(fs), same_side=same,
+        islands=_robust([float(f.islands) for f in present], floor=1.0),
+        holes=_robust([float(f.holes) for f in present], floor=1.0),
         present_share=len(present) / len(fs) if fs else 0.0,
-        area=_robust([f.area for f in present]), cy=_robust([f.cy for f in present]), cx=_robust([f.cx for f in present]),
+        area=_robust([math.log(f.area) for f in present if f.area > 0]), cy=_robust([f.cy for f in present]), cx=_robust([f.cx for f in present]),
         density=_robust([f.vertex_density for f in present]), edge=_robust([f.edge_strength for f in present]),
         parts_mode=mode,
         dice_loss=_robust([1.0 - f.dice for f in fs if f.dice is not None]),
@@ -432,17 +442,20 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
         add("area", 1.0, f"{name} covers {f.area:.1%} of the image, outside the declared {rule.area[0]:.1%}–"
                          f"{rule.area[1]:.1%}")
     else:
-        v = _outlier(f.area, st.area)
+        # on a log scale: areas vary by factors, and a class twice its usual size is as odd as one half of it
+        v = _outlier(math.log(f.area), st.area) if f.area > 0 else 0.0
         if v and st.area is not None:
-            word = "larger" if f.area > st.area[0] else "smaller"
-            add("area", v, f"{name} is much {word} than usual ({f.area:.1%} of the image; usually {st.area[0]:.1%})")
+            usual = math.exp(st.area[0])
+            word = "larger" if f.area > usual else "smaller"
+            add("area", v, f"{name} is much {word} than usual ({f.area:.1%} of the image; usually {usual:.1%})")
     side_rule = rule.image_side if rule is not None else None
     if side_rule is not None:
         lr, tb = _side_of(f)
         if side_rule not in (lr, tb):
             add("side", 1.0, f"{name} lies on the image's {lr if side_rule in ('left', 'right') else tb} side, "
                              f"where the rules put it on the {side_rule}")
-    elif st.cx is not None and math.isfinite(f.cx) and abs(st.cx[0] - 0.5) > 0.15 and (f.cx - 0.5) * (st.cx[0] - 0.5) < 0:
+    elif (st.cx is not None and math.isfinite(f.cx) and abs(st.cx[0] - 0.5) > 0.15 and st.same_side >= 0.95
+          and (f.cx - 0.5) * (st.cx[0] - 0.5) < 0):
         add("side", 1.0, f"{name} lies on the other side of the image (centre at {f.cx:.0%} of the width, usually "
                          f"{st.cx[0]:.0%}): left and right swapped?")
     pos = max(_outlier(f.cx, st.cx), _outlier(f.cy, st.cy))
@@ -457,11 +470,13 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
     if v and st.density is not None:
         add("coarse_outline", v, f"{name}'s outline is a coarse polygon ({f.vertex_density:.0f} vertices per 1,000 px "
                                  f"of outline; usually {st.density[0]:.0f})")
+    # specks and holes: counted against what is usual for the class (a facade encloses its windows)
     if f.islands:
-        add("islands", _count(f.islands), f"{name} has {f.islands} speck(s) smaller than the minimum island size",
-            f.extra_box)
+        v = _outlier(float(f.islands), st.islands, side="high") if st.islands is not None else _count(f.islands)
+        add("islands", v, f"{name} has {f.islands} speck(s) smaller than the minimum island size", f.extra_box)
     if f.holes:
-        add("holes", _count(f.holes), f"{name} encloses {f.holes} hole(s)")
+        v = _outlier(float(f.holes), st.holes, side="high") if st.holes is not None else _count(f.holes)
+        add("holes", v, f"{name} encloses {f.holes} hole(s)")
     # against the model
     if f.dice is not None:
         v = _outlier(1.0 - f.dice, st.dice_loss, side="high")
