@@ -3,7 +3,8 @@ the app's Review panel, from the figures stored when the app (or ``segstudio pre
 
 Strategies: ``uncertainty`` (the model's least certain first), ``disagreement`` (lowest Dice against the GT or
 correction first), ``changed`` (changed most since the previous model), ``pseudo-labels`` (unlabelled images the
-model is most confident about). Samples already reviewed leave the queue (see docs/review.md).
+model is most confident about), ``suspicion`` (the labels most likely wrong, from the ranking the app stored with
+Review → Rank Labels by Suspicion). Samples already reviewed leave the queue (see docs/review.md).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ EXAMPLES = """examples:
   segstudio queue ~/data/lungs.segstudio --strategy uncertainty --top 20
   segstudio queue ~/data/lungs --strategy disagreement --top 50 --json > to-review.json
   segstudio queue ~/data/lungs --strategy pseudo-labels --ids-only | head -10
+  segstudio queue ~/data/lungs --strategy suspicion --top 30
 """
 
-HELP = "the next images to review, ranked by a strategy (uncertainty, disagreement, changed, pseudo-labels)"
+HELP = "the next images to review, ranked by a strategy (uncertainty, disagreement, changed, pseudo-labels, suspicion)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,13 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segstudio.core.errors import SegstudioError
-    from segstudio.workspace.queue import workspace_entries, workspace_queue
+    from segstudio.workspace.queue import metrics_key_for, workspace_entries, workspace_queue
 
     if args.top < 0:
         raise SegstudioError(f"--top must be 0 (all) or more, not {args.top}.", fix="Use --top 20, or --top 0 for all.")
     ws, ds = open_loop(args, writable=False)
     try:
-        entries = workspace_entries(ws, ds)
+        entries = workspace_entries(ws, ds, key=metrics_key_for(args.strategy))
         items = workspace_queue(ws, ds, args.strategy, entries=entries)
     finally:
         ws.close()
@@ -54,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     if args.ids_only:
         for q in shown:
             print(q.sample_id)
+        return 0
+    if not entries and args.strategy == "suspicion":
+        print("The labels of this workspace are not ranked yet: open the dataset in the app and choose Review → "
+              "Rank Labels by Suspicion (segstudio quality DATASET --out FILE ranks them into a file instead).")
         return 0
     if not entries:
         print("No model predictions in this workspace yet: predict first (the app's Model menu, or "

@@ -9,7 +9,10 @@ by another model. Strategies:
 - ``disagreement``: the lowest Dice between prediction and GT (or correction) first;
 - ``changed``: the samples whose prediction changed most since the previous model first;
 - ``pseudo-labels``: unlabelled samples (no GT, no correction) the model is most confident about first — the
-  candidates to accept as labels after a look.
+  candidates to accept as labels after a look;
+- ``suspicion``: the labels most likely wrong first, from the label-suspicion ranking stored under
+  :data:`segstudio.workspace.suspicion_store.SUSPICION_KEY` (model-free; made by the app's Review → Rank Labels
+  by Suspicion); the item's reason is the strongest reason in words.
 
 Samples already decided (accepted, corrected, rejected, flagged) leave the queue, except under ``pseudo-labels``
 where only accepted or corrected ones do (a flagged unlabelled image may still deserve a label).
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from segstudio.workspace.model_predictions import MODEL_METRICS_KEY
 from segstudio.workspace.records import MetricsEntry, ReviewStatus
+from segstudio.workspace.suspicion_store import SUSPICION_KEY
 
 if TYPE_CHECKING:
     from segstudio.datasets.base import Dataset
@@ -39,8 +43,10 @@ __all__ = [
     "SOURCE_FOLDER",
     "SOURCE_MODEL",
     "STRATEGIES",
+    "SUSPICION_KEY",
     "QueueItem",
     "default_strategy",
+    "metrics_key_for",
     "next_in_queue",
     "review_queue",
     "unavailable_reason",
@@ -49,14 +55,18 @@ __all__ = [
 ]
 
 #: the fields of an entry's ``data`` the queue reads (``MetricsStore.entries(data_fields=...)``)
-QUEUE_FIELDS = ("uncertainty", "change")
+QUEUE_FIELDS = ("uncertainty", "change", "top_reason")
 
 STRATEGIES: dict[str, str] = {
     "uncertainty": "Most uncertain prediction",
     "disagreement": "Most disagreement with GT / correction",
     "changed": "Changed most since the last model",
     "pseudo-labels": "Confident predictions on unlabelled images",
+    "suspicion": "Most suspicious label",
 }
+
+#: strategies whose figures are not the predictions' but stored under their own metrics key
+_OWN_KEYS = {"suspicion": SUSPICION_KEY}
 
 #: where the queue's figures come from: the model's predictions in the workspace, or a predictions folder
 SOURCE_MODEL = "model"
@@ -77,6 +87,12 @@ def unavailable_reason(strategy: str, *, source: str) -> str | None:
     """Why ``strategy`` cannot order samples from ``source`` (``SOURCE_MODEL`` / ``SOURCE_FOLDER``); ``None``
     when it can."""
     return _FOLDER_UNAVAILABLE.get(strategy) if source == SOURCE_FOLDER else None
+
+
+def metrics_key_for(strategy: str, *, source_key: str = MODEL_METRICS_KEY) -> str:
+    """Where the figures of ``strategy`` are stored: its own key (``suspicion``), else the prediction source's
+    (``source_key``: the model's by default, or a predictions folder's)."""
+    return _OWN_KEYS.get(strategy, source_key)
 
 
 def default_strategy(source: str) -> str:
@@ -126,7 +142,12 @@ def review_queue(
             continue
         if st is not ReviewStatus.UNREVIEWED:
             continue
-        if strategy == "uncertainty" and unc is not None:
+        if strategy == "suspicion":
+            score = _finite(e.suspicion)
+            if score is not None:
+                top = str(e.data.get("top_reason") or "no reason found")
+                out.append(QueueItem(e.sample_id, score, f"suspicion {score:.2f}: {top}"))
+        elif strategy == "uncertainty" and unc is not None:
             out.append(QueueItem(e.sample_id, unc, f"uncertainty {unc:.3f}"))
         elif strategy == "disagreement":
             dice = _finite(e.mean_dice)
@@ -150,12 +171,13 @@ def workspace_entries(workspace: Workspace, dataset: Dataset, *, key: str = MODE
     return [e for e in workspace.metrics.entries(key=key, data_fields=QUEUE_FIELDS) if e.sample_id in dataset]
 
 
-def workspace_queue(workspace: Workspace, dataset: Dataset, strategy: str, *, key: str = MODEL_METRICS_KEY,
+def workspace_queue(workspace: Workspace, dataset: Dataset, strategy: str, *, key: str | None = None,
                     entries: list[MetricsEntry] | None = None) -> list[QueueItem]:
     """The queue of ``dataset`` under ``strategy`` from what ``workspace`` holds: the figures stored under ``key``
-    (the model's by default), the review states, and which samples have GT or a correction. The app's queue and
-    ``segstudio queue`` both read it here."""
-    entries = workspace_entries(workspace, dataset, key=key) if entries is None else entries
+    (default :func:`metrics_key_for` the strategy: the model's, or the label-suspicion ranking's), the review
+    states, and which samples have GT or a correction. The app's queue and ``segstudio queue`` both read it here."""
+    if entries is None:
+        entries = workspace_entries(workspace, dataset, key=key or metrics_key_for(strategy))
     labelled = {s.id for s in dataset.samples if s.has_gt} | workspace.versions.corrected_ids()
     statuses = {sid: st.status for sid, st in workspace.reviews.all().items()}
     return review_queue(strategy, entries, statuses=statuses, labelled=labelled, order=[s.id for s in dataset.samples])
