@@ -533,27 +533,67 @@ FOLD_TRAINING: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def rank_with_model(dataset: Any, corrupted: CorruptedSet, *, name: str, folds: int, device: str = "cpu",
-                    ) -> list[Any]:
+def out_of_fold_predictions(corrupted: CorruptedSet, *, name: str, folds: int, device: str = "cpu") -> Any:
     """Out-of-fold predictions of ``folds`` models trained on the noisy labels (``corrupted.as_dataset()``: a
-    cleaner never has clean labels to train on), passed to the scorer with their probabilities."""
+    cleaner never has clean labels to train on), with their probabilities."""
     import tempfile
 
     from segstudio.engine.kfold import OutOfFold, out_of_fold
     from segstudio.engine.recipes import load_recipe
-    from segstudio.metrics.suspicion import rank_dataset
 
     recipe, overrides = FOLD_TRAINING[name]
     cfg = load_recipe(recipe).with_overrides(list(overrides))
-    noisy = corrupted.as_dataset()
     oof: OutOfFold | None = None
     with tempfile.TemporaryDirectory(prefix="label-noise-folds-") as root:
-        for ev in out_of_fold(noisy, cfg, k=folds, run_root=root, device=device):
+        for ev in out_of_fold(corrupted.as_dataset(), cfg, k=folds, run_root=root, device=device):
             if isinstance(ev, OutOfFold):
                 oof = ev
     assert oof is not None and not oof.cancelled
+    return oof
+
+
+def rank_with_model(dataset: Any, corrupted: CorruptedSet, oof: Any) -> list[Any]:
+    from segstudio.metrics.suspicion import rank_dataset
+
     return rank_dataset(dataset, masks=corrupted.masks, sample_ids=corrupted.sample_ids, predictions=oof.mask,
                         probabilities=oof.probs)
+
+
+#: cleanlab is given the same labels and probabilities at this size (the longest side): its arrays are N × K × H × W
+CLEANLAB_SIDE = 256
+
+
+def rank_cleanlab(dataset: Any, corrupted: CorruptedSet, oof: Any) -> list[Any] | None:
+    """cleanlab's segmentation label-quality scores (``cleanlab.segmentation.rank.get_label_quality_scores``,
+    softmin) on the same corrupted labels and the same out-of-fold probabilities; None when cleanlab is not
+    installed (``pip install -e .[bench]``)."""
+    try:
+        from cleanlab.segmentation.rank import get_label_quality_scores
+    except ImportError:
+        print("cleanlab is not installed (pip install -e '.[bench]'): its row is left out", file=sys.stderr)
+        return None
+    import cv2
+
+    ids = [sid for sid in corrupted.sample_ids if oof.probs(sid) is not None]
+    index = {cid: i for i, cid in enumerate(dataset.schema.ids)}
+    lut = np.zeros(max(index) + 1, np.int64)
+    for cid, i in index.items():
+        lut[cid] = i
+    labels, probs = [], []
+    for sid in ids:
+        m, p = corrupted.masks(sid), oof.probs(sid)
+        scale = min(1.0, CLEANLAB_SIDE / max(m.shape))
+        size = (max(1, round(m.shape[1] * scale)), max(1, round(m.shape[0] * scale)))
+        labels.append(lut[cv2.resize(m, size, interpolation=cv2.INTER_NEAREST)])
+        probs.append(np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in p]))
+    scores, _ = get_label_quality_scores(np.stack(labels), np.stack(probs), verbose=False)
+
+    class _Row:  # what evaluate_ranking reads
+        def __init__(self, sid: str, score: float) -> None:
+            self.sample_id, self.score = sid, score
+
+    order = np.argsort(scores, kind="stable")  # low quality first
+    return [_Row(ids[i], 1.0 - float(scores[i])) for i in order]
 
 
 #: row name -> ranking function (``with_model`` runs with ``--folds K``)
@@ -569,13 +609,20 @@ def run_dataset(name: str, path: Path, *, seed: int = 0, fraction: float = 0.2, 
     corrupted.materialise()
     prepare_s = time.perf_counter() - t0
     out: dict[str, Any] = {"path": str(path), "format": dataset.format_name, "prepare_seconds": prepare_s}
-    modes = dict(MODES)
+    modes: dict[str, Callable[[Any, CorruptedSet], list[Any] | None]] = dict(MODES)
     if folds:
-        modes["with_model"] = lambda ds, cs: rank_with_model(ds, cs, name=name, folds=folds)
+        t0 = time.perf_counter()
+        oof = out_of_fold_predictions(corrupted, name=name, folds=folds)
+        out["folds"] = {"k": folds, "recipe": FOLD_TRAINING[name][0], "overrides": list(FOLD_TRAINING[name][1]),
+                        "train_seconds": time.perf_counter() - t0}
+        modes["with_model"] = lambda ds, cs: rank_with_model(ds, cs, oof)
+        modes["cleanlab"] = lambda ds, cs: rank_cleanlab(ds, cs, oof)
     for mode, rank in modes.items():
         t0 = time.perf_counter()
         ranked = rank(dataset, corrupted)
         seconds = time.perf_counter() - t0
+        if ranked is None:
+            continue
         row = evaluate_ranking(ranked, corrupted.corrupted)
         out[mode] = {"n": len(corrupted.sample_ids), "k": len(corrupted.corrupted), "seconds": seconds, **row}
     out["manifest"] = corrupted.manifest()
@@ -586,7 +633,7 @@ def print_table(results: dict[str, Any]) -> None:
     kinds = list(ALL)
     print(f"\n{'dataset':<12} {'mode':<14} {'n':>4} {'k':>3} {'P@k':>6} {'R@k':>6} {'sec':>7}  per-kind recall@k")
     for name, res in results.items():
-        for mode in (*MODES, "with_model"):
+        for mode in (*MODES, "with_model", "cleanlab"):
             row = res.get(mode)
             if row is None:
                 continue
