@@ -123,6 +123,17 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Flag this sample for a second look (F)", toolbar="main", arg="flagged"),
     ActionSpec("review_clear", "&Clear Decision", "&Review", ("U",), "fa5s.circle",
                arg="unreviewed"),
+    # Review: label quality (gui.loop.quality.QualityController)
+    ActionSpec("quality_rank", "Rank Labels by &Suspicion", "&Review", ("Ctrl+Shift+Q",), "fa5s.sort-amount-down",
+               "Rank every label by how likely it is wrong (parts, side, area, position, edges, specks, holes; the "
+               "current model's predictions too when it has predicted the images): a Suspicion column, the reasons "
+               "in the Review panel, and the \"Most suspicious label\" queue (Ctrl+Shift+Q)", separator_before=True),
+    ActionSpec("bulk_flag", "Flag Selected Samples", "&Review", (), "fa5s.flag",
+               "Flag every sample selected in the sample list (Ctrl/Shift-click) for a second look, in one step; "
+               "they leave the review queue"),
+    ActionSpec("bulk_reject", "Reject Selected Labels", "&Review", (), "fa5s.times",
+               "Reject the labels of every sample selected in the sample list, in one step: they leave the review "
+               "queue and the export leaves them out by default. Retraining still uses them: correct them first"),
     # View
     ActionSpec("fit", "&Fit to Window", "&View", ("Ctrl+0", "Home"), "fa5s.expand",
                "Fit the image (Ctrl+0)", toolbar="main", separator_before=True),

@@ -19,6 +19,7 @@ from segstudio.core.settings import AppSettings, load_settings
 from segstudio.gui.actions import ACTIONS, build_actions
 from segstudio.gui.export.export_view import ExportView
 from segstudio.gui.loop.predictions_view import PredictionsController
+from segstudio.gui.loop.quality import QualityController
 from segstudio.gui.loop.review_loop import LoopController
 from segstudio.gui.loop.training import TrainingController
 from segstudio.gui.loop.training_panel import TrainingPanel
@@ -120,6 +121,10 @@ class MainWindow(QMainWindow):
             review_panel=self.review_panel, training=self.training, training_panel=self.training_panel,
             training_dock=self.docks.training, refresh_predictions=self.predictions_view.refresh_predictions,
             show_message=show_message, parent=self)
+        self.quality = QualityController(
+            session=self.session, review=self.review, navigation=self.navigation, browser=self.browser,
+            review_panel=self.review_panel, canvas=self.canvas, loop=self.loop, status_bar=self.statusBar(),
+            show_message=show_message, parent=self)
         self.export_view = ExportView(review=self.review, session=self.session, status_bar=self.statusBar(),
                                       save=self.navigation.save_current,
                                       open_dataset=lambda path: self.opening.open_dataset(path), parent=self)
@@ -147,6 +152,9 @@ class MainWindow(QMainWindow):
         for controller in (self.view, self.predictions_view, self.status_controller, self.review_screen):
             controller.bind_actions(self.actions_)
         self.bars = build_menus_and_toolbars(self, self.actions_, self.docks, brush_size=self.brush_size)
+        # the sample list's right-click menu: what applies to the selected rows
+        self.browser.set_context_actions([self.actions_[n] for n in (
+            "predict_selected", "accept_pseudo_labels", "bulk_flag", "bulk_reject")])
         self.bars.recent_menu.aboutToShow.connect(lambda: self.opening.fill_recent_menu(self.bars.recent_menu))
         self._class_actions = build_class_keys(self, self.class_panel)
         self.preferences.apply_at_start(self.actions_)
@@ -179,6 +187,8 @@ class MainWindow(QMainWindow):
             "brush_shape": tools.set_square_brush, "finish_shape": ed.finish_polygon, "cancel_shape": ed.cancel_gesture,
             "prev": nav.go_previous, "next": nav.go_next, "next_unreviewed": nav.go_next_unreviewed,
             "next_in_queue": loop.go_next_in_queue,
+            "quality_rank": self.quality.rank_labels, "bulk_flag": self.quality.flag_selected,
+            "bulk_reject": self.quality.reject_selected,
             "fit": view.zoom_fit, "zoom_1to1": view.zoom_1to1, "zoom_in": view.zoom_in, "zoom_out": view.zoom_out,
             "toggle_gt": view.set_gt_visible, "toggle_pred": view.set_pred_visible,
             "toggle_error": view.set_error_visible, "toggle_uncertainty": pv.set_uncertainty_visible,
@@ -237,6 +247,7 @@ class MainWindow(QMainWindow):
             return
         self.predictions_view.inference.stop_and_wait(60)
         self.export_view.stop_and_wait(60)
+        self.quality.stop_and_wait(60)
         self.navigation.save_current()
         if (self.editor.dirty and not self.review.read_only
                 and not workspace_dialogs.confirm_close_unsaved(self, self.editor.journal_ok)):

@@ -1,9 +1,12 @@
-"""Review of the current sample: status (accept / reject / flag), comment, reviewer, its review history and mask
-versions with revert. The panel shows state and asks for changes; the review controller makes them."""
+"""Review of the current sample: status (accept / reject / flag), comment, reviewer, why its label looks suspicious
+(the label-quality ranking's reasons), its review history and mask versions with revert. The panel shows state and asks for changes; the review controller makes them."""
 
 from __future__ import annotations
 
+import html
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
@@ -39,6 +42,11 @@ STATUS_COLOURS: dict[ReviewStatus, str] = {
     ReviewStatus.REJECTED: "#f05a5a",
     ReviewStatus.FLAGGED: "#f0b429",
 }
+
+
+#: reasons listed in the "Why suspicious" box (the strongest; the rest are counted)
+MAX_REASONS = 6
+NO_RANKING_TEXT = "The labels are not ranked yet: Review → Rank Labels by Suspicion (Ctrl+Shift+Q)."
 
 
 def _when(t: float | None) -> str:
@@ -114,7 +122,8 @@ class ReviewPanel(QWidget):
             self.queue_strategy.addItem(label, key)
         self.queue_strategy.setToolTip("How the next sample to review is chosen, from the predictions' scores: the "
                                        "model's (predict the images first) or an opened predictions folder's "
-                                       "(disagreement only)")
+                                       "(disagreement only); or from the label-suspicion ranking (Review → Rank "
+                                       "Labels by Suspicion)")
         self.queue_strategy.currentIndexChanged.connect(
             lambda _i: self.sig_queue_strategy_changed.emit(self.strategy()))
         self.queue_next = QPushButton("Next to review (Q)")
@@ -123,6 +132,18 @@ class ReviewPanel(QWidget):
         self.queue_info = QLabel()
         self.queue_info.setObjectName("queueInfo")
         self.queue_info.setWordWrap(True)
+        self.suspicion = QLabel(NO_RANKING_TEXT)
+        self.suspicion.setObjectName("suspicionReasons")
+        self.suspicion.setTextFormat(Qt.TextFormat.RichText)
+        self.suspicion.setWordWrap(True)
+        self.suspicion.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.suspicion_box = QGroupBox("Why suspicious")
+        self.suspicion_box.setObjectName("suspicionBox")
+        self.suspicion_box.setToolTip("Why the label-quality ranking thinks this label may be wrong, strongest reason "
+                                      "first; the part it points at is framed on the image")
+        sl = QVBoxLayout(self.suspicion_box)
+        sl.addWidget(self.suspicion)
+
         queue = QGroupBox("Next to review")
         ql = QVBoxLayout(queue)
         ql.addWidget(self.queue_strategy)
@@ -134,6 +155,7 @@ class ReviewPanel(QWidget):
         lay = QVBoxLayout(inner)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(decision)
+        lay.addWidget(self.suspicion_box)
         lay.addWidget(queue)
         lay.addWidget(hist, 1)
         scroll = QScrollArea(self)
@@ -164,6 +186,31 @@ class ReviewPanel(QWidget):
 
     def set_queue_info(self, text: str) -> None:
         self.queue_info.setText(text)
+
+    def set_suspicion(self, score: float | None, reasons: Sequence[Mapping[str, Any]], *, ranked: bool = True,
+                      note: str = "") -> None:
+        """Show why the current sample's label looks suspicious. ``score``: its suspicion (``None``: not ranked or
+        unreadable); ``reasons``: ``{"class", "text", ...}`` dicts, strongest first (as the ranking stores them);
+        ``ranked``: whether the labels were ranked at all; ``note``: a line below (e.g. labels changed since)."""
+        esc = html.escape
+        if not ranked:
+            body = esc(NO_RANKING_TEXT)
+        elif score is None:
+            body = "This label was not ranked (it could not be read, or it was added after the ranking)."
+        else:
+            colour = "#f06e3c" if score >= 0.5 else "#9aa0aa"
+            lines = [f"<b style='color:{colour}'>Suspicion {score:.2f}</b>"
+                     + ("" if reasons else " · nothing stands out")]
+            for r in reasons[:MAX_REASONS]:
+                cls = str(r.get("class") or "")
+                lines.append(f"• <b>{esc(cls)}</b>: {esc(str(r.get('text', '')))}" if cls
+                             else f"• {esc(str(r.get('text', '')))}")
+            if len(reasons) > MAX_REASONS:
+                lines.append(f"… and {len(reasons) - MAX_REASONS} weaker")
+            body = "<br>".join(lines)
+        if note:
+            body += f"<br><i>{esc(note)}</i>"
+        self.suspicion.setText(body)
 
     def comment_text(self) -> str:
         return self.comment.toPlainText().strip()

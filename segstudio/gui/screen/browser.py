@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QByteArray, QModelIndex, QPersistentModelIndex, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QHideEvent
+from PySide6.QtGui import QAction, QHideEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -37,6 +37,7 @@ from segstudio.gui.screen.browser_model import (
     PROBLEMS,
     SPLIT,
     STATUS,
+    SUSPICION,
     SampleIdRole,
     SampleTableModel,
 )
@@ -150,13 +151,14 @@ class SampleBrowser(QWidget):
         hh.setSortIndicatorClearable(True)  # a third click goes back to dataset order
         hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         view.setSortingEnabled(True)
+        view.setColumnHidden(SUSPICION, True)  # until the labels are ranked (set_suspicion_column_visible)
         hh.setSectionsMovable(True)  # the name stays first (Qt's default); the order is remembered
         # the name takes what the other columns leave; its minimum is kept by the view's (see _fit_minimum_width)
         hh.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         fm = view.fontMetrics()
         hh.setMinimumSectionSize(fm.horizontalAdvance(HEADERS[PROBLEMS]) + 20)
         for col, sample in ((SPLIT, "train"), (STATUS, "unreviewed"), (DICE, "0.000"), (IOU, "0.000"),
-                            (PROBLEMS, "99")):
+                            (PROBLEMS, "99"), (SUSPICION, "0.00")):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             view.setColumnWidth(col, max(fm.horizontalAdvance(sample), fm.horizontalAdvance(HEADERS[col])) + 24)
         return view
@@ -174,6 +176,24 @@ class SampleBrowser(QWidget):
         finally:
             self._sizing = False
         self._fit_minimum_width()
+
+    def set_suspicion_column_visible(self, visible: bool) -> None:
+        """The label-suspicion column shows once the labels were ranked (Review → Rank Labels by Suspicion)."""
+        if self.view.isColumnHidden(SUSPICION) == (not visible):
+            return
+        self._sizing = True
+        try:
+            self.view.setColumnHidden(SUSPICION, not visible)
+        finally:
+            self._sizing = False
+        self._fit_minimum_width()
+
+    def set_context_actions(self, actions: list[QAction]) -> None:
+        """The table's right-click menu: ``actions`` (the window's, e.g. the bulk review actions on the selection)."""
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for act in self.view.actions():
+            self.view.removeAction(act)
+        self.view.addActions(actions)
 
     # the header's state -----------------------------------------------------------------------------------------
     def save_view_state(self) -> None:

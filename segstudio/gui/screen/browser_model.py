@@ -3,7 +3,7 @@
 Three layers, each cheap on a 10,000-sample dataset:
 
 * ``SampleTableModel`` — rows are dataset indices; cells are computed in ``data()`` from a few numpy arrays
-  (review status, Dice, IoU, problem count). Nothing is materialised per row; thumbnails load when painted.
+  (review status, Dice, IoU, problem count, label suspicion). Nothing is materialised per row; thumbnails load when painted.
 * ``OrderProxy`` — the sort order as a numpy permutation. Sorting here takes milliseconds, where Qt's own
   proxy sort calls back into Python twice per comparison (2 s for 10,000 rows, measured).
 * ``FilterProxy`` (a ``QSortFilterProxyModel``) — the filter combo and the name filter; a header click reaches
@@ -45,9 +45,9 @@ SampleIdRole = _ROLE.UserRole + 1
 #: Number or casefolded text a column sorts by; ``None`` = unknown (sorted last in both directions).
 SortRole = _ROLE.UserRole + 2
 
-COLUMNS = ("name", "split", "status", "dice", "iou", "problems")
-HEADERS = ("Sample", "Split", "Review", "Dice", "IoU", "⚠")
-NAME, SPLIT, STATUS, DICE, IOU, PROBLEMS = range(len(COLUMNS))
+COLUMNS = ("name", "split", "status", "dice", "iou", "problems", "suspicion")
+HEADERS = ("Sample", "Split", "Review", "Dice", "IoU", "⚠", "Suspicion")
+NAME, SPLIT, STATUS, DICE, IOU, PROBLEMS, SUSPICION = range(len(COLUMNS))
 _STATUSES = tuple(ReviewStatus)
 _STATUS_CODE = {s: i for i, s in enumerate(_STATUSES)}
 _STATUS_COLOUR = {
@@ -59,6 +59,9 @@ _STATUS_COLOUR = {
 }
 _PROBLEM_COLOUR = QColor(220, 140, 40)
 _STALE_COLOUR = QColor(140, 140, 140)
+#: a label this suspicious (or more) is drawn in the warning colour: most likely wrong
+SUSPICIOUS_FROM = 0.5
+_SUSPICIOUS_COLOUR = QColor(240, 110, 60)
 STALE_TIP = "predicted by an older model: predict again to refresh (Model menu)"
 #: filter key → combo text
 FILTERS = {
@@ -132,6 +135,8 @@ class SampleTableModel(QAbstractTableModel):
         self._has_pred = np.zeros(0, bool)
         self._stale = np.zeros(0, bool)  # the prediction shown is by an older model
         self._n_problems = np.zeros(0, np.int32)
+        self._suspicion = np.zeros(0, np.float64)
+        self._suspicion_tips: dict[str, str] = {}
         self.thumbnails = ThumbnailLoader(self, px=thumbnail_px)
         self._placeholder = placeholder_pixmap(thumbnail_px)
         self._broken = broken_pixmap(thumbnail_px)
@@ -161,6 +166,8 @@ class SampleTableModel(QAbstractTableModel):
         self._has_pred = np.zeros(n, bool)
         self._stale = np.zeros(n, bool)
         self._n_problems = np.fromiter((len(s.problems) for s in samples), np.int32, count=n)
+        self._suspicion = np.full(n, np.nan)
+        self._suspicion_tips = {}
         self._late_problems: dict[str, list] = {}
         self._late_seen = 0
         self.thumbnails.set_dataset(dataset)
@@ -227,6 +234,26 @@ class SampleTableModel(QAbstractTableModel):
                 self._iou[row] = np.nan if iou is None else float(iou)
                 rows.append(row)
         self._emit_rows(rows, DICE, IOU)
+
+    def set_suspicion(self, scores: Mapping[str, float | None], tips: Mapping[str, str] | None = None) -> None:
+        """Replace the label-suspicion column: ``{sample_id: score 0..1}`` (missing, ``None`` or NaN = not ranked);
+        ``tips``: a line per sample for the cell's tooltip (its strongest reason)."""
+        values = np.full(len(self._ids), np.nan)
+        for sid, v in scores.items():
+            row = self.row_of(sid)
+            if row >= 0 and v is not None:
+                values[row] = float(v)
+        changed = np.flatnonzero(~((values == self._suspicion) | (np.isnan(values) & np.isnan(self._suspicion))))
+        self._suspicion = values
+        self._suspicion_tips = dict(tips or {})
+        self._emit_rows(changed.tolist(), SUSPICION, SUSPICION)
+
+    def suspicion(self, sample_id: str) -> float | None:
+        row = self.row_of(sample_id)
+        return None if row < 0 or np.isnan(self._suspicion[row]) else float(self._suspicion[row])
+
+    def has_suspicion(self) -> bool:
+        return bool((~np.isnan(self._suspicion)).any())
 
     def set_predictions(self, sample_ids: Iterable[str]) -> None:
         """The samples that have a prediction (replaces the previous set; a known score also implies one)."""
@@ -300,7 +327,8 @@ class SampleTableModel(QAbstractTableModel):
     def sort_order(self, column: int, ascending: bool) -> np.ndarray:
         """Dataset rows in the order of ``column`` (-1: dataset order); unknown values last either way."""
         n = len(self._ids)
-        numeric: dict[int, np.ndarray] = {DICE: self._dice, IOU: self._iou, PROBLEMS: self._n_problems, STATUS: self._status}
+        numeric: dict[int, np.ndarray] = {DICE: self._dice, IOU: self._iou, PROBLEMS: self._n_problems, STATUS: self._status,
+                                          SUSPICION: self._suspicion}
         if column in numeric:
             return _numeric_order(numeric[column].astype(np.float64), ascending)
         if column == NAME:
@@ -341,6 +369,9 @@ class SampleTableModel(QAbstractTableModel):
                 return f"Mean {HEADERS[section]} of the prediction against the GT; unknown values sort last"
             if role == _ROLE.ToolTipRole and section == PROBLEMS:
                 return "Problems found in this sample's files (hover a cell for the list)"
+            if role == _ROLE.ToolTipRole and section == SUSPICION:
+                return ("How likely the label is wrong (0–1), from Review → Rank Labels by Suspicion; sort descending "
+                        "for the most suspicious first (hover a cell for its strongest reason)")
         return None
 
     def data(self, index: Index, role: int = _ROLE.DisplayRole) -> Any:
@@ -362,12 +393,14 @@ class SampleTableModel(QAbstractTableModel):
                 return _PROBLEM_COLOUR
             if col in (DICE, IOU) and self._stale[row]:
                 return _STALE_COLOUR
+            if col == SUSPICION and self._suspicion[row] >= SUSPICIOUS_FROM:
+                return _SUSPICIOUS_COLOUR
             return None
         if role == _ROLE.FontRole and col in (DICE, IOU) and self._stale[row]:
             font = QFont()
             font.setItalic(True)
             return font
-        if role == _ROLE.TextAlignmentRole and col in (DICE, IOU, PROBLEMS):
+        if role == _ROLE.TextAlignmentRole and col in (DICE, IOU, PROBLEMS, SUSPICION):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == SortRole:
             return self._sort_value(row, col)
@@ -385,6 +418,9 @@ class SampleTableModel(QAbstractTableModel):
             return _DASH if np.isnan(v) else f"{v:.3f}"
         if col == PROBLEMS:
             return str(int(self._n_problems[row])) if self._n_problems[row] else ""
+        if col == SUSPICION:
+            v = self._suspicion[row]
+            return _DASH if np.isnan(v) else f"{v:.2f}"
         return ""
 
     def _sort_value(self, row: int, col: int) -> Any:
@@ -395,6 +431,9 @@ class SampleTableModel(QAbstractTableModel):
             return int(self._status[row])
         if col == PROBLEMS:
             return int(self._n_problems[row])
+        if col == SUSPICION:
+            v = float(self._suspicion[row])
+            return None if np.isnan(v) else v
         if col == SPLIT:
             split = self._ds.samples[row].split if self._ds is not None else None
             return split.casefold() if split else None
@@ -428,6 +467,8 @@ class SampleTableModel(QAbstractTableModel):
             return "\n".join(x for x in (f"{st.status.value}{who} {when}".strip(), st.comment) if x)
         if col in (DICE, IOU) and self._stale[row]:
             return STALE_TIP
+        if col == SUSPICION and not np.isnan(self._suspicion[row]):
+            return self._suspicion_tips.get(s.id) or "no reason found"
         problems = self.problems_of(row) if col == PROBLEMS else []
         if problems:
             lines = [str(p) for p in problems[:20]]

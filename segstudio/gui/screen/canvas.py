@@ -66,6 +66,10 @@ def _modifiers(qt_mods: Qt.KeyboardModifier) -> Modifiers:
     return m
 
 
+#: the frame around the part of a label that the label-quality check points at
+HIGHLIGHT_COLOUR = QColor(0, 229, 255)
+
+
 class ImageCanvas(QGraphicsView):
     sig_cursor_moved = Signal(int, int)  # image pixel (x, y); (-1, -1) outside the image
     sig_zoom_changed = Signal(float)  # view scale, 1.0 = one image pixel per screen pixel
@@ -120,6 +124,18 @@ class ImageCanvas(QGraphicsView):
         self._outline.setPen(out_pen)
         self._outline.setZValue(101)
         self._scene.addItem(self._outline)
+        # the part of the label to look at (label quality): a dark halo under a bright frame reads on any image
+        self._highlight: list[QGraphicsRectItem] = []
+        for colour, width in ((QColor(0, 0, 0, 200), 5.0), (HIGHLIGHT_COLOUR, 2.5)):
+            hl_pen = QPen(colour, width)
+            hl_pen.setCosmetic(True)
+            hl_pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+            item = QGraphicsRectItem()
+            item.setPen(hl_pen)
+            item.setZValue(90)
+            item.setVisible(False)
+            self._scene.addItem(item)
+            self._highlight.append(item)
 
     # content ----------------------------------------------------------------------------------------------------
     def set_image(self, display: np.ndarray) -> None:
@@ -130,6 +146,22 @@ class ImageCanvas(QGraphicsView):
             self._image_size = (w, h)
             self._scene.setSceneRect(QRectF(0, 0, w, h))
             self.fit()
+
+    def set_highlight(self, box: tuple[int, int, int, int] | None, *, tip: str = "") -> None:
+        """Frame the part of the image at ``box`` = ``(y0, y1, x0, x1)`` in image pixels (``None``: no frame), a few
+        pixels outside it so that the frame does not hide the outline it points at; ``tip``: its tooltip."""
+        for item in self._highlight:
+            item.setVisible(box is not None)
+            item.setToolTip(tip)
+            if box is not None:
+                y0, y1, x0, x1 = box
+                pad = 4.0
+                item.setRect(QRectF(x0 - pad, y0 - pad, (x1 - x0) + 2 * pad, (y1 - y0) + 2 * pad))
+
+    def highlight(self) -> QRectF | None:
+        """The framed rectangle in image pixels (padding included), ``None`` when nothing is framed."""
+        item = self._highlight[-1]
+        return item.rect() if item.isVisible() else None
 
     def layer(self, name: str, *, z: float = 1.0) -> ArrayLayerItem:
         """The array layer ``name`` (created on first use, above the image)."""

@@ -1,6 +1,7 @@
 """The "next to review" queue in the window: which sample comes next under the chosen strategy (see
 ``segstudio.workspace.queue``), from the per-sample figures of the current prediction source: the model's, written
-when the app predicts, or a predictions folder's, written when the review controller scores it."""
+when the app predicts, or a predictions folder's, written when the review controller scores it — or, under
+"Most suspicious label", from the label-suspicion ranking (``workspace.suspicion_store``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from segstudio.workspace.queue import (
     STRATEGIES,
     QueueItem,
     default_strategy,
+    metrics_key_for,
     next_in_queue,
     unavailable_reason,
     workspace_entries,
@@ -60,7 +62,7 @@ class ReviewQueue(QObject):
         # the scores of the current source (model or predictions folder); only the fields the queue reads: this
         # runs on every image change
         key = self.review.metrics_key if self.source == SOURCE_FOLDER else MODEL_METRICS_KEY
-        return workspace_entries(ws, ds, key=key)
+        return workspace_entries(ws, ds, key=metrics_key_for(self.strategy, source_key=key))
 
     def items(self, entries: list[MetricsEntry] | None = None) -> list[QueueItem]:
         ws, ds = self.review.workspace, self.review.dataset
@@ -83,6 +85,10 @@ class ReviewQueue(QObject):
             reason = self.unavailable()
             if reason is not None:
                 return reason
+            if not entries and self.strategy == "suspicion":
+                return "The labels are not ranked yet: Review → Rank Labels by Suspicion (Ctrl+Shift+Q)."
+            if self.strategy == "suspicion":
+                return "Nothing left under this strategy: every ranked label is reviewed."
             if not entries and self.source == SOURCE_FOLDER:
                 return ("No scores for the predictions folder yet: they are computed in the background (the "
                         "folder needs predictions of images with GT or a correction).")
