@@ -81,7 +81,7 @@ def test_model_is_virtual_over_10000_in_memory_samples(qtbot) -> None:
     ds = synthetic(10_000, reader, problems_every=1000)
     model = SampleTableModel()
     model.set_dataset(ds)
-    assert model.rowCount() == 10_000 and model.columnCount() == 6
+    assert model.rowCount() == 10_000 and model.columnCount() == 7
     last = model.index(9_999, NAME)
     assert last.data() == "img_9999.png" and last.data(SampleIdRole) == "s/img_9999.png"
     assert model.index(9_999, DICE).data() == "—"

@@ -152,6 +152,9 @@ class SampleBrowser(QWidget):
         hh.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         view.setSortingEnabled(True)
         view.setColumnHidden(SUSPICION, True)  # until the labels are ranked (set_suspicion_column_visible)
+        # a long header: room for it in the header's own font (a style sheet may make it bolder) and the sort arrow
+        view.setColumnWidth(SUSPICION, max(view.columnWidth(SUSPICION),
+                                           hh.fontMetrics().horizontalAdvance(HEADERS[SUSPICION]) + 40))
         hh.setSectionsMovable(True)  # the name stays first (Qt's default); the order is remembered
         # the name takes what the other columns leave; its minimum is kept by the view's (see _fit_minimum_width)
         hh.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
