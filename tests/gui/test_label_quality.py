@@ -159,9 +159,12 @@ def test_a_correction_after_the_ranking_is_noted_and_the_highlight_clears_withou
 
 
 def test_screenshot_of_the_reasons_beside_the_image(show_window, montgomery: Path, qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QApplication
+
     from segstudio.gui.app import get_app
 
-    get_app()  # the app's stylesheet, as a user sees it
+    before = QApplication.instance().styleSheet()
+    get_app()  # the app's stylesheet, as a user sees it (put back afterwards: later tests measure widths)
     win = show_window(montgomery, size=(1400, 880))
     try:
         worst, _blob = _spoil(win)
@@ -174,3 +177,4 @@ def test_screenshot_of_the_reasons_beside_the_image(show_window, montgomery: Pat
         assert img is not None and img.shape[1] >= 1300 and np.unique(img.reshape(-1, 3), axis=0).shape[0] > 100
     finally:
         win.quality.stop_and_wait(60)
+        QApplication.instance().setStyleSheet(before)
