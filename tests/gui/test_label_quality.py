@@ -178,3 +178,34 @@ def test_screenshot_of_the_reasons_beside_the_image(show_window, montgomery: Pat
     finally:
         win.quality.stop_and_wait(60)
         QApplication.instance().setStyleSheet(before)
+
+
+def test_stop_ends_the_ranking_without_a_result_and_predictions_add_the_model_checks(montgomery: Path) -> None:
+    from segstudio.datasets.registry import open_dataset
+    from segstudio.gui.loop.quality import RankDone, RankProgress, rank_events
+    from segstudio.metrics.label_rules import LabelRules
+
+    class Token:
+        cancelled = False
+
+    ds = open_dataset(montgomery, format="class-folders")
+    token = Token()
+    events = []
+    for ev in rank_events(token, ds, labels=ds.load_gt, predictions=None, rules=LabelRules()):
+        events.append(ev)
+        token.cancelled = True  # Stop after the first image
+    assert events and all(isinstance(e, RankProgress) for e in events)
+
+    ids = {c.name: c.id for c in ds.schema}
+    victim = ds.samples[5].id
+
+    def prediction(sid: str) -> np.ndarray:  # the model sees no right lung where the label has one
+        m = ds.load_gt(sid).copy()
+        if sid == victim:
+            m[m == ids["right lung"]] = 0
+        return m
+
+    done = list(rank_events(Token(), ds, labels=ds.load_gt, predictions=prediction, rules=LabelRules()))
+    assert isinstance(done[-1], RankDone) and isinstance(done[-2], RankProgress) and done[-2].done == 40
+    first = done[-1].ranking[0]
+    assert first.sample_id == victim and any(r.check == "disagreement" for r in first.reasons)
