@@ -131,8 +131,8 @@ def _run_in_workspace(args: argparse.Namespace, cfg: Any, dataset: Any) -> int:
     import math
 
     from segstudio.commands.loop_workspace import take_workspace
-    from segstudio.engine.data import corrections_from
-    from segstudio.workspace import RunStatus
+    from segstudio.engine.data import corrections_from, excluding
+    from segstudio.workspace import ReviewStatus, RunStatus
     from segstudio.workspace.models import run_checkpoint
 
     if args.resume:
@@ -145,7 +145,8 @@ def _run_in_workspace(args: argparse.Namespace, cfg: Any, dataset: Any) -> int:
         args.out = rec.folder
         ws.runs.update(rec.id, status=RunStatus.RUNNING)
         try:
-            rc, finished = _train(args, cfg, dataset, corrections_from(ws.versions))
+            rc, finished = _train(args, cfg, excluding(dataset, ws.reviews.with_status(ReviewStatus.REJECTED)),
+                                  corrections_from(ws.versions))
         except BaseException as exc:
             ws.runs.update(rec.id, status=RunStatus.FAILED, message=str(exc).splitlines()[0] if str(exc) else "failed")
             raise
@@ -179,12 +180,15 @@ def run(args: argparse.Namespace) -> int:
                                  "run in a workspace's run history.")
         return _run_in_workspace(args, cfg, dataset)
     if args.workspace is not None:
-        from segstudio.engine.data import corrections_from
+        from segstudio.engine.data import corrections_from, excluding
+        from segstudio.workspace import ReviewStatus
         from segstudio.workspace.workspace import Workspace
 
         # read-only: training only reads the corrections (lazily, while it runs), so it can run beside the app
-        # that holds the workspace
-        corrections = corrections_from(Workspace(args.workspace, read_only=True).versions)
+        # that holds the workspace; the labels rejected there do not train
+        held = Workspace(args.workspace, read_only=True)
+        corrections = corrections_from(held.versions)
+        dataset = excluding(dataset, held.reviews.with_status(ReviewStatus.REJECTED))
     return _train(args, cfg, dataset, corrections)[0]
 
 

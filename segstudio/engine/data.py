@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,6 +54,18 @@ class Splits:
     val: tuple[Sample, ...]
     #: "dataset" (its own split names), "random" (val_fraction by seed) or "fold k/n"
     source: str
+
+
+def excluding(dataset: Dataset, sample_ids: Iterable[str]) -> Dataset:
+    """``dataset`` without ``sample_ids`` (the labels a person rejected: judged wrong and not yet fixed, they neither
+    train nor judge a model). The same dataset when nothing is excluded."""
+    drop = set(sample_ids)
+    if not drop:
+        return dataset
+    import dataclasses
+
+    kept = [s for s in dataset.samples if s.id not in drop]
+    return dataclasses.replace(dataset, samples=kept)
 
 
 def labelled(dataset: Dataset, corrections: Corrections | None = None) -> list[Sample]:

@@ -259,9 +259,12 @@ def run_round(workspace: Workspace, dataset: Dataset, plan: RoundPlan, *, cancel
     """Run a planned round (call it in a worker thread or a command): freeze the validation split if none is,
     fine-tune, compare, judge, record in the registry and in the run record, write ``comparison.json``. Yields
     what :func:`retrain` yields; the last :class:`RetrainCompared` carries the ``decision``."""
-    from segstudio.engine.data import corrections_from
+    from segstudio.engine.data import corrections_from, excluding
+    from segstudio.workspace import ReviewStatus
 
     runs, run_id = workspace.runs, plan.run.id
+    # a label the person rejected is wrong and not yet fixed: it neither trains nor judges the models
+    dataset = excluding(dataset, workspace.reviews.with_status(ReviewStatus.REJECTED))
     runs.update(run_id, status=RunStatus.RUNNING)
     compared: RetrainCompared | None = None
     finished: Finished | None = None

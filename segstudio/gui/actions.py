@@ -133,7 +133,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "they leave the review queue"),
     ActionSpec("bulk_reject", "Reject Selected Labels", "&Review", (), "fa5s.times",
                "Reject the labels of every sample selected in the sample list, in one step: they leave the review "
-               "queue and the export leaves them out by default. Retraining still uses them: correct them first"),
+               "queue, the export leaves them out by default, and training and retraining leave them out until "
+               "they are corrected"),
     # View
     ActionSpec("fit", "&Fit to Window", "&View", ("Ctrl+0", "Home"), "fa5s.expand",
                "Fit the image (Ctrl+0)", toolbar="main", separator_before=True),

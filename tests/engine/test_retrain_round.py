@@ -127,3 +127,24 @@ def test_a_failing_round_marks_its_run_failed(base_model, tmp_path):
         assert run.status is RunStatus.FAILED and "no labelled image" in run.message
         assert not (plan.run.folder / COMPARISON_FILE).exists()
         assert [e.action for e in ws.models.history()] == [ModelAction.ADOPT]  # nothing judged, nothing recorded
+
+
+def test_a_rejected_label_neither_trains_nor_judges(base_model, tmp_path):
+    ds, base = base_model
+    from segstudio.engine.events import RunStarted
+    from segstudio.workspace import ReviewStatus
+
+    with _workspace(tmp_path, base, gate_min_gain=-1.0, gate_class_margin=1.0) as ws:
+        plan = plan_round(ws, epochs=1)
+        first = [e for e in run_round(ws, ds, plan)]
+        split = ws.models.validation_split().ids
+        started = next(e for e in first if isinstance(e, RunStarted))
+        rejected_val, rejected_train = split[0], next(s.id for s in ds.samples if s.id not in split)
+        for sid in (rejected_val, rejected_train):
+            ws.reviews.set(sid, ReviewStatus.REJECTED, comment="wrong border")
+        second = list(run_round(ws, ds, plan_round(ws, epochs=1)))
+        again = next(e for e in second if isinstance(e, RunStarted))
+        assert again.train_samples == started.train_samples - 1
+        assert again.val_samples == started.val_samples - 1
+        comp = second[-1]
+        assert rejected_val not in comp.val_ids and len(comp.val_ids) == len(split) - 1

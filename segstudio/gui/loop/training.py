@@ -25,7 +25,7 @@ from segstudio.datasets.base import Dataset
 from segstudio.engine.events import CheckpointSaved, Finished, RetrainCompared
 from segstudio.engine.retrain import RETRAIN_EPOCHS, ROUND_FILE, plan_round, promote_round
 from segstudio.gui.common.workers import GeneratorWorker, guard_finite_loss
-from segstudio.workspace import RunRecord, RunStatus, Workspace
+from segstudio.workspace import ReviewStatus, RunRecord, RunStatus, Workspace
 from segstudio.workspace.models import ModelEvent, run_checkpoint
 
 __all__ = ["RETRAIN_EPOCHS", "DeviceOption", "TrainingController", "default_threads", "detect_devices_job",
@@ -277,17 +277,19 @@ class TrainingController(QObject):
         ws, dataset = self._check_idle()
         n_threads = threads or default_threads()
         versions = ws.versions if use_corrections else None
+        # the labels the user rejected (judged wrong, not yet fixed) do not train
+        rejected = ws.reviews.with_status(ReviewStatus.REJECTED)
 
         def job(token: Any) -> Iterator[Any]:
             import torch
 
-            from segstudio.engine.data import corrections_from
+            from segstudio.engine.data import corrections_from, excluding
             from segstudio.engine.train import train
 
             # process-wide; the panel's thread count is the user's say over how much CPU training may take
             torch.set_num_threads(n_threads)
             corrections = corrections_from(versions) if versions is not None else None
-            return guard_finite_loss(train(config, dataset, run_dir=run.folder, cancel=token,
+            return guard_finite_loss(train(config, excluding(dataset, rejected), run_dir=run.folder, cancel=token,
                                            corrections=corrections, resume=resume))
 
         return self._start_job(run, config, job, what="resumed" if resume else "started", threads=n_threads)

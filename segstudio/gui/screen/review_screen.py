@@ -151,7 +151,10 @@ class ReviewScreenController(QObject):
 
     def _on_editor_saved(self, rec: MaskVersion) -> None:
         self.session.invalidate(rec.sample_id)  # a prefetched copy holds the old mask
-        if self.review.review(rec.sample_id).status == ReviewStatus.UNREVIEWED:
+        # a saved correction is the decision, also for a label that was rejected or flagged: the fix is in (and a
+        # corrected label trains again)
+        if self.review.review(rec.sample_id).status in (ReviewStatus.UNREVIEWED, ReviewStatus.REJECTED,
+                                                         ReviewStatus.FLAGGED):
             self.review.set_status(rec.sample_id, ReviewStatus.CORRECTED, comment=self.review_panel.comment_text())
         cur = self.session.current
         if cur is not None and cur.sample.id == rec.sample_id:
