@@ -552,6 +552,31 @@ def out_of_fold_predictions(corrupted: CorruptedSet, *, name: str, folds: int, d
     return oof
 
 
+def cached_out_of_fold(corrupted: CorruptedSet, *, name: str, folds: int, seed: int, cache: Path | None) -> Any:
+    """:func:`out_of_fold_predictions`, kept in ``cache`` (one ``.npz`` per dataset, seed and k, keyed also by the
+    recipe) so that the rankers can be re-run on the same predictions without training again."""
+    from segstudio.engine.kfold import OutOfFold
+
+    recipe, overrides = FOLD_TRAINING[name]
+    key = f"{name}-seed{seed}-k{folds}-{zlib.crc32(repr((recipe, overrides)).encode()):08x}"
+    file = cache / f"{key}.npz" if cache is not None else None
+    if file is not None and file.is_file():
+        with np.load(file) as z:
+            ids = [str(x) for x in z["ids"]]
+            return OutOfFold(masks={sid: z[f"m{i}"] for i, sid in enumerate(ids)},
+                             probabilities={sid: z[f"p{i}"] for i, sid in enumerate(ids)})
+    oof = out_of_fold_predictions(corrupted, name=name, folds=folds)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        ids = sorted(oof.masks)
+        arrays = {f"m{i}": oof.masks[sid] for i, sid in enumerate(ids)}
+        arrays.update({f"p{i}": oof.probabilities[sid] for i, sid in enumerate(ids)})
+        tmp = file.with_suffix(".tmp.npz")
+        np.savez(tmp, ids=np.array(ids), **arrays)
+        os.replace(tmp, file)
+    return oof
+
+
 def rank_with_model(dataset: Any, corrupted: CorruptedSet, oof: Any) -> list[Any]:
     from segstudio.metrics.suspicion import rank_dataset
 
@@ -600,7 +625,8 @@ def rank_cleanlab(dataset: Any, corrupted: CorruptedSet, oof: Any) -> list[Any] 
 MODES: dict[str, Callable[[Any, CorruptedSet], list[Any]]] = {"without_model": rank_without_model}
 
 
-def run_dataset(name: str, path: Path, *, seed: int = 0, fraction: float = 0.2, folds: int = 0) -> dict[str, Any]:
+def run_dataset(name: str, path: Path, *, seed: int = 0, fraction: float = 0.2, folds: int = 0,
+                cache: Path | None = None) -> dict[str, Any]:
     from segstudio.datasets.registry import open_dataset
 
     dataset = open_dataset(path)
@@ -612,7 +638,7 @@ def run_dataset(name: str, path: Path, *, seed: int = 0, fraction: float = 0.2, 
     modes: dict[str, Callable[[Any, CorruptedSet], list[Any] | None]] = dict(MODES)
     if folds:
         t0 = time.perf_counter()
-        oof = out_of_fold_predictions(corrupted, name=name, folds=folds)
+        oof = cached_out_of_fold(corrupted, name=name, folds=folds, seed=seed, cache=cache)
         out["folds"] = {"k": folds, "recipe": FOLD_TRAINING[name][0], "overrides": list(FOLD_TRAINING[name][1]),
                         "train_seconds": time.perf_counter() - t0}
         modes["with_model"] = lambda ds, cs: rank_with_model(ds, cs, oof)
@@ -654,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "label_noise.json")
     ap.add_argument("--folds", type=int, default=0, metavar="K",
                     help="also rank with out-of-fold predictions of K models trained on the noisy labels (minutes)")
+    ap.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                    help="keep the out-of-fold predictions in DIR and reuse them on the next run (same seed and K)")
     args = ap.parse_args(argv)
 
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
@@ -667,7 +695,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {path} is missing, skipped", file=sys.stderr)
             continue
         print(f"-- {name} ({path})", flush=True)
-        results[name] = run_dataset(name, path, seed=args.seed, fraction=args.fraction, folds=args.folds)
+        results[name] = run_dataset(name, path, seed=args.seed, fraction=args.fraction, folds=args.folds,
+                                    cache=args.cache)
 
     old: dict[str, Any] = {}
     if args.out.exists():

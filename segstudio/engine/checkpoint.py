@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import segstudio
-from segstudio.core.atomic import TEMP_SUFFIX, fsync_dir, sweep_stale_temps, temp_path_for
+from segstudio.core.atomic import TEMP_SUFFIX, fsync_dir, json_safe, sweep_stale_temps, temp_path_for
 from segstudio.core.errors import FileIOError, SegstudioError, io_error
 from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassSchema
 from segstudio.engine.config import (
@@ -169,8 +169,9 @@ def _write_dir_atomically(path: Path, write: Callable[[Path], None], *, needed: 
                 raise
             os_err = _oserror_of(e)
             if os_err is None:
-                raise CheckpointError(f"Cannot write the checkpoint ({e}).", path=path,
-                                      fix="Check the disk, then save again.") from e
+                raise CheckpointError(
+                    f"Cannot write the checkpoint ({e}).", path=path, fix="Check the disk, then save again."
+                ) from e
             raise io_error(os_err, path / WEIGHTS_FILE, action="save the checkpoint", needed=needed) from e
         fsync_dir(path.parent)
         if old.exists():
@@ -248,11 +249,15 @@ def save_checkpoint(
 
     def write(tmp: Path) -> None:
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+        (tmp / CONFIG_FILE).write_text(
+            json.dumps(json_safe(doc), indent=2, default=str, allow_nan=False), encoding="utf-8"
+        )
         if state is not None:
             save_file(state, str(tmp / STATE_TENSORS))
         if training_json is not None:
-            (tmp / STATE_JSON).write_text(json.dumps(training_json, default=str), encoding="utf-8")
+            (tmp / STATE_JSON).write_text(
+                json.dumps(json_safe(training_json), default=str, allow_nan=False), encoding="utf-8"
+            )
 
     _write_dir_atomically(p, write, needed=needed)
     return p
@@ -275,12 +280,18 @@ def read_config(path: str | Path) -> dict[str, Any]:
     cfg_path = _folder(path) / CONFIG_FILE
     doc = read_json_document(cfg_path, error=CheckpointError, what="checkpoint config.json")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError("config.json does not describe a segstudio checkpoint.", path=cfg_path,
-                              fix="Point to a folder written by segstudio (RUN_DIR/checkpoints/best).")
+        raise CheckpointError(
+            "config.json does not describe a segstudio checkpoint.",
+            path=cfg_path,
+            fix="Point to a folder written by segstudio (RUN_DIR/checkpoints/best).",
+        )
     version = doc.get("format_version", 0)
     if isinstance(version, bool) or not isinstance(version, int):
-        raise CheckpointError(f"config.json has an invalid format_version {str(version)[:40]!r}.", path=cfg_path,
-                              fix="Re-save the checkpoint with segstudio.")
+        raise CheckpointError(
+            f"config.json has an invalid format_version {str(version)[:40]!r}.",
+            path=cfg_path,
+            fix="Re-save the checkpoint with segstudio.",
+        )
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"The checkpoint format version {version} is newer than this segstudio understands.",
@@ -291,8 +302,11 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 
 def _bad(cfg_path: Path, what: str) -> CheckpointError:
-    return CheckpointError(f"The checkpoint's config.json is damaged: {what}.", path=cfg_path,
-                           fix="Re-save the checkpoint, or use another one (e.g. RUN_DIR/checkpoints/last).")
+    return CheckpointError(
+        f"The checkpoint's config.json is damaged: {what}.",
+        path=cfg_path,
+        fix="Re-save the checkpoint, or use another one (e.g. RUN_DIR/checkpoints/last).",
+    )
 
 
 def _section(doc: dict[str, Any], key: str, cfg_path: Path) -> dict[str, Any]:
@@ -311,14 +325,18 @@ def _parse_task(d: dict[str, Any], cfg_path: Path) -> Task:
     top = MAX_MULTILABEL_CLASSES - 1 if mode == "multilabel" else MAX_CLASS_ID
     if not 1 <= len(ids) <= MAX_CLASSES:
         raise _bad(cfg_path, f"the task has {len(ids)} classes; a checkpoint has 1 to {MAX_CLASSES}")
-    if any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= top for c in ids) or len(set(ids)) != len(ids):
+    if any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= top for c in ids) or len(
+        set(ids)
+    ) != len(ids):
         raise _bad(cfg_path, f"task.class_ids must be distinct integers 0..{top}")
     if any(not isinstance(n, str) for n in names):
         raise _bad(cfg_path, "task.class_names must be strings")
     if mode == "binary" and len(ids) != 2:
         raise _bad(cfg_path, "a binary task has exactly two classes")
     ign = d.get("schema_ignore_index")
-    if ign is not None and (isinstance(ign, bool) or not isinstance(ign, int) or not 0 <= ign <= MAX_CLASS_ID):
+    if ign is not None and (
+        isinstance(ign, bool) or not isinstance(ign, int) or not 0 <= ign <= MAX_CLASS_ID
+    ):
         raise _bad(cfg_path, "task.schema_ignore_index must be null or a class value 0..65535")
     return Task(mode=mode, class_ids=tuple(ids), class_names=tuple(names), schema_ignore_index=ign)
 
@@ -328,14 +346,19 @@ def _parse_schema(d: dict[str, Any], cfg_path: Path) -> ClassSchema:
     if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES + 1:
         raise _bad(cfg_path, f"class_schema.classes must be a list of 1 to {MAX_CLASSES + 1} classes")
     ign = d.get("ignore_index")
-    if ign is not None and (isinstance(ign, bool) or not isinstance(ign, int) or not 0 <= ign <= MAX_CLASS_ID):
+    if ign is not None and (
+        isinstance(ign, bool) or not isinstance(ign, int) or not 0 <= ign <= MAX_CLASS_ID
+    ):
         raise _bad(cfg_path, "class_schema.ignore_index must be null or a class value 0..65535")
     for c in classes:
         if not isinstance(c, dict) or not isinstance(c.get("id"), int) or not 0 <= c["id"] <= MAX_CLASS_ID:
             raise _bad(cfg_path, "each class of class_schema needs an integer id 0..65535")
         colour = c.get("colour")
-        if not isinstance(colour, list) or len(colour) != 3 or any(
-                isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255 for v in colour):
+        if (
+            not isinstance(colour, list)
+            or len(colour) != 3
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255 for v in colour)
+        ):
             raise _bad(cfg_path, "each class colour must be three integers 0..255")
         if not isinstance(c.get("name"), str):
             raise _bad(cfg_path, "each class of class_schema needs a name")
@@ -364,20 +387,33 @@ def parse_info(doc: dict[str, Any], cfg_path: Path) -> CheckpointInfo:
     except CheckpointError:
         raise
     except SegstudioError as e:
-        raise CheckpointError(f"The checkpoint's training config is invalid: {e.message}", path=cfg_path,
-                              fix=e.fix or "Re-save the checkpoint with segstudio.") from None
+        raise CheckpointError(
+            f"The checkpoint's training config is invalid: {e.message}",
+            path=cfg_path,
+            fix=e.fix or "Re-save the checkpoint with segstudio.",
+        ) from None
     task = _parse_task(_section(doc, "task", cfg_path), cfg_path)
     schema = _parse_schema(_section(doc, "class_schema", cfg_path), cfg_path)
     pre = _parse_preprocessing(_section(doc, "preprocessing", cfg_path), cfg_path)
     if schema.multilabel != (task.mode == "multilabel"):
         raise _bad(cfg_path, "the class schema and the task disagree on multi-label")
     ths = doc.get("thresholds")
-    if ths is not None and (not isinstance(ths, list) or len(ths) != task.out_channels or any(
-            isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0 for t in ths)):
+    if ths is not None and (
+        not isinstance(ths, list)
+        or len(ths) != task.out_channels
+        or any(isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 <= t <= 1.0 for t in ths)
+    ):
         raise _bad(cfg_path, f"thresholds must be {task.out_channels} numbers in [0, 1]")
     metrics = doc.get("metrics")
-    return CheckpointInfo(path=cfg_path.parent, config=config, task=task, schema=schema, preprocessing=pre,
-                          metrics=dict(metrics) if isinstance(metrics, dict) else {}, doc=doc)
+    return CheckpointInfo(
+        path=cfg_path.parent,
+        config=config,
+        task=task,
+        schema=schema,
+        preprocessing=pre,
+        metrics=dict(metrics) if isinstance(metrics, dict) else {},
+        doc=doc,
+    )
 
 
 def read_info(path: str | Path) -> CheckpointInfo:
@@ -391,7 +427,9 @@ def _load_tensors(path: Path, *, device: str = "cpu") -> dict[str, torch.Tensor]
     try:
         return load_file(str(path), device=device)
     except FileNotFoundError:
-        raise CheckpointError(f"The checkpoint has no {path.name}.", path=path, fix="Re-save the checkpoint.") from None
+        raise CheckpointError(
+            f"The checkpoint has no {path.name}.", path=path, fix="Re-save the checkpoint."
+        ) from None
     except OSError as e:
         raise io_error(e, path, action="read") from e
     except (SafetensorError, ValueError, RuntimeError) as e:
@@ -400,10 +438,16 @@ def _load_tensors(path: Path, *, device: str = "cpu") -> dict[str, torch.Tensor]
                 head = fh.read(2)
         except OSError:
             head = b""
-        kind = ("a pickle, which segstudio never loads" if head[:1] == b"\x80" or head == b"PK"
-                else "damaged or truncated")
-        raise CheckpointError(f"{path.name} is not a valid safetensors file ({kind}: {e}).", path=path,
-                              fix="Use a checkpoint written by segstudio, or re-save it from a trusted copy.") from None
+        kind = (
+            "a pickle, which segstudio never loads"
+            if head[:1] == b"\x80" or head == b"PK"
+            else "damaged or truncated"
+        )
+        raise CheckpointError(
+            f"{path.name} is not a valid safetensors file ({kind}: {e}).",
+            path=path,
+            fix="Use a checkpoint written by segstudio, or re-save it from a trusted copy.",
+        ) from None
 
 
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
@@ -416,20 +460,28 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     p = info.path
     weights = p / WEIGHTS_FILE
     if not weights.is_file():
-        raise CheckpointError("The checkpoint has no model.safetensors.", path=p, fix="Re-save the checkpoint.")
+        raise CheckpointError(
+            "The checkpoint has no model.safetensors.", path=p, fix="Re-save the checkpoint."
+        )
     tensors = _load_tensors(weights)
     # the weights come from the file: never fetch pretrained encoder weights to rebuild the skeleton
     skeleton = replace(info.config.model, encoder_weights=None)
     try:
         model = build_model(skeleton, out_channels=info.task.out_channels)
     except SegstudioError as e:
-        raise CheckpointError(f"The checkpoint describes a model that cannot be built: {e.message}",
-                              path=p / CONFIG_FILE, fix=e.fix or "Re-save the checkpoint with segstudio.") from None
+        raise CheckpointError(
+            f"The checkpoint describes a model that cannot be built: {e.message}",
+            path=p / CONFIG_FILE,
+            fix=e.fix or "Re-save the checkpoint with segstudio.",
+        ) from None
     try:
         missing, unexpected = model.load_state_dict(tensors, strict=False)
     except RuntimeError as e:
-        raise CheckpointError(f"The weights do not fit the described model ({str(e).splitlines()[0][:300]}).",
-                              path=weights, fix="Use the config.json the weights were saved with.") from None
+        raise CheckpointError(
+            f"The weights do not fit the described model ({str(e).splitlines()[0][:300]}).",
+            path=weights,
+            fix="Use the config.json the weights were saved with.",
+        ) from None
     if missing or unexpected:
         raise CheckpointError(
             f"The weights do not fit the described model ({len(missing)} missing, {len(unexpected)} unexpected tensors).",
@@ -461,8 +513,13 @@ def load_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
             path=p,
             fix="Resume from RUN_DIR/checkpoints/last, which the trainer writes every epoch.",
         )
-    meta = read_json_document(p / STATE_JSON, error=CheckpointError, what="training state", max_bytes=64 << 20)
+    meta = read_json_document(
+        p / STATE_JSON, error=CheckpointError, what="training state", max_bytes=64 << 20
+    )
     if not isinstance(meta, dict):
-        raise CheckpointError("The training state is damaged (training_state.json).", path=p / STATE_JSON,
-                              fix="Start a new run, or resume from another copy of the run folder.")
+        raise CheckpointError(
+            "The training state is damaged (training_state.json).",
+            path=p / STATE_JSON,
+            fix="Start a new run, or resume from another copy of the run folder.",
+        )
     return _load_tensors(p / STATE_TENSORS), meta

@@ -73,7 +73,29 @@ def test_a_valid_checkpoint_loads(ckpt):
     assert load_checkpoint(ckpt).task.out_channels == 3
 
 
-@pytest.mark.parametrize("data", [b"", b"garbage" * 100, b"\xff" * 8 + b"{}", (2**62).to_bytes(8, "little") + b"{"])
+def test_a_checkpoint_saved_with_a_nan_metric_loads_back(tmp_path):
+    """A diverged or empty validation (NaN loss, NaN Dice) is saved as null, not as a config the reader refuses."""
+    cfg = tiny_config()
+    schema = ClassSchema.from_names(("background", "left", "right"))
+    task = resolve_task(schema)
+    model = build_model(cfg.model, out_channels=task.out_channels)
+    path = save_checkpoint(
+        tmp_path / "last",
+        model=model,
+        config=cfg,
+        task=task,
+        schema=schema,
+        metrics={"val_loss": float("nan"), "dice": float("inf"), "per_class": [0.5, float("nan")]},
+        training_json={"history": [float("nan"), 1.0]},
+    )
+    doc = json.loads((path / CONFIG_FILE).read_text())
+    assert doc["metrics"] == {"val_loss": None, "dice": None, "per_class": [0.5, None]}
+    assert load_checkpoint(path).task.out_channels == 3
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"garbage" * 100, b"\xff" * 8 + b"{}", (2**62).to_bytes(8, "little") + b"{"]
+)
 def test_corrupt_weights_are_checkpoint_errors(copy, data):
     (copy / WEIGHTS_FILE).write_bytes(data)
     with pytest.raises(CheckpointError) as e:
@@ -106,14 +128,17 @@ def test_weights_of_another_shape_are_a_checkpoint_error(copy):
         load_checkpoint(copy)
 
 
-@pytest.mark.parametrize("text", [
-    "",                                   # empty
-    '{"format": "segstudio-checkpoint", "format_ver',  # truncated
-    "[" * 100_000 + "]" * 100_000,         # nested far too deep
-    '{"a": ' * 50_000 + "1" + "}" * 50_000,
-    "\x00\x01binary",
-    '{"format": "segstudio-checkpoint", "format_version": NaN}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",  # empty
+        '{"format": "segstudio-checkpoint", "format_ver',  # truncated
+        "[" * 100_000 + "]" * 100_000,  # nested far too deep
+        '{"a": ' * 50_000 + "1" + "}" * 50_000,
+        "\x00\x01binary",
+        '{"format": "segstudio-checkpoint", "format_version": NaN}',
+    ],
+)
 def test_truncated_or_nested_config_json_is_a_checkpoint_error(copy, text):
     (copy / CONFIG_FILE).write_text(text)
     with pytest.raises(CheckpointError) as e:
@@ -129,13 +154,22 @@ def _mutations() -> list[tuple[str, object]]:
         ("train a list", {"train": []}),
         ("train.model a string", {"train": {"model": "unet"}}),
         ("task missing", {"task": None}),
-        ("task ids strings", {"task": {"mode": "multiclass", "class_ids": ["a", "b"], "class_names": ["x", "y"]}}),
-        ("10^6 classes", {"task": {"mode": "multiclass", "class_ids": list(range(10**6)),
-                                   "class_names": ["c"] * 10**6}}),  # refused by size before parsing
-        ("2000 classes", {"task": {"mode": "multiclass", "class_ids": list(range(2000)),
-                                   "class_names": ["c"] * 2000}}),
-        ("huge class id", {"task": {"mode": "multiclass", "class_ids": [0, 10**12, 2],
-                                    "class_names": ["a", "b", "c"]}}),
+        (
+            "task ids strings",
+            {"task": {"mode": "multiclass", "class_ids": ["a", "b"], "class_names": ["x", "y"]}},
+        ),
+        (
+            "10^6 classes",
+            {"task": {"mode": "multiclass", "class_ids": list(range(10**6)), "class_names": ["c"] * 10**6}},
+        ),  # refused by size before parsing
+        (
+            "2000 classes",
+            {"task": {"mode": "multiclass", "class_ids": list(range(2000)), "class_names": ["c"] * 2000}},
+        ),
+        (
+            "huge class id",
+            {"task": {"mode": "multiclass", "class_ids": [0, 10**12, 2], "class_names": ["a", "b", "c"]}},
+        ),
         ("schema classes dicts", {"class_schema": {"classes": [1, 2, 3]}}),
         ("image_size 10^6", {"preprocessing": {"image_size": 10**6, "in_channels": 3, "normalize": "unit"}}),
         ("train image_size 10^6", {"train": {"data": {"image_size": 1_000_000}}}),
@@ -185,28 +219,31 @@ def test_a_checkpoint_killed_mid_save_loads_the_previous_one(copy):
 # run configs -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "field"), [
-    ('{"data": {"image_size": 1000000}}', "data.image_size"),
-    ('{"data": {"batch_size": 100000000}}', "data.batch_size"),
-    ('{"data": {"batch_size": 1024, "image_size": 4096}}', "data.batch_size"),
-    ('{"max_steps_per_epoch": -1}', "max_steps_per_epoch"),
-    ('{"epochs": -5}', "epochs"),
-    ('{"epochs": 1e999}', "epochs"),
-    ('{"optim": {"lr": NaN}}', "NaN"),
-    ('{"optim": {"lr": "inf"}}', "optim.lr"),
-    ('{"seed": 100000000000000000000000000000}', "seed"),
-    ('{"model": {"encoder": "tu-../../x"}}', "model.encoder"),
-    ('{"model": {"encoder": "../../etc/passwd"}}', "model.encoder"),
-    ('{"model": {"params": {"encoder_name": "tu-../../x"}}}', "encoder_name"),
-    ('{"model": {"params": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}}', "model.params"),
-    ('{"model": {"thresholds": [0.5, 2]}}', "model.thresholds"),
-    ('{"loss": {"terms": "1.2.3*ce"}}', "1.2.3"),
-    ('{"data": {"num_workers": 100000}}', "data.num_workers"),
-    ('[1, 2]', "JSON object"),
-    ('17', "JSON object"),
-    ('{"model": ' * 5000 + "{}" + "}" * 5000, "nested"),
-    ('{"epochs": 2', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('{"data": {"image_size": 1000000}}', "data.image_size"),
+        ('{"data": {"batch_size": 100000000}}', "data.batch_size"),
+        ('{"data": {"batch_size": 1024, "image_size": 4096}}', "data.batch_size"),
+        ('{"max_steps_per_epoch": -1}', "max_steps_per_epoch"),
+        ('{"epochs": -5}', "epochs"),
+        ('{"epochs": 1e999}', "epochs"),
+        ('{"optim": {"lr": NaN}}', "NaN"),
+        ('{"optim": {"lr": "inf"}}', "optim.lr"),
+        ('{"seed": 100000000000000000000000000000}', "seed"),
+        ('{"model": {"encoder": "tu-../../x"}}', "model.encoder"),
+        ('{"model": {"encoder": "../../etc/passwd"}}', "model.encoder"),
+        ('{"model": {"params": {"encoder_name": "tu-../../x"}}}', "encoder_name"),
+        ('{"model": {"params": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}}', "model.params"),
+        ('{"model": {"thresholds": [0.5, 2]}}', "model.thresholds"),
+        ('{"loss": {"terms": "1.2.3*ce"}}', "1.2.3"),
+        ('{"data": {"num_workers": 100000}}', "data.num_workers"),
+        ("[1, 2]", "JSON object"),
+        ("17", "JSON object"),
+        ('{"model": ' * 5000 + "{}" + "}" * 5000, "nested"),
+        ('{"epochs": 2', "not valid JSON"),
+    ],
+)
 def test_run_config_files_with_absurd_values_are_config_errors(tmp_path, text, field):
     f = tmp_path / "train_config.json"
     f.write_text(text)
