@@ -72,11 +72,11 @@ class ReviewStore:
         rows = self._db.query("SELECT sample_id, status, comment, reviewer, time FROM reviews")
         return {str(r[0]): _row(r) for r in rows}
 
-    def with_status(self, status: ReviewStatus | str) -> set[str]:
+    def with_status(self, status: ReviewStatus | str) -> frozenset[str]:
         """The samples whose current decision is ``status`` (e.g. the rejected labels, which do not train)."""
         st = ReviewStatus(status)
         rows = self._db.query("SELECT sample_id FROM reviews WHERE status=?", (st.value,))
-        return {str(r[0]) for r in rows}
+        return frozenset(str(r[0]) for r in rows)
 
     def summary(self, sample_ids: Iterable[str] | None = None) -> dict[ReviewStatus, int]:
         """Count per status. With ``sample_ids`` (the dataset's samples) samples without a row count as
