@@ -527,7 +527,7 @@ def rank_without_model(dataset: Any, corrupted: CorruptedSet) -> list[Any]:
 
 #: the training of the out-of-fold models, per dataset: its recipe and settings sized for a CPU (minutes, not hours)
 FOLD_TRAINING: dict[str, tuple[str, tuple[str, ...]]] = {
-    "montgomery": ("lungs-lr", ("model.encoder=resnet18", "image_size=128", "epochs=8", "batch_size=4",
+    "montgomery": ("lungs-lr", ("model.encoder=resnet18", "image_size=256", "epochs=20", "batch_size=4",
                                 "num_workers=0")),
     "facade": ("facade", ("model.encoder=resnet18", "image_size=256", "epochs=10", "batch_size=4", "num_workers=0")),
 }

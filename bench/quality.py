@@ -1,4 +1,4 @@
-"""``make quality``: train the ``lungs-lr`` and ``lesion`` recipes on the real data and score their validation splits.
+"""``make recipe-quality``: train the ``lungs-lr`` and ``lesion`` recipes on the real data and score their validation splits.
 
 Each recipe gets at most ``SEGSTUDIO_QUALITY_MINUTES`` (default 15) of wall time on this machine, no pretrained
 weights. A short calibration run (a few steps) measures the pace; the number of epochs is then the recipe's, or

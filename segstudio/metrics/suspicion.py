@@ -7,8 +7,9 @@ pixels the model confidently assigns to another class. The second pass learns ea
 dataset (median and spread, robustly: one bad mask cannot move it) and turns every figure into a check value in
 ``[0, 1]`` by how far it lies outside; declared rules (:mod:`segstudio.metrics.label_rules`) are checked as they
 stand. A class's score combines its check values with the weights of :data:`CHECKS` as a noisy-OR,
-``1 - Π(1 - weight · value)``: one strong reason is enough, several weak ones add up. A sample's score is its most
-suspicious class's.
+``1 - Π(1 - weight · value)``: one strong reason is enough, several weak ones add up — except that the model checks
+(``disagreement``, ``confident_other``, ``boundary``) are three views of one piece of evidence and count once, by
+the strongest. A sample's score is its most suspicious class's.
 
 Checks (weight; what fires it):
 
@@ -19,7 +20,7 @@ Checks (weight; what fires it):
 ``position``         0.7    the centre is far from where the class sits in the dataset
 ``area``             0.6    far larger or smaller than the class usually is (or outside the declared range)
 ``edges``            0.6    the outline runs where the image has no edge (shifted, eroded, dilated masks)
-``coarse_outline``   0.5    the outline is a coarse polygon: far fewer vertices than the class's outlines need
+``coarse_outline``   0.8    the outline is a coarse polygon: far fewer vertices than the class's outlines need
 ``islands``          0.4    specks smaller than the minimum island size
 ``holes``            0.3    background enclosed by the class
 ``overlap``          0.9    two classes share pixels that may not (multi-label)
@@ -28,6 +29,11 @@ Checks (weight; what fires it):
                             (confident learning: per-class thresholds from the model's own mean confidence)
 ``boundary``         0.6    HD95 between the class's outline and the prediction's, far above the usual
 ==================  ======  ===============================================================================
+
+The model checks count only as far as the model has earned it: per class by its usual Dice on the class
+(:func:`_reliability`: a model that cannot segment windows does not judge window labels), per outline by the
+image's edges (:func:`_edge_trust`: where label and model disagree about where an outline runs, the one whose
+outline lies on the image's edges is believed).
 
 "Far" is a robust z-score (distance from the median in units of 1.4826 × the median absolute deviation): below
 2 nothing, 6 and more the full value. Model checks need a prediction made by a model that did not train on the
@@ -59,7 +65,7 @@ CHECKS: dict[str, tuple[float, str]] = {
     "position": (0.7, "the class sits far from where it usually is"),
     "area": (0.6, "far larger or smaller than usual"),
     "edges": (0.6, "the outline does not follow the image's edges"),
-    "coarse_outline": (0.5, "a coarse polygon outline"),
+    "coarse_outline": (0.8, "a coarse polygon outline"),
     "islands": (0.4, "specks smaller than the minimum island size"),
     "holes": (0.3, "background enclosed by the class"),
     "overlap": (0.9, "classes overlap that may not"),
@@ -107,6 +113,11 @@ class ClassFeatures:
     dice: float | None = None
     hd95: float | None = None
     confident_other: float | None = None
+    #: the prediction's outline measured like ``edge_alignment``: where the label and the model disagree about an
+    #: outline, the image's edges say which of the two to believe
+    pred_edge_alignment: float | None = None
+    #: the prediction's parts of at least the minimum island size
+    pred_parts: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,6 +261,18 @@ def _edge_alignment(plane: np.ndarray, mag: np.ndarray) -> float:
     return float(profile[d - 1:d + 1].mean() / peak) if peak > 0 else math.nan
 
 
+def _count_parts(plane: np.ndarray, min_px: int) -> int:
+    import cv2
+
+    ys = np.flatnonzero(plane.any(axis=1))
+    if ys.size == 0:
+        return 0
+    xs = np.flatnonzero(plane[ys[0]:ys[-1] + 1].any(axis=0))
+    crop = np.ascontiguousarray(plane[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]).view(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
+    return int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_px))
+
+
 def _model_figures(plane: np.ndarray, pred_plane: np.ndarray | None, *, scale: float) -> tuple[float | None, float | None]:
     if pred_plane is None:
         return None, None
@@ -298,8 +321,11 @@ def measure_sample(sample_id: str, mask: np.ndarray, *, schema: ClassSchema, ima
         plane = class_plane(mask, schema=schema, class_id=cid)
         f = _plane_features(plane, class_id=cid, shape=(h, w), min_island_px=min_island_px, grad=grad)
         if pred is not None:
-            dice, hd = _model_figures(plane, class_plane(pred, schema=schema, class_id=cid), scale=scale)
-            f = replace(f, dice=dice, hd95=hd)
+            pred_plane = class_plane(pred, schema=schema, class_id=cid)
+            dice, hd = _model_figures(plane, pred_plane, scale=scale)
+            pe = _edge_alignment(pred_plane, grad[0]) if grad is not None and f.present and pred_plane.any() else None
+            f = replace(f, dice=dice, hd95=hd, pred_edge_alignment=pe,
+                        pred_parts=_count_parts(pred_plane, min_island_px) if f.present else None)
         if cid in conf_other:
             f = replace(f, confident_other=conf_other[cid])
         out.append(f)
@@ -401,6 +427,10 @@ class _ClassStats:
     holes: tuple[float, float] | None = None
     #: the share of images whose centre lies on the same side (left/right) as the median's
     same_side: float = 0.0
+    #: how far the model's checks are believed on this class (:func:`_reliability`)
+    reliability: float = 1.0
+    #: the model's median Dice on the images that have the class (None without predictions)
+    model_dice: float | None = None
 
 
 def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
@@ -413,11 +443,14 @@ def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
         mode_share = float(counts.max()) / len(parts)
         if mode_share >= 0.8:
             mode = int(values[int(np.argmax(counts))])
+    dices = [f.dice for f in present if f.dice is not None]
+    model_dice = float(np.median(dices)) if len(dices) >= MIN_FOR_STATS else None
     cxs = [f.cx for f in present if math.isfinite(f.cx)]
     med_cx = float(np.median(cxs)) if cxs else 0.5
     same = sum(1 for x in cxs if (x - 0.5) * (med_cx - 0.5) > 0) / len(cxs) if cxs else 0.0
     return _ClassStats(
-        present=len(present), measured=len(fs), same_side=same,
+        present=len(present), measured=len(fs), same_side=same, model_dice=model_dice,
+        reliability=_reliability(model_dice),
         islands=_robust([math.log1p(f.islands) for f in present], floor=COUNT_SPREAD),
         holes=_robust([math.log1p(f.holes) for f in present], floor=COUNT_SPREAD),
         present_share=len(present) / len(fs) if fs else 0.0,
@@ -430,8 +463,55 @@ def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
     )
 
 
+#: the model's median Dice on a class below which its checks on that class are not believed at all, and from which
+#: they are believed fully
+UNRELIABLE_DICE, RELIABLE_DICE = 0.5, 0.8
+
+
+def _reliability(model_dice: float | None) -> float:
+    """A model that cannot segment a class cannot judge its labels: its checks on a class count in proportion to
+    its usual (median, out-of-fold) Dice on it, nothing at :data:`UNRELIABLE_DICE`, fully from
+    :data:`RELIABLE_DICE`. Too few images to tell: believed."""
+    if model_dice is None:
+        return 1.0
+    return float(min(1.0, max(0.0, (model_dice - UNRELIABLE_DICE) / (RELIABLE_DICE - UNRELIABLE_DICE))))
+
+
 def _side_of(f: ClassFeatures) -> tuple[str, str]:
     return ("left" if f.cx < 0.5 else "right"), ("top" if f.cy < 0.5 else "bottom")
+
+
+#: how much a model check is believed where the image's edges side with the label instead (see :func:`_edge_trust`)
+LEAST_TRUST = 0.2
+
+
+def _edge_trust(f: ClassFeatures) -> float:
+    """How far to believe the model where it disagrees with the label about an outline: the image's edges arbitrate.
+    1 where the model's outline lies on the image's edges clearly better than the label's (an eroded, grown or
+    shifted label), ½ where both fit them equally (a hard image the model gets wrong as often as the label is
+    wrong), down to :data:`LEAST_TRUST` where the label's fits clearly better. Only where the two largely overlap
+    (Dice ≥ ½), have as many parts and both outlines were measured: a missing, swapped or merged class, a stray
+    part or a lost one is not a question of where an outline runs."""
+    le, pe = f.edge_alignment, f.pred_edge_alignment
+    if f.dice is None or f.dice < 0.5 or pe is None or not (math.isfinite(le) and math.isfinite(pe)) \
+            or f.pred_parts != f.parts:
+        return 1.0
+    return float(min(1.0, max(LEAST_TRUST, 0.5 + 2.5 * (pe - le))))
+
+
+def _trust_words(f: ClassFeatures, trust: float) -> str:
+    if trust >= 1.0 or f.pred_edge_alignment is None:
+        return ""
+    return (f"; the image's edges side with the label as much as with the model (edge alignment "
+            f"{f.edge_alignment:.2f} against the model's {f.pred_edge_alignment:.2f})" if trust >= 0.5 else
+            f"; the image's edges side with the label (edge alignment {f.edge_alignment:.2f} against the "
+            f"model's {f.pred_edge_alignment:.2f})")
+
+
+def _reliability_words(st: _ClassStats) -> str:
+    if st.reliability >= 1.0 or st.model_dice is None:
+        return ""
+    return f"; believed in part: the model's usual Dice on this class is {st.model_dice:.2f}"
 
 
 def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRules,
@@ -458,7 +538,8 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
                 why = f"{st.present} of the {others} other images have it"
             add("missing", 1.0, f"{name} is missing ({why})")
         if f.dice is not None and f.dice < 0.5:
-            add("disagreement", 1.0, f"{name}: the model finds it here, the label has none")
+            add("disagreement", st.reliability, f"{name}: the model finds it here, the label has none"
+                                                f"{_reliability_words(st)}")
         return out
     # declared rules
     if rule is not None and rule.components is not None:
@@ -511,23 +592,27 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
     if f.holes:
         v = _outlier(math.log1p(f.holes), st.holes, side="high") if st.holes is not None else _count(f.holes)
         add("holes", v, f"{name} encloses {f.holes} hole(s)")
-    # against the model
+    # against the model, believed as far as the image's edges side with it (:func:`_edge_trust`)
+    # and as far as the model can segment this class at all (:func:`_reliability`)
+    trust = _edge_trust(f) * st.reliability
+    why = _trust_words(f, _edge_trust(f)) + _reliability_words(st)
     if f.dice is not None:
         v = _outlier(1.0 - f.dice, st.dice_loss, side="high")
         if st.dice_loss is None:
             v = max(0.0, min(1.0, (0.8 - f.dice) / 0.5))
         if v:
-            add("disagreement", v, f"the model disagrees with {name} (Dice {f.dice:.2f})")
+            add("disagreement", v * trust, f"the model disagrees with {name} (Dice {f.dice:.2f}){why}")
     if f.hd95 is not None:
         v = _outlier(f.hd95, st.hd95, side="high")
         if v:
-            add("boundary", v, f"{name}'s outline is {f.hd95:.0f} px from the model's (HD95)")
+            add("boundary", v * trust, f"{name}'s outline is {f.hd95:.0f} px from the model's (HD95){why}")
     if f.confident_other is not None:
         v = _outlier(f.confident_other, st.conf, side="high")
         if st.conf is None:
             v = min(1.0, f.confident_other * 2.0)
         if v:
-            add("confident_other", v, f"the model is confident that {f.confident_other:.0%} of {name} is another class")
+            add("confident_other", v * trust, f"the model is confident that {f.confident_other:.0%} of {name} is "
+                                              f"another class{why}")
     return out
 
 
@@ -566,11 +651,20 @@ def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
     return [s for _, s in out]
 
 
+#: the checks that read the model's prediction: three views of one piece of evidence (the model disagrees), so a
+#: class's score counts only the strongest of them
+MODEL_CHECKS = frozenset({"disagreement", "confident_other", "boundary"})
+
+
 def _combine(reasons: Sequence[Reason]) -> float:
     keep = 1.0
+    model = 0.0
     for r in reasons:
-        keep *= 1.0 - CHECKS[r.check][0] * r.value
-    return 1.0 - keep
+        if r.check in MODEL_CHECKS:
+            model = max(model, CHECKS[r.check][0] * r.value)
+        else:
+            keep *= 1.0 - CHECKS[r.check][0] * r.value
+    return 1.0 - keep * (1.0 - model)
 
 
 def rank_dataset(dataset: Any, *, masks: Callable[[str], np.ndarray | None] | None = None,

@@ -69,7 +69,7 @@ def test_recipes_exist_and_load():
 
 def test_lungs_recipe_learns_from_scratch_on_a_cpu():
     # the seed's GPU recipe (0.01*Dice + 0.99*Boundary, Adam, pretrained ResNet-34) does not converge in 15 CPU
-    # minutes from random weights; this one reaches the 0.97 target (make quality)
+    # minutes from random weights; this one reaches the 0.97 target (make recipe-quality)
     cfg = load_recipe("lungs-lr")
     assert [(t.name, t.weight) for t in cfg.loss.terms] == [("ce", 0.5), ("dice", 0.5), ("aux", 0.2)]
     assert cfg.model.encoder == "resnet18" and cfg.model.encoder_weights is None

@@ -233,6 +233,63 @@ def test_model_checks_disagreement_and_confident_learning(lungs: Dataset) -> Non
     assert conf.class_name == "left lung" and "another class" in conf.text
 
 
+def _eroded(m: np.ndarray, class_id: int, px: int) -> np.ndarray:
+    out = m.copy()
+    plane = (m == class_id).astype(np.uint8)
+    out[(plane > 0) & (cv2.erode(plane, np.ones((2 * px + 1, 2 * px + 1), np.uint8)) == 0)] = 0
+    return out
+
+
+def test_the_image_edges_arbitrate_between_label_and_model(lungs: Dataset) -> None:
+    """Where the model's outline sits on the X-ray's edges and the label's does not (a shrunk label), the model is
+    believed fully; where the label's outline fits the edges and the model's was shrunk, the disagreement counts
+    far less and the reason says the edges side with the label."""
+    ids = _ids(lungs)
+    left = ids["left lung"]
+    bad_label, bad_model = lungs.samples[4].id, lungs.samples[6].id
+
+    def label(sid: str) -> np.ndarray:
+        m = lungs.load_gt(sid)
+        return _eroded(m, left, 4) if sid == bad_label else m
+
+    def prediction(sid: str) -> np.ndarray:
+        m = lungs.load_gt(sid)
+        return _eroded(m, left, 4) if sid == bad_model else m
+
+    ranked = rank_dataset(lungs, masks=label, predictions=prediction)
+    by_id = {s.sample_id: s for s in ranked}
+    assert ranked[0].sample_id == bad_label
+    shrunk = next(r for r in by_id[bad_label].reasons if r.check == "disagreement")
+    assert shrunk.class_name == "left lung" and shrunk.value == 1.0 and "edges" not in shrunk.text
+    doubted = next(r for r in by_id[bad_model].reasons if r.check == "disagreement")
+    assert doubted.class_name == "left lung" and doubted.value <= 0.5
+    assert "the image's edges side with the label" in doubted.text
+    assert by_id[bad_model].score < by_id[bad_label].score
+
+
+def test_a_model_that_cannot_segment_a_class_does_not_judge_it(lungs: Dataset) -> None:
+    """A model that never finds the right lung (usual Dice 0) says nothing about right-lung labels, although it
+    disagrees with every one of them; its left-lung checks still count."""
+    ids = _ids(lungs)
+    right, left = ids["right lung"], ids["left lung"]
+    victim = lungs.samples[8].id
+
+    def label(sid: str) -> np.ndarray:
+        m = lungs.load_gt(sid)
+        return _eroded(m, left, 4) if sid == victim else m
+
+    def blind(sid: str) -> np.ndarray:
+        m = lungs.load_gt(sid).copy()
+        m[m == right] = 0
+        return m
+
+    ranked = rank_dataset(lungs, masks=label, predictions=blind, use_images=False)
+    assert not any(r.class_name == "right lung" and r.check in ("disagreement", "boundary")
+                   for s in ranked for r in s.reasons)
+    assert ranked[0].sample_id == victim
+    assert any(r.check == "disagreement" and r.class_name == "left lung" for r in ranked[0].reasons)
+
+
 def test_reports_are_json_and_weights_documented(lungs: Dataset) -> None:
     import json
 
