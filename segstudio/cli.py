@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queue": ("queue", "the next images to review, ranked by a strategy"),
     "pseudo-label": ("pseudo_label", "accept confident predictions of unlabelled images as labels"),
     "quality": ("quality", "rank the labels most likely wrong first, with reasons (CSV + JSON)"),
+    "report": ("report", "an HTML report of runs: curves, per-class table, worst images, comparison (+ CSV, JSON)"),
 }
 
 

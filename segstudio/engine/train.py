@@ -426,6 +426,8 @@ class _Trainer:
             "epochs_completed": completed, "train_seconds": self.train_seconds, "cancelled": cancelled,
             "stopped_early": stopped_early, "best_monitor": self.best, "monitor": cfg.monitor,
             "split": self.splits.source, "device": str(self.device),
+            # where the images came from, so that `segstudio report RUN` finds them again
+            "dataset": str(self.dataset.root), "dataset_format": self.dataset.format_name,
         }, indent=2, default=str))
         yield summary
 
