@@ -226,29 +226,36 @@ def _score_run(dataset: Dataset, predictor: Any, *, name: str, index: int, total
     yield result, kept
 
 
-def build_report(run_dirs: Sequence[str | Path], *, dataset: str | None = None, format: str | None = None,
+def build_report(run_dirs: Sequence[str | Path], *, dataset: str | Dataset | None = None, format: str | None = None,
                  worst: int = 6, device: str = "auto", cancel: CancelToken | None = None) -> Iterator[Any]:
     """Score every run's checkpoint on its validation split; yield :class:`ReportRunStarted` and
-    ``SampleEvaluated`` as it goes and the :class:`Report` last. ``dataset`` overrides what the runs record.
-    Every run is checked (folder, checkpoint, dataset) before the first is scored."""
+    ``SampleEvaluated`` as it goes and the :class:`Report` last. ``dataset`` (a path, or a dataset already open,
+    as in the app) overrides what the runs record. Every run is checked (folder, checkpoint, dataset) before the
+    first is scored."""
     from segstudio.datasets.registry import open_dataset
     from segstudio.engine.predictor import InferenceOptions, Predictor
 
     folders = [Path(r).expanduser() for r in run_dirs]
     checkpoints = [find_checkpoint(f) for f in folders]
     sources: list[str] = []
-    for f in folders:
-        src = dataset or recorded_dataset(f)
+    opened: dict[str, Dataset] = {}
+    if isinstance(dataset, Dataset):
+        opened[str(dataset.root)] = dataset
+        sources = [str(dataset.root)] * len(folders)
+    given = dataset if isinstance(dataset, str) else None
+    for f in folders if not opened else ():
+        src = given or recorded_dataset(f)
         if src is None:
             raise ReportError(f"The run {f} does not record the dataset it was trained on", path=f,
                               fix="Name it: segstudio report RUN... --dataset DATASET.")
         if not Path(src).expanduser().exists():
-            how = "given with --dataset" if dataset else "recorded by the run"
+            how = "given with --dataset" if given else "recorded by the run"
             raise ReportError(f"The dataset {how} is not there", path=src,
                               fix="Give its current place with --dataset DATASET.")
         sources.append(src)
-    opened: dict[str, Dataset] = {}
     for src in dict.fromkeys(sources):
+        if src in opened:
+            continue
         try:
             opened[src] = open_dataset(src, format=format)
         except SegstudioError as e:

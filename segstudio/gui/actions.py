@@ -168,6 +168,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("train_retrain", "&Retrain on Corrections", "&Train", ("Ctrl+Shift+R",),
                "fa5s.redo-alt", "Fine-tune the current model on GT and corrections, compare before/after on the "
                "same validation images; the promotion gate decides (Ctrl+Shift+R)"),
+    ActionSpec("train_report", "Re&port on Runs…", "&Train", (), "fa5s.file-alt",
+               "Score this dataset's runs on their validation images and write one HTML report: curves, per-class "
+               "table, worst images, comparison (segstudio report)"),
     ActionSpec("train_panel", "Show the Training &Panel", "&Train", (), "fa5s.chart-line",
                separator_before=True),
     # Model (gui.predictions_view.PredictionsController)

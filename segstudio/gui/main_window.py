@@ -20,6 +20,7 @@ from segstudio.gui.actions import ACTIONS, build_actions
 from segstudio.gui.export.export_view import ExportView
 from segstudio.gui.loop.predictions_view import PredictionsController
 from segstudio.gui.loop.quality import QualityController
+from segstudio.gui.loop.report_view import ReportController
 from segstudio.gui.loop.review_loop import LoopController
 from segstudio.gui.loop.training import TrainingController
 from segstudio.gui.loop.training_panel import TrainingPanel
@@ -125,6 +126,9 @@ class MainWindow(QMainWindow):
             session=self.session, review=self.review, navigation=self.navigation, browser=self.browser,
             review_panel=self.review_panel, canvas=self.canvas, loop=self.loop, status_bar=self.statusBar(),
             show_message=show_message, parent=self)
+        self.reports = ReportController(review=self.review, training=self.training,
+                                        training_panel=self.training_panel, status_bar=self.statusBar(),
+                                        show_message=show_message, parent=self)
         self.export_view = ExportView(review=self.review, session=self.session, status_bar=self.statusBar(),
                                       save=self.navigation.save_current,
                                       open_dataset=lambda path: self.opening.open_dataset(path), parent=self)
@@ -195,6 +199,7 @@ class MainWindow(QMainWindow):
             "contour_mode": view.set_contour_mode, "invert": view.set_invert, "view.reset_display": view.reset_display,
             "train_start": loop.start_training, "train_stop": self.training_panel.stop_training,
             "train_retrain": loop.start_retrain, "train_panel": loop.show_training_panel,
+            "train_report": self.reports.report_on_runs,
             "predict_current": pv.predict_current, "predict_all": pv.predict_all,
             "predict_selected": pv.predict_selected, "accept_pseudo_labels": loop.accept_selected_predictions,
             "predict_stop": pv.stop,
@@ -248,6 +253,7 @@ class MainWindow(QMainWindow):
         self.predictions_view.inference.stop_and_wait(60)
         self.export_view.stop_and_wait(60)
         self.quality.stop_and_wait(60)
+        self.reports.stop_and_wait(60)
         self.navigation.save_current()
         if (self.editor.dirty and not self.review.read_only
                 and not workspace_dialogs.confirm_close_unsaved(self, self.editor.journal_ok)):
