@@ -185,6 +185,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "the next round; labelled or corrected images are left alone (Ctrl+Alt+A)", separator_before=True),
     ActionSpec("predict_stop", "S&top Predicting", "&Model", ("Ctrl+.",), "fa5s.stop-circle",
                "Stop the prediction run after the current batch; what is predicted stays (Ctrl+.)"),
+    ActionSpec("metrics_dashboard", "&Metrics Dashboard…", "&Model", ("Ctrl+Shift+D",), "fa5s.table",
+               "Score the open predictions against the ground truth or the corrections: per class, per image, "
+               "Dice histogram, confusion matrix (Ctrl+Shift+D)", separator_before=True),
     # Help
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "&Help", ("F1",), "fa5s.keyboard"),
     ActionSpec("tour", "Getting Started &Tour", "&Help", (), "fa5s.route",

@@ -18,6 +18,7 @@ from segstudio.core.paths import config_dir
 from segstudio.core.settings import AppSettings, load_settings
 from segstudio.gui.actions import ACTIONS, build_actions
 from segstudio.gui.export.export_view import ExportView
+from segstudio.gui.loop.metrics_dashboard import MetricsController
 from segstudio.gui.loop.predictions_view import PredictionsController
 from segstudio.gui.loop.quality import QualityController
 from segstudio.gui.loop.report_view import ReportController
@@ -129,6 +130,8 @@ class MainWindow(QMainWindow):
         self.reports = ReportController(review=self.review, training=self.training,
                                         training_panel=self.training_panel, status_bar=self.statusBar(),
                                         show_message=show_message, parent=self)
+        self.metrics = MetricsController(review=self.review, navigation=self.navigation, show_message=show_message,
+                                         parent=self)
         self.export_view = ExportView(review=self.review, session=self.session, status_bar=self.statusBar(),
                                       save=self.navigation.save_current,
                                       open_dataset=lambda path: self.opening.open_dataset(path), parent=self)
@@ -200,6 +203,7 @@ class MainWindow(QMainWindow):
             "train_start": loop.start_training, "train_stop": self.training_panel.stop_training,
             "train_retrain": loop.start_retrain, "train_panel": loop.show_training_panel,
             "train_report": self.reports.report_on_runs,
+            "metrics_dashboard": self.metrics.show_dashboard,
             "predict_current": pv.predict_current, "predict_all": pv.predict_all,
             "predict_selected": pv.predict_selected, "accept_pseudo_labels": loop.accept_selected_predictions,
             "predict_stop": pv.stop,
@@ -254,6 +258,7 @@ class MainWindow(QMainWindow):
         self.export_view.stop_and_wait(60)
         self.quality.stop_and_wait(60)
         self.reports.stop_and_wait(60)
+        self.metrics.stop_and_wait(60)
         self.navigation.save_current()
         if (self.editor.dirty and not self.review.read_only
                 and not workspace_dialogs.confirm_close_unsaved(self, self.editor.journal_ok)):
