@@ -37,12 +37,11 @@ from bench.common import Figure, merge_results  # noqa: E402
 SHARED = Path(os.environ.get("SEGSTUDIO_SHARED", REPO.parent / "shared" / "datasets"))
 log = logging.getLogger("quality")
 
-#: recipe -> (dataset folder, figure key, headline metric, target, inference options)
+#: recipe -> (dataset folder, figure key, headline metric, target); the inference is the recipe's own ``infer``
+#: (stored in its checkpoints: what the app and ``segstudio predict`` run)
 TASKS = {
-    "lungs-lr": ("montgomery_cxr/data", "lungs_lr", "dice", 0.97,
-                 {"tta": ("hflip",), "post": ("keep_largest", "fill_holes")}),
-    "lesion": ("ph2", "lesion", "iou", 0.85,
-               {"tta": ("hflip", "vflip"), "post": ("keep_largest", "fill_holes")}),
+    "lungs-lr": ("montgomery_cxr/data", "lungs_lr", "dice", 0.97),
+    "lesion": ("ph2", "lesion", "iou", 0.85),
 }
 
 
@@ -79,11 +78,11 @@ def run_task(recipe: str, *, minutes: float, work: Path) -> list[Figure]:
     from segstudio.engine.evaluate import evaluate_checkpoint, run_to_end, select_samples
     from segstudio.engine.events import EpochEnd, Finished
     from segstudio.engine.infer import InferenceOptions, Predictor
-    from segstudio.engine.postprocess import parse_step
+    from segstudio.engine.predictor import recommended_options
     from segstudio.engine.recipes import load_recipe
     from segstudio.engine.train import train
 
-    folder, key, metric, target, infer = TASKS[recipe]
+    folder, key, metric, target = TASKS[recipe]
     dataset = open_dataset(SHARED / folder)
     cfg = load_recipe(recipe)
     wall0 = time.perf_counter()
@@ -118,8 +117,7 @@ def run_task(recipe: str, *, minutes: float, work: Path) -> list[Figure]:
     samples = select_samples(dataset, "val", checkpoint=ckpt)
     results = {}
     for label, opts in (("raw", InferenceOptions(device=cfg.device, uncertainty=False)),
-                        ("", InferenceOptions(device=cfg.device, uncertainty=False, tta=infer["tta"],
-                                              post=tuple(parse_step(s) for s in infer["post"])))):
+                        ("", recommended_options(ckpt.config, device=cfg.device, uncertainty=False))):
         ev = run_to_end(evaluate_checkpoint(dataset, Predictor([ckpt], options=opts), samples=samples, split="val"))
         results[label] = ev
         log.info("%s %s: dice %.4f iou %.4f per class %s", recipe, label or "tta+post", ev.dice, ev.iou,
@@ -130,9 +128,8 @@ def run_task(recipe: str, *, minutes: float, work: Path) -> list[Figure]:
     if last_path is not None and chosen != last_path:
         last_ckpt = load_checkpoint(last_path)
         results["last"] = run_to_end(evaluate_checkpoint(
-            dataset, Predictor([last_ckpt], options=InferenceOptions(
-                device=cfg.device, uncertainty=False, tta=infer["tta"],
-                post=tuple(parse_step(s) for s in infer["post"]))),
+            dataset, Predictor([last_ckpt], options=recommended_options(last_ckpt.config, device=cfg.device,
+                                                                        uncertainty=False)),
             samples=samples, split="val"))
     else:
         results["last"] = results[""]

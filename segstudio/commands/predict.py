@@ -29,20 +29,25 @@ HELP = "run a checkpoint over a dataset and write masks"
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``predict`` and ``evaluate``."""
-    g = parser.add_argument_group("inference")
+    g = parser.add_argument_group(
+        "inference", "By default the checkpoint's recommended inference (its config's `infer`: mode, TTA, "
+        "post-processing), as the app runs it; each flag below replaces its part, --plain starts from none.")
     g.add_argument("--ensemble", action="append", default=[], type=Path, metavar="CHECKPOINT",
                    help="another checkpoint averaged with the first (repeatable; same classes)")
-    g.add_argument("--mode", choices=("resize", "tile", "native"), default="resize",
-                   help="resize: whole image at the training size (default); tile: sliding windows; "
-                   "native: whole image at its own size")
+    g.add_argument("--plain", action="store_true",
+                   help="the plain network: resize, no TTA, no post-processing (then add what you want)")
+    g.add_argument("--mode", choices=("resize", "tile", "native"), default=None,
+                   help="resize: whole image at the training size; tile: sliding windows; native: whole image at "
+                   "its own size (default: the checkpoint's, usually resize)")
     g.add_argument("--tile-size", type=int, metavar="PX", help="window side for --mode tile (default: training size)")
-    g.add_argument("--overlap", type=float, default=0.25, help="window overlap for --mode tile (default 0.25)")
-    g.add_argument("--scale", type=float, default=1.0, help="resize factor before tiling (default 1)")
-    g.add_argument("--tta", action="append", default=[], choices=("hflip", "vflip"),
-                   help="flip test-time augmentation (repeatable)")
-    g.add_argument("--post", action="append", default=[], metavar="STEP",
+    g.add_argument("--overlap", type=float, default=None, help="window overlap for --mode tile (default 0.25)")
+    g.add_argument("--scale", type=float, default=None, help="resize factor before tiling (default 1)")
+    g.add_argument("--tta", action="append", default=None, choices=("hflip", "vflip"),
+                   help="flip test-time augmentation (repeatable; replaces the checkpoint's)")
+    g.add_argument("--post", action="append", default=None, metavar="STEP",
                    help="post-processing: keep_largest[:k=N], fill_holes, min_area:pixels=N, "
-                   "thresholds:CLASS=VALUE (repeatable, applied in order)")
+                   "thresholds:CLASS=VALUE (repeatable, applied in order; replaces the checkpoint's; "
+                   "--post none for none)")
     g.add_argument("--batch-size", type=int, default=4)
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     g.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
@@ -53,14 +58,33 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def inference_options(args: argparse.Namespace, *, probabilities: bool = False, uncertainty: bool = False) -> Any:
-    from segstudio.engine.postprocess import parse_step
-    from segstudio.engine.predictor import InferenceOptions
+    """The checkpoint's recommended inference (``--plain``: none), with the flags given on top."""
+    import dataclasses
 
-    return InferenceOptions(
-        mode=args.mode, batch_size=args.batch_size, tta=tuple(args.tta), tile_size=args.tile_size,
-        overlap=args.overlap, scale=args.scale, device=args.device, probabilities=probabilities,
-        uncertainty=uncertainty, post=tuple(parse_step(s) for s in args.post), backend=args.backend,
-    )
+    from segstudio.engine.postprocess import parse_step
+    from segstudio.engine.predictor import InferenceOptions, recommended_options
+
+    settings = {"batch_size": args.batch_size, "device": args.device, "probabilities": probabilities,
+                "uncertainty": uncertainty, "backend": args.backend}
+    from segstudio.engine.checkpoint import CONFIG_FILE
+
+    # no config to read: plain, and loading the checkpoint says what is wrong with it
+    plain = args.plain or not (Path(args.checkpoint) / CONFIG_FILE).is_file()
+    base = InferenceOptions(**settings) if plain else recommended_options(args.checkpoint, **settings)
+    given: dict[str, Any] = {}
+    if args.mode is not None:
+        given["mode"] = args.mode
+    if args.tile_size is not None:
+        given["tile_size"] = args.tile_size
+    if args.overlap is not None:
+        given["overlap"] = args.overlap
+    if args.scale is not None:
+        given["scale"] = args.scale
+    if args.tta is not None:
+        given["tta"] = tuple(args.tta)
+    if args.post is not None:
+        given["post"] = tuple(parse_step(s) for s in args.post if s.strip().lower() != "none")
+    return dataclasses.replace(base, **given) if given else base
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     failed, done, cached = 0, 0, 0
     t0 = time.perf_counter()
     bar = Progress("predict", mode=progress_mode(args))
+    bar.note(f"inference: {opts.describe()}"
+             + ("" if args.plain else " (the checkpoint's recommended; --plain for none)"))
     try:
         for r in predict(dataset, predictor, samples=samples, cancel=cancel, workspace=workspace):
             if isinstance(r, Prediction):

@@ -140,6 +140,26 @@ class AugmentConfig:
     copy_paste_p: float = 0.0
 
 
+#: how a checkpoint is best run, and the choices of each field (``engine.predictor.InferenceOptions``)
+INFER_MODES = ("resize", "tile", "native")
+INFER_FLIPS = ("hflip", "vflip")
+
+
+@dataclass(frozen=True)
+class InferConfig:
+    """The inference a model is best run with, stored in its checkpoints so that the app, ``segstudio predict``,
+    ``evaluate`` and ``report`` run it alike: ``mode`` (resize, tile or native), test-time flips ``tta``,
+    post-processing steps ``post`` (``keep_largest``, ``fill_holes``, ``min_area:pixels=N``, ...) and the tiling
+    settings. A recipe sets what its benchmark measured best; an empty config is the plain network."""
+
+    mode: str = "resize"
+    tta: tuple[str, ...] = ()
+    post: tuple[str, ...] = ()
+    tile_size: int | None = None
+    overlap: float = 0.25
+    scale: float = 1.0
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -148,6 +168,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
     epochs: int = 20
     #: Stop after this many validations without improvement of ``monitor`` (0 = never).
     early_stopping: int = 0
@@ -522,6 +543,11 @@ def validate(cfg: TrainConfig) -> None:
          "class weights must be in [0, 1e6]", "loss.class_weights"),
         (0.0 <= cfg.augment.cutmix_p <= 1.0 and 0.0 <= cfg.augment.copy_paste_p <= 1.0,
          "mixing probabilities must be in [0, 1]", "augment"),
+        (0.0 <= cfg.infer.overlap < 1.0, "overlap must be in [0, 1)", "infer.overlap"),
+        (0.0 < cfg.infer.scale <= 16.0, "scale must be in (0, 16]", "infer.scale"),
+        (cfg.infer.tile_size is None or 32 <= cfg.infer.tile_size <= MAX_IMAGE_SIZE,
+         f"tile_size must be null or 32..{MAX_IMAGE_SIZE}", "infer.tile_size"),
+        (len(cfg.infer.post) <= 16, "at most 16 post-processing steps", "infer.post"),
     ]
     fixes = {"model.encoder": "Use an smp encoder name (e.g. resnet34) or tu-<timm model> (e.g. tu-convnext_tiny)."}
     for ok, msg, key in checks:
@@ -534,6 +560,16 @@ def validate(cfg: TrainConfig) -> None:
     if reserved:
         raise ConfigError(f"model.params may not set {', '.join(reserved)}: those come from the config's own fields.",
                           fix="Set model.encoder, model.in_channels, model.encoder_weights or model.aux_head instead.")
+    if cfg.infer.mode not in INFER_MODES:
+        raise UnknownKeyError("inference mode", cfg.infer.mode, INFER_MODES)
+    for flip in cfg.infer.tta:
+        if flip not in INFER_FLIPS:
+            raise UnknownKeyError("test-time augmentation", flip, INFER_FLIPS)
+    from segstudio.engine.postprocess import parse_step, step_names
+
+    for spec in cfg.infer.post:
+        if parse_step(spec).name not in step_names():
+            raise UnknownKeyError("post-processing step", parse_step(spec).name, step_names())
     kind = cfg.monitor.split(":", 1)[0]
     if kind not in ("dice", "iou", "loss"):
         raise UnknownKeyError("monitor", cfg.monitor, ("dice", "iou", "loss", "dice:<class>", "iou:<class>"))

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from segstudio.core.errors import SegstudioError, UnknownKeyError
 from segstudio.core.types import ClassSchema
 from segstudio.engine.augment import swap_pairs
-from segstudio.engine.checkpoint import Checkpoint, load_checkpoint
+from segstudio.engine.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from segstudio.engine.preprocess import normalize_batch, prepare_image
 from segstudio.engine.runtime import resolve_device
 from segstudio.engine.task import Task
@@ -91,6 +91,31 @@ class InferenceOptions:
         from segstudio.engine.postprocess import describe
 
         return f"{self.mode}|{','.join(self.tta)}|{self.tile_size}|{self.overlap}|{self.scale}|{describe(self.post)}"
+
+    def describe(self) -> str:
+        """One line for people: ``resize · TTA hflip · post keep_largest, fill_holes``."""
+        parts = [self.mode if self.mode != "tile" else f"tile {self.tile_size or 'training size'} px, overlap "
+                 f"{self.overlap:g}" + (f", scale {self.scale:g}" if self.scale != 1.0 else "")]
+        parts.append(f"TTA {', '.join(self.tta)}" if self.tta else "no TTA")
+        steps = [st.name + (":" + ",".join(f"{k}={v}" for k, v in sorted(st.params.items())) if st.params else "")
+                 for st in self.post]
+        parts.append(f"post {', '.join(steps)}" if steps else "no post-processing")
+        return " · ".join(parts)
+
+
+def recommended_options(config: Any, **settings: Any) -> InferenceOptions:
+    """The inference a model's config recommends (``TrainConfig.infer``: mode, TTA, post-processing, tiling), with
+    ``settings`` (device, batch size, backend, what is handed back) on top. ``config``: a ``TrainConfig`` or a
+    checkpoint folder. The app, ``predict``, ``evaluate`` and ``report`` all start from it, so that one
+    checkpoint gives one mask for one image wherever it runs."""
+    from segstudio.engine.config import TrainConfig
+    from segstudio.engine.postprocess import parse_step
+
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.load(Path(config) / CONFIG_FILE)
+    inf = config.infer
+    return InferenceOptions(mode=inf.mode, tta=tuple(inf.tta), post=tuple(parse_step(x) for x in inf.post),
+                            tile_size=inf.tile_size, overlap=inf.overlap, scale=inf.scale, **settings)
 
 
 @dataclass

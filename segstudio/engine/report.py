@@ -233,7 +233,7 @@ def build_report(run_dirs: Sequence[str | Path], *, dataset: str | Dataset | Non
     as in the app) overrides what the runs record. Every run is checked (folder, checkpoint, dataset) before the
     first is scored."""
     from segstudio.datasets.registry import open_dataset
-    from segstudio.engine.predictor import InferenceOptions, Predictor
+    from segstudio.engine.predictor import Predictor, recommended_options
 
     folders = [Path(r).expanduser() for r in run_dirs]
     checkpoints = [find_checkpoint(f) for f in folders]
@@ -265,7 +265,7 @@ def build_report(run_dirs: Sequence[str | Path], *, dataset: str | Dataset | Non
     runs: list[RunReport] = []
     for k, (folder, ckpt, src, name) in enumerate(zip(folders, checkpoints, sources, names, strict=True)):
         ds = opened[src]
-        predictor = Predictor.load([ckpt], options=InferenceOptions(device=device, uncertainty=False))
+        predictor = Predictor.load([ckpt], options=recommended_options(ckpt, device=device, uncertainty=False))
         t0 = time.perf_counter()
         result: Evaluation | None = None
         kept: list[tuple[float, str, np.ndarray]] = []
@@ -342,6 +342,14 @@ def describe_loss(cfg: dict[str, Any]) -> str:
     terms = (cfg.get("loss") or {}).get("terms") or []
     return " + ".join(f"{t.get('weight', 1):g}·{t.get('name', '?')}" if t.get("weight", 1) != 1 else str(t.get("name"))
                       for t in terms if isinstance(t, dict)) or "?"
+
+
+def describe_infer(cfg: dict[str, Any]) -> str:
+    """The checkpoint's recommended inference, which the report scores with (as ``evaluate`` and the app)."""
+    inf = cfg.get("infer") or {}
+    tta, post = inf.get("tta") or [], inf.get("post") or []
+    return " · ".join([str(inf.get("mode") or "resize"), f"TTA {', '.join(tta)}" if tta else "no TTA",
+                       f"post {', '.join(post)}" if post else "no post-processing"])
 
 
 def describe_augment(cfg: dict[str, Any]) -> str:
@@ -612,6 +620,7 @@ def _config_html(r: RunReport) -> str:
         ("augmentation", describe_augment(c)),
         ("training time", f"{_duration(info.get('train_seconds'))} on {info.get('device') or 'unknown device'}"),
         ("validation split", f"{info.get('split', '?')}, {len(r.evaluation.samples)} image(s)"),
+        ("inference", describe_infer(c)),
         ("checkpoint", f"{r.checkpoint} (scored in {r.eval_seconds:.1f} s)"),
         ("dataset", r.dataset),
     ]

@@ -86,7 +86,7 @@ class PredictorCache:
     def get(self, checkpoint: Path, *, backend: str, batch_size: int) -> tuple[Any, str, str]:
         """``(predictor, checkpoint id, model stamp)``; loads on a miss (call it in a worker thread)."""
         from segstudio.engine.infer import checkpoint_id, model_stamp
-        from segstudio.engine.predictor import InferenceOptions, Predictor
+        from segstudio.engine.predictor import Predictor, recommended_options
 
         weights = Path(checkpoint) / "model.safetensors"
         key = (str(Path(checkpoint).resolve()), backend, batch_size,
@@ -95,8 +95,10 @@ class PredictorCache:
             hit = self._items.get(key)
         if hit is not None:
             return hit
-        predictor = Predictor.load([checkpoint], options=InferenceOptions(uncertainty=True, backend=backend,
-                                                                         batch_size=batch_size, device=self.device))
+        # the checkpoint's recommended inference (TTA, post-processing, mode): what `segstudio predict` runs
+        options = recommended_options(checkpoint, uncertainty=True, backend=backend, batch_size=batch_size,
+                                      device=self.device)
+        predictor = Predictor.load([checkpoint], options=options)
         value = (predictor, checkpoint_id(predictor), model_stamp(predictor))
         with self._lock:
             for k in [k for k in self._items if k[:3] == key[:3]]:

@@ -245,3 +245,46 @@ def test_stop_mid_run_takes_effect_within_a_batch(qtbot, montgomery: Path, check
     # the batch in flight finishes (4 images); anything beyond is what was already on its way to the GUI
     assert done <= 3 * 4, done
     assert win.review.workspace.versions.latest(win.session.current.sample.id) is None  # nothing became a correction
+
+
+def test_the_app_and_segstudio_predict_give_the_same_masks(window: MainWindow, qtbot, tmp_path: Path,
+                                                           sample_dataset_path: Path, capsys) -> None:
+    """One inference path: a checkpoint whose config recommends mirrored TTA and keep-largest + fill-holes gives,
+    image for image, the same mask in the app as from `segstudio predict` (which prints what it ran), and a
+    different one from the plain network (`--plain`), so the recommendation is what both applied."""
+    import cv2
+    import torch
+
+    from segstudio.cli import main
+    from segstudio.datasets.registry import open_dataset
+    from segstudio.engine.checkpoint import save_checkpoint
+    from segstudio.engine.config import TrainConfig
+    from segstudio.engine.models import build_model
+    from segstudio.engine.task import resolve_task
+    from segstudio.gui.loop.training import make_config
+
+    ds = open_dataset(sample_dataset_path)
+    cfg = make_config(recipe="lungs-lr", overrides=["model.encoder=resnet18", "data.image_size=64"])
+    assert cfg.infer.tta == ("hflip",) and cfg.infer.post == ("keep_largest", "fill_holes")  # the recipe's
+    task = resolve_task(ds.schema)
+    torch.manual_seed(3)
+    ckpt = save_checkpoint(tmp_path / "model", model=build_model(cfg.model, out_channels=task.out_channels),
+                           config=cfg, task=task, schema=ds.schema)
+    assert TrainConfig.load(ckpt / "config.json").infer == cfg.infer  # stored in the checkpoint
+    assert main(["predict", str(ckpt), str(sample_dataset_path), "--out", str(tmp_path / "cli"), "-q"]) == 0
+    assert main(["predict", str(ckpt), str(sample_dataset_path), "--out", str(tmp_path / "plain"), "--plain",
+                 "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "inference: resize · TTA hflip · post keep_largest, fill_holes" in err
+    _choose(window, ckpt)
+    _wait_job(qtbot, window, "batch", window.actions_["predict_all"].trigger)
+    differs = 0
+    for s in window.session.dataset.samples:
+        app = window.review.prediction_mask(s.id)
+        rel = Path(s.id).with_suffix(".png")
+        cli = cv2.imread(str(tmp_path / "cli" / rel), cv2.IMREAD_UNCHANGED)
+        plain = cv2.imread(str(tmp_path / "plain" / rel), cv2.IMREAD_UNCHANGED)
+        assert app is not None and cli is not None and app.shape == cli.shape
+        assert np.array_equal(app, cli), s.id
+        differs += int(not np.array_equal(cli, plain))
+    assert differs > 0
