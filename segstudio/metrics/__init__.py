@@ -32,7 +32,17 @@ from segstudio.metrics.quality import (
     get_check,
     shape_figures,
 )
-from segstudio.metrics.scores import class_accuracy, dice, hd95, iou, pixel_accuracy, precision, recall
+from segstudio.metrics.scores import (
+    average_surface_distance,
+    class_accuracy,
+    dice,
+    hd95,
+    iou,
+    pixel_accuracy,
+    precision,
+    recall,
+    specificity,
+)
 
 __all__ = [
     "BACKGROUND_NAMES",
@@ -45,6 +55,7 @@ __all__ = [
     "QualityReport",
     "SampleComparison",
     "assess_mask",
+    "average_surface_distance",
     "background_ids",
     "class_accuracy",
     "class_counts",
@@ -64,4 +75,5 @@ __all__ = [
     "precision",
     "recall",
     "shape_figures",
+    "specificity",
 ]

@@ -3,13 +3,16 @@
 Two mask kinds (``segstudio.core.types.ClassSchema``):
 
 * semantic — 2-D ``uint8``/``uint16`` class-index maps; one ``(C, C)`` confusion matrix (rows GT, columns
-  prediction) from a single ``np.bincount``. GT pixels equal to ``ignore_index`` are left out; so are
-  prediction pixels equal to ``ignore_index`` *together with their GT pixel*, because a model that abstains
-  says nothing about that pixel.
+  prediction: scikit-learn's ``confusion_matrix(gt, pred, labels=range(C))`` layout) from a single
+  ``np.bincount``. GT pixels equal to ``ignore_index`` are left out; so are prediction pixels equal to
+  ``ignore_index`` *together with their GT pixel*, because a model that abstains says nothing about that pixel.
+  The ignored pixels are in no cell, so ``matrix.sum()`` is the number of counted pixels (``ClassCounts.valid``).
+  Any other value outside ``0..C-1`` is an error, not a silently dropped pixel.
 * multi-label — 2-D ``uint64`` bitmasks, bit ``c`` per class; per-class TP/FP/FN/TN from bitwise operations and
   a 16-bit histogram per word (a per-bit ``count_nonzero`` loop is ~8x slower on a 2048², 29-class mask).
 
 Both end in the same value object, :class:`ClassCounts`, so scores never care which kind produced them.
+The tests check both against scikit-learn (``confusion_matrix``, ``multilabel_confusion_matrix``) on real masks.
 """
 
 from __future__ import annotations
@@ -127,6 +130,30 @@ def _confusion_u8(g: np.ndarray, p: np.ndarray, *, num_classes: int, ignore_inde
     n = min(num_classes, 256)
     out = np.zeros((num_classes, num_classes), np.int64)
     out[:n, :n] = full[:n, :n]
+    return out
+
+
+def normalize_confusion(matrix: np.ndarray, *, over: str = "true") -> np.ndarray:
+    """``(C, C) float64`` confusion matrix as shares, like scikit-learn's ``normalize=`` argument.
+
+    ``over="true"``: each GT row sums to 1 (row ``g`` = where class ``g``'s pixels went; the diagonal is the
+    recall); ``"pred"``: each prediction column sums to 1 (the diagonal is the precision); ``"all"``: the whole
+    matrix sums to 1. A row/column/matrix without pixels stays ``NaN`` (scikit-learn writes 0 there), for the
+    same reason as the scores' empty-class rule: "no pixel" is not "all wrong".
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"a confusion matrix is square, got shape {m.shape}")
+    if over == "true":
+        den = m.sum(axis=1, keepdims=True)
+    elif over == "pred":
+        den = m.sum(axis=0, keepdims=True)
+    elif over == "all":
+        den = np.full((1, 1), m.sum())
+    else:
+        raise ValueError(f"unknown normalisation {over!r}; valid: 'true', 'pred', 'all'")
+    out = np.full(m.shape, np.nan)
+    np.divide(m, den, out=out, where=np.broadcast_to(den > 0, m.shape))
     return out
 
 

@@ -1,13 +1,28 @@
-"""Scores from pixel counts (Dice, IoU, pixel accuracy, precision, recall) and the 95th-percentile Hausdorff
-distance from two binary masks.
+"""Scores from pixel counts (Dice, IoU, pixel accuracy, precision, recall, specificity) and, re-exported from
+:mod:`segstudio.metrics.surface`, the surface distances (HD95, average surface distance) of two binary masks.
 
-Empty conventions (one place, so the GUI, the CLI and the engine agree):
+Definitions, per class ``c`` from its one-vs-rest counts over the counted (non-ignored) pixels
+(:class:`~segstudio.metrics.confusion.ClassCounts`):
 
-* A class absent from both GT and prediction (``tp + fp + fn == 0``) has Dice, IoU, precision and recall
-  ``NaN`` — "not applicable" — and is left out of every mean (``np.nanmean``). Scoring it 1.0 would let a model
-  that predicts nothing look perfect on rare classes; scoring it 0.0 would punish a correct "nothing here".
-* Precision is ``NaN`` when nothing was predicted (``tp + fp == 0``), recall when the GT is empty.
-* HD95 is ``NaN`` when both masks are empty and ``inf`` when exactly one is.
+* Dice = 2TP / (2TP + FP + FN); IoU (Jaccard) = TP / (TP + FP + FN);
+* precision = TP / (TP + FP); recall (sensitivity) = TP / (TP + FN); specificity = TN / (TN + FP);
+* class accuracy = (TP + TN) / counted pixels; pixel accuracy = share of counted pixels where GT == prediction.
+
+Empty conventions (one place, so the GUI, the CLI and the engine agree). The rule under all of them is
+``_ratio``'s: **a ratio whose denominator is zero is ``NaN``** ("not applicable"), never 0 or 1, and ``NaN`` is
+left out of every mean (``np.nanmean``). What that means case by case:
+
+* A class absent from both GT and prediction (``tp + fp + fn == 0``) scores ``NaN`` in Dice, IoU, precision,
+  recall **and specificity** — the whole row is "not applicable" and every class mean runs over the same
+  classes. Scoring it 1.0 would let a model that predicts nothing look perfect on rare classes; scoring it 0.0
+  would punish a correct "nothing here". (Specificity's own denominator TN + FP is not zero there — scikit-learn
+  and MONAI's ``ConfusionMatrixMetric`` would say 1.0 — it is set to ``NaN`` on purpose, for that consistency.)
+  Class accuracy is the exception: it is 1.0 for such a class (its denominator is the pixel count).
+* Precision is ``NaN`` when nothing was predicted (``tp + fp == 0``), recall when the GT is empty
+  (``tp + fn == 0``), specificity when the class covers every counted pixel of the GT (``tn + fp == 0``).
+* Pixel accuracy and class accuracy are ``NaN`` when no pixel counted.
+* HD95 and ASD are ``NaN`` when both masks are empty and ``inf`` when exactly one is (MONAI's values, except
+  its percentile HD of a single empty mask: see :mod:`segstudio.metrics.surface`).
 * A per-sample mean over no applicable class (both masks empty everywhere) is defined in
   ``segstudio.metrics.compare`` as 1.0: GT and prediction agree perfectly.
 """
@@ -19,6 +34,21 @@ import math
 import numpy as np
 
 from segstudio.metrics.confusion import ClassCounts
+from segstudio.metrics.surface import average_surface_distance, hd95, surface_distances, surface_points
+
+__all__ = [
+    "average_surface_distance",
+    "class_accuracy",
+    "dice",
+    "hd95",
+    "iou",
+    "pixel_accuracy",
+    "precision",
+    "recall",
+    "specificity",
+    "surface_distances",
+    "surface_points",
+]
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -49,6 +79,14 @@ def recall(counts: ClassCounts) -> np.ndarray:
     return _ratio(counts.tp, counts.tp + counts.fn)
 
 
+def specificity(counts: ClassCounts) -> np.ndarray:
+    """``(K,) float64`` TN / (TN + FP) (true-negative rate); ``NaN`` where the class is in neither mask, or
+    where it covers every counted pixel of the GT (no negative to reject)."""
+    out = _ratio(counts.tn, counts.tn + counts.fp)
+    out[(counts.tp + counts.fp + counts.fn) == 0] = np.nan
+    return out
+
+
 def class_accuracy(counts: ClassCounts) -> np.ndarray:
     """``(K,) float64`` one-vs-rest accuracy (TP + TN) / valid; ``NaN`` when no pixel counted."""
     return _ratio(counts.tp + counts.tn, np.full(counts.tp.shape, counts.valid))
@@ -66,59 +104,3 @@ def pixel_accuracy(gt: np.ndarray, pred: np.ndarray, *, valid: np.ndarray | None
         n = int(np.count_nonzero(valid))
         return float(np.count_nonzero(eq & valid)) / n if n else math.nan
     return float(np.count_nonzero(eq)) / eq.size if eq.size else math.nan
-
-
-def _surface_points(mask: np.ndarray) -> np.ndarray | None:
-    """``(N, 2) float64`` (row, col) of the pixels of ``mask`` with an 8-neighbour outside it; ``None`` if empty.
-
-    Eroded on the mask's bounding box padded with one background pixel, so a mask touching the image edge has
-    its surface there, and the cost follows the object's size, not the image's.
-    """
-    import cv2
-
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
-    crop[1:-1, 1:-1] = mask[y0:y1, x0:x1]
-    inner = cv2.erode(crop, np.ones((3, 3), np.uint8))
-    pts = np.argwhere((crop != 0) & (inner == 0)).astype(np.float64)
-    pts += (y0 - 1, x0 - 1)
-    return pts
-
-
-def hd95(
-    a: np.ndarray,
-    b: np.ndarray,
-    *,
-    spacing: tuple[float, float] = (1.0, 1.0),
-    percentile: float = 95.0,
-) -> float:
-    """95th-percentile symmetric Hausdorff distance between the surfaces of two 2-D ``bool`` masks.
-
-    ``max(P95(d(surface a → surface b)), P95(d(surface b → surface a)))`` — the convention of MONAI's
-    ``compute_hausdorff_distance(percentile=95)`` — in units of ``spacing`` (row, column pixel size).
-    Exact nearest-surface distances come from k-d trees over the surface points (scipy), so the cost grows
-    with the objects' outline length, not their area: a full-size lung on a 2048² image costs ~10x less than
-    a Euclidean distance transform of its bounding box, with identical results.
-    ``NaN`` when both masks are empty, ``inf`` when only one is.
-    """
-    from scipy.spatial import cKDTree
-
-    a = np.asarray(a, bool)
-    b = np.asarray(b, bool)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"hd95 needs two 2-D masks of one shape, got {a.shape} and {b.shape}")
-    pa, pb = _surface_points(a), _surface_points(b)
-    if pa is None and pb is None:
-        return math.nan
-    if pa is None or pb is None:
-        return math.inf
-    scale = np.asarray(spacing, np.float64)
-    pa *= scale
-    pb *= scale
-    d_ab, _ = cKDTree(pb).query(pa)
-    d_ba, _ = cKDTree(pa).query(pb)
-    return float(max(np.percentile(d_ab, percentile), np.percentile(d_ba, percentile)))

@@ -42,6 +42,7 @@ from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.gui.common.errors import show_error
 from segstudio.gui.common.workers import GeneratorWorker
+from segstudio.metrics.confusion import normalize_confusion
 
 REFERENCES = (("gt", "Ground truth"), ("corrections", "Corrections (the latest saved, else the ground truth)"))
 #: bins of the per-image Dice histogram over [0, 1]
@@ -61,7 +62,8 @@ class DashboardResult:
     source: str
 
     def specificity(self) -> dict[int, float]:
-        """TN / (TN + FP) per class from the confusion matrix (NaN without negatives)."""
+        """TN / (TN + FP) per class from the confusion matrix; NaN for a class in neither mask (the metrics'
+        empty-class rule, ``docs/metrics.md``) or without negatives."""
         if self.confusion is None:
             return {}
         m = self.confusion.astype(np.float64)
@@ -70,7 +72,8 @@ class DashboardResult:
         for k, cid in enumerate(self.class_ids):
             fp = m[:, k].sum() - m[k, k]
             tn = total - m[k, :].sum() - m[:, k].sum() + m[k, k]
-            out[cid] = float(tn / (tn + fp)) if tn + fp > 0 else math.nan
+            absent = m[k, :].sum() == 0 and m[:, k].sum() == 0
+            out[cid] = float(tn / (tn + fp)) if tn + fp > 0 and not absent else math.nan
         return out
 
 
@@ -352,8 +355,7 @@ class MetricsDashboard(QDialog):
             return
         m = res.confusion
         shares = self.shares.isChecked()
-        rows = m.sum(axis=1, keepdims=True).astype(np.float64)
-        norm = np.divide(m, rows, out=np.full(m.shape, np.nan), where=rows > 0)
+        norm = normalize_confusion(m, over="true")
         n = len(res.class_ids)
         self.confusion.setRowCount(n)
         self.confusion.setColumnCount(n)
