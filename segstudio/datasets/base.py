@@ -52,6 +52,8 @@ class Sample:
 #: ``(dataset, sample) -> array``; raising ``DatasetError`` naming the file on failure.
 ImageReader = Callable[["Dataset", Sample], np.ndarray]
 GTReader = Callable[["Dataset", Sample], "np.ndarray | None"]
+#: ``(dataset, sample) -> (row, column) mm per pixel`` from the image's own header, or None when it has none.
+SpacingReader = Callable[["Dataset", Sample], "tuple[float, float] | None"]
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Dataset:
     ``load_image`` returns ``(H, W)`` grayscale or ``(H, W, 3)`` RGB, ``uint8`` or ``uint16`` (full depth kept).
     ``load_gt`` returns a 2-D mask in ``schema.mask_dtype()``: class-index map (semantic) or ``uint64`` bitmask
     (multi-label), or ``None`` when the sample has no GT.
+    ``spacing`` is the dataset's ``(row, column)`` mm per pixel (``classes.json``'s ``spacing``), None when
+    unknown; ``read_spacing`` reads a sample's own (a DICOM header's PixelSpacing). ``pixel_spacing`` combines them.
     """
 
     root: Path
@@ -71,6 +75,8 @@ class Dataset:
     read_gt: GTReader
     problems: list[Problem] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    spacing: tuple[float, float] | None = None
+    read_spacing: SpacingReader | None = field(default=None, repr=False)
     _index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +155,20 @@ class Dataset:
             raise
         except Exception as e:
             raise _reader_failed(self, s, e, what="ground truth") from e
+
+    def pixel_spacing(self, sample: Sample | str) -> tuple[float, float] | None:
+        """``(row, column)`` mm per pixel of ``sample``: its own header's when it has one, else the dataset's
+        ``spacing``, else None (lengths and areas are then only in pixels). A header that cannot be read counts
+        as none (loading the image reports the file)."""
+        s = self.get(sample) if isinstance(sample, str) else sample
+        if self.read_spacing is not None:
+            try:
+                own = self.read_spacing(self, s)
+            except SegstudioError:
+                own = None
+            if own is not None:
+                return own
+        return self.spacing
 
     # summaries --------------------------------------------------------------------------------------------------
     def split_counts(self) -> dict[str, int]:

@@ -1,7 +1,10 @@
 """DICOM reading with pydicom: stored pixel values kept at full depth, window/level taken from the header.
 
-The array returned is what the GUI windows for display, so the header window is converted into the same units
-(stored values, offset by 32768 when the pixels are signed so that they fit ``uint16``).
+The array returned is what training and the GUI start from (stored values, offset by 32768 when the pixels are
+signed so that they fit ``uint16``; MONOCHROME1 inverted). ``dicom_header`` says how to display it: the
+:class:`~segstudio.core.display.Rescale` from that array to modality units (RescaleSlope/Intercept: Hounsfield
+units for CT), the header's VOI window in those units, and the pixel spacing in mm.
+``Window``/``dicom_window`` give the header window converted into the array's own units (for reports).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from segstudio.core.display import Rescale, VoiFunction
 from segstudio.datasets.clamped_file import ClampedFile
 from segstudio.datasets.problems import CorruptImageError, DatasetProblemError, ImageTooLargeError
 
@@ -111,6 +115,70 @@ def dicom_window(path: Path) -> Window | None:
         top = 255 if _header_int(ds, "BitsAllocated", 16, path=path) <= 8 and not signed else 65535
         stored_center = top - stored_center
     return Window(stored_center, stored_width)
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    """What the header says about showing and measuring ``read_dicom``'s array.
+
+    ``rescale`` maps that array to modality units (it undoes the signed offset and the MONOCHROME1 inversion, so a
+    window from the header applies as written); ``window`` is the header's first ``(WindowCenter, WindowWidth)``
+    in modality units, None when absent or unusable; ``spacing`` is ``(row, column)`` mm per pixel (PixelSpacing,
+    else ImagerPixelSpacing), None when absent."""
+
+    modality: str = ""
+    rescale: Rescale = Rescale()
+    window: tuple[float, float] | None = None
+    function: VoiFunction = "LINEAR"
+    spacing: tuple[float, float] | None = None
+    #: the pixels were floats or wider than 16 bits, so ``read_dicom`` scaled them min–max: no header window fits
+    rescaled_min_max: bool = False
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    try:
+        if value is None or isinstance(value, str | bytes) or len(value) != 2:
+            return None
+        a, b = float(value[0]), float(value[1])
+    except Exception:  # header values of any VR reach here; a spacing that cannot be read is simply absent
+        return None
+    return (a, b) if all(math.isfinite(v) and v > 0 for v in (a, b)) else None
+
+
+def dicom_header(path: Path) -> DicomHeader:
+    """Display and measuring facts from the header only (no pixel data read)."""
+    ds = _dcmread(path, pixels=False)
+    try:
+        modality = str(ds.get("Modality", "") or "")[:16].upper()
+        slope = _first(ds.get("RescaleSlope"))
+        intercept = _first(ds.get("RescaleIntercept")) or 0.0
+        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+        function = str(ds.get("VOILUTFunction", "") or "LINEAR").strip().upper()
+        spacing = _pair(ds.get("PixelSpacing")) or _pair(ds.get("ImagerPixelSpacing"))
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))[:32]
+    except Exception:  # a header element that fails to decode: no display facts, the image still shows
+        return DicomHeader()
+    slope = 1.0 if not slope else slope  # 0 or absent: the standard's identity
+    signed = _header_int(ds, "PixelRepresentation", 0, path=path) == 1
+    bits = _header_int(ds, "BitsAllocated", 16, path=path)
+    wide = bits > 16  # 32-bit integers and float pixel data (read_dicom scales those min-max)
+    offset = SIGNED_OFFSET if signed else 0
+    # read_dicom's array a: a = stored + offset (MONOCHROME1: top - (stored + offset)); modality = slope*stored + b
+    rescale = Rescale(slope, intercept - offset * slope, units="HU" if modality == "CT" else "")
+    if wide:
+        rescale = Rescale()
+    elif photometric == "MONOCHROME1":
+        top = 255 if bits <= 8 and not signed else 65535
+        rescale = Rescale(-slope, slope * (top - offset) + intercept, invert=True, units=rescale.units)
+    window = (center, width) if center is not None and width is not None and width >= 1 else None
+    return DicomHeader(
+        modality=modality,
+        rescale=rescale,
+        window=None if wide else window,
+        function=function if function in ("LINEAR", "LINEAR_EXACT", "SIGMOID") else "LINEAR",  # type: ignore[arg-type]
+        spacing=spacing,
+        rescaled_min_max=wide,
+    )
 
 
 def read_dicom(path: Path, *, max_pixels: int | None) -> np.ndarray:

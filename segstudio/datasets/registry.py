@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.core.errors import DatasetError, SegstudioError, UnknownKeyError
-from segstudio.datasets.base import Dataset, DatasetFormat
+from segstudio.datasets.base import Dataset, DatasetFormat, Problem, ProblemKind
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ def open_dataset(path: str | Path, *, format: str | None = None, **options: Any)
         try:
             q, found = _locate(p, format)
             ds = _open(q, format=format, found=found, options=options)
+            _add_declared_spacing(ds)
             if q != p:
                 ds.options[OPENED_SUBFOLDER] = q.relative_to(p).as_posix()
         except SegstudioError:
@@ -190,6 +191,24 @@ def open_dataset(path: str | Path, *, format: str | None = None, **options: Any)
     known = {(q.kind, q.path) for q in ds.problems}
     ds.problems.extend(q for q in skipped if (q.kind, q.path) not in known)
     return ds
+
+
+def _add_declared_spacing(ds: Dataset) -> None:
+    """A ``spacing`` in the dataset's ``classes.json`` (any format): the pixel size for mm and mm². A spacing that is
+    malformed stops the open (a wrong scale must not pass unseen); a ``classes.json`` this format does not read
+    and that cannot be parsed is only reported."""
+    from segstudio.datasets.util import read_json, spacing_from_json
+
+    cfg = Path(ds.root) / "classes.json"
+    if ds.spacing is not None or not cfg.is_file():
+        return
+    try:
+        doc = read_json(cfg)
+    except DatasetError as e:
+        ds.problems.append(Problem(ProblemKind.BAD_ANNOTATION, f"classes.json was not read for its spacing: {e.message}",
+                                   cfg))
+        return
+    ds.spacing = spacing_from_json(doc, path=cfg)
 
 
 def _open(p: Path, *, format: str | None, found: list[Detection], options: dict[str, Any]) -> Dataset:  # noqa: A002

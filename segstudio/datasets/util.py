@@ -6,6 +6,7 @@ import contextvars
 import errno
 import gc
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -332,6 +333,38 @@ def schema_from_json(d: Any, *, path: Path) -> ClassSchema:
         raise documents.bad_field(path, "classes.json", "ignore_index", ignore, "a whole number or null")
     return make_schema(classes, path=path, multilabel=documents.get_bool(d, "multilabel"),
                        ignore_index=ignore_index)
+
+
+#: a pixel side above this is a unit slip (metres, or micrometres as millimetres), not a scan
+MAX_SPACING_MM = 1000.0
+SPACING_FIX = ('Write "spacing": [row_mm, column_mm] (millimetres per pixel, e.g. [0.175, 0.175]), '
+               "or remove it when the pixel size is unknown.")
+
+
+def spacing_from_json(d: Any, *, path: Path) -> tuple[float, float] | None:
+    """The ``spacing`` of a ``classes.json``-shaped dict: ``(row, column)`` mm per pixel, or None when it has none.
+    Anything but two positive, finite numbers up to ``MAX_SPACING_MM`` raises ``DatasetProblemError`` naming
+    ``path``: a wrong scale would make every mm and mm² wrong without a sign."""
+    if not isinstance(d, dict) or d.get("spacing") is None:
+        return None
+    v = d["spacing"]
+    nums = (isinstance(v, list) and len(v) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v))
+    if not nums or not all(math.isfinite(float(x)) and 0 < float(x) <= MAX_SPACING_MM for x in v):
+        raise DatasetProblemError(
+            f"classes.json: 'spacing' must be [row, column] millimetres per pixel, two numbers above 0 and at most "
+            f"{MAX_SPACING_MM:g}, not {documents.describe(v)}.",
+            path=path, fix=SPACING_FIX, kind=ProblemKind.BAD_ANNOTATION,
+        )
+    return (float(v[0]), float(v[1]))
+
+
+def declared_spacing(root: Path) -> tuple[float, float] | None:
+    """``spacing`` from ``root/classes.json`` (None when there is no such file or key); the file's errors raise."""
+    cfg = root / "classes.json"
+    if not cfg.is_file():
+        return None
+    return spacing_from_json(read_json(cfg), path=cfg)
 
 
 def read_class_names(path: Path) -> list[str]:

@@ -1,7 +1,9 @@
 """Medical images: a folder (searched recursively) of DICOM files, and plain image folders (16-bit PNG/TIFF).
 
 ``dicom``: every ``.dcm``/``.dicom`` file (and extension-less files with the DICOM magic) under the folder is one
-sample; pixels keep their stored depth and the header's window/level is available through ``sample_window``.
+sample; pixels keep their stored depth; the header's rescale, window/level and pixel spacing are available
+through ``sample_header`` (``segstudio.datasets.display`` turns them into what the screen shows), and
+``Dataset.pixel_spacing`` gives the header's PixelSpacing.
 Masks, when present, lie in a ``masks/`` folder beside the series with the same stem (binary or index PNG);
 a ``classes.json`` beside them names the classes (mask values are then class ids). ``WRITER_DICOM`` (issue 14)
 writes this layout: the DICOM files copied byte for byte, index PNG masks, ``classes.json``.
@@ -23,7 +25,7 @@ from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import DatasetError
 from segstudio.core.types import ClassSchema
 from segstudio.datasets.base import Dataset, Problem, ProblemKind, Sample, relative_id
-from segstudio.datasets.dicom_io import Window, dicom_window, is_dicom
+from segstudio.datasets.dicom_io import DicomHeader, Window, dicom_header, dicom_window, is_dicom
 from segstudio.datasets.formats.paired import _read_gt as read_paired_gt
 from segstudio.datasets.formats.writer_kit import (
     classes_json,
@@ -100,6 +102,30 @@ def sample_window(ds: Dataset, sample: Sample) -> Window | None:
     return cache[sample.id]
 
 
+def _is_dicom_sample(sample: Sample) -> bool:
+    return sample.image.suffix.lower() in DICOM_EXTENSIONS or (not sample.image.suffix and is_dicom(sample.image))
+
+
+def sample_header(ds: Dataset, sample: Sample) -> DicomHeader | None:
+    """The display and measuring facts of a DICOM sample's header (cached per dataset); None for other images
+    and for a header that cannot be read (loading the image reports that file)."""
+    if not _is_dicom_sample(sample):
+        return None
+    cache: dict[str, DicomHeader | None] = ds.options.setdefault("_dicom_headers", {})
+    if sample.id not in cache:
+        try:
+            cache[sample.id] = dicom_header(sample.image)
+        except DatasetError:
+            cache[sample.id] = None
+    return cache[sample.id]
+
+
+def dicom_spacing(ds: Dataset, sample: Sample) -> tuple[float, float] | None:
+    """``Dataset.read_spacing`` of folders that hold DICOM files: the header's PixelSpacing (row, column mm)."""
+    header = sample_header(ds, sample)
+    return header.spacing if header is not None else None
+
+
 class DicomFormat:
     name = "dicom"
     description = "A folder of DICOM files (recursive), full depth, header window/level; optional masks/ folder."
@@ -145,6 +171,7 @@ class DicomFormat:
             read_gt=read_paired_gt,
             problems=[],
             options={**options, "binary": not classes and not from_json},
+            read_spacing=dicom_spacing,
         )
 
 
@@ -170,6 +197,7 @@ class ImageFolderFormat:
             read_gt=_no_gt,
             problems=[],
             options=dict(options),
+            read_spacing=dicom_spacing,
         )
 
 

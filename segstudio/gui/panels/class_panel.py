@@ -31,6 +31,13 @@ def class_pixel_counts(mask: np.ndarray, schema: ClassSchema) -> dict[int, int]:
     return {c.id: int(counts[c.id]) if c.id < counts.size else 0 for c in schema}
 
 
+def area_text(pixels: int, spacing: tuple[float, float] | None) -> str:
+    """``"35,644"``, or ``"35,644 px · 1,234.5 mm²"`` when the pixel spacing is known."""
+    if spacing is None:
+        return f"{pixels:,}"
+    return f"{pixels:,} px · {pixels * spacing[0] * spacing[1]:,.1f} mm²"
+
+
 def _key_for(schema: ClassSchema, row: int, class_id: int) -> int | None:
     if not schema.multilabel:
         return class_id if 0 <= class_id <= 9 else None
@@ -81,12 +88,14 @@ class ClassPanel(QWidget):
             self.tree.resizeColumnToContents(COL_NAME)
             self.tree.resizeColumnToContents(COL_LOCK)
 
-    def set_pixel_counts(self, counts: dict[int, int] | None) -> None:
+    def set_pixel_counts(self, counts: dict[int, int] | None, *,
+                         spacing: tuple[float, float] | None = None) -> None:
+        """Pixels per class; with the image's ``spacing`` ((row, column) mm per pixel) the area in mm² too."""
         with QSignalBlocker(self.tree):
             for i in range(self.tree.topLevelItemCount()):
                 item = self.tree.topLevelItem(i)
                 cid = item.data(COL_NAME, Qt.ItemDataRole.UserRole)
-                item.setText(COL_PIXELS, "—" if counts is None else f"{counts.get(cid, 0):,}")
+                item.setText(COL_PIXELS, "—" if counts is None else area_text(counts.get(cid, 0), spacing))
 
     def visible_ids(self) -> set[int]:
         out = set()

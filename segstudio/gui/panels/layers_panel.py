@@ -125,9 +125,23 @@ class LayersPanel(QWidget):
                 if schema.multilabel or c.id != 0:
                     self.error_class.addItem(c.name, c.id)
 
-    def set_window_level_text(self, window: float | None, level: float | None) -> None:
-        self.wl_label.setText("full range · right-drag to adjust" if window is None or level is None
-                              else f"W {window:.0f} · L {level:.0f} · right-drag to adjust")
+    def set_presets(self, names: list[str]) -> None:
+        """The window presets that fit the image shown (Hounsfield-unit presets for CT, range fractions else)."""
+        with QSignalBlocker(self.preset):
+            self.preset.clear()
+            self.preset.addItem("Choose a window…", None)
+            for n in names:
+                self.preset.addItem(n, n)
+
+    def set_window_level_text(self, window: float | None, level: float | None, *, units: str = "",
+                              source: str = "") -> None:
+        """``units``: of the window ("HU"); ``source``: where the window came from ("header", "auto ...")."""
+        if window is None or level is None:
+            text = "full range"
+        else:
+            u = f" {units}" if units else ""
+            text = f"W {window:.0f} · L {level:.0f}{u}" + (f" ({source})" if source else "")
+        self.wl_label.setText(f"{text} · right-drag to adjust")
 
     def set_layer_available(self, name: str, available: bool) -> None:
         row = self.rows[name]

@@ -147,7 +147,9 @@ class ReviewScreenController(QObject):
             self.actions["undo"].setEnabled(m is not None and m.can_undo)
             self.actions["redo"].setEnabled(m is not None and m.can_redo)
         if m is not None:
-            self.class_panel.set_pixel_counts(self.editor.class_pixel_counts())
+            ds, cur = self.session.dataset, self.session.current
+            spacing = ds.pixel_spacing(cur.sample) if ds is not None and cur is not None else None
+            self.class_panel.set_pixel_counts(self.editor.class_pixel_counts(), spacing=spacing)
 
     def _on_editor_saved(self, rec: MaskVersion) -> None:
         self.session.invalidate(rec.sample_id)  # a prefetched copy holds the old mask

@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMainWindow, QStatusBar
 
+from segstudio.datasets.formats.medical import sample_header
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import EditorController
 from segstudio.gui.screen.review import ReviewController
@@ -133,8 +134,16 @@ class StatusController(QObject):
             for lbl in (self.labels.position, self.labels.intensity, self.labels.label):
                 lbl.setText("")
             return
-        self.labels.position.setText(f"x {x}, y {y}")
-        self.labels.intensity.setText(f"value {cur.intensity_at(x, y)}")
+        ds = self.session.dataset
+        spacing = ds.pixel_spacing(cur.sample) if ds is not None else None
+        # with a known pixel size, the position in mm from the image's top-left corner too
+        mm = f" ({x * spacing[1]:.1f}, {y * spacing[0]:.1f} mm)" if spacing is not None else ""
+        self.labels.position.setText(f"x {x}, y {y}{mm}")
+        value = f"value {cur.intensity_at(x, y)}"
+        header = sample_header(ds, cur.sample) if ds is not None and cur.image.ndim == 2 else None
+        if header is not None and header.rescale.units:  # a CT: the modality value (Hounsfield units) too
+            value += f" · {header.rescale.apply(float(cur.image[y, x])):.0f} {header.rescale.units}"
+        self.labels.intensity.setText(value)
         mask = self.editor.mask.array if self.editor.mask is not None else cur.gt
         cls = self.session.class_at(x, y, mask=mask)
         self.labels.label.setText(f"class: {cls}" if cls else "")

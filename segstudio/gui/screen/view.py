@@ -9,7 +9,15 @@ from dataclasses import replace
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 
-from segstudio.core.display import XRAY_PRESETS, DisplaySettings, render_display, value_range
+from segstudio.core.display import (
+    NO_RESCALE,
+    XRAY_PRESETS,
+    DisplaySettings,
+    WindowPreset,
+    render_display,
+    value_range,
+)
+from segstudio.datasets.display import ImageDisplay, default_display
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
@@ -31,6 +39,11 @@ class ViewController(QObject):
         self.session, self.canvas, self.split = session, canvas, split
         self.layers, self.editor, self.actions = layers, editor, actions
         self.display = DisplaySettings()
+        #: the current image's default display (its rescale to display units, header window or auto-window)
+        self.image_display = ImageDisplay()
+        self._presets: tuple[WindowPreset, ...] = XRAY_PRESETS
+        #: the user chose a window (preset or right-drag): kept for the next image of the same value range
+        self._manual_window = False
         self._image_range: tuple[float, float] | None = None
         layers.sig_layer_visibility_changed.connect(self._on_layers_visibility_changed)
         layers.sig_layer_opacity_changed.connect(self._on_layers_opacity_changed)
@@ -109,19 +122,35 @@ class ViewController(QObject):
 
     # image display ----------------------------------------------------------------------------------------------
     def sample_shown(self, cur: LoadedSample) -> None:
-        """A new sample: keep the window/level unless the value range changed (8-bit after 16-bit, ...)."""
-        rng = value_range(cur.image)
-        if self.display.window is not None and rng != self._image_range:
-            self.display = replace(self.display, window=None, level=None)
-            self.layers.set_window_level_text(None, None)
+        """A new sample opens with its own default window (DICOM header, CT preset, percentile auto-window); a
+        window the user chose is kept while the value range and units stay the same (8-bit after 8-bit, ...)."""
+        ds = self.session.dataset
+        shown = default_display(ds, cur.sample, cur.image) if ds is not None else ImageDisplay()
+        rng = value_range(cur.image, shown.rescale)
+        keep = (self._manual_window and rng == self._image_range
+                and shown.rescale.units == self.image_display.rescale.units)
+        self.image_display = shown
+        if shown.presets != self._presets:
+            self._presets = shown.presets
+            self.layers.set_presets([p.name for p in shown.presets])
+        if not keep:
+            self._manual_window = False
+            self.display = shown.settings(self.display)
+            self._show_window_text()
         self._image_range = rng
         self.render_image()
+
+    def _show_window_text(self) -> None:
+        d = self.display
+        source = "" if self._manual_window else self.image_display.source
+        self.layers.set_window_level_text(d.window, d.level, units=self.image_display.rescale.units, source=source)
 
     def render_image(self) -> None:
         cur = self.session.current
         if cur is None:
             return
-        shown = render_display(cur.image, self.display)
+        rescale = self.image_display.rescale if self.image_display is not None else NO_RESCALE
+        shown = render_display(cur.image, self.display, rescale=rescale)
         self.canvas.set_image(shown)
         if self.split.mode != "single":
             self.split.secondary.set_image(shown)
@@ -133,8 +162,11 @@ class ViewController(QObject):
         self.render_image()
 
     def reset_display(self) -> None:
-        self.display = DisplaySettings(invert=self.display.invert, filter=self.display.filter)
-        self.layers.set_window_level_text(None, None)
+        """Back to the image's own window (header, CT preset or auto-window), keeping invert and the filter."""
+        self._manual_window = False
+        self.display = self.image_display.settings(
+            DisplaySettings(invert=self.display.invert, filter=self.display.filter))
+        self._show_window_text()
         self.render_image()
 
     # handlers ---------------------------------------------------------------------------------------------------
@@ -142,23 +174,27 @@ class ViewController(QObject):
         cur = self.session.current
         if cur is None:
             return
-        lo, hi = value_range(cur.image)
+        lo, hi = value_range(cur.image, self.image_display.rescale)
         span = hi - lo
         window = self.display.window if self.display.window is not None else span
         level = self.display.level if self.display.level is not None else lo + span / 2
         window = max(1.0, window + dx * span / WL_DRAG_SPAN_PX)
         level = level + dy * span / WL_DRAG_SPAN_PX
         self.display = replace(self.display, window=window, level=level)
-        self.layers.set_window_level_text(window, level)
+        self._manual_window = True
+        self._show_window_text()
         self.render_image()
 
     def _on_layers_preset_chosen(self, name: str) -> None:
         cur = self.session.current
         if cur is None:
             return
-        preset = next(p for p in XRAY_PRESETS if p.name == name)
-        self.display = self.display.with_preset(preset, value_range=value_range(cur.image))
-        self.layers.set_window_level_text(self.display.window, self.display.level)
+        preset = next((p for p in self._presets if p.name == name), None)
+        if preset is None:
+            return
+        self.display = self.display.with_preset(preset, value_range=value_range(cur.image, self.image_display.rescale))
+        self._manual_window = True
+        self._show_window_text()
         self.render_image()
 
     def _on_layers_filter_changed(self, name: str) -> None:
