@@ -31,7 +31,7 @@ THUMBNAIL_PX = 40
 #: Disk budget of the thumbnail cache (a 64 px PNG is a few KiB: this holds well over 50,000 images).
 CACHE_BUDGET_BYTES = 256 * 1024 * 1024
 #: Bumped when the thumbnail recipe changes, so stale PNGs from an older recipe are never shown.
-_RECIPE = 1
+_RECIPE = 2  # 2: images deeper than 8 bits in the percentile window the canvas opens them with
 
 
 # pure helpers (run on worker threads) ---------------------------------------------------------------------------
@@ -53,7 +53,8 @@ def thumbnail_key(image_path: Path, *, px: int = THUMBNAIL_PX) -> str | None:
 
 def make_thumbnail(image: np.ndarray, *, px: int = THUMBNAIL_PX) -> np.ndarray:
     """``(H, W)`` or ``(H, W, C)`` image of any depth → ``uint8`` ``(h, w)`` or ``(h, w, 3)`` with the longest
-    side ``px`` (never upscaled). 16-bit images are stretched to their own min/max, like the canvas does."""
+    side ``px`` (never upscaled). Images deeper than 8 bits are shown in the 0.5–99.5 % percentile window the
+    canvas opens them with (a DICOM's header window needs its header; the percentiles are close to it)."""
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
@@ -71,6 +72,13 @@ def make_thumbnail(image: np.ndarray, *, px: int = THUMBNAIL_PX) -> np.ndarray:
         # area interpolation averages the pixels a thumbnail pixel covers: no aliasing on 2048² X-rays
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+    if a.dtype == np.uint16 or (a.dtype == np.float32 and a.ndim == 2):
+        from segstudio.core.display import DisplaySettings, percentile_window, render_display
+
+        if a.dtype == np.float32:
+            a = a.astype(np.float64)
+        level, window = percentile_window(a)
+        return np.ascontiguousarray(render_display(a, DisplaySettings(window=window, level=level)))
     return np.ascontiguousarray(to_display_uint8(a))
 
 
