@@ -1,0 +1,151 @@
+"""``segstudio sweep FILE --out DIR [--dry-run] [--device DEV] [--worst K] [-q]``: train a grid of configs
+(architectures × losses × augmentations) one after another into DIR, then report on them.
+
+The sweep file is checked whole before anything trains (docs/cli.md describes it). The first Ctrl+C stops the
+current run after its batch, keeping its last checkpoint; running the same command again resumes the sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+
+EXAMPLES = """examples:
+  segstudio sweep lungs-sweep.json --out sweeps/lungs --dry-run     # the runs and their overrides
+  segstudio sweep lungs-sweep.json --out sweeps/lungs               # train them all, then report.html
+  segstudio sweep lungs-sweep.json --out sweeps/lungs               # again after Ctrl+C: resumes
+"""
+
+HELP = "train a grid of configs (architectures × losses × augmentations), resumable, with one report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE", help="the sweep file (JSON; docs/cli.md)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="the sweep folder: sweep.json, state.json, runs/<name>/, report.html (+ .csv, .json)")
+    parser.add_argument("--dry-run", action="store_true", help="print the runs and their overrides; train nothing")
+    parser.add_argument("--device", default=None,
+                        help="auto, cpu, cuda, cuda:N or mps for this pass (default: the configs' device)")
+    parser.add_argument("--worst", type=int, default=6, metavar="K",
+                        help="the K lowest-Dice validation images per run in the report (default 6; 0: none)")
+    add_progress_arguments(parser, quiet_help="no progress bar; print one line per epoch")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to the console")
+
+
+def _dry_run(plan: Any, out: Path) -> int:
+    from segstudio.engine.sweep import RUNS_DIR, run_status
+
+    status = run_status(plan, out)
+    doc = plan.document
+    base = f"recipe {doc['recipe']}" if "recipe" in doc else f"config {doc['config']}" if "config" in doc else "defaults"
+    common = " ".join(doc.get("set", [])) or "-"
+    print(f"sweep {plan.source}: {len(plan.runs)} run(s) on {plan.dataset}\nbase: {base}; set: {common}")
+    width = max(len(r.name) for r in plan.runs)
+    for r in plan.runs:
+        print(f"  {r.name:<{width}}  {status[r.name]:<8}  {' '.join(r.overrides) or '-'}")
+    print(f"run folders: {out / RUNS_DIR}/<name> (dry run: nothing trained, nothing written)")
+    return 0
+
+
+def _table(rows: Any) -> str:
+    width = max([len("run"), *(len(r.name) for r in rows)])
+    lines = [f"{'run':<{width}}  {'status':<8}  mean Dice"]
+    for r in rows:
+        dice = "-" if r.dice is None or math.isnan(r.dice) else f"{r.dice:.4f}"
+        lines.append(f"{r.name:<{width}}  {r.status:<8}  {dice}{'  ' + r.error if r.error else ''}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from segstudio.core.errors import SegstudioError
+    from segstudio.engine.sweep import load_sweep
+
+    if args.worst < 0:
+        raise SegstudioError(f"--worst must be 0 or more, not {args.worst}.", fix="Use --worst 6.")
+    if args.device is not None:
+        from segstudio.engine.config import DEVICE_NAME
+
+        if DEVICE_NAME.fullmatch(args.device) is None:
+            raise SegstudioError(f"--device {args.device!r} is not a device.", fix="Use auto, cpu, cuda, cuda:N or mps.")
+    plan = load_sweep(args.file)
+    out = args.out.expanduser()
+    if args.dry_run:
+        return _dry_run(plan, out)
+    return _sweep(args, plan, out)
+
+
+def _sweep(args: argparse.Namespace, plan: Any, out: Path) -> int:
+    from segstudio.commands.train import EpochProgress, report_event
+    from segstudio.engine.cancel import CancelToken
+    from segstudio.engine.evaluate import SampleEvaluated
+    from segstudio.engine.events import Finished
+    from segstudio.engine.report import ReportRunStarted
+    from segstudio.engine.sweep import SweepFinished, SweepRunEnded, SweepRunStarted, SweepStarted, run_sweep
+
+    cancel = CancelToken()
+    mode = progress_mode(args)
+    bar = EpochProgress(mode)
+    scoring: Progress | None = None
+    model = ""
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        bar.line("stopping after this batch (Ctrl+C again to abort); run the same command again to resume...")
+
+    events = run_sweep(plan, out=out, cancel=cancel, device=args.device, worst=args.worst)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    finished: SweepFinished | None = None
+    resume_hint = f"resume with: segstudio sweep {args.file} --out {args.out}"
+    try:
+        for ev in events:
+            if isinstance(ev, SweepStarted):
+                bar.line(f"sweep of {ev.total} run(s) into {ev.out}; {ev.done} done already")
+            elif isinstance(ev, SweepRunStarted):
+                cfg = next(r.config for r in plan.runs if r.name == ev.name)
+                model = f"{cfg.model.architecture}/{cfg.model.encoder}"
+                bar.line(f"run {ev.index + 1}/{ev.total}: {ev.name}{' (resuming)' if ev.resume else ''}")
+            elif isinstance(ev, SweepRunEnded):
+                bar.end_epoch()
+                bar.line(f"run {ev.name}: {ev.status}" + (f" ({ev.error})" if ev.error else "")
+                         + (f" after {ev.epochs_completed} epoch(s)" if ev.epochs_completed is not None else ""))
+            elif isinstance(ev, ReportRunStarted):
+                if scoring is not None:
+                    scoring.close()
+                scoring = Progress(f"report {ev.index + 1}/{ev.total} {ev.name}", ev.samples, mode=mode)
+            elif isinstance(ev, SampleEvaluated) and scoring is not None:
+                scoring.update(ev.index + 1, ev.total)
+            elif isinstance(ev, SweepFinished):
+                finished = ev
+            elif not isinstance(ev, Finished):
+                report_event(bar, ev, model=model)
+    except KeyboardInterrupt:
+        events.close()  # records the current run as stopped
+        bar.close()
+        print(f"interrupted; the current run keeps its last checkpoint\n{resume_hint}", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+        if scoring is not None:
+            scoring.close()
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    assert finished is not None
+    print(_table(finished.rows))
+    if finished.report is not None:
+        print(f"report: {finished.report} (+ .csv, .json)")
+    if finished.report_error:
+        print(f"the report could not be written: {finished.report_error}", file=sys.stderr)
+    if finished.stopped:
+        print(f"stopped; {resume_hint}")
+        return 130
+    return 1 if finished.failed else 0
