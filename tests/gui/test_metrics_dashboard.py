@@ -69,12 +69,37 @@ def test_the_figures_are_segstudio_evaluates_and_the_pixels_own(dashboard, qtbot
     dlg.shares.setChecked(False)
     assert dlg.confusion.item(1, 2).text() == f"{int(expect[1, 2]):,}"
     assert "mean Dice" in dlg.summary.text() and "40 image(s)" in dlg.summary.text()
+    # surface distances: the metrics' own HD95 / ASD, in pixels here (the set has no pixel spacing)
+    from segstudio.metrics import average_surface_distance, hd95
+
+    some = ds.samples[3].id
+    gt, pred = ds.load_gt(some), win.review.prediction_mask(some)
+    assert res.surface_unit == "px" and "HD95 (px)" in dlg.per_class.horizontalHeaderItem(6).text()
+    assert res.surface[some][1][0] == pytest.approx(hd95(gt == 1, pred == 1), rel=1e-12)
+    assert res.surface[some][2][1] == pytest.approx(average_surface_distance(gt == 2, pred == 2), rel=1e-12)
+    mean_hd, _ = res.surface_mean(1, 0)
+    assert dlg.per_class.item(1, 6).text().startswith(f"{mean_hd:.2f}")
     # sorting by a column and opening the worst image from the table
     dlg.per_image.sortItems(1, Qt.SortOrder.DescendingOrder)
     assert dlg.per_image.item(39, 0).text() == worst
     dlg.per_image.cellDoubleClicked.emit(39, 1)
     qtbot.waitUntil(lambda: win.session.current is not None and win.session.current.sample.id == worst,
                     timeout=10_000)
+
+
+def test_with_a_pixel_spacing_the_distances_are_in_mm(dashboard, qtbot) -> None:  # noqa: ANN001
+    from segstudio.metrics import hd95
+
+    win, dlg, _folder, _worst = dashboard
+    ds = win.review.dataset
+    ds.spacing = (0.7, 0.5)  # as a classes.json "spacing" gives it
+    _compute(win, dlg, qtbot)
+    res = dlg.result
+    some = ds.samples[5].id
+    gt, pred = ds.load_gt(some), win.review.prediction_mask(some)
+    assert res.surface_unit == "mm" and "HD95 (mm)" in dlg.per_class.horizontalHeaderItem(6).text()
+    assert res.surface[some][1][0] == pytest.approx(hd95(gt == 1, pred == 1, spacing=(0.7, 0.5)), rel=1e-12)
+    assert res.surface[some][1][0] != pytest.approx(hd95(gt == 1, pred == 1), rel=1e-3)
 
 
 def test_corrections_as_reference_and_csv(dashboard, qtbot, tmp_path: Path) -> None:  # noqa: ANN001

@@ -14,7 +14,7 @@ import csv
 import io
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,17 @@ class DashboardResult:
     class_names: tuple[str, ...]
     reference: str
     source: str
+    #: per sample id, per scored class id: (HD95, average surface distance) in ``surface_unit``
+    surface: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
+    #: "mm" when every scored image has a pixel spacing (DICOM header or classes.json), else "px"
+    surface_unit: str = "px"
+
+    def surface_mean(self, class_id: int, which: int) -> tuple[float, int]:
+        """Mean over the images of a class's HD95 (``which=0``) or ASD (1) where both masks have it, and how many
+        images were left out because exactly one mask lacks the class (an infinite distance)."""
+        vals = [d[class_id][which] for d in self.surface.values() if class_id in d]
+        finite = [v for v in vals if math.isfinite(v)]
+        return (float(np.mean(finite)) if finite else math.nan), sum(1 for v in vals if math.isinf(v))
 
     def specificity(self) -> dict[int, float]:
         """TN / (TN + FP) per class from the confusion matrix; NaN for a class in neither mask (the metrics'
@@ -83,7 +94,9 @@ def dashboard_events(token: Any, dataset: Dataset, *, sample_ids: Sequence[str],
                      source: str) -> Iterator[Any]:
     """``SampleEvaluated`` per scored sample, then one :class:`DashboardResult` (runs in the worker thread)."""
     from segstudio.engine.evaluate import Evaluation, Unreadable, iter_evaluation
+    from segstudio.metrics.compare import class_plane
     from segstudio.metrics.confusion import confusion_matrix
+    from segstudio.metrics.surface import surface_distances
 
     schema = dataset.schema
     ids = tuple(c.id for c in schema if not c.ignore)
@@ -92,6 +105,9 @@ def dashboard_events(token: Any, dataset: Dataset, *, sample_ids: Sequence[str],
     size = max((c.id for c in schema), default=0) + 1
     confusion = np.zeros((len(ids), len(ids)), np.int64) if semantic else None
     current: dict[str, np.ndarray | None] = {}
+    spacings = {sid: dataset.pixel_spacing(sid) for sid in sample_ids}
+    in_mm = bool(spacings) and all(v is not None for v in spacings.values())
+    surface: dict[str, dict[int, tuple[float, float]]] = {}
 
     def ref(sid: str) -> np.ndarray | None:
         current["gt"] = reference(sid)
@@ -112,9 +128,25 @@ def dashboard_events(token: Any, dataset: Dataset, *, sample_ids: Sequence[str],
                               source=source):
         if isinstance(ev, Evaluation):
             yield DashboardResult(evaluation=ev, confusion=confusion, class_ids=ids, class_names=names,
-                                  reference=reference_name, source=source)
+                                  reference=reference_name, source=source, surface=surface,
+                                  surface_unit="mm" if in_mm else "px")
             return
         gt, pred = current.get("gt"), current.get("pred")
+        if gt is not None and pred is not None:
+            sid = str(ev.comparison.sample_id)
+            spacing = spacings.get(sid) if in_mm else None
+            per: dict[int, tuple[float, float]] = {}
+            for cid in ev.comparison.scored_ids:
+                a = class_plane(gt, schema=schema, class_id=cid)
+                b = class_plane(pred.astype(gt.dtype, copy=False), schema=schema, class_id=cid)
+                d = surface_distances(a, b, spacing=spacing or (1.0, 1.0))
+                if d is None:  # the metrics' rule: NaN in neither mask, inf in only one
+                    empty = math.nan if not (a.any() or b.any()) else math.inf
+                    per[cid] = (empty, empty)
+                else:
+                    per[cid] = (float(max(np.percentile(d[0], 95), np.percentile(d[1], 95))),
+                                float(np.concatenate(d).mean()))
+            surface[sid] = per
         if confusion is not None and gt is not None and pred is not None:
             full = confusion_matrix(gt, pred.astype(gt.dtype, copy=False), num_classes=max(size, 256 if gt.dtype
                                     == np.uint8 else size))
@@ -261,7 +293,7 @@ class MetricsDashboard(QDialog):
         lay.addWidget(self.progress)
         lay.addWidget(self.tabs, 1)
         lay.addLayout(bottom)
-        self.resize(900, 620)
+        self.resize(1060, 640)
         self.set_busy(False)
 
     # state ------------------------------------------------------------------------------------------------------
@@ -286,7 +318,9 @@ class MetricsDashboard(QDialog):
         names = {c.class_id: c.name for c in ev.summary.per_class}
         spec = result.specificity()
         scored = set(ev.summary.scored_ids)
-        heads = ["class", "Dice", "IoU", "precision", "recall", "specificity", "reference px", "predicted px"]
+        unit = result.surface_unit
+        heads = ["class", "Dice", "IoU", "precision", "recall", "specificity", f"HD95 ({unit})", f"ASD ({unit})",
+                 "reference px", "predicted px"]
         rows = [c for c in ev.summary.per_class]
         self.per_class.clear()
         self.per_class.setColumnCount(len(heads))
@@ -297,7 +331,15 @@ class MetricsDashboard(QDialog):
             self.per_class.setItem(r, 0, QTableWidgetItem(label))
             for k, v in enumerate((c.dice, c.iou, c.precision, c.recall, spec.get(c.class_id, math.nan)), start=1):
                 self.per_class.setItem(r, k, _num_item(v))
-            for k, v in ((6, c.gt_pixels), (7, c.pred_pixels)):
+            for k, which in ((6, 0), (7, 1)):
+                mean, left_out = result.surface_mean(c.class_id, which) if c.class_id in scored else (math.nan, 0)
+                item = _num_item(mean, digits=2)
+                if left_out:
+                    item.setText(item.text() + f" (+{left_out} ∞)")
+                    item.setToolTip(f"{left_out} image(s) have {c.name} in only one of the two masks: an infinite "
+                                    "distance, left out of the mean")
+                self.per_class.setItem(r, k, item)
+            for k, v in ((8, c.gt_pixels), (9, c.pred_pixels)):
                 item = QTableWidgetItem(f"{v:,}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.per_class.setItem(r, k, item)
@@ -314,7 +356,8 @@ class MetricsDashboard(QDialog):
         self.per_class.resizeColumnsToContents()
         # per image
         fg = [cid for cid in ev.summary.scored_ids]
-        heads = ["sample", "mean Dice", "mean IoU", "pixel accuracy", *[f"Dice {names[c]}" for c in fg]]
+        heads = ["sample", "mean Dice", "mean IoU", "pixel accuracy", f"max HD95 ({unit})",
+                 *[f"Dice {names[c]}" for c in fg]]
         self.per_image.setSortingEnabled(False)
         self.per_image.clear()
         self.per_image.setColumnCount(len(heads))
@@ -324,9 +367,16 @@ class MetricsDashboard(QDialog):
             item = _SortItem(str(s.sample_id))
             item.setData(Qt.ItemDataRole.UserRole, str(s.sample_id))
             self.per_image.setItem(r, 0, item)
+            hd = [v[0] for v in result.surface.get(str(s.sample_id), {}).values() if not math.isnan(v[0])]
+            worst_hd = max(hd) if hd else math.nan
             for k, v in enumerate((s.mean_dice, s.mean_iou, s.pixel_accuracy), start=1):
                 self.per_image.setItem(r, k, _num_item(v))
-            for k, cid in enumerate(fg, start=4):
+            item = _num_item(worst_hd if math.isfinite(worst_hd) else math.nan, digits=2)
+            if math.isinf(worst_hd):
+                item.setText("∞")
+                item.setData(Qt.ItemDataRole.UserRole, 1e300)
+            self.per_image.setItem(r, 4, item)
+            for k, cid in enumerate(fg, start=5):
                 self.per_image.setItem(r, k, _num_item(s.score(cid).dice))
         self.per_image.setSortingEnabled(True)
         self.per_image.sortItems(1, Qt.SortOrder.AscendingOrder)  # worst first
