@@ -75,6 +75,12 @@ def _build_smp(cfg: ModelConfig, out_channels: int, arch: str, *, pretrained: bo
         kwargs["encoder_depth"] = cfg.encoder_depth
         if arch in _STAGED_DECODERS and "decoder_channels" not in kwargs:
             kwargs["decoder_channels"] = _DEFAULT_DECODER[5 - cfg.encoder_depth :] if cfg.encoder_depth <= 5 else None
+        # smp's FPN and PSPNet heads upsample by a fixed factor made for their default depth (5 and 3): at another
+        # depth their logits come out 2, 4 or 8 times too large or small, so the factor follows the depth
+        if arch == "fpn" and "upsampling" not in kwargs and 3 <= cfg.encoder_depth <= 5:
+            kwargs["upsampling"] = 2 ** (cfg.encoder_depth - 3)
+        if arch == "pspnet" and "upsampling" not in kwargs and 1 <= cfg.encoder_depth <= 5:
+            kwargs["upsampling"] = 2**cfg.encoder_depth
     if arch == "dpt" and cfg.encoder.startswith("tu-"):
         # ViT position embeddings are fixed to the pretraining size unless timm resamples them per input
         kwargs.setdefault("dynamic_img_size", True)

@@ -54,6 +54,17 @@ def test_architecture_contract(arch):
     assert torch.isfinite(y).all()
 
 
+@pytest.mark.parametrize("arch", ["unet", "fpn", "pspnet", "deeplabv3plus", "linknet", "manet", "unetplusplus"])
+@pytest.mark.parametrize("depth", [3, 4, 5])
+def test_logits_keep_the_input_size_at_every_encoder_depth(arch, depth):
+    """A shallower encoder (model.encoder_depth) still gives logits of the input's size: smp's FPN and PSPNet
+    heads upsample by a factor made for their default depth, which the builder adapts."""
+    model = build_model(_cfg(arch, encoder_depth=depth), out_channels=3).eval()
+    with torch.no_grad():
+        y = model(torch.randn(1, 3, 64, 96))
+    assert y.shape == (1, 3, 64, 96)
+
+
 @pytest.mark.parametrize("arch", ["unet", "fcn", "segnet"])
 def test_grayscale_input_and_single_output(arch):
     model = build_model(_cfg(arch, in_channels=1), out_channels=1).eval()
