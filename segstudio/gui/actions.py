@@ -74,6 +74,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("erode", "&Erode Class…", "&Edit", (), "fa5s.compress-arrows-alt", arg="erode"),
     ActionSpec("replace_class", "Re&place Class…", "&Edit", (), "fa5s.exchange-alt",
                arg="replace_class"),
+    ActionSpec("refine_edge", "Refine &Edge of Class…", "&Edit", ("Ctrl+Shift+E",), "fa5s.crosshairs",
+               "Propose the selected class's outline moved onto the nearest strong image edge within a radius "
+               "(Enter accepts, Esc rejects)", arg="refine_edge"),
+    ActionSpec("smooth_outline", "&Smooth Outline of Class…", "&Edit", (), "fa5s.circle-notch",
+               "Propose the selected class with a smoothed outline (Enter accepts, Esc rejects)",
+               arg="smooth_outline"),
     # Tools
     ActionSpec("preferences", "Pre&ferences…", "&Edit", ("Ctrl+,",), "fa5s.cog",
                "Colours, opacity, autosave, device and threads, workspace location, reviewer, shortcuts",
@@ -94,6 +100,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Flood fill (K): the clicked region takes the selected class", True, "tools", "fill", "tool"),
     ActionSpec("tool_rectangle", "&Rectangle", "&Tools", ("M",), "fa5s.vector-square",
                "Rectangle (M)", True, "tools", "rectangle", "tool"),
+    ActionSpec("tool_grabcut", "&GrabCut Box", "&Tools", ("Shift+G",), "fa5s.object-group",
+               "GrabCut (Shift+G): drag a box around an object; its segmentation is proposed for the selected "
+               "class — Enter accepts, Esc rejects", True, "tools", "grabcut", "tool"),
     ActionSpec("tool_accept_lasso", "Accept Prediction &Inside Lasso", "&Tools", ("Shift+L",),
                "fa5s.magic", "Draw a lasso; the prediction inside it is copied into the mask (Shift+L)", True,
                "tools", "accept-lasso", "tool"),
@@ -102,8 +111,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("brush_larger", "Brush &Larger", "&Tools", ("]",), None, arg=+1),
     ActionSpec("brush_shape", "Square Brush", "&Tools", ("Shift+B",), "fa5s.square",
                checkable=True),
-    ActionSpec("finish_shape", "Close Polygon", "&Tools", ("Return", "Enter"), None),
-    ActionSpec("cancel_shape", "Cancel Shape", "&Tools", ("Esc",), None),
+    ActionSpec("finish_shape", "Close Polygon / Accept Proposal", "&Tools", ("Return", "Enter"), None),
+    ActionSpec("cancel_shape", "Cancel Shape / Reject Proposal", "&Tools", ("Esc",), None),
     # Navigate
     ActionSpec("prev", "&Previous Image", "&Navigate", ("Left", "PgUp", "Backspace"),
                "fa5s.arrow-left", "Previous sample in the list's order (←)", toolbar="main"),

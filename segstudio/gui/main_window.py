@@ -222,6 +222,9 @@ class MainWindow(QMainWindow):
         return handlers
 
     def _wire(self) -> None:
+        # what an assisted tool proposes, and how to take it, stays in the status bar until it is decided
+        self.editor.sig_proposal_changed.connect(
+            lambda text: self.status_controller.show_message(text, 0 if text else 1))
         self.canvas.sig_space_tapped.connect(self.navigation.go_next)
         self.review_screen.sig_review_shown.connect(lambda _sid: self.loop.update_queue_info())
         self.predictions_view.sig_predictions_changed.connect(self.status_controller.update_dataset_status)

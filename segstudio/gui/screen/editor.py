@@ -33,6 +33,45 @@ from segstudio.workspace import JournalWriter, MaskSource, MaskVersion, Workspac
 log = logging.getLogger(__name__)
 
 GT_LAYER, PRED_LAYER, ERROR_LAYER = "gt", "prediction", "error"
+#: the proposal an assisted tool offers (GrabCut, refine edge, smoothing): drawn above everything, not in the label
+PROPOSAL_LAYER = "proposal"
+#: the tool that proposes GrabCut's segmentation of a dragged box
+GRABCUT = "grabcut"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What an assisted tool offers for ``class_id``: inside ``region`` (bool, the image's shape) the class's
+    pixels become ``plane``; nothing changes until it is accepted (Enter), as one undo step."""
+
+    plane: np.ndarray
+    region: np.ndarray
+    class_id: int
+    tool: str
+
+
+def proposal_rgba(plane: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """The proposal as an overlay: a light fill striped every 6 px (so that it never reads as the label) and a
+    solid outline, in the class's colour."""
+    import cv2
+
+    h, w = plane.shape
+    rgba = np.zeros((h, w, 4), np.uint8)
+    if not plane.any():
+        return rgba
+    u8 = plane.view(np.uint8) if plane.dtype == np.bool_ else plane.astype(np.uint8)
+    yy, xx = np.ogrid[:h, :w]
+    stripes = ((xx + yy) % 6) < 2
+    fill = plane & stripes
+    rgba[..., :3][plane] = colour
+    rgba[..., 3][plane] = 70
+    rgba[..., 3][fill] = 170
+    edge = u8.astype(bool) & ~cv2.erode(u8, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                                        borderValue=0).astype(bool)
+    edge = cv2.dilate(edge.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    rgba[..., :3][edge] = (255, 255, 255)
+    rgba[..., 3][edge] = 255
+    return rgba
 
 #: RGBA of each error code: FP red, FN blue, confused yellow. Agreement (TP, TN) and ignored pixels stay clear,
 #: so the GT colours show through where the two agree and only the disagreement is painted.
@@ -131,6 +170,7 @@ class EditorController(QObject):
     sig_saved = Signal(object)  # MaskVersion
     sig_refused = Signal(str)  # an edit refused (a read-only workspace): the message to show
     sig_journal_changed = Signal(bool)  # whether every unsaved edit is in the recovery journal
+    sig_proposal_changed = Signal(str)  # "" when none, else what is proposed and how to accept or reject it
 
     def __init__(self, canvas: ImageCanvas, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -142,6 +182,9 @@ class EditorController(QObject):
         self.tool_name = "brush"
         self._tool: Tool | None = None
         self._lasso: list[tuple[float, float]] = []
+        self._box_start: tuple[float, float] | None = None
+        #: what an assisted tool offers, shown on :data:`PROPOSAL_LAYER` until accepted or rejected
+        self.proposal: Proposal | None = None
         self._style = OverlayStyle(opacity=1.0)
         self._renderer: OverlayRenderer | None = None
         self._pred_renderer: OverlayRenderer | None = None
@@ -201,6 +244,7 @@ class EditorController(QObject):
         self.mask.events.history_changed.connect(self._on_mask_history_changed)
         self._tool = None
         self._lasso = []
+        self.reject_proposal()
         self.canvas.set_tool_outline(())
         self._render_all()
         self.sig_mask_replaced.emit()
@@ -222,6 +266,7 @@ class EditorController(QObject):
 
     def clear(self) -> None:
         self.close_journal()
+        self.reject_proposal()
         self.target, self.mask, self._tool = None, None, None
         for name in (GT_LAYER, PRED_LAYER, ERROR_LAYER):
             self.canvas.set_layer(name, None)
@@ -375,6 +420,7 @@ class EditorController(QObject):
     # tools ------------------------------------------------------------------------------------------------------
     def set_tool(self, name: str) -> None:
         self.cancel_gesture()
+        self._box_start = None
         self.tool_name = name
         self._tool = None
 
@@ -384,7 +430,7 @@ class EditorController(QObject):
             self._tool.context = context
 
     def _current_tool(self) -> Tool | None:
-        if self.mask is None or self.target is None or self.tool_name == ACCEPT_LASSO:
+        if self.mask is None or self.target is None or self.tool_name in (ACCEPT_LASSO, GRABCUT):
             return None
         if self._tool is None or self._tool.mask is not self.mask:
             self._tool = create_tool(self.tool_name, self.mask, self.context, image=self.target.image)
@@ -397,13 +443,22 @@ class EditorController(QObject):
         return bool(self._lasso) or (self._tool is not None and self._tool.active)
 
     def cancel_gesture(self) -> None:
+        """Esc: the gesture in progress ends; with none, a proposal on show is rejected."""
+        busy = bool(self._lasso) or self._box_start is not None or (self._tool is not None and self._tool.active)
         if self._tool is not None and self._tool.active:
             self._tool.cancel()
         self._lasso = []
+        self._box_start = None
         self.canvas.set_tool_outline(())
+        if not busy:
+            self.reject_proposal()
 
     def finish_polygon(self) -> None:
+        """Enter: a polygon in progress closes; with none, a proposal on show is accepted."""
         tool = self._tool
+        if self.proposal is not None and not (tool is not None and tool.active):
+            self.accept_proposal()
+            return
         if tool is not None and tool.active and hasattr(tool, "finish"):
             tool.finish()
         self.canvas.set_tool_outline(())
@@ -417,6 +472,9 @@ class EditorController(QObject):
             return
         if self.tool_name == ACCEPT_LASSO:
             self._accept_lasso_pointer(phase, ev)
+            return
+        if self.tool_name == GRABCUT:
+            self._grabcut_pointer(phase, ev)
             return
         tool = self._current_tool()
         if tool is None:
@@ -445,6 +503,92 @@ class EditorController(QObject):
             self.accept_prediction(polygon=points)
             return
         self.canvas.set_tool_outline(tuple(self._lasso), closed=True)
+
+    def _grabcut_pointer(self, phase: str, ev: PointerEvent) -> None:
+        """Drag a box around an object: GrabCut's segmentation of it becomes a proposal of the selected class."""
+        if phase == "press":
+            self._box_start = ev.pos
+        elif phase in ("move", "release") and self._box_start is not None:
+            (x0, y0), (x1, y1) = self._box_start, ev.pos
+            corners = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+            if phase == "move":
+                self.canvas.set_tool_outline(corners, closed=True)
+                return
+            self._box_start = None
+            self.canvas.set_tool_outline(())
+            self.propose_grabcut((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+
+    # proposals (assisted tools) ---------------------------------------------------------------------------------
+    def propose(self, plane: np.ndarray, *, region: np.ndarray | None = None, class_id: int | None = None,
+                tool: str = "") -> Proposal | None:
+        """Show ``plane`` (bool, the image's shape) as a proposal for ``class_id`` (default: the selected class)
+        inside ``region`` (default: everywhere). The label does not change until :meth:`accept_proposal`."""
+        if self.mask is None or self.target is None:
+            return None
+        cid = self.context.class_id if class_id is None else class_id
+        plane = np.asarray(plane, bool)
+        region = np.ones(plane.shape, bool) if region is None else np.asarray(region, bool)
+        if plane.shape != self.mask.shape or region.shape != self.mask.shape:
+            raise ValueError(f"a proposal of {plane.shape} for a mask of {self.mask.shape}")
+        self.proposal = Proposal(plane=plane, region=region, class_id=cid, tool=tool)
+        colour = self.target.schema.by_id(cid).colour
+        self.canvas.set_layer(PROPOSAL_LAYER, proposal_rgba(plane & region, colour), z=4.0)
+        name = self.target.schema.by_id(cid).name
+        n = int(np.count_nonzero(plane & region))
+        self.sig_proposal_changed.emit(f"{tool or 'Proposal'}: {n:,} px of {name} proposed — Enter accepts, "
+                                       "Esc rejects, a new box tries again")
+        return self.proposal
+
+    def propose_grabcut(self, box: tuple[float, float, float, float]) -> Proposal | None:
+        """GrabCut inside ``box`` (x0, y0, x1, y1 in image pixels) as a proposal of the selected class."""
+        from segstudio.masks.assist import grabcut_box
+
+        if self.mask is None or self.target is None:
+            return None
+        h, w = self.mask.shape
+        x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+        x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            self.sig_proposal_changed.emit("GrabCut: drag a box around the object (at least 8 px each way)")
+            return None
+        bb = BBox(y0, x0, y1, x1)
+        try:
+            plane = grabcut_box(self.target.image, bb)
+        except ValueError as exc:
+            self.sig_proposal_changed.emit(f"GrabCut: {exc}")
+            return None
+        region = np.zeros(self.mask.shape, bool)
+        region[bb.slices] = True
+        return self.propose(plane, region=region, tool="GrabCut")
+
+    def accept_proposal(self) -> BBox | None:
+        """The proposal into the label, as one undo step: inside its region the class's pixels become the
+        proposal's (pixels of the class it leaves out take the erase value). Locked classes and "paint only
+        inside" hold, as for every tool."""
+        prop, m = self.proposal, self.mask
+        self.reject_proposal()
+        if prop is None or m is None or self._refuse():
+            return None
+        box = BBox.of_nonzero(prop.region)
+        if box is None:
+            return None
+        old = m.array[box.slices]
+        plane, region = prop.plane[box.slices], prop.region[box.slices]
+        if m.multilabel:
+            bit = np.uint64(1 << prop.class_id)
+            new = np.where(region, np.where(plane, old | bit, old & ~bit), old)
+        else:
+            c = old.dtype.type(prop.class_id)
+            new = old.copy()
+            new[region & (old == c) & ~plane] = old.dtype.type(self.context.erase_value)
+            new[region & plane] = c
+        return m.assign(box, new, guard=self.context.guard)
+
+    def reject_proposal(self) -> None:
+        if self.proposal is not None:
+            self.proposal = None
+            self.canvas.set_layer(PROPOSAL_LAYER, None, z=4.0)
+            self.sig_proposal_changed.emit("")
 
     # edits ------------------------------------------------------------------------------------------------------
     def undo(self) -> None:

@@ -8,7 +8,10 @@ from segstudio.core.errors import UnknownKeyError
 from segstudio.gui.screen.editor import EditorController
 from segstudio.masks import dilate, erode, fill_holes, keep_largest, remove_islands, replace_class
 
-OPS = ("fill_holes", "remove_islands", "keep_largest", "dilate", "erode", "replace_class")
+OPS = ("fill_holes", "remove_islands", "keep_largest", "dilate", "erode", "replace_class", "refine_edge",
+       "smooth_outline")
+#: ops that propose (the assisted tools of ``masks.assist``): nothing changes until Enter accepts
+PROPOSING = ("refine_edge", "smooth_outline")
 
 
 def run(name: str, *, editor: EditorController, parent: QWidget | None) -> bool:
@@ -36,6 +39,23 @@ def run(name: str, *, editor: EditorController, parent: QWidget | None) -> bool:
                                     1, 1, 1000)
         if ok:
             keep_largest(mask, class_id=cid, k=k, guard=guard)
+        return ok
+    if name in PROPOSING:
+        plane = mask.plane(cid)
+        if not plane.any():
+            editor.sig_proposal_changed.emit(f"{cname} has no pixels here to refine")
+            return False
+        from segstudio.masks.assist import refine_edge, smooth_outline
+
+        if name == "refine_edge":
+            r, ok = QInputDialog.getInt(parent, "Refine edge", f"Move '{cname}''s outline to the image's edge within "
+                                        "(px):", 8, 2, 64)
+            if ok:
+                editor.propose(refine_edge(target.image, plane, radius=r), class_id=cid, tool="Refine edge")
+            return ok
+        r, ok = QInputDialog.getInt(parent, "Smooth outline", f"Smooth '{cname}''s outline by (px):", 3, 1, 50)
+        if ok:
+            editor.propose(smooth_outline(plane, radius=r), class_id=cid, tool="Smooth outline")
         return ok
     if name in ("dilate", "erode"):
         r, ok = QInputDialog.getInt(parent, name.title(), f"{name.title()} '{cname}' by radius (px):", 2, 1, 200)

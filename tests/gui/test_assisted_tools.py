@@ -1,0 +1,107 @@
+"""Assisted tools through the real canvas on real PH2 dermoscopy images: GrabCut from a dragged box proposes the
+lesion without touching the label; Enter accepts it as one undo step, Esc rejects; locked classes hold; refine
+edge proposes an eroded lung outline moved back onto the X-ray's edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from canvas_driver import drag
+
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.screen.editor import PROPOSAL_LAYER
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.count_nonzero(a & b)) / max(1, int(np.count_nonzero(a | b)))
+
+
+@pytest.fixture
+def lesion_window(show_window, ph2: Path):  # noqa: ANN001, ANN201
+    win: MainWindow = show_window(ph2, size=(1300, 860))
+    ed = win.editor
+    lesion = next(c.id for c in ed.target.schema if c.name != "background" and not c.ignore)
+    win.class_panel.select_class(lesion)
+    gt = ed.mask.plane(lesion).copy()
+    assert gt.any()
+    return win, lesion, gt
+
+
+def _box_drag(win: MainWindow, gt: np.ndarray, pad: int = 12) -> None:
+    ys, xs = np.nonzero(gt)
+    h, w = gt.shape
+    x0, y0 = max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad)
+    x1, y1 = min(w - 1, int(xs.max()) + pad), min(h - 1, int(ys.max()) + pad)
+    drag(win.canvas, [(x0, y0), ((x0 + x1) / 2, (y0 + y1) / 2), (x1, y1)])
+
+
+def test_grabcut_proposes_then_enter_accepts_as_one_undo_step(lesion_window, qtbot) -> None:  # noqa: ANN001
+    win, lesion, gt = lesion_window
+    ed = win.editor
+    ed.replace_mask(np.zeros_like(ed.mask.array))  # the label lost its lesion
+    before = ed.mask.array.copy()
+    win.actions_["tool_grabcut"].trigger()
+    assert ed.tool_name == "grabcut"
+    _box_drag(win, gt)
+    prop = ed.proposal
+    assert prop is not None and prop.class_id == lesion and prop.tool == "GrabCut"
+    assert _iou(prop.plane, gt) > 0.7
+    assert np.array_equal(ed.mask.array, before)  # nothing changes until it is accepted
+    assert win.canvas.layer(PROPOSAL_LAYER).isVisible()
+    assert "Enter accepts" in win.statusBar().currentMessage()
+    win.actions_["finish_shape"].trigger()  # Enter
+    assert ed.proposal is None and win.statusBar().currentMessage() == ""
+    assert np.array_equal(ed.mask.plane(lesion), prop.plane & prop.region)
+    win.actions_["undo"].trigger()
+    assert np.array_equal(ed.mask.array, before)  # one step
+    win.actions_["redo"].trigger()
+    assert np.array_equal(ed.mask.plane(lesion), prop.plane & prop.region)
+
+
+def test_esc_rejects_and_locks_hold(lesion_window, qtbot) -> None:  # noqa: ANN001
+    win, lesion, gt = lesion_window
+    ed = win.editor
+    ed.replace_mask(np.zeros_like(ed.mask.array))
+    before = ed.mask.array.copy()
+    win.actions_["tool_grabcut"].trigger()
+    _box_drag(win, gt)
+    assert ed.proposal is not None
+    win.actions_["cancel_shape"].trigger()  # Esc
+    assert ed.proposal is None and np.array_equal(ed.mask.array, before)
+    # with the lesion class locked, accepting changes nothing
+    ed.set_context(ed.context.with_(locked=frozenset({lesion})))
+    _box_drag(win, gt)
+    assert ed.proposal is not None
+    win.actions_["finish_shape"].trigger()
+    assert np.array_equal(ed.mask.array, before)
+
+
+def test_refine_edge_proposes_the_outline_back_on_the_edge(show_window, montgomery: Path, qtbot,
+                                                           monkeypatch) -> None:  # noqa: ANN001
+    """On a real chest X-ray: the left lung's label eroded by 10 px, refine edge (radius 12) proposes an outline
+    much closer to the lung's; accepting it puts it in the label."""
+    import cv2
+    from PySide6.QtWidgets import QInputDialog
+
+    win: MainWindow = show_window(montgomery, size=(1300, 860))
+    ed = win.editor
+    lesion = next(c.id for c in ed.target.schema if c.name == "left lung")
+    win.class_panel.select_class(lesion)
+    gt = ed.mask.plane(lesion).copy()
+    eroded = cv2.erode(gt.astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool)
+    m = ed.mask.array.copy()
+    m[gt & ~eroded] = 0
+    ed.replace_mask(m)
+    monkeypatch.setattr(QInputDialog, "getInt", staticmethod(lambda *a, **k: (12, True)))
+    win.actions_["refine_edge"].trigger()
+    prop = ed.proposal
+    assert prop is not None and prop.tool == "Refine edge"
+    assert _iou(prop.plane, gt) > _iou(eroded, gt) + 0.05
+    u8 = eroded.astype(np.uint8)
+    outline = (u8 - cv2.erode(u8, np.ones((3, 3), np.uint8))).astype(bool)
+    far = cv2.distanceTransform((~outline).astype(np.uint8), cv2.DIST_L2, 5) > 12 + 1.5
+    assert not ((prop.plane ^ eroded) & far).any()  # nothing changes beyond the radius
+    win.actions_["finish_shape"].trigger()
+    assert _iou(ed.mask.plane(lesion), gt) > _iou(eroded, gt) + 0.05
