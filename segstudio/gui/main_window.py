@@ -28,6 +28,7 @@ from segstudio.gui.loop.training_panel import TrainingPanel
 from segstudio.gui.panels.class_panel import ClassPanel
 from segstudio.gui.panels.layers_panel import LayersPanel
 from segstudio.gui.panels.review_panel import ReviewPanel
+from segstudio.gui.panels.tool_options import ToolOptionsPanel
 from segstudio.gui.screen.browser import SampleBrowser
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, EditorController
@@ -87,8 +88,9 @@ class MainWindow(QMainWindow):
         self.review_panel = ReviewPanel(self)
         self.training = TrainingController(self)
         self.training_panel = TrainingPanel(self.training, self)
+        self.tool_options = ToolOptionsPanel(self)
         self.docks = build_docks(self, browser=self.browser, classes=self.class_panel, layers=self.layers_panel,
-                                 review=self.review_panel, training=self.training_panel)
+                                 review=self.review_panel, training=self.training_panel, tool_options=self.tool_options)
         self.brush_size = build_brush_size()
 
         # controllers, each given what it works with ----------------------------------------------------------------
@@ -106,7 +108,7 @@ class MainWindow(QMainWindow):
         show_message = self.status_controller.show_message
         self.tools = ToolController(editor=self.editor, canvas=self.canvas, class_panel=self.class_panel,
                                     brush_size=self.brush_size, show_message=show_message, dialog_parent=self,
-                                    parent=self)
+                                    options=self.tool_options, parent=self)
         self.navigation = NavigationController(
             session=self.session, review=self.review, editor=self.editor, browser=self.browser,
             review_panel=self.review_panel, status=self.status_controller,
@@ -222,6 +224,7 @@ class MainWindow(QMainWindow):
         return handlers
 
     def _wire(self) -> None:
+        self.session.sig_dataset_opened.connect(lambda ds: self.tool_options.set_schema(ds.schema))
         # what an assisted tool proposes, and how to take it, stays in the status bar until it is decided
         self.editor.sig_proposal_changed.connect(
             lambda text: self.status_controller.show_message(text, 0 if text else 1))

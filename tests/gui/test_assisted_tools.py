@@ -105,3 +105,42 @@ def test_refine_edge_proposes_the_outline_back_on_the_edge(show_window, montgome
     assert not ((prop.plane ^ eroded) & far).any()  # nothing changes beyond the radius
     win.actions_["finish_shape"].trigger()
     assert _iou(ed.mask.plane(lesion), gt) > _iou(eroded, gt) + 0.05
+
+
+def test_tool_options_panel_sets_the_tools(show_window, montgomery: Path, qtbot) -> None:
+    """The Tool Options dock drives the tool context: the magic wand's tolerance (in shades on screen, so the
+    window/level applies), connectivity, "paint only inside" (which the brush then obeys) and GrabCut's rounds."""
+    from canvas_driver import drag as stroke
+
+    win: MainWindow = show_window(montgomery, size=(1300, 860))
+    ed, opts = win.editor, win.tool_options
+    assert win.docks.tool_options.widget() is opts
+    ids = {c.name: c.id for c in ed.target.schema}
+    assert opts.inside.findData(ids["left lung"]) > 0  # the classes of the open dataset
+    opts.wand.setChecked(True)
+    opts.tolerance.setValue(12)
+    opts.connectivity.setCurrentIndex(opts.connectivity.findData(8))
+    opts.grabcut_iterations.setValue(4)
+    assert ed.context.tolerance == 12.0 and ed.context.connectivity == 8 and ed.grabcut_iterations == 4
+    # the wand floods by the shades shown: a flat grey display makes one click take the whole image
+    win.actions_["tool_fill"].trigger()
+    win.class_panel.select_class(ids["right lung"])
+    h, w = ed.mask.shape
+    shown = win.canvas.display_array()
+    assert shown is not None
+    win.canvas.set_image(np.full_like(shown, 128))
+    before = ed.mask.array.copy()
+    stroke(win.canvas, [(w // 2, 5)])
+    assert np.count_nonzero(ed.mask.array == ids["right lung"]) > 0.9 * h * w
+    win.actions_["undo"].trigger()
+    assert np.array_equal(ed.mask.array, before)
+    opts.wand.setChecked(False)
+    assert ed.context.tolerance is None
+    # paint only inside the left lung: a brush stroke across the image changes no other class's pixels
+    opts.inside.setCurrentIndex(opts.inside.findData(ids["left lung"]))
+    assert ed.context.paint_inside == ids["left lung"]
+    win.actions_["tool_brush"].trigger()
+    win.class_panel.select_class(ids["right lung"])
+    stroke(win.canvas, [(10, h // 2), (w // 2, h // 2), (w - 10, h // 2)])
+    changed = ed.mask.array != before
+    assert changed.any() and np.all(before[changed] == ids["left lung"])

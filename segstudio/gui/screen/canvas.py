@@ -147,6 +147,10 @@ class ImageCanvas(QGraphicsView):
             self._scene.setSceneRect(QRectF(0, 0, w, h))
             self.fit()
 
+    def display_array(self) -> np.ndarray | None:
+        """The image as shown (uint8, after the window/level and filters)."""
+        return self._image_item.array
+
     def set_highlight(self, box: tuple[int, int, int, int] | None, *, tip: str = "") -> None:
         """Frame the part of the image at ``box`` = ``(y0, y1, x0, x1)`` in image pixels (``None``: no frame), a few
         pixels outside it so that the frame does not hide the outline it points at; ``tip``: its tooltip."""

@@ -185,6 +185,11 @@ class EditorController(QObject):
         self._box_start: tuple[float, float] | None = None
         #: what an assisted tool offers, shown on :data:`PROPOSAL_LAYER` until accepted or rejected
         self.proposal: Proposal | None = None
+        #: the assisted tools' settings (the Tool Options panel sets them)
+        self._wand_image: np.ndarray | None = None
+        self.grabcut_iterations = 2
+        self.refine_radius = 8
+        self.smooth_radius = 3
         self._style = OverlayStyle(opacity=1.0)
         self._renderer: OverlayRenderer | None = None
         self._pred_renderer: OverlayRenderer | None = None
@@ -425,6 +430,8 @@ class EditorController(QObject):
         self._tool = None
 
     def set_context(self, context: ToolContext) -> None:
+        if context.tolerance != self.context.tolerance and self._tool is not None and not self._tool.active:
+            self._tool = None  # the fill reads the shades on screen (magic wand) or the label (plain fill)
         self.context = context
         if self._tool is not None:
             self._tool.context = context
@@ -432,8 +439,15 @@ class EditorController(QObject):
     def _current_tool(self) -> Tool | None:
         if self.mask is None or self.target is None or self.tool_name in (ACCEPT_LASSO, GRABCUT):
             return None
-        if self._tool is None or self._tool.mask is not self.mask:
-            self._tool = create_tool(self.tool_name, self.mask, self.context, image=self.target.image)
+        # the magic wand compares shades as they are on screen (the window/level applies): a new display, a new tool
+        shown = self.canvas.display_array() if self.tool_name == "fill" and self.context.tolerance is not None else None
+        if shown is not None and shown.shape[:2] != self.mask.shape:
+            shown = None
+        if self._tool is None or self._tool.mask is not self.mask or (shown is not None and shown is not self._wand_image
+                                                                     and not self._tool.active):
+            self._wand_image = shown
+            self._tool = create_tool(self.tool_name, self.mask, self.context,
+                                     image=shown if shown is not None else self.target.image)
         self._tool.context = self.context
         return self._tool
 
@@ -553,7 +567,7 @@ class EditorController(QObject):
             return None
         bb = BBox(y0, x0, y1, x1)
         try:
-            plane = grabcut_box(self.target.image, bb)
+            plane = grabcut_box(self.target.image, bb, iterations=self.grabcut_iterations)
         except ValueError as exc:
             self.sig_proposal_changed.emit(f"GrabCut: {exc}")
             return None

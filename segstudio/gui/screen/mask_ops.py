@@ -49,11 +49,12 @@ def run(name: str, *, editor: EditorController, parent: QWidget | None) -> bool:
 
         if name == "refine_edge":
             r, ok = QInputDialog.getInt(parent, "Refine edge", f"Move '{cname}''s outline to the image's edge within "
-                                        "(px):", 8, 2, 64)
+                                        "(px):", editor.refine_radius, 2, 64)
             if ok:
                 editor.propose(refine_edge(target.image, plane, radius=r), class_id=cid, tool="Refine edge")
             return ok
-        r, ok = QInputDialog.getInt(parent, "Smooth outline", f"Smooth '{cname}''s outline by (px):", 3, 1, 50)
+        r, ok = QInputDialog.getInt(parent, "Smooth outline", f"Smooth '{cname}''s outline by (px):",
+                                    editor.smooth_radius, 1, 50)
         if ok:
             editor.propose(smooth_outline(plane, radius=r), class_id=cid, tool="Smooth outline")
         return ok

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QSpinBox, QWidget
 from segstudio.core.errors import SegstudioError
 from segstudio.gui.common.errors import show_error
 from segstudio.gui.panels.class_panel import ClassPanel
+from segstudio.gui.panels.tool_options import ToolOptionsPanel
 from segstudio.gui.screen import mask_ops
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import EditorController
@@ -22,9 +23,12 @@ EDIT_TOOLS = ("brush", "eraser", "polygon", "lasso", "fill", "rectangle", "accep
 class ToolController(QObject):
     def __init__(self, *, editor: EditorController, canvas: ImageCanvas, class_panel: ClassPanel,
                  brush_size: QSpinBox, show_message: Callable[[str, int], None], dialog_parent: QWidget,
-                 parent: QObject | None = None) -> None:
+                 options: ToolOptionsPanel | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.editor, self.canvas, self.class_panel, self.brush_size = editor, canvas, class_panel, brush_size
+        self.options = options
+        if options is not None:
+            options.sig_changed.connect(self.sync_context)
         self._show_message, self._dialog_parent = show_message, dialog_parent
         self.square_brush = False
         class_panel.sig_lock_changed.connect(lambda _c, _l: self.sync_context())
@@ -46,6 +50,13 @@ class ToolController(QObject):
                                         locked=self.class_panel.locked_ids())
         if cid is not None:
             ctx = ctx.with_(class_id=cid)
+        opts = self.options
+        if opts is not None:
+            ctx = ctx.with_(tolerance=opts.tolerance_value(), connectivity=opts.connectivity_value(),
+                            fill_scope=opts.scope_value(), paint_inside=opts.paint_inside_value())
+            self.editor.grabcut_iterations = opts.grabcut_iterations.value()
+            self.editor.refine_radius = opts.refine_radius.value()
+            self.editor.smooth_radius = opts.smooth_radius.value()
         self.editor.set_context(ctx)
         brushy = self.canvas.edit_mode and self.editor.tool_name in ("brush", "eraser")
         self.canvas.set_brush_cursor(ctx.size if brushy else 0, ctx.brush)

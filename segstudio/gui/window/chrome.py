@@ -19,6 +19,7 @@ class Docks(NamedTuple):
     layers: QDockWidget
     review: QDockWidget
     training: QDockWidget
+    tool_options: QDockWidget
 
 
 class Bars(NamedTuple):
@@ -37,13 +38,15 @@ def add_dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidg
 
 
 def build_docks(window: QMainWindow, *, browser: QWidget, classes: QWidget, layers: QWidget,
-                review: QWidget, training: QWidget) -> Docks:
+                review: QWidget, training: QWidget, tool_options: QWidget) -> Docks:
     left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
     docks = Docks(add_dock(window, "Samples", browser, left), add_dock(window, "Classes", classes, right),
                   add_dock(window, "Layers", layers, right), add_dock(window, "Review", review, right),
-                  add_dock(window, "Training", training, right))
+                  add_dock(window, "Training", training, right), add_dock(window, "Tool Options", tool_options, right))
+    docks.tool_options.setObjectName("dock_tool_options")
     window.tabifyDockWidget(docks.layers, docks.review)
     window.tabifyDockWidget(docks.review, docks.training)
+    window.tabifyDockWidget(docks.training, docks.tool_options)
     docks.review.raise_()
     window.resizeDocks([docks.browser, docks.classes], [400, 330], Qt.Orientation.Horizontal)
     window.resizeDocks([docks.classes, docks.review], [170, 600], Qt.Orientation.Vertical)
