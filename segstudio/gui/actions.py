@@ -103,6 +103,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("tool_grabcut", "&GrabCut Box", "&Tools", ("Shift+G",), "fa5s.object-group",
                "GrabCut (Shift+G): drag a box around an object; its segmentation is proposed for the selected "
                "class — Enter accepts, Esc rejects", True, "tools", "grabcut", "tool"),
+    ActionSpec("tool_livewire", "Live-&Wire", "&Tools", ("Shift+W",), "fa5s.route",
+               "Live-wire (Shift+W): click anchors around an object, the outline follows the image's edges; "
+               "double-click or Enter closes it into a proposal — Enter accepts, Esc rejects", True, "tools",
+               "livewire", "tool"),
     ActionSpec("tool_accept_lasso", "Accept Prediction &Inside Lasso", "&Tools", ("Shift+L",),
                "fa5s.magic", "Draw a lasso; the prediction inside it is copied into the mask (Shift+L)", True,
                "tools", "accept-lasso", "tool"),

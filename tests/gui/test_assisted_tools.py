@@ -144,3 +144,34 @@ def test_tool_options_panel_sets_the_tools(show_window, montgomery: Path, qtbot)
     stroke(win.canvas, [(10, h // 2), (w // 2, h // 2), (w - 10, h // 2)])
     changed = ed.mask.array != before
     assert changed.any() and np.all(before[changed] == ids["left lung"])
+
+
+def test_live_wire_follows_the_edge_and_closes_into_a_proposal(show_window, montgomery: Path, qtbot) -> None:
+    """Twelve clicks around a real lung's outline; the path between them follows the X-ray's edges; Enter
+    closes it into a proposal close to the lung, Enter again accepts it, Esc drops an outline in progress."""
+    import cv2
+
+    win: MainWindow = show_window(montgomery, size=(1300, 860))
+    ed = win.editor
+    lung = next(c.id for c in ed.target.schema if c.name == "left lung")
+    win.class_panel.select_class(lung)
+    gt = ed.mask.plane(lung).copy()
+    ed.replace_mask(np.zeros_like(ed.mask.array))
+    win.actions_["tool_livewire"].trigger()
+    contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    outline = max(contours, key=len)[:, 0, :]
+    anchors = outline[:: len(outline) // 12][:12]
+    for x, y in anchors:
+        drag(win.canvas, [(float(x), float(y))])
+    assert ed.gesture_active and ed.proposal is None
+    win.actions_["finish_shape"].trigger()  # Enter closes the outline
+    prop = ed.proposal
+    assert prop is not None and prop.tool == "Live-wire" and _iou(prop.plane, gt) > 0.85
+    assert not ed.mask.array.any()
+    win.actions_["finish_shape"].trigger()  # Enter again accepts
+    assert _iou(ed.mask.plane(lung), gt) > 0.85
+    # an outline in progress: Esc drops it, no proposal
+    for x, y in anchors[:4]:
+        drag(win.canvas, [(float(x), float(y))])
+    win.actions_["cancel_shape"].trigger()
+    assert not ed.gesture_active and ed.proposal is None

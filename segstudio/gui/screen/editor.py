@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,6 +29,9 @@ from segstudio.masks import (
     polygon_footprint,
 )
 from segstudio.metrics.compare import ErrorCode, error_map
+
+if TYPE_CHECKING:
+    from segstudio.masks.assist import LiveWire
 from segstudio.workspace import JournalWriter, MaskSource, MaskVersion, Workspace
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,8 @@ GT_LAYER, PRED_LAYER, ERROR_LAYER = "gt", "prediction", "error"
 PROPOSAL_LAYER = "proposal"
 #: the tool that proposes GrabCut's segmentation of a dragged box
 GRABCUT = "grabcut"
+#: intelligent scissors: clicked anchors joined along the image's edges, closed into a proposal
+LIVEWIRE = "livewire"
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,7 @@ class EditorController(QObject):
         self._tool: Tool | None = None
         self._lasso: list[tuple[float, float]] = []
         self._box_start: tuple[float, float] | None = None
+        self._livewire: LiveWire | None = None
         #: what an assisted tool offers, shown on :data:`PROPOSAL_LAYER` until accepted or rejected
         self.proposal: Proposal | None = None
         #: the assisted tools' settings (the Tool Options panel sets them)
@@ -426,6 +433,7 @@ class EditorController(QObject):
     def set_tool(self, name: str) -> None:
         self.cancel_gesture()
         self._box_start = None
+        self._livewire = None
         self.tool_name = name
         self._tool = None
 
@@ -437,7 +445,7 @@ class EditorController(QObject):
             self._tool.context = context
 
     def _current_tool(self) -> Tool | None:
-        if self.mask is None or self.target is None or self.tool_name in (ACCEPT_LASSO, GRABCUT):
+        if self.mask is None or self.target is None or self.tool_name in (ACCEPT_LASSO, GRABCUT, LIVEWIRE):
             return None
         # the magic wand compares shades as they are on screen (the window/level applies): a new display, a new tool
         shown = self.canvas.display_array() if self.tool_name == "fill" and self.context.tolerance is not None else None
@@ -454,15 +462,21 @@ class EditorController(QObject):
     @property
     def gesture_active(self) -> bool:
         """A stroke or shape is in progress (autosave waits for it to end)."""
-        return bool(self._lasso) or (self._tool is not None and self._tool.active)
+        return bool(self._lasso) or self._livewire_active or (self._tool is not None and self._tool.active)
+
+    @property
+    def _livewire_active(self) -> bool:
+        return self._livewire is not None and bool(self._livewire.anchors)
 
     def cancel_gesture(self) -> None:
         """Esc: the gesture in progress ends; with none, a proposal on show is rejected."""
-        busy = bool(self._lasso) or self._box_start is not None or (self._tool is not None and self._tool.active)
+        busy = bool(self._lasso) or self._box_start is not None or self._livewire_active \
+            or (self._tool is not None and self._tool.active)
         if self._tool is not None and self._tool.active:
             self._tool.cancel()
         self._lasso = []
         self._box_start = None
+        self._livewire = None
         self.canvas.set_tool_outline(())
         if not busy:
             self.reject_proposal()
@@ -470,6 +484,9 @@ class EditorController(QObject):
     def finish_polygon(self) -> None:
         """Enter: a polygon in progress closes; with none, a proposal on show is accepted."""
         tool = self._tool
+        if self._livewire_active:
+            self._close_livewire()
+            return
         if self.proposal is not None and not (tool is not None and tool.active):
             self.accept_proposal()
             return
@@ -489,6 +506,9 @@ class EditorController(QObject):
             return
         if self.tool_name == GRABCUT:
             self._grabcut_pointer(phase, ev)
+            return
+        if self.tool_name == LIVEWIRE:
+            self._livewire_pointer(phase, ev)
             return
         tool = self._current_tool()
         if tool is None:
@@ -531,6 +551,42 @@ class EditorController(QObject):
             self._box_start = None
             self.canvas.set_tool_outline(())
             self.propose_grabcut((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+
+    def _livewire_pointer(self, phase: str, ev: PointerEvent) -> None:
+        """Click anchors; between clicks the path follows the image's edges to the pointer; double-click (or
+        Enter) closes the outline back to the first anchor and proposes what it encloses."""
+        from segstudio.masks.assist import LiveWire
+
+        if self.target is None or self.mask is None:
+            return
+        h, w = self.mask.shape
+        x, y = min(w - 1, max(0, int(ev.pos[0]))), min(h - 1, max(0, int(ev.pos[1])))
+        if phase == "press":
+            if self._livewire is None:
+                self._livewire = LiveWire(self.target.image)
+            self._livewire.set_anchor((x, y))
+        elif phase == "double":
+            self._close_livewire()
+            return
+        elif phase != "move" or not self._livewire_active:
+            return
+        assert self._livewire is not None
+        committed = self._livewire.path
+        live = self._livewire.path_to((x, y)) if phase == "move" else np.empty((0, 2), np.int32)
+        pts = np.concatenate([committed, live]) if len(live) else committed
+        self.canvas.set_tool_outline(tuple((float(px), float(py)) for px, py in pts))
+
+    def _close_livewire(self) -> Proposal | None:
+        from segstudio.masks.assist import polygon_mask
+
+        wire, self._livewire = self._livewire, None
+        self.canvas.set_tool_outline(())
+        if wire is None or self.mask is None or len(wire.anchors) < 3:
+            self.sig_proposal_changed.emit("Live-wire: click at least three anchors around the object, then "
+                                           "double-click or press Enter")
+            return None
+        plane = polygon_mask(wire.close(), self.mask.shape)
+        return self.propose(plane, region=plane.copy(), tool="Live-wire")
 
     # proposals (assisted tools) ---------------------------------------------------------------------------------
     def propose(self, plane: np.ndarray, *, region: np.ndarray | None = None, class_id: int | None = None,
