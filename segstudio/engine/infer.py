@@ -214,3 +214,22 @@ def _cached(store: Any, sample_id: str, cid: str, stamp: str) -> np.ndarray | No
     except SegstudioError as e:  # a damaged cache file only costs a recomputation
         log.warning("cached prediction of %s unreadable (%s); predicting again", sample_id, e)
         return None
+
+
+def predict_region(predictor: Predictor, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The model's mask of ``image`` inside ``box`` (``y0, x0, y1, x1`` pixels), the crop predicted on its own —
+    in resize mode a small object then fills the model's whole input — as a mask of the image's size holding the
+    schema's background outside the box ("predict here" in the app)."""
+    h, w = image.shape[:2]
+    y0, x0 = max(0, int(box[0])), max(0, int(box[1]))
+    y1, x1 = min(h, int(box[2])), min(w, int(box[3]))
+    if y1 - y0 < 8 or x1 - x0 < 8:
+        raise ValueError(f"the box {box} is under 8 px on a side within the {w}x{h} image")
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    probs = predictor.probabilities([crop])[0]
+    part = predictor.hard_mask(probs)
+    out = np.zeros((h, w), part.dtype)
+    if predictor.task.mode != "multilabel":
+        out[:] = part.dtype.type(predictor.task.class_ids[0])
+    out[y0:y1, x0:x1] = part
+    return out

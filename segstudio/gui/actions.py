@@ -107,6 +107,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Live-wire (Shift+W): click anchors around an object, the outline follows the image's edges; "
                "double-click or Enter closes it into a proposal — Enter accepts, Esc rejects", True, "tools",
                "livewire", "tool"),
+    ActionSpec("tool_predict_here", "Predict &Here", "&Tools", ("Shift+P",), "fa5s.bullseye",
+               "Predict here (Shift+P): drag a box, or click, and the current model's answer for the selected class "
+               "there is proposed — Enter accepts, Esc rejects", True, "tools", "predict-here", "tool"),
     ActionSpec("tool_accept_lasso", "Accept Prediction &Inside Lasso", "&Tools", ("Shift+L",),
                "fa5s.magic", "Draw a lasso; the prediction inside it is copied into the mask (Shift+L)", True,
                "tools", "accept-lasso", "tool"),

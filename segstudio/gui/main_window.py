@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
             session=self.session, review=self.review, training=self.training, browser=self.browser,
             editor=self.editor, canvas=self.canvas, layers=self.layers_panel, view=self.view,
             status_bar=self.statusBar(), parent=self)
+        self.editor.predict_here_hook = self.predictions_view.inference.predict_here
         self.status = build_status_bar(self.statusBar())
         self.status_controller = StatusController(window=self, labels=self.status, session=self.session,
                                                   review=self.review, editor=self.editor, canvas=self.canvas,

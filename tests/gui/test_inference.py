@@ -288,3 +288,42 @@ def test_the_app_and_segstudio_predict_give_the_same_masks(window: MainWindow, q
         assert np.array_equal(app, cli), s.id
         differs += int(not np.array_equal(cli, plain))
     assert differs > 0
+
+
+def test_predict_here_proposes_the_models_answer_in_the_box(window: MainWindow, qtbot, checkpoints,
+                                                            monkeypatch) -> None:
+    """Predict here (Shift+P): a dragged box is predicted alone in the background and the model's answer for the
+    selected class there arrives as a proposal (the label unchanged), equal to the engine's own answer for that
+    box; Enter accepts it. Without a model it says how to get one."""
+    from canvas_driver import drag
+
+    from segstudio.engine.infer import predict_region
+    from segstudio.engine.predictor import Predictor, recommended_options
+
+    ed = window.editor
+    window.actions_["tool_predict_here"].trigger()
+    errors: list[str] = []
+    monkeypatch.setattr("segstudio.gui.loop.predictions_view.show_error",
+                        lambda title, msg, details="": errors.append(msg))
+    h, w = ed.mask.shape
+    path = [(w * 0.2, h * 0.2), (w * 0.5, h * 0.5), (w * 0.7, h * 0.8)]
+    drag(window.canvas, path)
+    assert errors and "Train a model or choose one" in errors[0] and ed.proposal is None
+    _choose(window, checkpoints[0])
+    cid = next(c.id for c in ed.target.schema if c.name == "left lung")
+    window.class_panel.select_class(cid)
+    before = ed.mask.array.copy()
+    box = (round(h * 0.2), round(w * 0.2), round(h * 0.8), round(w * 0.7))
+    drag(window.canvas, path)
+    qtbot.waitUntil(lambda: ed.proposal is not None, timeout=TIMEOUT_MS)
+    prop = ed.proposal
+    assert prop.tool == "Predict here" and prop.class_id == cid
+    assert np.array_equal(ed.mask.array, before)
+    predictor = Predictor.load([checkpoints[0]], options=recommended_options(checkpoints[0], batch_size=1,
+                                                                             backend="torch"))
+    expect = predict_region(predictor, ed.target.image, box) == cid
+    assert np.array_equal(prop.plane, expect)
+    assert not prop.region[: box[0]].any() and prop.region[box[0]:box[2], box[1]:box[3]].all()
+    window.actions_["finish_shape"].trigger()
+    inside = (slice(box[0], box[2]), slice(box[1], box[3]))
+    assert np.array_equal(ed.mask.plane(cid)[inside], expect[inside])

@@ -126,6 +126,33 @@ class InferenceController(QObject):
             self.sig_progress.emit(0, total, None)
         return True
 
+    def predict_here(self, image: np.ndarray, box: tuple[int, int, int, int],
+                     on_result: Callable[[np.ndarray], None]) -> bool:
+        """The current model on the crop ``box`` (y0, x0, y1, x1) of ``image`` in the background; ``on_result``
+        gets the mask (the image's size) on the GUI thread. False (with a message) when it cannot start."""
+        ckpt = self.checkpoint()
+        if ckpt is None or not Path(ckpt).exists():
+            self.sig_errored.emit(NO_MODEL_MESSAGE, "")
+            return False
+        if self.running("here"):
+            self.sig_message.emit("The model is predicting the last box; wait for its proposal.")
+            return False
+        cache = self.predictors
+
+        def start(_token: Any) -> Iterator[Any]:
+            from segstudio.engine.infer import predict_region
+
+            predictor, _cid, _stamp = cache.get(Path(ckpt), backend="torch", batch_size=1)
+            yield predict_region(predictor, image, box)
+
+        worker = GeneratorWorker(start, name="predict-here", parent=self)
+        worker.sig_finished.connect(lambda last: on_result(last) if isinstance(last, np.ndarray) else None)
+        worker.sig_errored.connect(lambda m, d: self.sig_errored.emit(m, d))
+        self.workers["here"] = worker
+        worker.start()
+        self.sig_message.emit("Predicting the box with the current model…")
+        return True
+
     # stopping ---------------------------------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop the batch job after its current batch (what was predicted so far stays)."""

@@ -5,6 +5,7 @@ recovery journal. Widgets talk to it; it talks to the canvas only through layer 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,6 +44,10 @@ PROPOSAL_LAYER = "proposal"
 GRABCUT = "grabcut"
 #: intelligent scissors: clicked anchors joined along the image's edges, closed into a proposal
 LIVEWIRE = "livewire"
+#: the current model on a dragged box (or a click's neighbourhood), its answer for the selected class proposed
+PREDICT_HERE = "predict-here"
+#: the side of the box a plain click asks the model about
+PREDICT_HERE_CLICK_PX = 256
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,10 @@ class EditorController(QObject):
         self._lasso: list[tuple[float, float]] = []
         self._box_start: tuple[float, float] | None = None
         self._livewire: LiveWire | None = None
+        #: runs the model on a box in the background: ``(image, (y0, x0, y1, x1), on_result) -> started``; the
+        #: window sets it (``InferenceController.predict_here``)
+        self.predict_here_hook: Callable[[np.ndarray, tuple[int, int, int, int], Callable[[np.ndarray], None]],
+                                         bool] | None = None
         #: what an assisted tool offers, shown on :data:`PROPOSAL_LAYER` until accepted or rejected
         self.proposal: Proposal | None = None
         #: the assisted tools' settings (the Tool Options panel sets them)
@@ -445,7 +454,8 @@ class EditorController(QObject):
             self._tool.context = context
 
     def _current_tool(self) -> Tool | None:
-        if self.mask is None or self.target is None or self.tool_name in (ACCEPT_LASSO, GRABCUT, LIVEWIRE):
+        if self.mask is None or self.target is None or self.tool_name in (ACCEPT_LASSO, GRABCUT, LIVEWIRE,
+                                                                          PREDICT_HERE):
             return None
         # the magic wand compares shades as they are on screen (the window/level applies): a new display, a new tool
         shown = self.canvas.display_array() if self.tool_name == "fill" and self.context.tolerance is not None else None
@@ -504,8 +514,8 @@ class EditorController(QObject):
         if self.tool_name == ACCEPT_LASSO:
             self._accept_lasso_pointer(phase, ev)
             return
-        if self.tool_name == GRABCUT:
-            self._grabcut_pointer(phase, ev)
+        if self.tool_name in (GRABCUT, PREDICT_HERE):
+            self._box_pointer(phase, ev)
             return
         if self.tool_name == LIVEWIRE:
             self._livewire_pointer(phase, ev)
@@ -538,8 +548,9 @@ class EditorController(QObject):
             return
         self.canvas.set_tool_outline(tuple(self._lasso), closed=True)
 
-    def _grabcut_pointer(self, phase: str, ev: PointerEvent) -> None:
-        """Drag a box around an object: GrabCut's segmentation of it becomes a proposal of the selected class."""
+    def _box_pointer(self, phase: str, ev: PointerEvent) -> None:
+        """Drag a box around an object: GrabCut's segmentation of it (or the model's answer, predict here) becomes
+        a proposal of the selected class. Predict here also takes a plain click: a box around it."""
         if phase == "press":
             self._box_start = ev.pos
         elif phase in ("move", "release") and self._box_start is not None:
@@ -550,7 +561,39 @@ class EditorController(QObject):
                 return
             self._box_start = None
             self.canvas.set_tool_outline(())
-            self.propose_grabcut((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+            box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            if self.tool_name == GRABCUT:
+                self.propose_grabcut(box)
+                return
+            if box[2] - box[0] < 8 and box[3] - box[1] < 8:  # a click: the neighbourhood around it
+                r = PREDICT_HERE_CLICK_PX / 2
+                box = (x1 - r, y1 - r, x1 + r, y1 + r)
+            self.predict_here(box)
+
+    def predict_here(self, box: tuple[float, float, float, float]) -> bool:
+        """Ask the current model about ``box`` (x0, y0, x1, y1) in the background; its answer for the selected
+        class arrives as a proposal (if the same image is still shown)."""
+        if self.mask is None or self.target is None or self.predict_here_hook is None:
+            return False
+        h, w = self.mask.shape
+        x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+        x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            self.sig_proposal_changed.emit("Predict here: drag a box (or click) over the image")
+            return False
+        sid, cid, schema = self.target.sample_id, self.context.class_id, self.target.schema
+
+        def arrived(mask: np.ndarray) -> None:
+            if self.target is None or self.target.sample_id != sid or self.mask is None or mask.shape != self.mask.shape:
+                return  # another image by now
+            from segstudio.metrics.compare import class_plane
+
+            region = np.zeros(mask.shape, bool)
+            region[y0:y1, x0:x1] = True
+            self.propose(class_plane(mask, schema=schema, class_id=cid) & region, region=region, class_id=cid,
+                         tool="Predict here")
+
+        return self.predict_here_hook(self.target.image, (y0, x0, y1, x1), arrived)
 
     def _livewire_pointer(self, phase: str, ev: PointerEvent) -> None:
         """Click anchors; between clicks the path follows the image's edges to the pointer; double-click (or

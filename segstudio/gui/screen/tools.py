@@ -17,7 +17,8 @@ from segstudio.gui.screen import mask_ops
 from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import EditorController
 
-EDIT_TOOLS = ("brush", "eraser", "polygon", "lasso", "fill", "rectangle", "accept-lasso", "grabcut", "livewire")
+EDIT_TOOLS = ("brush", "eraser", "polygon", "lasso", "fill", "rectangle", "accept-lasso", "grabcut", "livewire",
+              "predict-here")
 
 
 class ToolController(QObject):
