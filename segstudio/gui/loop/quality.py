@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QProgressBar, QStatusBar, QToolButton
+from PySide6.QtWidgets import QStatusBar
 
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.gui.common.errors import show_error
+from segstudio.gui.common.status_job import job_widgets
 from segstudio.gui.common.workers import GeneratorWorker
 from segstudio.gui.loop.review_loop import LoopController
 from segstudio.gui.panels.review_panel import ReviewPanel
@@ -139,18 +140,8 @@ class QualityController(QObject):
         self._job: dict[str, Any] = {}
         self._changed: list[str] | None = None  # labels saved since the ranking (None: to be computed)
         self._watched: Workspace | None = None
-        self.progress = QProgressBar()
-        self.progress.setObjectName("rankProgress")
-        self.progress.setMaximumWidth(220)
-        self.progress.setFormat("ranking labels %v/%m")
-        self.stop_button = QToolButton()
-        self.stop_button.setObjectName("rankStop")
-        self.stop_button.setText("Stop")
-        self.stop_button.setToolTip("Stop ranking the labels (the previous ranking stays)")
-        self.stop_button.clicked.connect(self.stop)
-        for wdg in (self.progress, self.stop_button):
-            status_bar.addPermanentWidget(wdg)
-            wdg.setVisible(False)
+        self.progress, self.stop_button = job_widgets(status_bar, name="rank", fmt="ranking labels %v/%m",
+                                                      stop_tip="Stop ranking the labels (the previous ranking stays)", on_stop=self.stop)
         session.sig_dataset_opened.connect(self._on_session_dataset_opened)
         session.sig_sample_loaded.connect(self._on_session_sample_loaded)
 

@@ -28,17 +28,16 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QStatusBar,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from segstudio.core.errors import SegstudioError
 from segstudio.gui.common.errors import show_error
+from segstudio.gui.common.status_job import job_widgets
 from segstudio.gui.common.workers import GeneratorWorker
 from segstudio.workspace.records import RunRecord, RunStatus
 
@@ -154,18 +153,8 @@ class ReportController(QObject):
         self._request: ReportRequest | None = None
         #: the files of the last report written (html, csv, json)
         self.last_written: tuple[Path, ...] = ()
-        self.progress = QProgressBar()
-        self.progress.setObjectName("reportProgress")
-        self.progress.setMaximumWidth(220)
-        self.progress.setFormat("report %v/%m")
-        self.stop_button = QToolButton()
-        self.stop_button.setObjectName("reportStop")
-        self.stop_button.setText("Stop")
-        self.stop_button.setToolTip("Stop writing the report (nothing is written)")
-        self.stop_button.clicked.connect(self.stop)
-        for wdg in (self.progress, self.stop_button):
-            status_bar.addPermanentWidget(wdg)
-            wdg.setVisible(False)
+        self.progress, self.stop_button = job_widgets(status_bar, name="report", fmt="report %v/%m",
+                                                      stop_tip="Stop writing the report (nothing is written)", on_stop=self.stop)
 
     def running(self) -> bool:
         return self._worker is not None and self._worker.running

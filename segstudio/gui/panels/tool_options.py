@@ -27,7 +27,7 @@ class ToolOptionsPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("toolOptions")
         # flood fill
-        self.wand = QCheckBox("Magic wand: fill by image intensity", self)
+        self.wand = QCheckBox("Magic wand (by shade)", self)
         self.wand.setObjectName("wandOn")
         self.wand.setToolTip("Off: the fill floods the clicked label region. On: it floods the pixels whose shade "
                              "on screen is within the tolerance of the clicked one (the window/level applies)")
@@ -76,9 +76,10 @@ class ToolOptionsPanel(QWidget):
         self.smooth_radius.setRange(1, 50)
         self.smooth_radius.setValue(3)
         self.smooth_radius.setSuffix(" px")
-        assist = QGroupBox("Assisted tools (proposals: Enter accepts, Esc rejects)", self)
+        assist = QGroupBox("Assisted tools", self)
+        assist.setToolTip("They propose: Enter accepts the proposal, Esc rejects it")
         af = QFormLayout(assist)
-        af.addRow("GrabCut iterations (Shift+G)", self.grabcut_iterations)
+        af.addRow("GrabCut rounds", self.grabcut_iterations)
         af.addRow("Refine edge within", self.refine_radius)
         af.addRow("Smooth outline by", self.smooth_radius)
         lay = QVBoxLayout(self)
@@ -95,6 +96,9 @@ class ToolOptionsPanel(QWidget):
             spin.valueChanged.connect(self._on_changed)
         for combo in (self.connectivity, self.scope, self.inside):
             combo.currentIndexChanged.connect(self._on_changed)
+            # a long entry must not widen the dock (and with it the window)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         self._sync_enabled()
 
     def set_schema(self, schema: ClassSchema | None) -> None:
