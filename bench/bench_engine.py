@@ -6,12 +6,15 @@
   resizing, the ``xray`` augmentation, no cache: every step decodes; one loader worker prefetching) over its
   throughput on in-memory arrays at the training size with no augmentation (same worker). ≥ 0.9.
 - ``engine.offline_weights_fail_s``: time for a hub-weights request to fail with no network (< 2 s).
+- ``engine.train_wall_vs_epochs_ratio`` / ``engine.startup_to_first_step_s``: a real ``segstudio train`` run in a
+  fresh process, its wall time over its epochs' (≤ 1.15) and its start to the first optimiser step (< 8 s).
 
 Environment: ``SEGSTUDIO_BENCH_DEVICE`` (default ``auto``), ``SEGSTUDIO_BENCH_STEPS`` (default 16).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import statistics
@@ -206,3 +209,45 @@ def bench_offline_weights_fail_s() -> list[Figure]:
         if saved_env is not None:
             os.environ["HF_HUB_OFFLINE"] = saved_env
     return [Figure("engine.offline_weights_fail_s", round(dt, 3), "s", 2.0, "lower")]
+
+
+def bench_train_wall_vs_epochs() -> list[Figure]:
+    """``segstudio train`` as a user runs it (a fresh process, ``lungs-lr`` on Montgomery at 128 px for 5 epochs):
+    ``engine.train_wall_vs_epochs_ratio`` = wall time over the sum of the epochs' own times (``curves.csv``; all
+    that is not training: imports, opening the dataset, building the model, checkpoints; budget ≤ 1.15) and
+    ``engine.startup_to_first_step_s`` = process start to the first optimiser step's progress line (< 8 s)."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    data = SHARED / "montgomery_cxr" / "data"
+    if not data.is_dir():
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "segstudio", "train", str(data), "--recipe", "lungs-lr", "--set", "image_size=128",
+               "--set", "epochs=5", "--set", "early_stopping=0", "--set", f"device={DEVICE}", "--out", str(run),
+               "--progress", "json"]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        first_step = None
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if first_step is None and line.startswith("{"):
+                ev = json.loads(line)
+                if ev.get("event") == "progress" and str(ev.get("label", "")).startswith("epoch") and ev.get("done"):
+                    first_step = time.perf_counter() - t0
+        proc.wait()
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"segstudio train failed ({proc.returncode})")
+        with open(run / "curves.csv", encoding="utf-8") as f:
+            epochs = sum(float(r["seconds"]) for r in csv.DictReader(f))
+    return [
+        Figure("engine.train_wall_vs_epochs_ratio", round(wall / epochs, 3), "x", 1.15, "lower"),
+        Figure("engine.startup_to_first_step_s", round(first_step or math.nan, 2), "s", 8.0, "lower"),
+        Figure("engine.train_wall_s", round(wall, 2), "s"),
+        Figure("engine.train_epochs_s", round(epochs, 2), "s"),
+    ]
