@@ -87,6 +87,8 @@ def describe(path: str, *, format_name: str | None, options: dict[str, Any], sta
         "with_gt": sum(1 for s in ds if s.has_gt),
         "splits": ds.split_counts(),
         "image_size": sizes.to_dict(),
+        # mm per pixel (row, column): the first image's own header, else classes.json's "spacing"; None: unknown
+        "pixel_spacing": list(ds.pixel_spacing(ds.samples[0]) or ()) or None if ds.samples else None,
     }
     if stats:
         cs = _run_scan(scan_stats(ds), Progress("masks", mode=mode))
@@ -117,6 +119,10 @@ def render_text(r: dict[str, Any]) -> str:
         ign = " (ignore)" if c["ignore"] else ""
         lines.append(f"  {c['id']:>3}  {c['name']:<28} rgb{tuple(c['colour'])}{ign}{share}")
     lines.append(f"Samples: {r['samples']} ({r['with_gt']} with ground truth)")
+    sp = r.get("pixel_spacing")
+    lines.append(f"Pixel spacing: {sp[0]:g} × {sp[1]:g} mm (row × column, first image)" if sp
+                 else "Pixel spacing: unknown (lengths in pixels; a DICOM header or \"spacing\" in classes.json "
+                      "gives mm)")
     lines.append("Splits:  " + ", ".join(f"{k} {v}" for k, v in sorted(r["splits"].items())))
     sz = r["image_size"]
     if sz["min"]:

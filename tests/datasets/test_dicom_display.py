@@ -152,6 +152,19 @@ def test_spacing_from_classes_json(tmp_path: Path, montgomery: Path) -> None:
     assert plain.spacing is None and plain.pixel_spacing(plain[0]) is None
 
 
+
+def test_segstudio_info_reports_the_pixel_spacing(tmp_path: Path, montgomery: Path, capsys) -> None:
+    from segstudio.cli import main
+
+    root = _class_folders(tmp_path, montgomery, [0.175, 0.2])
+    assert main(["info", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pixel_spacing"] == [0.175, 0.2]
+    assert main(["info", str(root)]) == 0
+    assert "Pixel spacing: 0.175 × 0.2 mm" in capsys.readouterr().out
+    assert main(["info", str(montgomery)]) == 0
+    assert "Pixel spacing: unknown" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("bad", [[0.2], [0.2, 0], [0.2, -1], ["0.2", 0.2], [True, 0.2], 0.2, [0.2, 5000], {"y": 1}])
 def test_a_malformed_spacing_names_the_file_and_the_fix(tmp_path: Path, montgomery: Path, bad: object) -> None:
     root = _class_folders(tmp_path, montgomery, bad)
