@@ -132,6 +132,18 @@ def hd95(
     return float(max(np.percentile(d_ab, percentile), np.percentile(d_ba, percentile)))
 
 
+def surface_figures(a: np.ndarray, b: np.ndarray, *, spacing: Spacing = (1.0, 1.0)) -> tuple[float, float]:
+    """``(hd95(a, b), average_surface_distance(a, b))`` from one computation of the surface distances (a table
+    of both per class and image measures each pair once); the same values and empty-mask rule as the two."""
+    d = surface_distances(a, b, spacing=spacing)
+    if d is None:
+        empty = _empty_value(a, b)
+        return empty, empty
+    d_ab, d_ba = d
+    return (float(max(np.percentile(d_ab, 95.0), np.percentile(d_ba, 95.0))),
+            float(np.concatenate([d_ab, d_ba]).mean()))
+
+
 def average_surface_distance(
     gt: np.ndarray,
     pred: np.ndarray,

@@ -14,7 +14,6 @@ import csv
 import io
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core.errors import SegstudioError
-from segstudio.datasets.base import Dataset
+from segstudio.engine.dataset_metrics import DashboardResult, dashboard_events
 from segstudio.gui.common.errors import show_error
 from segstudio.gui.common.workers import GeneratorWorker
 from segstudio.metrics.confusion import normalize_confusion
@@ -47,111 +45,6 @@ from segstudio.metrics.confusion import normalize_confusion
 REFERENCES = (("gt", "Ground truth"), ("corrections", "Corrections (the latest saved, else the ground truth)"))
 #: bins of the per-image Dice histogram over [0, 1]
 HIST_BINS = 20
-
-
-@dataclass(frozen=True)
-class DashboardResult:
-    """What the dashboard shows: ``evaluation`` (``engine.evaluate.Evaluation``) and, for semantic masks, the
-    confusion matrix over ``class_ids`` (rows: reference, columns: prediction)."""
-
-    evaluation: Any
-    confusion: np.ndarray | None
-    class_ids: tuple[int, ...]
-    class_names: tuple[str, ...]
-    reference: str
-    source: str
-    #: per sample id, per scored class id: (HD95, average surface distance) in ``surface_unit``
-    surface: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)
-    #: "mm" when every scored image has a pixel spacing (DICOM header or classes.json), else "px"
-    surface_unit: str = "px"
-
-    def surface_mean(self, class_id: int, which: int) -> tuple[float, int]:
-        """Mean over the images of a class's HD95 (``which=0``) or ASD (1) where both masks have it, and how many
-        images were left out because exactly one mask lacks the class (an infinite distance)."""
-        vals = [d[class_id][which] for d in self.surface.values() if class_id in d]
-        finite = [v for v in vals if math.isfinite(v)]
-        return (float(np.mean(finite)) if finite else math.nan), sum(1 for v in vals if math.isinf(v))
-
-    def specificity(self) -> dict[int, float]:
-        """TN / (TN + FP) per class from the confusion matrix; NaN for a class in neither mask (the metrics'
-        empty-class rule, ``docs/metrics.md``) or without negatives."""
-        if self.confusion is None:
-            return {}
-        m = self.confusion.astype(np.float64)
-        total = m.sum()
-        out = {}
-        for k, cid in enumerate(self.class_ids):
-            fp = m[:, k].sum() - m[k, k]
-            tn = total - m[k, :].sum() - m[:, k].sum() + m[k, k]
-            absent = m[k, :].sum() == 0 and m[:, k].sum() == 0
-            out[cid] = float(tn / (tn + fp)) if tn + fp > 0 and not absent else math.nan
-        return out
-
-
-def dashboard_events(token: Any, dataset: Dataset, *, sample_ids: Sequence[str],
-                     reference: Callable[[str], np.ndarray | None],
-                     prediction: Callable[[str], np.ndarray | None], reference_name: str,
-                     source: str) -> Iterator[Any]:
-    """``SampleEvaluated`` per scored sample, then one :class:`DashboardResult` (runs in the worker thread)."""
-    from segstudio.engine.evaluate import Evaluation, Unreadable, iter_evaluation
-    from segstudio.metrics.compare import class_plane
-    from segstudio.metrics.confusion import confusion_matrix
-    from segstudio.metrics.surface import surface_distances
-
-    schema = dataset.schema
-    ids = tuple(c.id for c in schema if not c.ignore)
-    names = tuple(c.name for c in schema if not c.ignore)
-    semantic = not schema.multilabel
-    size = max((c.id for c in schema), default=0) + 1
-    confusion = np.zeros((len(ids), len(ids)), np.int64) if semantic else None
-    current: dict[str, np.ndarray | None] = {}
-    spacings = {sid: dataset.pixel_spacing(sid) for sid in sample_ids}
-    in_mm = bool(spacings) and all(v is not None for v in spacings.values())
-    surface: dict[str, dict[int, tuple[float, float]]] = {}
-
-    def ref(sid: str) -> np.ndarray | None:
-        current["gt"] = reference(sid)
-        return current["gt"]
-
-    def pairs() -> Iterator[tuple[str, np.ndarray | Unreadable | None]]:
-        for sid in sample_ids:
-            try:
-                pred = prediction(sid)
-            except (SegstudioError, OSError, ValueError) as exc:
-                current["pred"] = None
-                yield sid, Unreadable(message=str(exc).splitlines()[0], path=getattr(exc, "path", None))
-                continue
-            current["pred"] = pred
-            yield sid, pred
-
-    for ev in iter_evaluation(dataset, pairs(), total=len(sample_ids), reference=ref, cancel=token,
-                              source=source):
-        if isinstance(ev, Evaluation):
-            yield DashboardResult(evaluation=ev, confusion=confusion, class_ids=ids, class_names=names,
-                                  reference=reference_name, source=source, surface=surface,
-                                  surface_unit="mm" if in_mm else "px")
-            return
-        gt, pred = current.get("gt"), current.get("pred")
-        if gt is not None and pred is not None:
-            sid = str(ev.comparison.sample_id)
-            spacing = spacings.get(sid) if in_mm else None
-            per: dict[int, tuple[float, float]] = {}
-            for cid in ev.comparison.scored_ids:
-                a = class_plane(gt, schema=schema, class_id=cid)
-                b = class_plane(pred.astype(gt.dtype, copy=False), schema=schema, class_id=cid)
-                d = surface_distances(a, b, spacing=spacing or (1.0, 1.0))
-                if d is None:  # the metrics' rule: NaN in neither mask, inf in only one
-                    empty = math.nan if not (a.any() or b.any()) else math.inf
-                    per[cid] = (empty, empty)
-                else:
-                    per[cid] = (float(max(np.percentile(d[0], 95), np.percentile(d[1], 95))),
-                                float(np.concatenate(d).mean()))
-            surface[sid] = per
-        if confusion is not None and gt is not None and pred is not None:
-            full = confusion_matrix(gt, pred.astype(gt.dtype, copy=False), num_classes=max(size, 256 if gt.dtype
-                                    == np.uint8 else size))
-            confusion += full[np.ix_(ids, ids)]
-        yield ev
 
 
 class DiceHistogram(QWidget):

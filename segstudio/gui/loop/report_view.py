@@ -45,7 +45,14 @@ log = logging.getLogger(__name__)
 
 
 def _has_checkpoint(run: RunRecord) -> bool:
-    return any((run.folder / "checkpoints" / kind / "config.json").is_file() for kind in ("best", "swa", "last"))
+    """What the report can score: the checkpoint ``engine.report.find_checkpoint`` would pick."""
+    from segstudio.engine.report import ReportError, find_checkpoint
+
+    try:
+        find_checkpoint(run.folder)
+    except ReportError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
