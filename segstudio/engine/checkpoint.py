@@ -210,7 +210,7 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) 
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(
+def snapshot_checkpoint(
     path: str | Path,
     *,
     model: torch.nn.Module,
@@ -221,8 +221,10 @@ def save_checkpoint(
     info: dict[str, Any] | None = None,
     training_tensors: dict[str, torch.Tensor] | None = None,
     training_json: dict[str, Any] | None = None,
-) -> Path:
-    """Write a checkpoint directory atomically (a crash leaves the previous one intact)."""
+) -> Callable[[], Path]:
+    """Copy everything a checkpoint holds now (CPU copies of the weights and training tensors, the documents)
+    and return the function that writes it atomically. Training may go on changing the model while the returned
+    writer runs on another thread: it only touches the copies."""
     p = Path(path)
     pre = Preprocessing(config.data.image_size, config.model.in_channels, config.data.normalize)
     doc = {
@@ -242,25 +244,43 @@ def save_checkpoint(
         "metrics": metrics or {},
         **(info or {}),
     }
-
+    config_text = json.dumps(json_safe(doc), indent=2, default=str, allow_nan=False)
+    state_text = (json.dumps(json_safe(training_json), default=str, allow_nan=False)
+                  if training_json is not None else None)
     weights = _tensors(model.state_dict())
     state = _tensors(training_tensors) if training_tensors is not None else None
     needed = sum(t.numel() * t.element_size() for t in [*weights.values(), *(state or {}).values()])
 
     def write(tmp: Path) -> None:
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        (tmp / CONFIG_FILE).write_text(
-            json.dumps(json_safe(doc), indent=2, default=str, allow_nan=False), encoding="utf-8"
-        )
+        (tmp / CONFIG_FILE).write_text(config_text, encoding="utf-8")
         if state is not None:
             save_file(state, str(tmp / STATE_TENSORS))
-        if training_json is not None:
-            (tmp / STATE_JSON).write_text(
-                json.dumps(json_safe(training_json), default=str, allow_nan=False), encoding="utf-8"
-            )
+        if state_text is not None:
+            (tmp / STATE_JSON).write_text(state_text, encoding="utf-8")
 
-    _write_dir_atomically(p, write, needed=needed)
-    return p
+    def commit() -> Path:
+        _write_dir_atomically(p, write, needed=needed)
+        return p
+
+    return commit
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    config: TrainConfig,
+    task: Task,
+    schema: ClassSchema,
+    metrics: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None,
+    training_tensors: dict[str, torch.Tensor] | None = None,
+    training_json: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint directory atomically (a crash leaves the previous one intact)."""
+    return snapshot_checkpoint(path, model=model, config=config, task=task, schema=schema, metrics=metrics,
+                               info=info, training_tensors=training_tensors, training_json=training_json)()
 
 
 def _folder(path: str | Path) -> Path:

@@ -62,6 +62,3 @@ def write_png(history: Sequence[dict[str, Any]], path: Path) -> Path:
     fig.savefig(buf, format="png")
     return atomic_write_bytes(path, buf.getvalue())
 
-
-def write_curves(history: Sequence[dict[str, Any]], run_dir: Path) -> tuple[Path, Path]:
-    return write_csv(history, run_dir / "curves.csv"), write_png(history, run_dir / "curves.png")

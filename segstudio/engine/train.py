@@ -29,11 +29,11 @@ from segstudio.engine.cancel import CancelToken
 from segstudio.engine.checkpoint import (
     flatten_optimizer,
     load_training_state,
-    save_checkpoint,
+    snapshot_checkpoint,
     unflatten_optimizer,
 )
 from segstudio.engine.config import ConfigError, TrainConfig, validate
-from segstudio.engine.curves import write_curves
+from segstudio.engine.curves import write_csv, write_png
 from segstudio.engine.data import (
     Corrections,
     SegmentationData,
@@ -49,6 +49,7 @@ from segstudio.engine.losses import CompositeLoss, build_loss
 from segstudio.engine.models import build_model
 from segstudio.engine.optim import build_optimizer, lr_factor
 from segstudio.engine.preprocess import normalize_batch
+from segstudio.engine.run_writer import BackgroundWriter
 from segstudio.engine.rundir import CONFIG_NAME, check_run_dir, claim_run_dir
 from segstudio.engine.runtime import resolve_device, seed_everything
 from segstudio.engine.task import Task, resolve_task
@@ -130,6 +131,9 @@ class _Trainer:
         self.train_seconds = 0.0
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self._persistent: dict[int, torch.utils.data.DataLoader] = {}
+        self.writer: BackgroundWriter  # the run's writer thread, open while run() is
+        self._plot_rows: list[dict[str, Any]] = []
+        self._plot_queued = False
         if resume:
             self._restore(run_dir / "checkpoints" / "last")
         elif init_from is not None:
@@ -246,10 +250,26 @@ class _Trainer:
     def _save(self, kind: str, *, epoch: int, completed: int, metrics: dict[str, Any], model: torch.nn.Module | None = None) -> CheckpointSaved:
         path = self.run_dir / "checkpoints" / kind
         state = self._state(completed) if kind == "last" else (None, None)
-        save_checkpoint(path, model=model or self.model, config=self.cfg, task=self.task, schema=self.dataset.schema,
-                        metrics=metrics, info={"epoch": epoch, "train_seconds": self.train_seconds},
-                        training_tensors=state[0], training_json=state[1])
+        # copied here, written by the run's writer thread while training goes on (engine/run_writer.py)
+        self.writer.submit(snapshot_checkpoint(
+            path, model=model or self.model, config=self.cfg, task=self.task, schema=self.dataset.schema,
+            metrics=metrics, info={"epoch": epoch, "train_seconds": self.train_seconds},
+            training_tensors=state[0], training_json=state[1]))
         return CheckpointSaved(path=path, epoch=epoch, kind=kind, monitor=metrics.get("monitor"))
+
+    def _plot_curves(self) -> None:
+        """curves.png is drawn on the writer thread, from the newest history when its turn comes (a slow plot
+        never queues up one job per epoch)."""
+        self._plot_rows = [dict(r) for r in self.history]
+        if self._plot_queued:
+            return
+        self._plot_queued = True
+
+        def plot() -> None:
+            self._plot_queued = False
+            write_png(self._plot_rows, self.run_dir / "curves.png")
+
+        self.writer.submit(plot)
 
     # steps ------------------------------------------------------------------------------------------------------
     def _set_lr(self, step: int) -> float:
@@ -326,7 +346,7 @@ class _Trainer:
 
     # the generator ------------------------------------------------------------------------------------------------
     def run(self) -> Iterator[Event]:
-        with single_threaded_opencv(self.cfg.data.num_workers > 0):
+        with single_threaded_opencv(self.cfg.data.num_workers > 0), BackgroundWriter() as self.writer:
             yield from self._run()
 
     def _run(self) -> Iterator[Event]:
@@ -407,7 +427,8 @@ class _Trainer:
                 ev = self._save("last", epoch=epoch, completed=completed, metrics=metrics)
                 last_saved = ev.path
                 yield ev
-            write_curves(self.history, self.run_dir)
+            write_csv(self.history, self.run_dir / "curves.csv")
+            self._plot_curves()
             if stop:
                 stopped_early = True
                 break
@@ -418,6 +439,7 @@ class _Trainer:
             yield ev
         elif self.swa_model is not None:
             yield from self._finish_swa(epoch)
+        self.writer.flush()  # every checkpoint and plot the events named is on disk before the run ends
         best_path = self.run_dir / "checkpoints" / "best"
         summary = Finished(run_dir=self.run_dir, best_checkpoint=best_path if best_path.exists() else None,
                            last_checkpoint=last_saved, best_monitor=self.best, epochs_completed=completed,

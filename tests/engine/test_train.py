@@ -12,6 +12,7 @@ from segstudio.engine.cancel import CancelToken
 from segstudio.engine.checkpoint import CheckpointError, load_checkpoint
 from segstudio.engine.config import ConfigError
 from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, Finished, RunStarted
+from segstudio.engine.runtime import resolve_device
 from segstudio.engine.train import train
 
 from .conftest import make_dataset, tiny_config
@@ -27,9 +28,11 @@ def _weights(path):
 
 def test_events_files_and_checkpoint(tmp_path):
     ds = make_dataset(n=6)
-    events = _run(tiny_config("epochs=2"), ds, tmp_path)
+    cfg = tiny_config("epochs=2")
+    events = _run(cfg, ds, tmp_path)
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], Finished)
-    assert events[0].device == "cpu"  # AMP / channels_last requested by default, CPU falls back cleanly
+    # the machine's own device (AMP / channels_last are requested by default; the CPU falls back cleanly)
+    assert events[0].device == str(resolve_device(cfg.device))
     batches = [e for e in events if isinstance(e, BatchEnd)]
     epochs = [e for e in events if isinstance(e, EpochEnd)]
     assert len(epochs) == 2 and len(batches) == 2 * events[0].steps_per_epoch
