@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pseudo-label": ("pseudo_label", "accept confident predictions of unlabelled images as labels"),
     "quality": ("quality", "rank the labels most likely wrong first, with reasons (CSV + JSON)"),
     "report": ("report", "an HTML report of runs: curves, per-class table, worst images, comparison (+ CSV, JSON)"),
+    "cv": ("crossval", "cross-validate a recipe: k folds, each scored on images its model never saw"),
     "sweep": ("sweep", "train a grid of configs (architectures × losses × augmentations), resumable, with one report"),
 }
 

@@ -299,8 +299,9 @@ def evaluate_folder(
             try:
                 yield s.id, pf.load(s)
             except (SegstudioError, OSError, ValueError) as e:
+                where = getattr(e, "path", None)
                 yield s.id, Unreadable(message=getattr(e, "message", None) or str(e),
-                                       path=None if getattr(e, "path", None) is None else str(e.path))
+                                       path=None if where is None else str(where))
 
     yield from iter_evaluation(dataset, pairs(), total=len(chosen), ignore_index=ignore_index, cancel=cancel,
                                source=str(pf.folder), split=split)
