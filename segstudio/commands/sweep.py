@@ -3,6 +3,8 @@
 
 The sweep file is checked whole before anything trains (docs/cli.md describes it). The first Ctrl+C stops the
 current run after its batch, keeping its last checkpoint; running the same command again resumes the sweep.
+``segstudio sweep DIR`` (a sweep folder) resumes the sweep recorded there, without its file — a sweep started in
+the app, or whose file has moved.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ EXAMPLES = """examples:
   segstudio sweep lungs-sweep.json --out sweeps/lungs --dry-run     # the runs and their overrides
   segstudio sweep lungs-sweep.json --out sweeps/lungs               # train them all, then report.html
   segstudio sweep lungs-sweep.json --out sweeps/lungs               # again after Ctrl+C: resumes
+  segstudio sweep ~/data/lungs.segstudio/sweeps/lungs-sweep          # resume a sweep folder as recorded
 """
 
 HELP = "train a grid of configs (architectures × losses × augmentations), resumable, with one report"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, metavar="FILE", help="the sweep file (JSON; docs/cli.md)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="the sweep folder: sweep.json, state.json, runs/<name>/, report.html (+ .csv, .json)")
+    parser.add_argument("file", type=Path, metavar="FILE",
+                        help="the sweep file (JSON; docs/cli.md), or a sweep folder to resume as it records")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="the sweep folder: sweep.json, state.json, runs/<name>/, report.html (+ .csv, .json); "
+                             "needed with a sweep file, FILE itself when FILE is a sweep folder")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their overrides; train nothing")
     parser.add_argument("--device", default=None,
                         help="auto, cpu, cuda, cuda:N or mps for this pass (default: the configs' device)")
@@ -65,7 +70,7 @@ def _table(rows: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from segstudio.core.errors import SegstudioError
-    from segstudio.engine.sweep import load_sweep
+    from segstudio.engine.sweep import load_sweep, load_sweep_folder
 
     if args.worst < 0:
         raise SegstudioError(f"--worst must be 0 or more, not {args.worst}.", fix="Use --worst 6.")
@@ -74,8 +79,16 @@ def run(args: argparse.Namespace) -> int:
 
         if DEVICE_NAME.fullmatch(args.device) is None:
             raise SegstudioError(f"--device {args.device!r} is not a device.", fix="Use auto, cpu, cuda, cuda:N or mps.")
-    plan = load_sweep(args.file)
-    out = args.out.expanduser()
+    if args.file.is_dir():
+        if args.out is not None and args.out.expanduser().resolve() != args.file.expanduser().resolve():
+            raise SegstudioError("A sweep folder resumes in place: --out must be left out or be the same folder.",
+                                 path=args.file, fix=f"Run: segstudio sweep {args.file}")
+        plan, out = load_sweep_folder(args.file), args.file.expanduser()
+    elif args.out is None:
+        raise SegstudioError("segstudio sweep FILE needs --out DIR: the folder to train the sweep into.",
+                             path=args.file, fix=f"Run: segstudio sweep {args.file} --out sweeps/{args.file.stem}")
+    else:
+        plan, out = load_sweep(args.file), args.out.expanduser()
     if args.dry_run:
         return _dry_run(plan, out)
     return _sweep(args, plan, out)
@@ -105,7 +118,7 @@ def _sweep(args: argparse.Namespace, plan: Any, out: Path) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     finished: SweepFinished | None = None
-    resume_hint = f"resume with: segstudio sweep {args.file} --out {args.out}"
+    resume_hint = f"resume with: segstudio sweep {args.file}" + (f" --out {args.out}" if args.out is not None else "")
     try:
         for ev in events:
             if isinstance(ev, SweepStarted):

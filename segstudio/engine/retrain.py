@@ -202,8 +202,9 @@ def round_name(workspace: Workspace, base: CurrentModel) -> str:
     """``"<the first model's run name> · round N"``: N counts the rounds the workspace has judged, plus this one."""
     try:
         name = workspace.runs.get(base.run_id).name if base.run_id else ""
-    except SegstudioError:
-        name = ""
+    except SegstudioError:  # a sweep's run ("<sweep>/runs/<name>"), or a run no longer recorded
+        found = workspace.sweeps.find_run(base.run_id)
+        name = found[1].record().name if found is not None else ""
     match = _ROUND_SUFFIX.fullmatch(name or base.run_id or base.checkpoint.parent.parent.name)
     root = (match.group(1) if match else name) or "model"
     n = 1 + sum(1 for ev in workspace.models.history() if ev.verdict and not ev.figures.get("by_hand"))

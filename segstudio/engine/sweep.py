@@ -11,6 +11,8 @@ The sweep folder: ``sweep.json`` (the plan: the file's content, every run's over
 with ``report.csv`` and ``report.json`` over the done runs. Running the same sweep again resumes it: done runs
 are skipped, stopped (or failed) runs continue from their last checkpoint, pending ones start. A sweep file that
 changed against the folder is refused unless it only adds runs. File format: ``docs/cli.md``.
+:func:`load_sweep_folder` reads the plan back from a folder, to resume a sweep without its file (the app's
+Resume); the workspace reads the folder as records (``segstudio.workspace.sweep_records``).
 
 This module is longer than most: the file's checks, the folder's records and the loop that keeps them are read
 together, since a resume depends on all three.
@@ -38,13 +40,22 @@ from segstudio.engine.config import TrainConfig
 from segstudio.engine.jsonfile import read_json_document
 from segstudio.engine.rundir import RunFolderError, check_run_dir, free_run_dir, holds_run
 
+# the folder's names are read by the workspace too (its run history lists sweeps): one definition, in ring 1
+from segstudio.workspace.sweep_records import (
+    LOCK_NAME,
+    PLAN_NAME,
+    REPORT_NAME,
+    RUNS_DIR,
+    STAMP_FORMAT,
+    STATE_NAME,
+    STATUSES,
+)
+
 log = logging.getLogger(__name__)
 
 SWEEP_KEYS = ("description", "dataset", "recipe", "config", "set", "grid")
 DATASET_KEYS = ("path", "format")
-PLAN_NAME, STATE_NAME, LOCK_NAME, REPORT_NAME = "sweep.json", "state.json", "sweep.lock", "report.html"
-RUNS_DIR, DISCARDED_DIR = "runs", "discarded"
-STATUSES = ("pending", "running", "done", "failed", "stopped")
+DISCARDED_DIR = "discarded"
 #: most runs one sweep file may ask for (a typo in a grid should not queue a year of training)
 MAX_RUNS = 1000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
@@ -226,10 +237,11 @@ def _dataset(doc: Mapping[str, Any], path: Path) -> tuple[Path, str | None]:
     return p.resolve(), fmt
 
 
-def load_sweep(path: str | Path) -> SweepPlan:
+def load_sweep(path: str | Path, *, dataset: str | Path | None = None, format: str | None = None) -> SweepPlan:  # noqa: A002
     """Read and check a sweep file: its keys, the dataset's existence, the base config, and every run's config
     (each override, each combination, and the architecture, encoder, loss and augmentation registries). Any
-    problem is a :class:`SweepError` naming the file; nothing is written."""
+    problem is a :class:`SweepError` naming the file; nothing is written. ``dataset`` (read as ``format``): what
+    the sweep trains on when the file names no dataset (the app's open dataset); the file's own wins."""
     src = Path(path).expanduser()
     doc = read_json_document(src, error=SweepError, what="sweep file")
     if not isinstance(doc, dict):
@@ -238,7 +250,39 @@ def load_sweep(path: str | Path) -> SweepPlan:
     if unknown:
         raise _bad(f"Unknown key(s) in the sweep file: {', '.join(map(repr, unknown))}. Valid keys: "
                    f"{', '.join(SWEEP_KEYS)}.", src)
-    dataset, fmt = _dataset(doc, src)
+    if "dataset" in doc or dataset is None:
+        return _plan(doc, src, _dataset(doc, src))
+    where = Path(dataset).expanduser()
+    if not where.exists():
+        raise _bad(f"The dataset {where} to train the sweep on does not exist.", src,
+                   fix="Open the dataset again, or name one in the sweep file's 'dataset'.")
+    return _plan(doc, src, (where.resolve(), format or None))
+
+
+def load_sweep_folder(folder: str | Path) -> SweepPlan:
+    """The plan a sweep folder records (``sweep.json``: the sweep file's content as it was, and its dataset),
+    checked as :func:`load_sweep` checks a file: to resume a sweep whose file is gone, moved or edited since, or
+    that trained on the app's open dataset. A damaged plan or a dataset that is not there is a
+    :class:`SweepError` with the fix."""
+    out = Path(folder).expanduser()
+    recorded = read_json_document(out / PLAN_NAME, error=SweepError, what="sweep plan")
+    try:
+        doc, source, ds = recorded["document"], Path(recorded["file"]), recorded["dataset"]
+        where, fmt = Path(ds["path"]).expanduser(), ds.get("format") or None
+        if not isinstance(doc, dict):
+            raise TypeError(doc)
+    except (KeyError, TypeError):
+        raise SweepError(f"The sweep folder's {PLAN_NAME} is damaged.", path=out / PLAN_NAME,
+                         fix="Restore it, or run the sweep file into a new folder.") from None
+    if not where.exists():
+        raise SweepError(f"The sweep's dataset {where} is not there on this computer.", path=out / PLAN_NAME,
+                         fix="Mount or copy the dataset to that path, or run the sweep file (its 'dataset' "
+                             "corrected) into a new folder.")
+    return _plan(doc, source, (where.resolve(), fmt))
+
+
+def _plan(doc: dict[str, Any], src: Path, ds: tuple[Path, str | None]) -> SweepPlan:
+    dataset, fmt = ds
     common = _overrides(doc.get("set", []), "'set'", src)
     base = _apply(_base_config(doc, src), common, "'set'", src)
     grid = doc.get("grid")
@@ -359,7 +403,7 @@ class _State:
 
     def set(self, name: str, status: str, **fields: Any) -> None:
         entry = self.runs[name]
-        entry.update(fields, status=status, updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        entry.update(fields, status=status, updated=time.strftime(STAMP_FORMAT))
         if status != "failed":
             entry.pop("error", None)
         self.save()
@@ -418,8 +462,9 @@ def _first_line(exc: BaseException) -> str:
 
 # the run loop ------------------------------------------------------------------------------------------------
 def run_sweep(plan: SweepPlan, *, out: str | Path, cancel: CancelToken | None = None, device: str | None = None,
-              worst: int = 6, dataset: Dataset | None = None) -> Iterator[Any]:
-    """Train the plan's runs that are not done into ``out`` one after another, then report on the done ones.
+              worst: int = 6, dataset: Dataset | None = None, report_only: bool = False) -> Iterator[Any]:
+    """Train the plan's runs that are not done into ``out`` one after another, then report on the done ones
+    (``report_only``: train nothing, only write the report over the runs done so far).
 
     Raises before the first event when the folder holds another sweep or a changed one, or the dataset cannot
     be opened. A run that raises is recorded as failed and the next one starts; a cancelled run (``cancel``,
@@ -435,11 +480,11 @@ def run_sweep(plan: SweepPlan, *, out: str | Path, cancel: CancelToken | None = 
         except SegstudioError as e:
             raise SweepError(f"The sweep's dataset cannot be opened: {e.message}", path=e.path or plan.dataset,
                              fix=e.fix or "Correct 'dataset' in the sweep file.") from None
-    return _run(plan, folder, cancel or CancelToken(), device, worst, dataset)
+    return _run(plan, folder, cancel or CancelToken(), device, worst, dataset, report_only)
 
 
 def _run(plan: SweepPlan, out: Path, cancel: CancelToken, device: str | None, worst: int,
-         dataset: Dataset) -> Iterator[Any]:
+         dataset: Dataset, report_only: bool) -> Iterator[Any]:
     from segstudio.engine.events import Finished
     from segstudio.engine.train import train
 
@@ -457,6 +502,8 @@ def _run(plan: SweepPlan, out: Path, cancel: CancelToken, device: str | None, wo
         stopped = False
         for index, run in enumerate(plan.runs):
             run_dir = out / RUNS_DIR / run.name
+            if report_only:
+                continue
             if state.runs[run.name]["status"] == "done":
                 if (run_dir / "checkpoints").is_dir():
                     continue
@@ -466,7 +513,7 @@ def _run(plan: SweepPlan, out: Path, cancel: CancelToken, device: str | None, wo
                 break
             resume = _prepare(run_dir, out)
             cfg = run.config if device is None else run.config.with_overrides([f"device={device}"])
-            state.set(run.name, "running")
+            state.set(run.name, "running", started=state.runs[run.name].get("started") or time.strftime(STAMP_FORMAT))
             yield SweepRunStarted(name=run.name, index=index, total=total, resume=resume)
             finished: Finished | None = None
             error: str | None = None

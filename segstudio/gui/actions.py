@@ -187,6 +187,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("train_report", "Re&port on Runs…", "&Train", (), "fa5s.file-alt",
                "Score this dataset's runs on their validation images and write one HTML report: curves, per-class "
                "table, worst images, comparison (segstudio report)"),
+    ActionSpec("train_sweep", "Run S&weep…", "&Train", (), "fa5s.th",
+               "Train a grid of configs (architectures × losses × augmentations) from a sweep file into the workspace, "
+               "one run after another in the background; resumable, with one report (segstudio sweep)"),
+    ActionSpec("train_add_sweep", "Add Sweep &Folder…", "&Train", (), "fa5s.folder-plus",
+               "List a sweep trained elsewhere (segstudio sweep --out DIR, here or on a cluster) in the run history, "
+               "by reference: nothing is copied"),
     ActionSpec("train_panel", "Show the Training &Panel", "&Train", (), "fa5s.chart-line",
                separator_before=True),
     # Model (gui.predictions_view.PredictionsController)

@@ -23,6 +23,7 @@ from segstudio.gui.loop.predictions_view import PredictionsController
 from segstudio.gui.loop.quality import QualityController
 from segstudio.gui.loop.report_view import ReportController
 from segstudio.gui.loop.review_loop import LoopController
+from segstudio.gui.loop.sweeps import SweepController
 from segstudio.gui.loop.training import TrainingController
 from segstudio.gui.loop.training_panel import TrainingPanel
 from segstudio.gui.panels.class_panel import ClassPanel
@@ -133,6 +134,8 @@ class MainWindow(QMainWindow):
         self.reports = ReportController(review=self.review, training=self.training,
                                         training_panel=self.training_panel, status_bar=self.statusBar(),
                                         show_message=show_message, parent=self)
+        self.sweeps = SweepController(training=self.training, panel=self.training_panel, show_message=show_message,
+                                      show_panel=self.loop.show_training_panel, dialog_parent=self, parent=self)
         self.metrics = MetricsController(review=self.review, navigation=self.navigation, show_message=show_message,
                                          parent=self)
         self.export_view = ExportView(review=self.review, session=self.session, status_bar=self.statusBar(),
@@ -206,6 +209,7 @@ class MainWindow(QMainWindow):
             "train_start": loop.start_training, "train_stop": self.training_panel.stop_training,
             "train_retrain": loop.start_retrain, "train_panel": loop.show_training_panel,
             "train_report": self.reports.report_on_runs,
+            "train_sweep": self.sweeps.run_sweep_dialog, "train_add_sweep": self.sweeps.add_folder_dialog,
             "metrics_dashboard": self.metrics.show_dashboard,
             "predict_current": pv.predict_current, "predict_all": pv.predict_all,
             "predict_selected": pv.predict_selected, "accept_pseudo_labels": loop.accept_selected_predictions,

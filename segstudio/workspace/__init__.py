@@ -27,6 +27,7 @@ from segstudio.workspace.records import (
     RunStatus,
 )
 from segstudio.workspace.settings import WorkspaceSettings, load_workspace_settings, save_workspace_settings
+from segstudio.workspace.sweeps import SweepRecord, SweepRun, SweepStore
 from segstudio.workspace.workspace import StateStore, Workspace
 
 __all__ = [
@@ -46,6 +47,9 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "StateStore",
+    "SweepRecord",
+    "SweepRun",
+    "SweepStore",
     "Workspace",
     "WorkspaceDamagedError",
     "WorkspaceEvents",

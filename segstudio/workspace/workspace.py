@@ -7,6 +7,7 @@
   masks/<sample>/vNNNN.png|npz     corrections, one file per version
   predictions/<checkpoint>/<sample>.png|npz
   runs/<run id>/config.json …     training runs
+  sweeps/<name>/sweep.json …      sweeps trained from the app; sweeps.json: sweep folders added by reference
   models.json             the model registry: current model, promotions / refusals / rollbacks, frozen split
   journal/<sample>.journal        unsaved strokes (crash recovery)
   workspace.lock          who writes this workspace now (``segstudio.workspace.lock``)
@@ -48,6 +49,7 @@ from segstudio.workspace.records import MaskSource, MaskVersion
 from segstudio.workspace.reviews import ReviewStore
 from segstudio.workspace.runs import RunStore
 from segstudio.workspace.settings import WorkspaceSettings, load_workspace_settings, save_workspace_settings
+from segstudio.workspace.sweeps import SweepStore
 from segstudio.workspace.versions import VersionStore
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,8 @@ class Workspace:
     """Open (creating if needed) the workspace in ``folder``. Use :meth:`for_dataset` to find the folder.
 
     Parts: ``reviews`` (:class:`ReviewStore`), ``versions`` (:class:`VersionStore`), ``metrics``
-    (:class:`MetricsStore`), ``predictions`` (:class:`PredictionStore`), ``runs`` (:class:`RunStore`),
+    (:class:`MetricsStore`), ``predictions`` (:class:`PredictionStore`), ``runs`` (:class:`RunStore`), ``sweeps``
+    (:class:`~segstudio.workspace.sweeps.SweepStore`: its own sweeps and referenced sweep folders),
     ``journal`` (:class:`RecoveryJournal`), ``models`` (:class:`ModelRegistry`: the current model, its history,
     the frozen validation split), ``state`` (:class:`StateStore`) and ``events``
     (:class:`WorkspaceEvents`).
@@ -131,6 +134,7 @@ class Workspace:
         self.metrics = MetricsStore(self.db, self.events)
         self.predictions = PredictionStore(self.db, self.events)
         self.runs = RunStore(self.db, self.events)
+        self.sweeps = SweepStore(self.folder, writable=self.db.check_writable)
         self.journal = RecoveryJournal(self.folder / "journal", fsync=fsync_journal, read_only=self.read_only)
         self.state = StateStore(self.db)
         self.models = ModelRegistry(self.folder, writable=self.db.check_writable, read_only=self.read_only,

@@ -19,7 +19,14 @@ import torch
 from segstudio.cli import main
 from segstudio.engine.cancel import CancelToken
 from segstudio.engine.events import EpochEnd, RunStarted
-from segstudio.engine.sweep import SweepFinished, SweepRunStarted, load_sweep, run_sweep
+from segstudio.engine.sweep import (
+    SweepError,
+    SweepFinished,
+    SweepRunStarted,
+    load_sweep,
+    load_sweep_folder,
+    run_sweep,
+)
 
 TINY = ["model.encoder=resnet18", "model.encoder_depth=3", "image_size=64", "epochs=2", "max_steps_per_epoch=2",
         "batch_size=4", "cache_mb=64", "infer.tta=[]", "infer.post=[]"]
@@ -221,3 +228,37 @@ def test_a_failing_run_is_recorded_and_the_others_run(montgomery, tmp_path, monk
     assert "error" not in state(out)["light"]
     assert checkpoint_files(out / "runs" / "none") == done
     assert [r["run"] for r in report_rows(out)] == ["light", "none", "xray"]
+
+
+def test_a_file_without_a_dataset_trains_on_the_given_one_and_its_folder_resumes_without_the_file(
+        montgomery, tmp_path):
+    """The app's case: the sweep file names no dataset (the open one is given); the folder records it, so the
+    sweep resumes from the folder alone (``segstudio sweep DIR``, the app's Resume), and a report-only pass
+    trains nothing."""
+    grid = {"augmentation": {"none": ["augment.preset=none"], "light": ["augment.preset=light"]}}
+    file = write_sweep(tmp_path / "files", montgomery, grid)
+    doc = json.loads(file.read_text(encoding="utf-8"))
+    del doc["dataset"]
+    file.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(SweepError, match="needs a 'dataset'"):
+        load_sweep(file)
+    plan = load_sweep(file, dataset=montgomery, format="class-folders")
+    assert plan.dataset == montgomery.resolve() and plan.format == "class-folders"
+    out = tmp_path / "out"
+    cancel = CancelToken()
+    for ev in run_sweep(plan, out=out, cancel=cancel, worst=0):
+        if isinstance(ev, EpochEnd):
+            cancel.cancel()  # stopped in its first run, after its first epoch
+    assert state(out)["none"]["status"] == "stopped" and state(out)["none"]["started"]
+    file.unlink()
+    again = load_sweep_folder(out)
+    assert again.to_dict() == json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    rc, _, err = cli(str(out), "-q", "--worst", "0")
+    assert rc == 0, err
+    assert {n: s["status"] for n, s in state(out).items()} == {"none": "done", "light": "done"}
+    (out / "report.html").unlink()
+    events = list(run_sweep(load_sweep_folder(out), out=out, worst=0, report_only=True))
+    assert not [ev for ev in events if isinstance(ev, SweepRunStarted | RunStarted)]
+    assert events[-1].report == out / "report.html" and (out / "report.html").is_file()
+    rc, _, err = cli(str(out), "--out", str(tmp_path / "elsewhere"), "-q")
+    assert rc == 2 and "resumes in place" in err

@@ -25,7 +25,7 @@ from segstudio.datasets.base import Dataset
 from segstudio.engine.events import CheckpointSaved, Finished, RetrainCompared
 from segstudio.engine.retrain import RETRAIN_EPOCHS, ROUND_FILE, plan_round, promote_round
 from segstudio.gui.common.workers import GeneratorWorker, guard_finite_loss
-from segstudio.workspace import ReviewStatus, RunRecord, RunStatus, Workspace
+from segstudio.workspace import ReviewStatus, RunRecord, RunStatus, SweepRecord, Workspace
 from segstudio.workspace.models import ModelEvent, run_checkpoint
 
 __all__ = ["RETRAIN_EPOCHS", "DeviceOption", "TrainingController", "default_threads", "detect_devices_job",
@@ -123,6 +123,8 @@ class TrainingController(QObject):
         self.last_comparison: Any = None
         #: who is named in the model history (the reviewer's name)
         self.author = ""
+        #: the folder of the sweep holding the slot (see :meth:`occupy`), else of the last one
+        self.sweep_folder: Path | None = None
 
     @property
     def running(self) -> bool:
@@ -145,6 +147,29 @@ class TrainingController(QObject):
 
     def runs(self) -> list[RunRecord]:
         return self.workspace.runs.all() if self.workspace is not None else []
+
+    def sweeps(self) -> list[SweepRecord]:
+        """The workspace's sweeps (``ws.sweeps``); the one running in this controller's slot is known running."""
+        running = self.sweep_folder if self.running else None
+        return self.workspace.sweeps.all(running=running) if self.workspace is not None else []
+
+    def find_run(self, run_id: str) -> RunRecord | None:
+        """A run of the workspace or of one of its sweeps, by id (None when there is none by that id)."""
+        if self.workspace is None:
+            return None
+        found = self.workspace.sweeps.find_run(run_id)
+        if found is not None:
+            return found[1].record()
+        try:
+            return self.workspace.runs.get(run_id)
+        except SegstudioError:
+            return None
+
+    def occupy(self, worker: GeneratorWorker, *, sweep: Path) -> None:
+        """A sweep (``gui.loop.sweep_jobs``) takes the one training slot: ``running``, Stop and closing the window
+        cover it as they cover a run; ``sweep`` is its folder."""
+        self._check_idle()
+        self.worker, self.sweep_folder = worker, sweep
 
     # the current model (the workspace's model registry) -----------------------------------------------------------
     def chosen_model(self) -> Path | None:
@@ -173,7 +198,7 @@ class TrainingController(QObject):
         """Make ``run_id``'s best (else last) checkpoint — or ``checkpoint`` — the workspace's model."""
         if self.workspace is None:
             raise SegstudioError("No dataset is open.", fix="Open a dataset first.")
-        run = self.workspace.runs.get(run_id)
+        run = self.find_run(run_id) or self.workspace.runs.get(run_id)  # the latter says that there is none
         path = checkpoint if checkpoint is not None else run_checkpoint(run.folder)
         if path is None or not (Path(path) / "config.json").is_file():
             raise SegstudioError(f"Run {run_id} has no checkpoint.", path=run.folder,

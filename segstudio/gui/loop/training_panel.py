@@ -131,9 +131,10 @@ class TrainingPanel(QWidget):
         self.history.sig_use_requested.connect(self._on_history_use_requested)
         self.history.sig_resume_requested.connect(self.resume_run)
         self.history.can_resume = lambda run: not self.controller.running and self.controller.can_resume(run)
+        self.history.idle = lambda: not self.controller.running
         self.recipe.currentIndexChanged.connect(self._on_recipe_changed)
         self._on_recipe_changed()
-        self._sync_enabled()
+        self.sync_enabled()
 
     # building ---------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -241,6 +242,8 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(curves, "Curves")
         self.tabs.addTab(self.log_view, "Log")
         self.tabs.addTab(self.history, "Runs")
+        # a sweep another process trains moves on while nobody looks: the list is read again when shown
+        self.tabs.currentChanged.connect(lambda i: self.refresh_runs() if self.tabs.widget(i) is self.history else None)
         lay = QVBoxLayout(self)
         lay.addLayout(buttons)
         lay.addWidget(self.progress)
@@ -266,10 +269,10 @@ class TrainingPanel(QWidget):
         self.controller.set_context(dataset, workspace)
         self.refresh_runs()
         self._show_model()
-        self._sync_enabled()
+        self.sync_enabled()
 
     def refresh_runs(self) -> None:
-        self.history.set_runs(self.controller.runs())
+        self.history.set_runs(self.controller.runs(), self.controller.sweeps())
 
     def _show_model(self) -> None:
         path = self.controller.chosen_model()
@@ -280,23 +283,21 @@ class TrainingPanel(QWidget):
             self.model_label.setText("No current model yet: train one, or pick one in Runs (Use this model).")
         else:
             name = ""
-            if run_id and ws is not None:
-                try:
-                    name = ws.runs.get(run_id).name
-                except SegstudioError:
-                    name = ""
+            found = self.controller.find_run(run_id) if run_id else None
+            name = found.name if found is not None else ""
             self.model_label.setText(f"{name or run_id or path.parent.parent.name} · {path.name} checkpoint")
             self.model_label.setToolTip(str(path))
         if ws is not None:
             self.reviewed_weight.setValue(ws.settings.reviewed_weight)
         self.gate.set_workspace(ws)
         names = {r.id: r.name for r in self.controller.runs()}
+        names.update({r.id: f"{s.name} / {r.label}" for s in self.controller.sweeps() for r in s.runs})
         self.model_history.set_history(self.controller.history(), names)
         frozen = self.controller.validation_ids()
         self.validation_label.setText(
             f"{len(frozen)} image(s), frozen since the first round" if frozen
             else "Chosen by the first round (the current model's own hold-out), then kept fixed")
-        self._sync_enabled()
+        self.sync_enabled()
 
     def _on_model_chosen(self) -> None:
         self._show_model()
@@ -444,24 +445,24 @@ class TrainingPanel(QWidget):
         self.refresh_runs()
         self.history.select_run(run.id)
         self.tabs.setCurrentIndex(1)  # the curves
-        self._sync_enabled()
+        self.sync_enabled()
 
     def _on_controller_run_ended(self, run: RunRecord) -> None:
         summary = self.monitor.end(run)
         self.refresh_runs()
-        self._sync_enabled()
+        self.sync_enabled()
         self.sig_message.emit(summary)
 
     def _on_controller_errored(self, message: str, details: str) -> None:
         self.monitor.show_error(message)
         self.monitor.log(f"error: {message}")
-        self._sync_enabled()
+        self.sync_enabled()
         show_error("Training failed", message, details)
 
     def _on_history_run_selected(self, run_id: str) -> None:
         if self.controller.running:
             return  # the live curves stay while a run is going
-        run = next((r for r in self.controller.runs() if r.id == run_id), None)
+        run = self.controller.find_run(run_id)
         if run is not None:
             self.monitor.schema = self.controller.dataset.schema if self.controller.dataset is not None else None
             self.monitor.show_run(run)
@@ -474,7 +475,7 @@ class TrainingPanel(QWidget):
             return
         self.sig_message.emit(f"Model: {path}")
 
-    def _sync_enabled(self) -> None:
+    def sync_enabled(self) -> None:
         running = self.controller.running
         ws = self.controller.workspace
         read_only = ws is not None and ws.read_only
@@ -482,6 +483,7 @@ class TrainingPanel(QWidget):
         self.start_button.setEnabled(has_data and not running)
         self.retrain_button.setEnabled(has_data and not running and self.controller.chosen_model() is not None)
         self.stop_button.setEnabled(running)
+        self.history.refresh_buttons()
         for w in (self.recipe, self.architecture, self.encoder, self.loss, self.augment, self.epochs,
                   self.image_size, self.batch_size, self.steps, self.device, self.threads, self.corrections,
                   self.retrain_epochs, self.reviewed_weight, self.reset_validation_button):
@@ -493,5 +495,5 @@ class TrainingPanel(QWidget):
             self.state_label.setText("Open a dataset to train on it.")
 
     def checkpoint_of(self, run_id: str) -> Path | None:
-        run = next((r for r in self.controller.runs() if r.id == run_id), None)
+        run = self.controller.find_run(run_id)
         return run_checkpoint(run.folder) if run is not None else None
