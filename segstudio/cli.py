@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export the dataset with its corrections to a format (manifest, change report)"),
     "restore-backup": ("restore_backup", "undo a write-back: put the replaced GT files back"),
     "retrain": ("retrain", "fine-tune the current model on the corrections; the promotion gate judges it"),
-    "models": ("models", "the workspace's models and their history; promote or roll back"),
+    "models": ("models", "the workspace's models and their history; promote, roll back, import a run from elsewhere"),
     "queue": ("queue", "the next images to review, ranked by a strategy"),
     "pseudo-label": ("pseudo_label", "accept confident predictions of unlabelled images as labels"),
     "quality": ("quality", "rank the labels most likely wrong first, with reasons (CSV + JSON)"),

@@ -1,9 +1,11 @@
-"""``segstudio models list|promote|rollback WORKSPACE``: the workspace's model registry from the command line.
+"""``segstudio models list|promote|rollback|import WORKSPACE``: the workspace's model registry from the command line.
 
 ``list`` shows the current model, the frozen validation split and the history (every adoption, promotion, refusal
 and rollback with its verdict, interval and reason). ``promote`` makes a model current: a retraining round's run
 id (its figures are recorded with it; over a refusal, as your decision), a training run's id (its best, else last
-checkpoint) or a checkpoint folder. ``rollback`` goes back to the model that was current before.
+checkpoint) or a checkpoint folder. ``rollback`` goes back to the model that was current before. ``import`` brings a
+run trained elsewhere (a run bundle under torchrun on a cluster, ``segstudio train --out``) into the run history,
+copied; ``--promote`` also makes its model current.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ EXAMPLES = """examples:
   segstudio models promote ~/data/lungs.segstudio 20261204-101500-ab12cd --reason "borders checked by dr. k"
   segstudio models promote ~/data/lungs runs/lungs/checkpoints/best
   segstudio models rollback ~/data/lungs.segstudio --reason "worse on the new scanner"
+  segstudio models import ~/data/lungs.segstudio /mnt/cluster/lungs-bundle/run
+  segstudio models import ~/data/lungs.segstudio ~/bundles/lungs-ddp --promote --reason "8-GPU run"
 """
 
-HELP = "list the workspace's models and their history; promote or roll back"
+HELP = "list the workspace's models and their history; promote, roll back, or import a run trained elsewhere"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_workspace_argument(rb)
     rb.add_argument("--reason", default="rolled back from the command line", help="why (recorded in the history)")
     rb.add_argument("--author", default="", help="who (recorded in the history)")
+    im = sub.add_parser("import", help="copy a finished run folder (or a run bundle's run) into the run history")
+    add_workspace_argument(im)
+    im.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                    help="the run folder (train_config.json, run.json, checkpoints/), or a run bundle's folder")
+    im.add_argument("--name", default=None, help="the run's name in the history (default: '<folder> (imported)')")
+    im.add_argument("--promote", action="store_true", help="also make its model the workspace's current model")
+    im.add_argument("--reason", default="", help="with --promote: why (recorded in the history)")
+    im.add_argument("--author", default="", help="with --promote: who (recorded in the history)")
 
 
 def _interval(figures: Any) -> str:
@@ -110,13 +122,35 @@ def _promote(ws: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(ws: Any, dataset: Any, args: argparse.Namespace) -> int:
+    from segstudio.engine.run_check import check_run_for_import
+    from segstudio.workspace.models import run_checkpoint
+    from segstudio.workspace.run_import import import_run_folder
+
+    schema = dataset.schema if dataset is not None else None
+    rec = import_run_folder(ws.runs, args.run_dir, name=args.name,
+                            check=lambda summary: check_run_for_import(summary, schema=schema))
+    best = f", best {rec.best_metric_name} {rec.best_metric:.4f}" if rec.best_metric is not None else ""
+    print(f"imported run {rec.id} ({rec.name}, {rec.status.value}{best}) into {rec.folder}")
+    model = run_checkpoint(rec.folder)
+    if args.promote and model is not None:
+        ws.models.adopt(model, run_id=rec.id, reason=args.reason or f"imported from {args.run_dir}",
+                        author=args.author)
+        print(f"current model: {model}")
+    else:
+        print(f"make it the current model with: segstudio models promote {args.workspace} {rec.id}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    ws, _ = open_loop(args, writable=args.action != "list", need_dataset=False)
+    ws, dataset = open_loop(args, writable=args.action != "list", need_dataset=args.action == "import")
     try:
         if args.action == "list":
             return _list(ws, args)
         if args.action == "promote":
             return _promote(ws, args)
+        if args.action == "import":
+            return _import(ws, dataset, args)
         ev = ws.models.rollback(reason=args.reason, author=args.author)
         print(f"rolled back: {ev.checkpoint} is the current model again")
         return 0

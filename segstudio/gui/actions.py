@@ -193,6 +193,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("train_add_sweep", "Add Sweep &Folder…", "&Train", (), "fa5s.folder-plus",
                "List a sweep trained elsewhere (segstudio sweep --out DIR, here or on a cluster) in the run history, "
                "by reference: nothing is copied"),
+    ActionSpec("train_export_bundle", "E&xport Run Bundle…", "&Train", (), "fa5s.file-export",
+               "Write the Training panel's settings and the open dataset as a folder that trains with torchrun on this "
+               "computer's GPUs or a cluster's nodes: config, dataset reference, launch script, SLURM template"),
+    ActionSpec("train_import_run", "&Import Run Folder…", "&Train", (), "fa5s.file-import",
+               "Copy a finished run folder (a run bundle's, or segstudio train --out) into the run history with its "
+               "curves, metrics and checkpoints; Use This Model then makes it the workspace's model"),
     ActionSpec("train_panel", "Show the Training &Panel", "&Train", (), "fa5s.chart-line",
                separator_before=True),
     # Model (gui.predictions_view.PredictionsController)

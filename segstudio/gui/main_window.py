@@ -18,6 +18,7 @@ from segstudio.core.paths import config_dir
 from segstudio.core.settings import AppSettings, load_settings
 from segstudio.gui.actions import ACTIONS, build_actions
 from segstudio.gui.export.export_view import ExportView
+from segstudio.gui.loop.bundles import BundleController
 from segstudio.gui.loop.metrics_dashboard import MetricsController
 from segstudio.gui.loop.predictions_view import PredictionsController
 from segstudio.gui.loop.quality import QualityController
@@ -136,6 +137,9 @@ class MainWindow(QMainWindow):
                                         show_message=show_message, parent=self)
         self.sweeps = SweepController(training=self.training, panel=self.training_panel, show_message=show_message,
                                       show_panel=self.loop.show_training_panel, dialog_parent=self, parent=self)
+        self.bundles = BundleController(training=self.training, panel=self.training_panel, status_bar=self.statusBar(),
+                                        show_message=show_message, show_panel=self.loop.show_training_panel,
+                                        dialog_parent=self, parent=self)
         self.metrics = MetricsController(review=self.review, navigation=self.navigation, show_message=show_message,
                                          parent=self)
         self.export_view = ExportView(review=self.review, session=self.session, status_bar=self.statusBar(),
@@ -210,6 +214,7 @@ class MainWindow(QMainWindow):
             "train_retrain": loop.start_retrain, "train_panel": loop.show_training_panel,
             "train_report": self.reports.report_on_runs,
             "train_sweep": self.sweeps.run_sweep_dialog, "train_add_sweep": self.sweeps.add_folder_dialog,
+            "train_export_bundle": self.bundles.export_dialog, "train_import_run": self.bundles.import_dialog,
             "metrics_dashboard": self.metrics.show_dashboard,
             "predict_current": pv.predict_current, "predict_all": pv.predict_all,
             "predict_selected": pv.predict_selected, "accept_pseudo_labels": loop.accept_selected_predictions,
@@ -270,6 +275,7 @@ class MainWindow(QMainWindow):
         self.quality.stop_and_wait(60)
         self.reports.stop_and_wait(60)
         self.metrics.stop_and_wait(60)
+        self.bundles.stop_and_wait(60)
         self.navigation.save_current()
         if (self.editor.dirty and not self.review.read_only
                 and not workspace_dialogs.confirm_close_unsaved(self, self.editor.journal_ok)):

@@ -30,14 +30,26 @@ class RunStore:
             message=r[6], created=r[7], started=r[8], finished=r[9], folder=self.folder / r[0],
         )  # fmt: skip
 
-    def create(self, config: dict[str, Any], *, name: str = "", run_id: str | None = None) -> RunRecord:
-        """A new run in status ``created``; its folder exists and holds ``config.json``."""
-        now = time.time()
-        rid = run_id or time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(3)
+    @staticmethod
+    def new_id(now: float) -> str:
+        """A fresh run id: the UTC time and 6 random hex digits (``20261204-101500-ab12cd``)."""
+        return time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(3)
+
+    @staticmethod
+    def _check_id(rid: str) -> None:
         if not _RUN_ID.fullmatch(rid):
             raise SegstudioError(
                 f"Run id {rid!r} is not a plain folder name.", fix="Use letters, digits, '.', '_' and '-' only, not starting with '.'."
             )
+
+    def check_writable(self) -> None:
+        self._db.check_writable()
+
+    def create(self, config: dict[str, Any], *, name: str = "", run_id: str | None = None) -> RunRecord:
+        """A new run in status ``created``; its folder exists and holds ``config.json``."""
+        now = time.time()
+        rid = run_id or self.new_id(now)
+        self._check_id(rid)
         text = json.dumps(config, indent=2, sort_keys=True)
         self._db.check_writable()
         atomic_write_text(self.folder / rid / "config.json", text)
@@ -47,6 +59,26 @@ class RunStore:
                 (rid, name, text, RunStatus.CREATED.value, None, "", "", now, None, None),
             )
         rec = self.get(rid)
+        self._events.run_changed.emit(rec)
+        return rec
+
+    def add_existing(self, run_id: str, *, config: dict[str, Any], name: str, status: RunStatus,
+                     best_metric: float | None, best_metric_name: str, message: str, started: float | None,
+                     finished: float | None) -> RunRecord:
+        """Record a run whose folder ``runs/<run_id>/`` is in place already, with its own times (an imported run:
+        ``segstudio.workspace.run_import``)."""
+        self._check_id(run_id)
+        if not (self.folder / run_id).is_dir():
+            raise SegstudioError(f"Run {run_id!r} has no folder to record.", path=self.folder / run_id)
+        text = json.dumps(config, indent=2, sort_keys=True)
+        created = started if started is not None else time.time()
+        with self._db.write() as conn:
+            conn.execute(
+                f"INSERT INTO runs({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, name, text, RunStatus(status).value, best_metric, best_metric_name if best_metric is not None
+                 else "", message, created, started, finished),
+            )
+        rec = self.get(run_id)
         self._events.run_changed.emit(rec)
         return rec
 

@@ -81,6 +81,10 @@ class DeviceCombo(QComboBox):
             self.detect()
         super().showPopup()
 
+    @property
+    def detection_started(self) -> bool:
+        return self._worker is not None
+
     def detect(self) -> GeneratorWorker:
         self._worker = GeneratorWorker(detect_devices_job, name="devices", parent=self)
         self._worker.sig_progress.connect(self._on_devices_detected)
