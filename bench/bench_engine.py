@@ -5,6 +5,8 @@
 - ``engine.data_vs_inmemory_ratio``: the trainer's step throughput on Montgomery read from disk (PNG decoding,
   resizing, the ``xray`` augmentation, no cache: every step decodes; one loader worker prefetching) over its
   throughput on in-memory arrays at the training size with no augmentation (same worker). ≥ 0.9.
+- ``engine.resident_vs_loader_ratio``: the trainer's step throughput on the device-resident data path over the
+  DataLoader path, ``lungs-lr`` on Montgomery at 256² on the CPU (interleaved steps, lower quartiles). ≥ 1.0.
 - ``engine.offline_weights_fail_s``: time for a hub-weights request to fail with no network (< 2 s).
 - ``engine.train_wall_vs_epochs_ratio`` / ``engine.startup_to_first_step_s``: a real ``segstudio train`` run in a
   fresh process, its wall time over its epochs' (≤ 1.15) and its start to the first optimiser step (< 8 s).
@@ -181,6 +183,50 @@ def bench_data_vs_inmemory_ratio() -> list[Figure]:
         Figure("engine.data_vs_inmemory_ratio", round(ratio, 3), "x", 0.9, "higher"),
         Figure("engine.disk_step_ms", round(_typical(disk) * 1000, 1), "ms"),
     ]
+
+
+def bench_resident_vs_loader_ratio() -> list[Figure]:
+    """``engine.resident_vs_loader_ratio``: the trainer's step throughput on the device-resident data path over the
+    DataLoader path (``data.resident=on`` / ``off``), everything else as the ``lungs-lr`` recipe sets it (256²,
+    batch 8, the ``xray`` preset with the lungs' label swap, ``num_workers`` left at its default, 0) on Montgomery,
+    on the CPU. Both runs step in turn (which one goes first alternates) after a first epoch of warm-up (both
+    decode then). Load from other processes only ever adds time, in bursts that can double a step on a shared
+    machine, so the figure compares the steps it disturbed least: the lower quartile of the loader's step times
+    over the resident path's. ≥ 1.0: keeping the split resident must not slow the CPU down."""
+    from segstudio.datasets.registry import open_dataset
+    from segstudio.engine.recipes import load_recipe
+
+    path = SHARED / "montgomery_cxr" / "data"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is missing (set SEGSTUDIO_SHARED)")
+    real = open_dataset(path)
+    recipe = load_recipe("lungs-lr")
+    per_epoch = len(real) // recipe.data.batch_size  # val_fraction=0: every sample trains
+    warmup = per_epoch - 1  # the first epoch's measured steps (step 1 of every epoch is never measured)
+    epochs = -(-(warmup + STEPS) // (per_epoch - 1)) + 1
+    common = ["val_fraction=0", "device=cpu", f"epochs={epochs}", f"save_every={epochs}", "early_stopping=0"]
+    loader = _TrainerSteps(recipe.with_overrides([*common, "data.resident=off"]), real)
+    resident = _TrainerSteps(recipe.with_overrides([*common, "data.resident=on"]), real)
+    tl, tr = [], []
+    try:
+        for i in range(warmup + STEPS):
+            a, b = (loader.step(), resident.step()) if i % 2 else (resident.step(), loader.step())[::-1]
+            if i >= warmup:
+                tl.append(a)
+                tr.append(b)
+    finally:
+        loader.close()
+        resident.close()
+    ratio = _lower_quartile(tl) / _lower_quartile(tr)
+    return [
+        Figure("engine.resident_vs_loader_ratio", round(ratio, 3), "x", 1.0, "higher"),
+        Figure("engine.resident_step_ms", round(_typical(tr) * 1000, 1), "ms"),
+        Figure("engine.loader_step_ms", round(_typical(tl) * 1000, 1), "ms"),
+    ]
+
+
+def _lower_quartile(times: list[float]) -> float:
+    return statistics.quantiles(times, n=4)[0]
 
 
 def bench_offline_weights_fail_s() -> list[Figure]:

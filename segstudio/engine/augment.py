@@ -7,14 +7,19 @@ outside the image are IGNORE (semantic) rather than a made-up class.
 
 Horizontal mirroring is applied here rather than by albumentations, because anatomy with sides (left/right lung)
 must swap its labels when mirrored: ``hflip_swap`` pairs make the flip swap them; ``hflip=False`` disables it.
+
+Presets are declared once, as ``Op`` / ``OneOf`` steps: ``albumentations_pipeline`` builds them for the per-sample
+loader path here, ``torch_augment.TorchAugmenter`` for the device-resident batch path (same ops, parameters and
+probabilities).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,112 +31,129 @@ from segstudio.engine.task import IGNORE, Task
 
 
 @dataclass(frozen=True)
+class Op:
+    """One transform of a preset, read by both builders (albumentations here, torch in ``torch_augment``).
+
+    ``p`` is its probability; inside a ``OneOf`` it is left ``None`` (albumentations' default p, equal for every
+    member, which makes the choice uniform). Pixel-range arguments are fractions of the image side."""
+
+    kind: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    p: float | None = None
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """At most one of ``ops``: with probability ``p``, one chosen uniformly."""
+
+    ops: tuple[Op, ...]
+    p: float
+
+
+Step = Op | OneOf
+
+
+@dataclass(frozen=True)
 class Preset:
     description: str
     hflip: bool
-    build: Callable[[float], list]  # fill value for masks -> albumentations transforms
+    steps: tuple[Step, ...]
 
 
-def _affine(fill_mask: float, *, scale=(0.9, 1.1), rotate=(-10, 10), translate=0.05, p=0.7):
-    import albumentations as A
-
-    return A.Affine(
-        scale=scale, rotate=rotate, translate_percent=(-translate, translate), fill=0, fill_mask=fill_mask, p=p
-    )
+def _affine(*, scale=(0.9, 1.1), rotate=(-10, 10), translate=0.05, p=0.7) -> Op:
+    return Op("affine", {"scale": scale, "rotate": rotate, "translate": translate}, p)
 
 
-def _none(fill: float) -> list:
-    return []
+def _dropout(holes: tuple[int, int], size: tuple[float, float], p: float, *, fill_mask: bool = False) -> Op:
+    return Op("dropout", {"holes": holes, "size": size, "fill_mask": fill_mask}, p)
 
 
-def _light(fill: float) -> list:
-    import albumentations as A
-
-    return [_affine(fill, p=0.5), A.RandomBrightnessContrast(0.15, 0.15, p=0.5)]
+def _brightness_contrast(limit: float, p: float) -> Op:
+    return Op("brightness_contrast", {"brightness": limit, "contrast": limit}, p)
 
 
-def _medical(fill: float) -> list:
-    import albumentations as A
-
-    return [
-        _affine(fill, scale=(0.85, 1.15), rotate=(-12, 12), translate=0.06),
-        A.OneOf(
-            [
-                A.ElasticTransform(alpha=30, sigma=6, fill=0, fill_mask=fill),
-                A.GridDistortion(distort_limit=0.2, fill=0, fill_mask=fill),
-            ],
-            p=0.25,
-        ),
-        A.RandomBrightnessContrast(0.2, 0.2, p=0.5),
-        A.RandomGamma((80, 120), p=0.3),
-        A.OneOf([A.CLAHE(clip_limit=2.0), A.Equalize()], p=0.2),
-    ]
+def _distortion(alpha: float, distort: float, p: float) -> OneOf:
+    return OneOf((Op("elastic", {"alpha": alpha, "sigma": 6}), Op("grid", {"distort_limit": distort})), p)
 
 
-def _dermoscopy(fill: float) -> list:
-    import albumentations as A
-
-    return [
-        A.VerticalFlip(p=0.5),
-        A.RandomRotate90(p=0.5),
-        _affine(fill, scale=(0.8, 1.2), rotate=(-30, 30), translate=0.08),
-        A.ColorJitter(0.2, 0.2, 0.15, 0.03, p=0.6),
-        A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.12), hole_width_range=(0.05, 0.12), p=0.2),
-    ]
-
-
-def _street(fill: float) -> list:
-    import albumentations as A
-
-    return [
-        _affine(fill, scale=(0.75, 1.3), rotate=(-5, 5), translate=0.1),
-        A.RandomBrightnessContrast(0.25, 0.25, p=0.6),
-        A.HueSaturationValue(8, 15, 10, p=0.3),
-        A.CoarseDropout(
-            num_holes_range=(1, 6), hole_height_range=(0.04, 0.1), hole_width_range=(0.04, 0.1), fill_mask=fill, p=0.3
-        ),
-    ]
-
-
-def _xray(fill: float) -> list:
-    import albumentations as A
-
-    return [
-        _affine(fill, scale=(0.85, 1.15), rotate=(-15, 15), translate=0.08),
-        A.GridDistortion(distort_limit=0.15, fill=0, fill_mask=fill, p=0.2),
-        A.RandomBrightnessContrast(0.25, 0.25, p=0.6),
-        A.CLAHE(clip_limit=2.0, p=0.3),
-    ]
-
-
-def _strong(fill: float) -> list:
-    import albumentations as A
-
-    return [
-        A.VerticalFlip(p=0.2),
-        _affine(fill, scale=(0.7, 1.3), rotate=(-25, 25), translate=0.1, p=0.8),
-        A.OneOf(
-            [
-                A.ElasticTransform(alpha=40, sigma=6, fill=0, fill_mask=fill),
-                A.GridDistortion(distort_limit=0.3, fill=0, fill_mask=fill),
-            ],
-            p=0.3,
-        ),
-        A.RandomBrightnessContrast(0.3, 0.3, p=0.6),
-        A.OneOf([A.CLAHE(clip_limit=3.0), A.Equalize()], p=0.3),
-        A.CoarseDropout(num_holes_range=(1, 6), hole_height_range=(0.05, 0.15), hole_width_range=(0.05, 0.15), p=0.3),
-    ]
+def _equalization(clip: float, p: float) -> OneOf:
+    return OneOf((Op("clahe", {"clip_limit": clip}), Op("equalize")), p)
 
 
 PRESETS: dict[str, Preset] = {
-    "none": Preset("no augmentation", False, _none),
-    "light": Preset("mirror, small affine, brightness/contrast", True, _light),
-    "medical": Preset("affine, elastic/grid distortion, brightness/contrast/gamma, CLAHE or equalisation", True, _medical),
-    "dermoscopy": Preset("all flips and 90° turns, affine, colour jitter, cutout", True, _dermoscopy),
-    "street": Preset("mirror, scale-heavy affine, brightness/contrast, hue, cutout", True, _street),
-    "xray": Preset("affine, grid distortion, brightness/contrast, CLAHE", True, _xray),
-    "strong": Preset("everything: flips, affine, elastic/grid, contrast, CLAHE/equalise, cutout", True, _strong),
+    "none": Preset("no augmentation", False, ()),
+    "light": Preset("mirror, small affine, brightness/contrast", True, (_affine(p=0.5), _brightness_contrast(0.15, 0.5))),
+    "medical": Preset(
+        "affine, elastic/grid distortion, brightness/contrast/gamma, CLAHE or equalisation", True,
+        (_affine(scale=(0.85, 1.15), rotate=(-12, 12), translate=0.06), _distortion(30, 0.2, 0.25),
+         _brightness_contrast(0.2, 0.5), Op("gamma", {"limit": (80, 120)}, 0.3), _equalization(2.0, 0.2)),
+    ),
+    "dermoscopy": Preset(
+        "all flips and 90° turns, affine, colour jitter, cutout", True,
+        (Op("vflip", p=0.5), Op("rot90", p=0.5), _affine(scale=(0.8, 1.2), rotate=(-30, 30), translate=0.08),
+         Op("color_jitter", {"brightness": 0.2, "contrast": 0.2, "saturation": 0.15, "hue": 0.03}, 0.6),
+         _dropout((1, 4), (0.05, 0.12), 0.2)),
+    ),
+    "street": Preset(
+        "mirror, scale-heavy affine, brightness/contrast, hue, cutout", True,
+        (_affine(scale=(0.75, 1.3), rotate=(-5, 5), translate=0.1), _brightness_contrast(0.25, 0.6),
+         Op("hsv", {"hue": 8, "sat": 15, "val": 10}, 0.3), _dropout((1, 6), (0.04, 0.1), 0.3, fill_mask=True)),
+    ),
+    "xray": Preset(
+        "affine, grid distortion, brightness/contrast, CLAHE", True,
+        (_affine(scale=(0.85, 1.15), rotate=(-15, 15), translate=0.08), Op("grid", {"distort_limit": 0.15}, 0.2),
+         _brightness_contrast(0.25, 0.6), Op("clahe", {"clip_limit": 2.0}, 0.3)),
+    ),
+    "strong": Preset(
+        "everything: flips, affine, elastic/grid, contrast, CLAHE/equalise, cutout", True,
+        (Op("vflip", p=0.2), _affine(scale=(0.7, 1.3), rotate=(-25, 25), translate=0.1, p=0.8),
+         _distortion(40, 0.3, 0.3), _brightness_contrast(0.3, 0.6), _equalization(3.0, 0.3),
+         _dropout((1, 6), (0.05, 0.15), 0.3)),
+    ),
 }
+
+
+def _albumentation(op: Op, fill: float) -> Any:
+    """The albumentations transform of one ``Op``; ``fill`` is the mask value of pixels brought in from outside."""
+    import albumentations as A
+
+    a, kw = op.args, ({} if op.p is None else {"p": op.p})
+    if op.kind == "vflip":
+        return A.VerticalFlip(**kw)
+    if op.kind == "rot90":
+        return A.RandomRotate90(**kw)
+    if op.kind == "affine":
+        t = a["translate"]
+        return A.Affine(scale=a["scale"], rotate=a["rotate"], translate_percent=(-t, t), fill=0, fill_mask=fill, **kw)
+    if op.kind == "elastic":
+        return A.ElasticTransform(alpha=a["alpha"], sigma=a["sigma"], fill=0, fill_mask=fill, **kw)
+    if op.kind == "grid":
+        return A.GridDistortion(distort_limit=a["distort_limit"], fill=0, fill_mask=fill, **kw)
+    if op.kind == "brightness_contrast":
+        return A.RandomBrightnessContrast(a["brightness"], a["contrast"], **kw)
+    if op.kind == "gamma":
+        return A.RandomGamma(a["limit"], **kw)
+    if op.kind == "clahe":
+        return A.CLAHE(clip_limit=a["clip_limit"], **kw)
+    if op.kind == "equalize":
+        return A.Equalize(**kw)
+    if op.kind == "color_jitter":
+        return A.ColorJitter(a["brightness"], a["contrast"], a["saturation"], a["hue"], **kw)
+    if op.kind == "hsv":
+        return A.HueSaturationValue(a["hue"], a["sat"], a["val"], **kw)
+    if op.kind == "dropout":
+        more = {"fill_mask": fill} if a["fill_mask"] else {}
+        return A.CoarseDropout(num_holes_range=a["holes"], hole_height_range=a["size"], hole_width_range=a["size"],
+                               **more, **kw)
+    raise ValueError(f"unknown augmentation op {op.kind!r}")
+
+
+def albumentations_pipeline(preset: Preset, fill: float) -> list:
+    """The preset's transforms for ``A.Compose``."""
+    import albumentations as A
+
+    return [A.OneOf([_albumentation(o, fill) for o in s.ops], p=s.p) if isinstance(s, OneOf)
+            else _albumentation(s, fill) for s in preset.steps]
 
 
 def preset_names() -> list[str]:
@@ -167,7 +189,7 @@ class Augmenter:
             raise UnknownKeyError("augmentation preset", cfg.preset, preset_names())
         self.preset = PRESETS[cfg.preset]
         self.multilabel = task.mode == "multilabel"
-        self.pipeline = A.Compose(self.preset.build(0 if self.multilabel else IGNORE), seed=seed)
+        self.pipeline = A.Compose(albumentations_pipeline(self.preset, 0 if self.multilabel else IGNORE), seed=seed)
         self.hflip = self.preset.hflip and cfg.hflip
         self.swap_lut: np.ndarray | None = None
         self.swap_channels: list[int] | None = None

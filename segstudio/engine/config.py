@@ -90,6 +90,12 @@ class DataConfig:
     num_workers: int = 0
     #: Keep decoded images/masks in memory after the first epoch (bounded by ``cache_mb``).
     cache_mb: int = 1024
+    #: The device-resident data path: the training split kept decoded on the training device as uint8 tensors and
+    #: augmented there in torch. "auto" (when it fits ``resident_budget_mb`` and ``cache_mb`` > 0), "on" or
+    #: "off" (the DataLoader path).
+    resident: str = "auto"
+    #: Budget of the resident training split in MB; 0 = a quarter of the device's free memory (free RAM on the CPU).
+    resident_budget_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -484,6 +490,8 @@ MODES = ("auto", "binary", "multiclass", "multilabel")
 NORMALIZATIONS = ("imagenet", "unit", "zscore")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "poly", "onecycle", "constant")
+#: ``data.resident``: the device-resident data path when it fits / always / never
+RESIDENT_MODES = ("auto", "on", "off")
 #: ``model.params`` keys that would bypass the checked fields (the encoder name above all)
 RESERVED_MODEL_PARAMS = frozenset({"arch", "encoder_name", "encoder_weights", "encoder_depth", "in_channels",
                                    "classes", "aux_params"})
@@ -515,6 +523,9 @@ def validate(cfg: TrainConfig) -> None:
          "data.batch_size"),
         (0 <= d.num_workers <= MAX_WORKERS, f"num_workers must be 0..{MAX_WORKERS}", "data.num_workers"),
         (0 <= d.cache_mb <= MAX_CACHE_MB, f"cache_mb must be 0..{MAX_CACHE_MB}", "data.cache_mb"),
+        (d.resident in RESIDENT_MODES, "resident must be auto, on or off", "data.resident"),
+        (0 <= d.resident_budget_mb <= MAX_CACHE_MB,
+         f"resident_budget_mb must be 0 (a share of free device memory) to {MAX_CACHE_MB}", "data.resident_budget_mb"),
         (0.0 <= d.val_fraction < 1.0, "val_fraction must be in [0, 1)", "data.val_fraction"),
         (0 <= d.folds <= MAX_FOLDS and d.folds != 1, f"folds must be 0 (off) or 2..{MAX_FOLDS}", "data.folds"),
         (d.folds == 0 or 0 <= d.fold < d.folds, "fold must be in [0, folds)", "data.fold"),
@@ -549,7 +560,9 @@ def validate(cfg: TrainConfig) -> None:
          f"tile_size must be null or 32..{MAX_IMAGE_SIZE}", "infer.tile_size"),
         (len(cfg.infer.post) <= 16, "at most 16 post-processing steps", "infer.post"),
     ]
-    fixes = {"model.encoder": "Use an smp encoder name (e.g. resnet34) or tu-<timm model> (e.g. tu-convnext_tiny)."}
+    fixes = {"model.encoder": "Use an smp encoder name (e.g. resnet34) or tu-<timm model> (e.g. tu-convnext_tiny).",
+             "data.resident": "Set data.resident to auto, on (keep the training split on the device) or off "
+             "(the DataLoader path)."}
     for ok, msg, key in checks:
         if not ok:
             raise ConfigError(f"Invalid config: {msg} ({key}).",

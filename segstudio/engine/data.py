@@ -188,10 +188,13 @@ class SegmentationData(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load_pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded, resized ``(S, S[, 3]) uint8`` image and target (``int16`` indices or ``(S, S, K) uint8``)."""
-        hit = self.cache.get(i)
+    def load_pair(self, i: int, *, keep: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded, resized ``(S, S[, 3]) uint8`` image and target (``int16`` indices or ``(S, S, K) uint8``).
+        ``keep=False``: the caller keeps its own copy (the device-resident split), so the pair leaves the cache."""
+        hit = self.cache.pop(i, None) if not keep else self.cache.get(i)
         if hit is not None:
+            if not keep:
+                self.cache_used -= hit[0].nbytes + hit[1].nbytes
             return hit
         s = self.samples[i]
         image = to_uint8(self.dataset.load_image(s))
@@ -209,7 +212,7 @@ class SegmentationData(torch.utils.data.Dataset):
         image, target = resize_pair(image, target, self.size)
         pair = (to_channels(image, self.in_channels), target)
         nbytes = pair[0].nbytes + pair[1].nbytes
-        if self.cache_used + nbytes <= self.cache_budget:
+        if keep and self.cache_used + nbytes <= self.cache_budget:
             self.cache[i] = pair
             self.cache_used += nbytes
         return pair

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,12 @@ from segstudio.engine.losses import CompositeLoss, build_loss
 from segstudio.engine.models import build_model
 from segstudio.engine.optim import build_optimizer, lr_factor
 from segstudio.engine.preprocess import normalize_batch
+from segstudio.engine.resident import ResidentData, choose_path
 from segstudio.engine.run_writer import BackgroundWriter
 from segstudio.engine.rundir import CONFIG_NAME, check_run_dir, claim_run_dir
 from segstudio.engine.runtime import resolve_device, seed_everything
 from segstudio.engine.task import Task, resolve_task
+from segstudio.engine.torch_augment import TorchAugmenter
 from segstudio.engine.valmetrics import MetricAccumulator
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,14 @@ class _Trainer:
         self.train_seconds = 0.0
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self._persistent: dict[int, torch.utils.data.DataLoader] = {}
+        self.data_path = choose_path(cfg.data, n=len(self.train_data), task=self.task,
+                                     in_channels=cfg.model.in_channels, device=self.device)
+        log.info("training data path: %s (%s)", "device-resident" if self.data_path.resident else "DataLoader",
+                 self.data_path.reason)
+        self.resident = ResidentData(
+            self.train_data, device=self.device, batch_size=bs, drop_last=self.drop_last, seed=cfg.seed,
+            augmenter=TorchAugmenter(cfg.augment, self.task, seed=cfg.seed),
+            weights=self._draw_weights(self.train_data)) if self.data_path.resident else None
         self.writer: BackgroundWriter  # the run's writer thread, open while run() is
         self._plot_rows: list[dict[str, Any]] = []
         self._plot_queued = False
@@ -177,10 +187,13 @@ class _Trainer:
                               fix="Fine-tune with the base model's own config.")
         log.info("fine-tuning from %s", path)
 
-    def _batches(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> torch.utils.data.DataLoader:
-        """In-process loading gets a fresh loader per epoch, seeded by the epoch, so that a resumed run repeats
-        the same batches exactly. Worker processes persist for the whole run instead: their caches of decoded
-        samples survive the epoch, and the shuffle still follows the run's seed."""
+    def _batches(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """The device-resident split, when the run keeps it (its batches seeded by the epoch). In-process loading
+        gets a fresh loader per epoch, seeded by the epoch, so that a resumed run repeats the same batches
+        exactly. Worker processes persist for the whole run instead: their caches of decoded samples survive
+        the epoch, and the shuffle still follows the run's seed."""
+        if self.resident is not None and data is self.train_data and shuffle:
+            return self.resident.epoch(epoch)
         if self.cfg.data.num_workers == 0:
             return self._loader(data, shuffle=shuffle, epoch=epoch)
         key = id(data)
@@ -192,13 +205,9 @@ class _Trainer:
         nw = self.cfg.data.num_workers
         gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)
         sampler = None
-        if shuffle and self.sample_weights and any(w != 1.0 for w in self.sample_weights.values()):
-            # reviewed images weigh as the user chose: drawn that much more (or less) often, same epoch length
-            w = torch.tensor([max(0.0, float(self.sample_weights.get(s.id, 1.0))) for s in data.samples],
-                             dtype=torch.double)
-            if float(w.sum()) > 0:
-                sampler = torch.utils.data.WeightedRandomSampler(w, num_samples=len(data), replacement=True,
-                                                                 generator=gen)
+        w = self._draw_weights(data) if shuffle else None
+        if w is not None:
+            sampler = torch.utils.data.WeightedRandomSampler(w, num_samples=len(data), replacement=True, generator=gen)
         return torch.utils.data.DataLoader(
             data,
             batch_size=self.cfg.data.batch_size,
@@ -211,6 +220,13 @@ class _Trainer:
             generator=gen,
             persistent_workers=nw > 0,
         )
+
+    def _draw_weights(self, data: SegmentationData) -> torch.Tensor | None:
+        """Reviewed images weigh as the user chose: drawn that much more (or less) often, same epoch length."""
+        if not (self.sample_weights and any(w != 1.0 for w in self.sample_weights.values())):
+            return None
+        w = torch.tensor([max(0.0, float(self.sample_weights.get(s.id, 1.0))) for s in data.samples], dtype=torch.double)
+        return w if float(w.sum()) > 0 else None
 
     # state ------------------------------------------------------------------------------------------------------
     def _state(self, completed_epochs: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -447,7 +463,7 @@ class _Trainer:
         atomic_write_text(self.run_dir / "run.json", json.dumps({
             "epochs_completed": completed, "train_seconds": self.train_seconds, "cancelled": cancelled,
             "stopped_early": stopped_early, "best_monitor": self.best, "monitor": cfg.monitor,
-            "split": self.splits.source, "device": str(self.device),
+            "split": self.splits.source, "device": str(self.device), "data_path": self.data_path.name,
             # where the images came from, so that `segstudio report RUN` finds them again
             "dataset": str(self.dataset.root), "dataset_format": self.dataset.format_name,
         }, indent=2, default=str))

@@ -42,7 +42,8 @@ def test_unknown_key_lists_valid_keys():
 
 @pytest.mark.parametrize(
     "override",
-    ["image_size=100", "epochs=0", "batch_size=0", "val_fraction=1.5", "model.in_channels=2", "epochs=abc", "lr=-1"],
+    ["image_size=100", "epochs=0", "batch_size=0", "val_fraction=1.5", "model.in_channels=2", "epochs=abc", "lr=-1",
+     "data.resident=maybe", "resident_budget_mb=-1"],
 )
 def test_invalid_values_are_rejected(override):
     with pytest.raises(ConfigError):
