@@ -5,6 +5,9 @@ Every image of ../shared/datasets/ph2 (lesions) and montgomery_cxr/data (each lu
 size. Prompts are derived from the GT: its bounding box; seeded scribbles (three random strokes inside the GT
 eroded by 15 px, the box 15 px out as background); live-wire anchors every 1/12 of the outline; the GT eroded by
 10 px for refine edge.
+
+``bench_sam_decoder`` times Click to Segment (SAM): one click's decoder once the image embedding is cached, with
+the real vit_b architecture randomly initialised (``assist.sam_decoder_ms``, budget < 50 ms).
 """
 
 from __future__ import annotations
@@ -140,4 +143,84 @@ def bench_tools() -> list[Figure]:
     for tool in ("grabcut_box", "grabcut_scribbles", "refine_edge", "region_grow", "smooth_outline",
                  "livewire_anchor", "livewire_move", "livewire_init"):
         figs.append(Figure(f"assist.{tool}_ms", max(_times[tool]), "ms"))
+    return figs
+
+
+def bench_sam_decoder() -> list[Figure]:
+    """Click to Segment (SAM): the real vit_b architecture, randomly initialised (full size: the prompt encoder and
+    mask decoder are the same for every SAM size), its embedding computed once for a real PH2 image, then the
+    latency of one click once the embedding is cached — the decoder and the up-scaling to a full-size mask
+    (``PromptableModel.decode``) — over 20 clicks: single points (best of three masks), refining clicks with the
+    last logits fed back, boxes. The app's CPU decoder (onnxruntime) is the figure; torch's is reported beside it.
+    Its masks mean nothing (random weights): quality is not claimed."""
+    from segstudio.datasets.registry import open_dataset
+    from segstudio.engine.promptable import SamCheckpointModel
+    from segstudio.engine.promptable_export import build_random_sam
+
+    ds = open_dataset(SHARED / "ph2")
+    sample = ds.samples[0]
+    image, gt = ds.load_image(sample), ds.load_gt(sample)
+    assert gt is not None
+    lesion = gt == np.unique(gt)[1]
+    box = BBox.of_nonzero(lesion)
+    assert box is not None
+    rng = np.random.default_rng(0)
+    ys, xs = np.nonzero(lesion)
+    out_ys, out_xs = np.nonzero(~lesion)
+
+    def on() -> tuple[float, float, bool]:
+        j = rng.integers(0, len(xs))
+        return float(xs[j]), float(ys[j]), True
+
+    def off() -> tuple[float, float, bool]:
+        j = rng.integers(0, len(out_xs))
+        return float(out_xs[j]), float(out_ys[j]), False
+
+    sam = build_random_sam("vit_b", seed=0)
+    figs: list[Figure] = []
+    t0 = time.perf_counter()
+    model = SamCheckpointModel(sam, Path("random-vit_b.pth"), name="SAM vit_b (random)")
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    emb = model.embed(image)
+    embed_s = time.perf_counter() - t0
+    for backend, m in (("onnxruntime", model), ("torch", SamCheckpointModel(sam, Path("random-vit_b.pth"),
+                                                                            name="SAM vit_b (random)",
+                                                                            decoder_backend="torch"))):
+        times: list[float] = []
+        cpu: list[float] = []
+        first = 0.0
+        for k in range(21):  # one object per 4 clicks: a point, a refining point, a box, a box and a point
+            if k % 4 == 0:
+                points: list[tuple[float, float, bool]] = [on()]
+                bx: tuple[float, float, float, float] | None = None
+                low = None
+            elif k % 4 == 1:
+                points.append(off())
+            elif k % 4 == 2:
+                points, bx = [], (float(box.x0), float(box.y0), float(box.x1), float(box.y1))
+            else:
+                points = [on()]
+            t, c = time.perf_counter(), time.process_time()
+            res = m.decode(emb, points=points, box=bx, previous_low_res_logits=low)
+            ms = (time.perf_counter() - t) * 1000.0
+            cpu_ms = (time.process_time() - c) * 1000.0
+            low = res.low_res_logits
+            assert res.mask.shape == lesion.shape
+            if k == 0:
+                first = ms  # the session's first run allocates its buffers
+            else:
+                times.append(ms)
+                cpu.append(cpu_ms)
+        if backend == "onnxruntime":
+            # the CPU time of a click (all threads) does not grow with other jobs on the cores, as the wall time does
+            figs += [Figure("assist.sam_decoder_ms", float(np.median(times)), "ms", 50.0, "lower"),
+                     Figure("assist.sam_decoder_max_ms", max(times), "ms"),
+                     Figure("assist.sam_decoder_first_ms", first, "ms"),
+                     Figure("assist.sam_decoder_cpu_ms", float(np.median(cpu)), "ms")]
+        else:
+            figs += [Figure("assist.sam_decoder_torch_ms", float(np.median(times)), "ms"),
+                     Figure("assist.sam_decoder_torch_max_ms", max(times), "ms")]
+    figs += [Figure("assist.sam_embed_vit_b_s", embed_s, "s"), Figure("assist.sam_load_s", load_s, "s"),
+             Figure("assist.sam_load_average", os.getloadavg()[0], "")]
     return figs

@@ -9,7 +9,7 @@ module, call :func:`make_app` with the spec's globals. Everything the stack need
   notice and ``build-info.json`` (version, torch variant, commit), and the ``dist-info`` metadata of the whole
   runtime closure (several packages read their own or their dependencies' versions at import time);
 - excludes: what is big and never used by the app (triton: torch.compile only; ONNX: the optional ``onnx``
-  extra; test/dev tools), and ``readline``, whose GNU library is GPL and may not be bundled.
+  extra; SAM: the optional ``sam`` extra; test/dev tools), and ``readline``, whose GNU library is GPL and may not be bundled.
 
 The one-folder layout is the same on every OS: ``segstudio[.exe]`` plus ``_internal/``.
 """
@@ -40,6 +40,7 @@ GENERATED = Path(os.environ.get("SEGSTUDIO_PACKAGE_GENERATED", REPO / "build" / 
 EXCLUDES: tuple[str, ...] = (
     "triton",  # torch.compile's GPU code generator (~0.9 GB); the app never compiles
     "onnx", "onnxruntime", "onnxscript",  # the optional `onnx` extra: pip install segstudio[onnx]
+    "segment_anything",  # the optional `sam` extra (Click to Segment): pip install segstudio[sam]
     "tkinter", "_tkinter", "matplotlib.backends._backend_tk", "matplotlib.backends.backend_tkagg",
     "readline",  # links GNU readline (GPL-3.0); the GUI app has no interactive prompt
     "pytest", "_pytest", "hypothesis", "mypy", "ruff", "importlinter", "IPython", "jupyter", "notebook",

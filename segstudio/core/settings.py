@@ -4,7 +4,7 @@ Window geometry is the only thing kept in ``QSettings``; everything a user might
 lives here. Unknown keys from a newer version are kept on save; a corrupt file is set aside, never lost; a
 section or value of the wrong type falls back to its default with a warning, the rest of the file still loads.
 
-Fields added since version 1 (colours, autosave, compute, workspace, shortcuts, tour) are additive: an older
+Fields added since version 1 (colours, autosave, compute, workspace, shortcuts, tour, assist) are additive: an older
 segstudio ignores them and a version-1 file loads with their defaults, so ``SETTINGS_VERSION`` stays 1 until a
 change is incompatible.
 """
@@ -79,6 +79,16 @@ class WorkspaceLocationSettings:
 
 
 @dataclass(frozen=True)
+class AssistSettings:
+    """The model-assisted tools: ``promptable_model`` is the SAM checkpoint or ONNX pair the user chose ("" for
+    none; nothing is ever downloaded); ``sam_multimask``: one click alone asks for SAM's three candidate masks
+    and keeps the best-scored."""
+
+    promptable_model: str = ""
+    sam_multimask: bool = True
+
+
+@dataclass(frozen=True)
 class AppSettings:
     version: int = SETTINGS_VERSION
     overlay: OverlaySettings = field(default_factory=OverlaySettings)
@@ -93,6 +103,7 @@ class AppSettings:
     #: action name → its key sequences (portable text, e.g. ``"Ctrl+Shift+S"``); only the ones the user rebound.
     shortcuts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     show_tour: bool = True
+    assist: AssistSettings = field(default_factory=AssistSettings)
 
     def with_recent(self, path: str) -> AppSettings:
         rec = (path, *(p for p in self.recent_datasets if p != path))[: self.max_recent]
@@ -139,6 +150,9 @@ class AppSettings:
             log.warning("settings: workspace location %r unknown; using 'beside'", ws.location)
             ws = WorkspaceLocationSettings()
         kw["workspace"] = replace(ws, folder=str(ws.folder))
+        assist = _section(AssistSettings, d.get("assist"), "assist")
+        kw["assist"] = AssistSettings(promptable_model=str(assist.promptable_model or ""),
+                                      sam_multimask=assist.sam_multimask is not False)
         return AppSettings(overlay=ov, **kw)
 
 

@@ -110,6 +110,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("tool_predict_here", "Predict &Here", "&Tools", ("Shift+P",), "fa5s.bullseye",
                "Predict here (Shift+P): drag a box, or click, and the current model's answer for the selected class "
                "there is proposed — Enter accepts, Esc rejects", True, "tools", "predict-here", "tool"),
+    ActionSpec("tool_sam", "Cli&ck to Segment (SAM)", "&Tools", ("Shift+S",), "fa5s.mouse-pointer",
+               "Click to Segment (Shift+S): a SAM model proposes the clicked object for the selected class; click "
+               "again to refine (Shift+click or right-click: not the object), drag a box — Enter accepts, Esc "
+               "rejects. Choose the model with Model → Load Promptable Model", True, "tools", "sam", "tool"),
     ActionSpec("tool_accept_lasso", "Accept Prediction &Inside Lasso", "&Tools", ("Shift+L",),
                "fa5s.magic", "Draw a lasso; the prediction inside it is copied into the mask (Shift+L)", True,
                "tools", "accept-lasso", "tool"),
@@ -216,6 +220,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("metrics_dashboard", "&Metrics Dashboard…", "&Model", ("Ctrl+Shift+D",), "fa5s.table",
                "Score the open predictions against the ground truth or the corrections: per class, per image, "
                "Dice histogram, confusion matrix (Ctrl+Shift+D)", separator_before=True),
+    ActionSpec("load_promptable_model", "Load Promptable &Model (SAM)…", "&Model", (), "fa5s.mouse-pointer",
+               "Choose the SAM checkpoint (.pth) or ONNX encoder/decoder pair that Click to Segment uses; it is "
+               "remembered. Nothing is downloaded", separator_before=True),
     # Help
     ActionSpec("shortcuts", "&Keyboard Shortcuts", "&Help", ("F1",), "fa5s.keyboard"),
     ActionSpec("tour", "Getting Started &Tour", "&Help", (), "fa5s.route",

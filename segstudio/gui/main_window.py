@@ -37,6 +37,7 @@ from segstudio.gui.screen.editor import ERROR_LAYER, GT_LAYER, PRED_LAYER, Edito
 from segstudio.gui.screen.navigation import NavigationController
 from segstudio.gui.screen.review import ReviewController
 from segstudio.gui.screen.review_screen import ReviewScreenController
+from segstudio.gui.screen.sam_tool import SamToolController
 from segstudio.gui.screen.session import SessionController
 from segstudio.gui.screen.split_view import SplitView
 from segstudio.gui.screen.status import StatusController, build_status_bar
@@ -112,6 +113,10 @@ class MainWindow(QMainWindow):
         self.tools = ToolController(editor=self.editor, canvas=self.canvas, class_panel=self.class_panel,
                                     brush_size=self.brush_size, show_message=show_message, dialog_parent=self,
                                     options=self.tool_options, parent=self)
+        self.sam = SamToolController(editor=self.editor, canvas=self.canvas, settings=self.settings_store,
+                                     show_message=show_message, dialog_parent=self, options=self.tool_options,
+                                     parent=self)
+        self.tools.sig_tool_changed.connect(self.sam.on_tool_changed)
         self.navigation = NavigationController(
             session=self.session, review=self.review, editor=self.editor, browser=self.browser,
             review_panel=self.review_panel, status=self.status_controller,
@@ -216,6 +221,7 @@ class MainWindow(QMainWindow):
             "train_sweep": self.sweeps.run_sweep_dialog, "train_add_sweep": self.sweeps.add_folder_dialog,
             "train_export_bundle": self.bundles.export_dialog, "train_import_run": self.bundles.import_dialog,
             "metrics_dashboard": self.metrics.show_dashboard,
+            "load_promptable_model": self.sam.choose_model,
             "predict_current": pv.predict_current, "predict_all": pv.predict_all,
             "predict_selected": pv.predict_selected, "accept_pseudo_labels": loop.accept_selected_predictions,
             "predict_stop": pv.stop,
@@ -271,6 +277,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.predictions_view.inference.stop_and_wait(60)
+        self.sam.stop_and_wait(60)
         self.export_view.stop_and_wait(60)
         self.quality.stop_and_wait(60)
         self.reports.stop_and_wait(60)

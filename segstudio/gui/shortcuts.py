@@ -19,6 +19,7 @@ EXTRA_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Canvas", "Pan", "Middle drag, or Space + drag while editing"),
     ("Canvas", "Window / level", "Right drag in Pan mode"),
     ("Canvas", "Erase with the brush", "Right drag while painting"),
+    ("Canvas", "Click to Segment: a point on / not on the object, a box", "Click / Shift+click or right-click / drag"),
     ("Canvas", "Zoom around the cursor", "Mouse wheel"),
 )
 

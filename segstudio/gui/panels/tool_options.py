@@ -1,9 +1,13 @@
 """The Tool Options dock: the parameters of the painting and assisted tools that have no widget of their own —
 the flood fill's magic wand (tolerance in display levels, so that it follows the window/level on screen),
 connectivity and scope, "paint only inside" for every tool, GrabCut's iterations and the default radii of
-refine edge and smoothing. ``ToolController`` reads it into the editor's ``ToolContext`` whenever it changes."""
+refine edge and smoothing; and Click to Segment (SAM)'s model file and multimask choice, which
+``gui.screen.sam_tool.SamToolController`` keeps in the settings. ``ToolController`` reads the rest into the
+editor's ``ToolContext`` whenever it changes."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -11,7 +15,9 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
+    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -22,6 +28,7 @@ from segstudio.core.types import ClassSchema
 
 class ToolOptionsPanel(QWidget):
     sig_changed = Signal()
+    sig_sam_model_requested = Signal()  # "Choose…" the promptable model file
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,8 +89,32 @@ class ToolOptionsPanel(QWidget):
         af.addRow("GrabCut rounds", self.grabcut_iterations)
         af.addRow("Refine edge within", self.refine_radius)
         af.addRow("Smooth outline by", self.smooth_radius)
+        # click to segment (SAM)
+        self.sam_model = QLabel(self)
+        self.sam_model.setObjectName("samModel")
+        self.sam_model.setWordWrap(True)
+        self.sam_choose = QPushButton("Choose…", self)
+        self.sam_choose.setObjectName("samChoose")
+        self.sam_choose.setToolTip("A SAM checkpoint (.pth) or an ONNX encoder/decoder pair on this computer "
+                                   "(Model → Load Promptable Model)")
+        self.sam_choose.clicked.connect(self.sig_sam_model_requested.emit)
+        self.sam_multimask = QCheckBox("One click: best of three masks", self)
+        self.sam_multimask.setObjectName("samMultimask")
+        self.sam_multimask.setChecked(True)
+        self.sam_multimask.setToolTip("For a single click, SAM proposes three candidate masks (part, object, "
+                                      "whole) and the best-scored is kept; off: one mask")
+        sam = QGroupBox("Click to Segment (SAM)", self)
+        sam.setToolTip("Left click: on the object; Shift+click or right click: not the object; drag: a box. "
+                       "Each click refines the proposal; Enter accepts, Esc rejects")
+        sf = QFormLayout(sam)
+        row = QHBoxLayout()
+        row.addWidget(self.sam_model, 1)
+        row.addWidget(self.sam_choose)
+        sf.addRow("Model", row)
+        sf.addRow(self.sam_multimask)
+        self.set_sam_model("")
         lay = QVBoxLayout(self)
-        for w in (fill, every, assist):
+        for w in (fill, every, assist, sam):
             lay.addWidget(w)
         note = QLabel("Locks and the selected class are in the Classes panel; the brush size is on the Tools bar.")
         note.setWordWrap(True)
@@ -117,6 +148,11 @@ class ToolOptionsPanel(QWidget):
         self.scope.setEnabled(multilabel)
         if not multilabel:
             self.scope.setCurrentIndex(0)
+
+    def set_sam_model(self, path: str) -> None:
+        """Show the promptable model's file name (the whole path as the tooltip)."""
+        self.sam_model.setText(Path(path).name if path else "(none chosen)")
+        self.sam_model.setToolTip(path or "No model: choose a SAM checkpoint or ONNX pair")
 
     # what the tool context takes -------------------------------------------------------------------------------
     def tolerance_value(self) -> float | None:

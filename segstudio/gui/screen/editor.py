@@ -23,6 +23,7 @@ from segstudio.gui.screen.proposals import (
     PREDICT_HERE,
     PREDICT_HERE_CLICK_PX,
     PROPOSAL_LAYER,
+    SAM,
     Proposal,
     proposal_rgba,
 )
@@ -163,6 +164,8 @@ class EditorController(QObject):
         #: window sets it (``InferenceController.predict_here``)
         self.predict_here_hook: Callable[[np.ndarray, tuple[int, int, int, int], Callable[[np.ndarray], None]],
                                          bool] | None = None
+        #: the click-to-segment tool's pointer handler (``gui.screen.sam_tool.SamToolController.on_pointer``)
+        self.sam_pointer_hook: Callable[[str, PointerEvent], None] | None = None
         #: what an assisted tool offers, shown on :data:`PROPOSAL_LAYER` until accepted or rejected
         self.proposal: Proposal | None = None
         #: the assisted tools' settings (the Tool Options panel sets them)
@@ -419,7 +422,7 @@ class EditorController(QObject):
 
     def _current_tool(self) -> Tool | None:
         if self.mask is None or self.target is None or self.tool_name in (ACCEPT_LASSO, GRABCUT, LIVEWIRE,
-                                                                          PREDICT_HERE):
+                                                                          PREDICT_HERE, SAM):
             return None
         # the magic wand compares shades as they are on screen (the window/level applies): a new display, a new tool
         shown = self.canvas.display_array() if self.tool_name == "fill" and self.context.tolerance is not None else None
@@ -483,6 +486,10 @@ class EditorController(QObject):
             return
         if self.tool_name == LIVEWIRE:
             self._livewire_pointer(phase, ev)
+            return
+        if self.tool_name == SAM:
+            if self.sam_pointer_hook is not None:
+                self.sam_pointer_hook(phase, ev)
             return
         tool = self._current_tool()
         if tool is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GRABCUT", "LIVEWIRE", "PREDICT_HERE", "PREDICT_HERE_CLICK_PX", "PROPOSAL_LAYER", "Proposal",
+__all__ = ["GRABCUT", "LIVEWIRE", "PREDICT_HERE", "PREDICT_HERE_CLICK_PX", "PROPOSAL_LAYER", "SAM", "Proposal",
            "proposal_rgba"]
 
 #: the proposal an assisted tool offers (GrabCut, refine edge, smoothing): drawn above everything, not in the label
@@ -21,6 +21,8 @@ LIVEWIRE = "livewire"
 PREDICT_HERE = "predict-here"
 #: the side of the box a plain click asks the model about
 PREDICT_HERE_CLICK_PX = 256
+#: click to segment: a SAM-family model's mask from clicked points and a dragged box (``gui.screen.sam_tool``)
+SAM = "sam"
 
 
 @dataclass(frozen=True)

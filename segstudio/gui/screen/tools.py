@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QSpinBox, QWidget
 
 from segstudio.core.errors import SegstudioError
@@ -18,10 +18,12 @@ from segstudio.gui.screen.canvas import ImageCanvas
 from segstudio.gui.screen.editor import EditorController
 
 EDIT_TOOLS = ("brush", "eraser", "polygon", "lasso", "fill", "rectangle", "accept-lasso", "grabcut", "livewire",
-              "predict-here")
+              "predict-here", "sam")
 
 
 class ToolController(QObject):
+    sig_tool_changed = Signal(str)  # the tool just chosen (e.g. "sam", which embeds the image when chosen)
+
     def __init__(self, *, editor: EditorController, canvas: ImageCanvas, class_panel: ClassPanel,
                  brush_size: QSpinBox, show_message: Callable[[str, int], None], dialog_parent: QWidget,
                  options: ToolOptionsPanel | None = None, parent: QObject | None = None) -> None:
@@ -42,6 +44,7 @@ class ToolController(QObject):
         if editing:
             self.editor.set_tool(name)
         self.sync_context()
+        self.sig_tool_changed.emit(name)
 
     def sync_context(self) -> None:
         """The editor paints with the selected class, the brush size and shape, and the locked classes."""
