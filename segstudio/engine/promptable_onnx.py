@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.engine.promptable import (
+from segstudio.engine.promptable_base import (
     CHOOSE_FIX,
     LOW_RES,
     Box,
