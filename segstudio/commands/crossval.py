@@ -28,12 +28,9 @@ HELP = "cross-validate a recipe: k folds, each scored on images its model never 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", help="dataset folder or annotation file (format detected)")
-    src = parser.add_mutually_exclusive_group()
-    src.add_argument("--config", type=Path, metavar="FILE", help="training config JSON")
-    src.add_argument("--recipe", metavar="NAME", help="built-in recipe: lungs-lr, lesion, road, facade, bones")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field (repeatable), as for segstudio train")
+    from segstudio.commands.train import add_config_arguments
+
+    add_config_arguments(parser)
     parser.add_argument("--folds", type=int, default=5, metavar="K", help="number of folds (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
     parser.add_argument("--final", action="store_true",

@@ -26,7 +26,8 @@ EXAMPLES = """examples:
 HELP = "train a model on a dataset (recipe or config)"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """DATASET, --config | --recipe and --set: how `train` (and `cv`) get a training config."""
     parser.add_argument("dataset", help="dataset folder or annotation file (format detected)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--config", type=Path, metavar="FILE", help="training config JSON (a run's train_config.json works)")
@@ -36,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a config field, e.g. --set epochs=1 --set image_size=128 --set model.encoder=resnet18 "
         "--set loss.terms=0.5*ce+0.5*dice (repeatable)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
     parser.add_argument("--format", dest="format", metavar="NAME", help="dataset format, when detection is ambiguous")
     parser.add_argument("--out", type=Path, metavar="RUN_DIR",
                         help="run folder (checkpoints, curves); without it, --workspace keeps the run in the workspace")
