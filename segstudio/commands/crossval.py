@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
-from segstudio.commands.progress import add_progress_arguments, progress_mode
+from segstudio.commands.progress import add_progress_arguments, ctrl_c_cancels, progress_mode
 
 EXAMPLES = """examples:
   segstudio cv ~/data/lungs --recipe lungs-lr --out cv/lungs                 # 5 folds
@@ -85,35 +83,26 @@ def run(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     bar = EpochProgress(progress_mode(args))
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-        bar.line("stopping after this batch (Ctrl+C again to abort)...")
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     result: CrossValidated | None = None
     model = f"{cfg.model.architecture}/{cfg.model.encoder}"
-    try:
-        for ev in cross_validate(dataset, cfg, k=args.folds, run_root=args.out, seed=args.seed, final=args.final,
-                                 cancel=cancel):
-            if isinstance(ev, CrossValidated):
-                result = ev
-            elif isinstance(ev, FoldStarted):
-                bar.end_epoch()
-                bar.line(f"fold {ev.fold + 1}/{ev.folds}: training on {ev.train_samples} image(s), "
-                         f"{ev.held_out} held out")
-            elif isinstance(ev, FoldScored):
-                s = ev.score
-                bar.line(f"fold {s.fold + 1}/{ev.folds}: Dice {_f(s.dice)}, IoU {_f(s.iou)} on {s.samples} "
-                         f"held-out image(s)")
-            else:
-                report_event(bar, ev, model=model)
-    finally:
-        bar.close()
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
+    with ctrl_c_cancels(cancel, bar.line):
+        try:
+            for ev in cross_validate(dataset, cfg, k=args.folds, run_root=args.out, seed=args.seed,
+                                     final=args.final, cancel=cancel):
+                if isinstance(ev, CrossValidated):
+                    result = ev
+                elif isinstance(ev, FoldStarted):
+                    bar.end_epoch()
+                    bar.line(f"fold {ev.fold + 1}/{ev.folds}: training on {ev.train_samples} image(s), "
+                             f"{ev.held_out} held out")
+                elif isinstance(ev, FoldScored):
+                    s = ev.score
+                    bar.line(f"fold {s.fold + 1}/{ev.folds}: Dice {_f(s.dice)}, IoU {_f(s.iou)} on {s.samples} "
+                             f"held-out image(s)")
+                else:
+                    report_event(bar, ev, model=model)
+        finally:
+            bar.close()
     assert result is not None
     if args.json:
         doc = result.to_dict()

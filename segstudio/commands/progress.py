@@ -14,10 +14,14 @@ stdout is never written here: it holds only the command's result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 #: --progress values: auto (a bar when stderr is a terminal), bar (always), json (JSON lines), none
@@ -164,3 +168,27 @@ def _short(v: Any) -> Any:
     if isinstance(v, float):
         return f"{v:.4g}"
     return v
+
+
+@contextlib.contextmanager
+def ctrl_c_cancels(cancel: Any, note: Callable[[str], None],
+                   text: str = "stopping after this batch (Ctrl+C again to abort)...") -> Iterator[None]:
+    """While the block runs, the first Ctrl+C cancels ``cancel`` (a ``CancelToken``: the run stops cleanly after
+    the current batch, saying ``text`` through ``note``) and a second one aborts at once (``KeyboardInterrupt``).
+    The previous handler is put back on leaving. Only the main thread may install a handler: elsewhere (a script
+    calling a command from a thread) the block runs without one."""
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        note(text)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
-import threading
 from typing import Any
 
 from segstudio.commands.loop_workspace import add_workspace_argument, open_loop
-from segstudio.commands.progress import add_progress_arguments, progress_mode
+from segstudio.commands.progress import add_progress_arguments, ctrl_c_cancels, progress_mode
 
 EXAMPLES = """examples:
   segstudio retrain ~/data/lungs.segstudio
@@ -83,30 +81,20 @@ def run(args: argparse.Namespace) -> int:
         bar = EpochProgress(progress_mode(args))
         bar.line(f"retraining round {plan.run.id} from {plan.base.checkpoint}")
         cancel = CancelToken()
-        main_thread = threading.current_thread() is threading.main_thread()
-
-        def on_sigint(signum: int, frame: Any) -> None:
-            if cancel.cancelled:
-                raise KeyboardInterrupt
-            cancel.cancel()
-            bar.line("stopping after this batch (Ctrl+C again to abort)...")
-
-        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
         comp: RetrainCompared | None = None
-        try:
-            for ev in run_round(ws, dataset, plan, cancel=cancel):
-                if isinstance(ev, RetrainCompared):
-                    comp = ev
-                elif isinstance(ev, RetrainProgress):
-                    if ev.index == 0:
-                        bar.end_epoch()
-                        bar.line(f"scoring the {ev.model} model on {ev.total} validation image(s)")
-                elif not isinstance(ev, Finished):
-                    report_event(bar, ev, model=f"{plan.config.model.architecture}/{plan.config.model.encoder}")
-        finally:
-            bar.close()
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
+        with ctrl_c_cancels(cancel, bar.line):
+            try:
+                for ev in run_round(ws, dataset, plan, cancel=cancel):
+                    if isinstance(ev, RetrainCompared):
+                        comp = ev
+                    elif isinstance(ev, RetrainProgress):
+                        if ev.index == 0:
+                            bar.end_epoch()
+                            bar.line(f"scoring the {ev.model} model on {ev.total} validation image(s)")
+                    elif not isinstance(ev, Finished):
+                        report_event(bar, ev, model=f"{plan.config.model.architecture}/{plan.config.model.encoder}")
+            finally:
+                bar.close()
         if comp is None:
             print(f"stopped: nothing was compared; the current model stays ({plan.base.checkpoint})")
             return 130

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
-from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+from segstudio.commands.progress import Progress, add_progress_arguments, ctrl_c_cancels, progress_mode
 
 EXAMPLES = """examples:
   segstudio sweep lungs-sweep.json --out sweeps/lungs --dry-run     # the runs and their overrides
@@ -108,50 +106,42 @@ def _sweep(args: argparse.Namespace, plan: Any, out: Path) -> int:
     scoring: Progress | None = None
     model = ""
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-        bar.line("stopping after this batch (Ctrl+C again to abort); run the same command again to resume...")
-
     events = run_sweep(plan, out=out, cancel=cancel, device=args.device, worst=args.worst)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     finished: SweepFinished | None = None
     resume_hint = f"resume with: segstudio sweep {args.file}" + (f" --out {args.out}" if args.out is not None else "")
-    try:
-        for ev in events:
-            if isinstance(ev, SweepStarted):
-                bar.line(f"sweep of {ev.total} run(s) into {ev.out}; {ev.done} done already")
-            elif isinstance(ev, SweepRunStarted):
-                cfg = next(r.config for r in plan.runs if r.name == ev.name)
-                model = f"{cfg.model.architecture}/{cfg.model.encoder}"
-                bar.line(f"run {ev.index + 1}/{ev.total}: {ev.name}{' (resuming)' if ev.resume else ''}")
-            elif isinstance(ev, SweepRunEnded):
-                bar.end_epoch()
-                bar.line(f"run {ev.name}: {ev.status}" + (f" ({ev.error})" if ev.error else "")
-                         + (f" after {ev.epochs_completed} epoch(s)" if ev.epochs_completed is not None else ""))
-            elif isinstance(ev, ReportRunStarted):
-                if scoring is not None:
-                    scoring.close()
-                scoring = Progress(f"report {ev.index + 1}/{ev.total} {ev.name}", ev.samples, mode=mode)
-            elif isinstance(ev, SampleEvaluated) and scoring is not None:
-                scoring.update(ev.index + 1, ev.total)
-            elif isinstance(ev, SweepFinished):
-                finished = ev
-            elif not isinstance(ev, Finished):
-                report_event(bar, ev, model=model)
-    except KeyboardInterrupt:
-        events.close()  # records the current run as stopped
-        bar.close()
-        print(f"interrupted; the current run keeps its last checkpoint\n{resume_hint}", file=sys.stderr)
-        return 130
-    finally:
-        bar.close()
-        if scoring is not None:
-            scoring.close()
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
+    stopping = "stopping after this batch (Ctrl+C again to abort); run the same command again to resume..."
+    with ctrl_c_cancels(cancel, bar.line, stopping):
+        try:
+            for ev in events:
+                if isinstance(ev, SweepStarted):
+                    bar.line(f"sweep of {ev.total} run(s) into {ev.out}; {ev.done} done already")
+                elif isinstance(ev, SweepRunStarted):
+                    cfg = next(r.config for r in plan.runs if r.name == ev.name)
+                    model = f"{cfg.model.architecture}/{cfg.model.encoder}"
+                    bar.line(f"run {ev.index + 1}/{ev.total}: {ev.name}{' (resuming)' if ev.resume else ''}")
+                elif isinstance(ev, SweepRunEnded):
+                    bar.end_epoch()
+                    bar.line(f"run {ev.name}: {ev.status}" + (f" ({ev.error})" if ev.error else "")
+                             + (f" after {ev.epochs_completed} epoch(s)" if ev.epochs_completed is not None else ""))
+                elif isinstance(ev, ReportRunStarted):
+                    if scoring is not None:
+                        scoring.close()
+                    scoring = Progress(f"report {ev.index + 1}/{ev.total} {ev.name}", ev.samples, mode=mode)
+                elif isinstance(ev, SampleEvaluated) and scoring is not None:
+                    scoring.update(ev.index + 1, ev.total)
+                elif isinstance(ev, SweepFinished):
+                    finished = ev
+                elif not isinstance(ev, Finished):
+                    report_event(bar, ev, model=model)
+        except KeyboardInterrupt:
+            events.close()  # records the current run as stopped
+            bar.close()
+            print(f"interrupted; the current run keeps its last checkpoint\n{resume_hint}", file=sys.stderr)
+            return 130
+        finally:
+            bar.close()
+            if scoring is not None:
+                scoring.close()
     assert finished is not None
     print(_table(finished.rows))
     if finished.report is not None:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
-from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+from segstudio.commands.progress import Progress, add_progress_arguments, ctrl_c_cancels, progress_mode
 
 EXAMPLES = """examples:
   segstudio train ~/data/lungs --recipe lungs-lr --out runs/lungs
@@ -206,27 +204,17 @@ def _train(args: argparse.Namespace, cfg: Any, dataset: Any, corrections: Any) -
     cancel = CancelToken()
     bar = EpochProgress(progress_mode(args))
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-        bar.line("stopping after this batch (Ctrl+C again to abort)...")
-
     events = train(cfg, dataset, run_dir=args.out, cancel=cancel, corrections=corrections, resume=args.resume)
-    # signal handlers can only be installed from the main thread (a scripted caller may be elsewhere)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     finished = None
-    try:
-        for ev in events:
-            if isinstance(ev, Finished):
-                finished = ev
-            else:
-                report_event(bar, ev, model=f"{cfg.model.architecture}/{cfg.model.encoder}")
-    finally:
-        bar.close()
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
+    with ctrl_c_cancels(cancel, bar.line):
+        try:
+            for ev in events:
+                if isinstance(ev, Finished):
+                    finished = ev
+                else:
+                    report_event(bar, ev, model=f"{cfg.model.architecture}/{cfg.model.encoder}")
+        finally:
+            bar.close()
     if finished is None:  # pragma: no cover - the generator always ends with Finished
         return 1, None
     if finished.cancelled:
