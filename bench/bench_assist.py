@@ -102,6 +102,7 @@ def bench_tools() -> list[Figure]:
     scr_iou: dict[str, list[float]] = {"ph2": [], "montgomery": []}
     gain: dict[str, list[float]] = {"ph2": [], "montgomery": []}
     lw_iou: list[float] = []
+    lw_gain: list[float] = []
     smooth_area: list[float] = []
     for k, (name, image, gt) in enumerate(_objects()):
         box = BBox.of_nonzero(gt)
@@ -123,6 +124,7 @@ def bench_tools() -> list[Figure]:
                 _timed("livewire_anchor", wire.set_anchor, a)
             _timed("livewire_move", wire.path_to, (image.shape[1] // 2, image.shape[0] // 2))
             lw_iou.append(_iou(polygon_mask(wire.close(), gt.shape), gt))
+            lw_gain.append(lw_iou[-1] - _iou(eroded, gt))
 
     def mean(xs: list[float]) -> float:
         return float(np.mean(xs))
@@ -137,6 +139,7 @@ def bench_tools() -> list[Figure]:
         Figure("assist.refine_edge_gain_ph2_iou", mean(gain["ph2"]), "IoU"),
         Figure("assist.refine_edge_gain_montgomery_iou", mean(gain["montgomery"]), "IoU"),
         Figure("assist.livewire_iou", mean(lw_iou), "IoU"),
+        Figure("assist.livewire_gain_iou", mean(lw_gain), "IoU", 0.05, "higher"),
         Figure("assist.smooth_outline_area_change", 100.0 * mean(smooth_area), "%"),
         Figure("assist.interaction_max_ms", max(interaction), "ms", 200.0, "lower"),
     ]
