@@ -68,12 +68,15 @@ def print_table(result: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.commands.train import EpochProgress, _load_config, report_event
+    from segstudio.commands.train import EpochProgress, _load_config, refuse_under_torchrun, report_event
     from segstudio.core.errors import SegstudioError
     from segstudio.datasets.registry import open_dataset
     from segstudio.engine.cancel import CancelToken
     from segstudio.engine.crossval import RESULT_NAME, CrossValidated, FoldScored, cross_validate
     from segstudio.engine.kfold import FoldStarted
+
+    refuse_under_torchrun("cv", "Launch one torchrun job per fold (segstudio train --set data.folds=K --set "
+                          "data.fold=I), as docs/cluster.md shows; run segstudio cv on one machine.")
 
     if args.folds < 2:
         raise SegstudioError(f"--folds {args.folds}: cross-validation needs at least 2 folds.", fix="Use --folds 5.")

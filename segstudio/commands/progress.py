@@ -172,11 +172,13 @@ def _short(v: Any) -> Any:
 
 @contextlib.contextmanager
 def ctrl_c_cancels(cancel: Any, note: Callable[[str], None],
-                   text: str = "stopping after this batch (Ctrl+C again to abort)...") -> Iterator[None]:
+                   text: str = "stopping after this batch (Ctrl+C again to abort)...", *,
+                   sigterm: bool = False) -> Iterator[None]:
     """While the block runs, the first Ctrl+C cancels ``cancel`` (a ``CancelToken``: the run stops cleanly after
     the current batch, saying ``text`` through ``note``) and a second one aborts at once (``KeyboardInterrupt``).
     The previous handler is put back on leaving. Only the main thread may install a handler: elsewhere (a script
-    calling a command from a thread) the block runs without one."""
+    calling a command from a thread) the block runs without one. ``sigterm``: SIGTERM (what a batch scheduler sends
+    at a job's time limit, or ``kill``) cancels the same way."""
 
     def on_sigint(signum: int, frame: Any) -> None:
         if cancel.cancelled:
@@ -188,7 +190,10 @@ def ctrl_c_cancels(cancel: Any, note: Callable[[str], None],
         yield
         return
     previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigint) if sigterm else None
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        if sigterm:
+            signal.signal(signal.SIGTERM, previous_term)

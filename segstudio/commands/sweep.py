@@ -67,9 +67,12 @@ def _table(rows: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segstudio.commands.train import refuse_under_torchrun
     from segstudio.core.errors import SegstudioError
     from segstudio.engine.sweep import load_sweep, load_sweep_folder
 
+    refuse_under_torchrun("sweep", "Launch one torchrun job per run of the sweep (segstudio sweep FILE --dry-run "
+                          "lists each run's overrides for segstudio train --set), as docs/cluster.md shows.")
     if args.worst < 0:
         raise SegstudioError(f"--worst must be 0 or more, not {args.worst}.", fix="Use --worst 6.")
     if args.device is not None:

@@ -1,7 +1,11 @@
 """``segstudio train DATASET (--config FILE | --recipe NAME) [--set key=value ...] --out RUN_DIR``.
 
-The progress bar is rendered from the trainer's events (the same ones the GUI gets). The first Ctrl+C asks the
-trainer to stop after the current batch and keeps the last checkpoint; a second one aborts at once.
+The progress bar is rendered from the trainer's events (the same ones the GUI gets). The first Ctrl+C (or
+SIGTERM, or a file named ``STOP`` in the run folder) asks the trainer to stop after the current batch and keeps the
+last checkpoint; a second Ctrl+C aborts at once.
+
+Under ``torchrun`` every process runs this command (``engine.distributed``): rank 0 shows the progress and writes
+the run folder, and each process says at the end which weights it holds (``process R of N: ... sha256``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,12 @@ EXAMPLES = """examples:
   segstudio train ~/data/lungs --workspace ~/data/lungs.segstudio --recipe lungs-lr --out runs/corrected
   segstudio train ~/data/lungs --workspace ~/data/lungs.segstudio --recipe lungs-lr   # a run of the workspace
   segstudio train ~/data/lungs --out runs/lungs --resume          # continue after Ctrl+C
+  touch runs/lungs/STOP                                            # stop a run cleanly from elsewhere
+  torchrun --standalone --nproc-per-node=4 -m segstudio train ~/data/lungs --recipe lungs-lr --out runs/lungs4
 """
+
+#: a file of this name in the run folder stops the run after the current batch (removed when the run resumes)
+STOP_FILE = "STOP"
 
 HELP = "train a model on a dataset (recipe or config)"
 
@@ -113,6 +122,17 @@ def report_event(bar: EpochProgress, ev: Any, *, model: str) -> None:
         bar.line(f"saved {ev.kind} checkpoint: {ev.path}")
 
 
+def refuse_under_torchrun(command: str, fix: str) -> None:
+    """``command`` trains several runs one after another in one process: under torchrun every process would write
+    the same folders. Refused there, with how to launch its runs instead (``docs/cluster.md``)."""
+    from segstudio.engine.distributed import World
+
+    if World.from_env().active:
+        from segstudio.core.errors import SegstudioError
+
+        raise SegstudioError(f"segstudio {command} is not run under torchrun.", fix=fix)
+
+
 def _load_config(args: argparse.Namespace) -> Any:
     from segstudio.engine.config import TrainConfig
     from segstudio.engine.recipes import load_recipe
@@ -176,6 +196,14 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, format=args.format)
     corrections = None
     if args.out is None:
+        from segstudio.engine.distributed import World
+
+        if World.from_env().active:
+            from segstudio.core.errors import SegstudioError
+
+            raise SegstudioError("A run of several processes (torchrun) needs its run folder named.",
+                                 fix="Add --out RUN_DIR (on a file system every node shares), then bring the run "
+                                 "into the workspace with segstudio models import.")
         if args.workspace is None:
             from segstudio.core.errors import SegstudioError
 
@@ -198,25 +226,39 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, cfg: Any, dataset: Any, corrections: Any) -> tuple[int, Any]:
     """Train with the progress bar and Ctrl+C handling; ``(exit status, Finished event or None)``."""
     from segstudio.engine.cancel import CancelToken
-    from segstudio.engine.events import Finished
+    from segstudio.engine.distributed import World
+    from segstudio.engine.events import BatchEnd, Finished
     from segstudio.engine.train import train
 
     cancel = CancelToken()
-    bar = EpochProgress(progress_mode(args))
+    world = World.from_env()
+    bar = EpochProgress(progress_mode(args) if world.is_main else "none")  # rank 0 speaks for the run
+    stop_file = Path(args.out) / STOP_FILE
+    if args.resume and world.is_main and stop_file.is_file():
+        stop_file.unlink()  # the request that stopped the run, not one for this session
 
     events = train(cfg, dataset, run_dir=args.out, cancel=cancel, corrections=corrections, resume=args.resume)
     finished = None
-    with ctrl_c_cancels(cancel, bar.line):
+    with ctrl_c_cancels(cancel, bar.line, sigterm=True):
         try:
             for ev in events:
                 if isinstance(ev, Finished):
                     finished = ev
                 else:
-                    report_event(bar, ev, model=f"{cfg.model.architecture}/{cfg.model.encoder}")
+                    if world.is_main:
+                        report_event(bar, ev, model=f"{cfg.model.architecture}/{cfg.model.encoder}")
+                    if isinstance(ev, BatchEnd) and not cancel.cancelled and stop_file.exists():
+                        cancel.cancel()
+                        bar.line(f"{stop_file} found: stopping after this batch...")
         finally:
             bar.close()
     if finished is None:  # pragma: no cover - the generator always ends with Finished
         return 1, None
+    if world.active:
+        print(f"process {world.rank} of {world.size}: {finished.epochs_completed} epoch(s), "
+              f"{'stopped' if finished.cancelled else 'done'}, weights sha256 {finished.weights_digest}", flush=True)
+        if not world.is_main:
+            return (130 if finished.cancelled else 0), finished
     if finished.cancelled:
         print(
             f"stopped after {finished.epochs_completed} complete epoch(s); last checkpoint: {finished.last_checkpoint}\n"

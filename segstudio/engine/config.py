@@ -166,6 +166,20 @@ class InferConfig:
     scale: float = 1.0
 
 
+DIST_BACKENDS = ("auto", "nccl", "gloo")
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Settings of a run launched with ``torchrun`` over several processes (``docs/cluster.md``); a single-process
+    run ignores them. ``sync_batchnorm`` normalises with the global batch's statistics (CUDA only: PyTorch has no
+    CPU SyncBatchNorm, so a CPU run keeps each process's own and says so). ``backend``: ``auto`` takes NCCL on CUDA,
+    gloo on the CPU."""
+
+    sync_batchnorm: bool = False
+    backend: str = "auto"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -175,6 +189,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     infer: InferConfig = field(default_factory=InferConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     epochs: int = 20
     #: Stop after this many validations without improvement of ``monitor`` (0 = never).
     early_stopping: int = 0
@@ -573,6 +588,8 @@ def validate(cfg: TrainConfig) -> None:
     if reserved:
         raise ConfigError(f"model.params may not set {', '.join(reserved)}: those come from the config's own fields.",
                           fix="Set model.encoder, model.in_channels, model.encoder_weights or model.aux_head instead.")
+    if cfg.distributed.backend not in DIST_BACKENDS:
+        raise UnknownKeyError("distributed backend", cfg.distributed.backend, DIST_BACKENDS)
     if cfg.infer.mode not in INFER_MODES:
         raise UnknownKeyError("inference mode", cfg.infer.mode, INFER_MODES)
     for flip in cfg.infer.tta:

@@ -81,6 +81,8 @@ class Finished:
     train_seconds: float
     cancelled: bool
     stopped_early: bool
+    #: in a distributed run, sha256 of this process's final weights (every process must end with the same)
+    weights_digest: str = ""
 
 
 Event = RunStarted | BatchEnd | EpochEnd | CheckpointSaved | Finished

@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from segstudio.engine.data import SegmentationData
 from segstudio.engine.task import IGNORE, Task
 from segstudio.engine.torch_augment import TorchAugmenter, one_cpu_thread
 from segstudio.engine.torch_pixel import lookup
+
+if TYPE_CHECKING:  # batches.py builds the resident split with its sampler
+    from segstudio.engine.batches import EpochSampler
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +112,15 @@ class ResidentData:
     """The training split on ``device``: ``epoch(e)`` yields ``(x (B, C, S, S) uint8, y)`` batches already on the
     device, ``y`` as the loader's (``(B, S, S) int64`` with IGNORE, or ``(B, K, S, S) uint8`` planes).
 
-    The order of epoch ``e`` and its augmentation are seeded by ``seed`` and ``e`` alone, so a resumed run sees
-    the same batches as an uninterrupted one. ``weights`` (``(N,)``, optional) draws samples with replacement in
-    proportion to them, an epoch keeping its length."""
+    The batches of epoch ``e`` are ``sampler``'s (``batches.EpochSampler``: this process's share of an order seeded
+    by the run's seed and ``e``) and their augmentation is seeded by the same, so a resumed run sees the same
+    batches as an uninterrupted one. Each process of a distributed run keeps the whole split (its share changes
+    every epoch), filled as its batches first need each sample."""
 
     def __init__(self, data: SegmentationData, *, device: torch.device, augmenter: TorchAugmenter | None,
-                 batch_size: int, drop_last: bool, seed: int, weights: torch.Tensor | None = None) -> None:
-        self.data, self.device, self.augmenter = data, device, augmenter
-        self.batch_size, self.drop_last, self.seed, self.weights = batch_size, drop_last, seed, weights
+                 sampler: EpochSampler) -> None:
+        self.data, self.device, self.augmenter, self.sampler = data, device, augmenter, sampler
+        self.seed = sampler.seed
         n, s, c = len(data), data.size, data.in_channels
         self.multilabel = data.task.mode == "multilabel"
         self.images = torch.empty((n, c, s, s), dtype=torch.uint8, device=device)
@@ -140,20 +145,10 @@ class ResidentData:
                                                                         == torch.uint8 else np.int16)))
             self.loaded[i] = True
 
-    def order(self, epoch: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        if self.weights is not None:
-            return torch.multinomial(self.weights, len(self), replacement=True, generator=gen)
-        return torch.randperm(len(self), generator=gen)
-
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.order(epoch)
         if self.augmenter is not None:
             self.augmenter.reseed(self.seed * 7919 + epoch)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
-            if self.drop_last and len(chunk) < self.batch_size:
-                break
+        for chunk in self.sampler.batches(epoch):
             self._fill(chunk.tolist())
             with one_cpu_thread(self.device):
                 idx = chunk.to(self.device)

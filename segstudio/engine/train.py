@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import torch
 from segstudio.core.atomic import atomic_write_text
 from segstudio.datasets.base import Dataset
 from segstudio.engine.augment import Augmenter, copy_paste, cutmix
+from segstudio.engine.batches import RunBatches
 from segstudio.engine.cancel import CancelToken
 from segstudio.engine.checkpoint import (
     flatten_optimizer,
@@ -40,21 +41,19 @@ from segstudio.engine.data import (
     balanced_class_weights,
     class_pixel_counts,
     fixed_split,
-    seed_worker,
     single_threaded_opencv,
     split_samples,
 )
+from segstudio.engine.distributed import World
 from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, Event, Finished, RunStarted
 from segstudio.engine.losses import CompositeLoss, build_loss
 from segstudio.engine.models import build_model
 from segstudio.engine.optim import build_optimizer, lr_factor
 from segstudio.engine.preprocess import normalize_batch
-from segstudio.engine.resident import ResidentData, choose_path
 from segstudio.engine.run_writer import BackgroundWriter
 from segstudio.engine.rundir import CONFIG_NAME, check_run_dir, claim_run_dir
 from segstudio.engine.runtime import resolve_device, seed_everything
 from segstudio.engine.task import Task, resolve_task
-from segstudio.engine.torch_augment import TorchAugmenter
 from segstudio.engine.valmetrics import MetricAccumulator
 
 log = logging.getLogger(__name__)
@@ -80,16 +79,29 @@ def _better(cfg: TrainConfig, value: float, best: float | None) -> bool:
     return value < best if cfg.monitor == "loss" else value > best
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over a model's parameters and buffers, in name order (equal digests: bitwise equal weights)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 class _Trainer:
     """State of one run; ``run()`` is the generator. Kept as a class so that the steps read as small methods."""
 
     def __init__(self, cfg: TrainConfig, dataset: Dataset, *, run_dir: Path, cancel: CancelToken | None,
                  corrections: Corrections | None, resume: bool, init_from: Path | None = None,
-                 val_ids: Sequence[str] | None = None, sample_weights: Mapping[str, float] | None = None) -> None:
+                 val_ids: Sequence[str] | None = None, sample_weights: Mapping[str, float] | None = None,
+                 world: World | None = None) -> None:
         validate(cfg)
         self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
         self.cancel = cancel or CancelToken()
-        self.device = resolve_device(cfg.device)
+        self.world = world or World()
+        self.device = resolve_device(self.world.device(cfg.device))
         self.cuda = self.device.type == "cuda"
         self.task: Task = resolve_task(dataset.schema, cfg.model.mode)
         names = [t.name for t in cfg.loss.terms]
@@ -103,19 +115,29 @@ class _Trainer:
             torch.backends.cudnn.benchmark = True
         self.splits = (fixed_split(dataset, val_ids, corrections=corrections) if val_ids is not None
                        else split_samples(dataset, cfg.data, task=self.task, seed=cfg.seed, corrections=corrections))
-        self.sample_weights = dict(sample_weights or {})
         common = dict(task=self.task, image_size=cfg.data.image_size, in_channels=cfg.model.in_channels,
                       corrections=corrections, cache_mb=cfg.data.cache_mb)
         self.augmenter = Augmenter(cfg.augment, self.task, seed=cfg.seed)
         self.train_data = SegmentationData(dataset, self.splits.train, augmenter=self.augmenter, **common)  # type: ignore[arg-type]
         self.val_data = SegmentationData(dataset, self.splits.val, **common)  # type: ignore[arg-type]
-        bs = cfg.data.batch_size
-        # a lone last sample would give BatchNorm a batch of one, which it cannot normalise
-        self.drop_last = len(self.train_data) > bs and len(self.train_data) % bs == 1
-        n = len(self.train_data) // bs if self.drop_last else math.ceil(len(self.train_data) / bs)
+        if len(self.train_data) < self.world.size:
+            raise ConfigError(f"The training split has {len(self.train_data)} sample(s), fewer than the "
+                              f"{self.world.size} training processes.", fix="Start fewer processes.")
+        # the batches (the device-resident split or a DataLoader), this process's share of each epoch
+        self.batches = RunBatches(cfg, self.train_data, self.val_data, device=self.device, task=self.task,
+                                  world=self.world, sample_weights=dict(sample_weights or {}))
+        self.data_path, self.resident = self.batches.path, self.batches.resident
+        n = len(self.batches)
         self.steps_per_epoch = min(n, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.model = build_model(cfg.model, out_channels=self.task.out_channels).to(self.device)
+        self.model = build_model(cfg.model, out_channels=self.task.out_channels)
+        self.sync_bn = self.world.active and cfg.distributed.sync_batchnorm and self.cuda
+        if self.sync_bn:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        elif self.world.active and cfg.distributed.sync_batchnorm:
+            log.warning("distributed.sync_batchnorm: PyTorch synchronises BatchNorm on CUDA only; on the CPU each "
+                        "process normalises with its own batch")
+        self.model = self.model.to(self.device)
         if self.cuda and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         cw = self._class_weights()
@@ -132,15 +154,9 @@ class _Trainer:
         self.history: list[dict[str, Any]] = []
         self.train_seconds = 0.0
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self._persistent: dict[int, torch.utils.data.DataLoader] = {}
-        self.data_path = choose_path(cfg.data, n=len(self.train_data), task=self.task,
-                                     in_channels=cfg.model.in_channels, device=self.device)
-        log.info("training data path: %s (%s)", "device-resident" if self.data_path.resident else "DataLoader",
-                 self.data_path.reason)
-        self.resident = ResidentData(
-            self.train_data, device=self.device, batch_size=bs, drop_last=self.drop_last, seed=cfg.seed,
-            augmenter=TorchAugmenter(cfg.augment, self.task, seed=cfg.seed),
-            weights=self._draw_weights(self.train_data)) if self.data_path.resident else None
+        #: batches of ``start_epoch`` already trained before a stop (a resume skips them), and their loss sum
+        self.resume_step, self.resume_loss = 0, 0.0
+        self._stopped = False
         self.writer: BackgroundWriter  # the run's writer thread, open while run() is
         self._plot_rows: list[dict[str, Any]] = []
         self._plot_queued = False
@@ -148,6 +164,14 @@ class _Trainer:
             self._restore(run_dir / "checkpoints" / "last")
         elif init_from is not None:
             self._init_weights(Path(init_from))
+        # every process starts from rank 0's weights (DDP broadcasts them) and averages its gradients with the others
+        self.net: torch.nn.Module = self.model
+        if self.world.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            unused = cfg.model.aux_head and "aux" not in names  # an auxiliary head no loss term trains
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.cuda else None,
+                                               find_unused_parameters=unused)
 
     # setup ------------------------------------------------------------------------------------------------------
     def _class_weights(self) -> torch.Tensor | None:
@@ -187,47 +211,6 @@ class _Trainer:
                               fix="Fine-tune with the base model's own config.")
         log.info("fine-tuning from %s", path)
 
-    def _batches(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        """The device-resident split, when the run keeps it (its batches seeded by the epoch). In-process loading
-        gets a fresh loader per epoch, seeded by the epoch, so that a resumed run repeats the same batches
-        exactly. Worker processes persist for the whole run instead: their caches of decoded samples survive
-        the epoch, and the shuffle still follows the run's seed."""
-        if self.resident is not None and data is self.train_data and shuffle:
-            return self.resident.epoch(epoch)
-        if self.cfg.data.num_workers == 0:
-            return self._loader(data, shuffle=shuffle, epoch=epoch)
-        key = id(data)
-        if key not in self._persistent:
-            self._persistent[key] = self._loader(data, shuffle=shuffle, epoch=0)
-        return self._persistent[key]
-
-    def _loader(self, data: SegmentationData, *, shuffle: bool, epoch: int) -> torch.utils.data.DataLoader:
-        nw = self.cfg.data.num_workers
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)
-        sampler = None
-        w = self._draw_weights(data) if shuffle else None
-        if w is not None:
-            sampler = torch.utils.data.WeightedRandomSampler(w, num_samples=len(data), replacement=True, generator=gen)
-        return torch.utils.data.DataLoader(
-            data,
-            batch_size=self.cfg.data.batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
-            drop_last=shuffle and self.drop_last,
-            num_workers=nw,
-            pin_memory=self.cuda,
-            worker_init_fn=seed_worker if nw else None,
-            generator=gen,
-            persistent_workers=nw > 0,
-        )
-
-    def _draw_weights(self, data: SegmentationData) -> torch.Tensor | None:
-        """Reviewed images weigh as the user chose: drawn that much more (or less) often, same epoch length."""
-        if not (self.sample_weights and any(w != 1.0 for w in self.sample_weights.values())):
-            return None
-        w = torch.tensor([max(0.0, float(self.sample_weights.get(s.id, 1.0))) for s in data.samples], dtype=torch.double)
-        return w if float(w.sum()) > 0 else None
-
     # state ------------------------------------------------------------------------------------------------------
     def _state(self, completed_epochs: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, meta = flatten_optimizer(self.optimizer.state_dict())
@@ -237,7 +220,8 @@ class _Trainer:
             for k, v in self.swa_model.state_dict().items():
                 tensors[f"swa.{k}"] = v
         meta.update(completed_epochs=completed_epochs, global_step=self.global_step, best=self.best,
-                    bad_epochs=self.bad_epochs, history=self.history, train_seconds=self.train_seconds)
+                    bad_epochs=self.bad_epochs, history=self.history, train_seconds=self.train_seconds,
+                    step_in_epoch=self.resume_step, epoch_loss_sum=self.resume_loss)
         return tensors, meta
 
     def _restore(self, path: Path) -> None:
@@ -257,6 +241,8 @@ class _Trainer:
             self.best, self.bad_epochs = meta.get("best"), int(meta.get("bad_epochs", 0))
             self.history = list(meta.get("history", []))
             self.train_seconds = float(meta.get("train_seconds", 0.0))
+            self.resume_step = int(meta.get("step_in_epoch", 0))
+            self.resume_loss = float(meta.get("epoch_loss_sum", 0.0))
         except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
             raise CheckpointError(f"The last checkpoint's training state does not fit this run ({e}).", path=path,
                                   fix="Resume with the run's own train_config.json, or start a new run "
@@ -265,6 +251,8 @@ class _Trainer:
 
     def _save(self, kind: str, *, epoch: int, completed: int, metrics: dict[str, Any], model: torch.nn.Module | None = None) -> CheckpointSaved:
         path = self.run_dir / "checkpoints" / kind
+        if not self.world.is_main:  # rank 0 alone writes the run folder
+            return CheckpointSaved(path=path, epoch=epoch, kind=kind, monitor=metrics.get("monitor"))
         state = self._state(completed) if kind == "last" else (None, None)
         # copied here, written by the run's writer thread while training goes on (engine/run_writer.py)
         self.writer.submit(snapshot_checkpoint(
@@ -277,7 +265,7 @@ class _Trainer:
         """curves.png is drawn on the writer thread, from the newest history when its turn comes (a slow plot
         never queues up one job per epoch)."""
         self._plot_rows = [dict(r) for r in self.history]
-        if self._plot_queued:
+        if self._plot_queued or not self.world.is_main:
             return
         self._plot_queued = True
 
@@ -308,6 +296,10 @@ class _Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         aug = self.cfg.augment
+        # the step's own seed: a run resumed mid-epoch draws what an uninterrupted one would
+        self.gen.manual_seed(self.cfg.seed * 1_000_003 + self.global_step)
+        # dropout and the like: the step's own draws, each process its own
+        torch.manual_seed((self.cfg.seed * 1_000_033 + self.global_step) * 1009 + self.world.rank)
         if aug.cutmix_p and float(torch.rand((), generator=self.gen)) < aug.cutmix_p:
             x, y = cutmix(x, y, gen=self.gen)
         if aug.copy_paste_p and float(torch.rand((), generator=self.gen)) < aug.copy_paste_p:
@@ -315,9 +307,10 @@ class _Trainer:
             x, y = copy_paste(x, y, gen=self.gen, background=bg)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            out = self.model(x)
+            out = self.net(x)
             loss, parts = self.loss(out, y)
         self.scaler.scale(loss).backward()
+        self.world.mean_grads_(list(self.loss.parameters()))
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
@@ -329,20 +322,23 @@ class _Trainer:
     def _validate(self, model: torch.nn.Module) -> tuple[float | None, float, float, float, Any]:
         model.eval()
         acc = MetricAccumulator(self.task, device=self.device, thresholds=self.cfg.model.thresholds)
-        total, n = torch.zeros((), device=self.device), 0
-        for xb, yb in self._batches(self.val_data, shuffle=False, epoch=0):
-            if self.cancel.cancelled:  # a long validation must not outlast a cancel by more than a batch
+        total, n = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        for xb, yb in self.batches.validation():
+            if self.cancel.cancelled and not self.world.active:  # a long validation must not outlast a cancel
                 break
             x, y = self._inputs(xb, yb)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 logits = model(x)
                 loss, _ = self.loss(logits, y)
-            total += loss.float() * x.shape[0]
+            total += loss.double() * x.shape[0]
             n += x.shape[0]
             acc.update(logits.float(), y)
         model.train()
+        # every process scored its share: the sums over all of them give every process the same scores
+        count = torch.tensor(float(n), dtype=torch.float64, device=self.device)
+        self.world.sum_(total, count, acc.inter, acc.pred, acc.gt, acc.correct, acc.valid)
         dice, iou, pix, per = acc.result()
-        return (float(total) / n if n else None), dice, iou, pix, per
+        return (float(total) / float(count) if float(count) else None), dice, iou, pix, per
 
     @torch.no_grad()
     def _update_bn(self, model: torch.nn.Module) -> None:
@@ -355,19 +351,28 @@ class _Trainer:
             m.reset_running_stats()
             m.momentum = None
         model.train()
-        for xb, yb in self._loader(self.train_data, shuffle=False, epoch=0):
+        for xb, yb in self.batches.loader(self.train_data):  # every process the whole split: the same statistics
             model(self._inputs(xb, yb)[0])
         for m, mom in moms.items():
             m.momentum = mom
 
+    def _stop_agreed(self) -> bool:
+        """Whether the run stops now: a cancel on any process stops every process at the same step."""
+        self._stopped = self.world.any(self.cancel.cancelled, self.device)
+        return self._stopped
+
     # the generator ------------------------------------------------------------------------------------------------
     def run(self) -> Iterator[Event]:
-        with single_threaded_opencv(self.cfg.data.num_workers > 0), BackgroundWriter() as self.writer:
-            yield from self._run()
+        try:
+            with single_threaded_opencv(self.cfg.data.num_workers > 0), BackgroundWriter() as self.writer:
+                yield from self._run()
+        finally:
+            self.world.teardown()
 
     def _run(self) -> Iterator[Event]:
         cfg = self.cfg
-        atomic_write_text(self.run_dir / CONFIG_NAME, cfg.to_json())
+        if self.world.is_main:
+            atomic_write_text(self.run_dir / CONFIG_NAME, cfg.to_json())
         yield RunStarted(run_dir=self.run_dir, device=str(self.device), epochs=cfg.epochs, start_epoch=self.start_epoch,
                          steps_per_epoch=self.steps_per_epoch, train_samples=len(self.splits.train),
                          val_samples=len(self.splits.val), split_source=self.splits.source,
@@ -384,15 +389,23 @@ class _Trainer:
             self.augmenter.reseed(cfg.seed * 7919 + epoch)
             if self.swa_start is not None and epoch >= self.swa_start and self.swa_model is None:
                 self.swa_model = torch.optim.swa_utils.AveragedModel(self.model)
-            run_loss, steps, loss_val = torch.zeros((), device=self.device), 0, math.nan
-            batches = islice(self._batches(self.train_data, shuffle=True, epoch=epoch), self.steps_per_epoch)
+            run_loss, steps, loss_val = torch.zeros((), dtype=torch.float64, device=self.device), 0, math.nan
+            skip = self.resume_step if epoch == self.start_epoch else 0
+            if skip:  # a run stopped mid-epoch: the batches it trained are drawn again (same randomness) and skipped
+                if self.world.is_main:  # the loss sum of every process's share (summed when it stopped)
+                    run_loss += self.resume_loss
+                steps = skip
+                log.info("resuming epoch %d after its step %d", epoch + 1, skip)
+            batches = islice(self.batches.train_epoch(epoch), self.steps_per_epoch)
             for step, (xb, yb) in enumerate(batches, start=1):
-                if self.cancel.cancelled:
+                if step <= skip:
+                    continue
+                if self._stop_agreed():
                     break
                 t0 = time.perf_counter()
                 lr = self._set_lr(self.global_step)
                 loss, parts = self._train_step(*self._inputs(xb, yb))
-                run_loss += loss
+                run_loss += loss.double()
                 steps += 1
                 self.global_step += 1
                 # reading the loss syncs a GPU: do it every step on the CPU only, every 10th step on CUDA
@@ -406,17 +419,23 @@ class _Trainer:
                 yield BatchEnd(epoch=epoch, step=step, steps=self.steps_per_epoch, global_step=self.global_step,
                            loss=loss_val, lr=lr, eta_s=eta,
                            parts={k: float(v) for k, v in parts.items()} if not self.cuda or step % 10 == 0 else {})
-            if self.cancel.cancelled:
+            if self._stopped:
                 cancelled = True
                 self.train_seconds += time.perf_counter() - t_epoch
+                # what the epoch trained is kept, and a resume goes on after it
+                self.world.sum_(run_loss)
+                self.resume_step, self.resume_loss = steps, float(run_loss)
                 break
+            self.resume_step, self.resume_loss = 0, 0.0
+            self.world.mean_buffers_(self.model)  # one set of BatchNorm statistics, from every process's batches
             if self.swa_model is not None:
                 self.swa_model.update_parameters(self.model)
-            train_loss = float(run_loss) / max(steps, 1)
+            self.world.sum_(run_loss)  # the epoch's loss over every process's share
+            train_loss = float(run_loss) / max(steps, 1) / self.world.size
             val_loss, dice, iou, pix, per = self._validate(self.model) if self.val_data.samples else (None, math.nan, math.nan, math.nan, ())
             self.train_seconds += time.perf_counter() - t_epoch
             completed = epoch + 1
-            if self.cancel.cancelled:
+            if self._stop_agreed():
                 # cancelled while validating: the epoch's training is complete and kept, its scores are not
                 cancelled = True
                 break
@@ -443,7 +462,8 @@ class _Trainer:
                 ev = self._save("last", epoch=epoch, completed=completed, metrics=metrics)
                 last_saved = ev.path
                 yield ev
-            write_csv(self.history, self.run_dir / "curves.csv")
+            if self.world.is_main:
+                write_csv(self.history, self.run_dir / "curves.csv")
             self._plot_curves()
             if stop:
                 stopped_early = True
@@ -459,11 +479,17 @@ class _Trainer:
         best_path = self.run_dir / "checkpoints" / "best"
         summary = Finished(run_dir=self.run_dir, best_checkpoint=best_path if best_path.exists() else None,
                            last_checkpoint=last_saved, best_monitor=self.best, epochs_completed=completed,
-                           train_seconds=self.train_seconds, cancelled=cancelled, stopped_early=stopped_early)
+                           train_seconds=self.train_seconds, cancelled=cancelled, stopped_early=stopped_early,
+                           weights_digest=weights_digest(self.model) if self.world.active else "")
+        if not self.world.is_main:
+            yield summary
+            return
         atomic_write_text(self.run_dir / "run.json", json.dumps({
             "epochs_completed": completed, "train_seconds": self.train_seconds, "cancelled": cancelled,
             "stopped_early": stopped_early, "best_monitor": self.best, "monitor": cfg.monitor,
             "split": self.splits.source, "device": str(self.device), "data_path": self.data_path.name,
+            "processes": self.world.size, "global_batch": self.cfg.data.batch_size * self.world.size,
+            **({"sync_batchnorm": self.sync_bn} if self.world.active else {}),
             # where the images came from, so that `segstudio report RUN` finds them again
             "dataset": str(self.dataset.root), "dataset_format": self.dataset.format_name,
         }, indent=2, default=str))
@@ -507,12 +533,31 @@ def train(
     ``init_from``: a checkpoint folder whose weights the model starts from (fine-tuning; same architecture).
     ``val_ids``: a fixed validation split (sample ids) instead of the config's; every other labelled sample
     trains. ``sample_weights``: sample id -> how often it is drawn relative to the others (default 1).
+
+    Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) every process calls this alike: it joins the process group,
+    trains its share of each global batch and only rank 0 writes ``run_dir`` (``engine.distributed``).
     """
-    folder = check_run_dir(Path(run_dir), resume=resume)
-    trainer = _Trainer(config, dataset, run_dir=folder, cancel=cancel, corrections=corrections, resume=resume,
-                       init_from=Path(init_from) if init_from is not None else None, val_ids=val_ids,
-                       sample_weights=sample_weights)
-    claim_run_dir(folder, config=trainer.cfg, resume=resume)
+    world = World.from_env()
+    world.setup(resolve_device(world.device(config.device)), config.distributed.backend)
+    device = resolve_device(world.device(config.device))
+    error: BaseException | None = None
+    folder = Path(run_dir)
+    try:
+        folder = check_run_dir(folder, resume=resume)
+    except Exception as exc:  # every process checks before rank 0 claims the folder, and all stop alike
+        error = exc
+    world.first_error(error, device)
+    trainer: _Trainer | None = None
+    try:
+        trainer = _Trainer(config, dataset, run_dir=folder, cancel=cancel, corrections=corrections, resume=resume,
+                           init_from=Path(init_from) if init_from is not None else None, val_ids=val_ids,
+                           sample_weights=sample_weights, world=world)
+        if world.is_main:
+            claim_run_dir(folder, config=trainer.cfg, resume=resume)
+    except Exception as exc:
+        error = exc
+    world.first_error(error, device)
+    assert trainer is not None
     return trainer.run()
 
 

@@ -70,6 +70,43 @@ def test_ctrl_c_stops_cleanly_keeps_checkpoint_and_resumes(fake_open, tmp_path, 
     assert run["epochs_completed"] == 2 and not run["cancelled"]
 
 
+@pytest.mark.parametrize("how", ["stop file", "sigterm"])
+def test_a_stop_file_or_sigterm_stops_cleanly_and_the_resume_clears_the_file(fake_open, tmp_path, monkeypatch, capsys,
+                                                                             how):
+    out = tmp_path / "run"
+    original = train_cmd.EpochProgress.batch
+
+    def batch_then_stop(self, ev):
+        original(self, ev)
+        if ev.global_step == 1:
+            if how == "stop file":
+                (out / train_cmd.STOP_FILE).touch()  # what `touch RUN/STOP` does from another shell
+            else:
+                signal.raise_signal(signal.SIGTERM)  # what a batch scheduler sends at the time limit
+
+    monkeypatch.setattr(train_cmd.EpochProgress, "batch", batch_then_stop)
+    previous_term = signal.getsignal(signal.SIGTERM)
+    rc = train_cmd.run(_parse(["ds", *TINY, "--set", "epochs=2", "--out", str(out), "--set", "augment.preset=none"]))
+    assert rc == 130 and "--resume" in capsys.readouterr().out
+    state = json.loads((out / "checkpoints" / "last" / "training_state.json").read_text())
+    assert state["global_step"] == 1  # stopped after the batch that asked
+    assert signal.getsignal(signal.SIGTERM) is previous_term
+
+    monkeypatch.setattr(train_cmd.EpochProgress, "batch", original)
+    rc = train_cmd.run(_parse(["ds", "--out", str(out), "--resume"]))
+    assert rc == 0 and not (out / train_cmd.STOP_FILE).exists()
+    assert json.loads((out / "run.json").read_text())["epochs_completed"] == 2
+
+
+def test_torchrun_without_a_run_folder_is_refused(fake_open, tmp_path, monkeypatch):
+    from segstudio.core.errors import SegstudioError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(SegstudioError, match="--out"):
+        train_cmd.run(_parse(["ds", *TINY, "--workspace", str(tmp_path / "ws")]))
+
+
 def test_config_file_and_bad_override(fake_open, tmp_path):
     from segstudio.core.errors import UnknownKeyError
     from segstudio.engine.config import TrainConfig

@@ -14,6 +14,7 @@ import torch
 
 from segstudio.datasets.registry import open_dataset
 from segstudio.engine.augment import Augmenter, Op, preset_names
+from segstudio.engine.batches import EpochSampler
 from segstudio.engine.config import AugmentConfig, ConfigError, DataConfig, TrainConfig
 from segstudio.engine.data import SegmentationData
 from segstudio.engine.resident import ResidentData, choose_path, resident_nbytes
@@ -219,8 +220,9 @@ def test_seeded_batches_repeat_and_reseed():
 def _resident(ds, *, preset="light", seed=0, weights=None, bs=2):
     task = resolve_task(ds.schema)
     data = SegmentationData(ds, ds.samples, task=task, image_size=32, in_channels=3)
-    return data, ResidentData(data, device=torch.device("cpu"), batch_size=bs, drop_last=False, seed=seed,
-                              augmenter=TorchAugmenter(AugmentConfig(preset=preset), task, seed=seed), weights=weights)
+    sampler = EpochSampler(len(data), batch_size=bs, seed=seed, weights=weights)
+    return data, ResidentData(data, device=torch.device("cpu"), sampler=sampler,
+                              augmenter=TorchAugmenter(AugmentConfig(preset=preset), task, seed=seed))
 
 
 def test_resident_batches_match_the_loader_items_and_repeat_per_epoch():
@@ -228,8 +230,8 @@ def test_resident_batches_match_the_loader_items_and_repeat_per_epoch():
     data, res = _resident(ds, preset="none")
     batches = list(res.epoch(3))
     assert not data.cache and data.cache_used == 0  # the decoded pairs moved to the resident split
-    assert [len(b[0]) for b in batches] == [2, 2, 1]
-    order = res.order(3).tolist()
+    assert [len(b[0]) for b in batches] == [2, 2]  # a lone last sample is left out (BatchNorm needs two)
+    order = res.sampler.order(3).tolist()
     assert sorted(order) == list(range(5))
     x, y = batches[0]
     for k, i in enumerate(order[:2]):
@@ -251,7 +253,7 @@ def test_resident_weights_draw_favourites_more_often():
     w = torch.ones(8, dtype=torch.double)
     w[2] = 50.0
     _, res = _resident(ds, weights=w, bs=1)
-    drawn = res.order(0).tolist()
+    drawn = res.sampler.order(0).tolist()
     assert len(drawn) == 8 and drawn.count(2) > 4
 
 
@@ -293,7 +295,7 @@ def test_trainer_falls_back_to_the_loader_over_budget(tmp_path):
     cfg = tiny_config("image_size=1024", "resident_budget_mb=1")  # 4 samples x 1024² x 2 bytes > 1 MB
     trainer = _Trainer(cfg, make_dataset(n=6), run_dir=tmp_path, cancel=None, corrections=None, resume=False)
     assert not trainer.data_path.resident and trainer.resident is None
-    assert isinstance(trainer._batches(trainer.train_data, shuffle=True, epoch=0), torch.utils.data.DataLoader)
+    assert isinstance(trainer.batches.train_epoch(0), torch.utils.data.DataLoader)
 
 
 @pytest.mark.parametrize("mode", ["on", "off"])

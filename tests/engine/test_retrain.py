@@ -72,12 +72,12 @@ def test_sample_weights_draw_reviewed_samples_more_often(tmp_path):
     ds = make_dataset(n=8)
     trainer = _Trainer(tiny_config("batch_size=1"), ds, run_dir=tmp_path, cancel=None, corrections=None, resume=False,
                        val_ids=["img7.png"], sample_weights={"img2.png": 50.0})
-    drawn = [int(i) for i in trainer._loader(trainer.train_data, shuffle=True, epoch=0).sampler]
+    drawn = trainer.batches.sampler.order(0).tolist()
     favourite = [s.id for s in trainer.train_data.samples].index("img2.png")
     assert len(drawn) == len(trainer.train_data)  # an epoch keeps its length
     assert drawn.count(favourite) > len(drawn) / 2
     plain = _Trainer(tiny_config("batch_size=1"), ds, run_dir=tmp_path, cancel=None, corrections=None, resume=False)
-    assert sorted(int(i) for i in plain._loader(plain.train_data, shuffle=True, epoch=0).sampler) == list(
+    assert sorted(plain.batches.sampler.order(0).tolist()) == list(
         range(len(plain.train_data)))  # without weights: a plain shuffle, each sample once
 
 

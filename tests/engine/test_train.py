@@ -96,6 +96,28 @@ def test_resume_continues_exactly(tmp_path):
     assert all(torch.equal(ws[k], wr[k]) for k in ws)
 
 
+@pytest.mark.parametrize("resident", ["on", "off"])
+def test_a_run_stopped_mid_epoch_resumes_after_the_last_trained_step(tmp_path, resident):
+    """The stop keeps the steps the epoch trained; the resume draws the epoch's batches (and augmentation, CutMix)
+    again, skips the trained ones and ends with the weights of an uninterrupted run."""
+    ds = make_dataset(n=8)
+    cfg = tiny_config("epochs=2", "augment.preset=light", "augment.cutmix_p=0.5", "batch_size=2",
+                      f"data.resident={resident}", "val_fraction=0.25")
+    straight = _run(cfg, ds, tmp_path / "s")[-1]
+    token, seen = CancelToken(), []
+    for ev in train(cfg, ds, run_dir=tmp_path / "c", cancel=token):
+        if isinstance(ev, BatchEnd):
+            seen.append(ev.global_step)
+            if ev.global_step == 5:  # epoch 2 (3 steps each), its second step
+                token.cancel()
+    assert seen == [1, 2, 3, 4, 5]
+    resumed = _run(cfg, ds, tmp_path / "c", resume=True)
+    assert [e.global_step for e in resumed if isinstance(e, BatchEnd)] == [6]
+    assert resumed[-1].epochs_completed == 2 and not resumed[-1].cancelled
+    ws, wr = _weights(straight.last_checkpoint), _weights(resumed[-1].last_checkpoint)
+    assert all(torch.equal(ws[k], wr[k]) for k in ws)
+
+
 def test_cancel_stops_within_one_batch_and_keeps_a_checkpoint(tmp_path):
     ds = make_dataset(n=10)
     token = CancelToken()

@@ -1,6 +1,6 @@
 """The run bundle's round trip on the real Montgomery data: Train → Export Run Bundle… writes the Training panel's
-tiny settings (64², 1 epoch of 2 steps, batch 2) for the open dataset; the bundle's launch script trains it with
-torchrun (NPROC processes); Train → Import Run Folder… brings the finished run into the run history with its
+tiny settings (64², 1 epoch of 2 steps, batch 2 per process) for the open dataset; the bundle's launch script trains
+it with torchrun (NPROC processes, DistributedDataParallel); Train → Import Run Folder… brings the finished run into the run history with its
 metrics and curves; Use This Model makes it the workspace's model, recorded in the model history. Refusals — a
 folder that is not a finished run, a destination that holds a bundle — are said with the fix."""
 
@@ -20,8 +20,8 @@ from segstudio.gui.main_window import MainWindow
 from segstudio.workspace import RunStatus
 from segstudio.workspace.bundles import CONFIG_NAME, DATASET_NAME, LAUNCH_NAME
 
-#: training processes the bundle runs with (1 on a plain engine; 2 once the engine trains under DDP)
-NPROC = 1
+#: training processes the bundle runs with: two, trained by the engine under DDP (gloo on the CPU)
+NPROC = 2
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -91,7 +91,10 @@ def test_export_run_import_and_use_a_bundle_from_the_app(mwindow: MainWindow, qt
                           check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     summary = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    assert summary["epochs_completed"] == 1
+    assert summary["epochs_completed"] == 1 and summary["processes"] == NPROC
+    assert summary["global_batch"] == 2 * NPROC
+    digests = {line.rsplit(" ", 1)[1] for line in proc.stdout.splitlines() if "weights sha256" in line}
+    assert len(digests) == 1 and proc.stdout.count("weights sha256") == NPROC  # every process, the same weights
 
     # a folder that is not a finished run is refused, naming it
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(out / "checkpoints")))
