@@ -17,7 +17,7 @@ import torch
 from segstudio.engine.config import TrainConfig
 from segstudio.engine.data import SegmentationData, seed_worker
 from segstudio.engine.distributed import World, batches_per_epoch, shard_epoch, shard_eval
-from segstudio.engine.resident import ResidentData, choose_path
+from segstudio.engine.resident import PathChoice, ResidentData, choose_path
 from segstudio.engine.task import Task
 from segstudio.engine.torch_augment import TorchAugmenter
 
@@ -82,6 +82,9 @@ class RunBatches:
         self.val_subset = torch.utils.data.Subset(val_data, shard_eval(len(val_data), world))
         self.path = choose_path(cfg.data, n=len(train_data), task=task, in_channels=cfg.model.in_channels,
                                 device=device)
+        if world.any(not self.path.resident, device) and self.path.resident:
+            # one process's device lacks the room: every process takes the loader, so all augment alike
+            self.path = PathChoice(False, "another training process's device cannot keep the split", self.path.nbytes)
         log.info("training data path: %s (%s)", "device-resident" if self.path.resident else "DataLoader",
                  self.path.reason)
         self.resident = ResidentData(
