@@ -19,9 +19,13 @@ Checks (weight; what fires it):
 ``parts``            0.8    more or fewer separate parts than the class has (rule, else the dataset's usual)
 ``position``         0.7    the centre is far from where the class sits in the dataset
 ``area``             0.6    far larger or smaller than the class usually is (or outside the declared range)
-``edges``            0.6    the outline runs where the image has no edge (shifted, eroded, dilated masks)
+``edges``            0.8    the outline runs where the image has no edge (shifted, eroded, dilated masks); the
+                            outer outline only: what the class encloses (a facade's windows) is the enclosed
+                            classes' outline and stays where it was when the class is moved
 ``coarse_outline``   0.8    the outline is a coarse polygon: far fewer vertices than the class's outlines need
-``islands``          0.4    specks smaller than the minimum island size
+``blob``             1.0    a part (of at least ``BLOB_MIN_SHARE`` of the image) is a near-perfect ellipse, far
+                            rounder than the class's drawn outlines: a stray brush blob
+``islands``          0.4    specks smaller than the minimum island size (a class of specks only is ``missing``)
 ``holes``            0.3    background enclosed by the class
 ``overlap``          0.9    two classes share pixels that may not (multi-label)
 ``disagreement``     1.0    1 − Dice against the model's prediction, far above the dataset's usual
@@ -64,8 +68,9 @@ CHECKS: dict[str, tuple[float, str]] = {
     "parts": (0.8, "more or fewer separate parts than the class has"),
     "position": (0.7, "the class sits far from where it usually is"),
     "area": (0.6, "far larger or smaller than usual"),
-    "edges": (0.6, "the outline does not follow the image's edges"),
+    "edges": (0.8, "the outline does not follow the image's edges"),
     "coarse_outline": (0.8, "a coarse polygon outline"),
+    "blob": (1.0, "a part is a perfect ellipse, unlike the class's drawn outlines"),
     "islands": (0.4, "specks smaller than the minimum island size"),
     "holes": (0.3, "background enclosed by the class"),
     "overlap": (0.9, "classes overlap that may not"),
@@ -85,6 +90,11 @@ EDGE_SIDE = 512
 COUNT_SPREAD = 0.25
 #: rows of pixels either side of an outline (at ``EDGE_SIDE``) over which the image's edge is looked for
 EDGE_BAND = 8
+#: the least share of the image a part must cover to be measured for its shape (``ellipse_gap``)
+BLOB_MIN_SHARE = 0.002
+#: the least spread of ``log(ellipse_gap)``: outlines drawn with the same care differ by factors (a round window
+#: drawn with 16 vertices is 0.01 off its ellipse, one with 40 vertices less)
+ELLIPSE_SPREAD = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +116,10 @@ class ClassFeatures:
     #: outline over the strongest mean gradient of any row within ``EDGE_BAND`` px of it (1 = on the edge; a label
     #: grown, shrunk or shifted off its edge scores less, the edge being found a few rows away)
     edge_alignment: float = math.nan
+    #: how far the roundest part (of at least ``BLOB_MIN_SHARE`` of the image) lies from an ellipse: the mean
+    #: relative distance of its outline from the ellipse fitted to it (a painted blob ≈ 0.01, a drawn polygon ≈ 0.1)
+    ellipse_gap: float = math.nan
+    ellipse_box: tuple[int, int, int, int] | None = None
     #: bounding boxes (y0, y1, x0, x1) of the largest part and of the smallest extra part (for highlighting)
     box: tuple[int, int, int, int] | None = None
     extra_box: tuple[int, int, int, int] | None = None
@@ -218,16 +232,41 @@ def _plane_features(plane: np.ndarray, *, class_id: int, shape: tuple[int, int],
     perim = float(sum(cv2.arcLength(c, True) for c in outer))
     vertices = sum(len(cv2.approxPolyDP(c, 1.5, True)) for c in outer)
     density = 1000.0 * vertices / perim if perim > 0 else math.nan
+    gap, gap_box = math.nan, None
+    for c in outer:
+        if len(c) < 12 or cv2.contourArea(c) < BLOB_MIN_SHARE * h * w:
+            continue
+        g = _ellipse_gap(c)
+        if not gap <= g:
+            bx, by, bw, bh = cv2.boundingRect(c)
+            gap, gap_box = g, (y0 + by - 1, y0 + by - 1 + bh, x0 + bx - 1, x0 + bx - 1 + bw)
     edge = math.nan
     if grad is not None and outer:
-        edge = _edge_alignment(plane, grad[0])
+        edge = _edge_alignment(plane, grad[0], outer_only=True)
     return ClassFeatures(class_id=class_id, present=True, area=total / (h * w), parts=int(big.size),
                          islands=int(np.count_nonzero(areas < min_island_px)), holes=holes, cy=cy, cx=cx,
-                         vertex_density=density, edge_alignment=edge, box=box_of(main),
+                         vertex_density=density, edge_alignment=edge, ellipse_gap=gap, ellipse_box=gap_box,
+                         box=box_of(main),
                          extra_box=box_of(extra) if extra is not None else None)
 
 
-def _edge_alignment(plane: np.ndarray, mag: np.ndarray) -> float:
+def _ellipse_gap(contour: np.ndarray) -> float:
+    """The mean relative distance of an outline's points from the ellipse fitted to them: ``|r - 1|`` with ``r``
+    the point's radius in the ellipse's own axes (0 on the ellipse)."""
+    import cv2
+
+    (ex, ey), (ew, eh), angle = cv2.fitEllipse(contour)
+    if ew <= 0 or eh <= 0:
+        return math.nan
+    pts = contour.reshape(-1, 2).astype(np.float64) - (ex, ey)
+    t = math.radians(angle)
+    u = pts[:, 0] * math.cos(t) + pts[:, 1] * math.sin(t)
+    v = -pts[:, 0] * math.sin(t) + pts[:, 1] * math.cos(t)
+    r = np.sqrt((u / (ew / 2.0)) ** 2 + (v / (eh / 2.0)) ** 2)
+    return float(np.mean(np.abs(r - 1.0)))
+
+
+def _edge_alignment(plane: np.ndarray, mag: np.ndarray, *, outer_only: bool = False) -> float:
     """The outline's gradient profile: the image gradient averaged over the rows of pixels at each signed distance
     (-``EDGE_BAND`` + 1 inside .. ``EDGE_BAND`` outside) from the outline, and the share of its peak found on the
     two rows at the outline. Measured at the gradient's scale, in the class's bounding box."""
@@ -245,6 +284,10 @@ def _edge_alignment(plane: np.ndarray, mag: np.ndarray) -> float:
     y0, y1 = max(0, int(ys[0]) - d), min(mh, int(ys[-1]) + 1 + d)
     x0, x1 = max(0, int(xs[0]) - d), min(mw, int(xs[-1]) + 1 + d)
     inside = small[y0:y1, x0:x1].view(np.uint8)
+    if outer_only:  # holes filled: what a class encloses (the windows of a facade) is the enclosed classes' outline
+        contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        inside = np.zeros_like(inside)
+        cv2.drawContours(inside, contours, -1, 1, thickness=cv2.FILLED)
     if inside.all():
         return math.nan
     d_in = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
@@ -425,6 +468,8 @@ class _ClassStats:
     conf: tuple[float, float] | None
     islands: tuple[float, float] | None = None
     holes: tuple[float, float] | None = None
+    #: the class's ``log(ellipse_gap)``
+    ellipse: tuple[float, float] | None = None
     #: the share of images whose centre lies on the same side (left/right) as the median's
     same_side: float = 0.0
     #: how far the model's checks are believed on this class (:func:`_reliability`)
@@ -435,7 +480,7 @@ class _ClassStats:
 
 def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
     fs = [f for s in feats for f in s.classes if f.class_id == cid]
-    present = [f for f in fs if f.present]
+    present = [f for f in fs if f.present and f.parts > 0]  # a class of specks only counts as absent
     parts = [f.parts for f in present]
     mode, mode_share = None, 0.0
     if len(parts) >= MIN_FOR_STATS:
@@ -453,6 +498,7 @@ def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
         reliability=_reliability(model_dice),
         islands=_robust([math.log1p(f.islands) for f in present], floor=COUNT_SPREAD),
         holes=_robust([math.log1p(f.holes) for f in present], floor=COUNT_SPREAD),
+        ellipse=_robust([math.log(f.ellipse_gap) for f in present if f.ellipse_gap > 0], floor=ELLIPSE_SPREAD),
         present_share=len(present) / len(fs) if fs else 0.0,
         area=_robust([math.log(f.area) for f in present if f.area > 0]), cy=_robust([f.cy for f in present]), cx=_robust([f.cx for f in present]),
         density=_robust([f.vertex_density for f in present]), edge=_robust([f.edge_alignment for f in present]),
@@ -514,6 +560,12 @@ def _reliability_words(st: _ClassStats) -> str:
     return f"; believed in part: the model's usual Dice on this class is {st.model_dice:.2f}"
 
 
+def _speck_reason(f: ClassFeatures, st: _ClassStats, name: str, add: Callable[..., None]) -> None:
+    if f.islands:
+        v = _outlier(math.log1p(f.islands), st.islands, side="high") if st.islands is not None else _count(f.islands)
+        add("islands", v, f"{name} has {f.islands} speck(s) smaller than the minimum island size", f.extra_box)
+
+
 def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRules,
                    n_images: int) -> list[Reason]:
     cid = f.class_id
@@ -525,7 +577,10 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
             out.append(Reason(check=check, class_id=cid, class_name=name, value=min(1.0, value), text=text,
                               box=box if box is not None else f.box))
 
-    if not f.present:
+    if not f.present or f.parts == 0:
+        # a class of specks only has no body to measure: it is missing, and its specks are specks
+        if f.present:
+            _speck_reason(f, st, name, add)
         need = rule is not None and rule.components is not None and rule.components[0] > 0
         others = st.measured - 1
         share = st.present / others if others > 0 else 0.0
@@ -536,7 +591,8 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
                 why = f"all {others} other images have it"
             else:
                 why = f"{st.present} of the {others} other images have it"
-            add("missing", 1.0, f"{name} is missing ({why})")
+            left = f"; only {f.islands} speck(s) of it are left" if f.present else ""
+            add("missing", 1.0, f"{name} is missing ({why}{left})")
         if f.dice is not None and f.dice < 0.5:
             add("disagreement", st.reliability, f"{name}: the model finds it here, the label has none"
                                                 f"{_reliability_words(st)}")
@@ -585,10 +641,12 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
     if v and st.density is not None:
         add("coarse_outline", v, f"{name}'s outline is a coarse polygon ({f.vertex_density:.0f} vertices per 1,000 px "
                                  f"of outline; usually {st.density[0]:.0f})")
+    v = _outlier(math.log(f.ellipse_gap), st.ellipse, side="low") if f.ellipse_gap > 0 else 0.0
+    if v and st.ellipse is not None:
+        add("blob", v, f"{name} has a part that is a near-perfect ellipse ({f.ellipse_gap:.1%} off the ellipse fitted "
+                       f"to it; its parts usually {math.exp(st.ellipse[0]):.0%}): a stray brush blob?", f.ellipse_box)
     # specks and holes: counted against what is usual for the class (a facade encloses its windows)
-    if f.islands:
-        v = _outlier(math.log1p(f.islands), st.islands, side="high") if st.islands is not None else _count(f.islands)
-        add("islands", v, f"{name} has {f.islands} speck(s) smaller than the minimum island size", f.extra_box)
+    _speck_reason(f, st, name, add)
     if f.holes:
         v = _outlier(math.log1p(f.holes), st.holes, side="high") if st.holes is not None else _count(f.holes)
         add("holes", v, f"{name} encloses {f.holes} hole(s)")

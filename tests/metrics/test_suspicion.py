@@ -315,3 +315,73 @@ def test_an_unreadable_label_is_listed_last_with_its_error(lungs: Dataset) -> No
 
     ranked = rank_dataset(lungs, masks=masks)
     assert ranked[-1].sample_id == victim and "cannot be decoded" in ranked[-1].error
+
+
+def _drawn_windows(seed: int, size: int = 512) -> np.ndarray:
+    """A mask of 3-5 windows drawn as polygons of 4-6 vertices (the way an annotator clicks them)."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros((size, size), np.uint8)
+    for k in range(int(rng.integers(3, 6))):
+        cy, cx = 80 + 110 * (k % 4), int(rng.integers(60, size - 60))
+        n = int(rng.integers(4, 7))
+        angles = np.sort(rng.uniform(0, 2 * math.pi, n))
+        radii = rng.uniform(25, 45, n)
+        poly = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], 1).astype(np.int32)
+        cv2.fillPoly(m, [poly], 1)
+    return m
+
+
+def test_a_stray_blob_is_an_ellipse_unlike_the_drawn_outlines() -> None:
+    schema = ClassSchema.from_names(("background", "window"))
+    gts = {f"s{i}": _drawn_windows(i) for i in range(12)}
+    victim = "s7"
+    blob = gts[victim].copy()
+    blob[:, 440:] = 0
+    cv2.ellipse(blob, (476, 256), (30, 22), 30, 0, 360, 1, thickness=-1)  # painted with a round brush
+    samples = [Sample(id=k, image=Path("/mem") / k, gt=k) for k in gts]
+    ds = Dataset(root=Path("/mem"), format_name="test", schema=schema, samples=samples,
+                 read_image=lambda d, s: np.zeros((512, 512, 3), np.uint8), read_gt=lambda d, s: gts[s.id])
+    f = measure_sample("x", blob, schema=schema)
+    assert f.classes[0].ellipse_gap < 0.01  # the drawn polygons lie ~10 % off their ellipses
+    assert min(c.ellipse_gap for k in gts for c in measure_sample(k, gts[k], schema=schema).classes) > 0.03
+    ranked = rank_dataset(ds, masks=lambda sid: blob if sid == victim else gts[sid], use_images=False)
+    assert ranked[0].sample_id == victim
+    r = next(r for r in ranked[0].reasons if r.check == "blob")
+    assert r.class_name == "window" and "near-perfect ellipse" in r.text and "window" in r.text
+    y0, y1, x0, x1 = r.box
+    assert y0 <= 256 <= y1 and x0 <= 476 <= x1  # the blob is highlighted
+    assert not any(r.check == "blob" for s in ranked[1:] for r in s.reasons if r.value > 0.3)
+
+
+def test_a_class_of_specks_only_is_missing(lungs: Dataset) -> None:
+    ids = _ids(lungs)
+    victim = lungs.samples[3].id
+
+    def specks(m: np.ndarray) -> np.ndarray:
+        out = m.copy()
+        out[m == ids["left lung"]] = 0
+        out[60, 90] = out[64, 96] = out[70, 100] = ids["left lung"]  # all that is left of it: three 1-px specks
+        return out
+
+    ranked, s = _spoilt(lungs, victim, specks)
+    missing = [r for r in s.reasons if r.check == "missing"]
+    assert missing and missing[0].class_name == "left lung" and "3 speck(s) of it are left" in missing[0].text
+    assert ranked[0].sample_id == victim
+
+
+def test_edges_are_measured_on_the_outer_outline() -> None:
+    """A facade moved 12 px off its edges keeps its windows in place: their outlines still lie on the image's
+    edges, and they are the windows' outlines, not the facade's — measured, they would hide the move."""
+    schema = ClassSchema.from_names(("background", "facade", "window"))
+    img = np.full((512, 512, 3), 20, np.uint8)
+    img[100:420, 100:420] = 200
+    mask = np.zeros((512, 512), np.uint8)
+    mask[112:432, 112:432] = 1
+    for i in range(4):
+        for j in range(4):
+            y, x = 130 + 75 * i, 130 + 75 * j
+            img[y:y + 40, x:x + 40] = 60
+            mask[y:y + 40, x:x + 40] = 2
+    f = measure_sample("x", mask, schema=schema, image=img)
+    facade, window = f.classes
+    assert facade.edge_alignment < 0.6 and window.edge_alignment > 0.9
