@@ -9,14 +9,14 @@ process of a distributed run draws the same order and takes its own share (``dis
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
 from segstudio.engine.config import TrainConfig
 from segstudio.engine.data import SegmentationData, seed_worker
-from segstudio.engine.distributed import World, batches_per_epoch, shard_epoch, shard_eval
+from segstudio.engine.distributed import EpochSampler, World, shard_eval
 from segstudio.engine.resident import PathChoice, ResidentData, choose_path
 from segstudio.engine.task import Task
 from segstudio.engine.torch_augment import TorchAugmenter
@@ -24,37 +24,6 @@ from segstudio.engine.torch_augment import TorchAugmenter
 log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-class EpochSampler:
-    """A DataLoader batch sampler over ``n`` training samples: this process's batches of epoch ``epoch`` (set by
-    ``set_epoch``, as ``DistributedSampler``'s). ``weights`` (``(n,)``) draws samples with replacement in proportion
-    to them, an epoch keeping its length."""
-
-    def __init__(self, n: int, *, batch_size: int, seed: int, world: World = World(),
-                 weights: torch.Tensor | None = None) -> None:
-        self.n, self.batch_size, self.seed, self.world, self.weights = n, batch_size, seed, world, weights
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def order(self, epoch: int) -> torch.Tensor:
-        """Every process's order of epoch ``epoch``: sample indices, the same on all of them."""
-        gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        if self.weights is not None:
-            return torch.multinomial(self.weights, self.n, replacement=True, generator=gen)
-        return torch.randperm(self.n, generator=gen)
-
-    def batches(self, epoch: int) -> list[torch.Tensor]:
-        return shard_epoch(self.order(epoch), batch_size=self.batch_size, world=self.world)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for b in self.batches(self.epoch):
-            yield b.tolist()
-
-    def __len__(self) -> int:
-        return batches_per_epoch(self.n, batch_size=self.batch_size, world=self.world)
 
 
 def draw_weights(data: SegmentationData, sample_weights: Mapping[str, float]) -> torch.Tensor | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -194,9 +194,41 @@ def batches_per_epoch(n: int, *, batch_size: int, world: World) -> int:
     return full + (1 if rest and _keep_last(rest, full, world) else 0)
 
 
+class EpochSampler:
+    """A DataLoader batch sampler over ``n`` training samples: this process's batches of epoch ``epoch`` (set by
+    ``set_epoch``, as ``DistributedSampler``'s). ``weights`` (``(n,)``) draws samples with replacement in proportion
+    to them, an epoch keeping its length."""
+
+    def __init__(self, n: int, *, batch_size: int, seed: int, world: World | None = None,
+                 weights: torch.Tensor | None = None) -> None:
+        self.n, self.batch_size, self.seed, self.weights = n, batch_size, seed, weights
+        self.world = world or World()
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """Every process's order of epoch ``epoch``: sample indices, the same on all of them."""
+        gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        if self.weights is not None:
+            return torch.multinomial(self.weights, self.n, replacement=True, generator=gen)
+        return torch.randperm(self.n, generator=gen)
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        return shard_epoch(self.order(epoch), batch_size=self.batch_size, world=self.world)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for b in self.batches(self.epoch):
+            yield b.tolist()
+
+    def __len__(self) -> int:
+        return batches_per_epoch(self.n, batch_size=self.batch_size, world=self.world)
+
+
 def shard_eval(n: int, world: World) -> list[int]:
     """This process's share of ``n`` validation samples, dealt round-robin (every sample scored exactly once)."""
     return list(range(world.rank, n, world.size))
 
 
-__all__ = ["World", "shard_epoch", "batches_per_epoch", "shard_eval", "TIMEOUT"]
+__all__ = ["EpochSampler", "World", "shard_epoch", "batches_per_epoch", "shard_eval", "TIMEOUT"]

@@ -26,7 +26,7 @@ from segstudio.engine.torch_augment import TorchAugmenter, one_cpu_thread
 from segstudio.engine.torch_pixel import lookup
 
 if TYPE_CHECKING:  # batches.py builds the resident split with its sampler
-    from segstudio.engine.batches import EpochSampler
+    from segstudio.engine.distributed import EpochSampler
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class ResidentData:
     """The training split on ``device``: ``epoch(e)`` yields ``(x (B, C, S, S) uint8, y)`` batches already on the
     device, ``y`` as the loader's (``(B, S, S) int64`` with IGNORE, or ``(B, K, S, S) uint8`` planes).
 
-    The batches of epoch ``e`` are ``sampler``'s (``batches.EpochSampler``: this process's share of an order seeded
+    The batches of epoch ``e`` are ``sampler``'s (``distributed.EpochSampler``: this process's share of an order seeded
     by the run's seed and ``e``) and their augmentation is seeded by the same, so a resumed run sees the same
     batches as an uninterrupted one. Each process of a distributed run keeps the whole split (its share changes
     every epoch), filled as its batches first need each sample."""

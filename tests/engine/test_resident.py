@@ -14,9 +14,9 @@ import torch
 
 from segstudio.datasets.registry import open_dataset
 from segstudio.engine.augment import Augmenter, Op, preset_names
-from segstudio.engine.batches import EpochSampler
 from segstudio.engine.config import AugmentConfig, ConfigError, DataConfig, TrainConfig
 from segstudio.engine.data import SegmentationData
+from segstudio.engine.distributed import EpochSampler
 from segstudio.engine.resident import ResidentData, choose_path, resident_nbytes
 from segstudio.engine.task import IGNORE, Task, resolve_task
 from segstudio.engine.torch_augment import GEOMETRIC, TorchAugmenter, _Draw
