@@ -115,6 +115,40 @@ class World:
             if dist.is_initialized():
                 dist.destroy_process_group()
 
+    def sync_batchnorm(self, model: torch.nn.Module, *, asked: bool, device: torch.device) -> tuple[torch.nn.Module, bool]:
+        """``(model, synchronised)``: with ``distributed.sync_batchnorm`` on several CUDA processes, BatchNorm
+        layers normalise with the global batch's statistics; PyTorch has none on the CPU, which is said."""
+        if not (self.active and asked):
+            return model, False
+        if device.type != "cuda":
+            log.warning("distributed.sync_batchnorm: PyTorch synchronises BatchNorm on CUDA only; on the CPU each "
+                        "process normalises with its own batch")
+            return model, False
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model), True
+
+    def wrap(self, model: torch.nn.Module, device: torch.device, *, unused_parameters: bool) -> torch.nn.Module:
+        """What a training step runs: ``model`` itself, or under torchrun its DistributedDataParallel wrapper (every
+        process starts from rank 0's weights, broadcast, and averages its gradients with the others)."""
+        if not self.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                       find_unused_parameters=unused_parameters)
+
+    def digest(self, model: torch.nn.Module) -> str:
+        """sha256 over the model's parameters and buffers in name order, for a distributed run (every process must
+        end with the same); empty for one process."""
+        if not self.active:
+            return ""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, t in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
     def sum_(self, *tensors: torch.Tensor) -> None:
         """Sum each tensor over the processes, in place."""
         if not self.active:

@@ -58,6 +58,9 @@ from segstudio.engine.valmetrics import MetricAccumulator
 
 log = logging.getLogger(__name__)
 
+#: training steps between two checks of a stop, with several processes on CUDA (every step otherwise)
+STOP_EVERY = 10
+
 
 def _monitor_value(cfg: TrainConfig, dice: float, iou: float, val_loss: float | None, per: Any) -> float:
     kind, _, cls = cfg.monitor.partition(":")
@@ -77,17 +80,6 @@ def _better(cfg: TrainConfig, value: float, best: float | None) -> bool:
     if best is None:
         return True
     return value < best if cfg.monitor == "loss" else value > best
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 over a model's parameters and buffers, in name order (equal digests: bitwise equal weights)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 class _Trainer:
@@ -130,13 +122,9 @@ class _Trainer:
         n = len(self.batches)
         self.steps_per_epoch = min(n, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.model = build_model(cfg.model, out_channels=self.task.out_channels)
-        self.sync_bn = self.world.active and cfg.distributed.sync_batchnorm and self.cuda
-        if self.sync_bn:
-            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        elif self.world.active and cfg.distributed.sync_batchnorm:
-            log.warning("distributed.sync_batchnorm: PyTorch synchronises BatchNorm on CUDA only; on the CPU each "
-                        "process normalises with its own batch")
+        self.model, self.sync_bn = self.world.sync_batchnorm(
+            build_model(cfg.model, out_channels=self.task.out_channels), asked=cfg.distributed.sync_batchnorm,
+            device=self.device)
         self.model = self.model.to(self.device)
         if self.cuda and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -164,14 +152,9 @@ class _Trainer:
             self._restore(run_dir / "checkpoints" / "last")
         elif init_from is not None:
             self._init_weights(Path(init_from))
-        # every process starts from rank 0's weights (DDP broadcasts them) and averages its gradients with the others
-        self.net: torch.nn.Module = self.model
-        if self.world.active:
-            from torch.nn.parallel import DistributedDataParallel
-
-            unused = cfg.model.aux_head and "aux" not in names  # an auxiliary head no loss term trains
-            self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.cuda else None,
-                                               find_unused_parameters=unused)
+        # what a training step runs: the model, or its DDP wrapper under torchrun (an auxiliary head no loss term
+        # trains leaves parameters without gradients, which DDP must be told of)
+        self.net = self.world.wrap(self.model, self.device, unused_parameters=cfg.model.aux_head and "aux" not in names)
 
     # setup ------------------------------------------------------------------------------------------------------
     def _class_weights(self) -> torch.Tensor | None:
@@ -336,7 +319,7 @@ class _Trainer:
         model.train()
         # every process scored its share: the sums over all of them give every process the same scores
         count = torch.tensor(float(n), dtype=torch.float64, device=self.device)
-        self.world.sum_(total, count, acc.inter, acc.pred, acc.gt, acc.correct, acc.valid)
+        self.world.sum_(total, count, *acc.counts())
         dice, iou, pix, per = acc.result()
         return (float(total) / float(count) if float(count) else None), dice, iou, pix, per
 
@@ -356,8 +339,12 @@ class _Trainer:
         for m, mom in moms.items():
             m.momentum = mom
 
-    def _stop_agreed(self) -> bool:
-        """Whether the run stops now: a cancel on any process stops every process at the same step."""
+    def _stop_agreed(self, step: int | None = None) -> bool:
+        """Whether the run stops now: a cancel on any process stops every process at the same step. Between
+        training steps, several CUDA processes agree every ``STOP_EVERY`` steps only: reading the agreed flag waits
+        for the GPU, as reading the loss would."""
+        if step is not None and self.cuda and self.world.active and step % STOP_EVERY:
+            return False
         self._stopped = self.world.any(self.cancel.cancelled, self.device)
         return self._stopped
 
@@ -400,7 +387,7 @@ class _Trainer:
             for step, (xb, yb) in enumerate(batches, start=1):
                 if step <= skip:
                     continue
-                if self._stop_agreed():
+                if self._stop_agreed(step):
                     break
                 t0 = time.perf_counter()
                 lr = self._set_lr(self.global_step)
@@ -480,7 +467,7 @@ class _Trainer:
         summary = Finished(run_dir=self.run_dir, best_checkpoint=best_path if best_path.exists() else None,
                            last_checkpoint=last_saved, best_monitor=self.best, epochs_completed=completed,
                            train_seconds=self.train_seconds, cancelled=cancelled, stopped_early=stopped_early,
-                           weights_digest=weights_digest(self.model) if self.world.active else "")
+                           weights_digest=self.world.digest(self.model))
         if not self.world.is_main:
             yield summary
             return

@@ -31,6 +31,10 @@ class MetricAccumulator:
         self.correct = torch.zeros((), dtype=torch.float64, device=device)
         self.valid = torch.zeros((), dtype=torch.float64, device=device)
 
+    def counts(self) -> tuple[torch.Tensor, ...]:
+        """The running sums the scores come from (a distributed run adds up every process's in place)."""
+        return self.inter, self.pred, self.gt, self.correct, self.valid
+
     @torch.no_grad()
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         pred = hard_prediction(logits, self.task, self.thr)
