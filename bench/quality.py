@@ -16,7 +16,8 @@ Writes ``bench/quality.json`` (the shape of ``bench/results.json``). Figures per
 ≥ 0.87), ``.dice_fold_std`` / ``.iou_fold_std`` (spread over the folds), ``.dice.<class>``,
 ``.final_train_minutes``, ``.minutes`` (the recipe's whole cross-validation), ``.epochs`` (per run).
 
-``python bench/quality.py [--only lungs-lr|lesion] [--minutes M] [--folds K] [--out FILE] [--keep DIR]``
+``python bench/quality.py [--only lungs-lr|lesion] [--minutes M] [--folds K] [--set KEY=VALUE ...] [--no-final]
+[--out FILE] [--keep DIR]``
 """
 
 from __future__ import annotations
@@ -54,15 +55,14 @@ def _pace(cfg, dataset, steps: int = 4) -> tuple[float, int, float]:
     t0 = time.perf_counter()
     stamps, steps_per_epoch = [], 0
     with tempfile.TemporaryDirectory() as tmp:
-        short = cfg.with_overrides(["epochs=1", f"max_steps_per_epoch={steps}", "early_stopping=0"])
+        short = cfg.with_overrides(["epochs=1", f"max_steps_per_epoch={steps}", "early_stopping=0", "swa=false"])
         for ev in train(short, dataset, run_dir=tmp):
             if isinstance(ev, RunStarted):
                 steps_per_epoch = ev.steps_per_epoch
             elif isinstance(ev, BatchEnd):
                 stamps.append(time.perf_counter())
     per_step = (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)  # the first step pays for decoding and caching
-    full_steps = -(-len(_train_samples(cfg, dataset)) // cfg.data.batch_size)
-    return per_step, max(steps_per_epoch, full_steps), time.perf_counter() - t0
+    return per_step, steps_per_epoch, time.perf_counter() - t0
 
 
 def _train_samples(cfg, dataset):
@@ -72,7 +72,8 @@ def _train_samples(cfg, dataset):
     return split_samples(dataset, cfg.data, task=resolve_task(dataset.schema, cfg.model.mode), seed=cfg.seed).train
 
 
-def run_task(recipe: str, *, minutes: float, folds: int, work: Path) -> list[Figure]:
+def run_task(recipe: str, *, minutes: float, folds: int, work: Path, overrides: tuple[str, ...] = (),
+             final: bool = True) -> list[Figure]:
     from segstudio.datasets.registry import open_dataset
     from segstudio.engine.crossval import CrossValidated, FoldScored, cross_validate
     from segstudio.engine.events import RunStarted
@@ -82,18 +83,28 @@ def run_task(recipe: str, *, minutes: float, folds: int, work: Path) -> list[Fig
     folder, key, metric, target = TASKS[recipe]
     dataset = open_dataset(SHARED / folder)
     cfg = load_recipe(recipe)
+    if overrides:
+        cfg = cfg.with_overrides(list(overrides))
     wall0 = time.perf_counter()
-    per_step, steps, calib_s = _pace(cfg, dataset)
-    runs = folds + 1  # the folds, then the final model on every image
-    run_s = (minutes * 60.0 - calib_s) / runs
-    # a fold trains on (k-1)/k of the images; validation (a fifth, forward only) adds about 10 % to an epoch
-    epoch_s = per_step * steps * 1.1
-    epochs = max(1, min(cfg.epochs, int(run_s * 0.9 / epoch_s)))
-    log.info("%s: %.2f s/step, %d steps/epoch: %d of the recipe's %d epochs per run, %d runs in %.1f min", recipe,
-             per_step, steps, epochs, cfg.epochs, runs, minutes)
+    per_step, _, calib_s = _pace(cfg, dataset)
+    # optimiser steps of one epoch over all the runs: a fold trains on (k-1)/k of the images, the final model on all
+    # (each less its inner hold-out, when the recipe keeps one)
+    n = len(_train_samples(cfg, dataset))
+    bs = cfg.data.batch_size
+    steps = folds * -(-(n * (folds - 1) // folds) // bs) + (-(-n // bs) if final else 0)
+    # validation (a fifth of the images, forward only) adds about 10 % to an epoch; SWA's batch-norm pass about a
+    # third of one epoch per run
+    epoch_s = per_step * steps * (1.1 if cfg.data.val_fraction > 0 else 1.0)
+    swa_s = per_step * steps / 3.0 if cfg.swa else 0.0
+    budget = minutes * 60.0 - calib_s
+    # the calibration times bare steps: an epoch's own bookkeeping (checkpoint, curves, the next batch) adds ~15 %
+    epochs = max(1, min(cfg.epochs, int((budget * 0.85 - swa_s) / epoch_s)))
+    runs = folds + int(final)
+    log.info("%s: %.2f s/step, %d steps per epoch over %d runs: %d of the recipe's %d epochs per run in %.1f min",
+             recipe, per_step, steps, runs, epochs, cfg.epochs, minutes)
     cfg = cfg.with_overrides([f"epochs={epochs}"])
     result: CrossValidated | None = None
-    for ev in cross_validate(dataset, cfg, k=folds, run_root=work / recipe, final=True):
+    for ev in cross_validate(dataset, cfg, k=folds, run_root=work / recipe, final=final):
         if isinstance(ev, FoldStarted):
             log.info("%s fold %d/%d: %d training, %d held out", recipe, ev.fold + 1, ev.folds, ev.train_samples,
                      ev.held_out)
@@ -133,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=HERE / "quality.json")
     ap.add_argument("--keep", type=Path, help="keep the run folders here (default: a temporary folder)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a recipe setting, as `segstudio train --set` does (repeatable): tune a recipe "
+                         "against its out-of-fold figure")
+    ap.add_argument("--no-final", action="store_true",
+                    help="cross-validate only; skip the final model on every image (faster when tuning)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -141,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         for recipe in [args.only] if args.only else list(TASKS):
             recipes = [args.only] if args.only else list(TASKS)
-            figures.extend(run_task(recipe, minutes=args.minutes / len(recipes), folds=args.folds, work=work))
+            figures.extend(run_task(recipe, minutes=args.minutes / len(recipes), folds=args.folds, work=work,
+                                    overrides=tuple(args.overrides), final=not args.no_final))
     merge_results(args.out, figures, machine=machine())
     misses = 0
     for f in figures:

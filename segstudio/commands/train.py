@@ -266,10 +266,12 @@ def _train(args: argparse.Namespace, cfg: Any, dataset: Any, corrections: Any) -
         )
         return 130, finished
     best = "n/a" if finished.best_monitor is None else f"{finished.best_monitor:.4f}"
+    swa = f"swa checkpoint: {finished.swa_checkpoint}\n" if finished.swa_checkpoint else ""
     print(
         f"done: {finished.epochs_completed} epoch(s) in {finished.train_seconds:.1f}s"
         f"{' (early stop)' if finished.stopped_early else ''}; best {cfg.monitor} {best}\n"
-        f"best checkpoint: {finished.best_checkpoint}\nlast checkpoint: {finished.last_checkpoint}\n"
+        f"best checkpoint: {finished.best_checkpoint}\nlast checkpoint: {finished.last_checkpoint}\n{swa}"
+        f"the model (best, else swa, else last): {finished.model_checkpoint}\n"
         f"curves: {args.out / 'curves.csv'}, {args.out / 'curves.png'}"
     )
     return 0, finished

@@ -45,6 +45,7 @@ class RunBatches:
     def __init__(self, cfg: TrainConfig, train_data: SegmentationData, val_data: SegmentationData, *,
                  device: torch.device, task: Task, world: World, sample_weights: Mapping[str, float]) -> None:
         self.cfg, self.train_data, self.val_data, self.device = cfg, train_data, val_data, device
+        self.world = world
         self.cuda = device.type == "cuda"
         self.sampler = EpochSampler(len(train_data), batch_size=cfg.data.batch_size, seed=cfg.seed, world=world,
                                     weights=draw_weights(train_data, sample_weights))
@@ -74,6 +75,14 @@ class RunBatches:
         if "train" not in self._persistent:
             self._persistent["train"] = self.loader(self.train_data, batch_sampler=self.sampler, seed=self.cfg.seed * 1000)
         return self._persistent["train"]
+
+    def statistics_pass(self, epoch: int) -> Iterable[Batch]:
+        """Training batches for recomputing BatchNorm statistics (SWA): one more epoch as training draws it, from
+        the resident split when the run keeps one and runs alone; every process of a distributed run reads the
+        whole split through a loader instead, so that all end with the same statistics."""
+        if self.resident is not None and not self.world.active:
+            return self.resident.epoch(epoch)
+        return self.loader(self.train_data)
 
     def validation(self) -> Iterable[Batch]:
         if self.cfg.data.num_workers == 0:

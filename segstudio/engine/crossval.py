@@ -148,8 +148,8 @@ def cross_validate(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_roo
         if finished is None or finished.cancelled or finished.last_checkpoint is None:
             cancelled = True
             break
-        # the checkpoint the recipe itself chooses (its inner hold-out's best), as a user would ship it
-        ckpt = finished.best_checkpoint or finished.last_checkpoint
+        # the checkpoint the recipe itself offers (its inner hold-out's best, else SWA, else last), as a user ships it
+        ckpt = finished.model_checkpoint
         predictor = Predictor.load([ckpt], options=recommended_options(ckpt, device=config.device))
         fold_masks: list[tuple[str, np.ndarray | None]] = []
         held_samples = [dataset.get(sid) for sid in held]
@@ -186,7 +186,7 @@ def cross_validate(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_roo
                 fin = ev
             yield ev
         if fin is not None and not fin.cancelled:
-            final_ckpt, final_s = fin.best_checkpoint or fin.last_checkpoint, fin.train_seconds
+            final_ckpt, final_s = fin.model_checkpoint, fin.train_seconds
         else:
             cancelled = True
     out = CrossValidated(folds=tuple(scores), evaluation=evaluation, k=k, seed=seed, config=config,

@@ -83,6 +83,14 @@ class Finished:
     stopped_early: bool
     #: in a distributed run, sha256 of this process's final weights (every process must end with the same)
     weights_digest: str = ""
+    #: the averaged weights of a run with SWA (``checkpoints/swa``)
+    swa_checkpoint: Path | None = None
+
+    @property
+    def model_checkpoint(self) -> Path | None:
+        """The checkpoint the run offers as its model: ``best`` (chosen on its validation split) when it has one,
+        else the SWA average, else ``last`` (a run without validation)."""
+        return self.best_checkpoint or self.swa_checkpoint or self.last_checkpoint
 
 
 Event = RunStarted | BatchEnd | EpochEnd | CheckpointSaved | Finished

@@ -94,12 +94,20 @@ class Decision:
 
 def validation_ids(dataset: Dataset, config: TrainConfig) -> tuple[str, ...]:
     """The validation hold-out a run of ``config`` uses on ``dataset`` (GT only, no corrections): the split to
-    freeze for the retraining rounds that follow."""
+    freeze for the retraining rounds that follow. A model trained on every image (``val_fraction=0``, the
+    small-data recipes) has none; its rounds still need one to judge the new model on, so they hold out the
+    default share (:class:`DataConfig`'s ``val_fraction``)."""
+    import dataclasses
+
+    from segstudio.engine.config import DataConfig
     from segstudio.engine.data import split_samples
     from segstudio.engine.task import resolve_task
 
     task = resolve_task(dataset.schema, config.model.mode)
-    return tuple(s.id for s in split_samples(dataset, config.data, task=task, seed=config.seed).val)
+    data = config.data
+    if data.val_fraction <= 0:
+        data = dataclasses.replace(data, val_fraction=DataConfig.val_fraction)
+    return tuple(s.id for s in split_samples(dataset, data, task=task, seed=config.seed).val)
 
 
 def _headline(config: TrainConfig) -> str:

@@ -136,6 +136,7 @@ class _Trainer:
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.swa_model: torch.optim.swa_utils.AveragedModel | None = None
+        self.swa_seconds: float | None = None
         self.swa_start = int(math.floor(cfg.swa_start * cfg.epochs)) if cfg.swa else None
         self.start_epoch, self.global_step, self.bad_epochs = 0, 0, 0
         self.best: float | None = None
@@ -324,7 +325,7 @@ class _Trainer:
         return (float(total) / float(count) if float(count) else None), dice, iou, pix, per
 
     @torch.no_grad()
-    def _update_bn(self, model: torch.nn.Module) -> None:
+    def _update_bn(self, model: torch.nn.Module, epoch: int) -> None:
         """Recompute BatchNorm statistics of the SWA average over the training data (Izmailov et al. 2018)."""
         bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         if not bns:
@@ -334,8 +335,9 @@ class _Trainer:
             m.reset_running_stats()
             m.momentum = None
         model.train()
-        for xb, yb in self.batches.loader(self.train_data):  # every process the whole split: the same statistics
-            model(self._inputs(xb, yb)[0])
+        with torch.no_grad():  # only the running statistics change: no graph to build
+            for xb, yb in self.batches.statistics_pass(epoch + 1):
+                model(self._inputs(xb, yb)[0])
         for m, mom in moms.items():
             m.momentum = mom
 
@@ -464,16 +466,20 @@ class _Trainer:
             yield from self._finish_swa(epoch)
         self.writer.flush()  # every checkpoint and plot the events named is on disk before the run ends
         best_path = self.run_dir / "checkpoints" / "best"
+        swa_path = self.run_dir / "checkpoints" / "swa"
         summary = Finished(run_dir=self.run_dir, best_checkpoint=best_path if best_path.exists() else None,
                            last_checkpoint=last_saved, best_monitor=self.best, epochs_completed=completed,
                            train_seconds=self.train_seconds, cancelled=cancelled, stopped_early=stopped_early,
-                           weights_digest=self.world.digest(self.model))
+                           weights_digest=self.world.digest(self.model),
+                           swa_checkpoint=swa_path if self.swa_model is not None and swa_path.exists() else None)
         if not self.world.is_main:
             yield summary
             return
         atomic_write_text(self.run_dir / "run.json", json.dumps({
             "epochs_completed": completed, "train_seconds": self.train_seconds, "cancelled": cancelled,
             "stopped_early": stopped_early, "best_monitor": self.best, "monitor": cfg.monitor,
+            # SWA's batch-norm pass over the training split after the last epoch: training, outside the epochs
+            **({"swa_seconds": round(self.swa_seconds, 3)} if self.swa_seconds is not None else {}),
             "split": self.splits.source, "device": str(self.device), "data_path": self.data_path.name,
             "processes": self.world.size, "global_batch": self.cfg.data.batch_size * self.world.size,
             **({"sync_batchnorm": self.sync_bn} if self.world.active else {}),
@@ -485,7 +491,9 @@ class _Trainer:
     def _finish_swa(self, epoch: int) -> Iterator[Event]:
         assert self.swa_model is not None
         swa_net = self.swa_model.module
-        self._update_bn(swa_net)
+        t0 = time.perf_counter()
+        self._update_bn(swa_net, epoch)
+        self.swa_seconds = time.perf_counter() - t0
         metrics: dict[str, Any] = {"swa": True}
         if self.val_data.samples:
             val_loss, dice, iou, pix, per = self._validate(swa_net)

@@ -334,8 +334,9 @@ class ModelRegistry:
 
 
 def run_checkpoint(run_folder: Path) -> Path | None:
-    """The checkpoint a run folder offers as its model: ``best`` when it has one, else ``last``; None without."""
-    for kind in ("best", "last"):
+    """The checkpoint a run folder offers as its model: ``best`` when it has one, else ``swa`` (a run averaged
+    without a validation split), else ``last``; None without."""
+    for kind in ("best", "swa", "last"):
         path = Path(run_folder) / "checkpoints" / kind
         if (path / "config.json").is_file():
             return path

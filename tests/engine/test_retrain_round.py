@@ -148,3 +148,14 @@ def test_a_rejected_label_neither_trains_nor_judges(base_model, tmp_path):
         assert again.val_samples == started.val_samples - 1
         comp = second[-1]
         assert rejected_val not in comp.val_ids and len(comp.val_ids) == len(split) - 1
+
+
+def test_a_model_trained_on_every_image_still_gets_a_frozen_split_for_its_rounds():
+    from segstudio.engine.retrain import validation_ids
+
+    ds = make_dataset(n=10)
+    held = validation_ids(ds, tiny_config("val_fraction=0.3"))
+    assert len(held) == 3
+    # the small-data recipes train on every image: their rounds hold out the default 20 % to judge the new model on
+    assert tiny_config("val_fraction=0").data.val_fraction == 0
+    assert len(validation_ids(ds, tiny_config("val_fraction=0"))) == 2

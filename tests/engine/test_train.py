@@ -156,6 +156,22 @@ def test_seed_recipe_losses_and_swa(tmp_path):
     load_checkpoint(tmp_path / "checkpoints" / "swa")
 
 
+def test_the_run_offers_best_else_swa_else_last_as_its_model(tmp_path):
+    from segstudio.workspace.models import run_checkpoint
+
+    ds = make_dataset(n=6)
+    # no validation split (the small-data recipes train on every image): nothing is "best", the SWA average is the model
+    fin = _run(tiny_config("epochs=2", "val_fraction=0", "swa=true", "swa_start=0.5"), ds, tmp_path / "swa")[-1]
+    assert fin.best_checkpoint is None and fin.swa_checkpoint == tmp_path / "swa" / "checkpoints" / "swa"
+    assert fin.model_checkpoint == fin.swa_checkpoint == run_checkpoint(tmp_path / "swa")
+    # without SWA either: the last weights
+    fin = _run(tiny_config("epochs=1", "val_fraction=0"), ds, tmp_path / "plain")[-1]
+    assert fin.swa_checkpoint is None and fin.model_checkpoint == fin.last_checkpoint is not None
+    # with a validation split its best wins
+    fin = _run(tiny_config("epochs=2", "swa=true", "swa_start=0.5"), ds, tmp_path / "val")[-1]
+    assert fin.best_checkpoint is not None and fin.model_checkpoint == fin.best_checkpoint
+
+
 def test_aux_loss_needs_aux_head(tmp_path):
     with pytest.raises(ConfigError):
         train(tiny_config("loss.terms=dice+aux"), make_dataset(n=4), run_dir=tmp_path)
