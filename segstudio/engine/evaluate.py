@@ -242,6 +242,15 @@ def select_samples(dataset: Dataset, split: str | None, *, checkpoint: Any = Non
         return own
     if split in ("val", "train") and checkpoint is not None:
         parts = split_samples(dataset, checkpoint.config.data, task=checkpoint.task, seed=checkpoint.config.seed)
+        if split == "val" and not parts.val:
+            raise DatasetError(
+                "The model was trained on every labelled image (no validation hold-out, val_fraction=0): it has no "
+                "validation split to score.",
+                path=dataset.root,
+                fix="Score unseen images, or every image (--split all in segstudio predict and evaluate; the model "
+                    "has seen them all), or cross-validate the recipe with segstudio cv for an unbiased figure; to "
+                    "report or sweep such runs, train them with a hold-out (--set data.val_fraction=0.2).",
+            )
         return list(parts.val if split == "val" else parts.train)
     names = sorted({s.split for s in dataset.samples if s.split})
     raise DatasetError(

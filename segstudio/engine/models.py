@@ -75,6 +75,9 @@ def _build_smp(cfg: ModelConfig, out_channels: int, arch: str, *, pretrained: bo
         kwargs["encoder_depth"] = cfg.encoder_depth
         if arch in _STAGED_DECODERS and "decoder_channels" not in kwargs:
             kwargs["decoder_channels"] = _DEFAULT_DECODER[5 - cfg.encoder_depth :] if cfg.encoder_depth <= 5 else None
+        elif arch in _STAGED_DECODERS and len(kwargs["decoder_channels"]) > cfg.encoder_depth:
+            # a recipe's decoder widths (one per stage) follow a shallower encoder: its last, finest stages
+            kwargs["decoder_channels"] = list(kwargs["decoder_channels"])[-cfg.encoder_depth:]
         # smp's FPN and PSPNet heads upsample by a fixed factor made for their default depth (5 and 3): at another
         # depth their logits come out 2, 4 or 8 times too large or small, so the factor follows the depth
         if arch == "fpn" and "upsampling" not in kwargs and 3 <= cfg.encoder_depth <= 5:

@@ -31,12 +31,25 @@ def _cli(module, argv: list[str]) -> int:
     return module.run(parser.parse_args(argv))
 
 
-def _tiny_checkpoint(recipe: str, data: Path, run_dir: Path) -> Path:
+def _tiny_checkpoint(recipe: str, data: Path, run_dir: Path, *extra: str) -> Path:
     torch.set_num_threads(1)
-    cfg = load_recipe(recipe).with_overrides(TINY)
+    cfg = load_recipe(recipe).with_overrides([*TINY, *extra])
     fin = list(train(cfg, open_dataset(data), run_dir=run_dir))[-1]
     assert fin.last_checkpoint is not None
     return fin.last_checkpoint
+
+
+def test_the_val_split_of_a_model_trained_on_every_image_is_refused_with_the_way_out(ph2, tmp_path):
+    from segstudio.core.errors import DatasetError
+    from segstudio.engine.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(_tiny_checkpoint("lesion", ph2, tmp_path / "run"))  # the recipe keeps no hold-out
+    assert ckpt.config.data.val_fraction == 0
+    ds = open_dataset(ph2)
+    with pytest.raises(DatasetError, match="no validation") as e:
+        select_samples(ds, "val", checkpoint=ckpt)
+    assert "--split all" in str(e.value) and "segstudio cv" in str(e.value)
+    assert len(select_samples(ds, "train", checkpoint=ckpt)) == 30 == len(select_samples(ds, "all"))
 
 
 def _pooled(ds, folder: Path, ids: list[str], class_id: int) -> tuple[float, float]:
@@ -95,7 +108,7 @@ def test_montgomery_predict_then_evaluate(montgomery, tmp_path, capsys):
 
 
 def test_ph2_predict_then_evaluate(ph2, tmp_path, capsys):
-    ckpt = _tiny_checkpoint("lesion", ph2, tmp_path / "run")
+    ckpt = _tiny_checkpoint("lesion", ph2, tmp_path / "run", "val_fraction=0.2")  # scored on its hold-out
     out, unc = tmp_path / "pred", tmp_path / "unc"
     assert _cli(predict_cmd, [str(ckpt), str(ph2), "--out", str(out), "--split", "val", "--uncertainty", str(unc)]) == 0
     ds = open_dataset(ph2)

@@ -374,3 +374,27 @@ def test_curve_plot_draws_each_series_in_its_colour_and_breaks_lines_at_nan(qtbo
     plot.set_series([Series("a", (255, 0, 0), (1.0, 2.0, 3.0), (0.1, 0.5, 0.9)),
                      Series("b", (0, 255, 0), (1.0, 3.0), (0.9, 0.1))])
     assert count((0, 255, 0)) > 100 and count((255, 0, 0)) > 100
+
+
+def test_an_epoch_without_a_validation_split_says_so_instead_of_a_nan_dice(qtbot) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from segstudio.engine.events import EpochEnd, RunStarted
+    from segstudio.gui.loop.run_monitor import RunMonitor
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    monitor = RunMonitor(host)
+    monitor.on_event(RunStarted(run_dir=Path("run"), epochs=3, start_epoch=0, steps_per_epoch=2, train_samples=30,
+                                val_samples=0, split_source="random", device="cpu", class_names=("skin", "lesion"),
+                                mode="binary"))
+    # the lesion recipe trains on every image: its epochs carry no validation figures
+    monitor.on_event(EpochEnd(epoch=0, train_loss=0.5, val_loss=None, dice=math.nan, iou=math.nan,
+                              pixel_accuracy=math.nan, per_class=(), lr=1e-3, seconds=1.0, eta_s=2.0,
+                              monitor=math.nan, improved=False))
+    text = monitor.log_view.toPlainText()
+    assert "no validation split" in text and "nan" not in text.lower()
+    assert "no validation split" in monitor.state_label.text()
+    monitor.on_event(EpochEnd(epoch=1, train_loss=0.4, val_loss=0.3, dice=0.8, iou=0.7, pixel_accuracy=0.9,
+                              per_class=(), lr=1e-3, seconds=1.0, eta_s=1.0, monitor=0.7, improved=True))
+    assert "Dice 0.800" in monitor.state_label.text()

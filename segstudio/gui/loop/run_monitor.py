@@ -162,9 +162,11 @@ class RunMonitor(QObject):
             per = ", ".join(f"{c.name} {c.dice:.3f}" for c in e.per_class)
             val = f", val loss {e.val_loss:.4f}" if e.val_loss is not None else ""
             best = " (best so far)" if e.improved else ""
-            self.log(f"epoch {e.epoch + 1}/{self._epochs}: train loss {e.train_loss:.4f}{val}, Dice {e.dice:.3f}"
+            # a run without a validation split (the small-data recipes train on every image) has no Dice to show
+            dice = f"Dice {e.dice:.3f}" if math.isfinite(e.dice) else "no validation split"
+            self.log(f"epoch {e.epoch + 1}/{self._epochs}: train loss {e.train_loss:.4f}{val}, {dice}"
                      f"{f' ({per})' if per else ''}{best}, {e.seconds:.1f} s")
-            self.state_label.setText(f"Epoch {e.epoch + 1}/{self._epochs} done · Dice {e.dice:.3f} · "
+            self.state_label.setText(f"Epoch {e.epoch + 1}/{self._epochs} done · {dice} · "
                                      f"{format_eta(e.eta_s)}")
             self.redraw()
         elif isinstance(e, CheckpointSaved):
