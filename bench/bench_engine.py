@@ -263,8 +263,9 @@ def bench_train_wall_vs_epochs() -> list[Figure]:
     ``engine.train_wall_vs_epochs_ratio`` = wall time over the sum of the epochs' own times (``curves.csv``; all
     that is not training: imports, opening the dataset, building the model, checkpoints; budget ≤ 1.15) and
     ``engine.startup_to_first_step_s`` = process start to the first optimiser step's progress line (< 8 s), and
-    (the recipe's SWA batch-norm pass after the last epoch, ``run.json``'s ``swa_seconds``, counts as training),
-    ``engine.train_overhead_s`` = wall time minus the epochs: the fixed cost of a run, whatever its length."""
+    ``engine.train_overhead_s`` = wall time minus the epochs: the fixed cost of a run, whatever its length. A
+    recipe with SWA ends with a batch-norm pass over the training split (``run.json``'s ``swa_seconds``): that is
+    training, counted with the epochs."""
     import csv
     import json
     import subprocess

@@ -47,22 +47,20 @@ TASKS = {
 }
 
 
-def _pace(cfg, dataset, steps: int = 4) -> tuple[float, int, float]:
-    """``(seconds per optimiser step, steps per epoch, seconds of the calibration)`` from a short run."""
-    from segstudio.engine.events import BatchEnd, RunStarted
+def _pace(cfg, dataset, steps: int = 4) -> tuple[float, float]:
+    """``(seconds per optimiser step, seconds of the calibration)`` from a short run."""
+    from segstudio.engine.events import BatchEnd
     from segstudio.engine.train import train
 
     t0 = time.perf_counter()
-    stamps, steps_per_epoch = [], 0
+    stamps = []
     with tempfile.TemporaryDirectory() as tmp:
         short = cfg.with_overrides(["epochs=1", f"max_steps_per_epoch={steps}", "early_stopping=0", "swa=false"])
         for ev in train(short, dataset, run_dir=tmp):
-            if isinstance(ev, RunStarted):
-                steps_per_epoch = ev.steps_per_epoch
-            elif isinstance(ev, BatchEnd):
+            if isinstance(ev, BatchEnd):
                 stamps.append(time.perf_counter())
     per_step = (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)  # the first step pays for decoding and caching
-    return per_step, steps_per_epoch, time.perf_counter() - t0
+    return per_step, time.perf_counter() - t0
 
 
 def _train_samples(cfg, dataset):
@@ -86,7 +84,7 @@ def run_task(recipe: str, *, minutes: float, folds: int, work: Path, overrides: 
     if overrides:
         cfg = cfg.with_overrides(list(overrides))
     wall0 = time.perf_counter()
-    per_step, _, calib_s = _pace(cfg, dataset)
+    per_step, calib_s = _pace(cfg, dataset)
     # optimiser steps of one epoch over all the runs: a fold trains on (k-1)/k of the images, the final model on all
     # (each less its inner hold-out, when the recipe keeps one)
     n = len(_train_samples(cfg, dataset))

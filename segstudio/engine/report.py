@@ -46,11 +46,10 @@ from segstudio.engine.evaluate import (
     select_samples,
 )
 from segstudio.engine.rundir import CONFIG_NAME, RUN_MARKERS, holds_run
+from segstudio.workspace.models import run_checkpoint
 
 log = logging.getLogger(__name__)
 
-#: checkpoints a report scores, in order of preference
-CHECKPOINT_KINDS = ("best", "swa", "last")
 #: height in pixels of one gallery panel (GT or prediction)
 PANEL_PX = 240
 
@@ -128,9 +127,9 @@ def find_checkpoint(run_dir: Path) -> Path:
     if not run_dir.is_dir() or not holds_run(run_dir):
         raise ReportError(f"{run_dir} is not a run folder (none of {', '.join(RUN_MARKERS)} in it)", path=run_dir,
                           fix="Give the folder that `segstudio train DATASET --out RUN_DIR` wrote.")
-    for kind in CHECKPOINT_KINDS:
-        if (run_dir / "checkpoints" / kind / "config.json").is_file():
-            return run_dir / "checkpoints" / kind
+    found = run_checkpoint(run_dir)
+    if found is not None:
+        return found
     raise ReportError(f"The run {run_dir} has no checkpoint (checkpoints/best or checkpoints/last)",
                       path=run_dir / "checkpoints",
                       fix=f"Let it finish an epoch: segstudio train DATASET --out {run_dir} --resume.")

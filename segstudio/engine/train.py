@@ -335,9 +335,8 @@ class _Trainer:
             m.reset_running_stats()
             m.momentum = None
         model.train()
-        with torch.no_grad():  # only the running statistics change: no graph to build
-            for xb, yb in self.batches.statistics_pass(epoch + 1):
-                model(self._inputs(xb, yb)[0])
+        for xb, yb in self.batches.statistics_pass(epoch + 1):
+            model(self._inputs(xb, yb)[0])
         for m, mom in moms.items():
             m.momentum = mom
 
