@@ -2,8 +2,9 @@
 noise, rank the set with the suspicion scorer and measure how many of the corrupted images come first.
 
 Corruptions (pure numpy + OpenCV, each a function ``(mask, schema, rng) -> mask`` on a semantic ``(H, W)`` index
-map whose background is id 0; the issue's pixel figures are for ~1000 px images and scale by ``max(H, W) / 1000``,
-never below 2 px):
+map whose background is id 0; sizes are in the image's own pixels, as the issue states them; ``--px-reference N``
+reads them as pixels of an N px image instead and scales them by ``max(H, W) / N``, never below 2 px, which makes
+them smaller, and harder to find, on images smaller than N):
 
 - ``erode`` / ``dilate``: one class shrunk / grown by 5-15 px (elliptical kernel);
 - ``drop_part``: one connected component of a class removed (the whole class when it has one);
@@ -60,11 +61,15 @@ SHARED = Path(os.environ.get("SEGSTUDIO_SHARED", REPO.parent / "shared" / "datas
 #: name on the command line -> folder under the shared datasets
 DATASETS = {"montgomery": "montgomery_cxr/data", "facade": "facade_coco"}
 
+#: bumped when a corruption changes what it draws (the out-of-fold cache is keyed by it: models trained on other
+#: labels are not reused)
+CORRUPTION_VERSION = 2
+
 #: a corruption must change at least this share of the image's pixels, else another class is tried
 MIN_CHANGED_FRACTION = 0.001
 
 Detail = dict[str, Any]
-Corruption = Callable[[np.ndarray, ClassSchema, np.random.Generator], tuple[np.ndarray, Detail]]
+Corruption = Callable[[np.ndarray, ClassSchema, np.random.Generator, "float | None"], tuple[np.ndarray, Detail]]
 
 
 class NotApplicable(ValueError):
@@ -74,9 +79,12 @@ class NotApplicable(ValueError):
 # helpers --------------------------------------------------------------------------------------------------------
 
 
-def scaled_px(base: float, shape: Sequence[int]) -> int:
-    """``base`` pixels of a ~1000 px image, scaled to an image of ``shape``; at least 2."""
-    return max(2, int(round(base * max(shape[0], shape[1]) / 1000.0)))
+def scaled_px(base: float, shape: Sequence[int], reference: float | None = None) -> int:
+    """``base`` pixels of the image itself (``reference`` None), or of a ``reference`` px image scaled to an image
+    of ``shape``; at least 2."""
+    if reference is None:
+        return max(2, int(round(base)))
+    return max(2, int(round(base * max(shape[0], shape[1]) / float(reference))))
 
 
 def present_classes(mask: np.ndarray, schema: ClassSchema) -> list[int]:
@@ -160,8 +168,9 @@ def _relayer(mask: np.ndarray, c: int, new_region: np.ndarray, schema: ClassSche
     return out
 
 
-def _erode(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
-    px = scaled_px(int(rng.integers(5, 16)), mask.shape)
+def _erode(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+           ref: float | None = None) -> tuple[np.ndarray, Detail]:
+    px = scaled_px(int(rng.integers(5, 16)), mask.shape, ref)
 
     def attempt(c: int) -> tuple[np.ndarray, Detail]:
         kept = cv2.erode(_filled(mask == c).astype(np.uint8), _ellipse(px)).astype(bool)
@@ -170,8 +179,9 @@ def _erode(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> t
     return _try_classes(mask, present_classes(mask, schema), rng, attempt)
 
 
-def _dilate(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
-    px = scaled_px(int(rng.integers(5, 16)), mask.shape)
+def _dilate(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+            ref: float | None = None) -> tuple[np.ndarray, Detail]:
+    px = scaled_px(int(rng.integers(5, 16)), mask.shape, ref)
 
     def attempt(c: int) -> tuple[np.ndarray, Detail]:
         grown = cv2.dilate(_filled(mask == c).astype(np.uint8), _ellipse(px)).astype(bool)
@@ -180,7 +190,8 @@ def _dilate(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> 
     return _try_classes(mask, present_classes(mask, schema), rng, attempt)
 
 
-def _drop_part(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
+def _drop_part(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+               ref: float | None = None) -> tuple[np.ndarray, Detail]:
     def attempt(c: int) -> tuple[np.ndarray, Detail]:
         filled = _filled(mask == c)
         n, labels, areas = _components(filled)
@@ -195,7 +206,8 @@ def _drop_part(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) 
     return _try_classes(mask, present_classes(mask, schema), rng, attempt)
 
 
-def _merge_classes(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
+def _merge_classes(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+                   ref: float | None = None) -> tuple[np.ndarray, Detail]:
     present = present_classes(mask, schema)
     if len(present) < 2:
         raise NotApplicable("merging needs two classes in the mask")
@@ -234,7 +246,8 @@ def left_right_pairs(schema: ClassSchema) -> list[tuple[int, int]]:
             if side == "left" and ("right", rest) in sides]
 
 
-def _swap_left_right(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
+def _swap_left_right(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+                     ref: float | None = None) -> tuple[np.ndarray, Detail]:
     present = present_classes(mask, schema)
     pairs = [p for p in left_right_pairs(schema) if p[0] in present and p[1] in present]
     left_right = bool(pairs)
@@ -250,8 +263,11 @@ def _swap_left_right(mask: np.ndarray, schema: ClassSchema, rng: np.random.Gener
     raise NotApplicable("swapping needs two classes in the mask")
 
 
-def _shift(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
-    dist = max(2.0, float(rng.uniform(10.0, 20.0)) * max(mask.shape) / 1000.0)
+def _shift(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+           ref: float | None = None) -> tuple[np.ndarray, Detail]:
+    dist = float(rng.uniform(10.0, 20.0))
+    if ref is not None:
+        dist = max(2.0, dist * max(mask.shape) / float(ref))
     angle = float(rng.uniform(0.0, 2.0 * math.pi))
     dx, dy = int(round(dist * math.cos(angle))), int(round(dist * math.sin(angle)))
     h, w = mask.shape
@@ -266,7 +282,8 @@ def _shift(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> t
     return _try_classes(mask, present_classes(mask, schema), rng, attempt)
 
 
-def _coarse_polygon(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
+def _coarse_polygon(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+                    ref: float | None = None) -> tuple[np.ndarray, Detail]:
     max_vertices = int(rng.integers(6, 11))  # "few vertices": 6-10 per outline
 
     def attempt(c: int) -> tuple[np.ndarray, Detail]:
@@ -287,14 +304,15 @@ def _coarse_polygon(mask: np.ndarray, schema: ClassSchema, rng: np.random.Genera
     return _try_classes(mask, present_classes(mask, schema), rng, attempt)
 
 
-def _stray_blob(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
+def _stray_blob(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+                ref: float | None = None) -> tuple[np.ndarray, Detail]:
     h, w = mask.shape
     area = float(rng.uniform(0.003, 0.02)) * h * w
     ratio = float(rng.uniform(0.5, 1.0))  # minor / major axis
     angle = float(rng.uniform(0.0, 180.0))
     major = math.sqrt(area / (math.pi * ratio))
     axes = (max(1, int(round(major))), max(1, int(round(major * ratio))))
-    gap = scaled_px(5, mask.shape)
+    gap = scaled_px(5, mask.shape, ref)
 
     def attempt(c: int) -> tuple[np.ndarray, Detail] | None:
         filled = _filled(mask == c)
@@ -329,21 +347,22 @@ CORRUPTIONS: dict[str, Corruption] = {
 ALL: tuple[str, ...] = tuple(CORRUPTIONS)
 
 
-def corrupt(kind: str, mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> tuple[np.ndarray, Detail]:
+def corrupt(kind: str, mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator,
+            px_reference: float | None = None) -> tuple[np.ndarray, Detail]:
     """``(corrupted mask, what was done)`` for one noise kind; ``NotApplicable`` when the mask does not allow it.
-    The input mask is left as it is."""
+    Sizes are the image's pixels, or a ``px_reference`` px image's scaled to this one. The input is left as it is."""
     if mask.ndim != 2:
         raise ValueError(f"a semantic (H, W) mask is needed, got shape {mask.shape}")
-    return CORRUPTIONS[kind](mask, schema, rng)
+    return CORRUPTIONS[kind](mask, schema, rng, px_reference)
 
 
 def erode(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> np.ndarray:
-    """One class shrunk by 5-15 px (scaled), elliptical kernel."""
+    """One class shrunk by 5-15 px, elliptical kernel."""
     return corrupt("erode", mask, schema, rng)[0]
 
 
 def dilate(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> np.ndarray:
-    """One class grown by 5-15 px (scaled) over its neighbours, elliptical kernel."""
+    """One class grown by 5-15 px over its neighbours, elliptical kernel."""
     return corrupt("dilate", mask, schema, rng)[0]
 
 
@@ -363,7 +382,7 @@ def swap_left_right(mask: np.ndarray, schema: ClassSchema, rng: np.random.Genera
 
 
 def shift(mask: np.ndarray, schema: ClassSchema, rng: np.random.Generator) -> np.ndarray:
-    """One class moved by 10-20 px (scaled) in a random direction."""
+    """One class moved by 10-20 px in a random direction."""
     return corrupt("shift", mask, schema, rng)[0]
 
 
@@ -397,6 +416,7 @@ class CorruptedSet:
     kinds: tuple[str, ...]
     corrupted: dict[str, str]
     assigned: dict[str, str] = field(default_factory=dict)
+    px_reference: float | None = None
     details: dict[str, Detail] = field(default_factory=dict)
     _cache: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
 
@@ -420,7 +440,7 @@ class CorruptedSet:
         order = self.kinds[i:] + self.kinds[:i]  # the assigned kind, then the next ones of the set's kinds
         for k in order:
             try:
-                out, detail = corrupt(k, gt, self.dataset.schema, sample_rng(self.seed, sample_id))
+                out, detail = corrupt(k, gt, self.dataset.schema, sample_rng(self.seed, sample_id), self.px_reference)
             except NotApplicable:
                 continue
             self.corrupted[sample_id] = k
@@ -446,6 +466,7 @@ class CorruptedSet:
         return {
             "seed": self.seed,
             "fraction": self.fraction,
+            "px_reference": self.px_reference,
             "kinds": list(self.kinds),
             "n": len(self.sample_ids),
             "k": len(self.corrupted),
@@ -457,10 +478,11 @@ class CorruptedSet:
         }
 
 
-def corrupt_dataset(dataset: Any, *, fraction: float = 0.2, seed: int = 0,
-                    kinds: Sequence[str] = ALL) -> CorruptedSet:
+def corrupt_dataset(dataset: Any, *, fraction: float = 0.2, seed: int = 0, kinds: Sequence[str] = ALL,
+                    px_reference: float | None = None) -> CorruptedSet:
     """A seeded ``fraction`` of the samples with GT (rounded half up), each given a noise kind round-robin over
-    ``kinds`` after a seeded shuffle (every kind appears when there are as many chosen samples as kinds)."""
+    ``kinds`` after a seeded shuffle (every kind appears when there are as many chosen samples as kinds). Sizes are
+    the images' own pixels, or ``px_reference`` px images' scaled to each image (:func:`scaled_px`)."""
     kinds = tuple(kinds)
     unknown = [k for k in kinds if k not in CORRUPTIONS]
     if unknown or not kinds:
@@ -474,7 +496,7 @@ def corrupt_dataset(dataset: Any, *, fraction: float = 0.2, seed: int = 0,
     order = [kinds[int(i)] for i in rng.permutation(len(kinds))]
     assigned = {sid: order[i % len(order)] for i, sid in enumerate(chosen)}
     return CorruptedSet(dataset=dataset, seed=seed, fraction=fraction, kinds=kinds, corrupted=dict(assigned),
-                        assigned=assigned)
+                        assigned=assigned, px_reference=px_reference)
 
 
 # scoring ---------------------------------------------------------------------------------------------------------
@@ -558,7 +580,8 @@ def cached_out_of_fold(corrupted: CorruptedSet, *, name: str, folds: int, seed: 
     from segstudio.engine.kfold import OutOfFold
 
     recipe, overrides = FOLD_TRAINING[name]
-    key = f"{name}-seed{seed}-k{folds}-{zlib.crc32(repr((recipe, overrides)).encode()):08x}"
+    labels = (CORRUPTION_VERSION, corrupted.px_reference, corrupted.fraction)
+    key = f"{name}-seed{seed}-k{folds}-{zlib.crc32(repr((recipe, overrides, labels)).encode()):08x}"
     file = cache / f"{key}.npz" if cache is not None else None
     if file is not None and file.is_file():
         with np.load(file) as z:
@@ -626,11 +649,11 @@ MODES: dict[str, Callable[[Any, CorruptedSet], list[Any]]] = {"without_model": r
 
 
 def run_dataset(name: str, path: Path, *, seed: int = 0, fraction: float = 0.2, folds: int = 0,
-                cache: Path | None = None) -> dict[str, Any]:
+                cache: Path | None = None, px_reference: float | None = None) -> dict[str, Any]:
     from segstudio.datasets.registry import open_dataset
 
     dataset = open_dataset(path)
-    corrupted = corrupt_dataset(dataset, fraction=fraction, seed=seed)
+    corrupted = corrupt_dataset(dataset, fraction=fraction, seed=seed, px_reference=px_reference)
     t0 = time.perf_counter()
     corrupted.materialise()
     prepare_s = time.perf_counter() - t0
@@ -680,6 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "label_noise.json")
     ap.add_argument("--folds", type=int, default=0, metavar="K",
                     help="also rank with out-of-fold predictions of K models trained on the noisy labels (minutes)")
+    ap.add_argument("--px-reference", type=float, default=None, metavar="N",
+                    help="read the noise sizes as pixels of an N px image, scaled to each image (default: the "
+                         "images' own pixels, as the issue states them)")
     ap.add_argument("--cache", type=Path, default=None, metavar="DIR",
                     help="keep the out-of-fold predictions in DIR and reuse them on the next run (same seed and K)")
     args = ap.parse_args(argv)
@@ -696,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"-- {name} ({path})", flush=True)
         results[name] = run_dataset(name, path, seed=args.seed, fraction=args.fraction, folds=args.folds,
-                                    cache=args.cache)
+                                    cache=args.cache, px_reference=args.px_reference)
 
     old: dict[str, Any] = {}
     if args.out.exists():

@@ -88,8 +88,17 @@ EDGE_SIDE = 512
 #: the least spread of the island and hole counts, on their ``log(1 + n)`` scale (counts vary by factors: a facade
 #: with 30 holes is not odd beside one with 20; one island where a class never has any is)
 COUNT_SPREAD = 0.25
-#: rows of pixels either side of an outline (at ``EDGE_SIDE``) over which the image's edge is looked for
-EDGE_BAND = 8
+#: how far either side of an outline the image's edge is looked for, in the mask's own pixels (an annotator's
+#: brush or a careless outline is off by that many of the image's pixels, whatever size it is measured at): an
+#: outline grown, shrunk or moved by up to this much is still measured against the edge it left
+EDGE_BAND_PX = 16
+#: the least band, in rows of the gradient image (an outline of a 2048 px image is measured at ``EDGE_SIDE``)
+MIN_EDGE_ROWS = 4
+
+
+def edge_rows(scale: float) -> int:
+    """The band of :data:`EDGE_BAND_PX` mask pixels in rows of a gradient image measured at ``scale``."""
+    return max(MIN_EDGE_ROWS, int(round(EDGE_BAND_PX * scale)))
 #: the least share of the image a part must cover to be measured for its shape (``ellipse_gap``)
 BLOB_MIN_SHARE = 0.002
 #: the least spread of ``log(ellipse_gap)``: outlines drawn with the same care differ by factors (a round window
@@ -113,7 +122,7 @@ class ClassFeatures:
     #: outline vertices per 1,000 px of outline after a fine polygon approximation (coarse polygons need few)
     vertex_density: float = math.nan
     #: how well the outline sits on the image's edge: the mean gradient on the two pixel rows either side of the
-    #: outline over the strongest mean gradient of any row within ``EDGE_BAND`` px of it (1 = on the edge; a label
+    #: outline over the strongest mean gradient of any row within ``EDGE_BAND_PX`` px of it (1 = on the edge; a label
     #: grown, shrunk or shifted off its edge scores less, the edge being found a few rows away)
     edge_alignment: float = math.nan
     #: how far the roundest part (of at least ``BLOB_MIN_SHARE`` of the image) lies from an ellipse: the mean
@@ -242,7 +251,7 @@ def _plane_features(plane: np.ndarray, *, class_id: int, shape: tuple[int, int],
             gap, gap_box = g, (y0 + by - 1, y0 + by - 1 + bh, x0 + bx - 1, x0 + bx - 1 + bw)
     edge = math.nan
     if grad is not None and outer:
-        edge = _edge_alignment(plane, grad[0], outer_only=True)
+        edge = _edge_alignment(plane, grad[0], outer_only=True, rows=edge_rows(grad[1]))
     return ClassFeatures(class_id=class_id, present=True, area=total / (h * w), parts=int(big.size),
                          islands=int(np.count_nonzero(areas < min_island_px)), holes=holes, cy=cy, cx=cx,
                          vertex_density=density, edge_alignment=edge, ellipse_gap=gap, ellipse_box=gap_box,
@@ -266,9 +275,9 @@ def _ellipse_gap(contour: np.ndarray) -> float:
     return float(np.mean(np.abs(r - 1.0)))
 
 
-def _edge_alignment(plane: np.ndarray, mag: np.ndarray, *, outer_only: bool = False) -> float:
+def _edge_alignment(plane: np.ndarray, mag: np.ndarray, *, outer_only: bool = False, rows: int = 8) -> float:
     """The outline's gradient profile: the image gradient averaged over the rows of pixels at each signed distance
-    (-``EDGE_BAND`` + 1 inside .. ``EDGE_BAND`` outside) from the outline, and the share of its peak found on the
+    (-``rows`` + 1 inside .. ``rows`` outside) from the outline, and the share of its peak found on the
     two rows at the outline. Measured at the gradient's scale, in the class's bounding box."""
     import cv2
 
@@ -280,7 +289,7 @@ def _edge_alignment(plane: np.ndarray, mag: np.ndarray, *, outer_only: bool = Fa
     if ys.size == 0:
         return math.nan
     xs = np.flatnonzero(small[ys[0]:ys[-1] + 1].any(axis=0))
-    d = EDGE_BAND
+    d = max(1, rows)
     y0, y1 = max(0, int(ys[0]) - d), min(mh, int(ys[-1]) + 1 + d)
     x0, x1 = max(0, int(xs[0]) - d), min(mw, int(xs[-1]) + 1 + d)
     inside = small[y0:y1, x0:x1].view(np.uint8)
@@ -366,7 +375,8 @@ def measure_sample(sample_id: str, mask: np.ndarray, *, schema: ClassSchema, ima
         if pred is not None:
             pred_plane = class_plane(pred, schema=schema, class_id=cid)
             dice, hd = _model_figures(plane, pred_plane, scale=scale)
-            pe = _edge_alignment(pred_plane, grad[0]) if grad is not None and f.present and pred_plane.any() else None
+            pe = (_edge_alignment(pred_plane, grad[0], rows=edge_rows(grad[1]))
+                  if grad is not None and f.present and pred_plane.any() else None)
             f = replace(f, dice=dice, hd95=hd, pred_edge_alignment=pe,
                         pred_parts=_count_parts(pred_plane, min_island_px) if f.present else None)
         if cid in conf_other:

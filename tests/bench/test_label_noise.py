@@ -57,11 +57,22 @@ def run(kind: str, mask: np.ndarray, seed: int = 0, schema: ClassSchema = LUNGS)
 # the corruptions -------------------------------------------------------------------------------------------------
 
 
-def test_scaled_px_follows_the_image_size_and_never_falls_below_two():
-    assert ln.scaled_px(10, (1000, 1000)) == 10
-    assert ln.scaled_px(10, (512, 400)) == 5
-    assert ln.scaled_px(5, (200, 200)) == 2
-    assert ln.scaled_px(15, (100, 50)) == 2
+def test_sizes_are_the_images_own_pixels_unless_a_reference_size_scales_them():
+    assert ln.scaled_px(10, (512, 400)) == 10  # as the issue states them: pixels of the image itself
+    assert ln.scaled_px(10, (1000, 1000), 1000) == 10
+    assert ln.scaled_px(10, (512, 400), 1000) == 5
+    assert ln.scaled_px(5, (200, 200), 1000) == 2
+    assert ln.scaled_px(15, (100, 50), 1000) == 2  # never below 2
+
+
+def test_a_reference_size_scales_the_drawn_sizes_down_on_smaller_images():
+    m = lungs()
+    _, own = ln.corrupt("erode", m, LUNGS, np.random.default_rng(0))
+    _, scaled = ln.corrupt("erode", m, LUNGS, np.random.default_rng(0), 1000)
+    assert 5 <= own["px"] <= 15 and scaled["px"] == max(2, round(own["px"] * 200 / 1000))
+    _, own = ln.corrupt("shift", lungs(400), LUNGS, np.random.default_rng(1))
+    _, scaled = ln.corrupt("shift", lungs(400), LUNGS, np.random.default_rng(1), 1000)
+    assert np.hypot(scaled["dx"], scaled["dy"]) == pytest.approx(0.4 * np.hypot(own["dx"], own["dy"]), abs=1.5)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -69,7 +80,7 @@ def test_erode_shrinks_one_class_inside_its_outline(seed):
     m = lungs()
     out, d = run("erode", m, seed)
     c, other = d["class_id"], 3 - d["class_id"]
-    assert 2 <= d["px"] <= 3  # 5-15 px at 1000 px, scaled to 200 px, at least 2
+    assert 5 <= d["px"] <= 15  # the issue's 5-15 px
     assert area(out, c) < area(m, c)
     assert np.all(m[out == c] == c), "the eroded class left its original outline"
     assert np.array_equal(out == other, m == other)
@@ -174,7 +185,7 @@ def test_shift_moves_one_class_by_the_drawn_amount(seed):
     m = lungs(400)
     out, d = run("shift", m, seed)
     c, dx, dy = d["class_id"], d["dx"], d["dy"]
-    assert 4 - 1 <= np.hypot(dx, dy) <= 8 + 1  # 10-20 px at 1000 px, scaled to 400 px (rounded per axis)
+    assert 10 - 1 <= np.hypot(dx, dy) <= 20 + 1  # the issue's 10-20 px (rounded per axis)
     assert area(out, c) == area(m, c)
     assert np.allclose(centroid(out, c) - centroid(m, c), [dx, dy], atol=1e-6)
     expected = np.roll(m == c, (dy, dx), axis=(0, 1))

@@ -385,3 +385,22 @@ def test_edges_are_measured_on_the_outer_outline() -> None:
     f = measure_sample("x", mask, schema=schema, image=img)
     facade, window = f.classes
     assert facade.edge_alignment < 0.6 and window.edge_alignment > 0.9
+
+
+@pytest.mark.parametrize("size", [512, 1024, 2048])
+def test_an_outline_grown_by_14_image_pixels_is_measured_against_the_edge_it_left(size: int) -> None:
+    """The band the edge is looked for in is the mask's own pixels: a square grown by 14 px (the issue's 5-15 px
+    brush error) is off its edge at any image size; measured over too narrow a band, it would find no edge near
+    the outline and, on a textured image (an X-ray's ribs), look as aligned as the true one."""
+    schema = ClassSchema.from_names(("background", "tile"))
+    s = size // 512
+    texture = np.random.default_rng(0).normal(0.0, 25.0, (size // 4, size // 4))
+    img = np.full((size, size), 80.0) + cv2.resize(texture, (size, size), interpolation=cv2.INTER_CUBIC)
+    img[128 * s:384 * s, 128 * s:384 * s] += 90
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    true = np.zeros((size, size), np.uint8)
+    true[128 * s:384 * s, 128 * s:384 * s] = 1
+    grown = cv2.dilate(true, cv2.getStructuringElement(cv2.MORPH_RECT, (29, 29)))
+    on = measure_sample("x", true, schema=schema, image=img).classes[0].edge_alignment
+    off = measure_sample("x", grown, schema=schema, image=img).classes[0].edge_alignment
+    assert on > 0.9 and off < 0.5
