@@ -9,7 +9,8 @@ dataset (median and spread, robustly: one bad mask cannot move it) and turns eve
 stand. A class's score combines its check values with the weights of :data:`CHECKS` as a noisy-OR,
 ``1 - Π(1 - weight · value)``: one strong reason is enough, several weak ones add up — except that the model checks
 (``disagreement``, ``confident_other``, ``boundary``) are three views of one piece of evidence and count once, by
-the strongest. A sample's score is its most suspicious class's.
+the strongest. A sample's score is its most suspicious class's; samples that tie are ordered by all their reasons
+added up (weight × value).
 
 Checks (weight; what fires it):
 
@@ -715,8 +716,14 @@ def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
         reasons.sort(key=lambda r: -CHECKS[r.check][0] * r.value)
         out.append((order, SampleSuspicion(sample_id=s.sample_id, score=score, reasons=tuple(reasons),
                                            per_class=per_class)))
-    out.sort(key=lambda t: (t[1].error is not None, -t[1].score, t[0]))
+    out.sort(key=lambda t: (t[1].error is not None, -t[1].score, -_evidence(t[1].reasons), t[0]))
     return [s for _, s in out]
+
+
+def _evidence(reasons: Sequence[Reason]) -> float:
+    """All of a sample's reasons added up (weight × value): what orders samples whose scores tie (several at 1.0,
+    each with one certain reason): the one with more, or stronger, further reasons first."""
+    return float(sum(CHECKS[r.check][0] * r.value for r in reasons))
 
 
 #: the checks that read the model's prediction: three views of one piece of evidence (the model disagrees), so a

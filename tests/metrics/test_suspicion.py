@@ -404,3 +404,28 @@ def test_an_outline_grown_by_14_image_pixels_is_measured_against_the_edge_it_lef
     on = measure_sample("x", true, schema=schema, image=img).classes[0].edge_alignment
     off = measure_sample("x", grown, schema=schema, image=img).classes[0].edge_alignment
     assert on > 0.9 and off < 0.5
+
+
+def test_samples_tied_at_full_score_are_ordered_by_their_further_evidence(lungs: Dataset) -> None:
+    """A rule every image breaks scores them all 1.0; the one with more wrong besides comes first, not the first
+    in dataset order."""
+    ids = _ids(lungs)
+    rules = rules_from_dict({"classes": [{"name": "left lung", "image_side": "left"}]}, lungs.schema, path="r.json")
+    victim = lungs.samples[17].id
+
+    def masks(sid: str) -> np.ndarray:
+        m = lungs.load_gt(sid).copy()
+        if sid == victim:
+            m[2, 2] = m[2, 6] = m[6, 2] = ids["right lung"]  # specks besides
+        return m
+
+    def evidence(s) -> float:  # noqa: ANN001
+        return sum(CHECKS[r.check][0] * r.value for r in s.reasons)
+
+    plain = rank_dataset(lungs, rules=rules)
+    ranked = rank_dataset(lungs, masks=masks, rules=rules)
+    assert all(s.score == 1.0 for s in ranked)
+    assert [evidence(s) for s in ranked] == sorted((evidence(s) for s in ranked), reverse=True)
+    position = {s.sample_id: i for i, s in enumerate(ranked)}
+    assert position[victim] < [s.sample_id for s in plain].index(victim)
+    assert "islands" in _checks(ranked[position[victim]])
