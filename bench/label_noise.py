@@ -65,6 +65,10 @@ DATASETS = {"montgomery": "montgomery_cxr/data", "facade": "facade_coco"}
 #: labels are not reused)
 CORRUPTION_VERSION = 2
 
+#: how the out-of-fold models predict (part of the cache's key): since 2026-12-06 with each checkpoint's
+#: recommended inference (TTA, post-processing), as ``segstudio quality --folds`` and the app do
+OOF_INFERENCE = "recommended"
+
 #: a corruption must change at least this share of the image's pixels, else another class is tried
 MIN_CHANGED_FRACTION = 0.001
 
@@ -580,7 +584,7 @@ def cached_out_of_fold(corrupted: CorruptedSet, *, name: str, folds: int, seed: 
     from segstudio.engine.kfold import OutOfFold
 
     recipe, overrides = FOLD_TRAINING[name]
-    labels = (CORRUPTION_VERSION, corrupted.px_reference, corrupted.fraction)
+    labels = (CORRUPTION_VERSION, corrupted.px_reference, corrupted.fraction, OOF_INFERENCE)
     key = f"{name}-seed{seed}-k{folds}-{zlib.crc32(repr((recipe, overrides, labels)).encode()):08x}"
     file = cache / f"{key}.npz" if cache is not None else None
     if file is not None and file.is_file():

@@ -117,7 +117,7 @@ def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: 
     models train on (default the GT; the labels being judged, e.g. with corrections). A cancel ends the run after
     the current fold's training, with what was predicted so far (``cancelled=True``)."""
     from segstudio.engine.infer import Prediction, predict
-    from segstudio.engine.predictor import InferenceOptions, Predictor
+    from segstudio.engine.predictor import Predictor, recommended_options
     from segstudio.engine.train import train
 
     folds = fold_ids(dataset, k, seed=seed, labels=labels)
@@ -144,7 +144,9 @@ def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: 
         # the last epoch, not the best on the held-out fold: the fold must not choose its own judge
         ckpt = finished.last_checkpoint
         checkpoints.append(ckpt)
-        predictor = Predictor.load([ckpt], options=InferenceOptions(device=cfg.device, probabilities=True))
+        # the checkpoint's recommended inference (TTA, post-processing), as the app, `segstudio predict` and `cv`
+        # run it: a judge that fragments a lung the recipe's post-processing would have kept whole is a false alarm
+        predictor = Predictor.load([ckpt], options=recommended_options(ckpt, device=cfg.device, probabilities=True))
         class_ids = list(predictor.task.class_ids)
         done = failed = 0
         for ev2 in predict(dataset, predictor, samples=list(held), cancel=cancel):

@@ -55,3 +55,27 @@ def test_out_of_fold_predicts_every_image_with_the_model_that_did_not_see_it(lun
     assert probs.shape == (3, *gt.shape) and probs.dtype == np.float32
     assert np.allclose(probs.sum(axis=0), 1.0, atol=0.02)  # softmax over the schema's three classes
     assert result.mask(sid).shape == gt.shape
+
+
+def test_out_of_fold_masks_are_the_checkpoints_recommended_inference(lungs, tmp_path: Path) -> None:
+    """The fold models predict as the app and `segstudio predict` do: with the recipe's TTA and post-processing
+    (here keep-largest: no class in more than one part), not a raw network output."""
+    import cv2
+
+    from segstudio.engine.infer import Prediction, predict
+    from segstudio.engine.predictor import Predictor, recommended_options
+
+    cfg = tiny_config("image_size=32", "max_steps_per_epoch=1", "device=cpu", 'infer.post=["keep_largest"]',
+                      'infer.tta=["vflip"]')
+    result = list(out_of_fold(lungs, cfg, k=2, run_root=tmp_path, seed=0))[-1]
+    ckpt = result.checkpoints[0]
+    held = list(result.folds[0][:3])
+    options = recommended_options(ckpt, device="cpu", probabilities=True)
+    assert options.tta == ("vflip",) and [s.name for s in options.post] == ["keep_largest"]
+    again = {ev.sample_id: ev.mask for ev in predict(lungs, Predictor.load([ckpt], options=options), samples=held)
+             if isinstance(ev, Prediction)}
+    for sid in held:
+        assert np.array_equal(result.mask(sid), again[sid])
+        for cid in np.unique(result.mask(sid)):
+            if cid:
+                assert cv2.connectedComponents((result.mask(sid) == cid).astype(np.uint8))[0] - 1 <= 1
