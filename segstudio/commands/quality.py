@@ -82,22 +82,13 @@ def _model(args: argparse.Namespace, dataset: Any, bar: Progress) -> tuple[Any, 
         folder = PredictionFolder(args.predictions, dataset)
         return (lambda sid: folder.load(sid)), None, {"kind": "predictions folder", "path": str(args.predictions)}
     if args.checkpoint is not None:
-        from segstudio.engine.infer import Prediction, predict
-        from segstudio.engine.kfold import _aligned
-        from segstudio.engine.predictor import InferenceOptions, Predictor
+        from segstudio.engine.kfold import predict_checkpoint
 
-        predictor = Predictor.load([args.checkpoint], options=InferenceOptions(device=args.device or "auto",
-                                                                               probabilities=True))
         masks: dict[str, Any] = {}
         probs: dict[str, Any] = {}
         ids = [s.id for s in dataset.samples if s.has_gt]
-        schema_ids, class_ids = list(dataset.schema.ids), list(predictor.task.class_ids)
-        for ev in predict(dataset, predictor, samples=ids):
-            if isinstance(ev, Prediction):
-                masks[ev.sample_id] = ev.mask
-                if ev.probabilities is not None:
-                    probs[ev.sample_id] = _aligned(ev.probabilities, class_ids, schema_ids)
-            bar.update(ev.index + 1, ev.total)
+        predict_checkpoint(dataset, args.checkpoint, samples=ids, device=args.device, masks=masks,
+                           probabilities=probs, progress=bar.update)
         note = {"kind": "checkpoint", "path": str(args.checkpoint),
                 "warning": "a checkpoint trained on these labels has learned them; --folds judges more fairly"}
         return masks.get, (lambda sid: probs[sid].astype("float32") if sid in probs else None), note

@@ -15,7 +15,7 @@ for ev in out_of_fold(dataset, config, k=5, run_root=folder):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +108,34 @@ def _aligned(probs: np.ndarray, class_ids: list[int], schema_ids: list[int]) -> 
     return out
 
 
+def predict_checkpoint(dataset: Dataset, checkpoint: str | Path, *, samples: Sequence[str], device: str | None,
+                       masks: dict[str, np.ndarray], probabilities: dict[str, np.ndarray],
+                       cancel: CancelToken | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Predict ``samples`` with ``checkpoint`` as the app and `segstudio predict` do (its recommended inference:
+    TTA, post-processing; a judge that fragments a lung the recipe's post-processing keeps whole is a false alarm),
+    into ``masks`` and ``probabilities`` (float16, in the order of the dataset's schema). ``(predicted, failed)``."""
+    from segstudio.engine.infer import Prediction, predict
+    from segstudio.engine.predictor import Predictor, recommended_options
+
+    predictor = Predictor.load([checkpoint], options=recommended_options(checkpoint, device=device or "auto",
+                                                                         probabilities=True))
+    class_ids, schema_ids = list(predictor.task.class_ids), list(dataset.schema.ids)
+    done = failed = 0
+    for ev in predict(dataset, predictor, samples=list(samples), cancel=cancel):
+        if isinstance(ev, Prediction):
+            masks[ev.sample_id] = ev.mask
+            if ev.probabilities is not None:
+                probabilities[ev.sample_id] = _aligned(ev.probabilities, class_ids, schema_ids)
+            done += 1
+        else:
+            failed += 1
+            log.warning("prediction of %s failed: %s", ev.sample_id, ev.message)
+        if progress is not None:
+            progress(ev.index + 1, ev.total)
+    return done, failed
+
+
 def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: str | Path, seed: int = 0,
                 cancel: CancelToken | None = None, device: str | None = None,
                 labels: Callable[[str], np.ndarray | None] | None = None,
@@ -116,8 +144,6 @@ def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: 
     :class:`FoldStarted` / :class:`FoldPredicted` per fold, and one :class:`OutOfFold` last. ``labels``: what the
     models train on (default the GT; the labels being judged, e.g. with corrections). A cancel ends the run after
     the current fold's training, with what was predicted so far (``cancelled=True``)."""
-    from segstudio.engine.infer import Prediction, predict
-    from segstudio.engine.predictor import Predictor, recommended_options
     from segstudio.engine.train import train
 
     folds = fold_ids(dataset, k, seed=seed, labels=labels)
@@ -126,7 +152,6 @@ def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: 
     if labels is not None:
         corrections = {s.id: (lambda sid=s.id: labels(sid)) for s in dataset.samples}
     root = Path(run_root)
-    schema_ids = list(dataset.schema.ids)
     result = OutOfFold(folds=tuple(folds))
     checkpoints: list[Path] = []
     for i, held in enumerate(folds):
@@ -144,20 +169,8 @@ def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: 
         # the last epoch, not the best on the held-out fold: the fold must not choose its own judge
         ckpt = finished.last_checkpoint
         checkpoints.append(ckpt)
-        # the checkpoint's recommended inference (TTA, post-processing), as the app, `segstudio predict` and `cv`
-        # run it: a judge that fragments a lung the recipe's post-processing would have kept whole is a false alarm
-        predictor = Predictor.load([ckpt], options=recommended_options(ckpt, device=cfg.device, probabilities=True))
-        class_ids = list(predictor.task.class_ids)
-        done = failed = 0
-        for ev2 in predict(dataset, predictor, samples=list(held), cancel=cancel):
-            if isinstance(ev2, Prediction):
-                result.masks[ev2.sample_id] = ev2.mask
-                if ev2.probabilities is not None:
-                    result.probabilities[ev2.sample_id] = _aligned(ev2.probabilities, class_ids, schema_ids)
-                done += 1
-            else:
-                failed += 1
-                log.warning("out-of-fold prediction of %s failed: %s", ev2.sample_id, ev2.message)
+        done, failed = predict_checkpoint(dataset, ckpt, samples=list(held), device=cfg.device, cancel=cancel,
+                                          masks=result.masks, probabilities=result.probabilities)
         yield FoldPredicted(fold=i, folds=k, predicted=done, failed=failed)
     yield OutOfFold(masks=result.masks, probabilities=result.probabilities, folds=result.folds,
                     checkpoints=tuple(checkpoints))

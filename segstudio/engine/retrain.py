@@ -135,7 +135,7 @@ def retrain(
     A cancelled fine-tune ends after its ``Finished`` event (nothing is compared). Raises ``SegstudioError``
     before training when the validation split is empty."""
     from segstudio.engine.evaluate import SampleEvaluated, evaluate_checkpoint
-    from segstudio.engine.infer import InferenceOptions, Predictor
+    from segstudio.engine.predictor import Predictor, recommended_options
     from segstudio.engine.train import train
 
     base_path = Path(base_checkpoint)
@@ -163,10 +163,10 @@ def retrain(
     def reference(sid: str) -> np.ndarray | None:
         return corr[sid]() if sid in corr else dataset.load_gt(sid)
 
-    opts = InferenceOptions(device=cfg.device, uncertainty=False)
     results: dict[str, Evaluation] = {}
     for label, path in (("current", base_path), ("new", new_path)):
-        predictor = Predictor.load([path], options=opts)
+        # each model judged as it predicts: with its checkpoint's recommended inference (TTA, post-processing)
+        predictor = Predictor.load([path], options=recommended_options(path, device=cfg.device, uncertainty=False))
         for item in evaluate_checkpoint(dataset, predictor, samples=val_samples, cancel=cancel, split="fixed val",
                                         reference=reference):
             if isinstance(item, SampleEvaluated):

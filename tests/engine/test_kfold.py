@@ -79,3 +79,35 @@ def test_out_of_fold_masks_are_the_checkpoints_recommended_inference(lungs, tmp_
         for cid in np.unique(result.mask(sid)):
             if cid:
                 assert cv2.connectedComponents((result.mask(sid) == cid).astype(np.uint8))[0] - 1 <= 1
+
+
+
+def test_quality_with_a_checkpoint_predicts_as_the_folds_do(lungs, montgomery: Path, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    """`segstudio quality --checkpoint` predicts through the folds' function (the checkpoint's recommended
+    inference, tested above), and its masks are what the model checks read."""
+    import json
+
+    import segstudio.engine.kfold as kfold
+    from segstudio.cli import main
+
+    victim = lungs.samples[4].id
+    calls = []
+
+    def fake(dataset, checkpoint, *, samples, device, masks, probabilities, cancel=None, progress=None):
+        calls.append((Path(checkpoint), list(samples)))
+        for sid in samples:
+            m = dataset.load_gt(sid).copy()
+            if sid == victim:
+                m[m == 2] = 0  # the model misses a lung here
+            masks[sid] = m
+        return len(samples), 0
+
+    monkeypatch.setattr(kfold, "predict_checkpoint", fake)
+    out = tmp_path / "q.csv"
+    assert main(["quality", str(montgomery), "--format", "class-folders", "--checkpoint", str(tmp_path / "ck"),
+                 "--out", str(out), "--progress", "none", "--no-images"]) == 0
+    assert calls == [(tmp_path / "ck", [s.id for s in lungs.samples])]
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert doc["model"]["kind"] == "checkpoint"
+    assert doc["samples"][0]["sample_id"] == victim
