@@ -17,7 +17,7 @@ help:
 	@echo "make stress             the attack suites at full size (fuzzed parsers, kill -9 harness, long session)"
 	@echo "make bench [BENCH=pfx]  run benchmarks, write bench/results.json"
 	@echo "make quality            label quality (seeded corruptions ranked with and without out-of-fold models, beside"
-	@echo "                        cleanlab: bench/label_noise.json, ~15 min), then recipe-quality (40 min)"
+	@echo "                        cleanlab: bench/label_noise.json, ~20 min), then recipe-quality (40 min)"
 	@echo "make recipe-quality     5-fold cross-validation of lungs-lr and lesion + final models, bench/quality.json (40 min)"
 	@echo "make package            build the one-folder app, .deb and .tar.gz into dist/ (PyInstaller, minutes)"
 	@echo "make test-package       build the installers and smoke-test the installed .deb (offscreen + Xvfb)"
