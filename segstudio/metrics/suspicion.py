@@ -96,15 +96,16 @@ EDGE_BAND_PX = 16
 #: the least band, in rows of the gradient image (an outline of a 2048 px image is measured at ``EDGE_SIDE``)
 MIN_EDGE_ROWS = 4
 
-
-def edge_rows(scale: float) -> int:
-    """The band of :data:`EDGE_BAND_PX` mask pixels in rows of a gradient image measured at ``scale``."""
-    return max(MIN_EDGE_ROWS, int(round(EDGE_BAND_PX * scale)))
 #: the least share of the image a part must cover to be measured for its shape (``ellipse_gap``)
 BLOB_MIN_SHARE = 0.002
 #: the least spread of ``log(ellipse_gap)``: outlines drawn with the same care differ by factors (a round window
 #: drawn with 16 vertices is 0.01 off its ellipse, one with 40 vertices less)
 ELLIPSE_SPREAD = 0.5
+
+
+def edge_rows(scale: float) -> int:
+    """The band of :data:`EDGE_BAND_PX` mask pixels in rows of a gradient image measured at ``scale``."""
+    return max(MIN_EDGE_ROWS, int(round(EDGE_BAND_PX * scale)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,7 +277,7 @@ def _ellipse_gap(contour: np.ndarray) -> float:
     return float(np.mean(np.abs(r - 1.0)))
 
 
-def _edge_alignment(plane: np.ndarray, mag: np.ndarray, *, outer_only: bool = False, rows: int = 8) -> float:
+def _edge_alignment(plane: np.ndarray, mag: np.ndarray, *, outer_only: bool = False, rows: int) -> float:
     """The outline's gradient profile: the image gradient averaged over the rows of pixels at each signed distance
     (-``rows`` + 1 inside .. ``rows`` outside) from the outline, and the share of its peak found on the
     two rows at the outline. Measured at the gradient's scale, in the class's bounding box."""
