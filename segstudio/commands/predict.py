@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.commands.progress import Progress, add_progress_arguments, progress_mode
+from segstudio.engine.config import INFER_TTA, INFER_TTA_GROUPS
 
 EXAMPLES = """examples:
   segstudio predict runs/lungs/checkpoints/best ~/data/lungs --out ~/preds/lungs
@@ -42,8 +43,9 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tile-size", type=int, metavar="PX", help="window side for --mode tile (default: training size)")
     g.add_argument("--overlap", type=float, default=None, help="window overlap for --mode tile (default 0.25)")
     g.add_argument("--scale", type=float, default=None, help="resize factor before tiling (default 1)")
-    g.add_argument("--tta", action="append", default=None, choices=("hflip", "vflip"),
-                   help="flip test-time augmentation (repeatable; replaces the checkpoint's)")
+    g.add_argument("--tta", action="append", default=None, choices=(*INFER_TTA, *INFER_TTA_GROUPS),
+                   help="test-time augmentation: flips, quarter turns, transposes, or d4 for all seven (repeatable; "
+                   "replaces the checkpoint's)")
     g.add_argument("--post", action="append", default=None, metavar="STEP",
                    help="post-processing: keep_largest[:k=N], fill_holes, min_area:pixels=N, "
                    "thresholds:CLASS=VALUE (repeatable, applied in order; replaces the checkpoint's; "

@@ -148,7 +148,9 @@ class AugmentConfig:
 
 #: how a checkpoint is best run, and the choices of each field (``engine.predictor.InferenceOptions``)
 INFER_MODES = ("resize", "tile", "native")
-INFER_FLIPS = ("hflip", "vflip")
+#: test-time transforms (``engine.predictor.TTA``): the symmetries of a square; ``d4`` names all of them
+INFER_TTA = ("hflip", "vflip", "rot90", "rot180", "rot270", "transpose", "antitranspose")
+INFER_TTA_GROUPS = {"d4": INFER_TTA}
 
 
 @dataclass(frozen=True)
@@ -593,8 +595,8 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.infer.mode not in INFER_MODES:
         raise UnknownKeyError("inference mode", cfg.infer.mode, INFER_MODES)
     for flip in cfg.infer.tta:
-        if flip not in INFER_FLIPS:
-            raise UnknownKeyError("test-time augmentation", flip, INFER_FLIPS)
+        if flip not in INFER_TTA and flip not in INFER_TTA_GROUPS:
+            raise UnknownKeyError("test-time augmentation", flip, [*INFER_TTA, *INFER_TTA_GROUPS])
     from segstudio.engine.postprocess import parse_step, step_names
 
     for spec in cfg.infer.post:

@@ -30,6 +30,7 @@ from segstudio.core.errors import SegstudioError, UnknownKeyError
 from segstudio.core.types import ClassSchema
 from segstudio.engine.augment import swap_pairs
 from segstudio.engine.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
+from segstudio.engine.config import INFER_TTA_GROUPS
 from segstudio.engine.preprocess import normalize_batch, prepare_image
 from segstudio.engine.runtime import resolve_device
 from segstudio.engine.task import Task
@@ -38,7 +39,53 @@ log = logging.getLogger(__name__)
 
 MODES = ("resize", "tile", "native")
 BACKENDS = ("auto", "torch", "onnxruntime")
-FLIPS = {"hflip": (3,), "vflip": (2,)}
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """One test-time transform of ``(N, C, H, W)``: ``k`` quarter turns (counter-clockwise, as ``torch.rot90``)
+    after an optional mirror of the columns. ``sides``: what it does to left and right: ``"swap"`` (the image is
+    mirrored left-right: left/right classes trade channels), ``"keep"``, or ``"lost"`` (a quarter turn: left and
+    right become top and bottom, so a model whose classes have sides cannot use it)."""
+
+    mirror: bool
+    k: int
+    sides: str
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.flip(3) if self.mirror else x
+        return torch.rot90(y, self.k, dims=(2, 3)) if self.k else y
+
+    def invert(self, y: torch.Tensor) -> torch.Tensor:
+        x = torch.rot90(y, -self.k, dims=(2, 3)) if self.k else y
+        return x.flip(3) if self.mirror else x
+
+
+#: the test-time transforms: the seven non-trivial symmetries of a square (the dihedral group D4). Flips suit any
+#: model trained with them; quarter turns and transposes suit images without an up, such as dermoscopy.
+TTA = {
+    "hflip": _Turn(True, 0, "swap"),
+    "vflip": _Turn(True, 2, "keep"),  # a mirror of the columns then half a turn = a mirror of the rows
+    "rot90": _Turn(False, 1, "lost"),
+    "rot180": _Turn(False, 2, "swap"),
+    "rot270": _Turn(False, 3, "lost"),
+    "transpose": _Turn(True, 1, "lost"),
+    "antitranspose": _Turn(True, 3, "lost"),
+}
+#: ``tta: ["d4"]`` in a recipe or on the command line: all seven
+TTA_GROUPS = INFER_TTA_GROUPS
+
+
+def expand_tta(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` with groups (``d4``) spelled out, each transform once, in the order given."""
+    out: list[str] = []
+    for n in names:
+        for t in TTA_GROUPS.get(n, (n,)):
+            if t not in TTA:
+                raise UnknownKeyError("test-time augmentation", t, [*TTA, *TTA_GROUPS])
+            if t not in out:
+                out.append(t)
+    return tuple(out)
 #: the encoders of every registered architecture downsample by at most 32
 _STRIDE = 32
 
@@ -49,7 +96,9 @@ class InferenceError(SegstudioError):
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    """How to run the network. ``tta``: any of ``"hflip"``, ``"vflip"`` (mean with the un-flipped result).
+    """How to run the network. ``tta``: any of :data:`TTA` (``"hflip"``, ``"vflip"``, ``"rot90"``, ``"rot180"``,
+    ``"rot270"``, ``"transpose"``, ``"antitranspose"``) or ``"d4"`` for all of them; the result is the mean of the
+    probabilities over the untransformed pass and each transform's (mapped back).
 
     ``tile_size``: window side for ``mode="tile"`` (None: the checkpoint's training size); ``overlap``: fraction
     of a window shared with its neighbour (0 ≤ overlap < 1); ``scale``: resize factor applied before tiling.
@@ -78,9 +127,7 @@ class InferenceOptions:
             raise UnknownKeyError("inference mode", self.mode, list(MODES))
         if self.backend not in BACKENDS:
             raise UnknownKeyError("inference backend", self.backend, list(BACKENDS))
-        for t in self.tta:
-            if t not in FLIPS:
-                raise UnknownKeyError("test-time augmentation", t, list(FLIPS))
+        object.__setattr__(self, "tta", expand_tta(self.tta))
         if not 0.0 <= self.overlap < 1.0:
             raise InferenceError(f"overlap must be in [0, 1), got {self.overlap}.", fix="Use e.g. overlap=0.25.")
         if self.batch_size < 1 or self.scale <= 0 or (self.tile_size is not None and self.tile_size < _STRIDE):
@@ -188,6 +235,10 @@ class Predictor:
         self.members = [self._member(c) for c in checkpoints]
         if "hflip" in self.options.tta and not all(m.mirror_ok for m in self.members):
             log.warning("hflip TTA skipped for checkpoints trained without mirroring (their classes have sides)")
+        turns = [t for t in self.options.tta if TTA[t].sides == "lost"]
+        if turns and any(m.swap_order is not None for m in self.members):
+            log.warning("TTA %s skipped: the classes have left and right sides, which a quarter turn or a transpose "
+                        "would lose", ", ".join(turns))
 
     @classmethod
     def load(cls, paths: Sequence[str | Path], *, options: InferenceOptions | None = None) -> Predictor:
@@ -238,11 +289,11 @@ class Predictor:
             out = self._activate(m.net(x))
             n = 1
             for name in self.options.tta:
-                if name == "hflip" and not m.mirror_ok:
+                turn = TTA[name]
+                if (name == "hflip" and not m.mirror_ok) or (turn.sides == "lost" and m.swap_order is not None):
                     continue
-                dims = FLIPS[name]
-                y = self._activate(m.net(x.flip(dims))).flip(dims)
-                if name == "hflip" and m.swap_order is not None:
+                y = turn.invert(self._activate(m.net(turn.apply(x).contiguous())))
+                if turn.sides == "swap" and m.swap_order is not None:
                     y = y[:, m.swap_order]
                 out = out + y
                 n += 1

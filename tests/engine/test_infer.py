@@ -139,6 +139,58 @@ def test_hflip_tta_swaps_sided_classes():
     np.testing.assert_allclose(skipped, _probs(Predictor([no_mirror], options=InferenceOptions(mode="native", device="cpu")), img))
 
 
+def test_tta_transforms_are_the_symmetries_of_a_square():
+    from segstudio.engine.config import INFER_TTA
+    from segstudio.engine.predictor import TTA, expand_tta
+
+    assert tuple(TTA) == INFER_TTA
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    seen = {tuple(x.flatten().tolist())}
+    for t in TTA.values():
+        y = t.apply(x)
+        torch.testing.assert_close(t.invert(y), x)  # mapped back exactly
+        seen.add(tuple(y.flatten().tolist()))
+    assert len(seen) == 8  # identity and seven distinct transforms: the whole dihedral group
+    img = x[0, 0].numpy()
+    as_numpy = {"hflip": img[:, ::-1], "vflip": img[::-1], "rot90": np.rot90(img, 1), "rot180": np.rot90(img, 2),
+                "rot270": np.rot90(img, 3), "transpose": img.T, "antitranspose": np.rot90(img, 2).T}
+    for name, want in as_numpy.items():
+        np.testing.assert_array_equal(TTA[name].apply(x)[0, 0].numpy(), want, err_msg=name)
+    assert expand_tta(("hflip", "d4")) == ("hflip", *[n for n in TTA if n != "hflip"])
+    # a non-square input turns too (native mode): the transform and its inverse restore its shape
+    r = torch.rand(1, 2, 32, 64)
+    assert TTA["rot90"].apply(r).shape == (1, 2, 64, 32)
+    torch.testing.assert_close(TTA["transpose"].invert(TTA["transpose"].apply(r)), r)
+
+
+def test_d4_tta_averages_every_turned_pass(tiny_ckpt):
+    img = make_dataset(n=1, size=64, seed=7).load_image("img0.png")
+    plain = Predictor.load([tiny_ckpt], options=InferenceOptions(device="cpu"))
+    d4 = Predictor.load([tiny_ckpt], options=InferenceOptions(tta=("d4",), device="cpu"))
+    assert d4.options.tta == ("hflip", "vflip", "rot90", "rot180", "rot270", "transpose", "antitranspose")
+    total = np.zeros_like(_probs(plain, img))
+    for k in range(4):
+        for mirror in (False, True):
+            src = np.rot90(img[:, ::-1] if mirror else img, k).copy()
+            back = np.rot90(_probs(plain, src), -k, axes=(1, 2))
+            total += back[:, :, ::-1] if mirror else back
+    np.testing.assert_allclose(_probs(d4, img), total / 8, atol=1e-5)
+
+
+def test_quarter_turns_are_skipped_for_sided_classes_and_half_turns_swap():
+    # left/right classes: a quarter turn makes them top and bottom, so it is not used; half a turn mirrors
+    # left-right as hflip does, so it swaps them (a pointwise net: every transform commutes with it)
+    ckpt = pointwise_checkpoint(overrides=('augment.hflip_swap=[["left","right"]]',))
+    img = _image(16, 16, seed=5)
+    plain = _probs(Predictor([ckpt], options=InferenceOptions(mode="native", device="cpu")), img)
+    turned = _probs(Predictor([ckpt], options=InferenceOptions(mode="native", tta=("rot90", "transpose"),
+                                                               device="cpu")), img)
+    np.testing.assert_allclose(turned, plain, atol=1e-6)
+    half = _probs(Predictor([ckpt], options=InferenceOptions(mode="native", tta=("rot180",), device="cpu")), img)
+    np.testing.assert_allclose(half[1], half[2], atol=1e-6)
+    assert not np.allclose(plain[1], plain[2])
+
+
 def test_ensemble_is_the_mean_of_its_members():
     a, b = pointwise_checkpoint(seed=1), pointwise_checkpoint(seed=2)
     img = _image(24, 24)
