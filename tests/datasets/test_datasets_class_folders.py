@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,31 @@ def test_opening_decodes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(io, "_read_raster", boom)
     ds = get_format("class-folders").open(_make(tmp_path, overlap=False))
     assert len(ds) == 2
+
+
+def _gt_in_a_forked_child(path: str, sample_id: str, queue) -> None:
+    ds = open_dataset(path)
+    queue.put(ds.load_gt(ds.get(sample_id)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_process_reads_masks_after_its_parent_did(sample_dataset_path: Path) -> None:
+    # a DataLoader worker is forked from a process that has already read masks (the app, a resident run): it
+    # inherits the decoding pool without its threads, and used to wait forever on its first two-class sample
+    import multiprocessing as mp
+
+    ds = open_dataset(sample_dataset_path)
+    sample = ds[0]
+    parent = ds.load_gt(sample)  # the parent's decoding threads now exist
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_gt_in_a_forked_child, args=(str(sample_dataset_path), sample.id, queue))
+    child.start()
+    try:
+        got = queue.get(timeout=60)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    np.testing.assert_array_equal(got, parent)
+    assert child.exitcode == 0

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -361,13 +363,35 @@ def _read_gt(ds: Dataset, sample: Sample) -> np.ndarray | None:
     return out
 
 
-_DECODE_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="segstudio-class-masks")
+_decode_pool: ThreadPoolExecutor | None = None
+_decode_pool_lock = threading.Lock()
+
+
+def _decode_threads() -> ThreadPoolExecutor:
+    """The threads that decode a sample's class masks side by side, made on first use in each process."""
+    global _decode_pool
+    with _decode_pool_lock:
+        if _decode_pool is None:
+            _decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="segstudio-class-masks")
+        return _decode_pool
+
+
+def _forget_decode_threads() -> None:
+    # A forked process (a DataLoader worker) inherits the pool object but none of its threads, and perhaps a lock
+    # some thread held at the fork: work submitted to it would wait forever. The child makes its own.
+    global _decode_pool, _decode_pool_lock
+    _decode_pool, _decode_pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_decode_threads)
 
 
 def _read_masks(paths: list[Path], *, limit: int | None) -> list[np.ndarray]:
     if len(paths) < 2:
         return [read_mask(p, max_pixels=limit) for p in paths]
-    futures = [_DECODE_POOL.submit(read_mask, p, max_pixels=limit) for p in paths]
+    pool = _decode_threads()
+    futures = [pool.submit(read_mask, p, max_pixels=limit) for p in paths]
     return [f.result() for f in futures]  # re-raises the first failure, which names its file
 
 
