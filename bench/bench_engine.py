@@ -7,6 +7,8 @@
   throughput on in-memory arrays at the training size with no augmentation (same worker). ≥ 0.9.
 - ``engine.resident_vs_loader_ratio``: the trainer's step throughput on the device-resident data path over the
   DataLoader path, ``lungs-lr`` on Montgomery at 256² on the CPU (interleaved steps, lower quartiles). ≥ 1.0.
+- ``engine.cpu_amp_speedup``: the trainer's float32 step time over its mixed-precision one (the default; bf16
+  autocast where the CPU has bf16 instructions), ``lungs-lr`` at 256² on the CPU. ≥ 1.0.
 - ``engine.offline_weights_fail_s``: time for a hub-weights request to fail with no network (< 2 s).
 - ``engine.train_wall_vs_epochs_ratio`` / ``engine.startup_to_first_step_s``: a real ``segstudio train`` run in a
   fresh process, its wall time over its epochs' (≤ 1.15) and its start to the first optimiser step (< 8 s).
@@ -115,9 +117,13 @@ class _BareSteps:
         self.dice = smp.losses.DiceLoss("multiclass")
         self.x = torch.rand(b, 3, s, s, device=dev)
         self.y = torch.randint(0, 3, (b, s, s), device=dev)
-        self.amp = dev.type == "cuda"
+        from segstudio.engine.runtime import autocast_dtype
+
+        # the trainer's precision: mixed where the device computes it natively (a CUDA card, a CPU with bf16)
+        self.dtype = autocast_dtype(dev, cfg.amp)
+        self.amp = self.dtype is not None
         self.dev = dev
-        if self.amp:
+        if dev.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
             self.x = self.x.contiguous(memory_format=torch.channels_last)
 
@@ -126,7 +132,7 @@ class _BareSteps:
         F = torch.nn.functional
         t0 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
-        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.amp):
+        with torch.autocast(self.dev.type, dtype=self.dtype or torch.float32, enabled=self.amp):
             out = self.model(self.x)
             loss = F.cross_entropy(out.float(), self.y) + self.dice(out.float(), self.y)
         loss.backward()
@@ -185,14 +191,10 @@ def bench_data_vs_inmemory_ratio() -> list[Figure]:
     ]
 
 
-def bench_resident_vs_loader_ratio() -> list[Figure]:
-    """``engine.resident_vs_loader_ratio``: the trainer's step throughput on the device-resident data path over the
-    DataLoader path (``data.resident=on`` / ``off``), everything else as the ``lungs-lr`` recipe sets it (256²,
-    batch 8, the ``xray`` preset with the lungs' label swap, ``num_workers`` left at its default, 0) on Montgomery,
-    on the CPU. Both runs step in turn (which one goes first alternates) after a first epoch of warm-up (both
-    decode then). Load from other processes only ever adds time, in bursts that can double a step on a shared
-    machine, so the figure compares the steps it disturbed least: the lower quartile of the loader's step times
-    over the resident path's. ≥ 1.0: keeping the split resident must not slow the CPU down."""
+def _lungs_pair(a: list[str], b: list[str]) -> tuple[list[float], list[float]]:
+    """Step times of two ``lungs-lr`` runs on Montgomery on the CPU (every sample trains), ``a`` and ``b`` the
+    overrides that tell them apart. They step in turn (which one goes first alternates) after a first epoch of
+    warm-up (both decode then); ``STEPS`` pairs are measured."""
     from segstudio.datasets.registry import open_dataset
     from segstudio.engine.recipes import load_recipe
 
@@ -205,23 +207,51 @@ def bench_resident_vs_loader_ratio() -> list[Figure]:
     warmup = per_epoch - 1  # the first epoch's measured steps (step 1 of every epoch is never measured)
     epochs = -(-(warmup + STEPS) // (per_epoch - 1)) + 1
     common = ["val_fraction=0", "device=cpu", f"epochs={epochs}", f"save_every={epochs}", "early_stopping=0"]
-    loader = _TrainerSteps(recipe.with_overrides([*common, "data.resident=off"]), real)
-    resident = _TrainerSteps(recipe.with_overrides([*common, "data.resident=on"]), real)
-    tl, tr = [], []
+    first = _TrainerSteps(recipe.with_overrides([*common, *a]), real)
+    second = _TrainerSteps(recipe.with_overrides([*common, *b]), real)
+    ta, tb = [], []
     try:
         for i in range(warmup + STEPS):
-            a, b = (loader.step(), resident.step()) if i % 2 else (resident.step(), loader.step())[::-1]
+            x, y = (first.step(), second.step()) if i % 2 else (second.step(), first.step())[::-1]
             if i >= warmup:
-                tl.append(a)
-                tr.append(b)
+                ta.append(x)
+                tb.append(y)
     finally:
-        loader.close()
-        resident.close()
+        first.close()
+        second.close()
+    return ta, tb
+
+
+def bench_resident_vs_loader_ratio() -> list[Figure]:
+    """``engine.resident_vs_loader_ratio``: the trainer's step throughput on the device-resident data path over the
+    DataLoader path (``data.resident=on`` / ``off``), everything else as the ``lungs-lr`` recipe sets it (256²,
+    batch 8, the ``xray`` preset with the lungs' label swap, ``num_workers`` left at its default, 0) on Montgomery,
+    on the CPU. Both runs step in turn (which one goes first alternates) after a first epoch of warm-up (both
+    decode then). Load from other processes only ever adds time, in bursts that can double a step on a shared
+    machine, so the figure compares the steps it disturbed least: the lower quartile of the loader's step times
+    over the resident path's. ≥ 1.0: keeping the split resident must not slow the CPU down."""
+    tl, tr = _lungs_pair(["data.resident=off"], ["data.resident=on"])
     ratio = _lower_quartile(tl) / _lower_quartile(tr)
     return [
         Figure("engine.resident_vs_loader_ratio", round(ratio, 3), "x", 1.0, "higher"),
         Figure("engine.resident_step_ms", round(_typical(tr) * 1000, 1), "ms"),
         Figure("engine.loader_step_ms", round(_typical(tl) * 1000, 1), "ms"),
+    ]
+
+
+def bench_cpu_amp_speedup() -> list[Figure]:
+    """``engine.cpu_amp_speedup``: the trainer's step time in float32 (``amp=false``) over its step time with
+    mixed precision (``amp=true``, the default: bf16 autocast on a CPU with bf16 instructions, float32 elsewhere),
+    ``lungs-lr`` on Montgomery at 256² on the CPU, interleaved steps after a warm-up epoch, lower quartiles.
+    ≥ 1.0: the default must not slow the CPU down. ``engine.cpu_amp``: 1 where the CPU runs bf16, else 0."""
+    from segstudio.engine.runtime import cpu_computes_bf16
+
+    t32, tmx = _lungs_pair(["data.resident=on", "amp=false"], ["data.resident=on", "amp=true"])
+    return [
+        Figure("engine.cpu_amp_speedup", round(_lower_quartile(t32) / _lower_quartile(tmx), 3), "x", 1.0, "higher"),
+        Figure("engine.cpu_amp", 1.0 if cpu_computes_bf16() else 0.0, "bool"),
+        Figure("engine.cpu_fp32_step_ms", round(_typical(t32) * 1000, 1), "ms"),
+        Figure("engine.cpu_amp_step_ms", round(_typical(tmx) * 1000, 1), "ms"),
     ]
 
 

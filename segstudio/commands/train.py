@@ -105,7 +105,7 @@ def report_event(bar: EpochProgress, ev: Any, *, model: str) -> None:
     if isinstance(ev, RunStarted):
         bar.line(
             f"training {model} ({ev.mode}: {', '.join(ev.class_names)}) on "
-            f"{ev.device}: {ev.train_samples} train / {ev.val_samples} val samples ({ev.split_source}), "
+            f"{ev.device} ({ev.precision}): {ev.train_samples} train / {ev.val_samples} val samples ({ev.split_source}), "
             f"epochs {ev.start_epoch + 1}..{ev.epochs}, {ev.steps_per_epoch} steps each"
         )
     elif isinstance(ev, BatchEnd):

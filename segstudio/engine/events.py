@@ -23,6 +23,8 @@ class RunStarted:
     split_source: str
     class_names: tuple[str, ...]
     mode: str
+    #: the arithmetic of the forward passes: ``"float32"``, or ``"bfloat16"`` / ``"float16"`` under mixed precision
+    precision: str = "float32"
 
 
 @dataclass(frozen=True, kw_only=True)

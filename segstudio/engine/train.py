@@ -52,7 +52,7 @@ from segstudio.engine.optim import build_optimizer, lr_factor
 from segstudio.engine.preprocess import normalize_batch
 from segstudio.engine.run_writer import BackgroundWriter
 from segstudio.engine.rundir import CONFIG_NAME, check_run_dir, claim_run_dir
-from segstudio.engine.runtime import resolve_device, seed_everything
+from segstudio.engine.runtime import autocast_dtype, resolve_device, seed_everything
 from segstudio.engine.task import Task, resolve_task
 from segstudio.engine.valmetrics import MetricAccumulator
 
@@ -132,9 +132,11 @@ class _Trainer:
         self.loss: CompositeLoss = build_loss(cfg.loss, self.task, class_weights=cw).to(self.device)
         self.optimizer = build_optimizer([*self.model.parameters(), *self.loss.parameters()], cfg.optim)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self.amp = self.cuda and cfg.amp
-        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        # mixed precision where the device computes it natively: a CUDA card, or a CPU with bf16 instructions
+        amp_dtype = autocast_dtype(self.device, cfg.amp)
+        self.amp = amp_dtype is not None
+        self.amp_dtype = amp_dtype or torch.float32
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and amp_dtype == torch.float16)
         self.swa_model: torch.optim.swa_utils.AveragedModel | None = None
         self.swa_seconds: float | None = None
         self.swa_start = int(math.floor(cfg.swa_start * cfg.epochs)) if cfg.swa else None
@@ -364,7 +366,8 @@ class _Trainer:
         yield RunStarted(run_dir=self.run_dir, device=str(self.device), epochs=cfg.epochs, start_epoch=self.start_epoch,
                          steps_per_epoch=self.steps_per_epoch, train_samples=len(self.splits.train),
                          val_samples=len(self.splits.val), split_source=self.splits.source,
-                         class_names=self.task.class_names, mode=self.task.mode)
+                         class_names=self.task.class_names, mode=self.task.mode,
+                         precision=str(self.amp_dtype).removeprefix("torch."))
         self.model.train()
         cancelled = stopped_early = False
         epoch = completed = self.start_epoch

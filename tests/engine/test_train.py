@@ -239,3 +239,36 @@ def test_save_every_still_saves_the_final_epoch(tmp_path):
     events = _run(tiny_config("epochs=3", "save_every=2"), make_dataset(n=4), tmp_path)
     lasts = [e.epoch for e in events if isinstance(e, CheckpointSaved) and e.kind == "last"]
     assert lasts == [1, 2]
+
+
+def test_mixed_precision_on_the_cpu_follows_its_bf16_instructions(monkeypatch):
+    from segstudio.engine import runtime
+
+    amx = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"
+    plain = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n"
+    assert {"avx512_bf16", "amx_bf16"} <= runtime.cpu_flags(amx)
+    assert not runtime.cpu_flags(plain) & runtime._BF16_FLAGS and runtime.cpu_flags("no flags here") == frozenset()
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("SEGSTUDIO_CPU_AMP", "1")
+    assert runtime.autocast_dtype(cpu, True) == torch.bfloat16
+    assert runtime.autocast_dtype(cpu, False) is None  # amp=false is float32 whatever the CPU
+    monkeypatch.setenv("SEGSTUDIO_CPU_AMP", "0")
+    assert runtime.autocast_dtype(cpu, True) is None
+    assert runtime.autocast_dtype(torch.device("mps"), True) is None
+    monkeypatch.delenv("SEGSTUDIO_CPU_AMP")
+    assert runtime.cpu_computes_bf16() == bool(runtime.cpu_flags() & runtime._BF16_FLAGS)
+
+
+def test_a_cpu_run_trains_in_bf16_where_asked_and_keeps_float32_weights(tmp_path, monkeypatch):
+    ds = make_dataset(n=6)
+    runs = {}
+    for name, env, amp in (("bf16", "1", "true"), ("fp32", "0", "true"), ("off", "1", "false")):
+        monkeypatch.setenv("SEGSTUDIO_CPU_AMP", env)
+        events = _run(tiny_config("epochs=2", f"amp={amp}", "device=cpu"), ds, tmp_path / name)
+        assert all(math.isfinite(e.loss) for e in events if isinstance(e, BatchEnd))
+        runs[name] = (events[0].precision, _weights(events[-1].last_checkpoint))
+    assert [runs[k][0] for k in ("bf16", "fp32", "off")] == ["bfloat16", "float32", "float32"]
+    w16, w32, off = runs["bf16"][1], runs["fp32"][1], runs["off"][1]
+    assert all(v.dtype == torch.float32 for v in w16.values() if v.is_floating_point())  # float32 master weights
+    assert all(torch.equal(w32[k], off[k]) for k in w32)  # amp=false and a CPU without bf16: the same float32 run
+    assert any(not torch.equal(w16[k], w32[k]) for k in w16)  # the bf16 run computed differently

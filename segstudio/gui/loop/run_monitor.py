@@ -139,8 +139,8 @@ class RunMonitor(QObject):
             self._epochs, self._first_step = e.epochs, e.start_epoch * e.steps_per_epoch
             self.progress.setRange(0, max(total, 1))
             self.progress.setValue(0)
-            self.log(f"training on {e.device}: {e.train_samples} training / {e.val_samples} validation samples "
-                     f"({e.split_source} split), {e.epochs} epoch(s) × {e.steps_per_epoch} step(s), "
+            self.log(f"training on {e.device} ({e.precision}): {e.train_samples} training / {e.val_samples} "
+                     f"validation samples ({e.split_source} split), {e.epochs} epoch(s) × {e.steps_per_epoch} step(s), "
                      f"classes {', '.join(e.class_names)}")
         elif isinstance(e, BatchEnd):
             self.progress.setValue(e.global_step - self._first_step)
