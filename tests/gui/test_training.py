@@ -387,7 +387,8 @@ def test_an_epoch_without_a_validation_split_says_so_instead_of_a_nan_dice(qtbot
     monitor = RunMonitor(host)
     monitor.on_event(RunStarted(run_dir=Path("run"), epochs=3, start_epoch=0, steps_per_epoch=2, train_samples=30,
                                 val_samples=0, split_source="random", device="cpu", class_names=("skin", "lesion"),
-                                mode="binary"))
+                                mode="binary", precision="bfloat16"))
+    assert "training on cpu (bfloat16)" in monitor.log_view.toPlainText()  # the run says what it computes in
     # the lesion recipe trains on every image: its epochs carry no validation figures
     monitor.on_event(EpochEnd(epoch=0, train_loss=0.5, val_loss=None, dice=math.nan, iou=math.nan,
                               pixel_accuracy=math.nan, per_class=(), lr=1e-3, seconds=1.0, eta_s=2.0,
