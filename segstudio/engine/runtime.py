@@ -50,7 +50,7 @@ def _cpu_has_bf16() -> bool:
 
 def cpu_computes_bf16() -> bool:
     """Whether mixed precision pays on this CPU: True where the processor has bfloat16 instructions (AVX-512 BF16
-    or AMX). There bf16 autocast runs a U-Net's training step 1.3-2.5x faster than float32 (``make bench
+    or AMX). There bf16 autocast runs a U-Net's training step 1.3-2.3x faster than float32 (``make bench
     BENCH=engine``: ``engine.cpu_amp_speedup``); elsewhere bf16 is emulated and slower. ``SEGSTUDIO_CPU_AMP=0``
     (or ``1``) overrides the detection."""
     forced = os.environ.get("SEGSTUDIO_CPU_AMP", "").strip()
