@@ -108,6 +108,8 @@ class _BareSteps:
         import segmentation_models_pytorch as smp
         import torch
 
+        from segstudio.engine.runtime import autocast_dtype
+
         self.torch = torch
         dev = torch.device(_device())
         s, b = cfg.data.image_size, cfg.data.batch_size
@@ -117,8 +119,6 @@ class _BareSteps:
         self.dice = smp.losses.DiceLoss("multiclass")
         self.x = torch.rand(b, 3, s, s, device=dev)
         self.y = torch.randint(0, 3, (b, s, s), device=dev)
-        from segstudio.engine.runtime import autocast_dtype
-
         # the trainer's precision: mixed where the device computes it natively (a CUDA card, a CPU with bf16)
         self.dtype = autocast_dtype(dev, cfg.amp)
         self.amp = self.dtype is not None

@@ -594,9 +594,9 @@ def validate(cfg: TrainConfig) -> None:
         raise UnknownKeyError("distributed backend", cfg.distributed.backend, DIST_BACKENDS)
     if cfg.infer.mode not in INFER_MODES:
         raise UnknownKeyError("inference mode", cfg.infer.mode, INFER_MODES)
-    for flip in cfg.infer.tta:
-        if flip not in INFER_TTA and flip not in INFER_TTA_GROUPS:
-            raise UnknownKeyError("test-time augmentation", flip, [*INFER_TTA, *INFER_TTA_GROUPS])
+    for name in cfg.infer.tta:
+        if name not in INFER_TTA and name not in INFER_TTA_GROUPS:
+            raise UnknownKeyError("test-time augmentation", name, [*INFER_TTA, *INFER_TTA_GROUPS])
     from segstudio.engine.postprocess import parse_step, step_names
 
     for spec in cfg.infer.post:

@@ -72,17 +72,13 @@ TTA = {
     "transpose": _Turn(True, 1, "lost"),
     "antitranspose": _Turn(True, 3, "lost"),
 }
-#: ``tta: ["d4"]`` in a recipe or on the command line: all seven
-TTA_GROUPS = INFER_TTA_GROUPS
-
-
 def expand_tta(names: Sequence[str]) -> tuple[str, ...]:
     """``names`` with groups (``d4``) spelled out, each transform once, in the order given."""
     out: list[str] = []
     for n in names:
-        for t in TTA_GROUPS.get(n, (n,)):
+        for t in INFER_TTA_GROUPS.get(n, (n,)):
             if t not in TTA:
-                raise UnknownKeyError("test-time augmentation", t, [*TTA, *TTA_GROUPS])
+                raise UnknownKeyError("test-time augmentation", t, [*TTA, *INFER_TTA_GROUPS])
             if t not in out:
                 out.append(t)
     return tuple(out)
@@ -175,6 +171,13 @@ class _Member:
     #: False when the model was trained without mirroring and has no label swap: hflip TTA would mislead it
     mirror_ok: bool
 
+    def uses(self, tta: str) -> bool:
+        """Whether test-time transform ``tta`` suits this model: not hflip for a model never mirrored, not a
+        quarter turn or a transpose for one whose classes have sides (left and right would become top and bottom)."""
+        if tta == "hflip" and not self.mirror_ok:
+            return False
+        return not (TTA[tta].sides == "lost" and self.swap_order is not None)
+
 
 def _blend_window(size: int) -> torch.Tensor:
     """``(size, size) float32`` Gaussian weights (σ = size/8, nnU-Net's choice), floored so that every pixel
@@ -233,10 +236,11 @@ class Predictor:
         ths = first.info.get("thresholds") or [0.5] * self.task.out_channels
         self.thresholds: tuple[float, ...] = tuple(float(t) for t in ths)
         self.members = [self._member(c) for c in checkpoints]
-        if "hflip" in self.options.tta and not all(m.mirror_ok for m in self.members):
+        skipped = [t for t in self.options.tta if not all(m.uses(t) for m in self.members)]
+        if "hflip" in skipped:
             log.warning("hflip TTA skipped for checkpoints trained without mirroring (their classes have sides)")
-        turns = [t for t in self.options.tta if TTA[t].sides == "lost"]
-        if turns and any(m.swap_order is not None for m in self.members):
+        turns = [t for t in skipped if t != "hflip"]
+        if turns:
             log.warning("TTA %s skipped: the classes have left and right sides, which a quarter turn or a transpose "
                         "would lose", ", ".join(turns))
 
@@ -289,9 +293,9 @@ class Predictor:
             out = self._activate(m.net(x))
             n = 1
             for name in self.options.tta:
-                turn = TTA[name]
-                if (name == "hflip" and not m.mirror_ok) or (turn.sides == "lost" and m.swap_order is not None):
+                if not m.uses(name):
                     continue
+                turn = TTA[name]
                 y = turn.invert(self._activate(m.net(turn.apply(x).contiguous())))
                 if turn.sides == "swap" and m.swap_order is not None:
                     y = y[:, m.swap_order]
