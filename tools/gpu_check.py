@@ -7,7 +7,7 @@ folder prepared by ``tools/gpu_pack.sh`` (``--data``, default ``.gpu/data``): Mo
 
 For each recipe (``lungs-lr`` on Montgomery, ``lesion`` on PH2) it trains ``segstudio train --recipe R`` on
 folds 2–5 of a 5-fold split (``--set folds=5 --set fold=0``) in a fresh process, times it from the start of the
-process to its end, then scores the best checkpoint on the held-out fold with ``segstudio evaluate --split val``
+process to its end, then scores its model (the SWA average, else the best checkpoint) on the held-out fold with ``segstudio evaluate --split val``
 (the checkpoint's own hold-out: images that model never saw) and reads the epochs' own times from curves.csv.
 Meanwhile ``nvidia-smi`` samples the GPU's utilisation and memory every second. Last it runs
 ``bench.bench_engine``'s bare-loop comparison on the device. Everything lands in one JSON (``--out``) and a
@@ -105,7 +105,8 @@ def run_recipe(recipe: str, dataset: Path, key: str, *, out: Path, device: str, 
     with open(run / "curves.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     epochs_s = sum(float(r["seconds"]) for r in rows)
-    ckpt = run / "checkpoints" / ("best" if (run / "checkpoints" / "best").exists() else "last")
+    # the recipes average their weights (SWA): that model, which the held-out fold did not choose, else the best
+    ckpt = next(run / "checkpoints" / n for n in ("swa", "best", "last") if (run / "checkpoints" / n).exists())
     score_json = out / f"evaluate-{recipe}.json"
     _segstudio(["evaluate", str(ckpt), str(dataset), "--split", "val", "--json", "--device", device,
                 "--progress", "none"], log=score_json)

@@ -265,12 +265,20 @@ def _train(args: argparse.Namespace, cfg: Any, dataset: Any, corrections: Any) -
             f"resume with: segstudio train {args.dataset} --out {args.out} --resume"
         )
         return 130, finished
-    best = "n/a" if finished.best_monitor is None else f"{finished.best_monitor:.4f}"
-    swa = f"swa checkpoint: {finished.swa_checkpoint}\n" if finished.swa_checkpoint else ""
+    if finished.best_monitor is not None:
+        best = f"; best {cfg.monitor} {finished.best_monitor:.4f}"
+    elif cfg.data.val_fraction <= 0:
+        best = "; no validation hold-out (every image trained): segstudio cv estimates the recipe on unseen images"
+    else:
+        best = f"; best {cfg.monitor} n/a"
+    lines = [f"best checkpoint: {finished.best_checkpoint}"] if finished.best_checkpoint else []
+    lines.append(f"last checkpoint: {finished.last_checkpoint}")
+    if finished.swa_checkpoint:
+        lines.append(f"swa checkpoint: {finished.swa_checkpoint}")
+    rows = "\n".join(lines)
     print(
         f"done: {finished.epochs_completed} epoch(s) in {finished.train_seconds:.1f}s"
-        f"{' (early stop)' if finished.stopped_early else ''}; best {cfg.monitor} {best}\n"
-        f"best checkpoint: {finished.best_checkpoint}\nlast checkpoint: {finished.last_checkpoint}\n{swa}"
+        f"{' (early stop)' if finished.stopped_early else ''}{best}\n{rows}\n"
         f"the model (best, else swa, else last): {finished.model_checkpoint}\n"
         f"curves: {args.out / 'curves.csv'}, {args.out / 'curves.png'}"
     )

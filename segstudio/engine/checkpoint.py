@@ -286,11 +286,14 @@ def save_checkpoint(
 def _folder(path: str | Path) -> Path:
     p = recover_checkpoint(Path(path))
     if not (p / CONFIG_FILE).is_file():
-        raise CheckpointError(
-            "This is not a segstudio checkpoint (no config.json).",
-            path=Path(path),
-            fix="Point to a checkpoint directory such as RUN_DIR/checkpoints/best.",
-        )
+        fix = ("Point to a checkpoint directory: RUN_DIR/checkpoints/best, or swa (else last) for a run trained on "
+               "every image.")
+        held = p / "checkpoints"
+        if held.is_dir():  # a run folder: name its checkpoints
+            names = sorted(c.name for c in held.iterdir() if (c / CONFIG_FILE).is_file())
+            if names:
+                fix = f"This is a run folder; point to one of its checkpoints: {', '.join(str(held / n) for n in names)}."
+        raise CheckpointError("This is not a segstudio checkpoint (no config.json).", path=Path(path), fix=fix)
     return p
 
 

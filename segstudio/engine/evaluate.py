@@ -249,7 +249,8 @@ def select_samples(dataset: Dataset, split: str | None, *, checkpoint: Any = Non
                 path=dataset.root,
                 fix="Score unseen images, or every image (--split all in segstudio predict and evaluate; the model "
                     "has seen them all), or cross-validate the recipe with segstudio cv for an unbiased figure; to "
-                    "report or sweep such runs, train them with a hold-out (--set data.val_fraction=0.2).",
+                    "report or sweep such runs, train them with a hold-out (--set data.val_fraction=0.2, or the "
+                    "Training panel's Hold-out).",
             )
         return list(parts.val if split == "val" else parts.train)
     names = sorted({s.split for s in dataset.samples if s.split})

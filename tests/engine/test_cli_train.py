@@ -27,15 +27,25 @@ def test_cli_trains_the_lungs_recipe_on_montgomery(montgomery, tmp_path, capsys)
     rc = train_cmd.run(_parse([str(montgomery), "--recipe", "lungs-lr", *TINY, "--out", str(out), "--quiet"]))
     assert rc == 0
     text = capsys.readouterr()
-    assert "best checkpoint" in text.out and "left lung" in text.err
-    ckpt = load_checkpoint(out / "checkpoints" / "best")
+    # the recipe trains on every film with averaged weights: no hold-out, no best checkpoint, the SWA model
+    assert "no validation hold-out" in text.out and "best checkpoint" not in text.out
+    assert f"the model (best, else swa, else last): {out / 'checkpoints' / 'swa'}" in text.out
+    ckpt = load_checkpoint(out / "checkpoints" / "swa")
     assert ckpt.task.class_names == ("background", "left lung", "right lung")
-    assert ckpt.config.name == "lungs-lr" and ckpt.config.data.image_size == 64
-    rows = list(csv.DictReader(open(out / "curves.csv")))
-    assert len(rows) == 1 and "dice:left lung" in rows[0]
+    assert ckpt.config.name == "lungs-lr" and ckpt.config.data.image_size == 64 and ckpt.config.data.val_fraction == 0
     assert (out / "curves.png").is_file()
     saved = json.loads((out / "train_config.json").read_text())
     assert [t["name"] for t in saved["loss"]["terms"]] == ["ce", "dice", "aux"]  # the recipe's, kept
+
+    # with a hold-out the epochs are scored per class and the best one kept
+    held = tmp_path / "held"
+    assert train_cmd.run(_parse([str(montgomery), "--recipe", "lungs-lr", *TINY, "--set", "val_fraction=0.2",
+                                 "--out", str(held), "--quiet"])) == 0
+    text = capsys.readouterr()
+    assert "best checkpoint" in text.out and "left lung" in text.err
+    assert load_checkpoint(held / "checkpoints" / "best").config.data.val_fraction == 0.2
+    rows = list(csv.DictReader(open(held / "curves.csv")))
+    assert len(rows) == 1 and "dice:left lung" in rows[0] and rows[0]["dice:left lung"] != "nan"
 
 
 @pytest.fixture

@@ -73,6 +73,23 @@ def test_a_valid_checkpoint_loads(ckpt):
     assert load_checkpoint(ckpt).task.out_channels == 3
 
 
+def test_a_folder_without_config_is_refused_and_a_run_folder_names_its_checkpoints(ckpt, tmp_path):
+    import shutil
+
+    with pytest.raises(CheckpointError, match="not a segstudio checkpoint") as e:
+        load_checkpoint(tmp_path)
+    _assert_ours(e.value, tmp_path)
+    # a run trained on every image has swa and last, no best: the fix names what is there
+    run = tmp_path / "run"
+    for name in ("swa", "last"):
+        shutil.copytree(ckpt, run / "checkpoints" / name)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(run)
+    assert "run folder" in str(e.value)
+    assert str(run / "checkpoints" / "last") in str(e.value) and str(run / "checkpoints" / "swa") in str(e.value)
+    assert "best" not in e.value.fix
+
+
 def test_a_checkpoint_saved_with_a_nan_metric_loads_back(tmp_path):
     """A diverged or empty validation (NaN loss, NaN Dice) is saved as null, not as a config the reader refuses."""
     cfg = tiny_config()

@@ -22,7 +22,7 @@ from segstudio.engine.recipes import load_recipe
 from segstudio.engine.report import esc, svg_chart
 from segstudio.engine.train import train
 
-TINY = ["model.encoder=resnet18", "model.encoder_depth=3", "image_size=64", "epochs=2", "max_steps_per_epoch=2",
+TINY = ["model.encoder=resnet18", "model.encoder_depth=3", "image_size=64", "val_fraction=0.2", "epochs=2", "max_steps_per_epoch=2",
         "batch_size=4", "cache_mb=64"]
 #: two runs that differ the way a paper's table compares them: loss and augmentation
 RUNS = {

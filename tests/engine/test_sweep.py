@@ -28,7 +28,7 @@ from segstudio.engine.sweep import (
     run_sweep,
 )
 
-TINY = ["model.encoder=resnet18", "model.encoder_depth=3", "image_size=64", "epochs=2", "max_steps_per_epoch=2",
+TINY = ["model.encoder=resnet18", "model.encoder_depth=3", "image_size=64", "val_fraction=0.2", "epochs=2", "max_steps_per_epoch=2",
         "batch_size=4", "cache_mb=64", "infer.tta=[]", "infer.post=[]"]
 #: two losses × two augmentation presets, as a paper's table compares them
 GRID = {

@@ -31,6 +31,7 @@ def _tiny(panel) -> None:  # noqa: ANN001 - the training panel
     panel.epochs.setValue(1)
     panel.image_size.setValue(64)
     panel.batch_size.setValue(2)
+    panel.holdout.setValue(20)  # a scored epoch: the imported run shows its best Dice
     panel.steps.setValue(2)
     panel.device.set_device("cpu")
     panel.threads.setValue(1)
@@ -167,7 +168,7 @@ def test_the_export_dialog_takes_one_process_per_gpu_found_and_keeps_what_the_us
     def two_gpus(_token: object):  # noqa: ANN202 - the device detection job, on a machine with two GPUs
         yield (DeviceOption("auto", "Automatic"), DeviceOption("cuda:0", "A"), DeviceOption("cuda:1", "B"))
 
-    monkeypatch.setattr("segstudio.gui.loop.training_panel.detect_devices_job", two_gpus)
+    monkeypatch.setattr("segstudio.gui.loop.device_combo.detect_devices_job", two_gpus)
 
     # the dialog asks the Training panel's device list to detect; the answer may come after the dialog is gone
     first = window.bundles.make_dialog()

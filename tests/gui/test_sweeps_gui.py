@@ -19,7 +19,7 @@ from segstudio.engine.events import EpochEnd
 from segstudio.gui.loop.run_history import KIND_ROLE, SWEEP
 from segstudio.gui.main_window import MainWindow
 
-TINY = ["model.encoder=resnet18", "model.encoder_depth=3", "image_size=64", "epochs=2", "max_steps_per_epoch=1",
+TINY = ["model.encoder=resnet18", "model.encoder_depth=3", "image_size=64", "val_fraction=0.2", "epochs=2", "max_steps_per_epoch=1",
         "batch_size=4", "cache_mb=64", "infer.tta=[]", "infer.post=[]", "device=cpu"]
 GRID = {"augmentation": {"none": ["augment.preset=none"], "light": ["augment.preset=light"]}}
 

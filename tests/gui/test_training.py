@@ -30,12 +30,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _tiny(panel, *, epochs: int = 1, steps: int = 2, batch: int = 2, loss: str | None = None) -> None:
-    """The lungs recipe shrunk to seconds on the CPU: resnet18, 64 px."""
+    """The lungs recipe shrunk to seconds on the CPU: resnet18, 64 px, a 20 % hold-out to score the epochs on."""
     panel.recipe.setCurrentIndex(panel.recipe.findData("lungs-lr"))
     panel.encoder.setCurrentText("resnet18")
     panel.epochs.setValue(epochs)
     panel.image_size.setValue(64)
     panel.batch_size.setValue(batch)
+    panel.holdout.setValue(20)
     panel.steps.setValue(steps)
     panel.device.set_device("cpu")
     panel.threads.setValue(1)
@@ -230,6 +231,21 @@ def test_training_panel_trains_a_tiny_model_into_the_run_history(window: MainWin
     assert panel.start_button.isEnabled()
 
 
+def test_the_hold_out_follows_the_recipe_and_goes_into_the_run_config(window: MainWindow) -> None:
+    panel = window.training_panel
+    panel.recipe.setCurrentIndex(panel.recipe.findData("lungs-lr"))
+    # the small-data recipes train on every image: the field says so in words, not "0 %"
+    assert panel.holdout.value() == 0 and panel.holdout.text() == "none: every image trains"
+    assert panel.current_config().data.val_fraction == 0
+    panel.recipe.setCurrentIndex(panel.recipe.findData(""))  # the engine's defaults keep a fifth
+    assert panel.holdout.value() == 20 and panel.current_config().data.val_fraction == 0.2
+    panel.recipe.setCurrentIndex(panel.recipe.findData("lungs-lr"))
+    panel.holdout.setValue(25)
+    assert "data.val_fraction=0.25" in panel.overrides()
+    cfg = panel.current_config()
+    assert cfg.data.val_fraction == 0.25 and cfg.name == "lungs-lr" and cfg.swa  # the rest stays the recipe's
+
+
 def test_an_exception_inside_training_shows_an_error_and_the_window_stays_usable(window: MainWindow, qtbot) -> None:
     panel = window.training_panel
     _tiny(panel, loss="0.5*nosuchloss + 0.5*dice")
@@ -317,7 +333,7 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint_in_the_same_folder(windo
 
 
 def test_devices_are_detected_in_the_background_when_asked(qtbot) -> None:
-    from segstudio.gui.loop.training_panel import DeviceCombo
+    from segstudio.gui.loop.device_combo import DeviceCombo
 
     combo = DeviceCombo()
     qtbot.addWidget(combo)

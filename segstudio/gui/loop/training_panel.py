@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.gui.common.errors import show_error
-from segstudio.gui.common.workers import GeneratorWorker
+from segstudio.gui.loop.device_combo import DeviceCombo
 from segstudio.gui.loop.gate_settings import GateSettings
 from segstudio.gui.loop.model_history import ModelHistory
 from segstudio.gui.loop.retrain_dialog import RetrainDialog
@@ -42,7 +42,6 @@ from segstudio.gui.loop.training import (
     RETRAIN_EPOCHS,
     TrainingController,
     default_threads,
-    detect_devices_job,
     make_config,
     recipe_description,
     recipe_names,
@@ -64,51 +63,6 @@ AUGMENT_PRESETS = ("none", "light", "medical", "dermoscopy", "street", "xray", "
 
 def loss_text(cfg: Any) -> str:
     return " + ".join(f"{t.weight:g}*{t.name}" for t in cfg.loss.terms)
-
-
-class DeviceCombo(QComboBox):
-    """Devices are detected the first time the list opens: finding CUDA needs torch, which the window must not
-    import before it is asked for, and the detection runs in a worker so the list never freezes the window."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.addItem("Automatic (best available)", "auto")
-        self.addItem("CPU", "cpu")
-        self._worker: GeneratorWorker | None = None
-
-    def showPopup(self) -> None:  # noqa: N802
-        if self._worker is None:
-            self.detect()
-        super().showPopup()
-
-    @property
-    def detection_started(self) -> bool:
-        return self._worker is not None
-
-    def detect(self) -> GeneratorWorker:
-        self._worker = GeneratorWorker(detect_devices_job, name="devices", parent=self)
-        self._worker.sig_progress.connect(self._on_devices_detected)
-        self._worker.sig_errored.connect(lambda msg, _tb: self.setToolTip(f"Device detection failed: {msg}"))
-        self._worker.start()
-        return self._worker
-
-    def _on_devices_detected(self, options: tuple[Any, ...]) -> None:
-        keep = self.currentData()
-        self.clear()
-        for opt in options:
-            self.addItem(opt.label, opt.key)
-        i = self.findData(keep)
-        self.setCurrentIndex(max(i, 0))
-
-    def set_device(self, key: str) -> None:
-        i = self.findData(key)
-        if i < 0:
-            self.addItem(key, key)
-            i = self.count() - 1
-        self.setCurrentIndex(i)
-
-    def device(self) -> str:
-        return str(self.currentData() or "auto")
 
 
 class TrainingPanel(QWidget):
@@ -157,6 +111,11 @@ class TrainingPanel(QWidget):
         self.epochs = self._spin(1, 10_000, "")
         self.image_size = self._spin(16, 4096, " px", step=16)
         self.batch_size = self._spin(1, 1024, "")
+        self.holdout = self._spin(0, 90, " %", step=5)
+        self.holdout.setSpecialValueText("none: every image trains")
+        self.holdout.setToolTip("Labelled images kept out of training to pick the best epoch and to score the run "
+                                "(reports and sweeps need one); none trains on every image, as the small-data "
+                                "recipes do")
         self.steps = self._spin(0, 1_000_000, "")
         self.steps.setSpecialValueText("all")
         self.steps.setToolTip("Optimiser steps per epoch (all: the whole training split); a small number makes a "
@@ -197,7 +156,7 @@ class TrainingPanel(QWidget):
         for label, w in (("Recipe", self.recipe), ("", self.description), ("Architecture", self.architecture),
                          ("Encoder", self.encoder), ("Loss", self.loss), ("Augmentation", self.augment),
                          ("Epochs", self.epochs), ("Image size", self.image_size), ("Batch size", self.batch_size),
-                         ("Steps per epoch", self.steps), ("Device", self.device), ("CPU threads", self.threads),
+                         ("Hold-out", self.holdout), ("Steps per epoch", self.steps), ("Device", self.device), ("CPU threads", self.threads),
                          ("", self.corrections)):
             form.addRow(label, w)
         heading = QLabel("<b>Retraining round</b>", self)
@@ -329,6 +288,7 @@ class TrainingPanel(QWidget):
         self.epochs.setValue(cfg.epochs)
         self.image_size.setValue(cfg.data.image_size)
         self.batch_size.setValue(cfg.data.batch_size)
+        self.holdout.setValue(round(cfg.data.val_fraction * 100))
         self.steps.setValue(cfg.max_steps_per_epoch)
         if cfg.device != "auto":
             self.device.set_device(cfg.device)
@@ -339,7 +299,8 @@ class TrainingPanel(QWidget):
                f"model.encoder={self.encoder.currentText().strip()}",
                f"augment.preset={self.augment.currentText().strip()}",
                f"epochs={self.epochs.value()}", f"data.image_size={self.image_size.value()}",
-               f"data.batch_size={self.batch_size.value()}", f"max_steps_per_epoch={self.steps.value()}",
+               f"data.batch_size={self.batch_size.value()}", f"data.val_fraction={self.holdout.value() / 100:g}",
+               f"max_steps_per_epoch={self.steps.value()}",
                f"device={self.device.device()}"]
         # the recipe's loss may carry per-term parameters a text field cannot show: only an edit replaces it
         if self._recipe_cfg is None or self.loss.text().strip() != loss_text(self._recipe_cfg):
@@ -489,8 +450,8 @@ class TrainingPanel(QWidget):
         self.stop_button.setEnabled(running)
         self.history.refresh_buttons()
         for w in (self.recipe, self.architecture, self.encoder, self.loss, self.augment, self.epochs,
-                  self.image_size, self.batch_size, self.steps, self.device, self.threads, self.corrections,
-                  self.retrain_epochs, self.reviewed_weight, self.reset_validation_button):
+                  self.image_size, self.batch_size, self.holdout, self.steps, self.device, self.threads,
+                  self.corrections, self.retrain_epochs, self.reviewed_weight, self.reset_validation_button):
             w.setEnabled(not running)
         if read_only and not running:
             self.state_label.setText("This workspace is open read-only: training and retraining need a writable "
