@@ -5,6 +5,6 @@ import multiprocessing
 if __name__ == "__main__":
     # DataLoader workers on Windows/macOS re-run this script (spawn); freeze_support lets them reach their task
     multiprocessing.freeze_support()
-    from segstudio.cli import main
+    from segstudio.cli import entry
 
-    raise SystemExit(main())
+    entry()

@@ -1,3 +1,3 @@
-from segstudio.cli import main
+from segstudio.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -99,6 +99,19 @@ def _broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
+def entry() -> None:
+    """The process's entry (the ``segstudio`` script, ``python -m segstudio``, the frozen app): :func:`main`, then
+    exit without the interpreter's last garbage collection walking every object torch, timm and torchvision made
+    (about 1 s of a headless command's exit on a 2-core CPU, 0.2 s without it). ``gc.freeze`` only exempts what
+    exists now from cyclic collection: atexit handlers, open files' flushes and reference-counted clean-up still
+    run as in any exit."""
+    import gc
+
+    rc = main()
+    gc.freeze()
+    raise SystemExit(rc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     commands = _available()

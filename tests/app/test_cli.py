@@ -46,6 +46,18 @@ def test_version_via_module_entry_point() -> None:
     assert res.stdout.strip() == f"segstudio {__version__}"
 
 
+def test_the_entry_exits_with_mains_code_past_the_last_gc_and_still_runs_atexit(tmp_path: Path) -> None:
+    marker = tmp_path / "atexit"
+    code = ("import atexit, gc\n"
+            "import segstudio.cli as cli\n"
+            "cli.main = lambda: 7\n"
+            f"atexit.register(lambda: open({str(marker)!r}, 'w').write(str(gc.get_freeze_count() > 0)))\n"
+            "cli.entry()\n")
+    res = _run(code)
+    assert res.returncode == 7, res.stderr
+    assert marker.read_text() == "True"  # what existed at exit was frozen; the atexit handler ran all the same
+
+
 def test_unknown_dataset_path_is_a_clean_error(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "segstudio", "screenshot", "--out", str(tmp_path / "x.png"),
                           str(tmp_path / "nope")], capture_output=True, text=True, timeout=120, cwd=REPO,
