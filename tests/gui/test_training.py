@@ -390,6 +390,10 @@ def test_curve_plot_draws_each_series_in_its_colour_and_breaks_lines_at_nan(qtbo
     plot.set_series([Series("a", (255, 0, 0), (1.0, 2.0, 3.0), (0.1, 0.5, 0.9)),
                      Series("b", (0, 255, 0), (1.0, 3.0), (0.9, 0.1))])
     assert count((0, 255, 0)) > 100 and count((255, 0, 0)) > 100
+    # a series with nothing to draw (no validation loss without a hold-out) gets no legend entry either
+    plot.set_series([Series("a", (255, 0, 0), (1.0, 2.0), (0.1, 0.5)),
+                     Series("validation", (0, 255, 0), (1.0, 2.0), (math.nan, math.nan))])
+    assert count((255, 0, 0)) > 100 and count((0, 255, 0)) == 0
 
 
 def test_an_epoch_without_a_validation_split_says_so_instead_of_a_nan_dice(qtbot) -> None:
@@ -412,6 +416,15 @@ def test_an_epoch_without_a_validation_split_says_so_instead_of_a_nan_dice(qtbot
     text = monitor.log_view.toPlainText()
     assert "no validation split" in text and "nan" not in text.lower()
     assert "no validation split" in monitor.state_label.text()
+    # the Dice plot says why it stays empty, instead of an empty grid under a legend
+    monitor.redraw()
+    assert monitor.metric_plot.empty_text.startswith("No validation hold-out") and "Hold-out" in \
+        monitor.metric_plot.empty_text
+    scored = RunMonitor(host)
+    scored.on_event(RunStarted(run_dir=Path("run"), epochs=3, start_epoch=0, steps_per_epoch=2, train_samples=24,
+                               val_samples=6, split_source="random", device="cpu", class_names=("skin", "lesion"),
+                               mode="binary", precision="float32"))
+    assert scored.metric_plot.empty_text == "no data yet"
     monitor.on_event(EpochEnd(epoch=1, train_loss=0.4, val_loss=0.3, dice=0.8, iou=0.7, pixel_accuracy=0.9,
                               per_class=(), lr=1e-3, seconds=1.0, eta_s=1.0, monitor=0.7, improved=True))
     assert "Dice 0.800" in monitor.state_label.text()

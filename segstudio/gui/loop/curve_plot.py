@@ -49,7 +49,9 @@ def _fmt(v: float) -> str:
 
 class CurvePlot(QWidget):
     """``set_series`` replaces what is drawn. ``y_range`` fixes the vertical axis (e.g. 0..1 for Dice);
-    otherwise it follows the data."""
+    otherwise it follows the data. ``empty_text`` is written across the plot while it has no finite point."""
+
+    EMPTY_TEXT = "no data yet"
 
     MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 44, 10, 20, 22
 
@@ -58,6 +60,7 @@ class CurvePlot(QWidget):
         super().__init__(parent)
         self.title, self.x_label, self.y_range = title, x_label, y_range
         self._series: tuple[Series, ...] = ()
+        self.empty_text = self.EMPTY_TEXT
         self.setMinimumHeight(90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -114,8 +117,9 @@ class CurvePlot(QWidget):
             p.drawText(bottom, Qt.AlignmentFlag.AlignLeft, _fmt(x0))
             p.drawText(bottom, Qt.AlignmentFlag.AlignRight, _fmt(x1))
         p.drawText(bottom, Qt.AlignmentFlag.AlignHCenter, self.x_label)
-        if not self._series:
-            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "no data yet")
+        if not any(math.isfinite(y) for s in self._series for y in s.ys):
+            p.drawText(plot.adjusted(8, 4, -8, -4), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self.empty_text)
             p.end()
             return
 
@@ -153,10 +157,13 @@ class CurvePlot(QWidget):
                         p.drawEllipse(to_px(x, y), 2.5, 2.5)
                 p.setBrush(Qt.BrushStyle.NoBrush)
         p.setClipping(False)
-        # legend, top right inside the plot
+        # legend, top right inside the plot: the series with something drawn (a run without a hold-out has no
+        # validation loss to name)
         fm = p.fontMetrics()
         ly = plot.top() + 4
         for s in self._series:
+            if not any(math.isfinite(y) for y in s.ys):
+                continue
             w = fm.horizontalAdvance(s.name)
             lx = plot.right() - w - 26
             p.setPen(QPen(QColor(*s.colour), 2, Qt.PenStyle.DashLine if s.dashed else Qt.PenStyle.SolidLine))

@@ -41,6 +41,11 @@ def format_eta(seconds: float | None) -> str:
     return f"ETA {s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"ETA {s // 60}:{s % 60:02d}"
 
 
+#: what the Dice plot says for a run without a validation hold-out
+NO_HOLDOUT_TEXT = ("No validation hold-out: this run trains on every image, so its epochs are not scored. Set "
+                   "Hold-out in Settings to watch a Dice curve; segstudio cv estimates a recipe on unseen images.")
+
+
 class RunMonitor(QObject):
     """Widgets (children of ``host``): ``progress``, ``state_label``, ``error_label``, ``loss_plot``,
     ``metric_plot``, ``log_view``."""
@@ -81,6 +86,7 @@ class RunMonitor(QObject):
         self._mean_dice: list[float] = []
         self._class_dice: dict[str, list[float]] = {}
         self._epochs, self._first_step = 0, 0
+        self._no_holdout = False  # the run trains on every image: its epochs have no Dice to draw
 
     def load_epoch_curves(self, run: RunRecord) -> None:
         """Show a run's saved per-epoch curves (``curves.csv``); a resumed run continues from them."""
@@ -112,6 +118,8 @@ class RunMonitor(QObject):
         ])
         series = [Series("mean", MEAN_COLOUR, ex, tuple(self._mean_dice), dashed=True, markers=True)]
         series += [Series(n, self._class_colour(n), ex, tuple(v), markers=True) for n, v in self._class_dice.items()]
+        unscored = self._no_holdout or (bool(ex) and not any(math.isfinite(v) for v in self._mean_dice))
+        self.metric_plot.empty_text = NO_HOLDOUT_TEXT if unscored else CurvePlot.EMPTY_TEXT
         self.metric_plot.set_series(series)
 
     def log(self, text: str) -> None:
@@ -139,6 +147,8 @@ class RunMonitor(QObject):
             self._epochs, self._first_step = e.epochs, e.start_epoch * e.steps_per_epoch
             self.progress.setRange(0, max(total, 1))
             self.progress.setValue(0)
+            self._no_holdout = e.val_samples == 0
+            self.redraw()
             self.log(f"training on {e.device} ({e.precision}): {e.train_samples} training / {e.val_samples} "
                      f"validation samples ({e.split_source} split), {e.epochs} epoch(s) × {e.steps_per_epoch} step(s), "
                      f"classes {', '.join(e.class_names)}")
