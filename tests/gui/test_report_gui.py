@@ -1,11 +1,13 @@
-"""Train → Report on Runs…: two tiny runs trained in the app on the bundled sample, then the report written in the
-background from the dialog's choice and opened; the dialog preselects the run picked in the Runs tab."""
+"""Train → Report on Runs…: two tiny runs trained in the app on the bundled sample (with a hold-out: a run trained
+on every image has nothing unseen to be scored on and is not offered), then the report written in the background
+from the dialog's choice and opened; the dialog preselects the run picked in the Runs tab."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QDialogButtonBox
 
@@ -14,14 +16,14 @@ from segstudio.gui.main_window import MainWindow
 from segstudio.workspace import RunStatus
 
 
-def _train_tiny(window: MainWindow, qtbot, *, epochs: int) -> None:  # noqa: ANN001
+def _train_tiny(window: MainWindow, qtbot, *, epochs: int, holdout: int = 20) -> None:  # noqa: ANN001
     panel = window.training_panel
     panel.recipe.setCurrentIndex(panel.recipe.findData("lungs-lr"))
     panel.encoder.setCurrentText("resnet18")
     panel.epochs.setValue(epochs)
     panel.image_size.setValue(64)
     panel.batch_size.setValue(2)
-    panel.holdout.setValue(20)  # the recipe trains on every image; a report scores each run on its hold-out
+    panel.holdout.setValue(holdout)  # the recipe trains on every image; a report scores each run on its hold-out
     panel.steps.setValue(2)
     panel.device.set_device("cpu")
     panel.threads.setValue(1)
@@ -35,9 +37,14 @@ def test_report_on_two_runs_is_written_in_the_background_and_opened(window: Main
     shown: list[str] = []
     reports._show_message = lambda text, _ms: shown.append(text)
     assert not reports.report_on_runs() and "train one first" in shown[-1]
+    # a run trained on every image has nothing unseen to be scored on: said, and no dialog
+    reports._ask = lambda *a: pytest.fail("no dialog for runs without a hold-out")
+    _train_tiny(window, qtbot, epochs=1, holdout=0)
+    assert not reports.report_on_runs() and "no hold-out" in shown[-1] and "Hold-out" in shown[-1]
+    everything = window.review.workspace.runs.all()
     _train_tiny(window, qtbot, epochs=1)
     _train_tiny(window, qtbot, epochs=2)
-    runs = window.review.workspace.runs.all()
+    runs = [r for r in window.review.workspace.runs.all() if r.id != everything[0].id]  # the two with a hold-out
     assert len(runs) == 2 and all(r.status is RunStatus.FINISHED for r in runs)
     asked: list[tuple[list[str], str | None, Path]] = []
     out = tmp_path / "out" / "lungs-report"

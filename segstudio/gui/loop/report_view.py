@@ -55,6 +55,19 @@ def _has_checkpoint(run: RunRecord) -> bool:
     return True
 
 
+def _has_holdout(run: RunRecord, dataset: Any) -> bool:
+    """Whether the report can score ``run`` on images it did not train on: its own hold-out (``data.val_fraction``
+    or a k-fold fold) or the dataset's validation split. A run trained on every image (the small-data recipes) has
+    nothing to be scored on."""
+    from segstudio.engine.data import VAL_ALIASES
+
+    data = (run.config or {}).get("data") or {}
+    if float(data.get("val_fraction", 0.2)) > 0 or int(data.get("folds", 0)) > 0:
+        return True
+    names = {data.get("val_split") or "val", *VAL_ALIASES}
+    return any(s.split in names for s in dataset.samples)
+
+
 @dataclass(frozen=True)
 class ReportRequest:
     runs: tuple[RunRecord, ...]
@@ -184,6 +197,13 @@ class ReportController(QObject):
             self._show_message("No run of this dataset has a checkpoint yet: train one first (Train → Start "
                                "Training).", 8000)
             return False
+        scorable = [r for r in runs if _has_holdout(r, ds)]
+        if not scorable:
+            self._show_message("These runs trained on every image (no hold-out), so a report has nothing unseen to "
+                               "score them on: set Hold-out in the Training panel's Settings and train again, or "
+                               "cross-validate the recipe (segstudio cv).", 12000)
+            return False
+        runs = scorable
         selected = self.training_panel.history.selected_run_id()
         if selected not in {r.id for r in runs}:
             selected = None
