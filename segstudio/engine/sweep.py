@@ -480,7 +480,26 @@ def run_sweep(plan: SweepPlan, *, out: str | Path, cancel: CancelToken | None = 
         except SegstudioError as e:
             raise SweepError(f"The sweep's dataset cannot be opened: {e.message}", path=e.path or plan.dataset,
                              fix=e.fix or "Correct 'dataset' in the sweep file.") from None
+    check_scorable(plan, dataset)
     return _run(plan, folder, cancel or CancelToken(), device, worst, dataset, report_only)
+
+
+def check_scorable(plan: SweepPlan, dataset: Dataset) -> None:
+    """Refuse, before anything trains, a plan whose runs the report could not score: a run trained on every image
+    (``data.val_fraction=0``, as the small-data recipes train) of a dataset without a validation split of its own
+    has no unseen image to be compared on."""
+    from segstudio.engine.data import VAL_ALIASES
+
+    own = {s.split for s in dataset.samples if s.split}
+    blind = [r.name for r in plan.runs if r.config.data.val_fraction <= 0 and r.config.data.folds == 0
+             and not ({r.config.data.val_split, *VAL_ALIASES} & own)]
+    if blind:
+        names = ", ".join(blind[:4]) + (f" and {len(blind) - 4} more" if len(blind) > 4 else "")
+        raise SweepError(f"A sweep compares its runs on their hold-out, and {len(blind)} of its {len(plan.runs)} "
+                         f"run(s) train on every image ({names}): nothing unseen would score them.",
+                         path=plan.source,
+                         fix="Add \"data.val_fraction=0.2\" to the sweep file's \"set\" so that every run keeps a "
+                             "hold-out (or cross-validate one recipe with segstudio cv).")
 
 
 def _run(plan: SweepPlan, out: Path, cancel: CancelToken, device: str | None, worst: int,

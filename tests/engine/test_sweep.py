@@ -151,6 +151,15 @@ def test_a_bad_sweep_file_exits_2_and_trains_nothing(montgomery, tmp_path, chang
     assert not (tmp_path / "out").exists()
 
 
+def test_a_sweep_of_runs_without_a_hold_out_is_refused_before_training(montgomery, tmp_path):
+    # lungs-lr trains on every film: the grid's runs would have nothing unseen to be compared on
+    file = write_sweep(tmp_path, montgomery, set=[t for t in TINY if not t.startswith("val_fraction")])
+    rc, stdout, err = cli(str(file), "--out", str(tmp_path / "out"), "-q")
+    assert rc == 2 and "train on every image" in err and "4 of its 4 run(s)" in err, err
+    assert f"File: {file}" in err and "data.val_fraction=0.2" in err and stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_stopped_sweep_resumes_where_it_stopped(montgomery, tmp_path):
     out = tmp_path / "out"
     plan = load_sweep(write_sweep(tmp_path, montgomery))
