@@ -46,7 +46,8 @@ class GateSettings(QWidget):
         form.addRow("Interval confidence", self.confidence)
         form.addRow("Minimum gain", self.min_gain)
         form.addRow("Class may drop at most", self.class_margin)
-        form.addRow("", self.auto_promote)
+        form.addRow(self.auto_promote)  # across both columns: the form stays as narrow as its dock
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.confidence.currentIndexChanged.connect(self._save)
         self.min_gain.valueChanged.connect(self._save)
         self.class_margin.valueChanged.connect(self._save)

@@ -153,6 +153,8 @@ class TrainingPanel(QWidget):
         self.model_history.sig_rollback_requested.connect(self.rollback)
         settings = QWidget(self)
         form = QFormLayout(settings)
+        # in a narrow dock a field goes under its label instead of widening the form past the dock (a sideways scroll)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         for label, w in (("Recipe", self.recipe), ("", self.description), ("Architecture", self.architecture),
                          ("Encoder", self.encoder), ("Loss", self.loss), ("Augmentation", self.augment),
                          ("Epochs", self.epochs), ("Image size", self.image_size), ("Batch size", self.batch_size),
