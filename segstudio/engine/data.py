@@ -80,6 +80,16 @@ def _presence_key(gt: np.ndarray, task: Task) -> tuple[int, ...]:
     return tuple(int(v) for v in np.unique(t) if v != IGNORE)
 
 
+def holds_out(dataset: Dataset, cfg: DataConfig) -> bool:
+    """Whether :func:`split_samples` keeps images of ``dataset`` out of training under ``cfg``: a k-fold fold, the
+    dataset's own train/validation split, or a random hold-out (``val_fraction`` > 0). A run trained without one (the
+    small-data recipes train on every image) has nothing unseen to be scored on by a report or a sweep."""
+    if cfg.folds or cfg.val_fraction > 0:
+        return True
+    names = {s.split for s in dataset.samples if s.split}
+    return cfg.train_split in names and bool({cfg.val_split, *VAL_ALIASES} & names)
+
+
 def split_samples(
     dataset: Dataset,
     cfg: DataConfig,

@@ -72,6 +72,8 @@ TTA = {
     "transpose": _Turn(True, 1, "lost"),
     "antitranspose": _Turn(True, 3, "lost"),
 }
+
+
 def expand_tta(names: Sequence[str]) -> tuple[str, ...]:
     """``names`` with groups (``d4``) spelled out, each transform once, in the order given."""
     out: list[str] = []
@@ -82,6 +84,8 @@ def expand_tta(names: Sequence[str]) -> tuple[str, ...]:
             if t not in out:
                 out.append(t)
     return tuple(out)
+
+
 #: the encoders of every registered architecture downsample by at most 32
 _STRIDE = 32
 

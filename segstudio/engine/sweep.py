@@ -488,11 +488,9 @@ def check_scorable(plan: SweepPlan, dataset: Dataset) -> None:
     """Refuse, before anything trains, a plan whose runs the report could not score: a run trained on every image
     (``data.val_fraction=0``, as the small-data recipes train) of a dataset without a validation split of its own
     has no unseen image to be compared on."""
-    from segstudio.engine.data import VAL_ALIASES
+    from segstudio.engine.data import holds_out
 
-    own = {s.split for s in dataset.samples if s.split}
-    blind = [r.name for r in plan.runs if r.config.data.val_fraction <= 0 and r.config.data.folds == 0
-             and not ({r.config.data.val_split, *VAL_ALIASES} & own)]
+    blind = [r.name for r in plan.runs if not holds_out(dataset, r.config.data)]
     if blind:
         names = ", ".join(blind[:4]) + (f" and {len(blind) - 4} more" if len(blind) > 4 else "")
         raise SweepError(f"A sweep compares its runs on their hold-out, and {len(blind)} of its {len(plan.runs)} "

@@ -59,13 +59,14 @@ def _has_holdout(run: RunRecord, dataset: Any) -> bool:
     """Whether the report can score ``run`` on images it did not train on: its own hold-out (``data.val_fraction``
     or a k-fold fold) or the dataset's validation split. A run trained on every image (the small-data recipes) has
     nothing to be scored on."""
-    from segstudio.engine.data import VAL_ALIASES
+    from segstudio.engine.config import TrainConfig
+    from segstudio.engine.data import holds_out
 
-    data = (run.config or {}).get("data") or {}
-    if float(data.get("val_fraction", 0.2)) > 0 or int(data.get("folds", 0)) > 0:
+    try:
+        cfg = TrainConfig.from_dict(run.config or {})
+    except SegstudioError:  # a config this version cannot read: the report says what is wrong with the run
         return True
-    names = {data.get("val_split") or "val", *VAL_ALIASES}
-    return any(s.split in names for s in dataset.samples)
+    return holds_out(dataset, cfg.data)
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,8 @@ class TrainingPanel(QWidget):
         for label, w in (("Recipe", self.recipe), ("", self.description), ("Architecture", self.architecture),
                          ("Encoder", self.encoder), ("Loss", self.loss), ("Augmentation", self.augment),
                          ("Epochs", self.epochs), ("Image size", self.image_size), ("Batch size", self.batch_size),
-                         ("Hold-out", self.holdout), ("Steps per epoch", self.steps), ("Device", self.device), ("CPU threads", self.threads),
+                         ("Hold-out", self.holdout), ("Steps per epoch", self.steps), ("Device", self.device),
+                         ("CPU threads", self.threads),
                          ("", self.corrections)):
             form.addRow(label, w)
         heading = QLabel("<b>Retraining round</b>", self)
