@@ -34,6 +34,61 @@ def _hermetic_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
         monkeypatch.setenv(var, str(base / var.lower()))
 
 
+#: how long a modal dialog may stay open in a Qt test before the harness closes it and fails the test
+MODAL_GRACE_S = 20
+
+
+def _describe_modal(widget: Any) -> str:
+    from PySide6.QtWidgets import QMessageBox
+
+    text = f"{type(widget).__name__} {widget.windowTitle()!r}"
+    if isinstance(widget, QMessageBox):
+        text += f": {widget.text()!r}"
+    return text
+
+
+@pytest.fixture(autouse=True)
+def _no_forgotten_modal(request: pytest.FixtureRequest) -> Any:
+    """A Qt test in which a modal dialog (an error box, a "training is running" question at close) stays open for
+    MODAL_GRACE_S fails, naming the dialog, instead of waiting on it until CI's limit: offscreen, nobody answers.
+    A timer closes the dialog (rejects it: "No" to a question) so that the test and its teardown can go on; tests
+    that answer a dialog themselves do so within milliseconds."""
+    if not {"qtbot", "qapp"} & set(request.fixturenames):
+        yield
+        return
+    request.getfixturevalue("qapp")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
+
+    seen: dict[str, Any] = {"widget": None, "ticks": 0}
+    left_open: list[str] = []
+
+    def tick() -> None:
+        widget = QApplication.activeModalWidget()
+        if widget is None or widget is not seen["widget"]:
+            seen["widget"], seen["ticks"] = widget, 0
+            return
+        seen["ticks"] += 1
+        if seen["ticks"] < MODAL_GRACE_S or not isinstance(widget, QDialog):
+            return
+        left_open.append(_describe_modal(widget))
+        seen["widget"], seen["ticks"] = None, 0
+        if isinstance(widget, QMessageBox):
+            widget.done(int(QMessageBox.StandardButton.No.value))
+        else:
+            widget.reject()
+
+    timer = QTimer()
+    timer.setInterval(1000)
+    timer.timeout.connect(tick)
+    timer.start()
+    yield
+    timer.stop()
+    if left_open:
+        pytest.fail(f"a modal dialog stayed open for {MODAL_GRACE_S} s with nobody to answer it (closed by the "
+                    f"test harness): {'; '.join(left_open)}")
+
+
 def _shared_snapshot(root: Path) -> set[str]:
     """Every path under the shared datasets' parent folder (the datasets and anything written beside them)."""
     out: set[str] = set()
