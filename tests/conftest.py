@@ -44,6 +44,8 @@ def _describe_modal(widget: Any) -> str:
     text = f"{type(widget).__name__} {widget.windowTitle()!r}"
     if isinstance(widget, QMessageBox):
         text += f": {widget.text()!r}"
+        if widget.detailedText():
+            text += f"\n{widget.detailedText()[-3000:]}"
     return text
 
 
