@@ -3,6 +3,7 @@ training panel training a tiny model into the workspace's run history, and closi
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -118,6 +119,48 @@ def test_worker_stop_and_wait_cancels_a_running_job_and_delivers_the_cancelled_s
     # delivered before stop_and_wait returned, without spinning the event loop
     assert len(cancelled) == 1 and isinstance(cancelled[0], int)
     assert worker.outcome == "cancelled" and not worker.running
+
+
+def test_a_jobs_clean_up_runs_before_its_outcome_is_signalled_and_never_blocks_the_window(qtbot) -> None:
+    """A job left mid-way (here it fails) is closed on its thread; only then is the outcome signalled, so the GUI
+    thread, which joins the worker's thread on that signal, never waits there while the clean-up (a run's last
+    writes) goes on: its event loop keeps turning."""
+    from PySide6.QtCore import QTimer
+
+    closed: list[float] = []
+
+    class Job:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def __iter__(self) -> Job:
+            return self
+
+        def __next__(self) -> int:
+            self.n += 1
+            if self.n > 2:
+                raise OSError("the disk went away")
+            return self.n
+
+        def close(self) -> None:
+            time.sleep(0.8)  # a slow clean-up: files flushed, loaders shut down
+            closed.append(time.monotonic())
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    worker = GeneratorWorker(lambda _token: Job(), name="slow-close")
+    errored: list[float] = []
+    worker.sig_errored.connect(lambda _m, _d: errored.append(time.monotonic()))
+    with qtbot.waitSignal(worker.sig_errored, timeout=5000):
+        worker.start()
+    timer.stop()
+    assert closed and errored and closed[0] <= errored[0] and worker.outcome == "errored"
+    during = [t for t in ticks if t <= closed[0]]
+    gaps = [b - a for a, b in itertools.pairwise(during)]
+    assert during and max(gaps, default=0.0) < 0.45, f"the GUI thread stalled for {max(gaps):.2f} s"
 
 
 def test_readable_messages_for_gpu_out_of_memory_and_a_diverging_loss() -> None:

@@ -95,20 +95,27 @@ class _Runner(QThread):
     def run(self) -> None:  # noqa: D102 - QThread entry point
         last: Any = None
         gen: Iterable[Any] | None = None
+        outcome, message, details = "finished", "", ""
         try:
             gen = self._start(self._token)
             for ev in gen:
                 last = ev
                 self.sig_event.emit(ev)
-            self.sig_done.emit("cancelled" if self._token.cancelled else "finished", last, "", "")
+            outcome = "cancelled" if self._token.cancelled else "finished"
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI as a signal
             details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             log.error("worker %s failed:\n%s", self.objectName(), details)
-            self.sig_done.emit("errored", last, describe_error(exc), details)
+            outcome, message = "errored", describe_error(exc)
         finally:
             close = getattr(gen, "close", None)
             if close is not None:
-                close()  # a generator left mid-way releases its loaders and files now, not at GC time
+                try:
+                    close()  # a generator left mid-way releases its loaders and files now, not at GC time
+                except BaseException:  # noqa: BLE001 - the job's own outcome is what the GUI is told
+                    log.exception("worker %s: closing its generator failed", self.objectName())
+        # last, once the generator is closed: the GUI thread joins this thread when the signal arrives, and must
+        # not wait there on a clean-up (a run's final writes) that is still going on
+        self.sig_done.emit(outcome, last, message, details)
 
 
 class GeneratorWorker(QObject):
@@ -205,7 +212,7 @@ class GeneratorWorker(QObject):
             return
         self._outcome = outcome
         if self._runner is not None:
-            self._runner.wait()  # run() has returned already; this joins the OS thread
+            self._runner.wait()  # run() emitted this as its last act: this joins the OS thread
         GeneratorWorker._alive.discard(self)
         app = QCoreApplication.instance()
         if app is not None:
