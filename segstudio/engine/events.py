@@ -71,6 +71,9 @@ class CheckpointSaved:
     epoch: int
     kind: str  # "last" | "best" | "swa"
     monitor: float | None
+    #: the saved weights' mean Dice on the hold-out where they were scored there (None otherwise): the SWA weights
+    #: are scored once, after the last epoch, and their figure is on no epoch's curve
+    dice: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -237,15 +237,16 @@ class _Trainer:
 
     def _save(self, kind: str, *, epoch: int, completed: int, metrics: dict[str, Any], model: torch.nn.Module | None = None) -> CheckpointSaved:
         path = self.run_dir / "checkpoints" / kind
+        saved = CheckpointSaved(path=path, epoch=epoch, kind=kind, monitor=metrics.get("monitor"), dice=metrics.get("dice"))
         if not self.world.is_main:  # rank 0 alone writes the run folder
-            return CheckpointSaved(path=path, epoch=epoch, kind=kind, monitor=metrics.get("monitor"))
+            return saved
         state = self._state(completed) if kind == "last" else (None, None)
         # copied here, written by the run's writer thread while training goes on (engine/run_writer.py)
         self.writer.submit(snapshot_checkpoint(
             path, model=model or self.model, config=self.cfg, task=self.task, schema=self.dataset.schema,
             metrics=metrics, info={"epoch": epoch, "train_seconds": self.train_seconds},
             training_tensors=state[0], training_json=state[1]))
-        return CheckpointSaved(path=path, epoch=epoch, kind=kind, monitor=metrics.get("monitor"))
+        return saved
 
     def _plot_curves(self) -> None:
         """curves.png is drawn on the writer thread, from the newest history when its turn comes (a slow plot

@@ -4,6 +4,7 @@ training panel training a tiny model into the workspace's run history, and closi
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import subprocess
 import sys
@@ -264,8 +265,18 @@ def test_training_panel_trains_a_tiny_model_into_the_run_history(window: MainWin
     dice = {s.name: s for s in panel.metric_plot.series()}
     assert {"left lung", "right lung"} <= set(dice) and len(dice["left lung"].ys) == 1
     assert "epoch 1/1" in panel.log_view.toPlainText()
+    # the recipe averages its weights (SWA): their score on the hold-out is on no epoch's curve, so it is drawn as a
+    # point of its own at the last epoch, logged, and named when it is the run's best
+    swa = json.loads((run.folder / "checkpoints" / "swa" / "config.json").read_text(encoding="utf-8"))["metrics"]
+    assert dice["SWA weights"].xs == (1.0,) and dice["SWA weights"].ys == pytest.approx((swa["dice"],))
+    assert f"(SWA) score Dice {swa['dice']:.3f}" in panel.log_view.toPlainText()
+    assert ("(the SWA weights)" in panel.state_label.text()) == (swa["monitor"] == pytest.approx(run.best_metric))
     # the history lists it; "use this model" makes its checkpoint the workspace's model
     assert panel.history.run_ids() == [run.id]
+    panel.monitor.reset()
+    panel.monitor.show_run(run)  # what picking a past run in the history shows: its SWA point again
+    shown = {s.name: s for s in panel.metric_plot.series()}
+    assert shown["SWA weights"].xs == (1.0,) and shown["SWA weights"].ys == pytest.approx((swa["dice"],))
     panel.history.select_run(run.id)
     panel.history.use_button.click()
     chosen = window.training.chosen_model()

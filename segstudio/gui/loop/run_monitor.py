@@ -23,7 +23,7 @@ from segstudio.engine.events import (
     RunStarted,
 )
 from segstudio.gui.loop.curve_plot import CurvePlot, Series
-from segstudio.gui.loop.training import read_curves
+from segstudio.gui.loop.training import read_curves, read_swa_score
 from segstudio.workspace import RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MEAN_COLOUR = (220, 220, 220)
 LOSS_COLOUR, VAL_COLOUR = (90, 170, 255), (255, 160, 60)
 OTHER_COLOUR = (200, 120, 220)
+SWA_COLOUR = (120, 220, 120)
 REDRAW_MS = 150  # a class drawn black (background) would vanish on the dark plot
 
 
@@ -87,6 +88,8 @@ class RunMonitor(QObject):
         self._class_dice: dict[str, list[float]] = {}
         self._epochs, self._first_step = 0, 0
         self._no_holdout = False  # the run trains on every image: its epochs have no Dice to draw
+        #: the SWA weights' score (monitor, mean Dice) on the hold-out, once they are saved: on no epoch's curve
+        self._swa: tuple[float | None, float] | None = None
 
     def load_epoch_curves(self, run: RunRecord) -> None:
         """Show a run's saved per-epoch curves (``curves.csv``); a resumed run continues from them."""
@@ -99,6 +102,7 @@ class RunMonitor(QObject):
             for k, v in row.items():
                 if k.startswith("dice:"):
                     self._class_dice.setdefault(k[5:], []).append(v)
+        self._swa = read_swa_score(run.folder)
         self.redraw()
 
     def _class_colour(self, name: str) -> tuple[int, int, int]:
@@ -118,6 +122,8 @@ class RunMonitor(QObject):
         ])
         series = [Series("mean", MEAN_COLOUR, ex, tuple(self._mean_dice), dashed=True, markers=True)]
         series += [Series(n, self._class_colour(n), ex, tuple(v), markers=True) for n, v in self._class_dice.items()]
+        if self._swa is not None and ex:
+            series.append(Series("SWA weights", SWA_COLOUR, (ex[-1],), (self._swa[1],), markers=True))
         unscored = self._no_holdout or (bool(ex) and not any(math.isfinite(v) for v in self._mean_dice))
         self.metric_plot.empty_text = NO_HOLDOUT_TEXT if unscored else CurvePlot.EMPTY_TEXT
         self.metric_plot.set_series(series)
@@ -183,6 +189,10 @@ class RunMonitor(QObject):
             path, folder = Path(e.path), self.run_folder
             shown = path.relative_to(folder) if folder is not None and path.is_relative_to(folder) else path
             self.log(f"saved the {e.kind} checkpoint (epoch {e.epoch + 1}): {shown}")
+            if e.kind == "swa" and e.dice is not None and math.isfinite(e.dice):
+                self._swa = (e.monitor, e.dice)
+                self.log(f"the weights averaged over the last epochs (SWA) score Dice {e.dice:.3f} on the hold-out")
+                self.redraw()
         elif isinstance(e, Finished):
             self.log(f"{'stopped' if e.cancelled else 'finished'} after {e.epochs_completed} epoch(s), "
                      f"{e.train_seconds:.0f} s of training")
@@ -207,7 +217,12 @@ class RunMonitor(QObject):
             self.progress.setValue(0)
         self.redraw()
         words = {RunStatus.FINISHED: "Finished", RunStatus.CANCELLED: "Stopped", RunStatus.FAILED: "Failed"}
-        best = f" · best {run.best_metric_name} {run.best_metric:.3f}" if run.best_metric is not None else ""
+        best = ""
+        if run.best_metric is not None:
+            best = f" · best {run.best_metric_name} {run.best_metric:.3f}"
+            swa_monitor = self._swa[0] if self._swa is not None else None
+            if swa_monitor is not None and math.isclose(swa_monitor, run.best_metric):
+                best += " (the SWA weights)"
         self.state_label.setText(f"{words.get(run.status, run.status.value)}{best} · {run.message}")
         self.state_label.setToolTip(str(run.folder))
         self.log(f"run {run.id}: {run.status.value}{best}")

@@ -10,6 +10,7 @@ until a run starts.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
@@ -94,6 +95,19 @@ def read_curves(run_folder: Path) -> list[dict[str, float]]:
         for row in csv.DictReader(fh):
             rows.append({k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()})
     return rows
+
+
+def read_swa_score(run_folder: Path) -> tuple[float | None, float] | None:
+    """``(monitor, mean Dice)`` of a run's SWA weights on its hold-out, from ``checkpoints/swa/config.json``; None
+    without SWA weights, without a hold-out to score them on, or when the file cannot be read."""
+    try:
+        metrics = json.loads((run_folder / "checkpoints" / "swa" / "config.json").read_text(encoding="utf-8"))["metrics"]
+        dice, monitor = metrics.get("dice"), metrics.get("monitor")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(dice, int | float) or not math.isfinite(dice):
+        return None
+    return (float(monitor) if isinstance(monitor, int | float) else None), float(dice)
 
 
 class TrainingController(QObject):
