@@ -427,6 +427,40 @@ def test_names_that_repeat_across_folders_show_the_full_id() -> None:
     assert [model.index(r, NAME).data() for r in range(2)] == ["a.png", "b.png"]
 
 
+def test_a_narrow_name_column_drops_the_prefix_every_name_shares_before_the_part_that_differs(
+        browser: SampleBrowser, qtbot) -> None:
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from segstudio.gui.screen.browser_model import shared_prefix
+
+    assert shared_prefix(["MCUCXR_0004_0.png", "MCUCXR_0016_0.png", "MCUCXR_0301_1.png"]) == "MCUCXR_"
+    assert shared_prefix(["IMD002.bmp", "IMD003.bmp"]) == ""  # no separator in what they share
+    assert shared_prefix(["train/a_1.jpg", "valid/a_1.jpg"]) == ""
+    assert shared_prefix(["img_", "img_2.png"]) == ""  # would leave a name empty
+    assert shared_prefix(["only_one.png"]) == ""
+    ids = [f"MCUCXR_{i:04d}_0.png" for i in (4, 16, 301)]
+    browser.set_dataset(Dataset(root=Path("/nowhere"), format_name="test", schema=SCHEMA,
+                                samples=[Sample(id=i, image=Path("/nowhere") / i) for i in ids],
+                                read_image=lambda _d, _s: np.zeros((8, 8), np.uint8), read_gt=lambda _d, _s: None))
+    view = browser.view
+    delegate = view.itemDelegateForColumn(NAME)
+    index = browser.proxy.index(1, NAME)
+    fm = view.fontMetrics()
+
+    def shown(text_room: int) -> str:
+        opt = QStyleOptionViewItem()
+        opt.initFrom(view)
+        opt.rect = QRect(0, 0, view.iconSize().width() + 16 + text_room, 40)
+        delegate.initStyleOption(opt, index)
+        return opt.text
+
+    assert shown(fm.horizontalAdvance("MCUCXR_0016_0.png") + 20) == "MCUCXR_0016_0.png"  # fits: whole
+    assert shown(fm.horizontalAdvance("…0016_0.png") + 12) == "…0016_0.png"
+    narrow = shown(fm.horizontalAdvance("…0016…") + 6)
+    assert narrow.startswith("…0016") and "MCUCXR" not in narrow
+
+
 def test_thumbnail_cache_is_pruned_least_recently_used_first(qtbot, tmp_path: Path) -> None:
     from segstudio.gui.screen.thumbnails import prune_thumbnail_cache, thumbnail_dir
 

@@ -17,6 +17,7 @@ matching the filter (accepting it under "Unreviewed"), so next/previous continue
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -117,6 +118,22 @@ class BrowserSummary:
         return " · ".join(parts)
 
 
+#: the characters a shared name prefix is cut after ("MCUCXR_" of "MCUCXR_0004_0.png", not "MCUCXR_0")
+_PREFIX_ENDS = "_-./ "
+
+
+def shared_prefix(names: list[str]) -> str:
+    """The start that every one of ``names`` shares, up to its last separator (``_ - . /`` or a space): what a
+    narrow name column can leave out first. "" for fewer than two names, or when it would leave a name empty."""
+    if len(names) < 2:
+        return ""
+    common = os.path.commonprefix(names)
+    cut = max(common.rfind(ch) for ch in _PREFIX_ENDS) + 1
+    if cut < 3 or any(len(n) <= cut for n in names):
+        return ""
+    return common[:cut]
+
+
 class SampleTableModel(QAbstractTableModel):
     """Samples of one dataset as table rows (row = dataset index). Display caches only: the review states and
     scores shown here are pushed by the caller from the workspace, which stays the source of truth."""
@@ -127,6 +144,7 @@ class SampleTableModel(QAbstractTableModel):
         self._ids: list[str] = []
         self._folded: list[str] = []
         self._names: list[str] = []
+        self._shared_prefix = ""
         self._name_keys: list[tuple[Any, ...]] | None = None  # natural-sort keys, made on the first name sort
         self._status = np.zeros(0, np.int8)
         self._reviews: dict[str, ReviewState] = {}
@@ -158,6 +176,7 @@ class SampleTableModel(QAbstractTableModel):
         # file names read best; where two folders hold the same name only the full id tells them apart
         names = [i.rsplit("/", 1)[-1] for i in self._ids]
         self._names = names if len(set(names)) == n else list(self._ids)
+        self._shared_prefix = shared_prefix(self._names)
         self._name_keys = None
         self._status = np.zeros(n, np.int8)
         self._reviews = {}
@@ -405,6 +424,10 @@ class SampleTableModel(QAbstractTableModel):
         if role == SortRole:
             return self._sort_value(row, col)
         return None
+
+    def shared_prefix(self) -> str:
+        """The name prefix every sample of the dataset shares (:func:`shared_prefix`)."""
+        return self._shared_prefix
 
     def _display(self, row: int, col: int) -> str:
         if col == NAME:
