@@ -161,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{i:>4}  {s.sample_id:<{width}}  {s.score:.3f}  {reason}")
     flagged = sum(1 for s in ranked if s.score >= 0.5)
     errors = sum(1 for s in ranked if s.error)
-    print(f"{len(ranked)} label(s) ranked in {secs:.1f} s ({model['kind']}); {flagged} with a score of 0.5 or more"
+    judge = {"none": "without a model", "checkpoint": "with the checkpoint's predictions",
+             "predictions folder": "with the predictions folder", "out-of-fold": f"with {args.folds}-fold out-of-fold "
+             "predictions"}.get(model["kind"], model["kind"])
+    print(f"{len(ranked)} label(s) ranked in {secs:.1f} s ({judge}); {flagged} with a score of 0.5 or more"
           f"{f', {errors} unreadable' if errors else ''}\nwritten: {csv_path}, {json_path}")
     return 1 if errors else 0

@@ -25,7 +25,7 @@ def test_quality_writes_a_ranked_csv_and_json(montgomery: Path, tmp_path: Path, 
     doc = json.loads((tmp_path / "q.json").read_text())
     assert doc["model"] == {"kind": "none"} and len(doc["samples"]) == 40
     assert doc["weights"]["missing"] == 1.0 and doc["samples"][0]["sample_id"] == rows[0]["sample_id"]
-    assert rows[0]["sample_id"] in out and "40 label(s) ranked" in out
+    assert rows[0]["sample_id"] in out and "40 label(s) ranked" in out and "(without a model)" in out
 
 
 def test_rules_from_a_file_and_a_bad_rules_file(montgomery: Path, tmp_path: Path, capsys) -> None:
@@ -61,6 +61,7 @@ def test_a_predictions_folder_adds_the_model_checks(montgomery: Path, tmp_path: 
         write_mask(stem, m)
     assert main(["quality", str(montgomery), "--format", "class-folders", "--predictions", str(preds),
                  "--out", str(tmp_path / "p.csv"), "--progress", "none", "--no-images"]) == 0
+    assert "(with the predictions folder)" in capsys.readouterr().out
     doc = json.loads((tmp_path / "p.json").read_text())
     assert doc["model"]["kind"] == "predictions folder"
     top = doc["samples"][0]
