@@ -9,6 +9,8 @@
   DataLoader path, ``lungs-lr`` on Montgomery at 256² on the CPU (interleaved steps, lower quartiles). ≥ 1.0.
 - ``engine.cpu_amp_speedup``: the trainer's float32 step time over its mixed-precision one (the default; bf16
   autocast where the CPU has bf16 instructions), ``lungs-lr`` at 256² on the CPU. ≥ 1.0.
+- ``engine.cpu_channels_last_speedup``: the trainer's step time with NCHW tensors over its step time with
+  channels-last ones (the default on CUDA and the CPU), ``lungs-lr`` at 256² on the CPU. ≥ 1.0.
 - ``engine.offline_weights_fail_s``: time for a hub-weights request to fail with no network (< 2 s).
 - ``engine.train_wall_vs_epochs_ratio`` / ``engine.startup_to_first_step_s``: a real ``segstudio train`` run in a
   fresh process, its wall time over its epochs' (≤ 1.15) and its start to the first optimiser step (< 8 s).
@@ -123,7 +125,7 @@ class _BareSteps:
         self.dtype = autocast_dtype(dev, cfg.amp)
         self.amp = self.dtype is not None
         self.dev = dev
-        if dev.type == "cuda":
+        if dev.type in ("cuda", "cpu"):  # as the trainer does (TrainConfig.channels_last)
             self.model = self.model.to(memory_format=torch.channels_last)
             self.x = self.x.contiguous(memory_format=torch.channels_last)
 
@@ -252,6 +254,19 @@ def bench_cpu_amp_speedup() -> list[Figure]:
         Figure("engine.cpu_amp", 1.0 if cpu_computes_bf16() else 0.0, "bool"),
         Figure("engine.cpu_fp32_step_ms", round(_typical(t32) * 1000, 1), "ms"),
         Figure("engine.cpu_amp_step_ms", round(_typical(tmx) * 1000, 1), "ms"),
+    ]
+
+
+def bench_cpu_channels_last_speedup() -> list[Figure]:
+    """``engine.cpu_channels_last_speedup``: the trainer's step time with NCHW tensors (``channels_last=false``) over
+    its step time with channels-last ones (the default, on the CPU since 2026-12-07), ``lungs-lr`` on Montgomery at
+    256² on the CPU in its default precision, interleaved steps after a warm-up epoch, lower quartiles. ≥ 1.0."""
+    nchw, last = _lungs_pair(["data.resident=on", "channels_last=false"], ["data.resident=on", "channels_last=true"])
+    return [
+        Figure("engine.cpu_channels_last_speedup", round(_lower_quartile(nchw) / _lower_quartile(last), 3), "x", 1.0,
+               "higher"),
+        Figure("engine.cpu_nchw_step_ms", round(_typical(nchw) * 1000, 1), "ms"),
+        Figure("engine.cpu_channels_last_step_ms", round(_typical(last) * 1000, 1), "ms"),
     ]
 
 

@@ -272,3 +272,32 @@ def test_a_cpu_run_trains_in_bf16_where_asked_and_keeps_float32_weights(tmp_path
     assert all(v.dtype == torch.float32 for v in w16.values() if v.is_floating_point())  # float32 master weights
     assert all(torch.equal(w32[k], off[k]) for k in w32)  # amp=false and a CPU without bf16: the same float32 run
     assert any(not torch.equal(w16[k], w32[k]) for k in w16)  # the bf16 run computed differently
+
+
+def test_a_cpu_run_trains_channels_last_unless_turned_off(tmp_path, monkeypatch):
+    """``channels_last`` (default true) applies on the CPU as on CUDA: the model's convolutions and the batches are
+    channels-last during training, the first step computes the same loss as the NCHW run, and the checkpoint is
+    the same loadable file."""
+    from segstudio.engine import train as train_mod
+
+    layouts: dict[bool, bool] = {}
+    inputs = train_mod._Trainer._inputs
+
+    def spy(self, x, y):
+        x, y = inputs(self, x, y)
+        w = next(m.weight for m in self.model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1)
+        layouts[self.cfg.channels_last] = (w.is_contiguous(memory_format=torch.channels_last)
+                                           and not w.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+        return x, y
+
+    monkeypatch.setattr(train_mod._Trainer, "_inputs", spy)
+    monkeypatch.setenv("SEGSTUDIO_CPU_AMP", "0")  # float32: the two layouts' sums differ by rounding only
+    ds = make_dataset(n=6)
+    first_loss = {}
+    for on in (True, False):
+        events = _run(tiny_config(f"channels_last={str(on).lower()}", "device=cpu", "epochs=2"), ds, tmp_path / str(on))
+        first_loss[on] = next(e.loss for e in events if isinstance(e, BatchEnd))
+        ckpt = load_checkpoint(events[-1].last_checkpoint)
+        assert ckpt.model is not None
+    assert layouts == {True: True, False: False}
+    assert first_loss[True] == pytest.approx(first_loss[False], rel=1e-4)
