@@ -432,7 +432,7 @@ def test_a_narrow_name_column_drops_the_prefix_every_name_shares_before_the_part
     from PySide6.QtCore import QRect
     from PySide6.QtWidgets import QStyleOptionViewItem
 
-    from segstudio.gui.screen.browser_model import shared_prefix
+    from segstudio.gui.screen.name_elide import shared_prefix
 
     assert shared_prefix(["MCUCXR_0004_0.png", "MCUCXR_0016_0.png", "MCUCXR_0301_1.png"]) == "MCUCXR_"
     assert shared_prefix(["IMD002.bmp", "IMD003.bmp"]) == ""  # no separator in what they share

@@ -92,8 +92,8 @@ def test_names_elide_in_the_middle_with_the_full_name_as_tooltip(qtbot) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QStyleOptionViewItem
 
-    from segstudio.gui.screen.browser import NameDelegate
     from segstudio.gui.screen.browser_model import NAME
+    from segstudio.gui.screen.name_elide import NameDelegate
 
     b = _browser(qtbot)
     assert b.view.textElideMode() == Qt.TextElideMode.ElideMiddle

@@ -19,9 +19,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -45,6 +42,7 @@ from segstudio.gui.screen.browser_model import (
     SampleTableModel,
 )
 from segstudio.gui.screen.browser_proxies import FilterProxy, OrderProxy
+from segstudio.gui.screen.name_elide import NameDelegate
 from segstudio.gui.screen.thumbnails import THUMBNAIL_PX
 
 log = logging.getLogger(__name__)
@@ -62,35 +60,6 @@ _NAME_MIN_CHARS, _NAME_MAX_CHARS = 8, 22
 def view_settings() -> QSettings:
     """The file the main window keeps its geometry in (``config_dir()/window.ini``)."""
     return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
-
-
-class NameDelegate(QStyledItemDelegate):
-    """Sample names that do not fit their cell first lose the prefix every name of the dataset shares
-    ("MCUCXR_0004_0.png" → "…0004_0.png"), then their end ("…0004…"): the part that tells two rows apart stays in
-    sight (a middle-elided "MCUCXR…_0.png" is every row of a Montgomery set). Names with no shared prefix are
-    elided in the middle by the view."""
-
-    def __init__(self, model: SampleTableModel, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._model = model
-
-    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
-        super().initStyleOption(option, index)
-        prefix = self._model.shared_prefix()
-        text = option.text
-        if not prefix or not text.startswith(prefix):
-            return
-        widget = option.widget
-        style = widget.style() if widget is not None else None
-        margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, widget) + 1 if style else 4
-        room = option.rect.width() - option.decorationSize.width() - 4 * margin
-        fm = option.fontMetrics
-        if fm.horizontalAdvance(text) <= room:
-            return
-        rest = text[len(prefix):]
-        if fm.horizontalAdvance("…" + rest) > room:  # still too long: keep its start, where names differ
-            rest = fm.elidedText(rest, Qt.TextElideMode.ElideRight, max(0, room - fm.horizontalAdvance("…")))
-        option.text = "…" + rest
 
 
 class SampleBrowser(QWidget):
@@ -171,7 +140,7 @@ class SampleBrowser(QWidget):
         view.setAlternatingRowColors(True)
         view.setWordWrap(False)
         view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        view.setItemDelegateForColumn(NAME, NameDelegate(self.model_, view))
+        view.setItemDelegateForColumn(NAME, NameDelegate(self.model_.shared_prefix, view))
         view.setIconSize(view.iconSize().scaled(px, px, Qt.AspectRatioMode.IgnoreAspectRatio))
         view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         vh = view.verticalHeader()

@@ -17,7 +17,6 @@ matching the filter (accepting it under "Unreviewed"), so next/previous continue
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont
 
 from segstudio.datasets.base import Dataset
+from segstudio.gui.screen.name_elide import shared_prefix
 from segstudio.gui.screen.thumbnails import THUMBNAIL_PX, ThumbnailLoader, broken_pixmap, placeholder_pixmap
 from segstudio.workspace.records import ReviewState, ReviewStatus
 
@@ -116,22 +116,6 @@ class BrowserSummary:
         if self.with_problems:
             parts.append(f"{self.with_problems} with problems")
         return " · ".join(parts)
-
-
-#: the characters a shared name prefix is cut after ("MCUCXR_" of "MCUCXR_0004_0.png", not "MCUCXR_0")
-_PREFIX_ENDS = "_-./ "
-
-
-def shared_prefix(names: list[str]) -> str:
-    """The start that every one of ``names`` shares, up to its last separator (``_ - . /`` or a space): what a
-    narrow name column can leave out first. "" for fewer than two names, or when it would leave a name empty."""
-    if len(names) < 2:
-        return ""
-    common = os.path.commonprefix(names)
-    cut = max(common.rfind(ch) for ch in _PREFIX_ENDS) + 1
-    if cut < 3 or any(len(n) <= cut for n in names):
-        return ""
-    return common[:cut]
 
 
 class SampleTableModel(QAbstractTableModel):
