@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,56 @@ _USER_DIR_VARS = (
 )
 
 
+#: free disk the suite needs where pytest keeps its temporary folders: its peak is about 1.5 GB (2026-12-07), with
+#: every passing test's folders removed as it ends
+MIN_FREE_TMP_GB = 3.0
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Too little free disk for the runs and checkpoints the tests write makes hundreds of tests error at once,
+    or a dialog of the app's wait on a failed write: say so up front instead."""
+    import tempfile
+
+    where = Path(session.config.option.basetemp or tempfile.gettempdir())
+    while not where.exists():
+        where = where.parent
+    free_gb = shutil.disk_usage(where).free / 2**30
+    if free_gb < MIN_FREE_TMP_GB:
+        pytest.exit(f"only {free_gb:.1f} GB free at {where}; the tests need {MIN_FREE_TMP_GB:.0f} GB there for "
+                    "the runs and checkpoints they write. Free some space, or point TMPDIR (or --basetemp) at a "
+                    "disk with room.", returncode=3)
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Records on the test whether any of its phases failed, for the fixtures that keep its files only then."""
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+def _test_failed(request: pytest.FixtureRequest) -> bool:
+    """Whether the requesting test failed so far (setup or call), read in a fixture's teardown."""
+    return request.node.stash.get(_FAILED, False)
+
+
 @pytest.fixture(autouse=True)
-def _hermetic_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _hermetic_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                        request: pytest.FixtureRequest) -> Any:
     """Every test gets its own settings, logs, caches and workspaces: nothing is written beside ../shared or
-    into the user's folders, and no test sees what another left (a "current model" in a shared workspace)."""
+    into the user's folders, and no test sees what another left (a "current model" in a shared workspace).
+    The folder goes when the test passes, like tmp_path (tmp_path_retention_policy = "failed"): the suite's
+    runs and checkpoints would otherwise add up to some 20 GB, more than a CI machine's free disk."""
     base = tmp_path_factory.mktemp("user")
     for var in _USER_DIR_VARS:
         monkeypatch.setenv(var, str(base / var.lower()))
+    yield
+    if not _test_failed(request):
+        shutil.rmtree(base, ignore_errors=True)
 
 
 #: how long a modal dialog may stay open in a Qt test before the harness closes it and fails the test

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,8 @@ def runs(montgomery, tmp_path_factory):
     *_, single_fin = train(single_cfg, open_dataset(montgomery), run_dir=root / "single")
     proc = _torchrun("-m", "segstudio", "train", str(montgomery), "--config", str(cfg_file), "--out",
                      str(root / "two"))
-    return {"root": root, "config": cfg_file, "single": single_fin, "two": root / "two", "stdout": proc.stdout, "output": proc.stdout + proc.stderr}
+    yield {"root": root, "config": cfg_file, "single": single_fin, "two": root / "two", "stdout": proc.stdout, "output": proc.stdout + proc.stderr}
+    shutil.rmtree(root, ignore_errors=True)  # some 500 MB of checkpoints
 
 
 def _digests(stdout: str) -> dict[int, str]:

@@ -9,6 +9,7 @@ import csv
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -33,7 +34,7 @@ WORST = 3
 
 
 @pytest.fixture(scope="module")
-def runs(montgomery: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def runs(montgomery: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("report-runs")
     ds = open_dataset(montgomery)
@@ -43,7 +44,8 @@ def runs(montgomery: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Pat
         fin = list(train(cfg, ds, run_dir=root / name))[-1]
         assert fin.best_checkpoint is not None
         out.append(root / name)
-    return out
+    yield out
+    shutil.rmtree(root, ignore_errors=True)  # some 370 MB of checkpoints
 
 
 @pytest.fixture(scope="module")

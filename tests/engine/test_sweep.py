@@ -10,6 +10,8 @@ import csv
 import hashlib
 import io
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +73,14 @@ def checkpoint_files(run_dir: Path) -> dict[str, tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def grid_sweep(montgomery: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def grid_sweep(montgomery: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("sweep")
     file = write_sweep(root, montgomery)
     out = root / "out"
     rc, stdout, stderr = cli(str(file), "--out", str(out), "--worst", "1", "-q")
-    return {"rc": rc, "stdout": stdout, "stderr": stderr, "file": file, "out": out}
+    yield {"rc": rc, "stdout": stdout, "stderr": stderr, "file": file, "out": out}
+    shutil.rmtree(root, ignore_errors=True)  # some 700 MB of checkpoints
 
 
 def test_a_grid_trains_every_run_and_reports_them(grid_sweep):
