@@ -3,13 +3,13 @@
 Two passes. The first measures each mask, class by class (parallel, OpenCV releases the GIL): area, parts,
 islands, holes, centre, how many vertices its outline needs, how well its outline follows the image's edges, and —
 when a prediction is given — Dice, the boundary distance (HD95) and, with the model's probabilities, the share of
-pixels the model confidently assigns to another class. The second pass learns each class's distribution over the
+pixels the model confidently assigns to another class (:mod:`segstudio.metrics.suspicion_features`). The second pass learns each class's distribution over the
 dataset (median and spread, robustly: one bad mask cannot move it) and turns every figure into a check value in
 ``[0, 1]`` by how far it lies outside; declared rules (:mod:`segstudio.metrics.label_rules`) are checked as they
 stand. A class's score combines its check values with the weights of :data:`CHECKS` as a noisy-OR,
 ``1 - Π(1 - weight · value)``: one strong reason is enough, several weak ones add up — except that the model checks
 (``disagreement``, ``confident_other``, ``boundary``) are three views of one piece of evidence and count once, by
-the strongest. A sample's score is its most suspicious class's; samples that tie are ordered by all their reasons
+the strongest; ``fit`` adds to them, as it says what the disagreement is (a constant move or growth). A sample's score is its most suspicious class's; samples that tie are ordered by all their reasons
 added up (weight × value).
 
 Checks (weight; what fires it):
@@ -33,6 +33,9 @@ Checks (weight; what fires it):
 ``confident_other``  0.9    share of the class's pixels the model confidently gives to another class
                             (confident learning: per-class thresholds from the model's own mean confidence)
 ``boundary``         0.6    HD95 between the class's outline and the prediction's, far above the usual
+``fit``              0.9    moved (up to 24 px) or grown or shrunk, the label would agree with the model far
+                            better (:mod:`segstudio.metrics.outline_fit`): a misregistered label, or one drawn
+                            with too wide or too narrow a brush, rather than a model's local mistake
 ==================  ======  ===============================================================================
 
 The model checks count only as far as the model has earned it: per class by its usual Dice on the class
@@ -48,16 +51,22 @@ image (out-of-fold predictions), else it has memorised the very label it judges.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from segstudio.core.types import ClassSchema
-from segstudio.metrics.compare import background_ids, class_plane
 from segstudio.metrics.label_rules import LabelRules
+from segstudio.metrics.outline_fit import OutlineFit
+from segstudio.metrics.suspicion_features import (
+    ClassFeatures,
+    SampleFeatures,
+    class_thresholds,
+    measure_sample,
+)
 
 __all__ = ["CHECKS", "ClassFeatures", "Reason", "SampleFeatures", "SampleSuspicion", "measure_sample",
            "rank_dataset", "score_samples"]
@@ -78,81 +87,25 @@ CHECKS: dict[str, tuple[float, str]] = {
     "disagreement": (1.0, "the model disagrees with the label"),
     "confident_other": (0.9, "the model confidently sees another class here"),
     "boundary": (0.6, "the outline is far from the model's"),
+    "fit": (0.9, "the label agrees with the model once moved, grown or shrunk"),
 }
+
+#: the Dice a move or growth of the label must gain against the model before ``fit`` counts, and the gain at which
+#: it counts fully: a good model's own mistakes are local, and no single move of a correct label gains more than
+#: about 0.02 (Montgomery, out-of-fold models: median 0.003; a 10-20 px shift or a 5-15 px erosion gains 0.05-0.2)
+FIT_GAIN_FLOOR = 0.01
+FIT_GAIN_FULL = 0.05
 
 #: a class present in at least this share of the images is expected in every image
 EXPECTED_SHARE = 0.9
 #: below this many measured images a class's distribution is not learned (only rules apply)
 MIN_FOR_STATS = 8
-#: the size images are measured at (the longest side); masks keep their own size for counting
-EDGE_SIDE = 512
 #: the least spread of the island and hole counts, on their ``log(1 + n)`` scale (counts vary by factors: a facade
 #: with 30 holes is not odd beside one with 20; one island where a class never has any is)
 COUNT_SPREAD = 0.25
-#: how far either side of an outline the image's edge is looked for, in the mask's own pixels (an annotator's
-#: brush or a careless outline is off by that many of the image's pixels, whatever size it is measured at): an
-#: outline grown, shrunk or moved by up to this much is still measured against the edge it left
-EDGE_BAND_PX = 16
-#: the least band, in rows of the gradient image (an outline of a 2048 px image is measured at ``EDGE_SIDE``)
-MIN_EDGE_ROWS = 4
-
-#: the least share of the image a part must cover to be measured for its shape (``ellipse_gap``)
-BLOB_MIN_SHARE = 0.002
 #: the least spread of ``log(ellipse_gap)``: outlines drawn with the same care differ by factors (a round window
 #: drawn with 16 vertices is 0.01 off its ellipse, one with 40 vertices less)
 ELLIPSE_SPREAD = 0.5
-
-
-def edge_rows(scale: float) -> int:
-    """The band of :data:`EDGE_BAND_PX` mask pixels in rows of a gradient image measured at ``scale``."""
-    return max(MIN_EDGE_ROWS, int(round(EDGE_BAND_PX * scale)))
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClassFeatures:
-    class_id: int
-    present: bool
-    #: fraction of the image
-    area: float = 0.0
-    #: parts of at least the minimum island size; specks below it
-    parts: int = 0
-    islands: int = 0
-    holes: int = 0
-    #: centre (row, column) as fractions of the image
-    cy: float = math.nan
-    cx: float = math.nan
-    #: outline vertices per 1,000 px of outline after a fine polygon approximation (coarse polygons need few)
-    vertex_density: float = math.nan
-    #: how well the outline sits on the image's edge: the mean gradient on the two pixel rows either side of the
-    #: outline over the strongest mean gradient of any row within ``EDGE_BAND_PX`` px of it (1 = on the edge; a label
-    #: grown, shrunk or shifted off its edge scores less, the edge being found a few rows away)
-    edge_alignment: float = math.nan
-    #: how far the roundest part (of at least ``BLOB_MIN_SHARE`` of the image) lies from an ellipse: the mean
-    #: relative distance of its outline from the ellipse fitted to it (a painted blob ≈ 0.01, a drawn polygon ≈ 0.1)
-    ellipse_gap: float = math.nan
-    ellipse_box: tuple[int, int, int, int] | None = None
-    #: bounding boxes (y0, y1, x0, x1) of the largest part and of the smallest extra part (for highlighting)
-    box: tuple[int, int, int, int] | None = None
-    extra_box: tuple[int, int, int, int] | None = None
-    # with a prediction
-    dice: float | None = None
-    hd95: float | None = None
-    confident_other: float | None = None
-    #: the prediction's outline measured like ``edge_alignment``: where the label and the model disagree about an
-    #: outline, the image's edges say which of the two to believe
-    pred_edge_alignment: float | None = None
-    #: the prediction's parts of at least the minimum island size
-    pred_parts: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class SampleFeatures:
-    sample_id: str
-    shape: tuple[int, int]
-    classes: tuple[ClassFeatures, ...]
-    #: class-id pairs that overlap, with the overlapping fraction of the image (multi-label)
-    overlaps: tuple[tuple[int, int, float], ...] = ()
-    error: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,252 +137,6 @@ class SampleSuspicion:
                 "reasons": [{"check": r.check, "class": r.class_name, "value": round(r.value, 4), "text": r.text,
                              "box": list(r.box) if r.box else None} for r in self.reasons],
                 "error": self.error}
-
-
-# measuring -----------------------------------------------------------------------------------------------------------
-def _gray_small(image: np.ndarray) -> tuple[np.ndarray, float]:
-    import cv2
-
-    img = image
-    if img.ndim == 3:
-        img = cv2.cvtColor(img[..., :3], cv2.COLOR_RGB2GRAY) if img.shape[2] >= 3 else img[..., 0]
-    img = img.astype(np.float32)
-    scale = min(1.0, EDGE_SIDE / max(img.shape[:2]))
-    if scale < 1.0:
-        img = cv2.resize(img, (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))),
-                         interpolation=cv2.INTER_AREA)
-    return img, scale
-
-
-def _gradient(gray: np.ndarray) -> np.ndarray:
-    import cv2
-
-    blur = cv2.GaussianBlur(gray, (0, 0), 1.5)
-    gx = cv2.Sobel(blur, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(blur, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.magnitude(gx, gy)
-
-
-def _plane_features(plane: np.ndarray, *, class_id: int, shape: tuple[int, int], min_island_px: int,
-                    grad: tuple[np.ndarray, float] | None) -> ClassFeatures:
-    import cv2
-
-    h, w = shape
-    ys = np.flatnonzero(plane.any(axis=1))
-    if ys.size == 0:
-        return ClassFeatures(class_id=class_id, present=False)
-    xs = np.flatnonzero(plane[ys[0]:ys[-1] + 1].any(axis=0))
-    y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
-    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
-    crop[1:-1, 1:-1] = plane[y0:y1, x0:x1]
-    n, _, stats, cents = cv2.connectedComponentsWithStats(crop, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    big = np.flatnonzero(areas >= min_island_px)
-    order = big[np.argsort(-areas[big])] if big.size else np.argsort(-areas)[:1]
-    main = int(order[0]) + 1
-
-    def box_of(label: int) -> tuple[int, int, int, int]:
-        bx, by, bw, bh = (int(v) for v in stats[label, :4])
-        return (y0 + by - 1, y0 + by - 1 + bh, x0 + bx - 1, x0 + bx - 1 + bw)
-
-    extra = int(order[-1]) + 1 if len(order) > 1 else None
-    total = float(areas.sum())
-    cy = float((cents[1:, 1] * areas).sum() / total + y0 - 1) / h
-    cx = float((cents[1:, 0] * areas).sum() / total + x0 - 1) / w
-    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    parents = hierarchy[0][:, 3] if hierarchy is not None else np.empty(0, np.int32)
-    holes = int(np.count_nonzero(parents != -1))
-    outer = [c for c, p in zip(contours, parents, strict=True) if p == -1 and len(c) >= 8]
-    perim = float(sum(cv2.arcLength(c, True) for c in outer))
-    vertices = sum(len(cv2.approxPolyDP(c, 1.5, True)) for c in outer)
-    density = 1000.0 * vertices / perim if perim > 0 else math.nan
-    gap, gap_box = math.nan, None
-    for c in outer:
-        if len(c) < 12 or cv2.contourArea(c) < BLOB_MIN_SHARE * h * w:
-            continue
-        g = _ellipse_gap(c)
-        if not gap <= g:
-            bx, by, bw, bh = cv2.boundingRect(c)
-            gap, gap_box = g, (y0 + by - 1, y0 + by - 1 + bh, x0 + bx - 1, x0 + bx - 1 + bw)
-    edge = math.nan
-    if grad is not None and outer:
-        edge = _edge_alignment(plane, grad[0], outer_only=True, rows=edge_rows(grad[1]))
-    return ClassFeatures(class_id=class_id, present=True, area=total / (h * w), parts=int(big.size),
-                         islands=int(np.count_nonzero(areas < min_island_px)), holes=holes, cy=cy, cx=cx,
-                         vertex_density=density, edge_alignment=edge, ellipse_gap=gap, ellipse_box=gap_box,
-                         box=box_of(main),
-                         extra_box=box_of(extra) if extra is not None else None)
-
-
-def _ellipse_gap(contour: np.ndarray) -> float:
-    """The mean relative distance of an outline's points from the ellipse fitted to them: ``|r - 1|`` with ``r``
-    the point's radius in the ellipse's own axes (0 on the ellipse)."""
-    import cv2
-
-    (ex, ey), (ew, eh), angle = cv2.fitEllipse(contour)
-    if ew <= 0 or eh <= 0:
-        return math.nan
-    pts = contour.reshape(-1, 2).astype(np.float64) - (ex, ey)
-    t = math.radians(angle)
-    u = pts[:, 0] * math.cos(t) + pts[:, 1] * math.sin(t)
-    v = -pts[:, 0] * math.sin(t) + pts[:, 1] * math.cos(t)
-    r = np.sqrt((u / (ew / 2.0)) ** 2 + (v / (eh / 2.0)) ** 2)
-    return float(np.mean(np.abs(r - 1.0)))
-
-
-def _edge_alignment(plane: np.ndarray, mag: np.ndarray, *, outer_only: bool = False, rows: int) -> float:
-    """The outline's gradient profile: the image gradient averaged over the rows of pixels at each signed distance
-    (-``rows`` + 1 inside .. ``rows`` outside) from the outline, and the share of its peak found on the
-    two rows at the outline. Measured at the gradient's scale, in the class's bounding box."""
-    import cv2
-
-    mh, mw = mag.shape
-    small = plane
-    if small.shape != (mh, mw):
-        small = cv2.resize(plane.view(np.uint8), (mw, mh), interpolation=cv2.INTER_NEAREST).astype(bool)
-    ys = np.flatnonzero(small.any(axis=1))
-    if ys.size == 0:
-        return math.nan
-    xs = np.flatnonzero(small[ys[0]:ys[-1] + 1].any(axis=0))
-    d = max(1, rows)
-    y0, y1 = max(0, int(ys[0]) - d), min(mh, int(ys[-1]) + 1 + d)
-    x0, x1 = max(0, int(xs[0]) - d), min(mw, int(xs[-1]) + 1 + d)
-    inside = small[y0:y1, x0:x1].view(np.uint8)
-    if outer_only:  # holes filled: what a class encloses (the windows of a facade) is the enclosed classes' outline
-        contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        inside = np.zeros_like(inside)
-        cv2.drawContours(inside, contours, -1, 1, thickness=cv2.FILLED)
-    if inside.all():
-        return math.nan
-    d_in = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
-    d_out = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 3)
-    row = np.where(inside > 0, 1.0 - np.rint(d_in), np.rint(d_out)).astype(np.int32)  # 0 inside, 1 outside the line
-    sel = (row > -d) & (row <= d)
-    bins = row[sel] + d - 1
-    sums = np.bincount(bins, weights=mag[y0:y1, x0:x1][sel], minlength=2 * d)
-    counts = np.bincount(bins, minlength=2 * d)
-    if counts[d - 1] == 0 or counts[d] == 0:
-        return math.nan
-    profile = sums / np.maximum(counts, 1)
-    peak = float(profile.max())
-    return float(profile[d - 1:d + 1].mean() / peak) if peak > 0 else math.nan
-
-
-def _count_parts(plane: np.ndarray, min_px: int) -> int:
-    import cv2
-
-    ys = np.flatnonzero(plane.any(axis=1))
-    if ys.size == 0:
-        return 0
-    xs = np.flatnonzero(plane[ys[0]:ys[-1] + 1].any(axis=0))
-    crop = np.ascontiguousarray(plane[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]).view(np.uint8)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
-    return int(np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= min_px))
-
-
-def _model_figures(plane: np.ndarray, pred_plane: np.ndarray | None, *, scale: float) -> tuple[float | None, float | None]:
-    if pred_plane is None:
-        return None, None
-    inter = int(np.count_nonzero(plane & pred_plane))
-    total = int(np.count_nonzero(plane)) + int(np.count_nonzero(pred_plane))
-    dice = 1.0 if total == 0 else 2.0 * inter / total
-    hd = None
-    if plane.any() and pred_plane.any():
-        import cv2
-
-        from segstudio.metrics.scores import hd95
-
-        if scale < 1.0:  # measured at the edge size; reported in the mask's pixels
-            size = (max(1, round(plane.shape[1] * scale)), max(1, round(plane.shape[0] * scale)))
-            a = cv2.resize(plane.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-            b = cv2.resize(pred_plane.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-            hd = float(hd95(a, b)) / scale if a.any() and b.any() else None
-        else:
-            hd = float(hd95(plane, pred_plane))
-    return dice, hd
-
-
-def measure_sample(sample_id: str, mask: np.ndarray, *, schema: ClassSchema, image: np.ndarray | None = None,
-                   prediction: np.ndarray | None = None, probabilities: np.ndarray | None = None,
-                   thresholds: np.ndarray | None = None, min_island_px: int = 16) -> SampleFeatures:
-    """Pass one for one sample: the figures of every assessed class (not background, not ignored).
-
-    ``probabilities``: ``(K, H, W)`` the model's class probabilities, in the order of ``schema``'s ids; with
-    ``thresholds`` (``(K,)``, :func:`class_thresholds`) the ``confident_other`` share is measured."""
-    h, w = mask.shape[:2]
-    skip = set(background_ids(schema)) | {c.id for c in schema if c.ignore}
-    ids = [c.id for c in schema if c.id not in skip]
-    grad = None
-    scale = min(1.0, EDGE_SIDE / max(h, w))
-    if image is not None and image.shape[:2] == (h, w):
-        gray, scale = _gray_small(image)
-        grad = (_gradient(gray), scale)
-    pred = prediction if prediction is not None and prediction.shape == mask.shape else None
-    conf_other: dict[int, float] = {}
-    if probabilities is not None and thresholds is not None and probabilities.shape[1:] == mask.shape \
-            and not schema.multilabel:
-        conf_other = _confident_other(mask, probabilities, thresholds, schema)
-    out = []
-    planes: dict[int, np.ndarray] = {}
-    for cid in ids:
-        plane = class_plane(mask, schema=schema, class_id=cid)
-        f = _plane_features(plane, class_id=cid, shape=(h, w), min_island_px=min_island_px, grad=grad)
-        if pred is not None:
-            pred_plane = class_plane(pred, schema=schema, class_id=cid)
-            dice, hd = _model_figures(plane, pred_plane, scale=scale)
-            pe = (_edge_alignment(pred_plane, grad[0], rows=edge_rows(grad[1]))
-                  if grad is not None and f.present and pred_plane.any() else None)
-            f = replace(f, dice=dice, hd95=hd, pred_edge_alignment=pe,
-                        pred_parts=_count_parts(pred_plane, min_island_px) if f.present else None)
-        if cid in conf_other:
-            f = replace(f, confident_other=conf_other[cid])
-        out.append(f)
-        if schema.multilabel and f.present:
-            planes[cid] = plane
-    overlaps = []
-    if schema.multilabel:
-        keys = sorted(planes)
-        for i, a in enumerate(keys):
-            for b in keys[i + 1:]:
-                n = int(np.count_nonzero(planes[a] & planes[b]))
-                if n:
-                    overlaps.append((a, b, n / (h * w)))
-    return SampleFeatures(sample_id=sample_id, shape=(h, w), classes=tuple(out), overlaps=tuple(overlaps))
-
-
-def class_thresholds(pairs: Iterable[tuple[np.ndarray, np.ndarray]], schema: ClassSchema) -> np.ndarray:
-    """Confident learning's per-class thresholds: for each class, the model's mean probability of that class over
-    the pixels labelled with it (``pairs``: ``(mask, probabilities (K, H, W))``)."""
-    ids = list(schema.ids)
-    sums = np.zeros(len(ids))
-    counts = np.zeros(len(ids))
-    for mask, probs in pairs:
-        for k, cid in enumerate(ids):
-            sel = mask == cid
-            n = int(np.count_nonzero(sel))
-            if n:
-                sums[k] += float(probs[k][sel].sum())
-                counts[k] += n
-    out: np.ndarray = np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
-    return out
-
-
-def _confident_other(mask: np.ndarray, probs: np.ndarray, thresholds: np.ndarray,
-                     schema: ClassSchema) -> dict[int, float]:
-    ids = list(schema.ids)
-    above = probs >= thresholds[:, None, None]
-    out = {}
-    for k, cid in enumerate(ids):
-        sel = mask == cid
-        n = int(np.count_nonzero(sel))
-        if not n:
-            continue
-        others = np.delete(above, k, axis=0)
-        # a pixel labelled ``cid`` whose probability of some other class reaches that class's threshold, while its
-        # own does not: the model confidently says "another class" here
-        flagged = sel & others.any(axis=0) & ~above[k]
-        out[cid] = float(np.count_nonzero(flagged)) / n
-    return out
 
 
 # scoring -------------------------------------------------------------------------------------------------------------
@@ -488,6 +195,40 @@ class _ClassStats:
     reliability: float = 1.0
     #: the model's median Dice on the images that have the class (None without predictions)
     model_dice: float | None = None
+    #: where the class usually lies: the median box (y0, y1, x0, x1) of its largest part, as fractions of the
+    #: image's content (where a missing class is framed)
+    usual_box: tuple[float, float, float, float] | None = None
+
+
+def _frame(s: SampleFeatures) -> tuple[int, int, int, int]:
+    return s.frame or (0, s.shape[0], 0, s.shape[1])
+
+
+def _usual_box(feats: Sequence[SampleFeatures], cid: int) -> tuple[float, float, float, float] | None:
+    boxes = []
+    for s in feats:
+        fy0, fy1, fx0, fx1 = _frame(s)
+        for f in s.classes:
+            if f.class_id == cid and f.present and f.box is not None and fy1 > fy0 and fx1 > fx0:
+                y0, y1, x0, x1 = f.box
+                boxes.append(((y0 - fy0) / (fy1 - fy0), (y1 - fy0) / (fy1 - fy0),
+                              (x0 - fx0) / (fx1 - fx0), (x1 - fx0) / (fx1 - fx0)))
+    if len(boxes) < MIN_FOR_STATS:
+        return None
+    med = np.median(np.asarray(boxes), axis=0)
+    return float(med[0]), float(med[1]), float(med[2]), float(med[3])
+
+
+def _box_in(s: SampleFeatures, usual: tuple[float, float, float, float] | None) -> tuple[int, int, int, int] | None:
+    """``usual`` (fractions of the content) in the pixels of sample ``s``."""
+    if usual is None:
+        return None
+    fy0, fy1, fx0, fx1 = _frame(s)
+    h, w = s.shape
+    y0 = min(h - 1, max(0, int(fy0 + usual[0] * (fy1 - fy0))))
+    x0 = min(w - 1, max(0, int(fx0 + usual[2] * (fx1 - fx0))))
+    return (y0, min(h, max(y0 + 1, int(round(fy0 + usual[1] * (fy1 - fy0))))),
+            x0, min(w, max(x0 + 1, int(round(fx0 + usual[3] * (fx1 - fx0))))))
 
 
 def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
@@ -507,6 +248,7 @@ def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
     same = sum(1 for x in cxs if (x - 0.5) * (med_cx - 0.5) > 0) / len(cxs) if cxs else 0.0
     return _ClassStats(
         present=len(present), measured=len(fs), same_side=same, model_dice=model_dice,
+        usual_box=_usual_box(feats, cid),
         reliability=_reliability(model_dice),
         islands=_robust([math.log1p(f.islands) for f in present], floor=COUNT_SPREAD),
         holes=_robust([math.log1p(f.holes) for f in present], floor=COUNT_SPREAD),
@@ -579,7 +321,8 @@ def _speck_reason(f: ClassFeatures, st: _ClassStats, name: str, add: Callable[..
 
 
 def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRules,
-                   n_images: int) -> list[Reason]:
+                   n_images: int, usual_box: tuple[int, int, int, int] | None = None) -> list[Reason]:
+    """``usual_box``: where the class usually lies in this image (its pixels), framed when it is missing."""
     cid = f.class_id
     rule = rules.of(cid)
     out: list[Reason] = []
@@ -604,7 +347,8 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
             else:
                 why = f"{st.present} of the {others} other images have it"
             left = f"; only {f.islands} speck(s) of it are left" if f.present else ""
-            add("missing", 1.0, f"{name} is missing ({why}{left})")
+            where = "; framed where it usually lies" if usual_box is not None else ""
+            add("missing", 1.0, f"{name} is missing ({why}{left}){where}", usual_box)
         if f.dice is not None and f.dice < 0.5:
             add("disagreement", st.reliability, f"{name}: the model finds it here, the label has none"
                                                 f"{_reliability_words(st)}")
@@ -683,7 +427,23 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
         if v:
             add("confident_other", v * trust, f"the model is confident that {f.confident_other:.0%} of {name} is "
                                               f"another class{why}")
+    if f.fit is not None and f.present:
+        v = min(1.0, max(0.0, (f.fit.gain - FIT_GAIN_FLOOR) / (FIT_GAIN_FULL - FIT_GAIN_FLOOR)))
+        if v:
+            add("fit", v * trust, f"{name} would agree with the model if it were {_fit_words(f.fit)} (Dice {f.fit.dice:.2f} → "
+                                  f"{f.fit.dice + f.fit.gain:.2f}){why}", f.box)
     return out
+
+
+def _fit_words(fit: OutlineFit) -> str:
+    """Where the label would have to go to agree with the model: the label lies ``fit.move`` from the prediction,
+    so it goes the other way."""
+    if fit.kind == "grow":
+        return f"{'grown' if fit.grow > 0 else 'shrunk'} by {abs(fit.grow)} px"
+    dy, dx = fit.move
+    parts = [f"{abs(dy)} px {'up' if dy > 0 else 'down'}" if dy else "",
+             f"{abs(dx)} px {'left' if dx > 0 else 'right'}" if dx else ""]
+    return "moved " + " and ".join(p for p in parts if p)
 
 
 def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
@@ -703,7 +463,9 @@ def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
         reasons: list[Reason] = []
         per_class: dict[str, float] = {}
         for f in s.classes:
-            rs = _class_reasons(f, stats[f.class_id], names.get(f.class_id, str(f.class_id)), rules, len(ok))
+            st = stats[f.class_id]
+            usual = _box_in(s, st.usual_box) if not f.present or f.parts == 0 else None
+            rs = _class_reasons(f, st, names.get(f.class_id, str(f.class_id)), rules, len(ok), usual)
             reasons += rs
             per_class[names.get(f.class_id, str(f.class_id))] = _combine(rs)
         for a, b, frac in s.overlaps:
