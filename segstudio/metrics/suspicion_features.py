@@ -268,11 +268,14 @@ def content_box(image: np.ndarray) -> tuple[int, int, int, int]:
     """``(y0, y1, x0, x1)``: the image without the constant bands along its sides (the black padding of a film
     resized into a square, a scanner's border), which class areas and centres are measured against: a lung is the
     same share of a chest whether or not the film was padded."""
-    gray = image if image.ndim == 2 else image[..., :3].mean(axis=-1) if image.shape[2] >= 3 else image[..., 0]
-    gray = gray.astype(np.float32)
-    h, w = gray.shape
-    rows = np.flatnonzero(gray.std(axis=1) > BAND_STD)
-    cols = np.flatnonzero(gray.std(axis=0) > BAND_STD)
+    def grey(a: np.ndarray) -> np.ndarray:
+        a = a if a.ndim == 2 else a[..., :3].mean(axis=-1) if a.shape[2] >= 3 else a[..., 0]
+        return a.astype(np.float32)
+
+    h, w = image.shape[:2]
+    # every 4th pixel along the line is enough to tell a constant band from a picture, at a quarter of the cost
+    rows = np.flatnonzero(grey(image[:, ::4]).std(axis=1) > BAND_STD)
+    cols = np.flatnonzero(grey(image[::4, :]).std(axis=0) > BAND_STD)
     if rows.size == 0 or cols.size == 0:
         return 0, h, 0, w
     box = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
