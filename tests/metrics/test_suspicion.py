@@ -276,6 +276,10 @@ def test_the_image_edges_arbitrate_between_label_and_model(lungs: Dataset) -> No
     assert doubted.class_name == "left lung" and doubted.value <= 0.5
     assert "the image's edges side with the label" in doubted.text
     assert by_id[bad_model].score < by_id[bad_label].score
+    # said once, by the strongest model reason, not repeated by the class's further ones (boundary, fit)
+    model_reasons = [r for r in by_id[bad_model].reasons if r.check in ("disagreement", "boundary", "fit")]
+    assert len(model_reasons) >= 2 and model_reasons[0] is doubted
+    assert sum("the image's edges side with the label" in r.text for r in model_reasons) == 1
 
 
 def test_a_model_that_cannot_segment_a_class_does_not_judge_it(lungs: Dataset) -> None:
