@@ -106,3 +106,28 @@ def test_balanced_weights_favour_rare_classes():
     assert counts.sum() == 4 * 32 * 32
     w = balanced_class_weights(counts)
     assert np.isclose(w.mean(), 1.0) and w[0] < w[1] and w[0] < w[2]
+
+
+@pytest.mark.parametrize("name,size", [("montgomery", 256), ("camvid", 96)])
+def test_targets_shrunk_before_the_lookup_equal_the_lookup_shrunk(name, size, request):
+    """On real masks (Montgomery's left/right lungs, CamVid's 12 classes with its unlabelled void), a class-index
+    mask resized before its ids become indices gives exactly the target that the lookup at full size, then the
+    nearest-neighbour resize, gives: the shortcut changes the cost, not the target."""
+    from segstudio.datasets.registry import open_dataset
+    from segstudio.engine.augment import resize_pair
+
+    root = request.getfixturevalue(name)
+    ds = open_dataset(root)
+    task = resolve_task(ds.schema)
+    samples = ds.samples[:4]
+    data = SegmentationData(ds, samples, task=task, image_size=size, in_channels=3, cache_mb=0)
+    for i, s in enumerate(samples):
+        gt = ds.load_gt(s)
+        assert gt.dtype in (np.uint8, np.uint16) and gt.shape != (size, size)
+        full = task.target_from_gt(gt).astype(np.int16)
+        _, expected = resize_pair(np.zeros((*gt.shape, 3), np.uint8), full, size)
+        _, target = data.load_pair(i)
+        assert target.dtype == np.int16 and target.shape == (size, size)
+        np.testing.assert_array_equal(target, expected)
+        if name == "camvid":
+            assert (target == IGNORE).any()  # the void pixels stay ignored
