@@ -96,6 +96,10 @@ CHECKS: dict[str, tuple[float, str]] = {
 #: 0.026-0.2)
 FIT_GAIN_FLOOR = 0.01
 FIT_GAIN_FULL = 0.05
+#: the least share of ``fit`` that counts where the image's edges side with the label (:func:`_edge_trust` goes down
+#: to a fifth): a disagreement that one move or growth explains is itself evidence against a model's local mistake,
+#: and a label moved by more than the edge band (16 px) can land on other edges (ribs, a clavicle) and look aligned
+FIT_LEAST_TRUST = 0.5
 
 #: a class present in at least this share of the images is expected in every image
 EXPECTED_SHARE = 0.9
@@ -431,7 +435,7 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
     if f.fit is not None and f.present:
         v = min(1.0, max(0.0, (f.fit.gain - FIT_GAIN_FLOOR) / (FIT_GAIN_FULL - FIT_GAIN_FLOOR)))
         if v:
-            add("fit", v * trust, f"{name} would agree with the model if it were {_fit_words(f.fit)} (Dice {f.fit.dice:.2f} → "
+            add("fit", v * max(_edge_trust(f), FIT_LEAST_TRUST) * st.reliability, f"{name} would agree with the model if it were {_fit_words(f.fit)} (Dice {f.fit.dice:.2f} → "
                                   f"{f.fit.dice + f.fit.gain:.2f}){why}", f.box)
     return out
 
