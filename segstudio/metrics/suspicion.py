@@ -204,7 +204,8 @@ class _ClassStats:
     #: where the class usually lies: the median box (y0, y1, x0, x1) of its largest part, as fractions of the
     #: image's content (where a missing class is framed)
     usual_box: tuple[float, float, float, float] | None = None
-    #: the class's ``fit`` gains (a model that differs from every label the same way is not judging the labels)
+    #: the pixels the class's ``fit`` puts right (``explained_px``; a model that differs from every label the same
+    #: way is not judging the labels)
     fit: tuple[float, float] | None = None
 
 
@@ -257,7 +258,7 @@ def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
     return _ClassStats(
         present=len(present), measured=len(fs), same_side=same, model_dice=model_dice,
         usual_box=_usual_box(feats, cid),
-        fit=_robust([f.fit.gain for f in present if f.fit is not None]),
+        fit=_robust([f.fit.explained_px for f in present if f.fit is not None]),
         reliability=_reliability(model_dice),
         islands=_robust([math.log1p(f.islands) for f in present], floor=COUNT_SPREAD),
         holes=_robust([math.log1p(f.holes) for f in present], floor=COUNT_SPREAD),
@@ -438,8 +439,8 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
                                               f"another class{why}")
     if f.fit is not None and f.present:
         v = min(1.0, max(0.0, (f.fit.gain - FIT_GAIN_FLOOR) / (FIT_GAIN_FULL - FIT_GAIN_FLOOR)))
-        if st.fit is not None:  # and far above the class's usual gain: where every label gains, the model differs
-            v = min(v, _outlier(f.fit.gain, st.fit, side="high"))
+        if st.fit is not None:  # and far above the class's usual: where every label gains, the model differs
+            v = min(v, _outlier(f.fit.explained_px, st.fit, side="high"))
         if v:
             add("fit", v * max(_edge_trust(f), FIT_LEAST_TRUST) * st.reliability, f"{name} would agree with the model if it were {_fit_words(f.fit)} (Dice {f.fit.dice:.2f} → "
                                   f"{f.fit.dice + f.fit.gain:.2f}){why}", f.box)

@@ -531,8 +531,9 @@ def test_a_model_that_differs_from_every_label_the_same_way_does_not_make_them_a
     def prediction(sid: str) -> np.ndarray:
         return _eroded(lungs.load_gt(sid), left, 1)
 
-    ranked = rank_dataset(lungs, masks=label, predictions=prediction, use_images=False)
+    ranked = rank_dataset(lungs, masks=label, predictions=prediction)
     fits = {s.sample_id: r for s in ranked for r in s.reasons if r.check == "fit" and r.class_name == "left lung"}
     assert moved in fits and re.search(r"if it were moved (1 px down and )?[78] px left", fits[moved].text)
-    assert all(r.value < 0.6 for sid, r in fits.items() if sid != moved)  # the tail of the usual gains, at most
+    others = sorted((round(r.value, 3), sid) for sid, r in fits.items() if sid != moved)
+    assert all(v < 0.6 for v, _ in others), others  # the tail of the usual gains, at most
     assert ranked[0].sample_id == moved
