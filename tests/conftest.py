@@ -26,7 +26,7 @@ _USER_DIR_VARS = (
 )
 
 
-#: free disk the suite needs where pytest keeps its temporary folders: its peak is about 1.5 GB (2026-12-07), with
+#: free disk the suite needs where pytest keeps its temporary folders: its peak is 1.4-2.0 GB (2026-12-07), with
 #: every passing test's folders removed as it ends
 MIN_FREE_TMP_GB = 3.0
 
