@@ -11,7 +11,7 @@ own (``segstudio quality --rules FILE``), in the same shape::
      "may_overlap": [["radius", "ulna"]]}
 
 - ``components``: how many separate parts the class has in one image — a number, or ``[min, max]``;
-- ``area``: ``[min, max]`` fraction of the image the class covers when present;
+- ``area``: ``[min, max]`` fraction of the image (of its content, without constant bands) the class covers when present;
 - ``image_side``: ``"left"``, ``"right"``, ``"top"`` or ``"bottom"`` — the half of the image its centre lies in
   (a left lung is on the image's right in a PA chest X-ray);
 - ``may_overlap``: classes it may share pixels with (multi-label masks); any other overlap is reported.
