@@ -148,6 +148,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Rank every label by how likely it is wrong (parts, side, area, position, edges, specks, holes; the "
                "current model's predictions too when it has predicted the images): a Suspicion column, the reasons "
                "in the Review panel, and the \"Most suspicious label\" queue (Ctrl+Shift+Q)", separator_before=True),
+    ActionSpec("quality_rank_folds", "Rank Labels with &Out-of-Fold Models…", "&Review", (), "fa5s.layer-group",
+               "Train one model per fold, each on the other folds' labels, and rank every label with the predictions "
+               "of the model that did not see it: the model checks without the leniency of a model that learned "
+               "these labels (minutes; Stop is in the status bar)"),
     ActionSpec("bulk_flag", "Flag Selected Samples", "&Review", (), "fa5s.flag",
                "Flag every sample selected in the sample list (Ctrl/Shift-click) for a second look, in one step; "
                "they leave the review queue"),

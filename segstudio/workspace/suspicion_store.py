@@ -54,7 +54,7 @@ def label_stamps(workspace: Workspace, sample_ids: Iterable[str]) -> dict[str, s
 
 
 def store_ranking(workspace: Workspace, ranking: Iterable[Mapping[str, Any]], *, stamps: Mapping[str, str],
-                  with_model: bool = False, note: str = "") -> int:
+                  with_model: bool = False, note: str = "", out_of_fold: bool = False) -> int:
     """Replace the stored ranking with ``ranking`` (``SampleSuspicion.to_dict()`` per sample); ``stamps``: the
     labels judged (:func:`label_stamps` taken before ranking). Returns how many samples were stored."""
     now = time.time()
@@ -72,7 +72,7 @@ def store_ranking(workspace: Workspace, ranking: Iterable[Mapping[str, Any]], *,
     workspace.metrics.invalidate(key=SUSPICION_KEY)
     n = workspace.metrics.put_many(entries)
     workspace.state.set(SUSPICION_STATE_KEY, {"time": now, "with_model": bool(with_model), "samples": n,
-                                              "note": note})
+                                              "note": note, "out_of_fold": bool(out_of_fold)})
     return n
 
 

@@ -209,3 +209,61 @@ def test_stop_ends_the_ranking_without_a_result_and_predictions_add_the_model_ch
     assert isinstance(done[-1], RankDone) and isinstance(done[-2], RankProgress) and done[-2].done == 40
     first = done[-1].ranking[0]
     assert first.sample_id == victim and any(r.check == "disagreement" for r in first.reasons)
+
+
+#: fold models small enough for a test: 2 folds of one epoch on 64² images
+TINY_FOLDS = ("model.encoder=resnet18", "image_size=64", "batch_size=8", "num_workers=0")
+
+
+def test_the_fold_dialog_says_what_it_will_train(qapp) -> None:  # noqa: ANN001
+    from segstudio.gui.loop.quality_folds import DEFAULT_EPOCHS, DEFAULT_FOLDS, FoldRankDialog
+
+    dialog = FoldRankDialog(recipes=["lesion", "lungs-lr"], recipe="lungs-lr", labels=40)
+    assert dialog.folds.value() == DEFAULT_FOLDS and dialog.epochs.value() == DEFAULT_EPOCHS
+    assert dialog.recipe.currentData() == "lungs-lr" and "40 labels" in dialog.intro.text()
+    dialog.folds.setValue(5)
+    dialog.epochs.setValue(12)
+    dialog.recipe.setCurrentIndex(0)
+    assert "5 models × 12 epochs = 60 epochs" in dialog.estimate.text()
+    got = dialog.settings()
+    assert (got.folds, got.recipe, got.epochs) == (5, None, 12)
+    assert got.overrides == ["epochs=12", "early_stopping=0"]
+    assert got.describe() == "5-fold out-of-fold models (default settings, 12 epochs each)"
+
+
+def test_rank_with_out_of_fold_models_then_stop_keeps_the_ranking(quality_window: MainWindow, qtbot) -> None:  # noqa: ANN001
+    """Review → Rank Labels with Out-of-Fold Models: the fold models train in the background on the labels as
+    corrected (the fold and epoch in the status bar), then every label is ranked with their predictions and
+    probabilities; the ranking says what judged it. A second run stopped during training stores nothing: the first
+    ranking stays."""
+    from segstudio.gui.loop.quality_folds import FoldSettings
+
+    win = quality_window
+    worst, _blob = _spoil(win)
+    ws = win.review.workspace
+    settings = FoldSettings(folds=2, recipe=None, epochs=1, extra=TINY_FOLDS)
+    seen: list[str] = []
+    win.quality.progress.valueChanged.connect(lambda _v: seen.append(win.quality.progress.format()))
+    assert win.quality.rank_labels_out_of_fold(settings)
+    assert not win.quality.rank_labels_out_of_fold(settings)  # one ranking at a time
+    qtbot.waitUntil(lambda: not win.quality.running(), timeout=240_000)
+    info = ranking_info(ws)
+    assert info is not None and info["out_of_fold"] and info["with_model"]
+    assert "2-fold out-of-fold models" in info["note"]
+    assert any(f.startswith("training fold models") for f in seen) and any(f.startswith("ranking") for f in seen)
+    assert len(ws.metrics.entries(key=SUSPICION_KEY)) == 40
+    assert set(win.browser.visible_ids()[:3]) == set(worst)
+    assert "Judged with 2-fold out-of-fold models" in win.statusBar().currentMessage()
+    win.navigation.go_to_sample(worst[0])
+    qtbot.waitUntil(lambda: win.session.current.sample.id == worst[0], timeout=10_000)
+    assert "2-fold out-of-fold models" in win.review_panel.suspicion.text()
+    assert "lenient" not in win.review_panel.suspicion.text()
+    first = {e.sample_id: e.suspicion for e in ws.metrics.entries(key=SUSPICION_KEY)}
+
+    assert win.quality.rank_labels_out_of_fold(FoldSettings(folds=2, recipe=None, epochs=3, extra=TINY_FOLDS))
+    qtbot.waitUntil(lambda: any(f.startswith("training fold models") for f in seen[-3:]), timeout=60_000)
+    win.quality.stop()
+    qtbot.waitUntil(lambda: not win.quality.running(), timeout=120_000)
+    assert "Ranking stopped" in win.statusBar().currentMessage()
+    assert {e.sample_id: e.suspicion for e in ws.metrics.entries(key=SUSPICION_KEY)} == first
+    assert ranking_info(ws)["out_of_fold"]

@@ -26,13 +26,19 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QStatusBar
+from PySide6.QtWidgets import QDialog, QStatusBar
 
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.gui.common.errors import show_error
 from segstudio.gui.common.status_job import job_widgets
 from segstudio.gui.common.workers import GeneratorWorker
+from segstudio.gui.loop.quality_folds import (
+    FoldProgress,
+    FoldRankDialog,
+    FoldSettings,
+    out_of_fold_rank_events,
+)
 from segstudio.gui.loop.review_loop import LoopController
 from segstudio.gui.panels.review_panel import ReviewPanel
 from segstudio.gui.screen.browser import SampleBrowser
@@ -61,6 +67,11 @@ SUSPICIOUS_FROM = 0.5
 LENIENT_NOTE = ("the current model's predictions were used too: a model trained on these labels judges them "
                 "leniently (it learned their mistakes); out-of-fold predictions judge better (segstudio quality "
                 "--folds K)")
+
+
+#: the status bar's progress text while the labels are scored, and while the fold models train
+RANK_FORMAT = "ranking labels %v/%m"
+FOLDS_FORMAT = "training fold models: epoch %v/%m"
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,8 @@ def _rules_for(dataset: Dataset) -> Any:
 
 
 def rank_events(token: Any, dataset: Dataset, *, labels: Callable[[str], np.ndarray | None],
-                predictions: Callable[[str], np.ndarray | None] | None, rules: Any) -> Iterator[object]:
+                predictions: Callable[[str], np.ndarray | None] | None, rules: Any,
+                probabilities: Callable[[str], np.ndarray | None] | None = None) -> Iterator[object]:
     """The ranking as a generator of ``RankProgress`` then one ``RankDone`` (runs in the worker thread). The
     scorer reports progress through a callback from its own thread; it is relayed here through a queue."""
     from segstudio.metrics.suspicion import rank_dataset
@@ -108,6 +120,7 @@ def rank_events(token: Any, dataset: Dataset, *, labels: Callable[[str], np.ndar
     def work() -> None:
         try:
             out["ranking"] = rank_dataset(dataset, masks=judged, predictions=predictions, rules=rules,
+                                          probabilities=probabilities,
                                           progress=lambda d, t: events.put(RankProgress(d, t)))
         except BaseException as exc:  # noqa: BLE001 - handed to the generator, which raises it in the worker
             out["error"] = exc
@@ -140,7 +153,7 @@ class QualityController(QObject):
         self._job: dict[str, Any] = {}
         self._changed: list[str] | None = None  # labels saved since the ranking (None: to be computed)
         self._watched: Workspace | None = None
-        self.progress, self.stop_button = job_widgets(status_bar, name="rank", fmt="ranking labels %v/%m",
+        self.progress, self.stop_button = job_widgets(status_bar, name="rank", fmt=RANK_FORMAT,
                                                       stop_tip="Stop ranking the labels (the previous ranking stays)", on_stop=self.stop)
         session.sig_dataset_opened.connect(self._on_session_dataset_opened)
         session.sig_sample_loaded.connect(self._on_session_sample_loaded)
@@ -149,29 +162,51 @@ class QualityController(QObject):
     def running(self) -> bool:
         return self._worker is not None and self._worker.running
 
-    def rank_labels(self) -> bool:
-        """Rank every label of the open dataset in the background; False when it cannot start (and why is said)."""
+    def _prepare(self) -> tuple[Dataset, Workspace, dict[str, str], Callable[[str], np.ndarray | None]] | None:
+        """The open dataset and workspace, the stamps of the labels to judge and their loader; None when a ranking
+        cannot start now (and why is said)."""
         ds, ws = self.review.dataset, self.review.workspace
         if ds is None or ws is None:
             self._show_message("Open a dataset first.", 5000)
-            return False
+            return None
         if self.running():
             self._show_message("The labels are being ranked already (Stop is in the status bar).", 5000)
-            return False
+            return None
         if ws.read_only:
             self._show_message(f"Cannot rank: this workspace is open read-only ({ws.read_only_reason}); the "
                                "ranking is stored in it.", 8000)
-            return False
+            return None
         self.navigation.save_current()  # the ranking judges the labels as saved
-        ids = [s.id for s in ds.samples]
-        stamps = label_stamps(ws, ids)
-        src = self.review.predictions if isinstance(self.review.predictions, ModelPredictions) else None
-        with_model = [sid for sid in ids if src is not None and src.entry(sid) is not None and not src.is_stale(sid)]
-        predicted = set(with_model)
+        stamps = label_stamps(ws, [s.id for s in ds.samples])
 
         def labels(sid: str) -> np.ndarray | None:
             v = ws.versions.latest(sid)
             return ws.versions.load(v) if v is not None else ds.load_gt(sid)
+
+        return ds, ws, stamps, labels
+
+    def _launch(self, start: Callable[[Any], Iterator[object]], job: dict[str, Any], *, name: str) -> None:
+        worker = GeneratorWorker(start, name=name, parent=self)
+        worker.sig_progress.connect(self._on_worker_progress)
+        worker.sig_finished.connect(self._on_worker_finished)
+        worker.sig_cancelled.connect(self._on_worker_cancelled)
+        worker.sig_errored.connect(self._on_worker_errored)
+        self._worker = worker
+        self._job = job
+        self.progress.setValue(0)
+        self._set_busy(True)
+        worker.start()
+
+    def rank_labels(self) -> bool:
+        """Rank every label of the open dataset in the background; False when it cannot start (and why is said)."""
+        ready = self._prepare()
+        if ready is None:
+            return False
+        ds, ws, stamps, labels = ready
+        ids = [s.id for s in ds.samples]
+        src = self.review.predictions if isinstance(self.review.predictions, ModelPredictions) else None
+        with_model = [sid for sid in ids if src is not None and src.entry(sid) is not None and not src.is_stale(sid)]
+        predicted = set(with_model)
 
         def prediction(sid: str) -> np.ndarray | None:
             if src is None or sid not in predicted:
@@ -184,21 +219,54 @@ class QualityController(QObject):
 
         rules = _rules_for(ds)
         preds = prediction if with_model else None
-        worker = GeneratorWorker(lambda token: rank_events(token, ds, labels=labels, predictions=preds, rules=rules),
-                                 name="rank-labels", parent=self)
-        worker.sig_progress.connect(self._on_worker_progress)
-        worker.sig_finished.connect(self._on_worker_finished)
-        worker.sig_cancelled.connect(self._on_worker_cancelled)
-        worker.sig_errored.connect(self._on_worker_errored)
-        self._worker = worker
-        self._job = {"workspace": ws, "dataset": ds, "stamps": stamps, "with_model": len(with_model)}
+        self.progress.setFormat(RANK_FORMAT)
         self.progress.setRange(0, max(1, len(ids)))
-        self.progress.setValue(0)
-        self._set_busy(True)
-        worker.start()
+        self._launch(lambda token: rank_events(token, ds, labels=labels, predictions=preds, rules=rules),
+                     {"workspace": ws, "dataset": ds, "stamps": stamps, "with_model": len(with_model)},
+                     name="rank-labels")
         self._show_message(f"Ranking {len(ids)} labels by suspicion…"
                            + (f" With the current model's predictions of {len(with_model)} images: {LENIENT_NOTE}."
                               if with_model else ""), 10000)
+        return True
+
+    def rank_labels_out_of_fold(self, settings: FoldSettings | None = None) -> bool:
+        """Train fold models on the labels as they are and rank every label with the predictions of the model that
+        did not see it (:mod:`segstudio.gui.loop.quality_folds`); ``settings`` None asks for them. False when it
+        does not start."""
+        if settings is None:
+            ds = self.review.dataset
+            if ds is None:
+                self._show_message("Open a dataset first.", 5000)
+                return False
+            from segstudio.gui.loop.training import recipe_names
+
+            dialog = FoldRankDialog(recipes=recipe_names(), recipe=None, labels=len(ds.samples),
+                                    parent=self.browser.window())
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return False
+            settings = dialog.settings()
+        ready = self._prepare()
+        if ready is None:
+            return False
+        ds, ws, stamps, labels = ready
+        from segstudio.gui.loop.training import make_config
+
+        try:
+            config = make_config(recipe=settings.recipe, overrides=settings.overrides)
+        except SegstudioError as exc:
+            show_error("Cannot train the fold models", str(exc))
+            return False
+        rules = _rules_for(ds)
+        folds = settings.folds
+        self.progress.setFormat(FOLDS_FORMAT)
+        self.progress.setRange(0, max(1, folds * settings.epochs))
+        self._launch(lambda token: out_of_fold_rank_events(token, ds, labels=labels, config=config, folds=folds,
+                                                           rules=rules, rank=rank_events),
+                     {"workspace": ws, "dataset": ds, "stamps": stamps, "with_model": len(ds.samples),
+                      "out_of_fold": settings.describe()},
+                     name="rank-labels-folds")
+        self._show_message(f"Training {settings.describe()} to judge {len(ds.samples)} labels, then ranking them…",
+                           10000)
         return True
 
     def stop(self) -> None:
@@ -218,8 +286,14 @@ class QualityController(QObject):
 
     def _on_worker_progress(self, ev: object) -> None:
         if isinstance(ev, RankProgress):
+            self.progress.setFormat(RANK_FORMAT)
             self.progress.setRange(0, max(1, ev.total))
             self.progress.setValue(ev.done)
+        elif isinstance(ev, FoldProgress):
+            self.progress.setFormat(FOLDS_FORMAT)
+            self.progress.setRange(0, max(1, ev.total))
+            self.progress.setValue(ev.done)
+            self.progress.setToolTip(ev.text)
 
     def _on_worker_finished(self, last: object) -> None:
         self._set_busy(False)
@@ -228,9 +302,11 @@ class QualityController(QObject):
         ws = self._job["workspace"]
         ranking = last.ranking
         n_model = int(self._job["with_model"])
+        judge = self._job.get("out_of_fold")
         try:
             store_ranking(ws, (s.to_dict() for s in ranking), stamps=self._job["stamps"], with_model=bool(n_model),
-                          note=LENIENT_NOTE if n_model else "")
+                          note=f"judged with {judge}" if judge else LENIENT_NOTE if n_model else "",
+                          out_of_fold=bool(judge))
         except SegstudioError as exc:
             show_error("Could not store the label ranking", str(exc))
             return
@@ -246,7 +322,9 @@ class QualityController(QObject):
                 "sorted by Suspicion; Q walks the most suspicious first.")
         if unread:
             text += f" {unread} could not be read."
-        if n_model:
+        if judge:
+            text += f" Judged with {judge}."
+        elif n_model:
             text += f" Model predictions of {n_model} images were used: {LENIENT_NOTE}."
         self._show_message(text, 15000)
 
@@ -294,7 +372,9 @@ class QualityController(QObject):
             notes.append("This label was saved again after the ranking: rank again (Ctrl+Shift+Q) to judge it.")
         elif changed:
             notes.append(f"{len(changed)} label(s) changed since the ranking: rank again (Ctrl+Shift+Q).")
-        if info and info.get("with_model"):
+        if info and info.get("out_of_fold"):
+            notes.append(f"{str(info.get('note') or 'judged with out-of-fold models').capitalize()}.")
+        elif info and info.get("with_model"):
             notes.append("Judged with the current model's predictions, which learned these labels: lenient.")
         self.review_panel.set_suspicion(entry.suspicion, reasons, note=" ".join(notes))
         top = next((r for r in reasons if r.get("box")), None)
