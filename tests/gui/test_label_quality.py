@@ -250,7 +250,7 @@ def test_rank_with_out_of_fold_models_then_stop_keeps_the_ranking(quality_window
     info = ranking_info(ws)
     assert info is not None and info["out_of_fold"] and info["with_model"]
     assert "2-fold out-of-fold models" in info["note"]
-    assert any(f.startswith("training fold models") for f in seen) and any(f.startswith("ranking") for f in seen)
+    assert "fold 2/2, epoch 1/1" in seen and any(f.startswith("ranking") for f in seen)
     assert len(ws.metrics.entries(key=SUSPICION_KEY)) == 40
     assert set(win.browser.visible_ids()[:3]) == set(worst)
     assert "Judged with 2-fold out-of-fold models" in win.statusBar().currentMessage()
@@ -261,7 +261,7 @@ def test_rank_with_out_of_fold_models_then_stop_keeps_the_ranking(quality_window
     first = {e.sample_id: e.suspicion for e in ws.metrics.entries(key=SUSPICION_KEY)}
 
     assert win.quality.rank_labels_out_of_fold(FoldSettings(folds=2, recipe=None, epochs=3, extra=TINY_FOLDS))
-    qtbot.waitUntil(lambda: any(f.startswith("training fold models") for f in seen[-3:]), timeout=60_000)
+    qtbot.waitUntil(lambda: any(f.startswith("fold 1/2, epoch") for f in seen[-3:]), timeout=60_000)
     win.quality.stop()
     qtbot.waitUntil(lambda: not win.quality.running(), timeout=120_000)
     assert "Ranking stopped" in win.statusBar().currentMessage()

@@ -69,9 +69,10 @@ LENIENT_NOTE = ("the current model's predictions were used too: a model trained 
                 "--folds K)")
 
 
-#: the status bar's progress text while the labels are scored, and while the fold models train
+#: the status bar's progress text while the labels are scored, and before the first fold model trains (then
+#: "fold 2/4, epoch 3/10")
 RANK_FORMAT = "ranking labels %v/%m"
-FOLDS_FORMAT = "training fold models: epoch %v/%m"
+FOLDS_FORMAT = "training fold models"
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,7 @@ class QualityController(QObject):
             self.progress.setRange(0, max(1, ev.total))
             self.progress.setValue(ev.done)
         elif isinstance(ev, FoldProgress):
-            self.progress.setFormat(FOLDS_FORMAT)
+            self.progress.setFormat(ev.short)
             self.progress.setRange(0, max(1, ev.total))
             self.progress.setValue(ev.done)
             self.progress.setToolTip(ev.text)
