@@ -15,6 +15,9 @@ def job_widgets(status_bar: QStatusBar, *, name: str, fmt: str, stop_tip: str,
     progress = QProgressBar()
     progress.setObjectName(f"{name}Progress")
     progress.setMaximumWidth(220)
+    # wide enough for its text on one line ("fold 2/4, epoch 3/20", "ranking labels 8/40") when the status bar is
+    # crowded: squeezed, the text wrapped and was cut
+    progress.setMinimumWidth(160)
     progress.setFormat(fmt)
     stop = QToolButton()
     stop.setObjectName(f"{name}Stop")
