@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
         self.quality = QualityController(
             session=self.session, review=self.review, navigation=self.navigation, browser=self.browser,
             review_panel=self.review_panel, canvas=self.canvas, loop=self.loop, status_bar=self.statusBar(),
-            show_message=show_message, parent=self)
+            show_message=show_message, recipe=lambda: self.training_panel.recipe.currentData() or None, parent=self)
         self.reports = ReportController(review=self.review, training=self.training,
                                         training_panel=self.training_panel, status_bar=self.statusBar(),
                                         show_message=show_message, parent=self)

@@ -267,3 +267,30 @@ def test_rank_with_out_of_fold_models_then_stop_keeps_the_ranking(quality_window
     assert "Ranking stopped" in win.statusBar().currentMessage()
     assert {e.sample_id: e.suspicion for e in ws.metrics.entries(key=SUSPICION_KEY)} == first
     assert ranking_info(ws)["out_of_fold"]
+
+
+def test_the_fold_action_asks_first_and_offers_the_training_panels_recipe(quality_window: MainWindow, qtbot) -> None:  # noqa: ANN001
+    """Review → Rank Labels with Out-of-Fold Models… opens the dialog with the recipe chosen in the Training panel;
+    Cancel starts nothing."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from segstudio.gui.loop.quality_folds import FoldRankDialog
+
+    win = quality_window
+    combo = win.training_panel.recipe
+    combo.setCurrentIndex(combo.findData("lungs-lr"))
+    seen: dict[str, object] = {}
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        seen["dialog"] = type(dialog).__name__
+        if isinstance(dialog, FoldRankDialog):
+            seen["recipe"] = dialog.recipe.currentData()
+            dialog.reject()
+
+    QTimer.singleShot(300, answer)
+    win.actions_["quality_rank_folds"].trigger()
+    qtbot.waitUntil(lambda: "dialog" in seen, timeout=10_000)
+    assert seen == {"dialog": "FoldRankDialog", "recipe": "lungs-lr"}
+    assert not win.quality.running() and ranking_info(win.review.workspace) is None

@@ -145,8 +145,10 @@ class QualityController(QObject):
     def __init__(self, *, session: SessionController, review: ReviewController, navigation: NavigationController,
                  browser: SampleBrowser, review_panel: ReviewPanel, canvas: ImageCanvas, loop: LoopController,
                  status_bar: QStatusBar, show_message: Callable[[str, int], None],
-                 parent: QObject | None = None) -> None:
+                 recipe: Callable[[], str | None] | None = None, parent: QObject | None = None) -> None:
+        """``recipe``: the recipe chosen in the Training panel, which the fold dialog offers first."""
         super().__init__(parent)
+        self._recipe = recipe or (lambda: None)
         self.session, self.review, self.navigation = session, review, navigation
         self.browser, self.review_panel, self.canvas, self.loop = browser, review_panel, canvas, loop
         self._show_message = show_message
@@ -241,7 +243,7 @@ class QualityController(QObject):
                 return False
             from segstudio.gui.loop.training import recipe_names
 
-            dialog = FoldRankDialog(recipes=recipe_names(), recipe=None, labels=len(ds.samples),
+            dialog = FoldRankDialog(recipes=recipe_names(), recipe=self._recipe(), labels=len(ds.samples),
                                     parent=self.browser.window())
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return False
