@@ -238,9 +238,8 @@ class QualityController(QObject):
         does not start."""
         if settings is None:
             ds = self.review.dataset
-            if ds is None:
-                self._show_message("Open a dataset first.", 5000)
-                return False
+            if ds is None or self.running():  # said before asking anything
+                return self._prepare() is not None
             from segstudio.gui.loop.training import recipe_names
 
             dialog = FoldRankDialog(recipes=recipe_names(), recipe=self._recipe(), labels=len(ds.samples),
