@@ -274,12 +274,13 @@ def test_the_image_edges_arbitrate_between_label_and_model(lungs: Dataset) -> No
     assert shrunk.class_name == "left lung" and shrunk.value == 1.0 and "edges" not in shrunk.text
     doubted = next(r for r in by_id[bad_model].reasons if r.check == "disagreement")
     assert doubted.class_name == "left lung" and doubted.value <= 0.5
-    # a shrunk prediction is explained by a growth of the label (fit), believed at least half (FIT_LEAST_TRUST)
+    # a shrunk prediction is explained by a shrinking of the label (fit), which the edges do not weigh (on the
+    # real films they misjudged shifted labels: suspicion.py says how)
     fit = next(r for r in by_id[bad_model].reasons if r.check == "fit")
-    assert 0.4 <= fit.value <= 0.5 and "grown" not in fit.text and "shrunk by" in fit.text
+    assert fit.value == 1.0 and "shrunk by" in fit.text and "edges" not in fit.text
     assert by_id[bad_model].score < by_id[bad_label].score
-    # the edges' verdict is said once, by the strongest model reason, not repeated by the class's further ones
-    model_reasons = [r for r in by_id[bad_model].reasons if r.check in ("disagreement", "boundary", "fit")]
+    # the edges' verdict is said once, by the strongest of the model checks it weighs, not repeated by the others
+    model_reasons = [r for r in by_id[bad_model].reasons if r.check in ("disagreement", "boundary", "confident_other")]
     assert len(model_reasons) >= 2
     assert "the image's edges side with the label" in model_reasons[0].text
     assert sum("the image's edges side with the label" in r.text for r in model_reasons) == 1
