@@ -421,18 +421,18 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
         if st.dice_loss is None:
             v = max(0.0, min(1.0, (0.8 - f.dice) / 0.5))
         if v:
-            add("disagreement", v * trust, f"the model disagrees with {name} (Dice {f.dice:.2f}){why}")
+            add("disagreement", v * trust, f"the model disagrees with {name} (Dice {f.dice:.2f})")
     if f.hd95 is not None:
         v = _outlier(f.hd95, st.hd95, side="high")
         if v:
-            add("boundary", v * trust, f"{name}'s outline is {f.hd95:.0f} px from the model's (HD95){why}")
+            add("boundary", v * trust, f"{name}'s outline is {f.hd95:.0f} px from the model's (HD95)")
     if f.confident_other is not None:
         v = _outlier(f.confident_other, st.conf, side="high")
         if st.conf is None:
             v = min(1.0, f.confident_other * 2.0)
         if v:
             add("confident_other", v * trust, f"the model is confident that {f.confident_other:.0%} of {name} is "
-                                              f"another class{why}")
+                                              "another class")
     if f.fit is not None and f.present:
         v = min(1.0, max(0.0, (f.fit.gain - FIT_GAIN_FLOOR) / (FIT_GAIN_FULL - FIT_GAIN_FLOOR)))
         if st.fit is not None:  # and far above the class's usual: where every label gains, the model differs
@@ -445,6 +445,12 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
             add("fit", v * st.reliability, f"{name} would agree with the model if it were {_fit_words(f.fit)} "
                                            f"(Dice {f.fit.dice:.2f} → {f.fit.dice + f.fit.gain:.2f})"
                                            f"{_reliability_words(st)}", f.box)
+    # how far the edges and the model's skill let the model be believed is said once, by the class's strongest
+    # model reason (the order the sample's reasons are listed in), not after each of them
+    model = [i for i, r in enumerate(out) if r.check in MODEL_CHECKS]
+    if why and model:
+        top = max(model, key=lambda i: CHECKS[out[i].check][0] * out[i].value)
+        out[top] = replace(out[top], text=out[top].text + why)
     return out
 
 
@@ -475,12 +481,10 @@ def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
             continue
         reasons: list[Reason] = []
         per_class: dict[str, float] = {}
-        trust_words: dict[int, str] = {}
         for f in s.classes:
             st = stats[f.class_id]
             usual = _box_in(s, st.usual_box) if not f.present or f.parts == 0 else None
             rs = _class_reasons(f, st, names.get(f.class_id, str(f.class_id)), rules, len(ok), usual)
-            trust_words[f.class_id] = _trust_words(f, _edge_trust(f)) + _reliability_words(st)
             reasons += rs
             per_class[names.get(f.class_id, str(f.class_id))] = _combine(rs)
         for a, b, frac in s.overlaps:
@@ -492,26 +496,10 @@ def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
                 per_class[r.class_name] = max(per_class.get(r.class_name, 0.0), _combine([r]))
         score = max(per_class.values(), default=0.0)
         reasons.sort(key=lambda r: -CHECKS[r.check][0] * r.value)
-        reasons = _say_trust_once(reasons, trust_words)
         out.append((order, SampleSuspicion(sample_id=s.sample_id, score=score, reasons=tuple(reasons),
                                            per_class=per_class)))
     out.sort(key=lambda t: (t[1].error is not None, -t[1].score, -_evidence(t[1].reasons), t[0]))
     return [s for _, s in out]
-
-
-def _say_trust_once(reasons: list[Reason], trust_words: dict[int, str]) -> list[Reason]:
-    """How far the model is believed on a class is said once, by the class's strongest model reason (the list is
-    sorted strongest first); the class's further model reasons leave it out instead of repeating it."""
-    said: set[int] = set()
-    out = []
-    for r in reasons:
-        words = trust_words.get(r.class_id, "") if r.class_id is not None else ""
-        if words and r.check in MODEL_CHECKS and r.text.endswith(words):
-            if r.class_id in said:
-                r = replace(r, text=r.text.removesuffix(words))
-            said.add(r.class_id)  # type: ignore[arg-type]
-        out.append(r)
-    return out
 
 
 def _evidence(reasons: Sequence[Reason]) -> float:

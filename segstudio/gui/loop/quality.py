@@ -375,7 +375,8 @@ class QualityController(QObject):
         elif changed:
             notes.append(f"{len(changed)} label(s) changed since the ranking: rank again (Ctrl+Shift+Q).")
         if info and info.get("out_of_fold"):
-            notes.append(f"{str(info.get('note') or 'judged with out-of-fold models').capitalize()}.")
+            note = str(info.get("note") or "judged with out-of-fold models")
+            notes.append(f"{note[:1].upper()}{note[1:]}.")  # not str.capitalize: it lowercases a recipe's name
         elif info and info.get("with_model"):
             notes.append("Judged with the current model's predictions, which learned these labels: lenient.")
         self.review_panel.set_suspicion(entry.suspicion, reasons, note=" ".join(notes))
