@@ -77,7 +77,8 @@ class DataConfig:
     """How samples become tensors. Images are resized to ``image_size``² (nearest for masks)."""
 
     image_size: int = 256
-    #: "imagenet" (mean/std of ImageNet), "unit" (0..1) or "zscore" (per-image standardisation).
+    #: "imagenet" (mean/std of ImageNet), "unit" (0..1), "zscore" (per-image standardisation) or "zscore_channels"
+    #: (per image and per channel: also evens out each image's colour cast).
     normalize: str = "imagenet"
     train_split: str = "train"
     val_split: str = "val"
@@ -504,7 +505,7 @@ def fine_tune_config(base: TrainConfig, *, epochs: int, lr_scale: float = 0.2) -
 # validation
 
 MODES = ("auto", "binary", "multiclass", "multilabel")
-NORMALIZATIONS = ("imagenet", "unit", "zscore")
+NORMALIZATIONS = ("imagenet", "unit", "zscore", "zscore_channels")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "poly", "onecycle", "constant")
 #: ``data.resident``: the device-resident data path when it fits / always / never

@@ -22,7 +22,7 @@ class Preprocessing:
 
     image_size: int
     in_channels: int
-    normalize: str  # "imagenet" | "unit" | "zscore"
+    normalize: str  # "imagenet" | "unit" | "zscore" | "zscore_channels"
 
     def to_dict(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "in_channels": self.in_channels, "normalize": self.normalize}
@@ -69,9 +69,11 @@ def normalize_batch(x, mode: str):
     xf = x.float().div_(255.0)
     if mode == "unit":
         return xf
-    if mode == "zscore":
-        mean = xf.mean(dim=(1, 2, 3), keepdim=True)
-        std = xf.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    if mode in ("zscore", "zscore_channels"):
+        # per image; "zscore_channels" also per channel, which evens out each image's colour cast (grey world)
+        dims = (1, 2, 3) if mode == "zscore" else (2, 3)
+        mean = xf.mean(dim=dims, keepdim=True)
+        std = xf.std(dim=dims, keepdim=True).clamp_min(1e-6)
         return (xf - mean) / std
     c = xf.shape[1]
     mean = torch.tensor(IMAGENET_MEAN if c == 3 else (float(np.mean(IMAGENET_MEAN)),), device=xf.device)
