@@ -76,6 +76,11 @@ def _distortion(alpha: float, distort: float, p: float) -> OneOf:
     return OneOf((Op("elastic", {"alpha": alpha, "sigma": 6}), Op("grid", {"distort_limit": distort})), p)
 
 
+def _haze(p: float) -> Op:
+    """A soft white haze over a random region (``augment_ops.Haze``), labels kept: an opacity on a chest film."""
+    return Op("haze", {"amount": (0.25, 0.7), "radius": (0.08, 0.22), "centre": (0.2, 0.8)}, p)
+
+
 def _equalization(clip: float, p: float) -> OneOf:
     return OneOf((Op("clahe", {"clip_limit": clip}), Op("equalize")), p)
 
@@ -103,6 +108,11 @@ PRESETS: dict[str, Preset] = {
         "affine, grid distortion, brightness/contrast, CLAHE", True,
         (_affine(scale=(0.85, 1.15), rotate=(-15, 15), translate=0.08), Op("grid", {"distort_limit": 0.15}, 0.2),
          _brightness_contrast(0.25, 0.6), Op("clahe", {"clip_limit": 2.0}, 0.3)),
+    ),
+    "chest": Preset(
+        "the xray preset with soft white hazes over random regions, labels kept (opacities on a chest film)", True,
+        (_affine(scale=(0.85, 1.15), rotate=(-15, 15), translate=0.08), Op("grid", {"distort_limit": 0.15}, 0.2),
+         _haze(0.5), _brightness_contrast(0.25, 0.6), Op("clahe", {"clip_limit": 2.0}, 0.3)),
     ),
     "strong": Preset(
         "everything: flips, affine, elastic/grid, contrast, CLAHE/equalise, cutout", True,
@@ -141,6 +151,10 @@ def _albumentation(op: Op, fill: float) -> Any:
         return A.ColorJitter(a["brightness"], a["contrast"], a["saturation"], a["hue"], **kw)
     if op.kind == "hsv":
         return A.HueSaturationValue(a["hue"], a["sat"], a["val"], **kw)
+    if op.kind == "haze":
+        from segstudio.engine.augment_ops import Haze
+
+        return Haze(a["amount"], a["radius"], a["centre"], **kw)
     if op.kind == "dropout":
         more = {"fill_mask": fill} if a["fill_mask"] else {}
         return A.CoarseDropout(num_holes_range=a["holes"], hole_height_range=a["size"], hole_width_range=a["size"],

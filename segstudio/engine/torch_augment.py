@@ -33,6 +33,7 @@ from segstudio.engine.torch_pixel import (
     clahe_lab,
     color_jitter,
     equalize,
+    haze,
     lookup,
     per_image,
     shift_hsv,
@@ -148,6 +149,9 @@ class TorchAugmenter:
                  "order": torch.rand(b, 4, generator=self.gen).argsort(1)}
         elif op.kind == "hsv":
             p["shift"] = torch.stack([u(-a[k], a[k], b) for k in ("hue", "sat", "val")], 1)
+        elif op.kind == "haze":  # the draws in augment_ops.Haze's order
+            p = {"amount": u(*a["amount"], b), "cy": u(*a["centre"], b), "cx": u(*a["centre"], b),
+                 "ry": u(*a["radius"], b), "rx": u(*a["radius"], b)}
         elif op.kind == "dropout":
             lo, hi = a["holes"]
             n, size = torch.randint(lo, hi + 1, (b,), generator=self.gen), a["size"]
@@ -254,6 +258,8 @@ class TorchAugmenter:
             v = color_jitter(v, p["factor"], p["order"])
         elif kind == "hsv":
             v = shift_hsv(v, p["shift"])
+        elif kind == "haze":
+            v = haze(v, p["amount"], p["cy"], p["cx"], p["ry"], p["rx"])
         elif kind == "dropout":
             s = v.shape[-1]
             ar = torch.arange(s, device=x.device)

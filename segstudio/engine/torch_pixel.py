@@ -174,3 +174,15 @@ def shift_hsv(v: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     s = torch.where(s > 0, ((s * 255 + sat).clamp(0, 255)) / 255, s)
     hi = (hi + val).clamp(0, 255)
     return hsv_to_rgb(h + hue / 180, s, hi).round().clamp(0, 255)
+
+
+def haze(v: torch.Tensor, amount: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, ry: torch.Tensor,
+         rx: torch.Tensor) -> torch.Tensor:
+    """``(n, C, H, W)`` float values pulled towards white by an elliptical Gaussian haze per image,
+    ``floor(v + a·g·(255 − v))`` (``augment_ops.Haze``): centres and radii ``(n,)`` as fractions of the sides."""
+    h, w = v.shape[-2:]
+    yy = ((torch.arange(h, device=v.device, dtype=torch.float32) + 0.5) / h)[None] - cy[:, None]
+    xx = ((torch.arange(w, device=v.device, dtype=torch.float32) + 0.5) / w)[None] - cx[:, None]
+    yy, xx = yy / ry[:, None], xx / rx[:, None]
+    g = torch.exp(-0.5 * (yy[:, :, None] ** 2 + xx[:, None, :] ** 2)) * amount[:, None, None]
+    return (v + g[:, None] * (255 - v)).floor_()

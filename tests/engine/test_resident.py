@@ -20,7 +20,7 @@ from segstudio.engine.distributed import EpochSampler
 from segstudio.engine.resident import ResidentData, choose_path, resident_nbytes
 from segstudio.engine.task import IGNORE, Task, resolve_task
 from segstudio.engine.torch_augment import GEOMETRIC, TorchAugmenter, _Draw
-from segstudio.engine.torch_pixel import clahe, clahe_cv2, clahe_lab, equalize
+from segstudio.engine.torch_pixel import clahe, clahe_cv2, clahe_lab, equalize, haze
 from segstudio.engine.train import _Trainer, train
 
 from .conftest import make_dataset, tiny_config
@@ -142,7 +142,7 @@ def test_value_ranges_and_photometric_statistics_match_albumentations(lungs):
     with albumentations' to within 6 gray levels (mean) and 4 (standard deviation); values stay 0..255."""
     task, pairs = lungs
     x, y = _batch(pairs)
-    for preset in ("light", "medical", "xray", "strong"):
+    for preset in ("light", "medical", "xray", "chest", "strong"):
         cfg = AugmentConfig(preset=preset, hflip_swap=SWAP)
         alb, mine = Augmenter(cfg, task, seed=0), TorchAugmenter(cfg, task, seed=0)
         a, t = [], []
@@ -168,6 +168,36 @@ def test_clahe_and_equalize_equal_opencv(lungs):
         ref = cv2.createCLAHE(clipLimit=clip, tileGridSize=(8, 8)).apply(img)
         assert np.array_equal(clahe(v, torch.tensor([clip]))[0, 0].numpy().astype(np.uint8), ref)
         assert np.array_equal(clahe_cv2(v, torch.tensor([clip]))[0, 0].numpy().astype(np.uint8), ref)
+
+
+def test_haze_equals_the_loader_path_and_only_whitens(lungs):
+    """The opacity haze of the ``chest`` preset: the torch op gives the loader op's pixels for the same draw (to
+    one gray level: float32 exp on two libraries), pulls pixels towards white and never past it, most at its
+    centre, and leaves the label alone (the lung is still lung under an opacity)."""
+    from segstudio.engine.augment_ops import Haze, apply_haze, haze_profile
+
+    task, pairs = lungs
+    img, target = pairs[1]
+    draw = {"amount": 0.6, "cy": 0.6, "cx": 0.3, "ry": 0.15, "rx": 0.1}
+    ref = apply_haze(img, draw["amount"], haze_profile(SIZE, SIZE, draw["cy"], draw["cx"], draw["ry"], draw["rx"]))
+    v = torch.from_numpy(img).float()[None, None]
+    mine = haze(v, *(torch.tensor([draw[k]]) for k in ("amount", "cy", "cx", "ry", "rx")))[0, 0].numpy()
+    assert np.abs(mine - ref.astype(np.float32)).max() <= 1
+    gain = ref.astype(np.int16) - img.astype(np.int16)
+    assert gain.min() >= 0 and ref.max() <= 255
+    cy, cx = int(0.6 * SIZE), int(0.3 * SIZE)
+    assert gain[cy, cx] >= 0.5 * (255 - int(img[cy, cx])) and gain[5, SIZE - 5] == 0
+    # through the albumentations transform, p=1: the label is untouched
+    out = Haze((0.6, 0.6), (0.15, 0.15), (0.5, 0.5), p=1.0)(image=img, mask=target)
+    assert np.array_equal(out["mask"], target) and (out["image"] >= img).all() and (out["image"] > img).any()
+    # through the presets: chest hazes a share of the images, which only ever get brighter
+    cfg = AugmentConfig(preset="chest", hflip=False)
+    aug = _only(TorchAugmenter(cfg, task, seed=3), {"haze"})
+    x, y = _batch(pairs)
+    xo, yo = aug(x, y)
+    brighter = [(a.int() - b.int()).min() >= 0 and bool((a > b).any()) for a, b in zip(xo, x, strict=True)]
+    assert torch.equal(yo, y) and 0 < sum(brighter) < len(pairs)  # p = 0.5: some, not all (seeded)
+    assert all((a.int() - b.int()).min() >= 0 for a, b in zip(xo, x, strict=True))
 
 
 def test_colour_clahe_on_lightness_is_close_to_opencv_lab(ph2):

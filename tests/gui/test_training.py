@@ -482,3 +482,12 @@ def test_an_epoch_without_a_validation_split_says_so_instead_of_a_nan_dice(qtbot
     monitor.on_event(EpochEnd(epoch=1, train_loss=0.4, val_loss=0.3, dice=0.8, iou=0.7, pixel_accuracy=0.9,
                               per_class=(), lr=1e-3, seconds=1.0, eta_s=1.0, monitor=0.7, improved=True))
     assert "Dice 0.800" in monitor.state_label.text()
+
+
+def test_the_training_panel_offers_every_augmentation_preset_of_the_engine() -> None:
+    """The panel's list is written out (the GUI does not import the engine's torch modules to draw a combo box);
+    it must name the engine's presets, no more and no fewer."""
+    from segstudio.engine.augment import preset_names
+    from segstudio.gui.loop.training_panel import AUGMENT_PRESETS
+
+    assert list(AUGMENT_PRESETS) == preset_names()

@@ -58,7 +58,7 @@ ARCHITECTURES = ("unet", "unetplusplus", "fpn", "pspnet", "deeplabv3", "deeplabv
                  "upernet", "segformer", "dpt", "fcn", "segnet")
 ENCODERS = ("resnet18", "resnet34", "resnet50", "efficientnet-b0", "efficientnet-b3", "mobilenet_v2",
             "mit_b0", "mit_b2", "tu-convnext_tiny", "vgg16")
-AUGMENT_PRESETS = ("none", "light", "medical", "dermoscopy", "street", "xray", "strong")
+AUGMENT_PRESETS = ("none", "light", "medical", "dermoscopy", "street", "xray", "chest", "strong")
 
 
 def loss_text(cfg: Any) -> str:
