@@ -580,12 +580,16 @@ def out_of_fold_predictions(corrupted: CorruptedSet, *, name: str, folds: int, d
 
 def cached_out_of_fold(corrupted: CorruptedSet, *, name: str, folds: int, seed: int, cache: Path | None) -> Any:
     """:func:`out_of_fold_predictions`, kept in ``cache`` (one ``.npz`` per dataset, seed and k, keyed also by the
-    recipe) so that the rankers can be re-run on the same predictions without training again."""
+    fold models' config and the corruption's version) so that the rankers can be re-run on the same predictions
+    without training again."""
     from segstudio.engine.kfold import OutOfFold
+    from segstudio.engine.recipes import load_recipe
 
     recipe, overrides = FOLD_TRAINING[name]
     labels = (CORRUPTION_VERSION, corrupted.px_reference, corrupted.fraction, OOF_INFERENCE)
-    key = f"{name}-seed{seed}-k{folds}-{zlib.crc32(repr((recipe, overrides, labels)).encode()):08x}"
+    # keyed by the fold models' whole config, so that a recipe that changes trains its models anew
+    config = load_recipe(recipe).with_overrides(list(overrides)).to_json()
+    key = f"{name}-seed{seed}-k{folds}-{zlib.crc32(repr((config, labels)).encode()):08x}"
     file = cache / f"{key}.npz" if cache is not None else None
     if file is not None and file.is_file():
         with np.load(file) as z:

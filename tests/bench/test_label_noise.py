@@ -422,3 +422,34 @@ def test_montgomery_corrupted_set_is_recorded_and_leaves_the_shared_folder_alone
     again.materialise()
     assert again.manifest() == man
     assert _listing(montgomery) == before
+
+
+def test_the_fold_predictions_cache_is_kept_per_config_and_retrained_when_the_recipe_changes(tmp_path, monkeypatch):
+    """``--cache`` keeps the out-of-fold predictions of a seed; a recipe whose contents change (not only its name
+    or overrides) must train its fold models anew instead of reusing the old ones."""
+    from segstudio.engine import recipes
+
+    corrupted = SimpleNamespace(px_reference=None, fraction=0.2)
+    trained: list[str] = []
+
+    def fake_training(cs, *, name, folds):
+        trained.append(name)
+        m = lungs(32)
+        return SimpleNamespace(masks={"a.png": m}, probabilities={"a.png": np.zeros((3, 32, 32), np.float16)})
+
+    monkeypatch.setattr(ln, "out_of_fold_predictions", fake_training)
+    first = ln.cached_out_of_fold(corrupted, name="montgomery", folds=4, seed=0, cache=tmp_path)
+    again = ln.cached_out_of_fold(corrupted, name="montgomery", folds=4, seed=0, cache=tmp_path)
+    assert trained == ["montgomery"] and np.array_equal(again.masks["a.png"], first.masks["a.png"])
+    assert len(list(tmp_path.glob("montgomery-seed0-k4-*.npz"))) == 1
+
+    real = recipes.load_recipe
+
+    def changed(name):  # the same recipe name and overrides, other contents
+        cfg = real(name)
+        return cfg.with_overrides(["augment.preset=xray"] if cfg.augment.preset != "xray" else ["augment.preset=chest"])
+
+    monkeypatch.setattr(recipes, "load_recipe", changed)
+    ln.cached_out_of_fold(corrupted, name="montgomery", folds=4, seed=0, cache=tmp_path)
+    assert trained == ["montgomery", "montgomery"]
+    assert len(list(tmp_path.glob("montgomery-seed0-k4-*.npz"))) == 2
