@@ -85,6 +85,11 @@ def _equalization(clip: float, p: float) -> OneOf:
     return OneOf((Op("clahe", {"clip_limit": clip}), Op("equalize")), p)
 
 
+#: the steps of the xray preset, which chest shares
+_XRAY_GEOMETRY: tuple[Step, ...] = (_affine(scale=(0.85, 1.15), rotate=(-15, 15), translate=0.08),
+                                    Op("grid", {"distort_limit": 0.15}, 0.2))
+_XRAY_CONTRAST: tuple[Step, ...] = (_brightness_contrast(0.25, 0.6), Op("clahe", {"clip_limit": 2.0}, 0.3))
+
 PRESETS: dict[str, Preset] = {
     "none": Preset("no augmentation", False, ()),
     "light": Preset("mirror, small affine, brightness/contrast", True, (_affine(p=0.5), _brightness_contrast(0.15, 0.5))),
@@ -104,15 +109,11 @@ PRESETS: dict[str, Preset] = {
         (_affine(scale=(0.75, 1.3), rotate=(-5, 5), translate=0.1), _brightness_contrast(0.25, 0.6),
          Op("hsv", {"hue": 8, "sat": 15, "val": 10}, 0.3), _dropout((1, 6), (0.04, 0.1), 0.3, fill_mask=True)),
     ),
-    "xray": Preset(
-        "affine, grid distortion, brightness/contrast, CLAHE", True,
-        (_affine(scale=(0.85, 1.15), rotate=(-15, 15), translate=0.08), Op("grid", {"distort_limit": 0.15}, 0.2),
-         _brightness_contrast(0.25, 0.6), Op("clahe", {"clip_limit": 2.0}, 0.3)),
-    ),
+    "xray": Preset("affine, grid distortion, brightness/contrast, CLAHE", True, _XRAY_GEOMETRY + _XRAY_CONTRAST),
+    # xray's steps with a haze between its geometry and its contrast
     "chest": Preset(
         "the xray preset with soft white hazes over random regions, labels kept (opacities on a chest film)", True,
-        (_affine(scale=(0.85, 1.15), rotate=(-15, 15), translate=0.08), Op("grid", {"distort_limit": 0.15}, 0.2),
-         _haze(0.5), _brightness_contrast(0.25, 0.6), Op("clahe", {"clip_limit": 2.0}, 0.3)),
+        _XRAY_GEOMETRY + (_haze(0.5),) + _XRAY_CONTRAST,
     ),
     "strong": Preset(
         "everything: flips, affine, elastic/grid, contrast, CLAHE/equalise, cutout", True,

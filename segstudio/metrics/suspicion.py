@@ -414,8 +414,9 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
         add("holes", v, f"{name} encloses {f.holes} hole(s)")
     # against the model, believed as far as the image's edges side with it (:func:`_edge_trust`)
     # and as far as the model can segment this class at all (:func:`_reliability`)
-    trust = _edge_trust(f) * st.reliability
-    why = _trust_words(f, _edge_trust(f)) + _reliability_words(st)
+    edge = _edge_trust(f)
+    trust = edge * st.reliability
+    why = _trust_words(f, edge) + _reliability_words(st)
     if f.dice is not None:
         v = _outlier(1.0 - f.dice, st.dice_loss, side="high")
         if st.dice_loss is None:
