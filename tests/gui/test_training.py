@@ -25,6 +25,8 @@ from segstudio.gui.common.workers import (
     describe_error,
     guard_finite_loss,
 )
+from segstudio.gui.loop.training import recipe_description, summarise
+from segstudio.gui.loop.training_panel import NO_DATA_TEXT
 from segstudio.gui.main_window import MainWindow
 from segstudio.workspace import RunStatus
 
@@ -298,6 +300,36 @@ def test_the_hold_out_follows_the_recipe_and_goes_into_the_run_config(window: Ma
     assert "data.val_fraction=0.25" in panel.overrides()
     cfg = panel.current_config()
     assert cfg.data.val_fraction == 0.25 and cfg.name == "lungs-lr" and cfg.swa  # the rest stays the recipe's
+
+
+def test_a_long_recipe_description_shows_its_first_sentences_and_the_whole_text_on_hover(window: MainWindow) -> None:
+    panel = window.training_panel
+    full = recipe_description("lesion")
+    panel.recipe.setCurrentIndex(panel.recipe.findData("lesion"))
+    shown = panel.description.text()
+    # what the recipe is, in whole sentences, then an ellipsis; why its settings are what they are, on hover
+    assert len(shown) < len(full) and shown.endswith(" …") and full.startswith(shown[:-2])
+    assert shown[:-2].endswith(".") and panel.description.toolTip() == full
+    # a short description shows whole, with nothing more to hover for
+    panel.recipe.setCurrentIndex(panel.recipe.findData(""))
+    assert panel.description.text() == "The engine's defaults: U-Net, CE + Dice."
+    assert panel.description.toolTip() == ""
+
+
+def test_the_training_state_stops_asking_for_a_dataset_once_one_is_open(show_window, sample_dataset_path) -> None:
+    win = show_window()
+    panel = win.training_panel
+    assert panel.state_label.text() == NO_DATA_TEXT and not panel.start_button.isEnabled()
+    assert win.open_dataset(sample_dataset_path) is not None
+    assert panel.start_button.isEnabled()
+    assert panel.state_label.text() != NO_DATA_TEXT and "Ready to train" in panel.state_label.text()
+
+
+def test_summarise_keeps_whole_sentences_and_does_not_split_numbers() -> None:
+    text = "First part, a 0.5 weight. Second, e.g. a detail. Third sentence that is long enough to be cut."
+    assert summarise(text, limit=len(text)) == text
+    assert summarise(text, limit=50) == "First part, a 0.5 weight. Second, e.g. a detail. …"
+    assert summarise(text, limit=10) == "First part, a 0.5 weight. …"  # at least the first sentence
 
 
 def test_an_exception_inside_training_shows_an_error_and_the_window_stays_usable(window: MainWindow, qtbot) -> None:

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from segstudio.workspace import ReviewStatus, RunRecord, RunStatus, SweepRecord,
 from segstudio.workspace.models import ModelEvent, run_checkpoint
 
 __all__ = ["RETRAIN_EPOCHS", "DeviceOption", "TrainingController", "default_threads", "detect_devices_job",
-           "make_config", "read_curves", "recipe_description", "recipe_names", "run_checkpoint"]
+           "make_config", "read_curves", "recipe_description", "recipe_names", "run_checkpoint", "summarise"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,26 @@ def recipe_description(name: str) -> str:
     from segstudio.engine.recipes import describe
 
     return describe(name)
+
+
+#: the most characters of a recipe's description the Training panel shows; the whole text is in its tooltip
+SUMMARY_CHARS = 120
+
+
+def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """The whole sentences of ``text`` that fit ``limit`` characters (at least the first sentence), with an
+    ellipsis when some are left out: a recipe's description says what it is first, and why its settings are what
+    they are after. A sentence ends at ``.``, ``!`` or ``?`` before a space and a capital (not in "0.5", "e.g. a")."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z(])", text)
+    out = sentences[0]
+    for s in sentences[1:]:
+        if len(out) + 1 + len(s) > limit:
+            break
+        out += " " + s
+    return text if len(out) >= len(text) else out + " …"
 
 
 def read_curves(run_folder: Path) -> list[dict[str, float]]:

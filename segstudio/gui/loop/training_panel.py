@@ -46,12 +46,16 @@ from segstudio.gui.loop.training import (
     recipe_description,
     recipe_names,
     run_checkpoint,
+    summarise,
 )
 from segstudio.workspace import RunRecord, Workspace
 
 log = logging.getLogger(__name__)
 
 DEFAULTS_LABEL = "(defaults)"
+NO_DATA_TEXT = "Open a dataset to train on it."
+READ_ONLY_TEXT = ("This workspace is open read-only: training and retraining need a writable workspace (close the "
+                  "other segstudio, or free disk space, and reopen).")
 # Suggestions only: the fields stay editable and the engine's registries judge the value when a run starts (an
 # unknown key fails with the list of valid ones), so this list never has to import the engine to be right.
 ARCHITECTURES = ("unet", "unetplusplus", "fpn", "pspnet", "deeplabv3", "deeplabv3plus", "linknet", "manet", "pan",
@@ -155,12 +159,12 @@ class TrainingPanel(QWidget):
         form = QFormLayout(settings)
         # in a narrow dock a field goes under its label instead of widening the form past the dock (a sideways scroll)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        for label, w in (("Recipe", self.recipe), ("", self.description), ("Architecture", self.architecture),
-                         ("Encoder", self.encoder), ("Loss", self.loss), ("Augmentation", self.augment),
-                         ("Epochs", self.epochs), ("Image size", self.image_size), ("Batch size", self.batch_size),
-                         ("Hold-out", self.holdout), ("Steps per epoch", self.steps), ("Device", self.device),
-                         ("CPU threads", self.threads),
-                         ("", self.corrections)):
+        form.addRow("Recipe", self.recipe)
+        form.addRow(self.description)  # the whole width under the recipe: a narrow field column clips it
+        for label, w in (("Architecture", self.architecture), ("Encoder", self.encoder), ("Loss", self.loss),
+                         ("Augmentation", self.augment), ("Epochs", self.epochs), ("Image size", self.image_size),
+                         ("Batch size", self.batch_size), ("Hold-out", self.holdout), ("Steps per epoch", self.steps),
+                         ("Device", self.device), ("CPU threads", self.threads), ("", self.corrections)):
             form.addRow(label, w)
         heading = QLabel("<b>Retraining round</b>", self)
         form.addRow(heading)
@@ -283,7 +287,11 @@ class TrainingPanel(QWidget):
             self.monitor.show_error(str(exc))
             return
         self._recipe_cfg = cfg
-        self.description.setText(recipe_description(name) if name else "The engine's defaults: U-Net, CE + Dice.")
+        full = recipe_description(name) if name else "The engine's defaults: U-Net, CE + Dice."
+        short = summarise(full)
+        self.description.setText(short)
+        # the rest (why the recipe's settings are what they are) on hover; nothing to add when it all shows
+        self.description.setToolTip(full if short != full else "")
         self.architecture.setCurrentText(cfg.model.architecture)
         self.encoder.setCurrentText(cfg.model.encoder)
         self.loss.setText(loss_text(cfg))
@@ -457,10 +465,12 @@ class TrainingPanel(QWidget):
                   self.corrections, self.retrain_epochs, self.reviewed_weight, self.reset_validation_button):
             w.setEnabled(not running)
         if read_only and not running:
-            self.state_label.setText("This workspace is open read-only: training and retraining need a writable "
-                                     "workspace (close the other segstudio, or free disk space, and reopen).")
+            self.state_label.setText(READ_ONLY_TEXT)
         elif not has_data and not running:
-            self.state_label.setText("Open a dataset to train on it.")
+            self.state_label.setText(NO_DATA_TEXT)
+        elif self.state_label.text() in (READ_ONLY_TEXT, NO_DATA_TEXT):
+            # a dataset has been opened since: the reason it could not train no longer holds
+            self.state_label.setText("Ready to train: choose a recipe or settings below and press Train.")
 
     def checkpoint_of(self, run_id: str) -> Path | None:
         run = self.controller.find_run(run_id)
