@@ -96,6 +96,31 @@ def _smp(cls_name: str, *, weighted: bool, ignores: bool = True) -> Factory:
     return factory
 
 
+def _dice_per_image(task: Task, params: Mapping[str, Any], cw: torch.Tensor | None) -> LossFn:
+    """Soft Dice per image and class, averaged over the (image, class) pairs whose class the image's labels hold.
+    smp's Dice pools a class's pixels over the whole batch, so a small region beside a large one barely counts;
+    here each image weighs the same, as a per-image Dice or IoU scores it."""
+    eps = float(params.get("eps", 1.0))
+
+    def fn(logits: torch.Tensor, target: torch.Tensor, aux: Any = None) -> torch.Tensor:
+        oh, valid = one_hot_target(target, task)
+        if task.mode == "multiclass":
+            p = logits.float().softmax(1)
+        else:
+            p = logits.float().sigmoid()
+            if task.mode == "binary":
+                oh = oh[:, 1:]
+        p = p * valid
+        inter = (p * oh).sum((2, 3))
+        dice = (2 * inter + eps) / (p.sum((2, 3)) + oh.sum((2, 3)) + eps)
+        present = (oh.sum((2, 3)) > 0).float()
+        if cw is not None and task.mode != "binary":
+            present = present * cw.to(present).view(1, -1)
+        return ((1 - dice) * present).sum() / present.sum().clamp_min(1e-6)
+
+    return fn
+
+
 # --- distance-map losses (computed on CPU with scipy's exact EDT; targets carry no gradient) -------------------
 
 
@@ -178,6 +203,7 @@ LOSSES: dict[str, Factory] = {
     "ce": _ce,
     "bce": _bce_factory,
     "dice": _smp("DiceLoss", weighted=True),
+    "dice_image": _dice_per_image,
     "jaccard": _smp("JaccardLoss", weighted=True),
     "focal": _smp("FocalLoss", weighted=True),
     "lovasz": _smp("LovaszLoss", weighted=False),

@@ -63,7 +63,7 @@ def test_loss_contract(name, mode):
     assert float(lg.detach()) < float(lb)
 
 
-@pytest.mark.parametrize("name", ["ce", "dice", "focal", "lovasz", "tversky", "jaccard", "boundary"])
+@pytest.mark.parametrize("name", ["ce", "dice", "dice_image", "focal", "lovasz", "tversky", "jaccard", "boundary"])
 def test_ignored_pixels_do_not_count(name):
     task = TASKS["multiclass"]
     target = _target(task)
@@ -73,6 +73,33 @@ def test_ignored_pixels_do_not_count(name):
     changed = logits.clone()
     changed[:, :, :5] = torch.randn(2, 3, 5, 24) * 10
     assert torch.allclose(fn(logits, target, None), fn(changed, target, None), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["binary", "multiclass"])
+def test_per_image_dice_weighs_a_missed_small_region_as_much_as_its_image(mode):
+    """Two images, one with a large region, one with a small one, and a prediction that gets the large one right and
+    misses the small one: smp's pooled Dice barely notices (the batch's pixels are nearly all right), the per-image
+    Dice loses about half (one of two images is wholly wrong)."""
+    task = TASKS[mode]
+    target = torch.zeros(2, 32, 32, dtype=torch.long)
+    target[0, 2:30, 2:30] = 1
+    target[1, 10:13, 10:13] = 1
+    perfect = _logits_for(task, target, good=True) * 3
+    missed = perfect.clone()
+    missed[1] = _logits_for(task, torch.zeros_like(target[1:]), good=True)[0] * 3
+    pooled, per_image = make_loss_term("dice", task), make_loss_term("dice_image", task)
+    assert float(per_image(perfect, target, None)) < 0.01
+    lost = float(per_image(missed, target, None)) - float(per_image(perfect, target, None))
+    assert lost > 0.3 if mode == "binary" else lost > 0.15  # multiclass: the background classes average in
+    assert lost > 5 * (float(pooled(missed, target, None)) - float(pooled(perfect, target, None)))
+
+
+def test_per_image_dice_skips_classes_an_image_does_not_hold():
+    """A class absent from an image's labels is not scored on it (as smp's Dice skips a class absent from the
+    batch): an image of background only, predicted as background, costs nothing."""
+    task = TASKS["multiclass"]
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    assert float(make_loss_term("dice_image", task)(_logits_for(task, target, good=True) * 3, target, None)) < 0.01
 
 
 def test_class_weights_make_errors_on_heavy_classes_cost_more():

@@ -109,8 +109,8 @@ class TrainingPanel(QWidget):
         self.architecture = self._editable_combo(ARCHITECTURES)
         self.encoder = self._editable_combo(ENCODERS)
         self.loss = QLineEdit(self)
-        self.loss.setToolTip("Weighted sum of losses, e.g. 0.5*ce + 0.5*dice (ce, bce, dice, jaccard, focal, lovasz, "
-                             "tversky, boundary, hausdorff, aux)")
+        self.loss.setToolTip("Weighted sum of losses, e.g. 0.5*ce + 0.5*dice (ce, bce, dice, dice_image, jaccard, focal, "
+                             "lovasz, tversky, boundary, hausdorff, aux)")
         self.augment = self._editable_combo(AUGMENT_PRESETS)
         self.epochs = self._spin(1, 10_000, "")
         self.image_size = self._spin(16, 4096, " px", step=16)
