@@ -104,12 +104,9 @@ def _dice_per_image(task: Task, params: Mapping[str, Any], cw: torch.Tensor | No
 
     def fn(logits: torch.Tensor, target: torch.Tensor, aux: Any = None) -> torch.Tensor:
         oh, valid = one_hot_target(target, task)
-        if task.mode == "multiclass":
-            p = logits.float().softmax(1)
-        else:
-            p = logits.float().sigmoid()
-            if task.mode == "binary":
-                oh = oh[:, 1:]
+        p = probabilities(logits.float(), task)
+        if task.mode == "binary":  # the lesion, not the background: one score per image, as smp's binary Dice
+            p, oh = p[:, 1:], oh[:, 1:]
         p = p * valid
         inter = (p * oh).sum((2, 3))
         dice = (2 * inter + eps) / (p.sum((2, 3)) + oh.sum((2, 3)) + eps)
