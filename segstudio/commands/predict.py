@@ -147,8 +147,11 @@ def run(args: argparse.Namespace) -> int:
     failed, done, cached = 0, 0, 0
     t0 = time.perf_counter()
     bar = Progress("predict", mode=progress_mode(args))
+    # a crop is how the model was trained, not an inference option: --plain keeps it
+    crops = sorted({m.checkpoint.preprocessing.crop for m in predictor.members} - {"none"})
     bar.note(f"inference: {opts.describe()}"
-             + ("" if args.plain else " (the checkpoint's recommended; --plain for none)"))
+             + ("" if args.plain else " (the checkpoint's recommended; --plain for none)")
+             + "".join(f"; each image cropped to its {c} box, as in training" for c in crops))
     try:
         for r in predict(dataset, predictor, samples=samples, cancel=cancel, workspace=workspace):
             if isinstance(r, Prediction):

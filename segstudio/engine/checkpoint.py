@@ -29,6 +29,7 @@ from segstudio.core.atomic import TEMP_SUFFIX, fsync_dir, json_safe, sweep_stale
 from segstudio.core.errors import FileIOError, SegstudioError, io_error
 from segstudio.core.types import MAX_MULTILABEL_CLASSES, ClassSchema
 from segstudio.engine.config import (
+    CROPS,
     MAX_CLASSES,
     MAX_IMAGE_SIZE,
     NORMALIZATIONS,
@@ -226,7 +227,7 @@ def snapshot_checkpoint(
     and return the function that writes it atomically. Training may go on changing the model while the returned
     writer runs on another thread: it only touches the copies."""
     p = Path(path)
-    pre = Preprocessing(config.data.image_size, config.model.in_channels, config.data.normalize)
+    pre = Preprocessing(config.data.image_size, config.model.in_channels, config.data.normalize, config.data.crop)
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -399,7 +400,10 @@ def _parse_preprocessing(d: dict[str, Any], cfg_path: Path) -> Preprocessing:
         raise _bad(cfg_path, "preprocessing.in_channels must be 1 or 3")
     if norm not in NORMALIZATIONS:
         raise _bad(cfg_path, f"preprocessing.normalize must be one of {', '.join(NORMALIZATIONS)}")
-    return Preprocessing(size, ch, norm)
+    crop = d.get("crop", "none")  # written since crop exists; before, nothing was cropped
+    if crop not in CROPS:
+        raise _bad(cfg_path, f"preprocessing.crop must be one of {', '.join(CROPS)}")
+    return Preprocessing(size, ch, norm, crop)
 
 
 def parse_info(doc: dict[str, Any], cfg_path: Path) -> CheckpointInfo:

@@ -80,6 +80,10 @@ class DataConfig:
     #: "imagenet" (mean/std of ImageNet), "unit" (0..1), "zscore" (per-image standardisation) or "zscore_channels"
     #: (per image and per channel: also evens out each image's colour cast).
     normalize: str = "imagenet"
+    #: What of each image the model sees: "none" (all of it) or "content" (the image without the constant bands
+    #: along its sides, ``core.content.content_box``: a padded film's black border). Training and inference crop
+    #: alike; outside the box a prediction is background.
+    crop: str = "none"
     train_split: str = "train"
     val_split: str = "val"
     #: Fraction held out for validation when the dataset has no validation split (deterministic by seed).
@@ -506,6 +510,8 @@ def fine_tune_config(base: TrainConfig, *, epochs: int, lr_scale: float = 0.2) -
 
 MODES = ("auto", "binary", "multiclass", "multilabel")
 NORMALIZATIONS = ("imagenet", "unit", "zscore", "zscore_channels")
+#: what of an image a model sees (``DataConfig.crop``)
+CROPS = ("none", "content")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "poly", "onecycle", "constant")
 #: ``data.resident``: the device-resident data path when it fits / always / never
@@ -521,6 +527,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UnknownKeyError("model mode", cfg.model.mode, MODES)
     if cfg.data.normalize not in NORMALIZATIONS:
         raise UnknownKeyError("normalization", cfg.data.normalize, NORMALIZATIONS)
+    if cfg.data.crop not in CROPS:
+        raise UnknownKeyError("crop", cfg.data.crop, CROPS)
     if cfg.optim.name not in OPTIMIZERS:
         raise UnknownKeyError("optimizer", cfg.optim.name, OPTIMIZERS)
     if cfg.schedule.name not in SCHEDULES:

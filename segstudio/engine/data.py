@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from segstudio.core.content import content_box
 from segstudio.core.errors import DatasetError
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.engine.augment import Augmenter, resize_pair
@@ -170,7 +171,8 @@ def _load_gt(dataset: Dataset, sample: Sample, corrections: Corrections | None) 
 
 
 class SegmentationData(torch.utils.data.Dataset):
-    """Torch view of some samples at ``image_size``². Decoded and resized pairs are kept in a per-process cache
+    """Torch view of some samples at ``image_size``² (with ``crop="content"``, of each image's content box).
+    Decoded and resized pairs are kept in a per-process cache
     up to ``cache_mb`` so later epochs only pay for augmentation."""
 
     def __init__(
@@ -184,8 +186,11 @@ class SegmentationData(torch.utils.data.Dataset):
         augmenter: Augmenter | None = None,
         corrections: Corrections | None = None,
         cache_mb: int = 1024,
+        crop: str = "none",
     ) -> None:
         self.dataset = dataset
+        #: "content": each pair is cropped to its image's content box before resizing (``DataConfig.crop``)
+        self.crop = crop
         self.samples = list(samples)
         self.task = task
         self.size = image_size
@@ -216,6 +221,9 @@ class SegmentationData(torch.utils.data.Dataset):
                 path=s.image,
                 fix="Re-export the mask at the image's size.",
             )
+        if self.crop == "content":
+            y0, y1, x0, x1 = content_box(image)
+            image, gt = image[y0:y1, x0:x1], gt[y0:y1, x0:x1]
         if gt.ndim == 2 and gt.dtype in (np.uint8, np.uint16) and image.shape[:2] != (self.size, self.size):
             # a class-index mask shrinks before its ids become indices: nearest-neighbour resizing picks the same
             # pixels whatever their values, so the lookup gives the same target on a fraction of the pixels

@@ -8,6 +8,9 @@ Three ways to feed an image to a network (``InferenceOptions.mode``):
   For images larger than the training size seen at their own resolution (2048² hand bones at 512² tiles).
 * ``native`` — the whole image at its own resolution in one pass (padded to a multiple of 32).
 
+A checkpoint trained with ``data.crop=content`` sees only each image's content box (``core.content``), in any
+mode; the rest of the image is background.
+
 Normalisation happens on the whole image before tiling: per-image z-scoring per tile would shift every tile.
 Probabilities are ``(K, H, W) float32`` with ``K = task.num_classes``: softmax (multi-class), ``[1 - p, p]``
 (binary), sigmoid per class (multi-label). Flip TTA and ensembles average probabilities, not logits.
@@ -360,17 +363,39 @@ class Predictor:
             out = F.interpolate(out[None], size=(h0, w0), mode="bilinear", align_corners=False)[0]
         return out
 
+    def _by_mode(self, m: _Member, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        if self.options.mode == "resize":
+            return self._resized(m, images)
+        if self.options.mode == "tile":
+            return [self._tiled(m, im) for im in images]
+        return [self._native(m, im) for im in images]
+
+    def _cropped(self, m: _Member, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """A member trained on each image's content box (``data.crop=content``) predicts that box, in any mode;
+        outside it the image is background (multi-label: no class)."""
+        pre = m.checkpoint.preprocessing
+        boxes = [pre.box(im) for im in images]
+        crops = [np.ascontiguousarray(im[y0:y1, x0:x1]) for im, (y0, y1, x0, x1) in zip(images, boxes, strict=True)]
+        out = []
+        for im, (y0, y1, x0, x1), p in zip(images, boxes, self._by_mode(m, crops), strict=True):
+            h, w = im.shape[:2]
+            if (y0, y1, x0, x1) == (0, h, 0, w):
+                out.append(p)
+                continue
+            full = torch.zeros((p.shape[0], h, w), dtype=p.dtype, device=p.device)
+            bg = self.task.background_index
+            if bg is not None:
+                full[bg] = 1.0
+            full[:, y0:y1, x0:x1] = p
+            out.append(full)
+        return out
+
     def probabilities(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """Raw images (``(H, W[, 3])``, any bit depth) → ``(K, H, W) float32`` probabilities on the device each,
         at each image's own size; the mean over the ensemble's members."""
         total: list[torch.Tensor] | None = None
         for m in self.members:
-            if self.options.mode == "resize":
-                probs = self._resized(m, images)
-            elif self.options.mode == "tile":
-                probs = [self._tiled(m, im) for im in images]
-            else:
-                probs = [self._native(m, im) for im in images]
+            probs = self._by_mode(m, images) if m.checkpoint.preprocessing.crop == "none" else self._cropped(m, images)
             total = probs if total is None else [a + b for a, b in zip(total, probs, strict=True)]
         assert total is not None
         n = len(self.members)

@@ -23,13 +23,26 @@ class Preprocessing:
     image_size: int
     in_channels: int
     normalize: str  # "imagenet" | "unit" | "zscore" | "zscore_channels"
+    #: "none" or "content" (``DataConfig.crop``); checkpoints written before it existed crop nothing
+    crop: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "in_channels": self.in_channels, "normalize": self.normalize}
+        return {"image_size": self.image_size, "in_channels": self.in_channels, "normalize": self.normalize,
+                "crop": self.crop}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Preprocessing:
-        return Preprocessing(int(d["image_size"]), int(d["in_channels"]), str(d["normalize"]))
+        return Preprocessing(int(d["image_size"]), int(d["in_channels"]), str(d["normalize"]),
+                             str(d.get("crop", "none")))
+
+    def box(self, image: np.ndarray) -> tuple[int, int, int, int]:
+        """``(y0, y1, x0, x1)``: the part of ``image`` (raw, any bit depth) the model sees."""
+        if self.crop == "content":
+            from segstudio.core.content import content_box
+
+            return content_box(to_uint8(image))
+        h, w = image.shape[:2]
+        return 0, h, 0, w
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

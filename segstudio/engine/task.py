@@ -50,6 +50,17 @@ class Task:
         fg = tuple(i for i, n in enumerate(self.class_names) if n.strip().lower() not in BACKGROUND_NAMES)
         return fg or tuple(range(self.num_classes))
 
+    @property
+    def background_index(self) -> int | None:
+        """The class index of "nothing here": binary 0, multi-class its background class (the first not in
+        :attr:`metric_indices`), None where there is none (multi-label: no class at all)."""
+        if self.mode == "binary":
+            return 0
+        if self.mode == "multilabel":
+            return None
+        rest = [i for i in range(self.num_classes) if i not in self.metric_indices]
+        return rest[0] if rest else None
+
     def lut(self, max_value: int) -> np.ndarray:
         """``(max_value + 1,) int64`` map GT value → class index (IGNORE for ignored/unknown values)."""
         lut = np.full(max_value + 1, IGNORE, np.int64)

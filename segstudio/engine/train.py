@@ -108,7 +108,7 @@ class _Trainer:
         self.splits = (fixed_split(dataset, val_ids, corrections=corrections) if val_ids is not None
                        else split_samples(dataset, cfg.data, task=self.task, seed=cfg.seed, corrections=corrections))
         common = dict(task=self.task, image_size=cfg.data.image_size, in_channels=cfg.model.in_channels,
-                      corrections=corrections, cache_mb=cfg.data.cache_mb)
+                      corrections=corrections, cache_mb=cfg.data.cache_mb, crop=cfg.data.crop)
         self.augmenter = Augmenter(cfg.augment, self.task, seed=cfg.seed)
         self.train_data = SegmentationData(dataset, self.splits.train, augmenter=self.augmenter, **common)  # type: ignore[arg-type]
         self.val_data = SegmentationData(dataset, self.splits.val, **common)  # type: ignore[arg-type]

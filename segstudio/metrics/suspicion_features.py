@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from segstudio.core.content import content_box
 from segstudio.core.types import ClassSchema
 from segstudio.metrics.compare import background_ids, class_plane
 from segstudio.metrics.outline_fit import OutlineFit, fit_to_prediction
@@ -255,33 +256,6 @@ def _model_figures(plane: np.ndarray, pred_plane: np.ndarray | None, *, scale: f
         else:
             hd = float(hd95(plane, pred_plane))
     return dice, hd
-
-
-#: a row or column of the image whose grey values spread less than this is a constant band (padding, a film's
-#: unexposed border), not part of the picture
-BAND_STD = 3.0
-#: a content box smaller than this share of the image is not believed (a nearly blank image): the whole is used
-MIN_CONTENT_SHARE = 0.25
-
-
-def content_box(image: np.ndarray) -> tuple[int, int, int, int]:
-    """``(y0, y1, x0, x1)``: the image without the constant bands along its sides (the black padding of a film
-    resized into a square, a scanner's border), which class areas and centres are measured against: a lung is the
-    same share of a chest whether or not the film was padded."""
-    def grey(a: np.ndarray) -> np.ndarray:
-        a = a if a.ndim == 2 else a[..., :3].mean(axis=-1) if a.shape[2] >= 3 else a[..., 0]
-        return a.astype(np.float32)
-
-    h, w = image.shape[:2]
-    # every 4th pixel along the line is enough to tell a constant band from a picture, at a quarter of the cost
-    rows = np.flatnonzero(grey(image[:, ::4]).std(axis=1) > BAND_STD)
-    cols = np.flatnonzero(grey(image[::4, :]).std(axis=0) > BAND_STD)
-    if rows.size == 0 or cols.size == 0:
-        return 0, h, 0, w
-    box = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    if (box[1] - box[0]) * (box[3] - box[2]) < MIN_CONTENT_SHARE * h * w:
-        return 0, h, 0, w
-    return box
 
 
 def measure_sample(sample_id: str, mask: np.ndarray, *, schema: ClassSchema, image: np.ndarray | None = None,

@@ -41,6 +41,7 @@ def pointwise_checkpoint(
     size: int = 32,
     overrides: tuple[str, ...] = (),
     seed: int = 0,
+    crop: str = "none",
 ) -> Checkpoint:
     schema = ClassSchema.from_names(names, multilabel=multilabel)
     task = resolve_task(schema)
@@ -48,7 +49,7 @@ def pointwise_checkpoint(
     model = Pointwise(1, task.out_channels, seed=seed).eval()
     info = {"thresholds": list(cfg.model.thresholds or [0.5] * task.out_channels)}
     return Checkpoint(path=Path("/mem/pointwise"), model=model, config=cfg, task=task, schema=schema,  # type: ignore[arg-type]
-                      preprocessing=Preprocessing(size, 1, normalize), info=info)
+                      preprocessing=Preprocessing(size, 1, normalize, crop), info=info)
 
 
 def train_tiny(run_dir: Path, *, size: int = 64, epochs: int = 6, seed: int = 0, **dataset_kw) -> Path:

@@ -131,3 +131,25 @@ def test_targets_shrunk_before_the_lookup_equal_the_lookup_shrunk(name, size, re
         np.testing.assert_array_equal(target, expected)
         if name == "camvid":
             assert (target == IGNORE).any()  # the void pixels stay ignored
+
+
+def test_a_content_crop_trains_on_the_picture_without_its_bands():
+    plain, padded = make_dataset(n=3), make_dataset(n=3)
+    read_i, read_g = padded.read_image, padded.read_gt
+
+    def pad(a):  # black bands: 16 rows below, 4 columns either side
+        out = np.zeros((48, 40, *a.shape[2:]), a.dtype)
+        out[:32, 4:36] = a
+        return out
+
+    padded.read_image = lambda d, s: pad(read_i(d, s))
+    padded.read_gt = lambda d, s: pad(read_g(d, s))
+    task = resolve_task(plain.schema)
+    ref = SegmentationData(plain, plain.samples, task=task, image_size=16, in_channels=1)
+    cropped = SegmentationData(padded, padded.samples, task=task, image_size=16, in_channels=1, crop="content")
+    whole = SegmentationData(padded, padded.samples, task=task, image_size=16, in_channels=1)
+    for i in range(3):
+        (ia, ta), (ib, tb) = ref.load_pair(i), cropped.load_pair(i)
+        np.testing.assert_array_equal(ib, ia)
+        np.testing.assert_array_equal(tb, ta)
+        assert not np.array_equal(whole.load_pair(i)[1], ta)  # uncropped, the bands squeeze the picture

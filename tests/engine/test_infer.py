@@ -246,3 +246,72 @@ def test_workspace_caches_per_sample_and_checkpoint(tiny_ckpt, tmp_path):
         # other options give other masks: not served from the cache of the plain run
         tta = list(predict(ds, Predictor.load([tiny_ckpt], options=InferenceOptions(tta=("vflip",), device="cpu")), workspace=ws))
         assert not any(r.cached for r in tta)
+
+
+def _padded(content: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``content`` at the top left of a black film of ``shape``: a band below it and one to its right."""
+    out = np.zeros(shape + content.shape[2:], content.dtype)
+    out[: content.shape[0], : content.shape[1]] = content
+    return out
+
+
+@pytest.mark.parametrize("mode", ["resize", "native", "tile"])
+@pytest.mark.parametrize(("names", "multilabel"), [(("background", "left", "right"), False),
+                                                   (("background", "lesion"), False), (("a", "b", "c"), True)])
+def test_a_content_cropped_model_sees_the_picture_and_answers_background_on_the_bands(mode, names, multilabel):
+    content = _image(40, 56, seed=3)
+    film = _padded(content, (60, 64))
+    opts = InferenceOptions(mode=mode, device="cpu")
+    plain = Predictor([pointwise_checkpoint(names, multilabel=multilabel, size=32)], options=opts)
+    cropped = Predictor([pointwise_checkpoint(names, multilabel=multilabel, size=32, crop="content")], options=opts)
+    p = _probs(cropped, film)
+    assert p.shape[1:] == (60, 64)
+    # inside the box: exactly what the model answers for the picture alone (normalised on the picture alone)
+    np.testing.assert_allclose(p[:, :40, :56], _probs(plain, content), atol=1e-6)
+    # on the bands: background, or no class at all for a multi-label model
+    expected = np.zeros(p.shape[0], np.float32)
+    if not multilabel:
+        expected[0] = 1.0
+    for band in (p[:, 40:, :], p[:, :, 56:]):
+        np.testing.assert_array_equal(band, np.broadcast_to(expected[:, None, None], band.shape))
+    mask = cropped.hard_mask(torch.from_numpy(p))
+    assert (mask[40:] == 0).all()
+    # without bands, cropping changes nothing
+    np.testing.assert_allclose(_probs(cropped, content), _probs(plain, content), atol=1e-6)
+
+
+def test_a_content_crop_is_kept_in_the_checkpoint_and_older_checkpoints_crop_nothing(tmp_path):
+    import json
+
+    from segstudio.engine.checkpoint import CheckpointError, load_checkpoint
+    from segstudio.engine.train import train
+
+    from .conftest import tiny_config
+
+    ds = make_dataset(n=4)
+    read_i, read_g = ds.read_image, ds.read_gt
+    ds.read_image = lambda d, s: _padded(read_i(d, s), (48, 40))
+    ds.read_gt = lambda d, s: _padded(read_g(d, s), (48, 40))
+    fin = list(train(tiny_config("data.crop=content"), ds, run_dir=tmp_path / "run"))[-1]
+    ckpt = fin.last_checkpoint
+    assert load_checkpoint(ckpt).preprocessing.crop == "content"
+    doc = json.loads((ckpt / "config.json").read_text())
+    assert doc["preprocessing"]["crop"] == "content"
+    pred = Predictor.load([ckpt], options=InferenceOptions(device="cpu"))
+    mask = pred.hard_mask(pred.probabilities([ds.load_image(ds.samples[0])])[0])
+    assert mask.shape == (48, 40) and (mask[32:] == 0).all() and (mask[:, 32:] == 0).all()
+    # a checkpoint written before the setting existed
+    del doc["preprocessing"]["crop"]
+    (ckpt / "config.json").write_text(json.dumps(doc))
+    assert load_checkpoint(ckpt).preprocessing.crop == "none"
+    doc["preprocessing"]["crop"] = "borders"
+    (ckpt / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="preprocessing.crop"):
+        load_checkpoint(ckpt)
+
+
+def test_an_unknown_crop_is_refused_with_the_choices():
+    from segstudio.engine.config import TrainConfig, validate
+
+    with pytest.raises(UnknownKeyError, match="content"):
+        validate(TrainConfig().with_overrides(["data.crop=borders"]))

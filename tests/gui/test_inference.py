@@ -276,6 +276,7 @@ def test_the_app_and_segstudio_predict_give_the_same_masks(window: MainWindow, q
                  "-q"]) == 0
     err = capsys.readouterr().err
     assert "inference: resize · TTA hflip · post keep_largest, fill_holes" in err
+    assert "each image cropped to its content box, as in training" in err  # lungs-lr crops away a film's bands
     _choose(window, ckpt)
     _wait_job(qtbot, window, "batch", window.actions_["predict_all"].trigger)
     differs = 0

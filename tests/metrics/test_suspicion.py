@@ -491,8 +491,8 @@ def test_a_label_that_agrees_with_the_model_once_moved_or_grown_says_so(lungs: D
 def test_areas_and_centres_are_measured_on_the_films_content_not_its_padding(montgomery: Path) -> None:
     """A film padded with black bands (as one resized into a square is) measures the same lung areas and centres
     as the film itself: the constant bands are left out (``content_box``)."""
+    from segstudio.core.content import content_box
     from segstudio.datasets.registry import open_dataset
-    from segstudio.metrics.suspicion_features import content_box
 
     ds = open_dataset(montgomery, format="class-folders")
     sample = ds.samples[1]
