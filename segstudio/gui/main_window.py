@@ -248,6 +248,8 @@ class MainWindow(QMainWindow):
         self.canvas.sig_space_tapped.connect(self.navigation.go_next)
         self.review_screen.sig_review_shown.connect(lambda _sid: self.loop.update_queue_info())
         self.predictions_view.sig_predictions_changed.connect(self.status_controller.update_dataset_status)
+        # new predictions fill the "next to review" queue: its line in the Review panel follows at once
+        self.predictions_view.sig_predictions_changed.connect(self.loop.update_queue_info)
         self.start_screen.sig_open_requested.connect(self.opening.open_dataset)
         self.start_screen.sig_open_folder_requested.connect(self.opening.open_folder_dialog)
         self.start_screen.sig_open_file_requested.connect(self.opening.open_file_dialog)

@@ -278,7 +278,10 @@ def test_the_app_and_segstudio_predict_give_the_same_masks(window: MainWindow, q
     assert "inference: resize · TTA hflip · post keep_largest, fill_holes" in err
     assert "each image cropped to its content box, as in training" in err  # lungs-lr crops away a film's bands
     _choose(window, ckpt)
+    assert "No model predictions yet" in window.review_panel.queue_info.text()
     _wait_job(qtbot, window, "batch", window.actions_["predict_all"].trigger)
+    # the queue's line follows the new predictions without waiting for the next image to be shown
+    assert window.review_panel.queue_info.text().startswith(f"{len(window.session.dataset.samples)} in the queue")
     differs = 0
     for s in window.session.dataset.samples:
         app = window.review.prediction_mask(s.id)
