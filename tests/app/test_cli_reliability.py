@@ -146,9 +146,11 @@ def test_predict_stopped_by_ctrl_c_exits_130(paired: Path, tmp_path: Path, monke
     from segstudio import cli
     from segstudio.core.types import ClassSchema
     from segstudio.engine.infer import Prediction
+    from segstudio.engine.preprocess import Preprocessing
 
     schema = ClassSchema.from_names(("background", "foreground"))
-    fake = SimpleNamespace(schema=schema, device="cpu", members=[SimpleNamespace(checkpoint=None)],
+    member = SimpleNamespace(checkpoint=SimpleNamespace(preprocessing=Preprocessing(32, 1, "unit")))
+    fake = SimpleNamespace(schema=schema, device="cpu", members=[member],
                            task=SimpleNamespace(class_ids=(0, 1), class_names=("background", "foreground")))
     monkeypatch.setattr("segstudio.engine.predictor.Predictor.load", classmethod(lambda cls, paths, options=None: fake))
 
