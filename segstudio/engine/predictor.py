@@ -34,7 +34,7 @@ from segstudio.core.types import ClassSchema
 from segstudio.engine.augment import swap_pairs
 from segstudio.engine.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from segstudio.engine.config import INFER_TTA_GROUPS
-from segstudio.engine.preprocess import normalize_batch, prepare_image
+from segstudio.engine.preprocess import normalize_batch, prepare_image, to_uint8
 from segstudio.engine.runtime import resolve_device
 from segstudio.engine.task import Task
 
@@ -375,7 +375,9 @@ class Predictor:
         outside it the image is background (multi-label: no class)."""
         pre = m.checkpoint.preprocessing
         boxes = [pre.box(im) for im in images]
-        crops = [np.ascontiguousarray(im[y0:y1, x0:x1]) for im, (y0, y1, x0, x1) in zip(images, boxes, strict=True)]
+        # as the trainer does: the whole image to 8 bits first, then the crop (a 16-bit or float image is scaled by
+        # its own range, which a band at the extreme would otherwise no longer set)
+        crops = [np.ascontiguousarray(to_uint8(im)[y0:y1, x0:x1]) for im, (y0, y1, x0, x1) in zip(images, boxes, strict=True)]
         out = []
         for im, (y0, y1, x0, x1), p in zip(images, boxes, self._by_mode(m, crops), strict=True):
             h, w = im.shape[:2]

@@ -315,3 +315,17 @@ def test_an_unknown_crop_is_refused_with_the_choices():
 
     with pytest.raises(UnknownKeyError, match="content"):
         validate(TrainConfig().with_overrides(["data.crop=borders"]))
+
+
+@pytest.mark.parametrize(("dtype", "band"), [(np.uint16, 4095), (np.float32, -1000.0)])
+def test_a_content_crop_scales_deep_images_as_training_did(dtype, band):
+    # training takes the whole image to 8 bits, then crops: a band at the image's extreme still sets the scale
+    from segstudio.engine.preprocess import to_uint8
+
+    rng = np.random.default_rng(4)
+    film = np.full((60, 64), band, dtype)
+    film[:40, :56] = rng.integers(0, 3000, (40, 56)).astype(dtype)
+    opts = InferenceOptions(mode="resize", device="cpu")
+    plain = Predictor([pointwise_checkpoint(normalize="unit", size=32)], options=opts)
+    cropped = Predictor([pointwise_checkpoint(normalize="unit", size=32, crop="content")], options=opts)
+    np.testing.assert_allclose(_probs(cropped, film)[:, :40, :56], _probs(plain, to_uint8(film)[:40, :56]), atol=1e-6)
