@@ -3,8 +3,10 @@
 The graph maps the normalised image ``(N, C, H, W) float32`` (batch, height and width dynamic) to logits
 ``(N, out_channels, H, W)``; the checkpoint's ``config.json`` (classes, task, preprocessing, thresholds) rides
 along in the model's metadata under ``segstudio_config``, so the ``.onnx`` file describes itself like the
-checkpoint does. The parity check runs the same inputs through torch and onnxruntime (CPU) and reports the
-largest absolute difference of the logits.
+checkpoint does. The graph holds the network only: a program that runs it outside segstudio prepares each image
+as that ``preprocessing`` says (with ``crop="content"``: to 8 bits, cropped to ``core.content.content_box``,
+background outside the box, as ``Predictor`` does). The parity check runs the same inputs through torch and
+onnxruntime (CPU) and reports the largest absolute difference of the logits.
 """
 
 from __future__ import annotations
