@@ -20,12 +20,11 @@ import cv2
 import numpy as np
 import torch
 
-from segstudio.core.content import content_box
 from segstudio.core.errors import DatasetError
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.engine.augment import Augmenter, resize_pair
 from segstudio.engine.config import DataConfig
-from segstudio.engine.preprocess import to_channels, to_uint8
+from segstudio.engine.preprocess import crop_box, to_channels, to_uint8
 from segstudio.engine.task import IGNORE, Task
 
 log = logging.getLogger(__name__)
@@ -221,9 +220,8 @@ class SegmentationData(torch.utils.data.Dataset):
                 path=s.image,
                 fix="Re-export the mask at the image's size.",
             )
-        if self.crop == "content":
-            y0, y1, x0, x1 = content_box(image)
-            image, gt = image[y0:y1, x0:x1], gt[y0:y1, x0:x1]
+        y0, y1, x0, x1 = crop_box(image, self.crop)
+        image, gt = image[y0:y1, x0:x1], gt[y0:y1, x0:x1]
         if gt.ndim == 2 and gt.dtype in (np.uint8, np.uint16) and image.shape[:2] != (self.size, self.size):
             # a class-index mask shrinks before its ids become indices: nearest-neighbour resizing picks the same
             # pixels whatever their values, so the lookup gives the same target on a fraction of the pixels

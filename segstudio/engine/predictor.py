@@ -34,7 +34,7 @@ from segstudio.core.types import ClassSchema
 from segstudio.engine.augment import swap_pairs
 from segstudio.engine.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from segstudio.engine.config import INFER_TTA_GROUPS
-from segstudio.engine.preprocess import normalize_batch, prepare_image, to_uint8
+from segstudio.engine.preprocess import crop_box, normalize_batch, prepare_image, to_uint8
 from segstudio.engine.runtime import resolve_device
 from segstudio.engine.task import Task
 
@@ -373,11 +373,12 @@ class Predictor:
     def _cropped(self, m: _Member, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """A member trained on each image's content box (``data.crop=content``) predicts that box, in any mode;
         outside it the image is background (multi-label: no class)."""
-        pre = m.checkpoint.preprocessing
-        boxes = [pre.box(im) for im in images]
         # as the trainer does: the whole image to 8 bits first, then the crop (a 16-bit or float image is scaled by
         # its own range, which a band at the extreme would otherwise no longer set)
-        crops = [np.ascontiguousarray(to_uint8(im)[y0:y1, x0:x1]) for im, (y0, y1, x0, x1) in zip(images, boxes, strict=True)]
+        eight = [to_uint8(im) for im in images]
+        boxes = [crop_box(im, m.checkpoint.preprocessing.crop) for im in eight]
+        crops = [np.ascontiguousarray(im[y0:y1, x0:x1]) for im, (y0, y1, x0, x1) in zip(eight, boxes, strict=True)]
+        bg = self.task.background_index
         out = []
         for im, (y0, y1, x0, x1), p in zip(images, boxes, self._by_mode(m, crops), strict=True):
             h, w = im.shape[:2]
@@ -385,7 +386,6 @@ class Predictor:
                 out.append(p)
                 continue
             full = torch.zeros((p.shape[0], h, w), dtype=p.dtype, device=p.device)
-            bg = self.task.background_index
             if bg is not None:
                 full[bg] = 1.0
             full[:, y0:y1, x0:x1] = p

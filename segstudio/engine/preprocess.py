@@ -12,6 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from segstudio.core.content import content_box
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -35,14 +37,14 @@ class Preprocessing:
         return Preprocessing(int(d["image_size"]), int(d["in_channels"]), str(d["normalize"]),
                              str(d.get("crop", "none")))
 
-    def box(self, image: np.ndarray) -> tuple[int, int, int, int]:
-        """``(y0, y1, x0, x1)``: the part of ``image`` (raw, any bit depth) the model sees."""
-        if self.crop == "content":
-            from segstudio.core.content import content_box
 
-            return content_box(to_uint8(image))
-        h, w = image.shape[:2]
-        return 0, h, 0, w
+def crop_box(image: np.ndarray, crop: str) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the part of an 8-bit ``image`` (``to_uint8``'s) that a model trained with
+    ``crop`` (``DataConfig.crop``) sees, in training (``SegmentationData``) and at inference (``Predictor``)."""
+    if crop == "content":
+        return content_box(image)
+    h, w = image.shape[:2]
+    return 0, h, 0, w
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
