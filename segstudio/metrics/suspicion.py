@@ -9,7 +9,8 @@ dataset (median and spread, robustly: one bad mask cannot move it) and turns eve
 stand. A class's score combines its check values with the weights of :data:`CHECKS` as a noisy-OR,
 ``1 - Π(1 - weight · value)``: one strong reason is enough, several weak ones add up — except that the model checks
 (``disagreement``, ``confident_other``, ``boundary``) are three views of one piece of evidence and count once, by
-the strongest; ``fit`` adds to them, as it says what the disagreement is (a constant move or growth). A sample's score is its most suspicious class's; samples that tie are ordered by all their reasons
+the strongest, and so do ``edges`` and ``edge_fit``; ``fit`` adds to the model checks, as it says what the
+disagreement is (a constant move or growth). A sample's score is its most suspicious class's; samples that tie are ordered by all their reasons
 added up (weight × value).
 
 Checks (weight; what fires it):
@@ -23,6 +24,10 @@ Checks (weight; what fires it):
 ``edges``            0.8    the outline runs where the image has no edge (shifted, eroded, dilated masks); the
                             outer outline only: what the class encloses (a facade's windows) is the enclosed
                             classes' outline and stays where it was when the class is moved
+``edge_fit``         0.8    grown, shrunk or moved by a few pixels, the outline would meet far more of the
+                            image's edges (:mod:`segstudio.metrics.edge_fit`): an outline drawn off its object
+                            by a constant amount, without a model; far above the class's usual gain. ``edges``
+                            and ``edge_fit`` are two views of one piece of evidence and count once
 ``coarse_outline``   0.8    the outline is a coarse polygon: far fewer vertices than the class's outlines need
 ``blob``             1.0    a part (of at least ``BLOB_MIN_SHARE`` of the image) is a near-perfect ellipse, far
                             rounder than the class's drawn outlines: a stray brush blob
@@ -60,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.types import ClassSchema
+from segstudio.metrics.edge_fit import EdgeFit
 from segstudio.metrics.label_rules import LabelRules
 from segstudio.metrics.outline_fit import OutlineFit
 from segstudio.metrics.suspicion_features import (
@@ -89,6 +95,7 @@ CHECKS: dict[str, tuple[float, str]] = {
     "confident_other": (0.9, "the model confidently sees another class here"),
     "boundary": (0.6, "the outline is far from the model's"),
     "fit": (0.9, "the label agrees with the model once moved, grown or shrunk"),
+    "edge_fit": (0.8, "the outline meets the image's edges once moved, grown or shrunk"),
 }
 
 #: the Dice a move or growth of the label must gain against the model before ``fit`` counts, and the gain at which
@@ -97,6 +104,10 @@ CHECKS: dict[str, tuple[float, str]] = {
 #: 0.026-0.2)
 FIT_GAIN_FLOOR = 0.01
 FIT_GAIN_FULL = 0.05
+#: the share of edge strength a move or growth of the outline must gain before ``edge_fit`` counts, and from which
+#: it counts fully (and only as far as it is also far above the class's usual)
+EDGE_FIT_FLOOR = 0.15
+EDGE_FIT_FULL = 0.4
 
 #: a class present in at least this share of the images is expected in every image
 EXPECTED_SHARE = 0.9
@@ -195,6 +206,8 @@ class _ClassStats:
     same_side: float = 0.0
     #: how far the model's checks are believed on this class (:func:`_reliability`)
     reliability: float = 1.0
+    #: the share of edge strength the class's outlines gain when moved or grown (:mod:`edge_fit`)
+    edge_fit: tuple[float, float] | None = None
     #: the model's median Dice on the images that have the class (None without predictions)
     model_dice: float | None = None
     #: where the class usually lies: the median box (y0, y1, x0, x1) of its largest part, as fractions of the
@@ -262,6 +275,7 @@ def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
         present_share=len(present) / len(fs) if fs else 0.0,
         area=_robust([math.log(f.area) for f in present if f.area > 0]), cy=_robust([f.cy for f in present]), cx=_robust([f.cx for f in present]),
         density=_robust([f.vertex_density for f in present]), edge=_robust([f.edge_alignment for f in present]),
+        edge_fit=_robust([f.edge_fit.gain for f in present if f.edge_fit is not None]),
         parts_mode=mode, parts_share=mode_share,
         dice_loss=_robust([1.0 - f.dice for f in fs if f.dice is not None]),
         hd95=_robust([f.hd95 for f in present if f.hd95 is not None]),
@@ -399,6 +413,13 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
     if v and st.edge is not None:
         add("edges", v, f"{name}'s outline runs beside the image's edges, not on them (alignment "
                         f"{f.edge_alignment:.2f}, usually {st.edge[0]:.2f}): grown, shrunk or shifted?")
+    if f.edge_fit is not None and st.edge_fit is not None:
+        ef = f.edge_fit
+        v = min(max(0.0, (ef.gain - EDGE_FIT_FLOOR) / (EDGE_FIT_FULL - EDGE_FIT_FLOOR)),
+                _outlier(ef.gain, st.edge_fit, side="high"))
+        if v:
+            add("edge_fit", v, f"{name}'s outline would run on the image's edges if it were {_edge_fit_words(ef)} "
+                               f"(it meets {1.0 - ef.gain:.0%} of the edge it would meet then)")
     v = _outlier(f.vertex_density, st.density, side="low")
     if v and st.density is not None:
         add("coarse_outline", v, f"{name}'s outline is a coarse polygon ({f.vertex_density:.0f} vertices per 1,000 px "
@@ -453,6 +474,15 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
         top = max(model, key=lambda i: CHECKS[out[i].check][0] * out[i].value)
         out[top] = replace(out[top], text=out[top].text + why)
     return out
+
+
+def _edge_fit_words(ef: EdgeFit) -> str:
+    if ef.by_growth:
+        return f"grown by {ef.grow} px" if ef.grow > 0 else f"shrunk by {-ef.grow} px"
+    dy, dx = ef.move
+    parts = [f"{abs(dy)} px {'down' if dy > 0 else 'up'}" if dy else "",
+             f"{abs(dx)} px {'right' if dx > 0 else 'left'}" if dx else ""]
+    return "moved " + " and ".join(p for p in parts if p)
 
 
 def _fit_words(fit: OutlineFit) -> str:
@@ -514,15 +544,23 @@ def _evidence(reasons: Sequence[Reason]) -> float:
 MODEL_CHECKS = frozenset({"disagreement", "confident_other", "boundary"})
 
 
+#: the checks that are views of one piece of evidence each, and count once, by the strongest
+EVIDENCE_GROUPS = (MODEL_CHECKS, frozenset({"edges", "edge_fit"}))
+
+
 def _combine(reasons: Sequence[Reason]) -> float:
     keep = 1.0
-    model = 0.0
+    strongest = [0.0] * len(EVIDENCE_GROUPS)
     for r in reasons:
-        if r.check in MODEL_CHECKS:
-            model = max(model, CHECKS[r.check][0] * r.value)
+        v = CHECKS[r.check][0] * r.value
+        group = next((i for i, g in enumerate(EVIDENCE_GROUPS) if r.check in g), None)
+        if group is None:
+            keep *= 1.0 - v
         else:
-            keep *= 1.0 - CHECKS[r.check][0] * r.value
-    return 1.0 - keep * (1.0 - model)
+            strongest[group] = max(strongest[group], v)
+    for v in strongest:
+        keep *= 1.0 - v
+    return 1.0 - keep
 
 
 def rank_dataset(dataset: Any, *, masks: Callable[[str], np.ndarray | None] | None = None,

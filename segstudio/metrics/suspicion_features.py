@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from segstudio.core.content import content_box
 from segstudio.core.types import ClassSchema
 from segstudio.metrics.compare import background_ids, class_plane
+from segstudio.metrics.edge_fit import Band, EdgeFit, edge_fit, outline_band
 from segstudio.metrics.outline_fit import OutlineFit, fit_to_prediction
 
 __all__ = ["BLOB_MIN_SHARE", "EDGE_BAND_PX", "ClassFeatures", "SampleFeatures", "class_thresholds",
@@ -59,6 +61,8 @@ class ClassFeatures:
     #: outline over the strongest mean gradient of any row within ``EDGE_BAND_PX`` px of it (1 = on the edge; a label
     #: grown, shrunk or shifted off its edge scores less, the edge being found a few rows away)
     edge_alignment: float = math.nan
+    #: how much more edge the outline would meet if it were grown, shrunk or moved (:mod:`edge_fit`)
+    edge_fit: EdgeFit | None = None
     #: how far the roundest part (of at least ``BLOB_MIN_SHARE`` of the image) lies from an ellipse: the mean
     #: relative distance of its outline from the ellipse fitted to it (a painted blob ≈ 0.01, a drawn polygon ≈ 0.1)
     ellipse_gap: float = math.nan
@@ -106,17 +110,25 @@ def _gray_small(image: np.ndarray) -> tuple[np.ndarray, float]:
     return img, scale
 
 
-def _gradient(gray: np.ndarray) -> np.ndarray:
+class _Gradient(NamedTuple):
+    """The image's gradient at the edge size: magnitude, the image pixels per mask pixel, and its two components."""
+    mag: np.ndarray
+    scale: float
+    gx: np.ndarray
+    gy: np.ndarray
+
+
+def _gradient(gray: np.ndarray, scale: float) -> _Gradient:
     import cv2
 
     blur = cv2.GaussianBlur(gray, (0, 0), 1.5)
     gx = cv2.Sobel(blur, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(blur, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.magnitude(gx, gy)
+    return _Gradient(cv2.magnitude(gx, gy), scale, gx, gy)
 
 
 def _plane_features(plane: np.ndarray, *, class_id: int, shape: tuple[int, int], min_island_px: int,
-                    grad: tuple[np.ndarray, float] | None,
+                    grad: _Gradient | None,
                     frame: tuple[int, int, int, int] | None = None) -> ClassFeatures:
     """``frame``: the image's content (:func:`content_box`), to which area and centre are relative."""
     import cv2
@@ -160,12 +172,16 @@ def _plane_features(plane: np.ndarray, *, class_id: int, shape: tuple[int, int],
         if not gap <= g:
             bx, by, bw, bh = cv2.boundingRect(c)
             gap, gap_box = g, (y0 + by - 1, y0 + by - 1 + bh, x0 + bx - 1, x0 + bx - 1 + bw)
-    edge = math.nan
+    edge, moved = math.nan, None
     if grad is not None and outer:
-        edge = _edge_alignment(plane, grad[0], outer_only=True, rows=edge_rows(grad[1]))
+        got = _band(plane, grad, outer_only=True)
+        if got is not None:
+            band, (by0, by1, bx0, bx1) = got
+            edge = _edge_alignment(band, got[1], grad.mag)
+            moved = edge_fit(band, grad.gx[by0:by1, bx0:bx1], grad.gy[by0:by1, bx0:bx1], scale=grad.scale)
     return ClassFeatures(class_id=class_id, present=True, area=total / (fh * fw), parts=int(big.size),
                          islands=int(np.count_nonzero(areas < min_island_px)), holes=holes, cy=cy, cx=cx,
-                         vertex_density=density, edge_alignment=edge, ellipse_gap=gap, ellipse_box=gap_box,
+                         vertex_density=density, edge_alignment=edge, edge_fit=moved, ellipse_gap=gap, ellipse_box=gap_box,
                          box=box_of(main),
                          extra_box=box_of(extra) if extra is not None else None)
 
@@ -186,33 +202,38 @@ def _ellipse_gap(contour: np.ndarray) -> float:
     return float(np.mean(np.abs(r - 1.0)))
 
 
-def _edge_alignment(plane: np.ndarray, mag: np.ndarray, *, outer_only: bool = False, rows: int) -> float:
-    """The outline's gradient profile: the image gradient averaged over the rows of pixels at each signed distance
-    (-``rows`` + 1 inside .. ``rows`` outside) from the outline, and the share of its peak found on the
-    two rows at the outline. Measured at the gradient's scale, in the class's bounding box."""
+def _band(plane: np.ndarray, grad: _Gradient, *, outer_only: bool = False) -> tuple[Band, tuple[int, int, int, int]] | None:
+    """The plane's outline at the gradient's scale, in its bounding box plus the edge band (``edge_rows``) on every
+    side, and that box (y0, y1, x0, x1) in the gradient's pixels. ``outer_only``: holes filled (what a class
+    encloses, the windows of a facade, is the enclosed classes' outline). None: nothing to measure."""
     import cv2
 
-    mh, mw = mag.shape
+    mh, mw = grad.mag.shape
+    d = edge_rows(grad.scale)
     small = plane
     if small.shape != (mh, mw):
         small = cv2.resize(plane.view(np.uint8), (mw, mh), interpolation=cv2.INTER_NEAREST).astype(bool)
     ys = np.flatnonzero(small.any(axis=1))
     if ys.size == 0:
-        return math.nan
+        return None
     xs = np.flatnonzero(small[ys[0]:ys[-1] + 1].any(axis=0))
-    d = max(1, rows)
     y0, y1 = max(0, int(ys[0]) - d), min(mh, int(ys[-1]) + 1 + d)
     x0, x1 = max(0, int(xs[0]) - d), min(mw, int(xs[-1]) + 1 + d)
     inside = small[y0:y1, x0:x1].view(np.uint8)
-    if outer_only:  # holes filled: what a class encloses (the windows of a facade) is the enclosed classes' outline
+    if outer_only:
         contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         inside = np.zeros_like(inside)
         cv2.drawContours(inside, contours, -1, 1, thickness=cv2.FILLED)
-    if inside.all():
-        return math.nan
-    d_in = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
-    d_out = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 3)
-    row = np.where(inside > 0, 1.0 - np.rint(d_in), np.rint(d_out)).astype(np.int32)  # 0 inside, 1 outside the line
+    band = outline_band(np.ascontiguousarray(inside), d)
+    return (band, (y0, y1, x0, x1)) if band is not None else None
+
+
+def _edge_alignment(band: Band, box: tuple[int, int, int, int], mag: np.ndarray) -> float:
+    """The outline's gradient profile: the image gradient averaged over the rows of pixels at each signed distance
+    (-``rows`` + 1 inside .. ``rows`` outside) from the outline, and the share of its peak found on the
+    two rows at the outline. Measured at the gradient's scale, in the class's bounding box."""
+    y0, y1, x0, x1 = box
+    row, d = band.row, band.rows
     sel = (row > -d) & (row <= d)
     bins = row[sel] + d - 1
     sums = np.bincount(bins, weights=mag[y0:y1, x0:x1][sel], minlength=2 * d)
@@ -273,7 +294,7 @@ def measure_sample(sample_id: str, mask: np.ndarray, *, schema: ClassSchema, ima
     frame = None
     if image is not None and image.shape[:2] == (h, w):
         gray, scale = _gray_small(image)
-        grad = (_gradient(gray), scale)
+        grad = _gradient(gray, scale)
         frame = content_box(image)
     pred = prediction if prediction is not None and prediction.shape == mask.shape else None
     conf_other: dict[int, float] = {}
@@ -288,8 +309,10 @@ def measure_sample(sample_id: str, mask: np.ndarray, *, schema: ClassSchema, ima
         if pred is not None:
             pred_plane = class_plane(pred, schema=schema, class_id=cid)
             dice, hd = _model_figures(plane, pred_plane, scale=scale)
-            pe = (_edge_alignment(pred_plane, grad[0], rows=edge_rows(grad[1]))
-                  if grad is not None and f.present and pred_plane.any() else None)
+            pe = None
+            if grad is not None and f.present and pred_plane.any():
+                pband = _band(pred_plane, grad)
+                pe = _edge_alignment(*pband, grad.mag) if pband is not None else math.nan
             f = replace(f, dice=dice, hd95=hd, pred_edge_alignment=pe,
                         pred_parts=_count_parts(pred_plane, min_island_px) if f.present else None,
                         fit=fit_to_prediction(plane, pred_plane) if dice is not None and dice < 1.0 else None)
