@@ -294,3 +294,27 @@ def test_the_fold_action_asks_first_and_offers_the_training_panels_recipe(qualit
     qtbot.waitUntil(lambda: "dialog" in seen, timeout=10_000)
     assert seen == {"dialog": "FoldRankDialog", "recipe": "lungs-lr"}
     assert not win.quality.running() and ranking_info(win.review.workspace) is None
+
+
+def test_an_outline_drawn_off_its_edges_is_explained_beside_the_image(quality_window: MainWindow, qtbot) -> None:  # noqa: ANN001
+    """Without a model: a right lung drawn 12 px too small (an annotator's narrow brush) ranks first, and the Review
+    panel says which way and how far its outline lies from the film's edges."""
+    win = quality_window
+    ds, ws = win.session.dataset, win.review.workspace
+    right = next(c.id for c in ds.schema if c.name == "right lung")
+    victim = ds.samples[8].id
+    m = ds.load_gt(victim).copy()
+    lung = (m == right).astype(np.uint8)
+    m[(m == right) & ~cv2.erode(lung, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))).astype(bool)] = 0
+    ws.save_mask(victim, m)
+    _rank(win, qtbot)
+    assert win.browser.visible_ids()[0] == victim
+    win.actions_["next_in_queue"].trigger()
+    qtbot.waitUntil(lambda: win.session.current.sample.id == victim, timeout=10_000)
+    text = win.review_panel.suspicion.text()
+    assert "<b>right lung</b>" in text and "if it were grown by" in text
+    win.grab().save(str(Path("/tmp/quality_edge_fit.png")))
+    # every line of the reasons is shown (the panel scrolls), none squeezed away: a wrapped label in a scroll
+    # area is otherwise given one line
+    for label in (win.review_panel.suspicion, win.review_panel.queue_info):
+        assert label.height() >= label.heightForWidth(label.width()) > 2 * label.fontMetrics().height()
