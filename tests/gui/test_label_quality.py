@@ -313,8 +313,8 @@ def test_an_outline_drawn_off_its_edges_is_explained_beside_the_image(quality_wi
     qtbot.waitUntil(lambda: win.session.current.sample.id == victim, timeout=10_000)
     text = win.review_panel.suspicion.text()
     assert "<b>right lung</b>" in text and "if it were grown by" in text
-    win.grab().save(str(Path("/tmp/quality_edge_fit.png")))
-    # every line of the reasons is shown (the panel scrolls), none squeezed away: a wrapped label in a scroll
-    # area is otherwise given one line
+    # every line of the reasons is shown once the panel is laid out (the panel scrolls), none squeezed away
     for label in (win.review_panel.suspicion, win.review_panel.queue_info):
-        assert label.height() >= label.heightForWidth(label.width()) > 2 * label.fontMetrics().height()
+        assert label.heightForWidth(label.width()) > 2 * label.fontMetrics().height()
+        qtbot.waitUntil(lambda label=label: label.height() >= label.heightForWidth(label.width()), timeout=3_000)
+    win.grab().save(str(Path("/tmp/quality_edge_fit.png")))

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.gui.common.wrapping import WrappingContent
 from segstudio.workspace import MaskVersion, ReviewState, ReviewStatus
 from segstudio.workspace.queue import STRATEGIES
 
@@ -152,7 +151,7 @@ class ReviewPanel(QWidget):
         ql.addWidget(self.queue_info)
 
         # in a scroll area: the panel's height must not set the dock's (and so the window's) minimum height
-        inner = self._content = WrappingContent()  # the reasons keep all their lines; the area scrolls instead
+        inner = QWidget()
         lay = QVBoxLayout(inner)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(decision)
@@ -187,7 +186,6 @@ class ReviewPanel(QWidget):
 
     def set_queue_info(self, text: str) -> None:
         self.queue_info.setText(text)
-        self._content.fit_height()
 
     def set_suspicion(self, score: float | None, reasons: Sequence[Mapping[str, Any]], *, ranked: bool = True,
                       note: str = "") -> None:
@@ -213,7 +211,6 @@ class ReviewPanel(QWidget):
         if note:
             body += f"<br><i>{esc(note)}</i>"
         self.suspicion.setText(body)
-        self._content.fit_height()
 
     def comment_text(self) -> str:
         return self.comment.toPlainText().strip()
