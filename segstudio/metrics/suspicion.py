@@ -45,7 +45,7 @@ Checks (weight; what fires it):
 ==================  ======  ===============================================================================
 
 The model checks count only as far as the model has earned it: per class by its usual Dice on the class
-(:func:`_reliability`: a model that cannot segment windows does not judge window labels), per outline by the
+(:func:`~segstudio.metrics.suspicion_stats.reliability_of`: a model that cannot segment windows does not judge window labels), per outline by the
 image's edges (:func:`_edge_trust`: where label and model disagree about where an outline runs, the one whose
 outline lies on the image's edges is believed).
 
@@ -73,6 +73,15 @@ from segstudio.metrics.suspicion_features import (
     SampleFeatures,
     class_thresholds,
     measure_sample,
+)
+from segstudio.metrics.suspicion_stats import (
+    EXPECTED_SHARE,
+    MIN_FOR_STATS,
+    ClassStats,
+    box_in,
+    class_stats,
+    count_value,
+    outlier,
 )
 
 __all__ = ["CHECKS", "ClassFeatures", "Reason", "SampleFeatures", "SampleSuspicion", "measure_sample",
@@ -109,16 +118,6 @@ FIT_GAIN_FULL = 0.05
 EDGE_FIT_FLOOR = 0.15
 EDGE_FIT_FULL = 0.4
 
-#: a class present in at least this share of the images is expected in every image
-EXPECTED_SHARE = 0.9
-#: below this many measured images a class's distribution is not learned (only rules apply)
-MIN_FOR_STATS = 8
-#: the least spread of the island and hole counts, on their ``log(1 + n)`` scale (counts vary by factors: a facade
-#: with 30 holes is not odd beside one with 20; one island where a class never has any is)
-COUNT_SPREAD = 0.25
-#: the least spread of ``log(ellipse_gap)``: outlines drawn with the same care differ by factors (a round window
-#: drawn with 16 vertices is 0.01 off its ellipse, one with 40 vertices less)
-ELLIPSE_SPREAD = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,150 +151,6 @@ class SampleSuspicion:
                 "error": self.error}
 
 
-# scoring -------------------------------------------------------------------------------------------------------------
-def _robust(values: Sequence[float], *, floor: float = 1e-6) -> tuple[float, float] | None:
-    """Median and spread (1.4826 × MAD, at least 5 % of the median and ``floor``: counts spread by at least 1)."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
-    if v.size < MIN_FOR_STATS:
-        return None
-    med = float(np.median(v))
-    mad = float(np.median(np.abs(v - med))) * 1.4826
-    spread = max(mad, 0.05 * abs(med), floor)
-    return med, spread
-
-
-def _outlier(x: float | None, stats: tuple[float, float] | None, *, side: str = "both") -> float:
-    if x is None or stats is None or not math.isfinite(x):
-        return 0.0
-    med, spread = stats
-    z = (x - med) / spread
-    if side == "high":
-        z = max(z, 0.0)
-    elif side == "low":
-        z = max(-z, 0.0)
-    else:
-        z = abs(z)
-    return float(min(max((z - 2.0) / 4.0, 0.0), 1.0))
-
-
-def _count(n: int) -> float:
-    return 1.0 - 0.5**n
-
-
-@dataclass
-class _ClassStats:
-    present: int
-    measured: int
-    present_share: float
-    area: tuple[float, float] | None
-    cy: tuple[float, float] | None
-    cx: tuple[float, float] | None
-    density: tuple[float, float] | None
-    edge: tuple[float, float] | None
-    parts_mode: int | None
-    #: the share of the images with the class whose part count is ``parts_mode``
-    parts_share: float
-    dice_loss: tuple[float, float] | None
-    hd95: tuple[float, float] | None
-    conf: tuple[float, float] | None
-    islands: tuple[float, float] | None = None
-    holes: tuple[float, float] | None = None
-    #: the class's ``log(ellipse_gap)``
-    ellipse: tuple[float, float] | None = None
-    #: the share of images whose centre lies on the same side (left/right) as the median's
-    same_side: float = 0.0
-    #: how far the model's checks are believed on this class (:func:`_reliability`)
-    reliability: float = 1.0
-    #: the share of edge strength the class's outlines gain when moved or grown (:mod:`edge_fit`)
-    edge_fit: tuple[float, float] | None = None
-    #: the model's median Dice on the images that have the class (None without predictions)
-    model_dice: float | None = None
-    #: where the class usually lies: the median box (y0, y1, x0, x1) of its largest part, as fractions of the
-    #: image's content (where a missing class is framed)
-    usual_box: tuple[float, float, float, float] | None = None
-    #: the pixels the class's ``fit`` puts right (``explained_px``; a model that differs from every label the same
-    #: way is not judging the labels)
-    fit: tuple[float, float] | None = None
-
-
-def _frame(s: SampleFeatures) -> tuple[int, int, int, int]:
-    return s.frame or (0, s.shape[0], 0, s.shape[1])
-
-
-def _usual_box(feats: Sequence[SampleFeatures], cid: int) -> tuple[float, float, float, float] | None:
-    boxes = []
-    for s in feats:
-        fy0, fy1, fx0, fx1 = _frame(s)
-        for f in s.classes:
-            if f.class_id == cid and f.present and f.box is not None and fy1 > fy0 and fx1 > fx0:
-                y0, y1, x0, x1 = f.box
-                boxes.append(((y0 - fy0) / (fy1 - fy0), (y1 - fy0) / (fy1 - fy0),
-                              (x0 - fx0) / (fx1 - fx0), (x1 - fx0) / (fx1 - fx0)))
-    if len(boxes) < MIN_FOR_STATS:
-        return None
-    med = np.median(np.asarray(boxes), axis=0)
-    return float(med[0]), float(med[1]), float(med[2]), float(med[3])
-
-
-def _box_in(s: SampleFeatures, usual: tuple[float, float, float, float] | None) -> tuple[int, int, int, int] | None:
-    """``usual`` (fractions of the content) in the pixels of sample ``s``."""
-    if usual is None:
-        return None
-    fy0, fy1, fx0, fx1 = _frame(s)
-    h, w = s.shape
-    y0 = min(h - 1, max(0, int(fy0 + usual[0] * (fy1 - fy0))))
-    x0 = min(w - 1, max(0, int(fx0 + usual[2] * (fx1 - fx0))))
-    return (y0, min(h, max(y0 + 1, int(round(fy0 + usual[1] * (fy1 - fy0))))),
-            x0, min(w, max(x0 + 1, int(round(fx0 + usual[3] * (fx1 - fx0))))))
-
-
-def _class_stats(feats: Sequence[SampleFeatures], cid: int) -> _ClassStats:
-    fs = [f for s in feats for f in s.classes if f.class_id == cid]
-    present = [f for f in fs if f.present and f.parts > 0]  # a class of specks only counts as absent
-    parts = [f.parts for f in present]
-    mode, mode_share = None, 0.0
-    if len(parts) >= MIN_FOR_STATS:
-        values, counts = np.unique(parts, return_counts=True)
-        mode_share = float(counts.max()) / len(parts)
-        if mode_share >= 0.8:
-            mode = int(values[int(np.argmax(counts))])
-    dices = [f.dice for f in present if f.dice is not None]
-    model_dice = float(np.median(dices)) if len(dices) >= MIN_FOR_STATS else None
-    cxs = [f.cx for f in present if math.isfinite(f.cx)]
-    med_cx = float(np.median(cxs)) if cxs else 0.5
-    same = sum(1 for x in cxs if (x - 0.5) * (med_cx - 0.5) > 0) / len(cxs) if cxs else 0.0
-    return _ClassStats(
-        present=len(present), measured=len(fs), same_side=same, model_dice=model_dice,
-        usual_box=_usual_box(feats, cid),
-        fit=_robust([f.fit.explained_px for f in present if f.fit is not None]),
-        reliability=_reliability(model_dice),
-        islands=_robust([math.log1p(f.islands) for f in present], floor=COUNT_SPREAD),
-        holes=_robust([math.log1p(f.holes) for f in present], floor=COUNT_SPREAD),
-        ellipse=_robust([math.log(f.ellipse_gap) for f in present if f.ellipse_gap > 0], floor=ELLIPSE_SPREAD),
-        present_share=len(present) / len(fs) if fs else 0.0,
-        area=_robust([math.log(f.area) for f in present if f.area > 0]), cy=_robust([f.cy for f in present]), cx=_robust([f.cx for f in present]),
-        density=_robust([f.vertex_density for f in present]), edge=_robust([f.edge_alignment for f in present]),
-        edge_fit=_robust([f.edge_fit.gain for f in present if f.edge_fit is not None]),
-        parts_mode=mode, parts_share=mode_share,
-        dice_loss=_robust([1.0 - f.dice for f in fs if f.dice is not None]),
-        hd95=_robust([f.hd95 for f in present if f.hd95 is not None]),
-        conf=_robust([f.confident_other for f in present if f.confident_other is not None]),
-    )
-
-
-#: the model's median Dice on a class below which its checks on that class are not believed at all, and from which
-#: they are believed fully
-UNRELIABLE_DICE, RELIABLE_DICE = 0.5, 0.8
-
-
-def _reliability(model_dice: float | None) -> float:
-    """A model that cannot segment a class cannot judge its labels: its checks on a class count in proportion to
-    its usual (median, out-of-fold) Dice on it, nothing at :data:`UNRELIABLE_DICE`, fully from
-    :data:`RELIABLE_DICE`. Too few images to tell: believed."""
-    if model_dice is None:
-        return 1.0
-    return float(min(1.0, max(0.0, (model_dice - UNRELIABLE_DICE) / (RELIABLE_DICE - UNRELIABLE_DICE))))
-
 
 def _side_of(f: ClassFeatures) -> tuple[str, str]:
     return ("left" if f.cx < 0.5 else "right"), ("top" if f.cy < 0.5 else "bottom")
@@ -328,19 +183,19 @@ def _trust_words(f: ClassFeatures, trust: float) -> str:
             f"model's {f.pred_edge_alignment:.2f})")
 
 
-def _reliability_words(st: _ClassStats) -> str:
+def _reliability_words(st: ClassStats) -> str:
     if st.reliability >= 1.0 or st.model_dice is None:
         return ""
     return f"; believed in part: the model's usual Dice on this class is {st.model_dice:.2f}"
 
 
-def _speck_reason(f: ClassFeatures, st: _ClassStats, name: str, add: Callable[..., None]) -> None:
+def _speck_reason(f: ClassFeatures, st: ClassStats, name: str, add: Callable[..., None]) -> None:
     if f.islands:
-        v = _outlier(math.log1p(f.islands), st.islands, side="high") if st.islands is not None else _count(f.islands)
+        v = outlier(math.log1p(f.islands), st.islands, side="high") if st.islands is not None else count_value(f.islands)
         add("islands", v, f"{name} has {f.islands} speck(s) smaller than the minimum island size", f.extra_box)
 
 
-def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRules,
+def _class_reasons(f: ClassFeatures, st: ClassStats, name: str, rules: LabelRules,
                    n_images: int, usual_box: tuple[int, int, int, int] | None = None) -> list[Reason]:
     """``usual_box``: where the class usually lies in this image (its pixels), framed when it is missing."""
     cid = f.class_id
@@ -390,7 +245,7 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
                          f"{rule.area[1]:.1%}")
     else:
         # on a log scale: areas vary by factors, and a class twice its usual size is as odd as one half of it
-        v = _outlier(math.log(f.area), st.area) if f.area > 0 else 0.0
+        v = outlier(math.log(f.area), st.area) if f.area > 0 else 0.0
         if v and st.area is not None:
             usual = math.exp(st.area[0])
             word = "larger" if f.area > usual else "smaller"
@@ -405,51 +260,51 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
           and (f.cx - 0.5) * (st.cx[0] - 0.5) < 0):
         add("side", 1.0, f"{name} lies on the other side of the image (centre at {f.cx:.0%} of the width, usually "
                          f"{st.cx[0]:.0%}): left and right swapped?")
-    pos = max(_outlier(f.cx, st.cx), _outlier(f.cy, st.cy))
+    pos = max(outlier(f.cx, st.cx), outlier(f.cy, st.cy))
     if pos and st.cx is not None and st.cy is not None:
         add("position", pos, f"{name} sits away from its usual place (centre at {f.cx:.0%}, {f.cy:.0%}; usually "
                              f"{st.cx[0]:.0%}, {st.cy[0]:.0%})")
-    v = _outlier(f.edge_alignment, st.edge, side="low")
+    v = outlier(f.edge_alignment, st.edge, side="low")
     if v and st.edge is not None:
         add("edges", v, f"{name}'s outline runs beside the image's edges, not on them (alignment "
                         f"{f.edge_alignment:.2f}, usually {st.edge[0]:.2f}): grown, shrunk or shifted?")
     if f.edge_fit is not None and st.edge_fit is not None:
         ef = f.edge_fit
         v = min(max(0.0, (ef.gain - EDGE_FIT_FLOOR) / (EDGE_FIT_FULL - EDGE_FIT_FLOOR)),
-                _outlier(ef.gain, st.edge_fit, side="high"))
+                outlier(ef.gain, st.edge_fit, side="high"))
         if v:
             add("edge_fit", v, f"{name}'s outline would run on the image's edges if it were {_edge_fit_words(ef)} "
                                f"(it meets {1.0 - ef.gain:.0%} of the edge it would meet then)")
-    v = _outlier(f.vertex_density, st.density, side="low")
+    v = outlier(f.vertex_density, st.density, side="low")
     if v and st.density is not None:
         add("coarse_outline", v, f"{name}'s outline is a coarse polygon ({f.vertex_density:.0f} vertices per 1,000 px "
                                  f"of outline; usually {st.density[0]:.0f})")
-    v = _outlier(math.log(f.ellipse_gap), st.ellipse, side="low") if f.ellipse_gap > 0 else 0.0
+    v = outlier(math.log(f.ellipse_gap), st.ellipse, side="low") if f.ellipse_gap > 0 else 0.0
     if v and st.ellipse is not None:
         add("blob", v, f"{name} has a part that is a near-perfect ellipse ({f.ellipse_gap:.1%} off the ellipse fitted "
                        f"to it; its parts usually {math.exp(st.ellipse[0]):.0%}): a stray brush blob?", f.ellipse_box)
     # specks and holes: counted against what is usual for the class (a facade encloses its windows)
     _speck_reason(f, st, name, add)
     if f.holes:
-        v = _outlier(math.log1p(f.holes), st.holes, side="high") if st.holes is not None else _count(f.holes)
+        v = outlier(math.log1p(f.holes), st.holes, side="high") if st.holes is not None else count_value(f.holes)
         add("holes", v, f"{name} encloses {f.holes} hole(s)")
     # against the model, believed as far as the image's edges side with it (:func:`_edge_trust`)
-    # and as far as the model can segment this class at all (:func:`_reliability`)
+    # and as far as the model can segment this class at all (:func:`suspicion_stats.reliability_of`)
     edge = _edge_trust(f)
     trust = edge * st.reliability
     why = _trust_words(f, edge) + _reliability_words(st)
     if f.dice is not None:
-        v = _outlier(1.0 - f.dice, st.dice_loss, side="high")
+        v = outlier(1.0 - f.dice, st.dice_loss, side="high")
         if st.dice_loss is None:
             v = max(0.0, min(1.0, (0.8 - f.dice) / 0.5))
         if v:
             add("disagreement", v * trust, f"the model disagrees with {name} (Dice {f.dice:.2f})")
     if f.hd95 is not None:
-        v = _outlier(f.hd95, st.hd95, side="high")
+        v = outlier(f.hd95, st.hd95, side="high")
         if v:
             add("boundary", v * trust, f"{name}'s outline is {f.hd95:.0f} px from the model's (HD95)")
     if f.confident_other is not None:
-        v = _outlier(f.confident_other, st.conf, side="high")
+        v = outlier(f.confident_other, st.conf, side="high")
         if st.conf is None:
             v = min(1.0, f.confident_other * 2.0)
         if v:
@@ -458,7 +313,7 @@ def _class_reasons(f: ClassFeatures, st: _ClassStats, name: str, rules: LabelRul
     if f.fit is not None and f.present:
         v = min(1.0, max(0.0, (f.fit.gain - FIT_GAIN_FLOOR) / (FIT_GAIN_FULL - FIT_GAIN_FLOOR)))
         if st.fit is not None:  # and far above the class's usual: where every label gains, the model differs
-            v = min(v, _outlier(f.fit.explained_px, st.fit, side="high"))
+            v = min(v, outlier(f.fit.explained_px, st.fit, side="high"))
         if v:
             # believed as far as the model can segment the class, but not weighed by the image's edges: a
             # disagreement one move or growth explains is itself evidence against a model's local mistake, and a
@@ -504,7 +359,7 @@ def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
     names = {c.id: c.name for c in schema}
     ok = [f for f in features if f.error is None]
     ids = sorted({c.class_id for f in ok for c in f.classes})
-    stats = {cid: _class_stats(ok, cid) for cid in ids}
+    stats = {cid: class_stats(ok, cid) for cid in ids}
     out = []
     for order, s in enumerate(features):
         if s.error is not None:
@@ -514,7 +369,7 @@ def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,
         per_class: dict[str, float] = {}
         for f in s.classes:
             st = stats[f.class_id]
-            usual = _box_in(s, st.usual_box) if not f.present or f.parts == 0 else None
+            usual = box_in(s, st.usual_box) if not f.present or f.parts == 0 else None
             rs = _class_reasons(f, st, names.get(f.class_id, str(f.class_id)), rules, len(ok), usual)
             reasons += rs
             per_class[names.get(f.class_id, str(f.class_id))] = _combine(rs)
