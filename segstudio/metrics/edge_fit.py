@@ -124,7 +124,7 @@ def edge_fit(band: Band, gx: np.ndarray, gy: np.ndarray, *, scale: float = 1.0) 
     figures are given back in mask pixels). None when the outline has too few pixels to measure."""
     import cv2
 
-    d = max(2, band.rows)
+    d = band.rows
     row = band.row.ravel()
     idx = np.flatnonzero((row > -d) & (row <= d))
     if idx.size == 0:

@@ -331,24 +331,25 @@ def _class_reasons(f: ClassFeatures, st: ClassStats, name: str, rules: LabelRule
     return out
 
 
-def _edge_fit_words(ef: EdgeFit) -> str:
-    if ef.by_growth:
-        return f"grown by {ef.grow} px" if ef.grow > 0 else f"shrunk by {-ef.grow} px"
-    dy, dx = ef.move
+def _change_words(grow: int | None, move: tuple[int, int]) -> str:
+    """How the label would have to change: grown by ``grow`` px (negative: shrunk), or, with ``grow`` None, moved
+    by ``move`` = (dy, dx) px, down and right positive."""
+    if grow is not None:
+        return f"{'grown' if grow > 0 else 'shrunk'} by {abs(grow)} px"
+    dy, dx = move
     parts = [f"{abs(dy)} px {'down' if dy > 0 else 'up'}" if dy else "",
              f"{abs(dx)} px {'right' if dx > 0 else 'left'}" if dx else ""]
     return "moved " + " and ".join(p for p in parts if p)
 
 
+def _edge_fit_words(ef: EdgeFit) -> str:
+    return _change_words(ef.grow if ef.by_growth else None, ef.move)
+
+
 def _fit_words(fit: OutlineFit) -> str:
     """Where the label would have to go to agree with the model: the label lies ``fit.move`` from the prediction,
     so it goes the other way."""
-    if fit.kind == "grow":
-        return f"{'grown' if fit.grow > 0 else 'shrunk'} by {abs(fit.grow)} px"
-    dy, dx = fit.move
-    parts = [f"{abs(dy)} px {'up' if dy > 0 else 'down'}" if dy else "",
-             f"{abs(dx)} px {'left' if dx > 0 else 'right'}" if dx else ""]
-    return "moved " + " and ".join(p for p in parts if p)
+    return _change_words(fit.grow if fit.kind == "grow" else None, (-fit.move[0], -fit.move[1]))
 
 
 def score_samples(features: Sequence[SampleFeatures], schema: ClassSchema, *,

@@ -176,8 +176,9 @@ def _plane_features(plane: np.ndarray, *, class_id: int, shape: tuple[int, int],
     if grad is not None and outer:
         got = _band(plane, grad, outer_only=True)
         if got is not None:
-            band, (by0, by1, bx0, bx1) = got
-            edge = _edge_alignment(band, got[1], grad.mag)
+            band, box = got
+            by0, by1, bx0, bx1 = box
+            edge = _edge_alignment(band, box, grad.mag)
             moved = edge_fit(band, grad.gx[by0:by1, bx0:bx1], grad.gy[by0:by1, bx0:bx1], scale=grad.scale)
     return ClassFeatures(class_id=class_id, present=True, area=total / (fh * fw), parts=int(big.size),
                          islands=int(np.count_nonzero(areas < min_island_px)), holes=holes, cy=cy, cx=cx,
