@@ -198,13 +198,14 @@ class Augmenter:
     """Callable ``(image, target) -> (image, target)`` for one preset; picklable for DataLoader workers."""
 
     def __init__(self, cfg: AugmentConfig, task: Task, *, seed: int = 0) -> None:
-        import albumentations as A
-
         if cfg.preset not in PRESETS:
             raise UnknownKeyError("augmentation preset", cfg.preset, preset_names())
         self.preset = PRESETS[cfg.preset]
         self.multilabel = task.mode == "multilabel"
-        self.pipeline = A.Compose(albumentations_pipeline(self.preset, 0 if self.multilabel else IGNORE), seed=seed)
+        # the Albumentations pipeline is built on first use: a run on the device-resident path augments in torch
+        # and never calls it, and importing albumentations costs about a second of the run's start-up
+        self._pipeline: Any = None
+        self._seed = seed
         self.hflip = self.preset.hflip and cfg.hflip
         self.swap_lut: np.ndarray | None = None
         self.swap_channels: list[int] | None = None
@@ -219,9 +220,25 @@ class Augmenter:
                 self.swap_lut = np.asarray(order, np.int16)
         self.rng = np.random.default_rng(seed)
 
+    @property
+    def pipeline(self) -> Any:
+        """The preset's ``A.Compose``, seeded with the last seed given."""
+        if self._pipeline is None:
+            import albumentations as A
+
+            fill = 0 if self.multilabel else IGNORE
+            self._pipeline = A.Compose(albumentations_pipeline(self.preset, fill), seed=self._seed)
+        return self._pipeline
+
+    @pipeline.setter
+    def pipeline(self, pipeline: Any) -> None:
+        self._pipeline = pipeline
+
     def reseed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
-        self.pipeline.set_random_seed(seed)
+        self._seed = seed
+        if self._pipeline is not None:
+            self._pipeline.set_random_seed(seed)
 
     def _mirror(self, image: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         image = np.ascontiguousarray(image[:, ::-1])

@@ -107,6 +107,56 @@ def test_bad_names():
         Augmenter(AugmentConfig(hflip_swap=(("left", "right"),)), SEM)
 
 
+def test_pipeline_built_on_first_use_draws_as_one_built_at_once():
+    """The Albumentations pipeline is built when first used (a resident run never uses it); built after a reseed,
+    it draws what a pipeline built at once and then reseeded draws."""
+    img, tgt = _pair(False)
+    eager, lazy = Augmenter(AugmentConfig(preset="strong"), SEM), Augmenter(AugmentConfig(preset="strong"), SEM)
+    assert eager.pipeline is not None  # built now
+    assert lazy._pipeline is None
+    for seed in (3, 11):
+        eager.reseed(seed)
+        lazy.reseed(seed)
+        a, b = eager(img.copy(), tgt.copy()), lazy(img.copy(), tgt.copy())
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert lazy._pipeline is not None
+
+
+def test_a_resident_run_does_not_import_albumentations(tmp_path):
+    """Start-up: the device-resident path augments in torch, so building its trainer leaves albumentations
+    unimported (about a second of the run's start on a 2-core CPU)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from pathlib import Path
+        from segstudio.core.types import ClassSchema
+        from segstudio.datasets.base import Dataset, Sample
+        from segstudio.engine.config import TrainConfig
+        from segstudio.engine.train import _Trainer
+
+        rng = np.random.default_rng(0)
+        images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(4)]
+        gts = [rng.integers(0, 3, (32, 32), dtype=np.uint8) for _ in range(4)]
+        ds = Dataset(root=Path("."), format_name="memory", schema=ClassSchema.from_names(["background", "a", "b"]),
+                     samples=[Sample(id=f"m{{i}}", image=Path(f"m{{i}}"), gt=i) for i in range(4)],
+                     read_image=lambda d, s: images[s.gt], read_gt=lambda d, s: gts[s.gt])
+        cfg = TrainConfig().with_overrides(["model.encoder=resnet18", "image_size=32", "batch_size=2", "epochs=1",
+                                            "val_fraction=0", "device=cpu", "data.resident=on",
+                                            "augment.preset=strong"])
+        t = _Trainer(cfg, ds, run_dir=Path({str(tmp_path)!r}), cancel=None, corrections=None, resume=False)
+        assert t.resident, t.data_path
+        next(iter(t.batches.train_epoch(0)))
+        print("albumentations" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def _batch(multilabel: bool):
     """Sample n's image is the constant n, so a pixel's value tells which sample it came from."""
     imgs, tgts = zip(*[_pair(multilabel) for _ in range(4)], strict=True)
