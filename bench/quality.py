@@ -14,7 +14,11 @@ then anneals within it); ``.minutes`` reports what the recipe took against its s
 Writes ``bench/quality.json`` (the shape of ``bench/results.json``). Figures per recipe (``lungs_lr``, ``lesion``):
 ``quality.cv.<key>.dice`` / ``.iou`` (out-of-fold, every image pooled; goals: lungs-lr Dice ≥ 0.975, lesion IoU
 ≥ 0.87), ``.dice_fold_std`` / ``.iou_fold_std`` (spread over the folds), ``.dice.<class>``,
-``.final_train_minutes``, ``.minutes`` (the recipe's whole cross-validation), ``.epochs`` (per run).
+``.final_train_minutes``, ``.minutes`` (the recipe's whole cross-validation), ``.epochs`` (per run),
+``.recipe_epochs`` (the recipe's own), ``.step_seconds`` (the calibrated pace) and ``.whole_recipe_minutes`` (the
+share that would train every run for the recipe's own epochs). When the share fits fewer epochs than the recipe's,
+the run says so in a warning and a closing ``NOTE`` line: on a slower machine (a CPU without bf16 steps about five
+times slower) the figures are those of a shorter training, which the recorded ones do not compare with.
 
 ``python bench/quality.py [--only lungs-lr|lesion] [--minutes M] [--folds K] [--set KEY=VALUE ...] [--no-final]
 [--out FILE] [--keep DIR]``
@@ -103,6 +107,13 @@ def run_task(recipe: str, *, minutes: float, folds: int, work: Path, overrides: 
     runs = folds + int(final)
     log.info("%s: %.2f s/step, %d steps per epoch over %d runs: %d of the recipe's %d epochs per run in %.1f min",
              recipe, per_step, steps, runs, epochs, cfg.epochs, minutes)
+    recipe_epochs = cfg.epochs
+    # the minutes that would train the recipe whole at this pace (the inverse of the sum above)
+    whole_min = (calib_s + (cfg.epochs * epoch_s + swa_s) / 0.92) / 60.0
+    if epochs < recipe_epochs:
+        log.warning("%s: only %d of the recipe's %d epochs fit its %.0f-minute share on this machine (%.2f s a step): "
+                    "its figures measure a shorter training than the recipe's; about %.0f minutes would train it whole "
+                    "(--minutes)", recipe, epochs, recipe_epochs, minutes, per_step, whole_min)
     cfg = cfg.with_overrides([f"epochs={epochs}"])
     result: CrossValidated | None = None
     for ev in cross_validate(dataset, cfg, k=folds, run_root=work / recipe, final=final):
@@ -129,6 +140,9 @@ def run_task(recipe: str, *, minutes: float, folds: int, work: Path, overrides: 
         Figure(f"quality.cv.{key}.final_train_minutes", round(final_min, 2), "min"),
         Figure(f"quality.cv.{key}.minutes", round(total_min, 2), "min", minutes, "lower"),
         Figure(f"quality.cv.{key}.epochs", float(epochs), "epochs"),
+        Figure(f"quality.cv.{key}.recipe_epochs", float(recipe_epochs), "epochs"),
+        Figure(f"quality.cv.{key}.step_seconds", round(per_step, 3), "s"),
+        Figure(f"quality.cv.{key}.whole_recipe_minutes", round(whole_min, 1), "min"),
         Figure(f"quality.cv.{key}.folds_scored", float(len(result.folds)), "folds"),
     ]
     for c in ev.summary.per_class:
@@ -167,7 +181,25 @@ def main(argv: list[str] | None = None) -> int:
         misses += miss
         budget = "" if f.budget is None else f"{'<=' if f.better == 'lower' else '>='} {f.budget:g}"
         print(f"{f.name:<40} {f.value:>10g} {f.unit:<7} {budget}{'  MISSES TARGET' if miss else ''}")
+    for note in truncation_notes(figures):
+        print(note)
     return 1 if misses else 0
+
+
+def truncation_notes(figures: list[Figure]) -> list[str]:
+    """One line per recipe whose runs trained fewer epochs than the recipe's own (a slower machine, a smaller
+    share): its figures are then those of a shorter training, which the recorded ones do not compare with."""
+    by = {f.name: f.value for f in figures}
+    notes = []
+    for _, key, _, _ in TASKS.values():
+        done, whole = by.get(f"quality.cv.{key}.epochs"), by.get(f"quality.cv.{key}.recipe_epochs")
+        if done is not None and whole is not None and done < whole:
+            minutes = by.get(f"quality.cv.{key}.whole_recipe_minutes")
+            notes.append(f"NOTE {key}: {done:g} of the recipe's {whole:g} epochs per run fit this machine's share "
+                         f"({by.get(f'quality.cv.{key}.step_seconds', float('nan')):g} s a step); the figures above "
+                         f"are those of that shorter training. About {minutes:g} minutes would train it whole "
+                         "(--minutes, or SEGSTUDIO_QUALITY_MINUTES for make recipe-quality).")
+    return notes
 
 
 if __name__ == "__main__":
