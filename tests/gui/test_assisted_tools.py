@@ -11,7 +11,7 @@ import pytest
 from canvas_driver import drag
 
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.screen.editor import PROPOSAL_LAYER
+from segstudio.gui.screen.proposals import PROPOSAL_LAYER
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -17,7 +17,7 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.screen.editor import PROPOSAL_LAYER
+from segstudio.gui.screen.proposals import PROPOSAL_LAYER
 
 pytest.importorskip("segment_anything")
 

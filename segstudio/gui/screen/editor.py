@@ -6,26 +6,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import SegstudioError
 from segstudio.core.types import ClassSchema
 from segstudio.gui.screen.canvas import ImageCanvas
+from segstudio.gui.screen.edit_target import (
+    EditTarget,
+    colour_errors,
+    pixel_counts,
+)
+from segstudio.gui.screen.editor_assist import AssistedEditing
 from segstudio.gui.screen.proposals import (
     GRABCUT,
     LIVEWIRE,
     PREDICT_HERE,
-    PREDICT_HERE_CLICK_PX,
-    PROPOSAL_LAYER,
     SAM,
     Proposal,
-    proposal_rgba,
 )
 from segstudio.masks import (
     BBox,
@@ -39,7 +39,7 @@ from segstudio.masks import (
     create_tool,
     polygon_footprint,
 )
-from segstudio.metrics.compare import ErrorCode, error_map
+from segstudio.metrics.compare import error_map
 from segstudio.workspace import JournalWriter, MaskSource, MaskVersion, Workspace
 
 if TYPE_CHECKING:
@@ -49,96 +49,10 @@ log = logging.getLogger(__name__)
 
 GT_LAYER, PRED_LAYER, ERROR_LAYER = "gt", "prediction", "error"
 
-#: RGBA of each error code: FP red, FN blue, confused yellow. Agreement (TP, TN) and ignored pixels stay clear,
-#: so the GT colours show through where the two agree and only the disagreement is painted.
-ERROR_COLOURS: dict[int, tuple[int, int, int, int]] = {
-    ErrorCode.FP: (240, 50, 50, 255),
-    ErrorCode.FN: (40, 120, 255, 255),
-    ErrorCode.CONFUSED: (250, 210, 0, 255),
-}
-
-
-def _error_lut() -> np.ndarray:
-    """code → RGBA packed in one uint32, so colouring a map is one 4-byte gather per pixel."""
-    lut = np.zeros((256, 4), np.uint8)
-    for code, rgba in ERROR_COLOURS.items():
-        lut[int(code)] = rgba
-    return lut.view(np.uint32).ravel()
-
-
-_ERROR_LUT = _error_lut()
-
-
-def colour_errors(codes: np.ndarray) -> np.ndarray:
-    """``uint8 (h, w)`` error codes → ``uint8 (h, w, 4)`` RGBA."""
-    return _ERROR_LUT[codes].view(np.uint8).reshape(*codes.shape, 4)
-
 #: Pseudo-tool that draws a lasso and accepts the prediction inside it.
 ACCEPT_LASSO = "accept-lasso"
 
-
-_DRAW_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-draw")
-
-
-def pixel_counts(mask: np.ndarray, schema: ClassSchema) -> dict[int, int]:
-    """Pixels per class id of a mask (index map or uint64 bitmask)."""
-    if schema.multilabel:
-        return {c.id: int(np.count_nonzero(mask & np.uint64(1 << c.id))) for c in schema}
-    if mask.dtype == np.uint8:  # a histogram is far faster than bincount on 2048² (no int64 copy)
-        counts = cv2.calcHist([np.ascontiguousarray(mask)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
-    else:
-        counts = np.bincount(mask.ravel(), minlength=schema.max_id + 1)
-    return {c.id: int(counts[c.id]) if c.id < counts.size else 0 for c in schema}
-
-
-@dataclass(frozen=True)
-class PreparedLayers:
-    """Overlays drawn ahead of time (in a prefetch worker) for one base mask, style and error-map class."""
-
-    style: OverlayStyle
-    error_class: int | None
-    gt_rgba: np.ndarray
-    err_rgba: np.ndarray | None
-    counts: dict[int, int]
-
-
-def prepare_layers(*, base: np.ndarray, prediction: np.ndarray | None, schema: ClassSchema, style: OverlayStyle,
-                   error_class: int | None) -> PreparedLayers:
-    """Draw the GT/correction overlay and the error map of a sample (pure numpy: safe in any thread).
-
-    The overlay is drawn in a helper thread while this one draws the error map: NumPy releases the GIL in both,
-    so a cold 2048² sample waits for the slower of the two, not their sum.
-    """
-    gt_future = _DRAW_POOL.submit(OverlayRenderer(schema, style).render, base)
-    err = None
-    try:
-        if prediction is not None and prediction.shape == base.shape:
-            err = colour_errors(error_map(base, prediction, schema=schema, class_id=error_class))
-        counts = pixel_counts(base, schema)
-    finally:
-        gt_rgba = gt_future.result()
-    return PreparedLayers(style, error_class, gt_rgba, err, counts)
-
-
-@dataclass(frozen=True)
-class EditTarget:
-    """What the editor edits: the sample, its decoded arrays and where its current mask came from.
-
-    ``base``: the mask editing starts from (latest saved version, a recovered journal, or the GT);
-    ``base_version``: its workspace version (0 = the dataset's GT).
-    """
-
-    sample_id: str
-    image: np.ndarray
-    gt: np.ndarray | None
-    prediction: np.ndarray | None
-    base: np.ndarray
-    base_version: int
-    schema: ClassSchema
-    layers: PreparedLayers | None = None
-
-
-class EditorController(QObject):
+class EditorController(AssistedEditing, QObject):
     sig_dirty_changed = Signal(bool)
     sig_history_changed = Signal()
     sig_mask_replaced = Signal()  # a new sample (or a revert) replaced the whole mask
@@ -441,10 +355,6 @@ class EditorController(QObject):
         """A stroke or shape is in progress (autosave waits for it to end)."""
         return bool(self._lasso) or self._livewire_active or (self._tool is not None and self._tool.active)
 
-    @property
-    def _livewire_active(self) -> bool:
-        return self._livewire is not None and bool(self._livewire.anchors)
-
     def cancel_gesture(self) -> None:
         """Esc: the gesture in progress ends; with none, a proposal on show is rejected."""
         busy = bool(self._lasso) or self._box_start is not None or self._livewire_active \
@@ -505,174 +415,6 @@ class EditorController(QObject):
             tool.finish()
         outline = tool.outline() if tool.active else ()
         self.canvas.set_tool_outline(outline, closed=self.tool_name == "rectangle")
-
-    def _accept_lasso_pointer(self, phase: str, ev: PointerEvent) -> None:
-        if phase == "press":
-            self._lasso = [ev.pos]
-        elif phase == "move" and self._lasso and ev.buttons:
-            self._lasso.append(ev.pos)
-        elif phase == "release" and self._lasso:
-            self._lasso.append(ev.pos)
-            points, self._lasso = self._lasso, []
-            self.canvas.set_tool_outline(())
-            self.accept_prediction(polygon=points)
-            return
-        self.canvas.set_tool_outline(tuple(self._lasso), closed=True)
-
-    def _box_pointer(self, phase: str, ev: PointerEvent) -> None:
-        """Drag a box around an object: GrabCut's segmentation of it (or the model's answer, predict here) becomes
-        a proposal of the selected class. Predict here also takes a plain click: a box around it."""
-        if phase == "press":
-            self._box_start = ev.pos
-        elif phase in ("move", "release") and self._box_start is not None:
-            (x0, y0), (x1, y1) = self._box_start, ev.pos
-            corners = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
-            if phase == "move":
-                self.canvas.set_tool_outline(corners, closed=True)
-                return
-            self._box_start = None
-            self.canvas.set_tool_outline(())
-            box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-            if self.tool_name == GRABCUT:
-                self.propose_grabcut(box)
-                return
-            if box[2] - box[0] < 8 and box[3] - box[1] < 8:  # a click: the neighbourhood around it
-                r = PREDICT_HERE_CLICK_PX / 2
-                box = (x1 - r, y1 - r, x1 + r, y1 + r)
-            self.predict_here(box)
-
-    def predict_here(self, box: tuple[float, float, float, float]) -> bool:
-        """Ask the current model about ``box`` (x0, y0, x1, y1) in the background; its answer for the selected
-        class arrives as a proposal (if the same image is still shown)."""
-        if self.mask is None or self.target is None or self.predict_here_hook is None:
-            return False
-        h, w = self.mask.shape
-        x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
-        x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            self.sig_proposal_changed.emit("Predict here: drag a box (or click) over the image")
-            return False
-        sid, cid, schema = self.target.sample_id, self.context.class_id, self.target.schema
-
-        def arrived(mask: np.ndarray) -> None:
-            if self.target is None or self.target.sample_id != sid or self.mask is None or mask.shape != self.mask.shape:
-                return  # another image by now
-            from segstudio.metrics.compare import class_plane
-
-            region = np.zeros(mask.shape, bool)
-            region[y0:y1, x0:x1] = True
-            self.propose(class_plane(mask, schema=schema, class_id=cid) & region, region=region, class_id=cid,
-                         tool="Predict here")
-
-        return self.predict_here_hook(self.target.image, (y0, x0, y1, x1), arrived)
-
-    def _livewire_pointer(self, phase: str, ev: PointerEvent) -> None:
-        """Click anchors; between clicks the path follows the image's edges to the pointer; double-click (or
-        Enter) closes the outline back to the first anchor and proposes what it encloses."""
-        from segstudio.masks.assist import LiveWire
-
-        if self.target is None or self.mask is None:
-            return
-        h, w = self.mask.shape
-        x, y = min(w - 1, max(0, int(ev.pos[0]))), min(h - 1, max(0, int(ev.pos[1])))
-        if phase == "press":
-            if self._livewire is None:
-                self._livewire = LiveWire(self.target.image)
-            self._livewire.set_anchor((x, y))
-        elif phase == "double":
-            self._close_livewire()
-            return
-        elif phase != "move" or not self._livewire_active:
-            return
-        assert self._livewire is not None
-        committed = self._livewire.path
-        live = self._livewire.path_to((x, y)) if phase == "move" else np.empty((0, 2), np.int32)
-        pts = np.concatenate([committed, live]) if len(live) else committed
-        self.canvas.set_tool_outline(tuple((float(px), float(py)) for px, py in pts))
-
-    def _close_livewire(self) -> Proposal | None:
-        from segstudio.masks.assist import polygon_mask
-
-        wire, self._livewire = self._livewire, None
-        self.canvas.set_tool_outline(())
-        if wire is None or self.mask is None or len(wire.anchors) < 3:
-            self.sig_proposal_changed.emit("Live-wire: click at least three anchors around the object, then "
-                                           "double-click or press Enter")
-            return None
-        plane = polygon_mask(wire.close(), self.mask.shape)
-        return self.propose(plane, region=plane.copy(), tool="Live-wire")
-
-    # proposals (assisted tools) ---------------------------------------------------------------------------------
-    def propose(self, plane: np.ndarray, *, region: np.ndarray | None = None, class_id: int | None = None,
-                tool: str = "") -> Proposal | None:
-        """Show ``plane`` (bool, the image's shape) as a proposal for ``class_id`` (default: the selected class)
-        inside ``region`` (default: everywhere). The label does not change until :meth:`accept_proposal`."""
-        if self.mask is None or self.target is None:
-            return None
-        cid = self.context.class_id if class_id is None else class_id
-        plane = np.asarray(plane, bool)
-        region = np.ones(plane.shape, bool) if region is None else np.asarray(region, bool)
-        if plane.shape != self.mask.shape or region.shape != self.mask.shape:
-            raise ValueError(f"a proposal of {plane.shape} for a mask of {self.mask.shape}")
-        self.proposal = Proposal(plane=plane, region=region, class_id=cid, tool=tool)
-        colour = self.target.schema.by_id(cid).colour
-        self.canvas.set_layer(PROPOSAL_LAYER, proposal_rgba(plane & region, colour), z=4.0)
-        name = self.target.schema.by_id(cid).name
-        n = int(np.count_nonzero(plane & region))
-        self.sig_proposal_changed.emit(f"{tool or 'Proposal'}: {n:,} px of {name} proposed — Enter accepts, "
-                                       "Esc rejects, a new box tries again")
-        return self.proposal
-
-    def propose_grabcut(self, box: tuple[float, float, float, float]) -> Proposal | None:
-        """GrabCut inside ``box`` (x0, y0, x1, y1 in image pixels) as a proposal of the selected class."""
-        from segstudio.masks.assist import grabcut_box
-
-        if self.mask is None or self.target is None:
-            return None
-        h, w = self.mask.shape
-        x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
-        x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            self.sig_proposal_changed.emit("GrabCut: drag a box around the object (at least 8 px each way)")
-            return None
-        bb = BBox(y0, x0, y1, x1)
-        try:
-            plane = grabcut_box(self.target.image, bb, iterations=self.grabcut_iterations)
-        except ValueError as exc:
-            self.sig_proposal_changed.emit(f"GrabCut: {exc}")
-            return None
-        region = np.zeros(self.mask.shape, bool)
-        region[bb.slices] = True
-        return self.propose(plane, region=region, tool="GrabCut")
-
-    def accept_proposal(self) -> BBox | None:
-        """The proposal into the label, as one undo step: inside its region the class's pixels become the
-        proposal's (pixels of the class it leaves out take the erase value). Locked classes and "paint only
-        inside" hold, as for every tool."""
-        prop, m = self.proposal, self.mask
-        self.reject_proposal()
-        if prop is None or m is None or self._refuse():
-            return None
-        box = BBox.of_nonzero(prop.region)
-        if box is None:
-            return None
-        old = m.array[box.slices]
-        plane, region = prop.plane[box.slices], prop.region[box.slices]
-        if m.multilabel:
-            bit = np.uint64(1 << prop.class_id)
-            new = np.where(region, np.where(plane, old | bit, old & ~bit), old)
-        else:
-            c = old.dtype.type(prop.class_id)
-            new = old.copy()
-            new[region & (old == c) & ~plane] = old.dtype.type(self.context.erase_value)
-            new[region & plane] = c
-        return m.assign(box, new, guard=self.context.guard)
-
-    def reject_proposal(self) -> None:
-        if self.proposal is not None:
-            self.proposal = None
-            self.canvas.set_layer(PROPOSAL_LAYER, None, z=4.0)
-            self.sig_proposal_changed.emit("")
 
     # edits ------------------------------------------------------------------------------------------------------
     def undo(self) -> None:

@@ -14,7 +14,7 @@ from segstudio.core.errors import SegstudioError
 from segstudio.core.paths import resources_dir
 from segstudio.datasets.base import Dataset, Sample
 from segstudio.datasets.predictions import PredictionFolder
-from segstudio.gui.screen.editor import EditTarget, prepare_layers
+from segstudio.gui.screen.edit_target import EditTarget, prepare_layers
 from segstudio.masks import OverlayStyle
 from segstudio.metrics.dataset import ScoredSample, iter_comparisons
 from segstudio.workspace import (
