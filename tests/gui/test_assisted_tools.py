@@ -175,3 +175,24 @@ def test_live_wire_follows_the_edge_and_closes_into_a_proposal(show_window, mont
         drag(win.canvas, [(float(x), float(y))])
     win.actions_["cancel_shape"].trigger()
     assert not ed.gesture_active and ed.proposal is None
+
+
+def test_a_box_under_8_px_proposes_nothing_and_says_how_to_draw_one(lesion_window) -> None:  # noqa: ANN001
+    """GrabCut and predict-here take a box of at least 8 px each way, clipped to the image; a smaller one (or one
+    off the image) leaves the label and any proposal alone and tells the user what to drag."""
+    win, _lesion, _gt = lesion_window
+    ed = win.editor
+    asked = []
+    ed.predict_here_hook = lambda image, box, done: asked.append(box) or True
+    h, w = ed.mask.shape
+    before = ed.mask.array.copy()
+    messages: list[str] = []
+    ed.sig_proposal_changed.connect(messages.append)
+    assert ed.propose_grabcut((10.0, 10.0, 15.0, 40.0)) is None
+    assert messages[-1].startswith("GrabCut: drag a box around the object")
+    assert ed.predict_here((w - 4.0, 10.0, w + 40.0, 60.0)) is False  # 4 px of it on the image
+    assert messages[-1].startswith("Predict here: drag a box")
+    assert asked == [] and ed.proposal is None and np.array_equal(ed.mask.array, before)
+    # a box past the image's edge is clipped to it
+    assert ed.predict_here((-20.0, -20.0, 30.0, 40.0)) is True
+    assert asked == [(0, 0, 40, 30)]  # (y0, x0, y1, x1)
