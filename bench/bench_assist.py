@@ -23,7 +23,6 @@ import numpy as np
 
 from bench.common import Figure
 from segstudio.masks.assist import (
-    LiveWire,
     grabcut_box,
     grabcut_scribbles,
     polygon_mask,
@@ -32,6 +31,7 @@ from segstudio.masks.assist import (
     smooth_outline,
 )
 from segstudio.masks.geometry import BBox
+from segstudio.masks.livewire import LiveWire
 
 PREFIX = "assist"
 

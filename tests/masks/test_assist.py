@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from segstudio.masks.assist import (
-    LiveWire,
     grabcut_box,
     grabcut_scribbles,
     polygon_mask,
@@ -20,6 +19,7 @@ from segstudio.masks.assist import (
     to_display,
 )
 from segstudio.masks.geometry import BBox
+from segstudio.masks.livewire import LiveWire
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

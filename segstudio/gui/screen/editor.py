@@ -43,7 +43,7 @@ from segstudio.metrics.compare import error_map
 from segstudio.workspace import JournalWriter, MaskSource, MaskVersion, Workspace
 
 if TYPE_CHECKING:
-    from segstudio.masks.assist import LiveWire
+    from segstudio.masks.livewire import LiveWire
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from segstudio.gui.screen.proposals import (
 from segstudio.masks import BBox, LabelMask, PointerEvent, ToolContext
 
 if TYPE_CHECKING:
-    from segstudio.masks.assist import LiveWire
+    from segstudio.masks.livewire import LiveWire
 
 
 class AssistedEditing:
@@ -119,7 +119,7 @@ class AssistedEditing:
     def _livewire_pointer(self, phase: str, ev: PointerEvent) -> None:
         """Click anchors; between clicks the path follows the image's edges to the pointer; double-click (or
         Enter) closes the outline back to the first anchor and proposes what it encloses."""
-        from segstudio.masks.assist import LiveWire
+        from segstudio.masks.livewire import LiveWire
 
         if self.target is None or self.mask is None:
             return
