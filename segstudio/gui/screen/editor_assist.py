@@ -84,22 +84,25 @@ class AssistedEditing:
                 box = (x1 - r, y1 - r, x1 + r, y1 + r)
             self.predict_here(box)
 
-    def _pixel_box(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int] | None:
-        """``box`` (x0, y0, x1, y1) rounded to pixels inside the mask; None when it is under 8 px either way."""
+    def _pixel_box(self, box: tuple[float, float, float, float], refusal: str) -> tuple[int, int, int, int] | None:
+        """``box`` (x0, y0, x1, y1) rounded to pixels inside the mask; under 8 px either way, None, and ``refusal``
+        tells the user what to drag instead."""
         assert self.mask is not None
         h, w = self.mask.shape
         x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
         x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
-        return None if x1 - x0 < 8 or y1 - y0 < 8 else (x0, y0, x1, y1)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            self.sig_proposal_changed.emit(refusal)
+            return None
+        return x0, y0, x1, y1
 
     def predict_here(self, box: tuple[float, float, float, float]) -> bool:
         """Ask the current model about ``box`` (x0, y0, x1, y1) in the background; its answer for the selected
         class arrives as a proposal (if the same image is still shown)."""
         if self.mask is None or self.target is None or self.predict_here_hook is None:
             return False
-        pixels = self._pixel_box(box)
+        pixels = self._pixel_box(box, "Predict here: drag a box (or click) over the image")
         if pixels is None:
-            self.sig_proposal_changed.emit("Predict here: drag a box (or click) over the image")
             return False
         x0, y0, x1, y1 = pixels
         sid, cid, schema = self.target.sample_id, self.context.class_id, self.target.schema
@@ -179,9 +182,8 @@ class AssistedEditing:
 
         if self.mask is None or self.target is None:
             return None
-        pixels = self._pixel_box(box)
+        pixels = self._pixel_box(box, "GrabCut: drag a box around the object (at least 8 px each way)")
         if pixels is None:
-            self.sig_proposal_changed.emit("GrabCut: drag a box around the object (at least 8 px each way)")
             return None
         x0, y0, x1, y1 = pixels
         bb = BBox(y0, x0, y1, x1)
