@@ -189,7 +189,7 @@ def _part_model(st: _State) -> str:
         device=st.device,
     )
     torch.manual_seed(0)
-    st.model = build_model(st.config.model, out_channels=st.task.out_channels).to(st.device)
+    st.model = build_model(st.config.model, out_channels=st.task.out_channels, mode=st.task.mode).to(st.device)
     pre = Preprocessing(IMAGE_SIZE, 3, "imagenet")
     x = torch.from_numpy(prepare_image(st.image, pre))[None].to(st.device)
     import cv2

@@ -36,7 +36,7 @@ from segstudio.engine.config import (
     TrainConfig,
 )
 from segstudio.engine.jsonfile import read_json_document
-from segstudio.engine.models import SegmentationModel, build_model
+from segstudio.engine.models import EnsembleModel, SegmentationModel, build_model
 from segstudio.engine.preprocess import Preprocessing
 from segstudio.engine.task import Task
 
@@ -61,7 +61,7 @@ class Checkpoint:
     """A loaded checkpoint. ``model`` is in eval mode on the requested device."""
 
     path: Path
-    model: SegmentationModel
+    model: SegmentationModel | EnsembleModel
     config: TrainConfig
     task: Task
     schema: ClassSchema
@@ -494,7 +494,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     # the weights come from the file: never fetch pretrained encoder weights to rebuild the skeleton
     skeleton = replace(info.config.model, encoder_weights=None)
     try:
-        model = build_model(skeleton, out_channels=info.task.out_channels)
+        model = build_model(skeleton, out_channels=info.task.out_channels, mode=info.task.mode)
     except SegstudioError as e:
         raise CheckpointError(
             f"The checkpoint describes a model that cannot be built: {e.message}",

@@ -39,6 +39,8 @@ MAX_EPOCHS = 100_000
 MAX_WORKERS = 64
 MAX_CACHE_MB = 1 << 20
 MAX_FOLDS = 100
+#: most networks in one ensemble model (``model.members``)
+MAX_MEMBERS = 8
 #: free-form parameter objects (``model.params``, loss term ``params``): nesting, items, and numbers in them
 MAX_PARAMS_DEPTH = 4
 MAX_PARAMS_ITEMS = 64
@@ -70,6 +72,10 @@ class ModelConfig:
     thresholds: tuple[float, ...] | None = None
     #: Extra keyword arguments for the architecture (e.g. ``decoder_channels``).
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: An ensemble trained as one model: this many networks of the architecture, each from its own random weights,
+    #: learn side by side from the same batches; the model predicts the mean of their probabilities
+    #: (``models.EnsembleModel``). Each member costs a whole network's steps and memory.
+    members: int = 1
 
 
 @dataclass(frozen=True)
@@ -565,6 +571,7 @@ def validate(cfg: TrainConfig) -> None:
         (m.in_channels in (1, 3), "in_channels must be 1 or 3", "model.in_channels"),
         (m.encoder_depth is None or 1 <= m.encoder_depth <= 5, "encoder_depth must be null or 1..5",
          "model.encoder_depth"),
+        (1 <= m.members <= MAX_MEMBERS, f"members must be 1..{MAX_MEMBERS}", "model.members"),
         (m.thresholds is None or all(0.0 <= t <= 1.0 for t in m.thresholds), "thresholds must be in [0, 1]",
          "model.thresholds"),
         (ENCODER_NAME.fullmatch(m.encoder) is not None and ".." not in m.encoder,

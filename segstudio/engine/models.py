@@ -3,15 +3,19 @@
 ``build_model(model_cfg, out_channels=...)`` returns a ``SegmentationModel``: input ``(N, in_channels, H, W)
 float32``, output ``(N, out_channels, H, W)`` logits; in training mode with ``aux_head`` it returns
 ``(logits, aux)`` where aux is ``(N, C)`` class-presence logits (smp) or ``(N, C, H, W)`` logits (FCN, SegNet).
+With ``model.members`` > 1 it returns an ``EnsembleModel`` of that many such networks (see there).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from segstudio.core.errors import UnknownKeyError
@@ -65,6 +69,45 @@ class SegmentationModel(nn.Module):
         if isinstance(out, tuple):
             return out if (self.training and self.has_aux) else out[0]
         return out
+
+
+class EnsembleModel(nn.Module):
+    """``model.members`` networks of one architecture trained as one model. Each is built from its own random
+    weights and learns from the same batches with its own loss (the members share nothing), so an ensemble is as
+    diverse as its initial weights make it; the batches being shared, it trains in one run and saves as one
+    checkpoint.
+
+    While training, ``forward`` stacks the members' logits along the batch, member-major: ``(M·N, C, H, W)`` (the
+    trainer repeats the targets ``M`` times to match; an auxiliary head's output alike). In evaluation it returns
+    the logits whose activation is the mean of the members' probabilities: ``log Σ σ(z) − log Σ σ(−z)`` for
+    sigmoid outputs (binary, multi-label), ``log Σ softmax(z) − log M`` for softmax ones, computed in float32
+    with log-sum-exp, so every consumer of logits (thresholds, the predictor's activation, validation, ONNX)
+    sees the ensemble as one network."""
+
+    def __init__(self, members: list[SegmentationModel], *, mode: str) -> None:
+        super().__init__()
+        if mode not in ("binary", "multiclass", "multilabel"):
+            raise ConfigError(f"An ensemble needs the task's mode (binary, multiclass or multilabel), not {mode!r}.")
+        self.members = nn.ModuleList(members)
+        self.mode = mode
+        self.has_aux = members[0].has_aux
+        self.architecture = members[0].architecture
+
+    def forward(self, x: torch.Tensor) -> Any:
+        outs = [m(x) for m in self.members]
+        if self.training:
+            if isinstance(outs[0], tuple):
+                return tuple(torch.cat(parts, 0) for parts in zip(*outs, strict=True))
+            return torch.cat(outs, 0)
+        return combine_logits(outs, self.mode)
+
+
+def combine_logits(members: Sequence[torch.Tensor], mode: str) -> torch.Tensor:
+    """The members' ``(N, C, H, W)`` logits → the ``(N, C, H, W)`` logits of their mean probability (float32)."""
+    z = torch.stack([m.float() for m in members])
+    if mode == "multiclass":
+        return torch.logsumexp(F.log_softmax(z, dim=2), dim=0) - math.log(len(members))
+    return torch.logsumexp(F.logsigmoid(z), dim=0) - torch.logsumexp(F.logsigmoid(-z), dim=0)
 
 
 def _build_smp(cfg: ModelConfig, out_channels: int, arch: str, *, pretrained: bool) -> nn.Module:
@@ -195,13 +238,17 @@ def _encoder_module(net: nn.Module) -> nn.Module:
     return net
 
 
-def build_model(cfg: ModelConfig, *, out_channels: int) -> SegmentationModel:
-    """Build the configured network with ``out_channels`` logit channels.
+def build_model(cfg: ModelConfig, *, out_channels: int, mode: str | None = None) -> SegmentationModel | EnsembleModel:
+    """Build the configured network with ``out_channels`` logit channels; with ``cfg.members`` > 1 an
+    ``EnsembleModel`` of that many, which needs the task's resolved ``mode`` (``cfg.mode`` when not given).
 
     ``cfg.encoder_weights``: None → random init (no network); a file path → tensors loaded into the encoder
     (safetensors or weights-only torch file); a hub name ("imagenet") → downloaded, or loaded from the cache;
     offline and uncached it raises ``WeightsUnavailableError`` within about a second.
     """
+    if cfg.members > 1:
+        built = [build_model(replace(cfg, members=1), out_channels=out_channels) for _ in range(cfg.members)]
+        return EnsembleModel([m for m in built if isinstance(m, SegmentationModel)], mode=mode or cfg.mode)
     arch = canonical_architecture(cfg.architecture)
     check_encoder(arch, cfg.encoder)
     if not 1 <= out_channels <= MAX_CLASSES:
@@ -231,11 +278,19 @@ def build_model(cfg: ModelConfig, *, out_channels: int) -> SegmentationModel:
     return SegmentationModel(net, has_aux=cfg.aux_head, architecture=arch)
 
 
+def members_of(model: nn.Module) -> list[nn.Module]:
+    """The networks a model is made of: an ensemble's members, else the model itself."""
+    return list(model.members) if isinstance(model, EnsembleModel) else [model]
+
+
 __all__ = [
+    "EnsembleModel",
     "SegmentationModel",
     "WeightsUnavailableError",
     "architecture_names",
     "build_model",
     "canonical_architecture",
     "check_encoder",
+    "combine_logits",
+    "members_of",
 ]

@@ -47,7 +47,7 @@ from segstudio.engine.data import (
 from segstudio.engine.distributed import World
 from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, Event, Finished, RunStarted
 from segstudio.engine.losses import CompositeLoss, build_loss
-from segstudio.engine.models import build_model
+from segstudio.engine.models import build_model, members_of
 from segstudio.engine.optim import build_optimizer, lr_factor
 from segstudio.engine.preprocess import normalize_batch
 from segstudio.engine.run_writer import BackgroundWriter
@@ -60,6 +60,12 @@ log = logging.getLogger(__name__)
 
 #: training steps between two checks of a stop, with several processes on CUDA (every step otherwise)
 STOP_EVERY = 10
+
+
+def _describe(m: Any) -> str:
+    """``unet/resnet18``, or ``an ensemble of 2 unet/resnet18``."""
+    name = f"{m.architecture}/{m.encoder}"
+    return f"ensemble of {m.members} {name}" if m.members > 1 else name
 
 
 def _monitor_value(cfg: TrainConfig, dice: float, iou: float, val_loss: float | None, per: Any) -> float:
@@ -123,7 +129,8 @@ class _Trainer:
         self.steps_per_epoch = min(n, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else n
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.model, self.sync_bn = self.world.sync_batchnorm(
-            build_model(cfg.model, out_channels=self.task.out_channels), asked=cfg.distributed.sync_batchnorm,
+            build_model(cfg.model, out_channels=self.task.out_channels, mode=self.task.mode),
+            asked=cfg.distributed.sync_batchnorm,
             device=self.device)
         self.model = self.model.to(self.device)
         # channels-last convolutions: faster on CUDA, and on the CPU too (oneDNN: a lungs-lr step takes 16 % less
@@ -185,12 +192,12 @@ class _Trainer:
         mine = self.cfg.model
 
         def shape(m: Any) -> tuple[Any, ...]:
-            return (m.architecture, m.encoder, m.encoder_depth, m.in_channels, m.aux_head, dict(m.params))
+            return (m.architecture, m.encoder, m.encoder_depth, m.in_channels, m.aux_head, dict(m.params), m.members)
 
         problem = None
         if shape(mine) != shape(theirs) or their_task.out_channels != self.task.out_channels:
-            problem = (f"it is a {theirs.architecture}/{theirs.encoder} with {their_task.out_channels} output(s), "
-                       f"this run a {mine.architecture}/{mine.encoder} with {self.task.out_channels}")
+            problem = (f"it is a {_describe(theirs)} with {their_task.out_channels} output(s), "
+                       f"this run a {_describe(mine)} with {self.task.out_channels}")
         else:
             try:
                 self.model.load_state_dict(load_weights(info.path, device=str(self.device)))
@@ -297,17 +304,37 @@ class _Trainer:
             bg = [i for i in range(self.task.num_classes) if i not in self.task.metric_indices] or [0]
             x, y = copy_paste(x, y, gen=self.gen, background=bg)
         self.optimizer.zero_grad(set_to_none=True)
+        members = self.cfg.model.members
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             out = self.net(x)
-            loss, parts = self.loss(out, y)
+            loss, parts = self._members_loss(out, y, members) if members > 1 else self.loss(out, y)
         self.scaler.scale(loss).backward()
+        if members > 1:
+            loss, parts = loss / members, {k: v / members for k, v in parts.items()}
         self.world.mean_grads_(list(self.loss.parameters()))
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            for member in members_of(self.model):  # each member's own norm, as if it trained alone
+                torch.nn.utils.clip_grad_norm_(member.parameters(), self.cfg.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach(), parts
+
+    def _members_loss(self, out: Any, y: torch.Tensor, members: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """An ensemble's loss: the sum of each member's own loss on its share of the stacked logits (member-major
+        along the batch, ``EnsembleModel``), so that each member gets the gradient it would get alone; a loss over
+        the stacked batch would pool the members' Dice terms together."""
+        chunks = (list(zip(*(o.chunk(members, 0) for o in out), strict=True)) if isinstance(out, tuple)
+                  else out.chunk(members, 0))
+        total: torch.Tensor | None = None
+        parts: dict[str, torch.Tensor] = {}
+        for chunk in chunks:
+            loss, p = self.loss(tuple(chunk) if isinstance(out, tuple) else chunk, y)
+            total = loss if total is None else total + loss
+            for k, v in p.items():
+                parts[k] = parts[k] + v if k in parts else v
+        assert total is not None
+        return total, parts
 
     @torch.no_grad()
     def _validate(self, model: torch.nn.Module) -> tuple[float | None, float, float, float, Any]:
