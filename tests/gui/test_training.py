@@ -25,7 +25,7 @@ from segstudio.gui.common.workers import (
     describe_error,
     guard_finite_loss,
 )
-from segstudio.gui.loop.training import recipe_description, summarise
+from segstudio.gui.loop.training import make_config, recipe_description, summarise
 from segstudio.gui.loop.training_panel import NO_DATA_TEXT
 from segstudio.gui.main_window import MainWindow
 from segstudio.workspace import RunStatus
@@ -300,6 +300,17 @@ def test_the_hold_out_follows_the_recipe_and_goes_into_the_run_config(window: Ma
     assert "data.val_fraction=0.25" in panel.overrides()
     cfg = panel.current_config()
     assert cfg.data.val_fraction == 0.25 and cfg.name == "lungs-lr" and cfg.swa  # the rest stays the recipe's
+
+
+def test_the_ensemble_field_follows_the_recipe_and_goes_into_the_run_config(window: MainWindow) -> None:
+    panel = window.training_panel
+    panel.recipe.setCurrentIndex(panel.recipe.findData(""))
+    assert panel.members.value() == 1 and panel.members.text() == "one network"
+    assert panel.current_config().model.members == 1
+    panel.members.setValue(3)
+    assert "model.members=3" in panel.overrides() and panel.current_config().model.members == 3
+    panel.recipe.setCurrentIndex(panel.recipe.findData("lungs-lr"))  # a recipe sets the field to its own
+    assert panel.members.value() == panel.current_config().model.members == make_config(recipe="lungs-lr").model.members
 
 
 def test_a_long_recipe_description_shows_its_first_sentences_and_the_whole_text_on_hover(window: MainWindow) -> None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
+from segstudio.engine.config import MAX_MEMBERS
 from segstudio.gui.common.errors import show_error
 from segstudio.gui.loop.device_combo import DeviceCombo
 from segstudio.gui.loop.gate_settings import GateSettings
@@ -112,6 +113,11 @@ class TrainingPanel(QWidget):
         self.loss.setToolTip("Weighted sum of losses, e.g. 0.5*ce + 0.5*dice (ce, bce, dice, dice_image, jaccard, focal, "
                              "lovasz, tversky, boundary, hausdorff, aux)")
         self.augment = self._editable_combo(AUGMENT_PRESETS)
+        self.members = self._spin(1, MAX_MEMBERS, " networks")
+        self.members.setSpecialValueText("one network")
+        self.members.setToolTip("An ensemble trained as one model: this many networks, each from its own random "
+                                "weights, learn side by side and the model predicts the mean of their "
+                                "probabilities; each adds a network's memory and steps")
         self.epochs = self._spin(1, 10_000, "")
         self.image_size = self._spin(16, 4096, " px", step=16)
         self.batch_size = self._spin(1, 1024, "")
@@ -161,7 +167,7 @@ class TrainingPanel(QWidget):
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Recipe", self.recipe)
         form.addRow(self.description)  # the whole width under the recipe: a narrow field column clips it
-        for label, w in (("Architecture", self.architecture), ("Encoder", self.encoder), ("Loss", self.loss),
+        for label, w in (("Architecture", self.architecture), ("Encoder", self.encoder), ("Ensemble", self.members), ("Loss", self.loss),
                          ("Augmentation", self.augment), ("Epochs", self.epochs), ("Image size", self.image_size),
                          ("Batch size", self.batch_size), ("Hold-out", self.holdout), ("Steps per epoch", self.steps),
                          ("Device", self.device), ("CPU threads", self.threads), ("", self.corrections)):
@@ -294,6 +300,7 @@ class TrainingPanel(QWidget):
         self.description.setToolTip(full if short != full else "")
         self.architecture.setCurrentText(cfg.model.architecture)
         self.encoder.setCurrentText(cfg.model.encoder)
+        self.members.setValue(cfg.model.members)
         self.loss.setText(loss_text(cfg))
         self.augment.setCurrentText(cfg.augment.preset)
         self.epochs.setValue(cfg.epochs)
@@ -308,6 +315,7 @@ class TrainingPanel(QWidget):
         """The form as ``key=value`` overrides of the chosen recipe."""
         out = [f"model.architecture={self.architecture.currentText().strip()}",
                f"model.encoder={self.encoder.currentText().strip()}",
+               f"model.members={self.members.value()}",
                f"augment.preset={self.augment.currentText().strip()}",
                f"epochs={self.epochs.value()}", f"data.image_size={self.image_size.value()}",
                f"data.batch_size={self.batch_size.value()}", f"data.val_fraction={self.holdout.value() / 100:g}",
@@ -460,7 +468,7 @@ class TrainingPanel(QWidget):
         self.retrain_button.setEnabled(has_data and not running and self.controller.chosen_model() is not None)
         self.stop_button.setEnabled(running)
         self.history.refresh_buttons()
-        for w in (self.recipe, self.architecture, self.encoder, self.loss, self.augment, self.epochs,
+        for w in (self.recipe, self.architecture, self.encoder, self.members, self.loss, self.augment, self.epochs,
                   self.image_size, self.batch_size, self.holdout, self.steps, self.device, self.threads,
                   self.corrections, self.retrain_epochs, self.reviewed_weight, self.reset_validation_button):
             w.setEnabled(not running)
