@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     bar = EpochProgress(progress_mode(args))
 
     result: CrossValidated | None = None
-    model = f"{cfg.model.architecture}/{cfg.model.encoder}"
+    model = cfg.model.describe()
     with ctrl_c_cancels(cancel, bar.line):
         try:
             for ev in cross_validate(dataset, cfg, k=args.folds, run_root=args.out, seed=args.seed,

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                             bar.end_epoch()
                             bar.line(f"scoring the {ev.model} model on {ev.total} validation image(s)")
                     elif not isinstance(ev, Finished):
-                        report_event(bar, ev, model=f"{plan.config.model.architecture}/{plan.config.model.encoder}")
+                        report_event(bar, ev, model=plan.config.model.describe())
             finally:
                 bar.close()
         if comp is None:

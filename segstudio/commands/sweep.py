@@ -120,7 +120,7 @@ def _sweep(args: argparse.Namespace, plan: Any, out: Path) -> int:
                     bar.line(f"sweep of {ev.total} run(s) into {ev.out}; {ev.done} done already")
                 elif isinstance(ev, SweepRunStarted):
                     cfg = next(r.config for r in plan.runs if r.name == ev.name)
-                    model = f"{cfg.model.architecture}/{cfg.model.encoder}"
+                    model = cfg.model.describe()
                     bar.line(f"run {ev.index + 1}/{ev.total}: {ev.name}{' (resuming)' if ev.resume else ''}")
                 elif isinstance(ev, SweepRunEnded):
                     bar.end_epoch()

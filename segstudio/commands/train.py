@@ -246,7 +246,7 @@ def _train(args: argparse.Namespace, cfg: Any, dataset: Any, corrections: Any) -
                     finished = ev
                 else:
                     if world.is_main:
-                        report_event(bar, ev, model=f"{cfg.model.architecture}/{cfg.model.encoder}")
+                        report_event(bar, ev, model=cfg.model.describe())
                     if isinstance(ev, BatchEnd) and not cancel.cancelled and stop_file.exists():
                         cancel.cancel()
                         bar.line(f"{stop_file} found: stopping after this batch...")

@@ -77,6 +77,11 @@ class ModelConfig:
     #: (``models.EnsembleModel``). Each member costs a whole network's steps and memory.
     members: int = 1
 
+    def describe(self) -> str:
+        """``unet/resnet18``, or ``ensemble of 2 unet/resnet18``."""
+        name = f"{self.architecture}/{self.encoder}"
+        return f"ensemble of {self.members} {name}" if self.members > 1 else name
+
 
 @dataclass(frozen=True)
 class DataConfig:

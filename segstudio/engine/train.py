@@ -62,12 +62,6 @@ log = logging.getLogger(__name__)
 STOP_EVERY = 10
 
 
-def _describe(m: Any) -> str:
-    """``unet/resnet18``, or ``an ensemble of 2 unet/resnet18``."""
-    name = f"{m.architecture}/{m.encoder}"
-    return f"ensemble of {m.members} {name}" if m.members > 1 else name
-
-
 def _monitor_value(cfg: TrainConfig, dice: float, iou: float, val_loss: float | None, per: Any) -> float:
     kind, _, cls = cfg.monitor.partition(":")
     if kind == "loss":
@@ -196,8 +190,8 @@ class _Trainer:
 
         problem = None
         if shape(mine) != shape(theirs) or their_task.out_channels != self.task.out_channels:
-            problem = (f"it is a {_describe(theirs)} with {their_task.out_channels} output(s), "
-                       f"this run a {_describe(mine)} with {self.task.out_channels}")
+            problem = (f"it is a {theirs.describe()} with {their_task.out_channels} output(s), "
+                       f"this run a {mine.describe()} with {self.task.out_channels}")
         else:
             try:
                 self.model.load_state_dict(load_weights(info.path, device=str(self.device)))
