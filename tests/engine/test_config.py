@@ -101,12 +101,14 @@ def test_every_recipe_builds_its_model_loss_and_augmentation(name):
     task = resolve_task(schema, cfg.model.mode)
     Augmenter(cfg.augment, task)
     loss = build_loss(cfg.loss, task)
-    model = build_model(cfg.model, out_channels=task.out_channels).train()
+    model = build_model(cfg.model, out_channels=task.out_channels, mode=task.mode).train()
     x = torch.rand(2, cfg.model.in_channels, 64, 64)
     with torch.no_grad():
         out = model(x)
     logits = out[0] if isinstance(out, tuple) else out
-    assert logits.shape == (2, task.out_channels, 64, 64)
+    # an ensemble (model.members) stacks its members' logits along the batch while training
+    assert logits.shape == (2 * cfg.model.members, task.out_channels, 64, 64)
     target = torch.zeros(2, task.num_classes, 64, 64) if task.mode == "multilabel" else torch.zeros(2, 64, 64, dtype=torch.long)
-    total, _ = loss(out, target)
+    first = tuple(o[:2] for o in out) if isinstance(out, tuple) else out[:2]  # one member's share
+    total, _ = loss(first, target)
     assert torch.isfinite(total)
