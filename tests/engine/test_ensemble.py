@@ -111,3 +111,16 @@ def test_an_ensemble_checkpoint_predicts_its_members_mean_and_refuses_a_single_m
     single = _finished(tiny_config("epochs=1"), ds, tmp_path / "single")
     with pytest.raises(ConfigError, match="ensemble of 2"):
         _finished(tiny_config("model.members=2", "epochs=1"), ds, tmp_path / "ft", init_from=single.last_checkpoint)
+
+
+def test_an_ensemble_averages_its_weights_member_by_member_with_swa(tmp_path):
+    """SWA averages an ensemble's weights per member and recomputes each member's batch-norm statistics: the SWA
+    checkpoint is an ensemble whose members still differ."""
+    ds = make_dataset(n=6)
+    fin = _finished(tiny_config("model.members=2", "epochs=3", "swa=true", "swa_start=0.3", "val_fraction=0"), ds,
+                    tmp_path / "swa")
+    assert fin.model_checkpoint is not None and fin.model_checkpoint.name == "swa"
+    model = load_checkpoint(fin.model_checkpoint).model
+    assert isinstance(model, EnsembleModel)
+    stats = [m.state_dict()["net.encoder.bn1.running_mean"] for m in model.members]
+    assert not torch.allclose(stats[0], stats[1]) and all(torch.isfinite(s).all() for s in stats)
