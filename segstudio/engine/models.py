@@ -75,10 +75,11 @@ class EnsembleModel(nn.Module):
     """``model.members`` networks of one architecture trained as one model. Each is built from its own random
     weights and learns from the same batches with its own loss (the members share nothing), so an ensemble is as
     diverse as its initial weights make it; the batches being shared, it trains in one run and saves as one
-    checkpoint.
+    checkpoint. With pretrained encoder weights every member starts from the same encoder and differs in its
+    decoder's initial weights only; learnable loss weights (``loss.learnable_weights``) are shared by the members.
 
-    While training, ``forward`` stacks the members' logits along the batch, member-major: ``(M·N, C, H, W)`` (the
-    trainer repeats the targets ``M`` times to match; an auxiliary head's output alike). In evaluation it returns
+    While training, ``forward`` stacks the members' logits along the batch, member-major: ``(M·N, C, H, W)`` (an
+    auxiliary head's output alike), and the trainer takes each member's loss on its share. In evaluation it returns
     the logits whose activation is the mean of the members' probabilities: ``log Σ σ(z) − log Σ σ(−z)`` for
     sigmoid outputs (binary, multi-label), ``log Σ softmax(z) − log M`` for softmax ones, computed in float32
     with log-sum-exp, so every consumer of logits (thresholds, the predictor's activation, validation, ONNX)
