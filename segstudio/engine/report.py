@@ -377,7 +377,10 @@ def comparison(report: Report) -> tuple[list[str], list[list[Any]]]:
     for r in report.runs:
         m = r.config.get("model") or {}
         dice, iou = r.per_class("dice"), r.per_class("iou")
-        rows.append([r.name, m.get("architecture", "?"), m.get("encoder", "?"),
+        model, members = m.get("architecture", "?"), m.get("members", 1)
+        if isinstance(members, int) and members > 1:  # an ensemble trained as one model
+            model = f"{model} ×{members}"
+        rows.append([r.name, model, m.get("encoder", "?"),
                      r.run_info.get("epochs_completed", r.config.get("epochs", "?")), describe_augment(r.config),
                      describe_loss(r.config), r.evaluation.dice, *[dice.get(n, math.nan) for n in names],
                      r.evaluation.iou, *[iou.get(n, math.nan) for n in names], r.evaluation.pixel_accuracy,

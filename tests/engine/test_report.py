@@ -29,6 +29,8 @@ TINY = ["model.encoder=resnet18", "model.encoder_depth=3", "image_size=64", "val
 RUNS = {
     "unet-ce-dice": ["augment.preset=none"],
     "unet-ce-light": ["augment.preset=light", "loss.terms=ce", "model.aux_head=false"],
+    # an ensemble trained as one model (with the recipe's aux head): reported and evaluated as one network
+    "unet-x2": ["augment.preset=none", "model.members=2"],
 }
 WORST = 3
 
@@ -92,7 +94,8 @@ def test_csv_and_json_agree_with_the_html(report):
     by_name = {r["name"]: r for r in doc["runs"]}
     for js in doc["comparison"]:
         assert by_name[js["run"]]["evaluation"]["dice"] == pytest.approx(js["dice"], abs=1e-6)
-        assert js["model"] == "unet" and js["encoder"] == "resnet18" and js["epochs"] == 2
+        assert js["model"] == ("unet ×2" if js["run"] == "unet-x2" else "unet")
+        assert js["encoder"] == "resnet18" and js["epochs"] == 2
     assert doc["comparison"][1]["augmentation"].startswith("light") and doc["comparison"][1]["loss"] == "ce"
 
 
