@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -248,8 +247,12 @@ def build_model(cfg: ModelConfig, *, out_channels: int, mode: str | None = None)
     offline and uncached it raises ``WeightsUnavailableError`` within about a second.
     """
     if cfg.members > 1:
-        built = [build_model(replace(cfg, members=1), out_channels=out_channels) for _ in range(cfg.members)]
-        return EnsembleModel([m for m in built if isinstance(m, SegmentationModel)], mode=mode or cfg.mode)
+        return EnsembleModel([_build_network(cfg, out_channels) for _ in range(cfg.members)], mode=mode or cfg.mode)
+    return _build_network(cfg, out_channels)
+
+
+def _build_network(cfg: ModelConfig, out_channels: int) -> SegmentationModel:
+    """One network of ``cfg`` (``build_model``'s, or an ensemble's member)."""
     arch = canonical_architecture(cfg.architecture)
     check_encoder(arch, cfg.encoder)
     if not 1 <= out_channels <= MAX_CLASSES:
@@ -279,6 +282,25 @@ def build_model(cfg: ModelConfig, *, out_channels: int, mode: str | None = None)
     return SegmentationModel(net, has_aux=cfg.aux_head, architecture=arch)
 
 
+def members_loss(loss: Callable[[Any, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]], out: Any,
+                 y: torch.Tensor, members: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """An ensemble's training loss: the sum of each member's own ``loss`` on its share of the stacked logits
+    (``EnsembleModel``'s member-major layout; an aux head's output alike) against ``y``, and the sum of their
+    parts, so that each member gets the gradient it would get alone. One loss over the stacked batch would pool
+    the members' Dice terms together."""
+    shares = (list(zip(*(o.chunk(members, 0) for o in out), strict=True)) if isinstance(out, tuple)
+              else out.chunk(members, 0))
+    total: torch.Tensor | None = None
+    parts: dict[str, torch.Tensor] = {}
+    for share in shares:
+        value, p = loss(tuple(share) if isinstance(out, tuple) else share, y)
+        total = value if total is None else total + value
+        for k, v in p.items():
+            parts[k] = parts[k] + v if k in parts else v
+    assert total is not None
+    return total, parts
+
+
 def members_of(model: nn.Module) -> list[nn.Module]:
     """The networks a model is made of: an ensemble's members, else the model itself."""
     return list(model.members) if isinstance(model, EnsembleModel) else [model]
@@ -293,5 +315,6 @@ __all__ = [
     "canonical_architecture",
     "check_encoder",
     "combine_logits",
+    "members_loss",
     "members_of",
 ]

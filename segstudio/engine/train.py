@@ -47,7 +47,7 @@ from segstudio.engine.data import (
 from segstudio.engine.distributed import World
 from segstudio.engine.events import BatchEnd, CheckpointSaved, EpochEnd, Event, Finished, RunStarted
 from segstudio.engine.losses import CompositeLoss, build_loss
-from segstudio.engine.models import build_model, members_of
+from segstudio.engine.models import build_model, members_loss, members_of
 from segstudio.engine.optim import build_optimizer, lr_factor
 from segstudio.engine.preprocess import normalize_batch
 from segstudio.engine.run_writer import BackgroundWriter
@@ -301,7 +301,7 @@ class _Trainer:
         members = self.cfg.model.members
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             out = self.net(x)
-            loss, parts = self._members_loss(out, y, members) if members > 1 else self.loss(out, y)
+            loss, parts = members_loss(self.loss, out, y, members) if members > 1 else self.loss(out, y)
         self.scaler.scale(loss).backward()
         if members > 1:
             loss, parts = loss / members, {k: v / members for k, v in parts.items()}
@@ -313,22 +313,6 @@ class _Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach(), parts
-
-    def _members_loss(self, out: Any, y: torch.Tensor, members: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """An ensemble's loss: the sum of each member's own loss on its share of the stacked logits (member-major
-        along the batch, ``EnsembleModel``), so that each member gets the gradient it would get alone; a loss over
-        the stacked batch would pool the members' Dice terms together."""
-        chunks = (list(zip(*(o.chunk(members, 0) for o in out), strict=True)) if isinstance(out, tuple)
-                  else out.chunk(members, 0))
-        total: torch.Tensor | None = None
-        parts: dict[str, torch.Tensor] = {}
-        for chunk in chunks:
-            loss, p = self.loss(tuple(chunk) if isinstance(out, tuple) else chunk, y)
-            total = loss if total is None else total + loss
-            for k, v in p.items():
-                parts[k] = parts[k] + v if k in parts else v
-        assert total is not None
-        return total, parts
 
     @torch.no_grad()
     def _validate(self, model: torch.nn.Module) -> tuple[float | None, float, float, float, Any]:

@@ -167,8 +167,8 @@ class TrainingPanel(QWidget):
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Recipe", self.recipe)
         form.addRow(self.description)  # the whole width under the recipe: a narrow field column clips it
-        for label, w in (("Architecture", self.architecture), ("Encoder", self.encoder), ("Ensemble", self.members), ("Loss", self.loss),
-                         ("Augmentation", self.augment), ("Epochs", self.epochs), ("Image size", self.image_size),
+        for label, w in (("Architecture", self.architecture), ("Encoder", self.encoder), ("Ensemble", self.members),
+                         ("Loss", self.loss), ("Augmentation", self.augment), ("Epochs", self.epochs), ("Image size", self.image_size),
                          ("Batch size", self.batch_size), ("Hold-out", self.holdout), ("Steps per epoch", self.steps),
                          ("Device", self.device), ("CPU threads", self.threads), ("", self.corrections)):
             form.addRow(label, w)
