@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make run [DATA=/path]   set up .venv and open the app (bundled sample without DATA)"
-	@echo "make test               set up .venv with dev tools; ruff, import-linter, mypy (ring 1), pytest"
+	@echo "make test               set up .venv with dev tools; ruff, import-linter, mypy (all rings), pytest"
 	@echo "make stress             the attack suites at full size (fuzzed parsers, kill -9 harness, long session)"
 	@echo "make bench [BENCH=pfx]  run benchmarks, write bench/results.json"
 	@echo "make quality            label quality (seeded corruptions ranked with and without out-of-fold models, beside"
@@ -49,7 +49,7 @@ contracts: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy segstudio/core segstudio/datasets segstudio/masks segstudio/metrics segstudio/workspace
+	$(VENV)/bin/mypy segstudio
 
 pytest: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not packaging" -p no:cacheprovider $(PYTEST_ARGS)

@@ -35,7 +35,7 @@ def open_loop(args: argparse.Namespace, *, writable: bool = True, need_dataset: 
     fmt = getattr(args, "format", None)
     if settings is not None:
         folder = path.parent if path.name in ("workspace.sqlite", "workspace.json") else path
-        root: Path | None = Path(settings.dataset_root)
+        root = Path(settings.dataset_root)
         fmt = fmt or settings.dataset_format or None
         options = dict(settings.format_options)
     elif (path / "workspace.sqlite").is_file():
@@ -49,7 +49,6 @@ def open_loop(args: argparse.Namespace, *, writable: bool = True, need_dataset: 
         folder = None
     dataset = None
     if need_dataset or folder is None:
-        assert root is not None
         try:
             dataset = open_dataset(root, format=fmt, **options)
         except TypeError:  # options of another format version: detect afresh

@@ -103,11 +103,13 @@ def _promote(ws: Any, args: argparse.Namespace) -> int:
     if run is not None and read_comparison(run.folder) is not None:
         path = promote_round(ws, run.id, reason=args.reason, author=args.author)
     elif run is not None:
-        path = run_checkpoint(run.folder)
-        if path is None:
+        checkpoint = run_checkpoint(run.folder)
+        if checkpoint is None:
             raise SegstudioError(f"Run {run.name or run.id} has no checkpoint.", path=run.folder,
                                  fix="Choose a run that trained at least one epoch (segstudio models list).")
-        ws.models.adopt(path, run_id=run.id, reason=args.reason or "chosen from the command line", author=args.author)
+        ws.models.adopt(checkpoint, run_id=run.id, reason=args.reason or "chosen from the command line",
+                        author=args.author)
+        path = checkpoint
     else:
         folder = Path(target).expanduser()
         if not (folder / "config.json").is_file():

@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.yes:
             print(f"{len(ids)} candidate(s) (nothing written; add --yes to accept them):")
             for sid in ids:
-                q = queue.get(sid)
-                print(f"  {ds.get(sid).name}  {q.reason if q else 'not in the pseudo-label queue'}")
+                item = queue.get(sid)
+                print(f"  {ds.get(sid).name}  {item.reason if item else 'not in the pseudo-label queue'}")
             return 0
 
         def prediction(sid: str):  # noqa: ANN202

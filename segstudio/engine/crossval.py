@@ -145,11 +145,11 @@ def cross_validate(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_roo
             if isinstance(ev, Finished):
                 finished = ev
             yield ev
-        if finished is None or finished.cancelled or finished.last_checkpoint is None:
+        # the checkpoint the recipe itself offers (its inner hold-out's best, else SWA, else last), as a user ships it
+        ckpt = finished.model_checkpoint if finished is not None and not finished.cancelled else None
+        if finished is None or ckpt is None:
             cancelled = True
             break
-        # the checkpoint the recipe itself offers (its inner hold-out's best, else SWA, else last), as a user ships it
-        ckpt = finished.model_checkpoint
         predictor = Predictor.load([ckpt], options=recommended_options(ckpt, device=config.device))
         fold_masks: list[tuple[str, np.ndarray | None]] = []
         held_samples = [dataset.get(sid) for sid in held]

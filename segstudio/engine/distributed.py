@@ -104,8 +104,10 @@ class World:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         log.info("process %d of %d joins the %s process group", self.rank, self.size, name)
-        dist.init_process_group(backend=name, timeout=TIMEOUT,
-                                **({"device_id": device} if name == "nccl" else {}))
+        if name == "nccl":  # bound to its device: NCCL sets up its communicator eagerly
+            dist.init_process_group(backend=name, timeout=TIMEOUT, device_id=device)
+        else:
+            dist.init_process_group(backend=name, timeout=TIMEOUT)
 
     def teardown(self) -> None:
         """Leave the process group (at the end of the run)."""

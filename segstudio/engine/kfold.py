@@ -14,6 +14,7 @@ for ev in out_of_fold(dataset, config, k=5, run_root=folder):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -136,6 +137,13 @@ def predict_checkpoint(dataset: Dataset, checkpoint: str | Path, *, samples: Seq
     return done, failed
 
 
+def _label_of(labels: Callable[[str], np.ndarray | None], sample_id: str) -> np.ndarray:
+    m = labels(sample_id)
+    if m is None:  # fold_ids kept only the samples with a label; one that lost it since cannot be trained on
+        raise SegstudioError(f"Sample {sample_id!r} has no label to train on.", fix="Label it, or leave it out.")
+    return m
+
+
 def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: str | Path, seed: int = 0,
                 cancel: CancelToken | None = None, device: str | None = None,
                 labels: Callable[[str], np.ndarray | None] | None = None,
@@ -150,7 +158,8 @@ def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: 
     cfg = config.with_overrides([f"device={device}"]) if device is not None else config
     corrections = None
     if labels is not None:
-        corrections = {s.id: (lambda sid=s.id: labels(sid)) for s in dataset.samples}
+        # only the folded samples: one the labels leave out (None) is neither trained on nor judged
+        corrections = {sid: functools.partial(_label_of, labels, sid) for fold in folds for sid in fold}
     root = Path(run_root)
     result = OutOfFold(folds=tuple(folds))
     checkpoints: list[Path] = []

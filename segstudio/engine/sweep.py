@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -462,7 +462,7 @@ def _first_line(exc: BaseException) -> str:
 
 # the run loop ------------------------------------------------------------------------------------------------
 def run_sweep(plan: SweepPlan, *, out: str | Path, cancel: CancelToken | None = None, device: str | None = None,
-              worst: int = 6, dataset: Dataset | None = None, report_only: bool = False) -> Iterator[Any]:
+              worst: int = 6, dataset: Dataset | None = None, report_only: bool = False) -> Generator[Any, None, None]:
     """Train the plan's runs that are not done into ``out`` one after another, then report on the done ones
     (``report_only``: train nothing, only write the report over the runs done so far).
 
@@ -501,7 +501,7 @@ def check_scorable(plan: SweepPlan, dataset: Dataset) -> None:
 
 
 def _run(plan: SweepPlan, out: Path, cancel: CancelToken, device: str | None, worst: int,
-         dataset: Dataset, report_only: bool) -> Iterator[Any]:
+         dataset: Dataset, report_only: bool) -> Generator[Any, None, None]:
     from segstudio.engine.events import Finished
     from segstudio.engine.train import train
 
@@ -563,7 +563,7 @@ def _run(plan: SweepPlan, out: Path, cancel: CancelToken, device: str | None, wo
 
 
 def _report(plan: SweepPlan, out: Path, state: _State, dataset: Dataset, cancel: CancelToken,
-            device: str | None, worst: int) -> Iterator[Any]:
+            device: str | None, worst: int) -> Generator[Any, None, tuple[Path | None, str | None, bool]]:
     """The report over the done runs (its comparison table is the sweep's summary); returns
     ``(html path or None, error or None, stopped)``."""
     from segstudio.engine.report import Report, build_report, write_report

@@ -117,6 +117,8 @@ class TorchAugmenter:
         return lo + (hi - lo) * torch.rand(*shape, generator=self.gen, dtype=torch.float64)
 
     def _draw(self, step: Step, b: int, s: int) -> list[_Draw]:
+        if step.p is None:  # only a OneOf's members leave it out: their OneOf draws them
+            raise ValueError(f"augmentation step {step.kind!r} has no probability")
         hit = torch.rand(b, generator=self.gen) < step.p
         if isinstance(step, OneOf):
             pick = torch.randint(len(step.ops), (b,), generator=self.gen)

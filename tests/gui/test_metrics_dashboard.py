@@ -31,8 +31,8 @@ def dashboard(show_window, montgomery: Path, montgomery_predictions, qtbot):  # 
 def _compute(win: MainWindow, dlg: MetricsDashboard, qtbot, reference: str = "gt") -> None:  # noqa: ANN001
     dlg.reference.setCurrentIndex(dlg.reference.findData(reference))
     dlg.compute_button.click()
-    qtbot.waitUntil(lambda: not win.metrics.running() and dlg.result is not None
-                    and dlg.result.reference == reference, timeout=60_000)
+    qtbot.waitUntil(lambda: not win.metrics.running() and dlg.dashboard is not None
+                    and dlg.dashboard.reference == reference, timeout=60_000)
 
 
 def test_the_figures_are_segstudio_evaluates_and_the_pixels_own(dashboard, qtbot, montgomery: Path,
@@ -42,7 +42,7 @@ def test_the_figures_are_segstudio_evaluates_and_the_pixels_own(dashboard, qtbot
     win, dlg, folder, worst = dashboard
     assert "folder" in dlg.source_label.text() and "40 image(s)" in dlg.source_label.text()
     _compute(win, dlg, qtbot)
-    res = dlg.result
+    res = dlg.dashboard
     ev = res.evaluation
     assert len(ev.samples) == 40
     assert main(["evaluate", str(folder), str(montgomery), "--json"]) == 0
@@ -94,7 +94,7 @@ def test_with_a_pixel_spacing_the_distances_are_in_mm(dashboard, qtbot) -> None:
     ds = win.review.dataset
     ds.spacing = (0.7, 0.5)  # as a classes.json "spacing" gives it
     _compute(win, dlg, qtbot)
-    res = dlg.result
+    res = dlg.dashboard
     some = ds.samples[5].id
     gt, pred = ds.load_gt(some), win.review.prediction_mask(some)
     assert res.surface_unit == "mm" and "HD95 (mm)" in dlg.per_class.horizontalHeaderItem(6).text()
@@ -108,9 +108,9 @@ def test_corrections_as_reference_and_csv(dashboard, qtbot, tmp_path: Path) -> N
     pred = win.review.prediction_mask(worst)
     ws.versions.save(worst, pred, note="corrected to the prediction")  # the reviewer accepts the prediction
     _compute(win, dlg, qtbot, "gt")
-    against_gt = {s.sample_id: s.mean_dice for s in dlg.result.evaluation.samples}
+    against_gt = {s.sample_id: s.mean_dice for s in dlg.dashboard.evaluation.samples}
     _compute(win, dlg, qtbot, "corrections")
-    against_corr = {s.sample_id: s.mean_dice for s in dlg.result.evaluation.samples}
+    against_corr = {s.sample_id: s.mean_dice for s in dlg.dashboard.evaluation.samples}
     assert against_gt[worst] < 0.1 and against_corr[worst] == pytest.approx(1.0)
     others = [sid for sid in against_gt if sid != worst]
     assert all(against_gt[s] == against_corr[s] for s in others)

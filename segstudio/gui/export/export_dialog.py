@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.datasets.writing import get_writer, writer_names
+from segstudio.gui.common.tables import cell, cell_text
 from segstudio.workspace import Workspace, is_writable_dir
 from segstudio.workspace.export import (
     ExportPlan,
@@ -362,8 +363,8 @@ class ExportDialog(QDialog):
         """``(name, kept, export name)`` per class, in schema order."""
         rows = []
         for r in range(self.class_table.rowCount()):
-            name = self.class_table.item(r, 0)
-            new = self.class_table.item(r, 1)
+            name = cell(self.class_table, r, 0)
+            new = cell(self.class_table, r, 1)
             rows.append((name.text(), name.checkState() == Qt.CheckState.Checked, new.text().strip()))
         return rows
 
@@ -416,11 +417,11 @@ class ExportDialog(QDialog):
 
     def set_class(self, name: str, *, kept: bool | None = None, export_as: str | None = None) -> None:
         for r in range(self.class_table.rowCount()):
-            if self.class_table.item(r, 0).text() == name:
+            if cell_text(self.class_table, r, 0) == name:
                 if kept is not None:
-                    self.class_table.item(r, 0).setCheckState(Qt.CheckState.Checked if kept else Qt.CheckState.Unchecked)
+                    cell(self.class_table, r, 0).setCheckState(Qt.CheckState.Checked if kept else Qt.CheckState.Unchecked)
                 if export_as is not None:
-                    self.class_table.item(r, 1).setText(export_as)
+                    cell(self.class_table, r, 1).setText(export_as)
                 return
         raise KeyError(name)
 
@@ -497,7 +498,7 @@ class ExportDialog(QDialog):
                 note = f"merged into {target!r}"
             else:
                 note = "renamed" if target != name else ""
-            self.class_table.item(r, 2).setText(note)
+            cell(self.class_table, r, 2).setText(note)
         self.class_table.blockSignals(False)
 
     # handlers ---------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.engine.dataset_metrics import DashboardResult, dashboard_events
 from segstudio.gui.common.errors import show_error
+from segstudio.gui.common.tables import cell_text, header_text
 from segstudio.gui.common.workers import GeneratorWorker
 from segstudio.metrics.confusion import normalize_confusion
 
@@ -123,7 +124,7 @@ class MetricsDashboard(QDialog):
         super().__init__(parent)
         self.setObjectName("metricsDashboard")
         self.setWindowTitle("Metrics Dashboard")
-        self.result: DashboardResult | None = None
+        self.dashboard: DashboardResult | None = None
         self.source_label = QLabel(self)
         self.source_label.setWordWrap(True)
         self.reference = QComboBox(self)
@@ -199,14 +200,14 @@ class MetricsDashboard(QDialog):
         self.stop_button.setVisible(busy)
         self.compute_button.setEnabled(not busy)
         self.reference.setEnabled(not busy)
-        self.save_button.setEnabled(not busy and self.result is not None)
+        self.save_button.setEnabled(not busy and self.dashboard is not None)
 
     def set_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
 
     def show_result(self, result: DashboardResult) -> None:
-        self.result = result
+        self.dashboard = result
         ev = result.evaluation
         names = {c.class_id: c.name for c in ev.summary.per_class}
         spec = result.specificity()
@@ -236,12 +237,12 @@ class MetricsDashboard(QDialog):
                 item = QTableWidgetItem(f"{v:,}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.per_class.setItem(r, k, item)
-        mean = QTableWidgetItem("mean (pooled pixels)")
-        font = mean.font()
+        pooled = QTableWidgetItem("mean (pooled pixels)")
+        font = pooled.font()
         font.setBold(True)
-        mean.setFont(font)
+        pooled.setFont(font)
         last = len(rows)
-        self.per_class.setItem(last, 0, mean)
+        self.per_class.setItem(last, 0, pooled)
         for k, v in ((1, ev.summary.mean_dice), (2, ev.summary.mean_iou)):
             item = _num_item(v)
             item.setFont(font)
@@ -286,7 +287,7 @@ class MetricsDashboard(QDialog):
         self.set_busy(False)
 
     def _fill_confusion(self) -> None:
-        res = self.result
+        res = self.dashboard
         self.confusion.clear()
         if res is None:
             return
@@ -342,10 +343,9 @@ class MetricsDashboard(QDialog):
 
         out = []
         for table, target in ((self.per_image, path), (self.per_class, path.with_name(f"{path.stem}-per-class.csv"))):
-            rows = [[table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]]
+            rows = [[header_text(table, c) for c in range(table.columnCount())]]
             for r in range(table.rowCount()):
-                rows.append([(table.item(r, c).text() if table.item(r, c) is not None else "")
-                             for c in range(table.columnCount())])
+                rows.append([cell_text(table, r, c) for c in range(table.columnCount())])
             buf = io.StringIO()
             csv.writer(buf).writerows(rows)
             atomic_write_text(target, buf.getvalue())
@@ -418,7 +418,7 @@ class MetricsController(QObject):
             ref: Callable[[str], np.ndarray | None] = review.reference_mask
         else:
             ref = ds.load_gt
-        source = self.dialog.source_label.text()
+        source = dlg.source_label.text()
 
         def start(token: Any) -> Iterator[Any]:
             return dashboard_events(token, ds, sample_ids=ids, reference=ref,

@@ -156,7 +156,7 @@ class RetrainDialog(QDialog):
         bold.setBold(True)
         for r, (cid, name, db, da, ib, ia, scored) in enumerate(rows):
             word = class_verdict(comp, cid) if scored else ""
-            values = (name, _fmt(db), _fmt(da), _delta(db, da), _fmt(ib), _fmt(ia), _delta(ib, ia), word)
+            values: tuple[str | float, ...] = (name, _fmt(db), _fmt(da), _delta(db, da), _fmt(ib), _fmt(ia), _delta(ib, ia), word)
             for c, v in enumerate(values):
                 if isinstance(v, float):
                     item = QTableWidgetItem("—" if not math.isfinite(v) else f"{v:+.4f}")

@@ -227,11 +227,13 @@ class RunHistory(QWidget):
 
     # queries --------------------------------------------------------------------------------------------------------
     def _all_items(self) -> list[QTreeWidgetItem]:
-        out = []
+        out: list[QTreeWidgetItem] = []
         for i in range(self.tree.topLevelItemCount()):
             top = self.tree.topLevelItem(i)
+            if top is None:
+                continue
             out.append(top)
-            out += [top.child(j) for j in range(top.childCount())]
+            out += [c for c in (top.child(j) for j in range(top.childCount())) if c is not None]
         return out
 
     def _find(self, kind: str, key: str) -> QTreeWidgetItem | None:
@@ -267,8 +269,9 @@ class RunHistory(QWidget):
     def select_run(self, run_id: str) -> None:
         item = self._find(RUN, run_id)
         if item is not None:
-            if item.parent() is not None:
-                item.parent().setExpanded(True)
+            parent = item.parent()
+            if parent is not None:
+                parent.setExpanded(True)
             self.tree.setCurrentItem(item)
             self.tree.scrollToItem(item)
 

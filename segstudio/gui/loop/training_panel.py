@@ -174,10 +174,10 @@ class TrainingPanel(QWidget):
             form.addRow(label, w)
         heading = QLabel("<b>Retraining round</b>", self)
         form.addRow(heading)
-        for label, w in (("Current model", self.model_label), ("Fine-tune epochs", self.retrain_epochs),
+        for label, row_widget in (("Current model", self.model_label), ("Fine-tune epochs", self.retrain_epochs),
                          ("Reviewed images weigh", self.reviewed_weight), ("Validation", self.validation_label),
                          ("", self.reset_validation_button)):
-            form.addRow(label, w)
+            form.addRow(label, row_widget)
         form.addRow(QLabel("<b>Promotion gate</b>", self))
         form.addRow(self.gate)
         form.addRow(QLabel("<b>Model history</b>", self))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
@@ -92,37 +94,32 @@ class ClassPanel(QWidget):
                          spacing: tuple[float, float] | None = None) -> None:
         """Pixels per class; with the image's ``spacing`` ((row, column) mm per pixel) the area in mm² too."""
         with QSignalBlocker(self.tree):
-            for i in range(self.tree.topLevelItemCount()):
-                item = self.tree.topLevelItem(i)
+            for item in self._items():
                 cid = item.data(COL_NAME, Qt.ItemDataRole.UserRole)
                 item.setText(COL_PIXELS, "—" if counts is None else area_text(counts.get(cid, 0), spacing))
 
     def visible_ids(self) -> set[int]:
         out = set()
-        for i in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(i)
+        for item in self._items():
             if item.checkState(COL_NAME) == Qt.CheckState.Checked:
                 out.add(int(item.data(COL_NAME, Qt.ItemDataRole.UserRole)))
         return out
 
     def set_class_visible(self, class_id: int, visible: bool) -> None:
-        for i in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(i)
+        for item in self._items():
             if item.data(COL_NAME, Qt.ItemDataRole.UserRole) == class_id:
                 item.setCheckState(COL_NAME, Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
 
     def locked_ids(self) -> frozenset[int]:
         out = set()
-        for i in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(i)
+        for item in self._items():
             if item.checkState(COL_LOCK) == Qt.CheckState.Checked:
                 out.add(int(item.data(COL_NAME, Qt.ItemDataRole.UserRole)))
         return frozenset(out)
 
     def select_class(self, class_id: int) -> bool:
         """Make ``class_id`` the painting class (number keys); False when the schema has no such class."""
-        for i in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(i)
+        for item in self._items():
             if item.data(COL_NAME, Qt.ItemDataRole.UserRole) == class_id:
                 self.tree.setCurrentItem(item)
                 return True
@@ -130,10 +127,18 @@ class ClassPanel(QWidget):
 
     def select_nth(self, n: int) -> bool:
         """Select the n-th listed class (0-based), the number-key order."""
-        if 0 <= n < self.tree.topLevelItemCount():
-            self.tree.setCurrentItem(self.tree.topLevelItem(n))
-            return True
-        return False
+        item = self.tree.topLevelItem(n) if 0 <= n < self.tree.topLevelItemCount() else None
+        if item is None:
+            return False
+        self.tree.setCurrentItem(item)
+        return True
+
+    def _items(self) -> Iterator[QTreeWidgetItem]:
+        """The class rows, in the listed order."""
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item is not None:
+                yield item
 
     def select_by_key(self, digit: int) -> bool:
         """Number key ``digit``: the class with that id (semantic), or the digit-th class (multi-label; 0 = 10th)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QImage,
@@ -290,11 +290,11 @@ class ImageCanvas(QGraphicsView):
         return self.viewport().grab().toImage()
 
     # painting ---------------------------------------------------------------------------------------------------
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:  # noqa: N802
         if self.scale_factor() < GRID_MIN_SCALE or self._image_size == (0, 0):
             return
         w, h = self._image_size
-        r = rect.intersected(QRectF(0, 0, w, h))
+        r = QRectF(rect).intersected(QRectF(0, 0, w, h))
         pen = QPen(QColor(128, 128, 128, 110))
         pen.setCosmetic(True)
         painter.setPen(pen)

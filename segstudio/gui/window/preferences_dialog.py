@@ -52,6 +52,7 @@ from segstudio.core.settings import (
 )
 from segstudio.core.types import ClassSchema
 from segstudio.gui.actions import ACTIONS
+from segstudio.gui.common.tables import cell, cell_text
 from segstudio.gui.window.preferences import (
     PORTABLE,
     RESERVED_KEYS,
@@ -270,8 +271,8 @@ class PreferencesDialog(QDialog):
     def _shortcuts_page(self) -> QWidget:
         page = QWidget(self)
         self._defaults = default_shortcuts()
-        for name, act in self._actions.items():
-            self._defaults.setdefault(name, tuple(portable_key(k) for k in act.shortcuts()))
+        for name, action in self._actions.items():
+            self._defaults.setdefault(name, tuple(portable_key(k) for k in action.shortcuts()))
         self._keys = {n: tuple(self._settings.shortcuts.get(n, d)) for n, d in self._defaults.items()}
         specs = {s.name: s for s in ACTIONS}
         names = [s.name for s in ACTIONS] + [n for n in self._actions if n not in specs]
@@ -377,7 +378,7 @@ class PreferencesDialog(QDialog):
         self._fill_colour_table()
 
     def _on_colour_cell_double_clicked(self, row: int, _col: int) -> None:
-        item = self.colour_table.item(row, 1)
+        item = cell(self.colour_table, row, 1)
         name = str(item.data(Qt.ItemDataRole.UserRole))
         current = QColor(item.text())
         colour = QColorDialog.getColor(current, self, f"Colour of {name}")
@@ -397,7 +398,7 @@ class PreferencesDialog(QDialog):
         ed.setKeySequence(QKeySequence(keys[0]) if keys else QKeySequence())
         ed.blockSignals(False)
         also = ", ".join(QKeySequence(k).toString(NATIVE) for k in keys[1:])
-        self.shortcut_table.item(self._rows[name], 3).setText(also)
+        cell(self.shortcut_table, self._rows[name], 3).setText(also)
 
     def shortcut(self, name: str) -> tuple[str, ...]:
         return self._keys.get(name, ())
@@ -435,7 +436,7 @@ class PreferencesDialog(QDialog):
         return None
 
     def _label(self, name: str) -> str:
-        return self.shortcut_table.item(self._rows[name], 1).text()
+        return cell_text(self.shortcut_table, self._rows[name], 1)
 
     def reset_shortcut(self, name: str) -> bool:
         default = self._defaults.get(name, ())
@@ -468,7 +469,7 @@ class PreferencesDialog(QDialog):
         if not rows:
             self.shortcut_message.setText("Select an action in the table first.")
             return
-        self.reset_shortcut(str(self.shortcut_table.item(rows[0].row(), 1).data(Qt.ItemDataRole.UserRole)))
+        self.reset_shortcut(str(cell(self.shortcut_table, rows[0].row(), 1).data(Qt.ItemDataRole.UserRole)))
 
     def _on_filter_changed(self, text: str) -> None:
         t = text.strip().lower()
