@@ -152,21 +152,26 @@ def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: 
     :class:`FoldStarted` / :class:`FoldPredicted` per fold, and one :class:`OutOfFold` last. ``labels``: what the
     models train on (default the GT; the labels being judged, e.g. with corrections). A cancel ends the run after
     the current fold's training, with what was predicted so far (``cancelled=True``)."""
+    from segstudio.engine.data import excluding
     from segstudio.engine.train import train
 
     folds = fold_ids(dataset, k, seed=seed, labels=labels)
     cfg = config.with_overrides([f"device={device}"]) if device is not None else config
     corrections = None
+    training_set = dataset
     if labels is not None:
-        # only the folded samples: one the labels leave out (None) is neither trained on nor judged
-        corrections = {sid: functools.partial(_label_of, labels, sid) for fold in folds for sid in fold}
+        # the folded samples only: one the labels leave out (None) is neither trained on, though the dataset may
+        # have its own GT, nor judged
+        folded = {sid for fold in folds for sid in fold}
+        corrections = {sid: functools.partial(_label_of, labels, sid) for sid in folded}
+        training_set = excluding(dataset, (s.id for s in dataset.samples if s.id not in folded))
     root = Path(run_root)
     result = OutOfFold(folds=tuple(folds))
     checkpoints: list[Path] = []
     for i, held in enumerate(folds):
         yield FoldStarted(fold=i, folds=k, train_samples=sum(len(f) for f in folds) - len(held), held_out=len(held))
         finished: Finished | None = None
-        for ev in train(cfg, dataset, run_dir=root / f"fold-{i + 1}", cancel=cancel, corrections=corrections,
+        for ev in train(cfg, training_set, run_dir=root / f"fold-{i + 1}", cancel=cancel, corrections=corrections,
                         val_ids=list(held)):
             if isinstance(ev, Finished):
                 finished = ev

@@ -57,6 +57,25 @@ def test_out_of_fold_predicts_every_image_with_the_model_that_did_not_see_it(lun
     assert result.mask(sid).shape == gt.shape
 
 
+def test_out_of_fold_leaves_out_what_the_labels_leave_out(lungs, tmp_path: Path) -> None:
+    """Labels being judged (corrections, a corrupted copy) that have none for an image: it is in no fold, trained
+    on by no model and predicted by none, instead of failing the run as a sample without ground truth."""
+    dropped = {s.id for s in lungs.samples[:2]}
+
+    def labels(sid: str) -> np.ndarray | None:
+        return None if sid in dropped else lungs.load_gt(sid)
+
+    cfg = tiny_config("image_size=32", "max_steps_per_epoch=1", "device=cpu")
+    events = list(out_of_fold(lungs, cfg, k=2, run_root=tmp_path, seed=0, labels=labels))
+    result = events[-1]
+    assert isinstance(result, OutOfFold) and not result.cancelled
+    flat = {i for f in result.folds for i in f}
+    assert flat == {s.id for s in lungs.samples} - dropped
+    started = [e for e in events if isinstance(e, RunStarted)]
+    assert [(e.train_samples, e.val_samples) for e in started] == [(38 - len(f), len(f)) for f in result.folds]
+    assert set(result.masks) == flat
+
+
 def test_out_of_fold_masks_are_the_checkpoints_recommended_inference(lungs, tmp_path: Path) -> None:
     """The fold models predict as the app and `segstudio predict` do: with the recipe's TTA and post-processing
     (here keep-largest: no class in more than one part), not a raw network output."""
