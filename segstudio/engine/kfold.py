@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core.errors import SegstudioError
+from segstudio.core.errors import DatasetError, SegstudioError
 from segstudio.datasets.base import Dataset
 from segstudio.engine.cancel import CancelToken
 from segstudio.engine.config import TrainConfig
@@ -137,10 +137,11 @@ def predict_checkpoint(dataset: Dataset, checkpoint: str | Path, *, samples: Seq
     return done, failed
 
 
-def _label_of(labels: Callable[[str], np.ndarray | None], sample_id: str) -> np.ndarray:
+def _label_of(labels: Callable[[str], np.ndarray | None], dataset: Dataset, sample_id: str) -> np.ndarray:
     m = labels(sample_id)
     if m is None:  # fold_ids kept only the samples with a label; one that lost it since cannot be trained on
-        raise SegstudioError(f"Sample {sample_id!r} has no label to train on.", fix="Label it, or leave it out.")
+        raise DatasetError(f"Sample {sample_id!r} has no label to train on.", path=dataset.get(sample_id).image,
+                           fix="Label it, or leave it out.")
     return m
 
 
@@ -163,7 +164,7 @@ def out_of_fold(dataset: Dataset, config: TrainConfig, *, k: int = 5, run_root: 
         # the folded samples only: one the labels leave out (None) is neither trained on, though the dataset may
         # have its own GT, nor judged
         folded = {sid for fold in folds for sid in fold}
-        corrections = {sid: functools.partial(_label_of, labels, sid) for sid in folded}
+        corrections = {sid: functools.partial(_label_of, labels, dataset, sid) for sid in folded}
         training_set = excluding(dataset, (s.id for s in dataset.samples if s.id not in folded))
     root = Path(run_root)
     result = OutOfFold(folds=tuple(folds))

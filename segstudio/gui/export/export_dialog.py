@@ -363,9 +363,11 @@ class ExportDialog(QDialog):
         """``(name, kept, export name)`` per class, in schema order."""
         rows = []
         for r in range(self.class_table.rowCount()):
-            name = cell(self.class_table, r, 0)
-            new = cell(self.class_table, r, 1)
-            rows.append((name.text(), name.checkState() == Qt.CheckState.Checked, new.text().strip()))
+            name = self.class_table.item(r, 0)
+            if name is None:  # a row being filled
+                continue
+            rows.append((name.text(), name.checkState() == Qt.CheckState.Checked,
+                         cell_text(self.class_table, r, 1).strip()))
         return rows
 
     def options(self) -> dict[str, Any]:

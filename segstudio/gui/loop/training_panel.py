@@ -175,8 +175,8 @@ class TrainingPanel(QWidget):
         heading = QLabel("<b>Retraining round</b>", self)
         form.addRow(heading)
         for label, row_widget in (("Current model", self.model_label), ("Fine-tune epochs", self.retrain_epochs),
-                         ("Reviewed images weigh", self.reviewed_weight), ("Validation", self.validation_label),
-                         ("", self.reset_validation_button)):
+                                  ("Reviewed images weigh", self.reviewed_weight),
+                                  ("Validation", self.validation_label), ("", self.reset_validation_button)):
             form.addRow(label, row_widget)
         form.addRow(QLabel("<b>Promotion gate</b>", self))
         form.addRow(self.gate)

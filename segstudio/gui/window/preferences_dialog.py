@@ -378,7 +378,9 @@ class PreferencesDialog(QDialog):
         self._fill_colour_table()
 
     def _on_colour_cell_double_clicked(self, row: int, _col: int) -> None:
-        item = cell(self.colour_table, row, 1)
+        item = self.colour_table.item(row, 1)
+        if item is None:
+            return
         name = str(item.data(Qt.ItemDataRole.UserRole))
         current = QColor(item.text())
         colour = QColorDialog.getColor(current, self, f"Colour of {name}")
@@ -469,7 +471,9 @@ class PreferencesDialog(QDialog):
         if not rows:
             self.shortcut_message.setText("Select an action in the table first.")
             return
-        self.reset_shortcut(str(cell(self.shortcut_table, rows[0].row(), 1).data(Qt.ItemDataRole.UserRole)))
+        item = self.shortcut_table.item(rows[0].row(), 1)
+        if item is not None:
+            self.reset_shortcut(str(item.data(Qt.ItemDataRole.UserRole)))
 
     def _on_filter_changed(self, text: str) -> None:
         t = text.strip().lower()
